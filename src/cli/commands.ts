@@ -1,0 +1,53 @@
+// The command table of the CLI. Commands are loaded lazily so `foureyes status` does not pay for `up`.
+export class CliError extends Error {
+  override name = 'CliError';
+  constructor(
+    message: string,
+    readonly exitCode = 1,
+  ) {
+    super(message);
+  }
+}
+
+export interface Command {
+  summary: string;
+  usage: string;
+  run(args: string[]): Promise<number | void>;
+}
+
+const lazy = (summary: string, usageText: string, load: () => Promise<{ run(args: string[]): Promise<number | void> }>): Command => ({
+  summary,
+  usage: usageText,
+  run: async (args) => (await load()).run(args),
+});
+
+export const commands: Record<string, Command> = {
+  up: lazy('start the local stack: Temporal, OpenBao, the three workers and the gateway', 'foureyes up', () => import('./up.ts')),
+  tools: lazy('install the pinned temporal and bao binaries if they are missing', 'foureyes tools', () => import('./tools.ts')),
+  status: lazy('show a change: stage, head SHA, initiators, approvals, deployments', 'foureyes status <owner/repo#number> [--json]', () => import('./status.ts')),
+};
+
+export function usage(): string {
+  const width = Math.max(...Object.keys(commands).map((c) => c.length));
+  return ['usage: foureyes <command> [options]', '', ...Object.entries(commands).map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`), '', 'Run `foureyes <command> --help` for its options.'].join('\n');
+}
+
+/** Minimal flag parsing: --name value, --flag, and positionals. */
+export function parseArgs(args: string[], spec: { flags?: string[]; options?: string[] }): { positionals: string[]; flags: Set<string>; options: Map<string, string> } {
+  const positionals: string[] = [];
+  const flags = new Set<string>();
+  const options = new Map<string, string>();
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i] as string;
+    if (arg.startsWith('--')) {
+      const [key, inline] = arg.slice(2).split('=', 2) as [string, string | undefined];
+      if (spec.flags?.includes(key)) flags.add(key);
+      else if (spec.options?.includes(key)) {
+        const value = inline ?? args[++i];
+        if (value === undefined) throw new CliError(`option --${key} needs a value`, 2);
+        options.set(key, value);
+      } else throw new CliError(`unknown option --${key}`, 2);
+    } else positionals.push(arg);
+  }
+  return { positionals, flags, options };
+}

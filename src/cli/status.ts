@@ -1,0 +1,50 @@
+// `foureyes status <ref>`: what the change is waiting for, in terms a person can act on.
+import { WorkflowNotFoundError } from '@temporalio/client';
+import { ChangeRefError, formatChangeRef, parseChangeRef, workflowIdFor } from '../shared/change-ref.ts';
+import { connectClient } from '../shared/temporal-connection.ts';
+import type { ChangeStatus } from '../shared/types.ts';
+import { statusQuery } from '../workflows/definitions.ts';
+import { CliError, parseArgs } from './commands.ts';
+
+export async function run(args: string[]): Promise<number> {
+  const { positionals, flags } = parseArgs(args, { flags: ['json'] });
+  if (positionals.length !== 1) throw new CliError('usage: foureyes status <owner/repo#number> [--json]', 2);
+  let ref;
+  try {
+    ref = parseChangeRef(positionals[0] as string);
+  } catch (error) {
+    if (error instanceof ChangeRefError) throw new CliError(error.message, 2);
+    throw error;
+  }
+  const client = await connectClient();
+  try {
+    const status = await client.workflow.getHandle(workflowIdFor(ref)).query(statusQuery);
+    console.log(flags.has('json') ? JSON.stringify(status, null, 2) : formatStatus(status));
+    return 0;
+  } catch (error) {
+    if (error instanceof WorkflowNotFoundError) throw new CliError(`no change ${formatChangeRef(ref)} in namespace ${client.options.namespace}; has its pull request been opened since foureyes started?`);
+    throw error;
+  } finally {
+    await client.connection.close();
+  }
+}
+
+export function formatStatus(s: ChangeStatus): string {
+  const lines = [
+    `${s.change}  ${s.title}`,
+    `  stage        ${s.stage}${s.waitingFor ? ` — ${s.waitingFor}` : ''}`,
+    `  head         ${s.headSha.slice(0, 12)}`,
+    `  initiators   ${s.initiators.join(', ') || '(none)'}`,
+  ];
+  if (s.checks) lines.push(`  checks       ${s.checks.passed ? 'passed' : 'FAILED'} at ${s.checks.sha.slice(0, 12)} (${s.checks.results.map((r) => `${r.name}: ${r.passed ? 'ok' : r.timedOut ? 'timed out' : `exit ${r.exitCode}`}`).join(', ')})`);
+  for (const env of s.environments) lines.push(`  ${env.name.padEnd(12)} ${env.state}; approvals ${env.approvedBy.length}/${env.required}${env.approvedBy.length ? ` (${env.approvedBy.join(', ')})` : ''}`);
+  const attempts = s.approvals.slice(-10);
+  if (attempts.length) {
+    lines.push('  approval attempts:');
+    for (const a of attempts) {
+      const state = a.voidedAt ? `void: ${a.voidReason}` : a.counted ? 'counted' : `refused: ${a.reason}`;
+      lines.push(`    ${a.recordedAt}  ${a.claim.person} via ${a.claim.channel} ${a.claim.decision} ${a.claim.sha.slice(0, 12)} — ${state}`);
+    }
+  }
+  return lines.join('\n');
+}

@@ -1,0 +1,117 @@
+// The trusted configuration (foureyes.yaml). Policy lives here or on the base branch, never in the change
+// itself (DESIGN.md invariant 4). Every field a later module reads is declared here, with its default.
+import { z } from 'zod';
+import { parseDuration } from '../shared/duration.ts';
+
+const duration = z
+  .union([z.string(), z.number()])
+  .transform((value, ctx) => {
+    const ms = typeof value === 'number' ? value * 1000 : parseDuration(value);
+    if (ms === undefined || !Number.isFinite(ms) || ms <= 0) {
+      ctx.addIssue({ code: 'custom', message: 'expected a duration such as "90s", "10m", "72h" or a number of seconds', input: value });
+      return z.NEVER;
+    }
+    return ms;
+  });
+
+const name = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, 'expected lower-case letters, digits, "-" or "_" (at most 63 characters)');
+const githubLogin = z.string().regex(/^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})$/, 'expected a GitHub login');
+const repoName = z.string().regex(/^[A-Za-z0-9-]{1,39}\/[A-Za-z0-9._-]{1,100}$/, 'expected owner/repo');
+// Environment variable names that a deploy command receives leased values in.
+const envVarName = z.string().regex(/^[A-Z_][A-Z0-9_]*$/, 'expected an environment variable name in upper case');
+
+export const personSchema = z.strictObject({
+  github: githubLogin,
+  name: z.string().optional(),
+  slack: z.string().regex(/^[UW][A-Z0-9]{2,}$/, 'expected a Slack user ID such as U024BE7LH').optional(),
+  emails: z.array(z.email()).default([]),
+});
+
+export const commandSchema = z.strictObject({
+  run: z.string().min(1),
+  timeout: duration.default(600_000),
+  // Cap on captured output; the tail is kept for the record.
+  outputLimit: z.number().int().positive().default(1_048_576),
+});
+
+export const leaseSchema = z
+  .strictObject({
+    // "token": a child token carrying only this environment's policy (default).
+    // "dynamic": any dynamic secrets path, e.g. database/creds/ROLE or aws/creds/ROLE.
+    kind: z.enum(['token', 'dynamic']).default('token'),
+    path: z.string().regex(/^[a-z0-9_-]+(\/[A-Za-z0-9_.-]+)+$/, 'expected a secrets path such as database/creds/deployer').optional(),
+    ttl: duration.default(300_000),
+    // Environment variable name -> field of the secret (e.g. PGUSER: username). For kind "token",
+    // the field "token" is the child token itself and "addr" the Vault address.
+    env: z.record(envVarName, z.string().min(1)).default({}),
+    // Extra paths (besides `path`) this environment's policy may read, e.g. secret/data/foureyes/staging/*.
+    paths: z.array(z.string().min(1)).default([]),
+  })
+  .superRefine((lease, ctx) => {
+    if (lease.kind === 'dynamic' && !lease.path) ctx.addIssue({ code: 'custom', path: ['path'], message: 'a dynamic lease needs a path such as database/creds/deployer' });
+  });
+
+export const approvalSchema = z.strictObject({
+  // Number of distinct eligible people who took no part in the change. 0 = no human gate.
+  required: z.number().int().min(0).max(10).default(1),
+  // GitHub logins or "team:NAME". Empty = anyone listed under people.
+  eligible: z.array(z.string().min(1)).default([]),
+  expiry: duration.default(72 * 3_600_000),
+  // Ask for a confirmation in chat before recording the approval.
+  confirm: z.boolean().default(false),
+});
+
+export const environmentSchema = z.strictObject({
+  name,
+  deploy: commandSchema,
+  verify: commandSchema.optional(),
+  lease: leaseSchema.default({ kind: 'token', ttl: 300_000, env: {}, paths: [] }),
+  approval: approvalSchema.default({ required: 1, eligible: [], expiry: 72 * 3_600_000, confirm: false }),
+  // Pass leased credentials to the verify command too.
+  verifyWithLease: z.boolean().default(false),
+});
+
+export const checkSchema = commandSchema.extend({ name });
+
+export const repositorySchema = z.strictObject({
+  name: repoName,
+  // git remote the checks and deploy steps fetch the exact SHA from (a URL or a local path).
+  remote: z.string().min(1),
+  defaultBranch: z.string().default('main'),
+  // Environments this repository delivers to, in order; default: all, in the order declared.
+  environments: z.array(name).optional(),
+  checks: z.array(checkSchema).default([]),
+  // A change touching one of these paths changes policy or delivery and needs a policy owner's approval.
+  policyPaths: z.array(z.string().min(1)).default(['foureyes.yaml', '.foureyes/**', '.github/workflows/**', 'deploy/**']),
+  policyOwners: z.array(z.string().min(1)).default([]),
+  // Merge the pull request after production (guarded by the head SHA).
+  merge: z.boolean().default(false),
+});
+
+export const configSchema = z.strictObject({
+  people: z.array(personSchema).default([]),
+  teams: z.record(name, z.array(githubLogin)).default({}),
+  environments: z.array(environmentSchema).min(1, 'expected at least one environment (e.g. staging, production)'),
+  repositories: z.array(repositorySchema).min(1, 'expected at least one repository'),
+  temporal: z
+    .strictObject({
+      namespace: z.string().default('foureyes'),
+      uiUrl: z.string().default('http://localhost:8233'),
+    })
+    .default({ namespace: 'foureyes', uiUrl: 'http://localhost:8233' }),
+  vault: z
+    .strictObject({
+      // Policies, token roles and bookkeeping paths foureyes creates live under this prefix.
+      prefix: name.default('foureyes'),
+      namespace: z.string().optional(),
+    })
+    .default({ prefix: 'foureyes' }),
+});
+
+export type FoureyesConfig = z.output<typeof configSchema>;
+export type PersonConfig = z.output<typeof personSchema>;
+export type EnvironmentConfig = z.output<typeof environmentSchema>;
+export type RepositoryConfig = z.output<typeof repositorySchema>;
+export type CommandConfig = z.output<typeof commandSchema>;
+export type LeaseConfig = z.output<typeof leaseSchema>;
+export type ApprovalConfig = z.output<typeof approvalSchema>;

@@ -1,0 +1,181 @@
+// The whole local stack as `foureyes up` runs it: Temporal dev server, OpenBao dev server (bootstrapped),
+// the three workers of the trust zones as separate processes with separate credentials, and the gateway.
+// Tests start it the same way, on free ports.
+import { Connection } from '@temporalio/client';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { loadConfig } from '../config/load.ts';
+import type { FoureyesConfig } from '../config/schema.ts';
+import { generateSigningKey, type SigningKey } from '../shared/approval-signature.ts';
+import { TASK_QUEUES } from '../shared/task-queues.ts';
+import { ensureWorkflowBundle } from '../workers/bundle.ts';
+import { ZONES, type Zone } from '../workers/zones.ts';
+import { bootstrapOpenBao, startOpenBao, VaultAdmin, type DeployerCredentials, type OpenBaoServer } from './openbao.ts';
+import { projectRoot } from './paths.ts';
+import { freePort, startProcess, waitUntil, type ManagedProcess } from './process.ts';
+import { startTemporalServer, type TemporalServer } from './temporal-server.ts';
+import { ensureTool } from './tools.ts';
+
+export interface StackOptions {
+  dataDir: string;
+  configFile: string;
+  /** Fixed ports for `foureyes up`; free ports when absent (tests). */
+  temporalPort?: number;
+  uiPort?: number;
+  baoPort?: number;
+  gatewayPort?: number;
+  headless?: boolean;
+  echo?: boolean;
+  log?: (line: string) => void;
+  /** Extra environment for the gateway and orchestrator (e.g. GITHUB_API_URL of a stand-in). */
+  githubEnv?: Record<string, string>;
+}
+
+export interface Stack {
+  config: FoureyesConfig;
+  temporal: TemporalServer;
+  openbao: OpenBaoServer;
+  deployerCredentials: DeployerCredentials;
+  signingKey: SigningKey;
+  gatewayUrl: string;
+  workers: Record<Zone, ManagedProcess>;
+  gateway: ManagedProcess;
+  processes: ManagedProcess[];
+  stop(): Promise<void>;
+}
+
+/** The approval signing key pair: generated once per data folder; the private half goes to the gateway only. */
+export function loadOrCreateSigningKey(dataDir: string): SigningKey {
+  const dir = join(dataDir, 'keys');
+  const file = join(dir, 'approval-signing.json');
+  if (existsSync(file)) return JSON.parse(readFileSync(file, 'utf8')) as SigningKey;
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const key = generateSigningKey();
+  writeFileSync(file, JSON.stringify(key), { mode: 0o600 });
+  return key;
+}
+
+/** The base environment every child gets: no inherited secrets, only what it needs to run. */
+function baseEnv(stack: { temporal: TemporalServer }, options: StackOptions): Record<string, string> {
+  return {
+    PATH: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin',
+    HOME: process.env.HOME ?? '/tmp',
+    NODE_ENV: process.env.NODE_ENV ?? 'development',
+    TEMPORAL_ADDRESS: stack.temporal.address,
+    TEMPORAL_NAMESPACE: stack.temporal.namespace,
+    FOUREYES_CONFIG: options.configFile,
+    FOUREYES_DATA: options.dataDir,
+  };
+}
+
+export function nodeEntry(script: string): { command: string; args: string[] } {
+  return { command: process.execPath, args: ['--import', 'tsx', join(projectRoot(), script)] };
+}
+
+export async function startStack(options: StackOptions): Promise<Stack> {
+  const log = options.log ?? ((line: string) => console.log(line));
+  mkdirSync(options.dataDir, { recursive: true });
+  const logs = join(options.dataDir, 'logs');
+  mkdirSync(logs, { recursive: true });
+  const config = loadConfig(options.configFile);
+  ensureTool('temporal', log);
+  ensureTool('bao', log);
+  const processes: ManagedProcess[] = [];
+  const stopAll = async () => {
+    for (const p of [...processes].reverse()) await p.stop();
+  };
+  try {
+    log('foureyes: starting Temporal dev server …');
+    const temporal = await startTemporalServer({
+      dataDir: options.dataDir,
+      namespace: config.temporal.namespace,
+      port: options.temporalPort,
+      uiPort: options.uiPort,
+      headless: options.headless,
+      logFile: join(logs, 'temporal.log'),
+      echo: options.echo,
+    });
+    processes.push(temporal.process);
+
+    log('foureyes: starting OpenBao dev server and bootstrapping policies, token roles and the deployer AppRole …');
+    const openbao = await startOpenBao({ port: options.baoPort, logFile: join(logs, 'openbao.log'), echo: options.echo });
+    processes.push(openbao.process);
+    const deployerCredentials = await bootstrapOpenBao(new VaultAdmin(openbao.address, openbao.rootToken), config, { dataDir: options.dataDir });
+
+    const signingKey = loadOrCreateSigningKey(options.dataDir);
+    const bundle = await ensureWorkflowBundle({ ...process.env, FOUREYES_DATA: options.dataDir }, log);
+    const base = { ...baseEnv({ temporal }, options), FOUREYES_WORKFLOW_BUNDLE: bundle };
+
+    const zoneEnv: Record<Zone, Record<string, string>> = {
+      orchestrator: { ...base, FOUREYES_APPROVAL_PUBLIC_KEYS: signingKey.publicKey, ...(options.githubEnv ?? {}) },
+      checks: { ...base },
+      deploy: { ...base, VAULT_ADDR: openbao.address, VAULT_ROLE_ID: deployerCredentials.roleId, VAULT_SECRET_ID: deployerCredentials.secretId },
+    };
+    const workers = {} as Record<Zone, ManagedProcess>;
+    for (const zone of ['orchestrator', 'checks', 'deploy'] as const) {
+      const allowed = new Set([...Object.keys(base), ...ZONES[zone].allowedEnv]);
+      const env = Object.fromEntries(Object.entries(zoneEnv[zone]).filter(([k]) => allowed.has(k)));
+      const entry = nodeEntry(`src/workers/${zone === 'deploy' ? 'deployer' : zone}.ts`);
+      const proc = startProcess(entry.command, entry.args, { name: `worker:${zone}`, cwd: projectRoot(), env, logFile: join(logs, `worker-${zone}.log`), echo: options.echo });
+      processes.push(proc);
+      workers[zone] = proc;
+    }
+
+    const gatewayPort = options.gatewayPort ?? (await freePort());
+    const gatewayEnv = {
+      ...base,
+      PORT: String(gatewayPort),
+      FOUREYES_APPROVAL_SIGNING_KEY: signingKey.privateKey,
+      ...(options.githubEnv ?? {}),
+      ...(process.env.SLACK_SIGNING_SECRET ? { SLACK_SIGNING_SECRET: process.env.SLACK_SIGNING_SECRET } : {}),
+      ...(process.env.GITHUB_WEBHOOK_SECRET && !options.githubEnv?.GITHUB_WEBHOOK_SECRET ? { GITHUB_WEBHOOK_SECRET: process.env.GITHUB_WEBHOOK_SECRET } : {}),
+    };
+    const gatewayEntry = nodeEntry('src/gateway/main.ts');
+    const gateway = startProcess(gatewayEntry.command, gatewayEntry.args, { name: 'gateway', cwd: projectRoot(), env: gatewayEnv, logFile: join(logs, 'gateway.log'), echo: options.echo });
+    processes.push(gateway);
+    const gatewayUrl = `http://127.0.0.1:${gatewayPort}`;
+
+    log('foureyes: waiting for the workers and the gateway …');
+    await waitForPollers(temporal, Object.values(workers));
+    await waitUntil('gateway', async () => (await fetch(`${gatewayUrl}/healthz`)).ok, { timeoutMs: 60_000, process: gateway });
+    return { config, temporal, openbao, deployerCredentials, signingKey, gatewayUrl, workers, gateway, processes, stop: stopAll };
+  } catch (error) {
+    await stopAll();
+    throw error;
+  }
+}
+
+async function waitForPollers(temporal: TemporalServer, watched: ManagedProcess[]): Promise<void> {
+  const connection = await Connection.connect({ address: temporal.address });
+  try {
+    const queues: Array<[string, number]> = [
+      [TASK_QUEUES.orchestrator, 1],
+      [TASK_QUEUES.checks, 2],
+      [TASK_QUEUES.deploy, 2],
+    ];
+    for (const [name, type] of queues) {
+      const proc = watched.find((p) => p.name.endsWith(name === TASK_QUEUES.orchestrator ? 'orchestrator' : name === TASK_QUEUES.checks ? 'checks' : 'deploy'));
+      await waitUntil(
+        `worker on task queue ${name}`,
+        async () => {
+          const result = await connection.workflowService.describeTaskQueue({ namespace: temporal.namespace, taskQueue: { name }, taskQueueType: type });
+          return (result.pollers?.length ?? 0) > 0;
+        },
+        { timeoutMs: 120_000, process: proc },
+      );
+    }
+  } finally {
+    await connection.close();
+  }
+}
+
+/** `foureyes up` uses the example configuration when the user has not written one yet. */
+export function defaultConfigFile(env: NodeJS.ProcessEnv = process.env, log: (line: string) => void = console.log): string {
+  if (env.FOUREYES_CONFIG) return env.FOUREYES_CONFIG;
+  const own = join(process.cwd(), 'foureyes.yaml');
+  if (existsSync(own)) return own;
+  const example = join(projectRoot(), 'foureyes.example.yaml');
+  log(`foureyes: no foureyes.yaml here; using ${example} (copy it to foureyes.yaml to make it yours)`);
+  return example;
+}
+

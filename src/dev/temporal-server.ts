@@ -1,0 +1,74 @@
+// The Temporal dev server from the Temporal CLI, on a persistent SQLite file tuned as Temporal's own
+// stress CI tunes it (WAL journal, normal sync), with the foureyes namespace and search attributes.
+import { Connection } from '@temporalio/client';
+import { join } from 'node:path';
+import { SEARCH_ATTRIBUTES } from '../shared/search-attributes.ts';
+import { ensureTool } from './tools.ts';
+import { freePort, startProcess, waitUntil, type ManagedProcess } from './process.ts';
+
+export interface TemporalServer {
+  address: string;
+  namespace: string;
+  uiUrl?: string;
+  dbFile: string;
+  process: ManagedProcess;
+}
+
+export interface TemporalServerOptions {
+  dataDir: string;
+  namespace?: string;
+  port?: number;
+  uiPort?: number;
+  headless?: boolean;
+  logFile?: string;
+  echo?: boolean;
+}
+
+export async function startTemporalServer(options: TemporalServerOptions): Promise<TemporalServer> {
+  const bin = ensureTool('temporal');
+  const namespace = options.namespace ?? 'foureyes';
+  const port = options.port ?? (await freePort());
+  const dbFile = join(options.dataDir, 'temporal.sqlite');
+  const args = [
+    'server', 'start-dev',
+    '--db-filename', dbFile,
+    '--ip', '127.0.0.1',
+    '--port', String(port),
+    '--http-port', String(await freePort()),
+    '--metrics-port', String(await freePort()),
+    '--namespace', namespace,
+    '--sqlite-pragma', 'journal_mode=wal',
+    '--sqlite-pragma', 'synchronous=normal',
+    '--log-level', 'warn',
+    // Short workflow tasks fail fast in tests and drills; frontend rate limits off for benchmarks.
+    '--dynamic-config-value', 'frontend.enableUpdateWorkflowExecution=true',
+    '--dynamic-config-value', 'frontend.enableUpdateWorkflowExecutionAsyncAccepted=true',
+    '--dynamic-config-value', 'frontend.workerVersioningWorkflowAPIs=true',
+  ];
+  for (const [name, type] of Object.entries(SEARCH_ATTRIBUTES)) args.push('--search-attribute', `${name}=${type}`);
+  let uiUrl: string | undefined;
+  if (options.headless) args.push('--headless');
+  else {
+    const uiPort = options.uiPort ?? (await freePort());
+    args.push('--ui-port', String(uiPort));
+    uiUrl = `http://localhost:${uiPort}`;
+  }
+  const proc = startProcess(bin, args, { name: 'temporal', logFile: options.logFile, echo: options.echo });
+  const address = `127.0.0.1:${port}`;
+  await waitUntil(
+    `Temporal dev server on ${address}`,
+    async () => {
+      const connection = await Connection.connect({ address, connectTimeout: 1000 });
+      try {
+        const { namespaceInfo } = await connection.workflowService.describeNamespace({ namespace });
+        if (!namespaceInfo) return false;
+        const sa = await connection.operatorService.listSearchAttributes({ namespace });
+        return Object.keys(SEARCH_ATTRIBUTES).every((k) => k in (sa.customAttributes ?? {}));
+      } finally {
+        await connection.close();
+      }
+    },
+    { timeoutMs: 90_000, process: proc },
+  );
+  return { address, namespace, uiUrl, dbFile, process: proc };
+}

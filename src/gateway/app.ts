@@ -1,0 +1,72 @@
+// The gateway: the only door into foureyes from outside (GitHub webhooks, Slack, the approval API).
+// Routes are small modules; each authenticates its channel before it touches Temporal.
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Client } from '@temporalio/client';
+import type { FoureyesConfig } from '../config/schema.ts';
+import { HttpError, sendJson } from './http.ts';
+import { handleHealth } from './routes/health.ts';
+import { handleGetChange } from './routes/changes.ts';
+
+export interface GatewayContext {
+  client: Client;
+  config: () => FoureyesConfig;
+  env: NodeJS.ProcessEnv;
+}
+
+export type RouteHandler = (req: IncomingMessage, res: ServerResponse, params: Record<string, string>, ctx: GatewayContext) => Promise<void>;
+
+interface Route {
+  method: string;
+  pattern: RegExp;
+  keys: string[];
+  handler: RouteHandler;
+}
+
+function route(method: string, path: string, handler: RouteHandler): Route {
+  const keys: string[] = [];
+  const pattern = new RegExp(
+    `^${path.replace(/\{(\w+)\}/g, (_, key: string) => {
+      keys.push(key);
+      return '([^/]+)';
+    })}$`,
+  );
+  return { method, pattern, keys, handler };
+}
+
+export const routes: Route[] = [
+  route('GET', '/healthz', handleHealth),
+  route('GET', '/api/changes/{owner}/{repo}/{number}', handleGetChange),
+];
+
+export function createGateway(ctx: GatewayContext): Server {
+  return createServer((req, res) => {
+    void dispatch(req, res, ctx);
+  });
+}
+
+async function dispatch(req: IncomingMessage, res: ServerResponse, ctx: GatewayContext): Promise<void> {
+  const url = new URL(req.url ?? '/', 'http://gateway');
+  try {
+    const candidates = routes.filter((r) => r.pattern.test(url.pathname));
+    if (candidates.length === 0) throw new HttpError(404, `no such endpoint: ${url.pathname}`);
+    const match = candidates.find((r) => r.method === req.method);
+    if (!match) throw new HttpError(405, `method ${req.method} not allowed on ${url.pathname}; use ${candidates.map((r) => r.method).join(', ')}`);
+    const values = match.pattern.exec(url.pathname)?.slice(1) ?? [];
+    const params: Record<string, string> = {};
+    match.keys.forEach((key, i) => {
+      params[key] = decodeURIComponent(values[i] ?? '');
+    });
+    await match.handler(req, res, params, ctx);
+  } catch (error) {
+    if (res.headersSent) {
+      res.end();
+      return;
+    }
+    if (error instanceof HttpError) sendJson(res, error.status, { error: error.message, ...error.extra });
+    else {
+      // Never echo internal errors (they may name hosts or paths); log them instead.
+      console.error(`gateway: ${req.method} ${url.pathname} failed: ${(error as Error).message}`);
+      sendJson(res, 500, { error: 'internal error; see the gateway log' });
+    }
+  }
+}

@@ -1,0 +1,17 @@
+// Entry point of the gateway process.
+import { loadConfig } from '../config/load.ts';
+import { connectClient } from '../shared/temporal-connection.ts';
+import { createGateway } from './app.ts';
+
+const config = loadConfig();
+const client = await connectClient();
+const port = Number(process.env.PORT ?? 3000);
+const server = createGateway({ client, config: () => config, env: process.env });
+server.listen(port, process.env.HOST ?? '127.0.0.1', () => console.log(`gateway: listening on http://${process.env.HOST ?? '127.0.0.1'}:${port}`));
+const stop = () => {
+  server.close(() => process.exit(0));
+  server.closeIdleConnections();
+  setTimeout(() => process.exit(0), 5000).unref();
+};
+process.once('SIGINT', stop);
+process.once('SIGTERM', stop);

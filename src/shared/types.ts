@@ -1,0 +1,231 @@
+// Data that crosses process boundaries: webhook -> gateway -> workflow -> activities -> audit.
+// Pure types only; nothing here may carry a secret value.
+
+/** Someone as git or GitHub names them. A commit author may have only a name and an e-mail. */
+export interface Identity {
+  login?: string;
+  email?: string;
+  name?: string;
+}
+
+export interface CommitInfo {
+  sha: string;
+  author: Identity;
+  committer: Identity;
+  /** Raw commit message; `Co-authored-by:` trailers are parsed by the policy module. */
+  message: string;
+}
+
+/** What the gateway knows about a pull request when it opens, reopens or receives commits. */
+export interface PullRequestEvent {
+  kind: 'opened' | 'reopened' | 'synchronize';
+  deliveryId: string;
+  headSha: string;
+  /** Head before this push (synchronize only): that SHA is superseded. */
+  beforeSha?: string;
+  /** The PR's updated_at: deliveries can arrive out of order; the newest state wins. */
+  updatedAt: string;
+  author: string;
+  title: string;
+  baseRef: string;
+  headRef: string;
+  /** Who pushed (synchronize); the sender of the event. */
+  pusher?: string;
+  /** Commits new to the pull request (all of them for opened). */
+  commits: CommitInfo[];
+  /** Files changed by the pull request, to flag policy changes. */
+  changedFiles?: string[];
+}
+
+export interface PullRequestClosed {
+  deliveryId: string;
+  merged: boolean;
+  closedBy?: string;
+  at: string;
+}
+
+export type ApprovalChannel = 'github' | 'slack' | 'cli' | 'api' | 'teams';
+export type ApprovalDecision = 'approve' | 'reject' | 'dismiss';
+
+/** An approval as the gateway authenticated it. Signed by the gateway (Ed25519) before it reaches the workflow. */
+export interface ApprovalClaim {
+  v: 1;
+  /** owner/repo#number */
+  change: string;
+  sha: string;
+  /** Canonical identity: the approver's GitHub login as resolved by the channel, never taken from a request body. */
+  person: string;
+  channel: ApprovalChannel;
+  decision: ApprovalDecision;
+  /** Limit the approval to one environment; absent = every environment the person is eligible for. */
+  environment?: string;
+  /** How the channel authenticated the person: GitHub review id, Slack user and team, token login... */
+  evidence: Record<string, string>;
+  comment?: string;
+  /** When the gateway received it (ISO 8601). */
+  at: string;
+  /** Unique per claim; a replayed claim is refused. */
+  nonce: string;
+}
+
+export interface SignedApproval {
+  claim: ApprovalClaim;
+  /** base64 Ed25519 signature over canonicalJson(claim). */
+  signature: string;
+  /** Which gateway key signed it (base64 public key). */
+  keyId?: string;
+}
+
+export interface ApprovalOutcome {
+  counted: boolean;
+  /** Why it was refused, or what it counted for. */
+  reason: string;
+  /** Environments this approval counts toward. */
+  environments: string[];
+  stage: ChangeStage;
+}
+
+export type ChangeStage =
+  | 'checking'
+  | 'checks-failed'
+  | 'awaiting-approval'
+  | 'rejected'
+  | 'deploying'
+  | 'verifying'
+  | 'delivered'
+  | 'failed'
+  | 'abandoned';
+
+/** The policy snapshot the workflow decides with, resolved from trusted configuration by the orchestrator. */
+export interface ChangePolicy {
+  repo: string;
+  environments: EnvironmentPolicy[];
+  people: Array<{ github: string; emails: string[]; slack?: string }>;
+  /** Logins who must approve changes that touch policyPaths. */
+  policyOwners: string[];
+  policyPaths: string[];
+  checks: string[];
+  merge: boolean;
+  /** base64 Ed25519 public keys of gateways whose approvals count. */
+  approvalKeys: string[];
+  /** Refuse signed claims older than this when they reach the workflow (replay window). */
+  claimMaxAgeMs: number;
+  temporalUiUrl: string;
+  namespace: string;
+}
+
+export interface EnvironmentPolicy {
+  name: string;
+  required: number;
+  /** Resolved GitHub logins (teams expanded); empty = every configured person. */
+  eligible: string[];
+  expiryMs: number;
+  confirm: boolean;
+  deployTimeoutMs: number;
+  verifyTimeoutMs?: number;
+  leaseTtlMs: number;
+}
+
+export interface CheckResult {
+  name: string;
+  passed: boolean;
+  exitCode: number | null;
+  durationMs: number;
+  timedOut: boolean;
+  /** Last part of the output (capped). */
+  outputTail: string;
+}
+
+export interface ChecksReport {
+  sha: string;
+  passed: boolean;
+  results: CheckResult[];
+  durationMs: number;
+}
+
+/** What the record keeps of a lease: never the secret, only what identifies and bounds it. */
+export interface LeaseRecord {
+  leaseId: string;
+  kind: 'token' | 'dynamic';
+  path: string;
+  ttlSeconds: number;
+  accessor?: string;
+  issuedAt: string;
+  revokedAt?: string;
+  revokeError?: string;
+}
+
+export interface DeployInput {
+  change: string;
+  environment: string;
+  sha: string;
+  /** change@environment@sha: a deploy command receives it as FOUREYES_IDEMPOTENCY_KEY. */
+  idempotencyKey: string;
+}
+
+export interface DeployReport {
+  environment: string;
+  sha: string;
+  status: 'deployed' | 'already-deployed' | 'failed';
+  exitCode: number | null;
+  durationMs: number;
+  outputTail: string;
+  leases: LeaseRecord[];
+}
+
+export interface VerifyReport {
+  environment: string;
+  sha: string;
+  passed: boolean;
+  exitCode: number | null;
+  durationMs: number;
+  outputTail: string;
+  leases: LeaseRecord[];
+}
+
+export interface ApprovalRecord {
+  claim: ApprovalClaim;
+  /** Workflow time at which it was recorded. */
+  recordedAt: string;
+  counted: boolean;
+  reason: string;
+  environments: string[];
+  /** Set when a later event voided it: a push, a dismissal, expiry. */
+  voidedAt?: string;
+  voidReason?: string;
+}
+
+export interface TimelineEntry {
+  at: string;
+  kind: string;
+  summary: string;
+  sha?: string;
+  actor?: string;
+}
+
+export interface EnvironmentStatus {
+  name: string;
+  required: number;
+  approvedBy: string[];
+  state: 'pending' | 'approved' | 'deploying' | 'verifying' | 'deployed' | 'failed' | 'skipped';
+  deploy?: DeployReport;
+  verify?: VerifyReport;
+}
+
+/** Answer of the `status` query: what an operator needs to know about one change. */
+export interface ChangeStatus {
+  change: string;
+  title: string;
+  stage: ChangeStage;
+  /** Why the change is waiting, in one line a person can act on. */
+  waitingFor: string;
+  headSha: string;
+  author: string;
+  initiators: string[];
+  policyChange: boolean;
+  checks?: ChecksReport;
+  approvals: ApprovalRecord[];
+  environments: EnvironmentStatus[];
+  timeline: TimelineEntry[];
+  runIds: string[];
+}

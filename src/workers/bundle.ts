@@ -1,0 +1,45 @@
+// The workflow code is bundled once (webpack, via the SDK) and shared by every orchestrator replica and
+// by the tests: a cached bundle is reused while no workflow source is newer than it.
+import { bundleWorkflowCode } from '@temporalio/worker';
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { dataDir } from '../dev/paths.ts';
+
+export const workflowsPath = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
+const sourceDirs = [fileURLToPath(new URL('../workflows', import.meta.url)), fileURLToPath(new URL('../shared', import.meta.url))];
+
+function newestSource(): number {
+  let newest = 0;
+  const walk = (dir: string) => {
+    for (const entry of readdirSync(dir, { withFileTypes: true })) {
+      const path = join(dir, entry.name);
+      if (entry.isDirectory()) walk(path);
+      else newest = Math.max(newest, statSync(path).mtimeMs);
+    }
+  };
+  sourceDirs.forEach(walk);
+  return newest;
+}
+
+export function bundlePath(env: NodeJS.ProcessEnv = process.env): string {
+  return env.FOUREYES_WORKFLOW_BUNDLE ?? join(dataDir(env), 'workflow-bundle.js');
+}
+
+/** Path of an up-to-date bundle, building it if needed. */
+export async function ensureWorkflowBundle(env: NodeJS.ProcessEnv = process.env, log: (line: string) => void = () => {}): Promise<string> {
+  const path = bundlePath(env);
+  if (existsSync(path) && statSync(path).mtimeMs >= newestSource()) return path;
+  log('foureyes: bundling workflow code …');
+  const { code } = await bundleWorkflowCode({ workflowsPath, logger: quietLogger });
+  mkdirSync(dirname(path), { recursive: true });
+  writeFileSync(path, code);
+  return path;
+}
+
+export function readBundle(path: string): { code: string } {
+  return { code: readFileSync(path, 'utf8') };
+}
+
+const noop = () => {};
+const quietLogger = { trace: noop, debug: noop, info: noop, warn: (m: string) => console.warn(m), error: (m: string) => console.error(m), log: noop };

@@ -1,0 +1,41 @@
+// Runs one trust zone's worker until SIGINT/SIGTERM, then shuts down gracefully (in-flight tasks finish or
+// are handed back to the server).
+import { Worker } from '@temporalio/worker';
+import { loadConfig } from '../config/load.ts';
+import { connectWorkerConnection } from '../shared/temporal-connection.ts';
+import { ensureWorkflowBundle, readBundle } from './bundle.ts';
+import { ZONES, type Zone } from './zones.ts';
+
+export async function createZoneWorker(zone: Zone, env: NodeJS.ProcessEnv = process.env): Promise<Worker> {
+  const definition = ZONES[zone];
+  let config = loadConfig();
+  const getConfig = () => config;
+  const activities = await definition.createActivities(getConfig, env);
+  const { connection, namespace } = await connectWorkerConnection(env);
+  const worker = await Worker.create({
+    connection,
+    namespace,
+    taskQueue: definition.taskQueue,
+    activities,
+    ...(definition.runsWorkflows ? { workflowBundle: readBundle(await ensureWorkflowBundle(env)) } : {}),
+    identity: `${zone}@${process.pid}`,
+    shutdownGraceTime: '30s',
+  });
+  // Reload trusted configuration on SIGHUP without a restart.
+  process.on('SIGHUP', () => {
+    try {
+      config = loadConfig();
+      console.log(`${zone}: configuration reloaded`);
+    } catch (error) {
+      console.error(`${zone}: configuration not reloaded: ${(error as Error).message}`);
+    }
+  });
+  return worker;
+}
+
+export async function runZone(zone: Zone): Promise<void> {
+  const worker = await createZoneWorker(zone);
+  console.log(`${zone}: worker polling task queue ${ZONES[zone].taskQueue}`);
+  await worker.run();
+  console.log(`${zone}: worker stopped`);
+}

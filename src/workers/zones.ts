@@ -1,0 +1,63 @@
+// What each trust zone's worker runs and which credentials it reads from its environment. A zone reads
+// only its own variables; `foureyes up` gives each worker process only those (DESIGN.md trust zones).
+import type { FoureyesConfig } from '../config/schema.ts';
+import { createPolicyActivities } from '../activities/policy.ts';
+import { TASK_QUEUES } from '../shared/task-queues.ts';
+
+export type Zone = 'orchestrator' | 'checks' | 'deploy';
+
+export interface ZoneDefinition {
+  taskQueue: string;
+  runsWorkflows: boolean;
+  /** Variables this zone may receive from `foureyes up`, beyond Temporal's and FOUREYES_CONFIG. */
+  allowedEnv: string[];
+  createActivities(config: () => FoureyesConfig, env: NodeJS.ProcessEnv): Promise<object>;
+}
+
+/** Names (never values) of the variables a worker holds, so a test or an operator can see its zone's reach. */
+function zoneInfoActivity(zone: Zone) {
+  return {
+    [`zoneInfo_${zone}`]: async () => ({
+      zone,
+      pid: process.pid,
+      env: Object.keys(process.env).sort(),
+      hasVaultCredential: Boolean(process.env.VAULT_TOKEN || process.env.VAULT_SECRET_ID || process.env.FOUREYES_VAULT_APPROLE_FILE),
+      hasGitHubCredential: Boolean(process.env.GITHUB_TOKEN || process.env.GITHUB_PRIVATE_KEY || process.env.GITHUB_PRIVATE_KEY_PATH),
+    }),
+  };
+}
+
+function approvalKeys(env: NodeJS.ProcessEnv): string[] {
+  return (env.FOUREYES_APPROVAL_PUBLIC_KEYS ?? '')
+    .split(',')
+    .map((k) => k.trim().toLowerCase())
+    .filter(Boolean);
+}
+
+export const ZONES: Record<Zone, ZoneDefinition> = {
+  orchestrator: {
+    taskQueue: TASK_QUEUES.orchestrator,
+    runsWorkflows: true,
+    allowedEnv: ['FOUREYES_APPROVAL_PUBLIC_KEYS', 'GITHUB_API_URL', 'GITHUB_TOKEN', 'GITHUB_APP_ID', 'GITHUB_PRIVATE_KEY', 'GITHUB_PRIVATE_KEY_PATH', 'GITHUB_INSTALLATION_ID', 'SLACK_BOT_TOKEN', 'SLACK_API_URL', 'SLACK_CHANNEL', 'FOUREYES_WORKFLOW_BUNDLE'],
+    async createActivities(config, env) {
+      return { ...zoneInfoActivity('orchestrator'), ...createPolicyActivities(config, approvalKeys(env)) };
+    },
+  },
+  checks: {
+    taskQueue: TASK_QUEUES.checks,
+    runsWorkflows: false,
+    // Nothing: the change's own code runs here, so this zone holds no token of any kind.
+    allowedEnv: [],
+    async createActivities() {
+      return { ...zoneInfoActivity('checks') };
+    },
+  },
+  deploy: {
+    taskQueue: TASK_QUEUES.deploy,
+    runsWorkflows: false,
+    allowedEnv: ['VAULT_ADDR', 'VAULT_NAMESPACE', 'VAULT_ROLE_ID', 'VAULT_SECRET_ID', 'FOUREYES_VAULT_APPROLE_FILE'],
+    async createActivities() {
+      return { ...zoneInfoActivity('deploy') };
+    },
+  },
+};

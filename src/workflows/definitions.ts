@@ -1,0 +1,22 @@
+// Signals, updates and queries of changeWorkflow: shared by the workflow, the gateway, the CLI and tests,
+// so that a name exists once.
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+import type { ApprovalOutcome, ChangeStatus, PullRequestClosed, PullRequestEvent, SignedApproval } from '../shared/types.ts';
+
+/** A pull request opened, reopened or received commits (sent with signalWithStart). */
+export const pullRequestSignal = defineSignal<[PullRequestEvent]>('pullRequest');
+/** The pull request was closed (merged or not). */
+export const pullRequestClosedSignal = defineSignal<[PullRequestClosed]>('pullRequestClosed');
+/** A signed approval, rejection or dismissal, fire-and-forget (e.g. from a GitHub review webhook). */
+export const approvalSignal = defineSignal<[SignedApproval]>('approval');
+/** The same, answered at once with whether it counted and why (Slack, CLI, API). */
+export const approvalUpdate = defineUpdate<ApprovalOutcome, [SignedApproval]>('approve');
+/** Everything an operator needs to know about the change. */
+export const statusQuery = defineQuery<ChangeStatus>('status');
+
+export interface ChangeWorkflowInput {
+  /** owner/repo#number */
+  change: string;
+  /** State carried across continue-as-new; absent on the first run. */
+  carried?: unknown;
+}

@@ -1,0 +1,2 @@
+// Workflow entry point bundled into Temporal's sandbox.
+export { changeWorkflow } from './change.ts';
