@@ -1,0 +1,38 @@
+// Connections to the Temporal dev server that test/global-setup.ts started, and workers on unique task
+// queues so that test files never steal each other's tasks.
+import { Client, Connection } from '@temporalio/client';
+import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
+import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { inject } from 'vitest';
+
+export async function testClient(): Promise<Client> {
+  const connection = await Connection.connect({ address: inject('temporalAddress') });
+  return new Client({ connection, namespace: inject('temporalNamespace') });
+}
+
+export async function testWorkerConnection(): Promise<NativeConnection> {
+  return NativeConnection.connect({ address: inject('temporalAddress') });
+}
+
+let bundleCode: string | undefined;
+/** The workflow bundle built once by the global setup. */
+export function workflowBundle(): { code: string } {
+  bundleCode ??= readFileSync(inject('workflowBundle'), 'utf8');
+  return { code: bundleCode };
+}
+
+export function uniqueQueue(prefix: string): string {
+  return `${prefix}-${randomUUID().slice(0, 8)}`;
+}
+
+/** A worker for the test's own task queue; pass `workflows: true` to run the bundled workflows. */
+export async function testWorker(options: Omit<WorkerOptions, 'connection' | 'namespace' | 'workflowBundle' | 'workflowsPath'> & { workflows?: boolean }): Promise<Worker> {
+  const { workflows, ...rest } = options;
+  return Worker.create({
+    connection: await testWorkerConnection(),
+    namespace: inject('temporalNamespace'),
+    ...(workflows ? { workflowBundle: workflowBundle() } : {}),
+    ...rest,
+  });
+}
