@@ -4,3 +4,11 @@ export const TASK_QUEUES = {
   checks: 'foureyes-checks',
   deploy: 'foureyes-deploy',
 } as const;
+
+/**
+ * The activity queues of a workflow follow from its own queue: `foureyes` -> `foureyes-checks`,
+ * `foureyes-deploy`. Tests run the workflow on a unique queue and get unique activity queues with it.
+ */
+export function zoneQueue(workflowQueue: string, zone: 'checks' | 'deploy'): string {
+  return `${workflowQueue}-${zone}`;
+}
