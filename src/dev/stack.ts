@@ -65,6 +65,7 @@ function baseEnv(stack: { temporal: TemporalServer }, options: StackOptions): Re
     TEMPORAL_NAMESPACE: stack.temporal.namespace,
     FOUREYES_CONFIG: options.configFile,
     FOUREYES_DATA: options.dataDir,
+    ...(process.env.FOUREYES_TASK_QUEUE ? { FOUREYES_TASK_QUEUE: process.env.FOUREYES_TASK_QUEUE } : {}),
   };
 }
 

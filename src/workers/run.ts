@@ -4,7 +4,7 @@ import { Worker } from '@temporalio/worker';
 import { loadConfig } from '../config/load.ts';
 import { connectWorkerConnection } from '../shared/temporal-connection.ts';
 import { ensureWorkflowBundle, readBundle } from './bundle.ts';
-import { ZONES, type Zone } from './zones.ts';
+import { ZONES, zoneTaskQueue, type Zone } from './zones.ts';
 
 export async function createZoneWorker(zone: Zone, env: NodeJS.ProcessEnv = process.env): Promise<Worker> {
   const definition = ZONES[zone];
@@ -15,7 +15,7 @@ export async function createZoneWorker(zone: Zone, env: NodeJS.ProcessEnv = proc
   const worker = await Worker.create({
     connection,
     namespace,
-    taskQueue: definition.taskQueue,
+    taskQueue: zoneTaskQueue(zone, env),
     activities,
     ...(definition.runsWorkflows ? { workflowBundle: readBundle(await ensureWorkflowBundle(env)) } : {}),
     identity: `${zone}@${process.pid}`,
@@ -35,7 +35,7 @@ export async function createZoneWorker(zone: Zone, env: NodeJS.ProcessEnv = proc
 
 export async function runZone(zone: Zone): Promise<void> {
   const worker = await createZoneWorker(zone);
-  console.log(`${zone}: worker polling task queue ${ZONES[zone].taskQueue}`);
+  console.log(`${zone}: worker polling task queue ${zoneTaskQueue(zone)}`);
   await worker.run();
   console.log(`${zone}: worker stopped`);
 }

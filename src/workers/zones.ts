@@ -2,7 +2,7 @@
 // only its own variables; `foureyes up` gives each worker process only those (DESIGN.md trust zones).
 import type { FoureyesConfig } from '../config/schema.ts';
 import { createPolicyActivities } from '../activities/policy.ts';
-import { TASK_QUEUES } from '../shared/task-queues.ts';
+import { TASK_QUEUES, zoneQueue } from '../shared/task-queues.ts';
 
 export type Zone = 'orchestrator' | 'checks' | 'deploy';
 
@@ -61,3 +61,13 @@ export const ZONES: Record<Zone, ZoneDefinition> = {
     },
   },
 };
+
+/**
+ * FOUREYES_TASK_QUEUE renames the orchestrator's queue (default `foureyes`); the other zones follow it
+ * (`<queue>-checks`, `<queue>-deploy`), as the workflow routes its activities the same way.
+ */
+export function zoneTaskQueue(zone: Zone, env: NodeJS.ProcessEnv = process.env): string {
+  const base = env.FOUREYES_TASK_QUEUE;
+  if (!base) return ZONES[zone].taskQueue;
+  return zone === 'orchestrator' ? base : zoneQueue(base, zone);
+}
