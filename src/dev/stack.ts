@@ -7,9 +7,8 @@ import { join } from 'node:path';
 import { loadConfig } from '../config/load.ts';
 import type { FoureyesConfig } from '../config/schema.ts';
 import { generateSigningKey, type SigningKey } from '../shared/approval-signature.ts';
-import { TASK_QUEUES } from '../shared/task-queues.ts';
 import { ensureWorkflowBundle } from '../workers/bundle.ts';
-import { ZONES, type Zone } from '../workers/zones.ts';
+import { ZONES, zoneTaskQueue, type Zone } from '../workers/zones.ts';
 import { bootstrapOpenBao, startOpenBao, VaultAdmin, type DeployerCredentials, type OpenBaoServer } from './openbao.ts';
 import { projectRoot } from './paths.ts';
 import { freePort, startProcess, waitUntil, type ManagedProcess } from './process.ts';
@@ -149,13 +148,14 @@ export async function startStack(options: StackOptions): Promise<Stack> {
 async function waitForPollers(temporal: TemporalServer, watched: ManagedProcess[]): Promise<void> {
   const connection = await Connection.connect({ address: temporal.address });
   try {
-    const queues: Array<[string, number]> = [
-      [TASK_QUEUES.orchestrator, 1],
-      [TASK_QUEUES.checks, 2],
-      [TASK_QUEUES.deploy, 2],
+    const zones: Array<[Zone, number]> = [
+      ['orchestrator', 1],
+      ['checks', 2],
+      ['deploy', 2],
     ];
-    for (const [name, type] of queues) {
-      const proc = watched.find((p) => p.name.endsWith(name === TASK_QUEUES.orchestrator ? 'orchestrator' : name === TASK_QUEUES.checks ? 'checks' : 'deploy'));
+    for (const [zone, type] of zones) {
+      const name = zoneTaskQueue(zone);
+      const proc = watched.find((p) => p.name === `worker:${zone}`);
       await waitUntil(
         `worker on task queue ${name}`,
         async () => {
