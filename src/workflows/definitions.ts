@@ -19,4 +19,6 @@ export interface ChangeWorkflowInput {
   change: string;
   /** State carried across continue-as-new; absent on the first run. */
   carried?: unknown;
+  /** Continue-as-new (at a quiet point) once the history has more events than this; default 10 000. Tests set it low. */
+  historyEventLimit?: number;
 }
