@@ -1,6 +1,7 @@
 // What each trust zone's worker runs and which credentials it reads from its environment. A zone reads
 // only its own variables; `foureyes up` gives each worker process only those (DESIGN.md trust zones).
 import type { FoureyesConfig } from '../config/schema.ts';
+import { createDeployActivities } from '../activities/deploy.ts';
 import { createPolicyActivities } from '../activities/policy.ts';
 import { TASK_QUEUES, zoneQueue } from '../shared/task-queues.ts';
 
@@ -56,8 +57,8 @@ export const ZONES: Record<Zone, ZoneDefinition> = {
     taskQueue: TASK_QUEUES.deploy,
     runsWorkflows: false,
     allowedEnv: ['VAULT_ADDR', 'VAULT_NAMESPACE', 'VAULT_ROLE_ID', 'VAULT_SECRET_ID', 'FOUREYES_VAULT_APPROLE_FILE'],
-    async createActivities() {
-      return { ...zoneInfoActivity('deploy') };
+    async createActivities(config, env) {
+      return { ...zoneInfoActivity('deploy'), ...createDeployActivities(config, env) };
     },
   },
 };
