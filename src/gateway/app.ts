@@ -6,6 +6,8 @@ import type { FoureyesConfig } from '../config/schema.ts';
 import { HttpError, sendJson } from './http.ts';
 import { handleHealth } from './routes/health.ts';
 import { handleGetChange } from './routes/changes.ts';
+import { handlePostApproval } from './routes/approvals.ts';
+import { handleSlackCommand, handleSlackInteraction } from './routes/slack.ts';
 
 export interface GatewayContext {
   client: Client;
@@ -36,6 +38,9 @@ function route(method: string, path: string, handler: RouteHandler): Route {
 export const routes: Route[] = [
   route('GET', '/healthz', handleHealth),
   route('GET', '/api/changes/{owner}/{repo}/{number}', handleGetChange),
+  route('POST', '/api/changes/{owner}/{repo}/{number}/approvals', handlePostApproval),
+  route('POST', '/slack/commands', handleSlackCommand),
+  route('POST', '/slack/interactions', handleSlackInteraction),
 ];
 
 export function createGateway(ctx: GatewayContext): Server {

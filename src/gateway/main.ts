@@ -2,8 +2,17 @@
 import { loadConfig } from '../config/load.ts';
 import { connectClient } from '../shared/temporal-connection.ts';
 import { createGateway } from './app.ts';
+import { loadSigningKey, SigningKeyError } from './approvals/signing.ts';
 
 const config = loadConfig();
+try {
+  // Every approval channel signs with this key: refuse to start without it rather than fail on the first approval.
+  loadSigningKey(process.env);
+} catch (error) {
+  if (!(error instanceof SigningKeyError)) throw error;
+  console.error(`gateway: ${error.message}`);
+  process.exit(1);
+}
 const client = await connectClient();
 const port = Number(process.env.PORT ?? 3000);
 const server = createGateway({ client, config: () => config, env: process.env });
