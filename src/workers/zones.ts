@@ -2,6 +2,7 @@
 // only its own variables; `foureyes up` gives each worker process only those (DESIGN.md trust zones).
 import type { FoureyesConfig } from '../config/schema.ts';
 import { createDeployActivities } from '../activities/deploy.ts';
+import { createChecksActivities } from '../activities/checks.ts';
 import { createPolicyActivities } from '../activities/policy.ts';
 import { TASK_QUEUES, zoneQueue } from '../shared/task-queues.ts';
 
@@ -49,8 +50,8 @@ export const ZONES: Record<Zone, ZoneDefinition> = {
     runsWorkflows: false,
     // Nothing: the change's own code runs here, so this zone holds no token of any kind.
     allowedEnv: [],
-    async createActivities() {
-      return { ...zoneInfoActivity('checks') };
+    async createActivities(config) {
+      return { ...zoneInfoActivity('checks'), ...createChecksActivities(config) };
     },
   },
   deploy: {
