@@ -1,12 +1,371 @@
-import { condition, setHandler } from '@temporalio/workflow';
-import { pullRequestClosedSignal, type ChangeWorkflowInput } from './definitions.ts';
+// changeWorkflow: one pull request from first push to production, under Segregation of Duties.
+//
+//   1. whoever opens the change or pushes to it is an initiator; new commits void every approval;
+//   2. the change's own checks run against the exact head commit, in the checks zone;
+//   3. per environment, in order: wait until enough eligible people who took no part in the change have
+//      approved that exact head (sod.ts decides, every attempt is recorded);
+//   4. then only the pipeline delivers: deploy -> verify in the deploy zone, and the leases are revoked
+//      whatever happens.
+// The event history is the audit trail; the state survives continue-as-new in full.
+import {
+  ActivityFailure,
+  allHandlersFinished,
+  ApplicationFailure,
+  CancellationScope,
+  condition,
+  continueAsNew,
+  isCancellation,
+  log,
+  proxyActivities,
+  setCurrentDetails,
+  setHandler,
+  upsertSearchAttributes,
+  workflowInfo,
+} from '@temporalio/workflow';
+import type { SearchAttributeUpdatePair } from '@temporalio/common';
+import type { ChecksActivities, DeployActivities, OrchestratorActivities } from '../activities/interfaces.ts';
+import { gateState, shortSha } from '../policy/sod.ts';
+import { ApproversAttr, AuthorAttr, HeadShaAttr, InitiatorsAttr, PullNumberAttr, RepoAttr, StageAttr } from '../shared/search-attributes.ts';
+import { zoneQueue } from '../shared/task-queues.ts';
+import type { ApprovalOutcome, ChangePolicy, ChangeStage, DeployInput, EnvironmentPolicy, EnvironmentStatus, SignedApproval } from '../shared/types.ts';
+import {
+  alignEnvironments,
+  currentApprovers,
+  expireApprovals,
+  newChangeState,
+  note,
+  receiveApproval,
+  receivePullRequest,
+  statusOf,
+  voidApprovals,
+  type ChangeState,
+} from './change-state.ts';
+import { approvalSignal, approvalUpdate, pullRequestClosedSignal, pullRequestSignal, statusQuery, type ChangeWorkflowInput } from './definitions.ts';
+import { startReporter } from './reporter.ts';
 
-// Placeholder until the change workflow lands (issue 3).
-export async function changeWorkflow(_input: ChangeWorkflowInput): Promise<string> {
-  let closed = false;
-  setHandler(pullRequestClosedSignal, () => {
-    closed = true;
+export interface ChangeResult {
+  outcome: 'delivered' | 'abandoned';
+  change: string;
+  headSha: string;
+}
+
+/** What one attempt at delivering a head came to; anything but `delivered` waits for new commits. */
+type HeadOutcome = 'delivered' | 'checks-failed' | 'rejected' | 'failed' | 'continue-as-new';
+
+const DEFAULT_HISTORY_LIMIT = 10_000;
+// A deploy step may take its configured timeout, plus the time to lease and revoke.
+const DEPLOY_MARGIN_MS = 120_000;
+
+const orchestrator = proxyActivities<OrchestratorActivities>({
+  startToCloseTimeout: '1 minute',
+  retry: { maximumAttempts: 5, nonRetryableErrorTypes: ['UnknownRepository'] },
+});
+
+export async function changeWorkflow(input: ChangeWorkflowInput): Promise<ChangeResult> {
+  const state: ChangeState = (input.carried as ChangeState | undefined) ?? newChangeState(input.change);
+  const repo = input.change.split('#')[0] as string;
+  // Assigned once the activity answers; handlers registered earlier wait for it.
+  // eslint-disable-next-line prefer-const
+  let policy: ChangePolicy | undefined;
+  let version = 0;
+  let lastPublished = '';
+  const now = () => Date.now();
+  const changed = () => {
+    version++;
+    reporter.changed();
+    publish();
+  };
+
+  // Handlers first, so nothing sent before the policy is loaded is lost: they wait for it.
+  setHandler(pullRequestSignal, async (event) => {
+    await condition(() => policy !== undefined);
+    const effect = receivePullRequest(state, policy as ChangePolicy, event, now());
+    if (effect !== 'duplicate') changed();
   });
-  await condition(() => closed);
-  return 'abandoned';
+  setHandler(pullRequestClosedSignal, async (closed) => {
+    if (state.closed || state.deliveries.includes(closed.deliveryId)) return;
+    state.deliveries.push(closed.deliveryId);
+    state.closed = { at: closed.at, merged: closed.merged, ...(closed.closedBy ? { closedBy: closed.closedBy } : {}) };
+    note(state, now(), 'closed', `the pull request was ${closed.merged ? 'merged' : 'closed'}${closed.closedBy ? ` by ${closed.closedBy}` : ''}`, closed.closedBy ? { actor: closed.closedBy } : {});
+    changed();
+  });
+  const approve = async (signed: SignedApproval): Promise<ApprovalOutcome> => {
+    await condition(() => policy !== undefined);
+    const decision = receiveApproval(state, policy as ChangePolicy, signed, now());
+    if (state.rejection?.sha === state.headSha && state.stage === 'awaiting-approval') setStage('rejected', rejectionWait());
+    changed();
+    return { ...decision, stage: state.stage };
+  };
+  setHandler(approvalSignal, async (signed) => void (await approve(signed)));
+  // A refusal is an answer, not a validation error, so that every attempt is in the history.
+  setHandler(approvalUpdate, approve);
+  setHandler(statusQuery, () => statusOf(state, policy, now()));
+
+  const reporter = startReporter(() => statusOf(state, policy, now()));
+
+  policy = await orchestrator.loadPolicy({ repo });
+  alignEnvironments(state, policy);
+  if (!state.runIds.includes(workflowInfo().runId)) state.runIds.push(workflowInfo().runId);
+  changed();
+
+  await condition(() => state.headSha !== '' || state.closed !== undefined);
+  while (!state.closed) {
+    const head = state.headSha;
+    let outcome: HeadOutcome | 'superseded' | 'closed';
+    const scope = new CancellationScope();
+    const attempt = scope.run(() => deliverHead(head));
+    let done: HeadOutcome | undefined;
+    attempt.then(
+      (o) => void (done = o),
+      () => undefined,
+    );
+    await condition(() => done !== undefined || state.headSha !== head || state.closed !== undefined);
+    if (done === undefined) {
+      // New commits or a closed pull request cancel whatever runs; the revokes in `deliver` still happen.
+      scope.cancel();
+      await attempt.catch((error: unknown) => {
+        if (!isCancellation(error)) throw error;
+      });
+      outcome = state.closed ? 'closed' : 'superseded';
+    } else outcome = done;
+
+    if (outcome === 'continue-as-new') return await continueAsNewQuietly();
+    if (outcome === 'delivered' && policy.merge && (await merge(head))) break;
+    if (outcome === 'closed' || outcome === 'superseded') continue;
+    // Wait for new commits (or the end of the pull request) before trying again.
+    await condition(() => state.headSha !== head || state.closed !== undefined || historyTooLong());
+    if (historyTooLong() && state.headSha === head && !state.closed) return await continueAsNewQuietly();
+  }
+
+  const delivered = state.stage === 'delivered';
+  if (!delivered) setStage('abandoned', 'nothing: the pull request is closed');
+  await reporter.flush();
+  await condition(allHandlersFinished);
+  return { outcome: delivered ? 'delivered' : 'abandoned', change: state.change, headSha: state.headSha };
+
+  // -------------------------------------------------------------------------------------------
+
+  /** Checks, then per environment: approval gate, then delivery. */
+  async function deliverHead(head: string): Promise<HeadOutcome> {
+    const p = policy as ChangePolicy;
+    if (!(state.checks?.sha === head && state.checks.passed)) {
+      setStage('checking', `checks on ${shortSha(head)}`);
+      const passed = await runChecks(head);
+      if (!passed) {
+        setStage('checks-failed', `new commits: the checks failed on ${shortSha(head)}`);
+        return 'checks-failed';
+      }
+    }
+    for (const [index, env] of p.environments.entries()) {
+      const envStatus = environmentStatus(env.name);
+      if (envStatus.state === 'deployed' && envStatus.deploy?.sha === head) continue;
+      const gate = await approvalGate(env, head);
+      if (gate !== 'open') return gate;
+      const last = index === p.environments.length - 1;
+      if (last && !(await githubReviewsStillStand(head))) {
+        // The approvals through GitHub were voided: wait at this gate again.
+        const again = await approvalGate(env, head);
+        if (again !== 'open') return again;
+      }
+      if (!(await deliver(env, head))) return 'failed';
+    }
+    setStage('delivered', p.merge ? `merge of ${shortSha(head)}` : `nothing: ${shortSha(head)} is delivered to every environment`);
+    return 'delivered';
+  }
+
+  async function runChecks(head: string): Promise<boolean> {
+    const checks = proxyActivities<ChecksActivities>({
+      taskQueue: zoneQueue(workflowInfo().taskQueue, 'checks'),
+      startToCloseTimeout: '2 hours',
+      heartbeatTimeout: '30 seconds',
+      retry: { maximumAttempts: 3, nonRetryableErrorTypes: ['UnknownRepository'] },
+    });
+    try {
+      state.checks = await checks.runChecks({ change: state.change, sha: head });
+    } catch (error) {
+      if (isCancellation(error)) throw error;
+      state.checks = { sha: head, passed: false, results: [], durationMs: 0 };
+      note(state, now(), 'checks-error', `the checks could not run: ${failureMessage(error)}`, { sha: head });
+      return false;
+    }
+    const failed = state.checks.results.filter((r) => !r.passed).map((r) => (r.timedOut ? `${r.name} (timed out)` : r.name));
+    note(state, now(), state.checks.passed ? 'checks-passed' : 'checks-failed', state.checks.passed ? `checks passed on ${shortSha(head)}` : `checks failed on ${shortSha(head)}: ${failed.join(', ')}`, { sha: head });
+    changed();
+    return state.checks.passed;
+  }
+
+  /** Waits until the policy is satisfied for `env` at `head`; approvals expire while it waits. */
+  async function approvalGate(env: EnvironmentPolicy, head: string): Promise<'open' | 'rejected' | 'continue-as-new'> {
+    const p = policy as ChangePolicy;
+    for (;;) {
+      const nextExpiry = expireApprovals(state, p, now());
+      if (state.rejection?.sha === head) {
+        setStage('rejected', rejectionWait());
+        return 'rejected';
+      }
+      const gate = gateState(p, env, state.approvals, head, now(), state.policyChange);
+      if (gate.open) {
+        note(state, now(), 'gate-open', `${env.name}: approved by ${gate.approvers.join(', ') || 'no one required'}`, { sha: head });
+        changed();
+        return 'open';
+      }
+      setStage('awaiting-approval', gate.waitingFor);
+      if (historyTooLong()) return 'continue-as-new';
+      const before = version;
+      const woken = () => version !== before || historyTooLong();
+      if (nextExpiry === undefined) await condition(woken);
+      else await condition(woken, Math.max(1, nextExpiry - now()));
+    }
+  }
+
+  /** Approvals through GitHub are confirmed against GitHub before the last environment. */
+  async function githubReviewsStillStand(head: string): Promise<boolean> {
+    const p = policy as ChangePolicy;
+    const viaGithub = state.approvals.filter((r) => r.claim.channel === 'github' && p.environments.some((e) => gateState(p, e, [r], head, now(), false).approvers.length > 0));
+    if (viaGithub.length === 0) return true;
+    const reviewIds = viaGithub.map((r) => r.claim.evidence.reviewId).filter((id): id is string => Boolean(id));
+    const confirmed = await orchestrator.confirmReviews({ change: state.change, sha: head, reviewIds });
+    if (confirmed.ok) return true;
+    voidApprovals(state, now(), (r) => viaGithub.includes(r), `void: GitHub no longer confirms the review (${confirmed.reason})`);
+    note(state, now(), 'reviews-not-confirmed', `GitHub no longer confirms the approving reviews: ${confirmed.reason}`, { sha: head });
+    changed();
+    return false;
+  }
+
+  /** lease -> deploy -> verify -> revoke, in the deploy zone; revoke runs even when cancelled. */
+  async function deliver(env: EnvironmentPolicy, head: string): Promise<boolean> {
+    const deployer = proxyActivities<DeployActivities>({
+      taskQueue: zoneQueue(workflowInfo().taskQueue, 'deploy'),
+      startToCloseTimeout: env.deployTimeoutMs + DEPLOY_MARGIN_MS,
+      heartbeatTimeout: '30 seconds',
+      retry: { maximumAttempts: 3 },
+    });
+    const verifier = proxyActivities<DeployActivities>({
+      taskQueue: zoneQueue(workflowInfo().taskQueue, 'deploy'),
+      startToCloseTimeout: (env.verifyTimeoutMs ?? 0) + DEPLOY_MARGIN_MS,
+      heartbeatTimeout: '30 seconds',
+      retry: { maximumAttempts: 2 },
+    });
+    const revoker = proxyActivities<DeployActivities>({
+      taskQueue: zoneQueue(workflowInfo().taskQueue, 'deploy'),
+      startToCloseTimeout: '2 minutes',
+      retry: { maximumAttempts: 10 },
+    });
+    const envStatus = environmentStatus(env.name);
+    const job: DeployInput = { change: state.change, environment: env.name, sha: head, idempotencyKey: `${state.change}@${env.name}@${head}` };
+    try {
+      envStatus.state = 'deploying';
+      setStage('deploying', `deploy of ${shortSha(head)} to ${env.name}`);
+      const deployed = await deployer.deploy(job);
+      envStatus.deploy = deployed;
+      if (deployed.status === 'failed') return failDelivery(envStatus, `deploy of ${shortSha(head)} to ${env.name} failed (exit ${deployed.exitCode ?? 'none'})`);
+      note(state, now(), 'deployed', `${shortSha(head)} ${deployed.status} to ${env.name}`, { sha: head });
+      if (env.verifyTimeoutMs !== undefined) {
+        envStatus.state = 'verifying';
+        setStage('verifying', `verification of ${shortSha(head)} in ${env.name}`);
+        const verified = await verifier.verify(job);
+        envStatus.verify = verified;
+        if (!verified.passed) return failDelivery(envStatus, `verification of ${shortSha(head)} in ${env.name} failed (exit ${verified.exitCode ?? 'none'})`);
+        note(state, now(), 'verified', `${shortSha(head)} verified in ${env.name}`, { sha: head });
+      }
+      envStatus.state = 'deployed';
+      changed();
+      return true;
+    } catch (error) {
+      if (isCancellation(error)) {
+        envStatus.state = 'pending';
+        note(state, now(), 'delivery-cancelled', `delivery of ${shortSha(head)} to ${env.name} cancelled`, { sha: head });
+        throw error;
+      }
+      return failDelivery(envStatus, `delivery of ${shortSha(head)} to ${env.name} failed: ${failureMessage(error)}`);
+    } finally {
+      await CancellationScope.nonCancellable(async () => {
+        try {
+          const revoked = await revoker.revokeOutstanding({ change: state.change, environment: env.name });
+          if (revoked.length > 0) note(state, now(), 'leases-revoked', `${revoked.length} lease(s) for ${env.name} revoked`, { sha: head });
+        } catch (error) {
+          note(state, now(), 'revoke-failed', `revoking the leases for ${env.name} failed: ${failureMessage(error)}; they expire with their TTL`, { sha: head });
+          log.error('revokeOutstanding failed', { change: state.change, environment: env.name, error: failureMessage(error) });
+        }
+        changed();
+      });
+    }
+  }
+
+  async function merge(head: string): Promise<boolean> {
+    try {
+      const merged = await orchestrator.mergePullRequest({ change: state.change, sha: head });
+      note(state, now(), merged.merged ? 'merged' : 'merge-skipped', merged.reason, { sha: head });
+      changed();
+      return merged.merged;
+    } catch (error) {
+      note(state, now(), 'merge-failed', `merging ${shortSha(head)} failed: ${failureMessage(error)}`, { sha: head });
+      changed();
+      return false;
+    }
+  }
+
+  function failDelivery(envStatus: EnvironmentStatus, summary: string): false {
+    envStatus.state = 'failed';
+    note(state, now(), 'delivery-failed', summary, { sha: state.headSha });
+    setStage('failed', `new commits: ${summary}`);
+    return false;
+  }
+
+  function environmentStatus(name: string): EnvironmentStatus {
+    const found = state.environments.find((e) => e.name === name);
+    if (!found) throw ApplicationFailure.nonRetryable(`environment ${name} is missing from the change record`);
+    return found;
+  }
+
+  function rejectionWait(): string {
+    return `new commits: ${state.rejection?.person ?? 'a reviewer'} requested changes to ${shortSha(state.headSha)}`;
+  }
+
+  function setStage(stage: ChangeStage, waitingFor: string): void {
+    if (state.stage === stage && state.waitingFor === waitingFor) return;
+    if (state.stage !== stage) note(state, now(), 'stage', `${state.stage} -> ${stage}`, { sha: state.headSha });
+    state.stage = stage;
+    state.waitingFor = waitingFor;
+    changed();
+  }
+
+  function historyTooLong(): boolean {
+    const info = workflowInfo();
+    return info.continueAsNewSuggested || info.historyLength > (input.historyEventLimit ?? DEFAULT_HISTORY_LIMIT);
+  }
+
+  /** The operator's view in the Temporal UI: search attributes and one line of current details. */
+  function publish(): void {
+    setCurrentDetails(`**${state.stage}** ${state.change} @ ${shortSha(state.headSha) || '—'}: waiting for ${state.waitingFor}`);
+    const [, number] = state.change.split('#');
+    const attrs: SearchAttributeUpdatePair[] = [
+      { key: RepoAttr, value: repo },
+      { key: PullNumberAttr, value: Number(number) },
+      { key: StageAttr, value: state.stage },
+    ];
+    if (state.author) attrs.push({ key: AuthorAttr, value: state.author });
+    if (state.headSha) attrs.push({ key: HeadShaAttr, value: state.headSha });
+    const initiators = Object.keys(state.initiators).sort();
+    if (initiators.length > 0) attrs.push({ key: InitiatorsAttr, value: initiators });
+    const approvers = policy && state.headSha ? currentApprovers(state, policy, now()) : [];
+    attrs.push({ key: ApproversAttr, value: approvers });
+    const key = JSON.stringify(attrs.map((a) => a.value));
+    if (key === lastPublished) return;
+    lastPublished = key;
+    upsertSearchAttributes(attrs);
+  }
+
+  /** Carries the whole record (approvals, timeline, run IDs) into a fresh run at a quiet point. */
+  async function continueAsNewQuietly(): Promise<never> {
+    await condition(allHandlersFinished);
+    await reporter.flush();
+    note(state, now(), 'continued-as-new', `history of run ${workflowInfo().runId} reached ${workflowInfo().historyLength} events; the record continues in a new run`);
+    return await continueAsNew<typeof changeWorkflow>({ ...input, carried: state });
+  }
+}
+
+function failureMessage(error: unknown): string {
+  const cause = error instanceof ActivityFailure && error.cause ? error.cause : error;
+  return cause instanceof Error ? cause.message : String(cause);
 }
