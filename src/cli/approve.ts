@@ -1,0 +1,90 @@
+// `foureyes approve <ref> [--reject] [--comment text] [--env name] [--gateway URL]`: approve (or reject) a
+// change as yourself. Your identity is your GitHub token (GITHUB_TOKEN or `gh auth token`), which the
+// gateway checks against GitHub; the answer says whether the approval counted and why.
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { ChangeRefError, formatChangeRef, parseChangeRef, type ChangeRef } from '../shared/change-ref.ts';
+import type { ApprovalOutcome, ChangeStatus } from '../shared/types.ts';
+import { CliError, parseArgs } from './commands.ts';
+import { formatStatus } from './status.ts';
+
+const USAGE = 'usage: foureyes approve <owner/repo#number> [--reject] [--comment text] [--env name] [--sha commit] [--gateway URL]';
+
+export async function githubToken(env: NodeJS.ProcessEnv = process.env): Promise<string> {
+  const fromEnv = env.GITHUB_TOKEN?.trim();
+  if (fromEnv) return fromEnv;
+  try {
+    const { stdout } = await promisify(execFile)('gh', ['auth', 'token'], { timeout: 10_000, env });
+    const token = stdout.trim();
+    if (token) return token;
+  } catch {
+    // fall through to the message below
+  }
+  throw new CliError('no GitHub token: set GITHUB_TOKEN, or install the GitHub CLI and run `gh auth login` (foureyes uses `gh auth token`)');
+}
+
+function apiPath(ref: ChangeRef): string {
+  return `/api/changes/${encodeURIComponent(ref.owner)}/${encodeURIComponent(ref.repo)}/${ref.number}`;
+}
+
+async function call(gateway: string, path: string, init: RequestInit): Promise<{ status: number; body: Record<string, unknown> }> {
+  let response: Response;
+  try {
+    response = await fetch(`${gateway}${path}`, { ...init, signal: AbortSignal.timeout(30_000) });
+  } catch (error) {
+    throw new CliError(`cannot reach the foureyes gateway at ${gateway} (${(error as Error).cause ? String(((error as Error).cause as Error).message ?? '') : (error as Error).message}); is \`foureyes up\` running? Point at another gateway with --gateway URL or FOUREYES_GATEWAY_URL`);
+  }
+  const text = await response.text();
+  let body: Record<string, unknown> = {};
+  try {
+    body = text ? (JSON.parse(text) as Record<string, unknown>) : {};
+  } catch {
+    body = { error: text.slice(0, 200) };
+  }
+  return { status: response.status, body };
+}
+
+export async function run(args: string[]): Promise<number> {
+  const { positionals, flags, options } = parseArgs(args, { flags: ['reject', 'help'], options: ['comment', 'env', 'gateway', 'sha'] });
+  if (flags.has('help')) {
+    console.log(USAGE);
+    return 0;
+  }
+  if (positionals.length !== 1) throw new CliError(USAGE, 2);
+  let ref: ChangeRef;
+  try {
+    ref = parseChangeRef(positionals[0] as string);
+  } catch (error) {
+    if (error instanceof ChangeRefError) throw new CliError(error.message, 2);
+    throw error;
+  }
+  const gateway = (options.get('gateway') ?? process.env.FOUREYES_GATEWAY_URL ?? 'http://127.0.0.1:3000').replace(/\/+$/, '');
+  const token = await githubToken();
+  const decision = flags.has('reject') ? 'reject' : 'approve';
+  const body = {
+    decision,
+    ...(options.has('comment') ? { comment: options.get('comment') } : {}),
+    ...(options.has('env') ? { environment: options.get('env') } : {}),
+    ...(options.has('sha') ? { sha: options.get('sha') } : {}),
+  };
+  const change = formatChangeRef(ref);
+  const answer = await call(gateway, `${apiPath(ref)}/approvals`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', 'x-foureyes-client': 'cli', 'user-agent': 'foureyes-cli' },
+    body: JSON.stringify(body),
+  });
+  const error = typeof answer.body.error === 'string' ? answer.body.error : `HTTP ${answer.status}`;
+  if (answer.status === 401) throw new CliError(`the gateway did not accept your GitHub token: ${error}. Check it with \`gh auth status\` or set GITHUB_TOKEN to a valid token of your own`);
+  if (answer.status === 404) throw new CliError(`${error}. Check the reference, or open the pull request first`);
+  if (answer.status === 400) throw new CliError(`the gateway refused the request: ${error}`, 2);
+  if (answer.status !== 200) throw new CliError(`the gateway could not record the ${decision} (${answer.status}): ${error}`);
+  const outcome = answer.body as unknown as ApprovalOutcome;
+  const what = decision === 'reject' ? 'rejection' : 'approval';
+  if (outcome.counted) console.log(`foureyes: your ${what} of ${change} was accepted${outcome.environments.length ? ` for ${outcome.environments.join(', ')}` : ''}: ${outcome.reason}`);
+  else console.log(`foureyes: your ${what} of ${change} was REFUSED: ${outcome.reason}`);
+
+  const status = await call(gateway, apiPath(ref), { headers: { 'user-agent': 'foureyes-cli' } }).catch(() => undefined);
+  if (status?.status === 200) console.log(`\n${formatStatus(status.body as unknown as ChangeStatus)}`);
+  else console.log(`\n(status unavailable: ${status ? String(status.body.error ?? status.status) : 'gateway unreachable'}; try \`foureyes status ${change}\`)`);
+  return outcome.counted ? 0 : 1;
+}
