@@ -8,6 +8,7 @@ import { handleHealth } from './routes/health.ts';
 import { handleGetChange } from './routes/changes.ts';
 import { handlePostApproval } from './routes/approvals.ts';
 import { handleSlackCommand, handleSlackInteraction } from './routes/slack.ts';
+import { handleGitHubWebhook } from './routes/github-webhook.ts';
 
 export interface GatewayContext {
   client: Client;
@@ -39,6 +40,7 @@ export const routes: Route[] = [
   route('GET', '/healthz', handleHealth),
   route('GET', '/api/changes/{owner}/{repo}/{number}', handleGetChange),
   route('POST', '/api/changes/{owner}/{repo}/{number}/approvals', handlePostApproval),
+  route('POST', '/webhooks/github', handleGitHubWebhook),
   route('POST', '/slack/commands', handleSlackCommand),
   route('POST', '/slack/interactions', handleSlackInteraction),
 ];

@@ -413,7 +413,7 @@ export class StandinServer {
     R('GET', `${repoPath}/deployments/:id/statuses`, (ctx) => {
       this.auth(ctx);
       const id = Number(ctx.params[2]);
-      s.state.deployments.find((d) => d.id === id) ?? fail(404, 'Not Found');
+      if (!s.state.deployments.some((d) => d.id === id)) fail(404, 'Not Found');
       return paginate(ctx, s.state.deploymentStatuses.filter((x) => x.deploymentId === id).reverse().map((x) => this.deploymentStatusJson(x.id)));
     });
   }
