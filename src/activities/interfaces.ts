@@ -1,5 +1,6 @@
 // The activity contracts of each trust zone. Workflow code imports these types only (never the
 // implementations), and proxies each set on its own task queue.
+import type { ApprovalRequestMessage } from '../shared/slack-format.ts';
 import type { ChangePolicy, ChangeStatus, ChecksReport, DeployInput, DeployReport, LeaseRecord, VerifyReport } from '../shared/types.ts';
 
 /** Orchestrator (task queue `foureyes`): trusted configuration and GitHub/Slack reporting. */
@@ -12,6 +13,11 @@ export interface OrchestratorActivities {
   confirmReviews(input: { change: string; sha: string; reviewIds: string[] }): Promise<{ ok: boolean; reason: string }>;
   /** Optional merge after production, guarded by the head SHA. */
   mergePullRequest(input: { change: string; sha: string }): Promise<{ merged: boolean; reason: string }>;
+  /**
+   * Post "waiting for approval" to Slack (Block Kit, Approve per environment + Reject buttons carrying the
+   * change and head SHA). Not configured (no SLACK_BOT_TOKEN/SLACK_CHANNEL) = `{ posted: false }`, no error.
+   */
+  notifySlack(input: ApprovalRequestMessage): Promise<{ posted: boolean; reason?: string; channel?: string; ts?: string }>;
 }
 
 /** Checks (task queue `foureyes-checks`): runs the change's own tests; holds no secrets. */

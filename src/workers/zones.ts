@@ -4,6 +4,7 @@ import type { FoureyesConfig } from '../config/schema.ts';
 import { createDeployActivities } from '../activities/deploy.ts';
 import { createChecksActivities } from '../activities/checks.ts';
 import { createPolicyActivities } from '../activities/policy.ts';
+import { createSlackActivities } from '../activities/slack.ts';
 import { TASK_QUEUES, zoneQueue } from '../shared/task-queues.ts';
 
 export type Zone = 'orchestrator' | 'checks' | 'deploy';
@@ -42,7 +43,7 @@ export const ZONES: Record<Zone, ZoneDefinition> = {
     runsWorkflows: true,
     allowedEnv: ['FOUREYES_APPROVAL_PUBLIC_KEYS', 'GITHUB_API_URL', 'GITHUB_TOKEN', 'GITHUB_APP_ID', 'GITHUB_PRIVATE_KEY', 'GITHUB_PRIVATE_KEY_PATH', 'GITHUB_INSTALLATION_ID', 'SLACK_BOT_TOKEN', 'SLACK_API_URL', 'SLACK_CHANNEL', 'FOUREYES_WORKFLOW_BUNDLE'],
     async createActivities(config, env) {
-      return { ...zoneInfoActivity('orchestrator'), ...createPolicyActivities(config, approvalKeys(env)) };
+      return { ...zoneInfoActivity('orchestrator'), ...createPolicyActivities(config, approvalKeys(env)), ...createSlackActivities(env) };
     },
   },
   checks: {
