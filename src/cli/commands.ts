@@ -26,6 +26,8 @@ export const commands: Record<string, Command> = {
   tools: lazy('install the pinned temporal and bao binaries if they are missing', 'foureyes tools', () => import('./tools.ts')),
   status: lazy('show a change: stage, head SHA, initiators, approvals, deployments', 'foureyes status <owner/repo#number> [--json]', () => import('./status.ts')),
   approve: lazy('approve (or --reject) a change as yourself, with your GitHub token', 'foureyes approve <owner/repo#number> [--reject] [--comment text] [--env name] [--gateway URL]', () => import('./approve.ts')),
+  audit: lazy('export the audit record of a change (or of a repository over a period)', 'foureyes audit <owner/repo#number> [--format md|json] [--run <runId>] | --repo owner/repo --since <date> [--until <date>]', () => import('./audit.ts')),
+  'verify-audit': lazy('check the hash chain and signature of an audit export (and, with --rederive, against history)', 'foureyes verify-audit <file.json> [--public-key hex] [--rederive]', () => import('./verify-audit.ts')),
 };
 
 export function usage(): string {
