@@ -44,9 +44,9 @@ export interface Stack {
 }
 
 /** The approval signing key pair: generated once per data folder; the private half goes to the gateway only. */
-export function loadOrCreateSigningKey(dataDir: string): SigningKey {
+export function loadOrCreateSigningKey(dataDir: string, name = 'approval-signing'): SigningKey {
   const dir = join(dataDir, 'keys');
-  const file = join(dir, 'approval-signing.json');
+  const file = join(dir, `${name}.json`);
   if (existsSync(file)) return JSON.parse(readFileSync(file, 'utf8')) as SigningKey;
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const key = generateSigningKey();
@@ -103,6 +103,8 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     const deployerCredentials = await bootstrapOpenBao(new VaultAdmin(openbao.address, openbao.rootToken), config, { dataDir: options.dataDir });
 
     const signingKey = loadOrCreateSigningKey(options.dataDir);
+    // Audit exports are signed with a key of their own, so the approval key never leaves the gateway's duty.
+    const auditKey = loadOrCreateSigningKey(options.dataDir, 'audit-signing');
     const bundle = await ensureWorkflowBundle({ ...process.env, FOUREYES_DATA: options.dataDir }, log);
     const base = { ...baseEnv({ temporal }, options), FOUREYES_WORKFLOW_BUNDLE: bundle };
 
@@ -126,6 +128,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
       ...base,
       PORT: String(gatewayPort),
       FOUREYES_APPROVAL_SIGNING_KEY: signingKey.privateKey,
+      FOUREYES_AUDIT_SIGNING_KEY: auditKey.privateKey,
       ...(options.githubEnv ?? {}),
       ...(process.env.SLACK_SIGNING_SECRET ? { SLACK_SIGNING_SECRET: process.env.SLACK_SIGNING_SECRET } : {}),
       ...(process.env.GITHUB_WEBHOOK_SECRET && !options.githubEnv?.GITHUB_WEBHOOK_SECRET ? { GITHUB_WEBHOOK_SECRET: process.env.GITHUB_WEBHOOK_SECRET } : {}),

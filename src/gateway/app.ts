@@ -6,6 +6,7 @@ import type { FoureyesConfig } from '../config/schema.ts';
 import { HttpError, sendJson } from './http.ts';
 import { handleHealth } from './routes/health.ts';
 import { handleGetChange } from './routes/changes.ts';
+import { handleGetAudit } from './routes/audit.ts';
 import { handlePostApproval } from './routes/approvals.ts';
 import { handleSlackCommand, handleSlackInteraction } from './routes/slack.ts';
 import { handleGitHubWebhook } from './routes/github-webhook.ts';
@@ -39,6 +40,7 @@ function route(method: string, path: string, handler: RouteHandler): Route {
 export const routes: Route[] = [
   route('GET', '/healthz', handleHealth),
   route('GET', '/api/changes/{owner}/{repo}/{number}', handleGetChange),
+  route('GET', '/api/changes/{owner}/{repo}/{number}/audit', handleGetAudit),
   route('POST', '/api/changes/{owner}/{repo}/{number}/approvals', handlePostApproval),
   route('POST', '/webhooks/github', handleGitHubWebhook),
   route('POST', '/slack/commands', handleSlackCommand),

@@ -1,0 +1,113 @@
+// The audit export: the record as a sealed JSON document (hash chain + Ed25519 signature) and as Markdown
+// that a person who has never seen Temporal can read.
+import type { AuditRecord, AuditSummary } from './record.ts';
+import { chainEntries, checkChain, signPayload, verifyPayload, type AuditSignature, type ChainedEntry } from './seal.ts';
+
+export const AUDIT_FORMAT = 'foureyes-audit/1';
+
+export interface AuditDocument {
+  format: typeof AUDIT_FORMAT;
+  change: string;
+  workflowId: string;
+  namespace: string;
+  generatedAt: string;
+  summary: AuditSummary;
+  entries: ChainedEntry[];
+  chainHead: string;
+  signature?: AuditSignature;
+}
+
+/** What the signature covers: everything but the signature itself. */
+export function signedPart(doc: Omit<AuditDocument, 'signature'>): unknown {
+  const { format, change, workflowId, namespace, generatedAt, summary, chainHead } = doc;
+  return { format, change, workflowId, namespace, generatedAt, summary, chainHead, entryCount: doc.entries.length };
+}
+
+export function sealRecord(record: AuditRecord, meta: { workflowId: string; namespace: string; generatedAt: string }, signingKey?: string): AuditDocument {
+  const entries = chainEntries(record.entries);
+  const doc: AuditDocument = {
+    format: AUDIT_FORMAT,
+    change: record.summary.change,
+    workflowId: meta.workflowId,
+    namespace: meta.namespace,
+    generatedAt: meta.generatedAt,
+    summary: record.summary,
+    entries,
+    chainHead: entries.at(-1)?.hash ?? '0'.repeat(64),
+  };
+  if (signingKey) doc.signature = signPayload(signedPart(doc), signingKey);
+  return doc;
+}
+
+export interface DocumentCheck {
+  ok: boolean;
+  problems: string[];
+  signedBy?: string;
+}
+
+/** Checks structure, chain and signature of a parsed document; never throws on hostile input. */
+export function checkDocument(raw: unknown, trustedKeys: string[] = []): DocumentCheck {
+  const problems: string[] = [];
+  if (!raw || typeof raw !== 'object' || Array.isArray(raw)) return { ok: false, problems: ['not a foureyes audit export: expected a JSON object'] };
+  const doc = raw as Partial<AuditDocument>;
+  if (doc.format !== AUDIT_FORMAT) return { ok: false, problems: [`not a foureyes audit export: format is ${JSON.stringify(doc.format)}, expected "${AUDIT_FORMAT}"`] };
+  const chain = checkChain(doc.entries);
+  if (chain) problems.push(`hash chain broken at entry ${chain.seq} (${chain.kind}): ${chain.problem}`);
+  else if ((doc.entries?.at(-1)?.hash ?? '0'.repeat(64)) !== doc.chainHead) problems.push('chainHead does not match the last entry: entries were removed from the end');
+  if (!doc.signature) problems.push('the export is not signed');
+  else if (!verifyPayload(signedPart(doc as AuditDocument), doc.signature)) problems.push('the signature does not match the header, summary or chain head: the file was altered after it was signed');
+  else if (trustedKeys.length > 0 && !trustedKeys.includes(doc.signature.publicKey.toLowerCase())) problems.push(`signed by key ${doc.signature.publicKey}, which is not one of the trusted keys`);
+  return { ok: problems.length === 0, problems, ...(doc.signature ? { signedBy: doc.signature.publicKey } : {}) };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Markdown
+
+/** Untrusted text (titles, comments) must not become Markdown structure, links or mentions. */
+export function mdEscape(text: unknown): string {
+  return String(text ?? '')
+    .replace(/[\r\n]+/g, ' ')
+    .replace(/[\\`*_[\]|<>~]/g, (c) => `\\${c}`)
+    .replace(/@/g, '@\u200b');
+}
+
+export function renderMarkdown(doc: AuditDocument): string {
+  const s = doc.summary;
+  const initiators = Object.entries(s.initiators);
+  const lines: string[] = [
+    `# Change ${mdEscape(doc.change)}: ${mdEscape(s.outcome)}`,
+    '',
+    `Audit record exported ${doc.generatedAt} from Temporal namespace \`${doc.namespace}\`, workflow \`${doc.workflowId}\`.`,
+    `Every line below was reconstructed from the workflow's event history (runs: ${s.runIds.map((r) => `\`${r}\``).join(', ')}).`,
+    '',
+    '## Segregation of duties',
+    '',
+    '| duty | held by |',
+    '| --- | --- |',
+    `| initiate (opened the change, wrote or pushed commits) | ${initiators.map(([who, roles]) => `${mdEscape(who)} (${roles.map(mdEscape).join('; ')})`).join('<br>') || 'nobody recorded'} |`,
+    `| approve (reviewed the exact commit) | ${s.approvers.map(mdEscape).join(', ') || 'nobody'} |`,
+    `| execute (deployed) | the pipeline${s.executors.length ? ` (${s.executors.map(mdEscape).join(', ')})` : ''}; no person held deploy credentials |`,
+    '',
+    s.dutiesSegregated
+      ? '**The three duties were held by different parties**: no approver took part in the change, and only the pipeline deployed.'
+      : `**Finding: the duties were NOT fully segregated.** ${s.segregationFindings.map(mdEscape).join('; ')}`,
+    '',
+    `- Head commit: \`${s.headSha || 'unknown'}\``,
+    `- Environments deployed: ${s.environmentsDeployed.map(mdEscape).join(', ') || 'none'}`,
+    `- Approval attempts refused: ${s.refusedAttempts}`,
+    `- Period: ${s.firstEventAt} to ${s.lastEventAt}`,
+    '',
+    '## Timeline',
+    '',
+    '| # | time (UTC) | event | what happened |',
+    '| --- | --- | --- | --- |',
+    ...doc.entries.map((e) => `| ${e.seq} | ${e.at} | ${mdEscape(e.kind)} | ${mdEscape(e.summary)} |`),
+    '',
+    '## Integrity',
+    '',
+    `The JSON form of this record carries a SHA-256 hash chain (head \`${doc.chainHead}\`)${doc.signature ? ` and an Ed25519 signature by key \`${doc.signature.publicKey}\`` : ''}.`,
+    'Check it with `foureyes verify-audit <file.json>`.',
+    '',
+  ];
+  return lines.join('\n');
+}

@@ -1,0 +1,82 @@
+// `foureyes audit <ref> [--format md|json] [--run <runId>] [--out file]`
+// `foureyes audit --repo owner/repo --since <date> [--until <date>] [--out dir]` (bulk, streaming, NDJSON on stdout)
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { WorkflowNotFoundError } from '@temporalio/client';
+import { renderMarkdown } from '../audit/document.ts';
+import { auditSigningKey, exportChange, exportPeriod, parseDate } from '../audit/export.ts';
+import { ChangeRefError, parseChangeRef } from '../shared/change-ref.ts';
+import { connectClient } from '../shared/temporal-connection.ts';
+import { CliError, parseArgs } from './commands.ts';
+
+export async function run(args: string[]): Promise<number> {
+  const { positionals, options } = parseArgs(args, { options: ['format', 'run', 'repo', 'since', 'until', 'out'] });
+  const format = options.get('format') ?? (options.has('repo') ? 'json' : 'md');
+  if (format !== 'md' && format !== 'json') throw new CliError(`--format: expected md or json, found ${JSON.stringify(format)}`, 2);
+  const signingKey = auditSigningKey();
+  if (!signingKey) console.error('foureyes audit: no FOUREYES_AUDIT_SIGNING_KEY and no .foureyes/keys/audit-signing.json: the export is unsigned (its hash chain still holds)');
+  if (options.has('repo')) return bulk(options, format, signingKey);
+  if (positionals.length !== 1) throw new CliError('usage: foureyes audit <owner/repo#number> [--format md|json] [--run <runId>] [--out file]\n       foureyes audit --repo owner/repo --since <date> [--until <date>] [--out dir]', 2);
+  let ref;
+  try {
+    ref = parseChangeRef(positionals[0] as string);
+  } catch (error) {
+    if (error instanceof ChangeRefError) throw new CliError(error.message, 2);
+    throw error;
+  }
+  const client = await connectClient();
+  try {
+    const doc = await exportChange(client, ref, { runId: options.get('run'), signingKey });
+    const text = format === 'json' ? `${JSON.stringify(doc, null, 2)}\n` : renderMarkdown(doc);
+    const out = options.get('out');
+    if (out) {
+      writeFileSync(out, text);
+      console.error(`foureyes audit: wrote ${doc.entries.length} entries for ${doc.change} to ${out}`);
+    } else process.stdout.write(text);
+    return 0;
+  } catch (error) {
+    if (error instanceof WorkflowNotFoundError) throw new CliError(`no change ${positionals[0]} in namespace ${client.options.namespace}${options.has('run') ? ` with run ${options.get('run')}` : ''}`);
+    throw error;
+  } finally {
+    await client.connection.close();
+  }
+}
+
+async function bulk(options: Map<string, string>, format: string, signingKey: string | undefined): Promise<number> {
+  const repo = options.get('repo') as string;
+  if (!options.has('since')) throw new CliError('--since is required with --repo (e.g. --since 2026-10-01)', 2);
+  let since: Date;
+  let until: Date | undefined;
+  try {
+    since = parseDate(options.get('since') as string, '--since');
+    until = options.has('until') ? parseDate(options.get('until') as string, '--until') : undefined;
+  } catch (error) {
+    throw new CliError((error as Error).message, 2);
+  }
+  const out = options.get('out');
+  if (out) mkdirSync(out, { recursive: true });
+  const tty = process.stderr.isTTY;
+  const progress = (done: number, total: number) => {
+    if (tty) {
+      const width = 30;
+      const filled = total === 0 ? width : Math.round((done / total) * width);
+      process.stderr.write(`\r[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${done}/${total} changes`);
+      if (done === total) process.stderr.write('\n');
+    } else if (done === 0) console.error(`foureyes audit: ${total} change(s) of ${repo} in the period`);
+  };
+  const client = await connectClient();
+  let count = 0;
+  try {
+    for await (const doc of exportPeriod(client, repo, since, until, { signingKey, onProgress: progress })) {
+      count++;
+      if (out) {
+        const name = doc.change.replace(/[/#]/g, '_');
+        writeFileSync(join(out, `${name}.${format === 'md' ? 'md' : 'json'}`), format === 'md' ? renderMarkdown(doc) : `${JSON.stringify(doc, null, 2)}\n`);
+      } else process.stdout.write(format === 'md' ? `${renderMarkdown(doc)}\n---\n\n` : `${JSON.stringify(doc)}\n`);
+    }
+    console.error(`foureyes audit: exported ${count} change(s)${out ? ` to ${out}` : ''}`);
+    return 0;
+  } finally {
+    await client.connection.close();
+  }
+}

@@ -1,0 +1,70 @@
+// `foureyes verify-audit <file> [--public-key hex] [--rederive]`: checks the hash chain and signature of an
+// audit export and, with --rederive (access to Temporal), rebuilds the record from history and lists every
+// difference. Exit 0 only when everything holds.
+import { readFileSync } from 'node:fs';
+import { canonicalJson } from '../shared/approval-signature.ts';
+import { checkDocument, type AuditDocument } from '../audit/document.ts';
+import { exportChange } from '../audit/export.ts';
+import { connectClient } from '../shared/temporal-connection.ts';
+import { CliError, parseArgs } from './commands.ts';
+
+const MAX_FILE = 256 * 1024 * 1024;
+
+export async function run(args: string[]): Promise<number> {
+  const { positionals, options, flags } = parseArgs(args, { options: ['public-key'], flags: ['rederive'] });
+  if (positionals.length !== 1) throw new CliError('usage: foureyes verify-audit <file.json> [--public-key hex] [--rederive]', 2);
+  const file = positionals[0] as string;
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (error) {
+    throw new CliError(`${file}: cannot be read (${(error as NodeJS.ErrnoException).code ?? String(error)})`, 2);
+  }
+  if (text.length > MAX_FILE) throw new CliError(`${file}: larger than ${MAX_FILE} bytes; not an audit export`, 2);
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (error) {
+    throw new CliError(`${file}: not JSON (${(error as Error).message}); verify the .json export, not the Markdown one`, 1);
+  }
+  const trusted = [options.get('public-key'), ...(process.env.FOUREYES_AUDIT_PUBLIC_KEYS ?? '').split(',')].map((k) => k?.trim().toLowerCase()).filter((k): k is string => Boolean(k));
+  const result = checkDocument(raw, trusted);
+  const problems = [...result.problems];
+  if (result.ok && trusted.length === 0) console.error(`${file}: note: no trusted key given (--public-key or FOUREYES_AUDIT_PUBLIC_KEYS); the signature proves integrity, not who signed`);
+  if (flags.has('rederive') && (raw as Partial<AuditDocument>).change) problems.push(...(await rederive(raw as AuditDocument)));
+  if (problems.length === 0) {
+    const doc = raw as AuditDocument;
+    console.log(`${file}: OK — ${doc.entries.length} entries, chain intact, signed by ${result.signedBy}${flags.has('rederive') ? ', identical to the record re-derived from Temporal history' : ''}`);
+    return 0;
+  }
+  console.log(`${file}: FAILED`);
+  for (const p of problems) console.log(`  - ${p}`);
+  return 1;
+}
+
+async function rederive(doc: AuditDocument): Promise<string[]> {
+  const client = await connectClient();
+  try {
+    const fresh = await exportChange(client, doc.change, { runId: doc.summary?.runIds?.[0] });
+    const problems: string[] = [];
+    const count = Math.max(fresh.entries.length, doc.entries.length);
+    for (let i = 0; i < count; i++) {
+      const a = doc.entries[i];
+      const b = fresh.entries[i];
+      if (!a) problems.push(`history has entry ${i} (${b?.kind}: ${b?.summary}) that the file lacks`);
+      else if (!b) problems.push(`the file has entry ${i} (${a.kind}: ${a.summary}) that history lacks`);
+      else {
+        const strip = (e: typeof a) => canonicalJson({ at: e.at, kind: e.kind, summary: e.summary, data: e.data });
+        if (strip(a) !== strip(b)) problems.push(`entry ${i} (${a.kind}) differs from history: file says "${a.summary}", history says "${b.summary}"`);
+      }
+    }
+    if (canonicalJson(doc.summary) !== canonicalJson(fresh.summary)) {
+      for (const key of Object.keys(fresh.summary) as Array<keyof typeof fresh.summary>) {
+        if (canonicalJson(doc.summary[key]) !== canonicalJson(fresh.summary[key])) problems.push(`summary.${key} differs from history: file ${JSON.stringify(doc.summary[key])}, history ${JSON.stringify(fresh.summary[key])}`);
+      }
+    }
+    return problems;
+  } finally {
+    await client.connection.close();
+  }
+}
