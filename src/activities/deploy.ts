@@ -286,6 +286,18 @@ export function createDeployActivities(getConfig: () => FoureyesConfig, env: Nod
       leases: [...extra, ...records].map(sanitizeRecord),
     });
 
+    let revoked = false;
+    const revokeNow = async () => {
+      lease = undefined;
+      if (revoked || records.length === 0) return;
+      revoked = true;
+      phase = 'revoking';
+      const done = await leases.revokeAll(input.change, input.environment, records);
+      records = done;
+      const failed = done.filter((r) => r.revokeError);
+      if (failed.length > 0) ctx.log.error(`${failed.length} lease(s) could not be revoked now; their TTL ends them, revokeOutstanding retries`, { ...logAttrs, leaseIds: failed.map((r) => r.leaseId) });
+    };
+
     let recovered: LeaseRecord[] = [];
     try {
       try {
@@ -339,11 +351,12 @@ export function createDeployActivities(getConfig: () => FoureyesConfig, env: Nod
           if (outputBytes <= command.outputLimit) ctx.log.info(`[${step} ${input.environment}] ${line}`, logAttrs);
         },
       });
-      lease = undefined;
       if (result.cancelled) {
         ctx.log.warn(`${what} cancelled: command killed`, logAttrs);
         throw new CancelledFailure(`${what} cancelled; the command's process group was killed`);
       }
+      // Revoke before reporting, so that the report (and history) carries the revocation times.
+      await revokeNow();
       const body = report(result, recovered);
       if (result.exitCode !== 0 || result.timedOut) {
         const why = result.timedOut
@@ -366,16 +379,9 @@ export function createDeployActivities(getConfig: () => FoureyesConfig, env: Nod
       ctx.log.info(`${input.change} deployed to ${input.environment} at ${input.sha}`, { ...logAttrs, durationMs: body.durationMs });
       return { ...body, status: 'deployed' } satisfies DeployReport;
     } finally {
-      phase = 'revoking';
-      lease = undefined;
       // Revoke on every path: success, failure, timeout, cancellation. Synchronous, so that the
       // credentials are dead before the workflow moves on.
-      if (records.length > 0) {
-        const revoked = await leases.revokeAll(input.change, input.environment, records);
-        records.splice(0, records.length, ...revoked);
-        const failed = revoked.filter((r) => r.revokeError);
-        if (failed.length > 0) ctx.log.error(`${failed.length} lease(s) could not be revoked now; their TTL ends them, revokeOutstanding retries`, { ...logAttrs, leaseIds: failed.map((r) => r.leaseId) });
-      }
+      await revokeNow();
       clearInterval(heartbeats);
       if (workdir) await rm(workdir, { recursive: true, force: true });
     }
