@@ -5,6 +5,7 @@ import { createDeployActivities } from '../activities/deploy.ts';
 import { createChecksActivities } from '../activities/checks.ts';
 import { createPolicyActivities } from '../activities/policy.ts';
 import { createSlackActivities } from '../activities/slack.ts';
+import { createGitHubActivities } from '../activities/github.ts';
 import { TASK_QUEUES, zoneQueue } from '../shared/task-queues.ts';
 
 export type Zone = 'orchestrator' | 'checks' | 'deploy';
@@ -43,7 +44,7 @@ export const ZONES: Record<Zone, ZoneDefinition> = {
     runsWorkflows: true,
     allowedEnv: ['FOUREYES_APPROVAL_PUBLIC_KEYS', 'GITHUB_API_URL', 'GITHUB_TOKEN', 'GITHUB_APP_ID', 'GITHUB_PRIVATE_KEY', 'GITHUB_PRIVATE_KEY_PATH', 'GITHUB_INSTALLATION_ID', 'SLACK_BOT_TOKEN', 'SLACK_API_URL', 'SLACK_CHANNEL', 'FOUREYES_WORKFLOW_BUNDLE'],
     async createActivities(config, env) {
-      return { ...zoneInfoActivity('orchestrator'), ...createPolicyActivities(config, approvalKeys(env)), ...createSlackActivities(env) };
+      return { ...zoneInfoActivity('orchestrator'), ...createPolicyActivities(config, approvalKeys(env)), ...createSlackActivities(env), ...createGitHubActivities(config, env) };
     },
   },
   checks: {
