@@ -113,7 +113,7 @@ function approvalLine(r: ApprovalRecord): string {
 /** The summary comment: stage, environments, initiators, approvals, refused attempts and why, the run link. */
 export function renderSummary(status: ChangeStatus, link: string): string {
   const lines: string[] = [SUMMARY_MARKER, `### foureyes: ${md(status.stage)}`, ''];
-  lines.push(`**${md(status.title || status.change)}** · head \`${sha7(status.headSha)}\` · [the run in the Temporal UI](${encodeURI(link)})`, '');
+  lines.push(`**${md(status.title || status.change)}** · head \`${sha7(status.headSha)}\` · [the run in the Temporal UI](${link.replace(/[()\s<>]/g, (c) => encodeURIComponent(c))})`, '');
   if (status.waitingFor && status.stage !== 'delivered') lines.push(`Waiting for: ${md(status.waitingFor, 500)}`, '');
   if (status.policyChange) lines.push('> ⚠️ This pull request changes policy or delivery files: a policy owner must approve it.', '');
   if (status.environments.length > 0) {
