@@ -28,6 +28,9 @@ export const commands: Record<string, Command> = {
   approve: lazy('approve (or --reject) a change as yourself, with your GitHub token', 'foureyes approve <owner/repo#number> [--reject] [--comment text] [--env name] [--gateway URL]', () => import('./approve.ts')),
   audit: lazy('export the audit record of a change (or of a repository over a period)', 'foureyes audit <owner/repo#number> [--format md|json] [--run <runId>] | --repo owner/repo --since <date> [--until <date>]', () => import('./audit.ts')),
   'verify-audit': lazy('check the hash chain and signature of an audit export (and, with --rederive, against history)', 'foureyes verify-audit <file.json> [--public-key hex] [--rederive]', () => import('./verify-audit.ts')),
+  bundle: lazy('build the workflow bundle into FOUREYES_WORKFLOW_BUNDLE (image build time)', 'foureyes bundle', () => import('./bundle.ts')),
+  gateway: lazy('run the HTTP gateway (production entry point)', 'foureyes gateway', () => import('./gateway.ts')),
+  worker: lazy('run one trust zone\'s worker (production entry point)', 'foureyes worker orchestrator|checks|deploy', () => import('./worker.ts')),
 };
 
 export function usage(): string {
