@@ -4,10 +4,15 @@ import { Worker } from '@temporalio/worker';
 import { loadConfig } from '../config/load.ts';
 import { connectWorkerConnection } from '../shared/temporal-connection.ts';
 import { ensureWorkflowBundle, readBundle } from './bundle.ts';
+import { workerDeploymentFromEnv } from './deployment.ts';
+import { installRuntime } from './telemetry.ts';
 import { ZONES, zoneTaskQueue, type Zone } from './zones.ts';
 
 export async function createZoneWorker(zone: Zone, env: NodeJS.ProcessEnv = process.env): Promise<Worker> {
   const definition = ZONES[zone];
+  // Metrics endpoint and JSON logs (FOUREYES_METRICS_ADDRESS, FOUREYES_LOG_FORMAT): before any connection.
+  installRuntime(`worker:${zone}`, env);
+  const workerDeploymentOptions = definition.runsWorkflows ? workerDeploymentFromEnv(env) : undefined;
   let config = loadConfig();
   const getConfig = () => config;
   const activities = await definition.createActivities(getConfig, env);
@@ -19,6 +24,7 @@ export async function createZoneWorker(zone: Zone, env: NodeJS.ProcessEnv = proc
     activities,
     ...(definition.runsWorkflows ? { workflowBundle: readBundle(await ensureWorkflowBundle(env)) } : {}),
     identity: `${zone}@${process.pid}`,
+    ...(workerDeploymentOptions ? { workerDeploymentOptions } : {}),
     shutdownGraceTime: '30s',
   });
   // Reload trusted configuration on SIGHUP without a restart.
