@@ -457,18 +457,27 @@ describe('deployer activities', () => {
     }
     const corpus = [...histories, ...logs, ...errors].join('\n');
     expect(corpus).toContain('[redacted]');
-    expect(corpus).toContain('acme/shop#1'); // sanity: the histories were decoded
+    // Sanity: payloads were decoded (the change reference lives only inside payloads) and the scan would
+    // see a value there: the accessor of a lease is recorded in the reports.
+    expect(corpus).toContain('"change":"acme/shop#1"');
+    expect(corpus).toMatch(/"accessor":"[A-Za-z0-9]{8,}"/);
     for (const value of leakedCandidates) expect(corpus.includes(value), `a leased value leaked (${value.slice(0, 4)}…)`).toBe(false);
   });
 });
 
-/** The complete history as JSON, every byte field both as base64 (as exported) and decoded as text. */
+/**
+ * The complete history as exported (JSON, payload bytes as base64), followed by every base64 string of it
+ * decoded, so that a value inside a payload (input, result, heartbeat details, failure details) is seen too.
+ */
 function historyJson(history: unknown): string {
-  return JSON.stringify(history, (_key, value: unknown) => {
-    if (value instanceof Uint8Array) {
-      const bytes = Buffer.from(value);
-      return { base64: bytes.toString('base64'), text: bytes.toString('utf8') };
-    }
-    return value;
-  });
+  const json = JSON.stringify(history);
+  const decoded: string[] = [];
+  const walk = (value: unknown) => {
+    if (typeof value === 'string') {
+      if (value.length >= 8 && /^[A-Za-z0-9+/]+=*$/.test(value)) decoded.push(Buffer.from(value, 'base64').toString('utf8'));
+    } else if (Array.isArray(value)) value.forEach(walk);
+    else if (value && typeof value === 'object') Object.values(value).forEach(walk);
+  };
+  walk(JSON.parse(json));
+  return `${json}\n${decoded.join('\n')}`;
 }
