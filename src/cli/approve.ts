@@ -6,7 +6,6 @@ import { promisify } from 'node:util';
 import { ChangeRefError, formatChangeRef, parseChangeRef, type ChangeRef } from '../shared/change-ref.ts';
 import type { ApprovalOutcome, ChangeStatus } from '../shared/types.ts';
 import { CliError, parseArgs } from './commands.ts';
-import { formatStatus } from './status.ts';
 
 const USAGE = 'usage: foureyes approve <owner/repo#number> [--reject] [--comment text] [--env name] [--sha commit] [--gateway URL]';
 
@@ -68,6 +67,7 @@ export async function run(args: string[]): Promise<number> {
     ...(options.has('sha') ? { sha: options.get('sha') } : {}),
   };
   const change = formatChangeRef(ref);
+  const started = performance.now();
   const answer = await call(gateway, `${apiPath(ref)}/approvals`, {
     method: 'POST',
     headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', 'x-foureyes-client': 'cli', 'user-agent': 'foureyes-cli' },
@@ -78,10 +78,14 @@ export async function run(args: string[]): Promise<number> {
   if (answer.status === 404) throw new CliError(`${error}. Check the reference, or open the pull request first`);
   if (answer.status === 400) throw new CliError(`the gateway refused the request: ${error}`, 2);
   if (answer.status !== 200) throw new CliError(`the gateway could not record the ${decision} (${answer.status}): ${error}`);
+  const answeredMs = Math.round(performance.now() - started);
   const outcome = answer.body as unknown as ApprovalOutcome;
   const what = decision === 'reject' ? 'rejection' : 'approval';
   if (outcome.counted) console.log(`foureyes: your ${what} of ${change} was accepted${outcome.environments.length ? ` for ${outcome.environments.join(', ')}` : ''}: ${outcome.reason}`);
   else console.log(`foureyes: your ${what} of ${change} was REFUSED: ${outcome.reason}`);
+  console.log(`  (answered in ${answeredMs} ms; stage ${outcome.stage})`);
+  // Loaded only now: the status formatter pulls in the Temporal client, which the approval does not need.
+  const { formatStatus } = await import('./status.ts');
 
   const status = await call(gateway, apiPath(ref), { headers: { 'user-agent': 'foureyes-cli' } }).catch(() => undefined);
   if (status?.status === 200) console.log(`\n${formatStatus(status.body as unknown as ChangeStatus)}`);
