@@ -54,6 +54,11 @@ export function loadOrCreateSigningKey(dataDir: string, name = 'approval-signing
   return key;
 }
 
+/** Slack for the orchestrator's "waiting for approval" message, when the operator configured it. */
+function slackEnv(): Record<string, string> {
+  return Object.fromEntries(['SLACK_BOT_TOKEN', 'SLACK_CHANNEL', 'SLACK_API_URL'].flatMap((k) => (process.env[k] ? [[k, process.env[k] as string]] : [])));
+}
+
 /** The base environment every child gets: no inherited secrets, only what it needs to run. */
 function baseEnv(stack: { temporal: TemporalServer }, options: StackOptions): Record<string, string> {
   return {
@@ -109,7 +114,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     const base = { ...baseEnv({ temporal }, options), FOUREYES_WORKFLOW_BUNDLE: bundle };
 
     const zoneEnv: Record<Zone, Record<string, string>> = {
-      orchestrator: { ...base, FOUREYES_APPROVAL_PUBLIC_KEYS: signingKey.publicKey, ...(options.githubEnv ?? {}) },
+      orchestrator: { ...base, FOUREYES_APPROVAL_PUBLIC_KEYS: signingKey.publicKey, ...slackEnv(), ...(options.githubEnv ?? {}) },
       checks: { ...base },
       deploy: { ...base, VAULT_ADDR: openbao.address, VAULT_ROLE_ID: deployerCredentials.roleId, VAULT_SECRET_ID: deployerCredentials.secretId },
     };
