@@ -1,0 +1,270 @@
+// POST /webhooks/github end to end over real HTTP: the GitHub stand-in signs and sends its webhooks to the
+// gateway (in this process, on a real port); the real changeWorkflow runs on the shared Temporal dev server
+// with the real orchestrator zone (GitHub App credentials of the stand-in) and the real checks zone; the
+// deploy zone is a double (its own tests use OpenBao). What the change did is read back through the
+// gateway's status endpoint and the stand-in's REST state.
+import type { Client } from '@temporalio/client';
+import type { Worker } from '@temporalio/worker';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseConfig } from '../../src/config/load.ts';
+import type { FoureyesConfig } from '../../src/config/schema.ts';
+import { createGateway } from '../../src/gateway/app.ts';
+import { GitHubStandin, startGitHubStandin, type RunningStandin } from '../../src/github-standin/index.ts';
+import { generateSigningKey, type SigningKey } from '../../src/shared/approval-signature.ts';
+import { zoneQueue } from '../../src/shared/task-queues.ts';
+import type { ChangeStatus, DeployInput, DeployReport, VerifyReport } from '../../src/shared/types.ts';
+import { ZONES } from '../../src/workers/zones.ts';
+import { testClient, testWorker, uniqueQueue } from '../helpers/temporal.ts';
+
+const SECRET = randomBytes(20).toString('hex');
+let dataDir: string;
+let github: RunningStandin;
+let gateway: Server;
+let gatewayUrl: string;
+let client: Client;
+let workers: Worker[] = [];
+let running: Array<Promise<void>> = [];
+let key: SigningKey;
+let config: FoureyesConfig;
+let taskQueue: string;
+let gatewayEnv: NodeJS.ProcessEnv;
+const changes: string[] = [];
+
+function configYaml(remote: string): string {
+  return `
+people:
+  - { github: sam-dev, emails: [sam@example.com] }
+  - { github: alex-reviewer, emails: [alex@example.com] }
+  - { github: jo-platform, emails: [jo@example.com] }
+teams:
+  platform: [jo-platform, alex-reviewer]
+environments:
+  - name: staging
+    deploy: { run: "true", timeout: 60s }
+    approval: { required: 1, expiry: 1h }
+  - name: production
+    deploy: { run: "true", timeout: 60s }
+    approval: { required: 1, eligible: [team:platform], expiry: 1h }
+repositories:
+  - name: acme/shop
+    remote: ${JSON.stringify(remote)}
+    checks: [{ name: unit, run: "true", timeout: 60s }]
+    policyOwners: [jo-platform]
+    merge: true
+`;
+}
+
+/** The deploy zone's double: records what it was asked to do. */
+const deployed: DeployInput[] = [];
+const deployDouble = {
+  async deploy(input: DeployInput): Promise<DeployReport> {
+    deployed.push(input);
+    return { environment: input.environment, sha: input.sha, status: 'deployed', exitCode: 0, durationMs: 1, outputTail: '', leases: [] };
+  },
+  async verify(input: DeployInput): Promise<VerifyReport> {
+    return { environment: input.environment, sha: input.sha, passed: true, exitCode: 0, durationMs: 1, outputTail: '', leases: [] };
+  },
+  async revokeOutstanding() {
+    return [];
+  },
+};
+
+beforeAll(async () => {
+  dataDir = mkdtempSync(join(tmpdir(), 'foureyes-webhook-'));
+  github = await startGitHubStandin({ dataDir: join(dataDir, 'github') });
+  for (const login of ['sam-dev', 'alex-reviewer', 'jo-platform']) github.standin.addUser({ login, email: `${login.split('-')[0]}@example.com` });
+  github.standin.createRepo({ fullName: 'acme/shop', files: { 'README.md': 'shop\n', 'deploy/prod.sh': 'echo deploy\n' } });
+  github.standin.createRepo({ fullName: 'other/repo' });
+  const app = github.standin.addApp({ slug: 'foureyes' });
+  const appEnv = { GITHUB_API_URL: github.url, GITHUB_APP_ID: String(app.appId), GITHUB_PRIVATE_KEY: app.privateKey };
+  config = parseConfig(configYaml(github.standin.remoteOf('acme/shop')), 'test.yaml');
+  key = generateSigningKey();
+  taskQueue = uniqueQueue('webhook');
+  client = await testClient();
+  workers = [
+    await testWorker({ taskQueue, workflows: true, activities: await ZONES.orchestrator.createActivities(() => config, { FOUREYES_APPROVAL_PUBLIC_KEYS: key.publicKey, ...appEnv }) }),
+    await testWorker({ taskQueue: zoneQueue(taskQueue, 'checks'), activities: await ZONES.checks.createActivities(() => config, {}) }),
+    await testWorker({ taskQueue: zoneQueue(taskQueue, 'deploy'), activities: deployDouble }),
+  ];
+  running = workers.map((w) => w.run());
+  gatewayEnv = { FOUREYES_APPROVAL_SIGNING_KEY: key.privateKey, GITHUB_WEBHOOK_SECRET: SECRET, FOUREYES_TASK_QUEUE: taskQueue, ...appEnv };
+  gateway = await startGateway();
+  gatewayUrl = `http://127.0.0.1:${(gateway.address() as AddressInfo).port}`;
+  github.standin.setWebhook(`${gatewayUrl}/webhooks/github`, SECRET);
+});
+
+afterAll(async () => {
+  await Promise.all(changes.map((c) => client.workflow.getHandle(`change:${c}`).terminate('test over').catch(() => undefined)));
+  await new Promise<void>((resolve) => (gateway ? gateway.close(() => resolve()) : resolve()));
+  gateway?.closeAllConnections();
+  for (const w of workers) w.shutdown();
+  await Promise.all(running);
+  await client?.connection.close();
+  await github?.stop();
+  rmSync(dataDir, { recursive: true, force: true });
+});
+
+async function startGateway(): Promise<Server> {
+  const server = createGateway({ client, config: () => config, env: gatewayEnv });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return server;
+}
+
+async function post(body: string, headers: Record<string, string>, url = `${gatewayUrl}/webhooks/github`): Promise<{ status: number; json: Record<string, unknown> }> {
+  const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body });
+  return { status: res.status, json: (await res.json()) as Record<string, unknown> };
+}
+
+function signed(body: string, event: string, deliveryId = crypto.randomUUID()): Record<string, string> {
+  return { 'x-github-event': event, 'x-github-delivery': deliveryId, 'x-hub-signature-256': GitHubStandin.sign(body, SECRET) };
+}
+
+async function status(number: number): Promise<ChangeStatus | undefined> {
+  const res = await fetch(`${gatewayUrl}/api/changes/acme/shop/${number}`);
+  if (res.status === 404) return undefined;
+  expect(res.status).toBe(200);
+  return (await res.json()) as ChangeStatus;
+}
+
+async function until(number: number, what: string, ok: (s: ChangeStatus) => boolean, timeoutMs = 60_000): Promise<ChangeStatus> {
+  const deadline = Date.now() + timeoutMs;
+  let last: ChangeStatus | undefined;
+  while (Date.now() < deadline) {
+    last = await status(number);
+    if (last && ok(last)) return last;
+    await sleep(200);
+  }
+  throw new Error(`timed out waiting for ${what}; last status: ${JSON.stringify(last && { stage: last.stage, waitingFor: last.waitingFor, timeline: last.timeline.slice(-5) })}`);
+}
+
+describe('POST /webhooks/github', () => {
+  it('refuses unsigned and badly signed deliveries (401) and starts nothing', async () => {
+    const { pull, delivery } = await github.standin.openPullRequest({ repo: 'acme/shop', author: 'sam-dev', title: 'unsigned', commits: [{ message: 'x' }], deliver: false });
+    changes.push(`acme/shop#${pull.number}`);
+    const headers = { 'x-github-event': 'pull_request', 'x-github-delivery': delivery.id };
+    expect((await post(delivery.body, headers)).status).toBe(401);
+    const bad = await post(delivery.body, { ...headers, 'x-hub-signature-256': GitHubStandin.sign(delivery.body, 'wrong-secret') });
+    expect(bad.status).toBe(401);
+    expect(bad.json.error).toMatch(/X-Hub-Signature-256/);
+    expect(JSON.stringify(bad.json)).not.toContain(SECRET);
+    // A body altered after signing fails too.
+    const tampered = await post(delivery.body.replace('unsigned', 'unsigneD'), { ...headers, 'x-hub-signature-256': GitHubStandin.sign(delivery.body, SECRET) });
+    expect(tampered.status).toBe(401);
+    await expect(client.workflow.getHandle(`change:acme/shop#${pull.number}`).describe()).rejects.toThrow(/not found/i);
+  });
+
+  it('answers bad input with a clear 4xx and unknown events with 202 ignored', async () => {
+    const malformed = '{"action": "opened", ';
+    expect(await post(malformed, signed(malformed, 'pull_request'))).toMatchObject({ status: 400, json: { error: expect.stringMatching(/malformed JSON/) } });
+    const wrongShape = JSON.stringify({ action: 'opened', pull_request: { number: 'x' } });
+    expect(await post(wrongShape, signed(wrongShape, 'pull_request'))).toMatchObject({ status: 400, json: { error: expect.stringMatching(/malformed pull_request payload/) } });
+    const issue = JSON.stringify({ action: 'opened', issue: {} });
+    expect(await post(issue, signed(issue, 'issues'))).toMatchObject({ status: 202, json: { ignored: expect.stringMatching(/issues/) } });
+    const labeled = JSON.stringify({ action: 'labeled' });
+    expect(await post(labeled, signed(labeled, 'pull_request'))).toMatchObject({ status: 202, json: { ignored: expect.stringMatching(/labeled/) } });
+    const big = JSON.stringify({ pad: 'x'.repeat(6 * 1024 * 1024) });
+    expect((await post(big, signed(big, 'pull_request'))).status).toBe(413);
+
+    const { pull, delivery } = await github.standin.openPullRequest({ repo: 'other/repo', author: 'sam-dev', title: 'elsewhere', commits: [{ message: 'x' }], deliver: false });
+    const other = await post(delivery.body, signed(delivery.body, 'pull_request', delivery.id));
+    expect(other).toMatchObject({ status: 422, json: { error: expect.stringMatching(/other\/repo is not configured/) } });
+    await expect(client.workflow.getHandle(`change:other/repo#${pull.number}`).describe()).rejects.toThrow(/not found/i);
+  });
+
+  it('signed webhook in -> change delivered: check runs, deployments, one comment, merge; a duplicate delivery has one effect', async () => {
+    const opened = await github.standin.openPullRequest({ repo: 'acme/shop', author: 'sam-dev', title: 'Speed up checkout', commits: [{ message: 'faster checkout' }] });
+    const number = opened.pull.number;
+    changes.push(`acme/shop#${number}`);
+    expect(opened.status).toBe(202);
+    const waiting = await until(number, 'awaiting approval', (s) => s.stage === 'awaiting-approval');
+    expect(waiting.initiators).toContain('sam-dev');
+
+    // The same delivery again: answered as a duplicate by this gateway, and ignored by the workflow when a
+    // restarted gateway (no memory) forwards it.
+    const eventsBefore = waiting.timeline.length;
+    expect(await github.standin.sendDelivery(opened.delivery.id)).toBe(202);
+    const restarted = await startGateway();
+    try {
+      const again = await post(opened.delivery.body, signed(opened.delivery.body, 'pull_request', opened.delivery.id), `http://127.0.0.1:${(restarted.address() as AddressInfo).port}/webhooks/github`);
+      expect(again.status).toBe(202);
+    } finally {
+      restarted.closeAllConnections();
+      restarted.close();
+    }
+    await sleep(500);
+    expect((await status(number))!.timeline.length).toBe(eventsBefore);
+
+    const review = await github.standin.submitReview({ repo: 'acme/shop', number, reviewer: 'alex-reviewer', event: 'APPROVE' });
+    expect(review.status).toBe(202);
+    const done = await until(number, 'delivered', (s) => s.stage === 'delivered' && github.standin.requirePull('acme/shop', number).merged);
+    expect(done.approvals.filter((a) => a.counted).map((a) => [a.claim.person, a.claim.channel, a.claim.evidence.reviewId])).toEqual([['alex-reviewer', 'github', String(review.review.id)]]);
+    expect(deployed.filter((d) => d.sha === opened.pull.headSha).map((d) => d.environment)).toEqual(['staging', 'production']);
+
+    // What GitHub shows, once the reporter caught up.
+    const head = opened.pull.headSha;
+    const deadline = Date.now() + 30_000;
+    const runs = () => github.standin.state.checkRuns.filter((r) => r.headSha === head).map((r) => [r.name, r.conclusion]);
+    const expectedRuns = [
+      ['foureyes / checks', 'success'],
+      ['foureyes / approval', 'success'],
+      ['foureyes / staging', 'success'],
+      ['foureyes / production', 'success'],
+    ];
+    const comments = () => github.standin.state.comments.filter((c) => c.issue === number);
+    while ((JSON.stringify(runs()) !== JSON.stringify(expectedRuns) || !comments()[0]?.body.includes('foureyes: delivered')) && Date.now() < deadline) await sleep(200);
+    expect(runs()).toEqual(expectedRuns);
+    const deployments = github.standin.state.deployments.filter((d) => d.sha === head);
+    expect(deployments.map((d) => d.environment)).toEqual(['staging', 'production']);
+    for (const d of deployments) expect(github.standin.state.deploymentStatuses.filter((s) => s.deploymentId === d.id).at(-1)?.state).toBe('success');
+    expect(comments()).toHaveLength(1);
+    expect(comments()[0]!.user).toBe('foureyes[bot]');
+    expect(comments()[0]!.body).toMatch(/foureyes: delivered/);
+    expect(github.standin.requirePull('acme/shop', number).mergedBy).toBe('foureyes[bot]');
+  });
+
+  it('a synchronize delivered before its opened event: the newest head wins, the pusher is an initiator; a review of an older commit is refused', async () => {
+    const opened = await github.standin.openPullRequest({ repo: 'acme/shop', author: 'sam-dev', title: 'Out of order', commits: [{ message: 'first' }], deliver: false });
+    const number = opened.pull.number;
+    const firstHead = opened.pull.headSha;
+    changes.push(`acme/shop#${number}`);
+    const pushed = await github.standin.pushCommits({ repo: 'acme/shop', number, pusher: 'jo-platform', commits: [{ message: 'second', author: 'jo-platform' }], deliver: false });
+    expect(await github.standin.sendDelivery(pushed.delivery.id)).toBe(202);
+    expect(await github.standin.sendDelivery(opened.delivery.id)).toBe(202);
+    const s = await until(number, 'awaiting approval', (x) => x.stage === 'awaiting-approval');
+    expect(s.headSha).toBe(pushed.pull.headSha);
+    expect(s.author).toBe('sam-dev');
+    expect(s.initiators).toEqual(expect.arrayContaining(['sam-dev', 'jo-platform']));
+
+    const stale = await github.standin.submitReview({ repo: 'acme/shop', number, reviewer: 'alex-reviewer', event: 'APPROVE', commitId: firstHead });
+    expect(stale.status).toBe(202);
+    const after = await until(number, 'the refusal', (x) => x.approvals.length > 0);
+    expect(after.approvals[0]).toMatchObject({ counted: false, reason: expect.stringMatching(/approval names .* but the head is/) });
+    expect(after.stage).toBe('awaiting-approval');
+  });
+
+  it('a pull request that edits the policy is flagged; a dismissed review voids the approval', async () => {
+    const opened = await github.standin.openPullRequest({ repo: 'acme/shop', author: 'sam-dev', title: 'Deploy faster', commits: [{ message: 'edit deploy', files: { 'deploy/prod.sh': 'echo faster\n' } }] });
+    const number = opened.pull.number;
+    changes.push(`acme/shop#${number}`);
+    const s = await until(number, 'awaiting approval', (x) => x.stage === 'awaiting-approval');
+    expect(s.policyChange).toBe(true);
+
+    const review = await github.standin.submitReview({ repo: 'acme/shop', number, reviewer: 'alex-reviewer', event: 'APPROVE' });
+    const approved = await until(number, 'the approval', (x) => x.approvals.some((a) => a.counted));
+    expect(approved.stage).toBe('awaiting-approval');
+    expect(approved.waitingFor).toMatch(/policy owner/);
+
+    await github.standin.dismissReview({ repo: 'acme/shop', number, reviewId: review.review.id, by: 'jo-platform', message: 'not yet' });
+    const dismissed = await until(number, 'the dismissal', (x) => x.approvals.some((a) => a.voidedAt !== undefined));
+    expect(dismissed.approvals.find((a) => a.claim.decision === 'approve')).toMatchObject({ voidReason: expect.stringMatching(/dismissed/) });
+    expect(dismissed.environments.every((e) => e.approvedBy.length === 0)).toBe(true);
+    expect(deployed.some((d) => d.sha === opened.pull.headSha)).toBe(false);
+  });
+});
