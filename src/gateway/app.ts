@@ -10,17 +10,21 @@ import { handleGetAudit } from './routes/audit.ts';
 import { handlePostApproval } from './routes/approvals.ts';
 import { handleSlackCommand, handleSlackInteraction } from './routes/slack.ts';
 import { handleGitHubWebhook } from './routes/github-webhook.ts';
+import { GatewayMetrics, sendMetrics } from './metrics.ts';
 
 export interface GatewayContext {
   client: Client;
   config: () => FoureyesConfig;
   env: NodeJS.ProcessEnv;
+  /** Request counts and latencies served at GET /metrics; createGateway makes one when absent. */
+  metrics?: GatewayMetrics;
 }
 
 export type RouteHandler = (req: IncomingMessage, res: ServerResponse, params: Record<string, string>, ctx: GatewayContext) => Promise<void>;
 
 interface Route {
   method: string;
+  path: string;
   pattern: RegExp;
   keys: string[];
   handler: RouteHandler;
@@ -34,11 +38,12 @@ function route(method: string, path: string, handler: RouteHandler): Route {
       return '([^/]+)';
     })}$`,
   );
-  return { method, pattern, keys, handler };
+  return { method, path, pattern, keys, handler };
 }
 
 export const routes: Route[] = [
   route('GET', '/healthz', handleHealth),
+  route('GET', '/metrics', async (_req, res, _params, ctx) => sendMetrics(res, ctx.metrics ?? new GatewayMetrics())),
   route('GET', '/api/changes/{owner}/{repo}/{number}', handleGetChange),
   route('GET', '/api/changes/{owner}/{repo}/{number}/audit', handleGetAudit),
   route('POST', '/api/changes/{owner}/{repo}/{number}/approvals', handlePostApproval),
@@ -47,9 +52,15 @@ export const routes: Route[] = [
   route('POST', '/slack/interactions', handleSlackInteraction),
 ];
 
+const KNOWN_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
+
 export function createGateway(ctx: GatewayContext): Server {
+  const withMetrics = { ...ctx, metrics: ctx.metrics ?? new GatewayMetrics() };
   return createServer((req, res) => {
-    void dispatch(req, res, ctx);
+    const pathname = new URL(req.url ?? '/', 'http://gateway').pathname;
+    const method = KNOWN_METHODS.has(req.method ?? '') ? (req.method as string) : 'OTHER';
+    withMetrics.metrics.track(method, routes.find((r) => r.pattern.test(pathname))?.path ?? 'unmatched', res);
+    void dispatch(req, res, withMetrics);
   });
 }
 
