@@ -105,6 +105,11 @@ export class DeployerVault {
     return this.credentials.address;
   }
 
+  /** When the deployer's own token expires (ms since epoch; 0 = not logged in yet). */
+  get tokenExpiresAt(): number {
+    return this.expiresAt;
+  }
+
   /** Log in, or renew/re-login when the token is close to expiring. Concurrent callers share one attempt. */
   async ensureToken(): Promise<void> {
     const remaining = this.expiresAt - this.now();
