@@ -31,6 +31,7 @@ export const commands: Record<string, Command> = {
   bundle: lazy('build the workflow bundle into FOUREYES_WORKFLOW_BUNDLE (image build time)', 'foureyes bundle', () => import('./bundle.ts')),
   gateway: lazy('run the HTTP gateway (production entry point)', 'foureyes gateway', () => import('./gateway.ts')),
   worker: lazy('run one trust zone\'s worker (production entry point)', 'foureyes worker orchestrator|checks|deploy', () => import('./worker.ts')),
+  sandbox: lazy('act as people in the offline GitHub stand-in: open a pull request, push, review, show', 'foureyes sandbox <open|push|review|dismiss|close|show|token> [options]', () => import('./sandbox.ts')),
 };
 
 export function usage(): string {

@@ -49,7 +49,34 @@ export function parseConfig(text: string, file = 'foureyes.yaml'): FoureyesConfi
   if (!parsed.success) throw new ConfigError(file, parsed.error.issues.map(formatIssue));
   const problems = checkReferences(parsed.data);
   if (problems.length > 0) throw new ConfigError(file, problems);
-  return parsed.data;
+  return applyRemoteOverrides(parsed.data, file);
+}
+
+/**
+ * FOUREYES_REMOTE_OVERRIDES: a JSON object `{"owner/repo": "<git remote>"}` that replaces the `remote` of
+ * configured repositories. Offline mode sets it so checks and deploys fetch from the GitHub stand-in's
+ * local git repositories; names that are not configured are an error.
+ */
+export function applyRemoteOverrides(config: FoureyesConfig, file: string, env: NodeJS.ProcessEnv = process.env): FoureyesConfig {
+  const raw = env.FOUREYES_REMOTE_OVERRIDES;
+  if (!raw) return config;
+  let overrides: unknown;
+  try {
+    overrides = JSON.parse(raw);
+  } catch {
+    throw new ConfigError(file, ['FOUREYES_REMOTE_OVERRIDES: expected a JSON object {"owner/repo": "remote"}, found text that is not JSON']);
+  }
+  if (overrides === null || typeof overrides !== 'object' || Array.isArray(overrides)) throw new ConfigError(file, ['FOUREYES_REMOTE_OVERRIDES: expected a JSON object {"owner/repo": "remote"}']);
+  const problems: string[] = [];
+  const repositories = config.repositories.map((r) => ({ ...r }));
+  for (const [name, remote] of Object.entries(overrides as Record<string, unknown>)) {
+    const repo = repositories.find((r) => r.name.toLowerCase() === name.toLowerCase());
+    if (!repo) problems.push(`FOUREYES_REMOTE_OVERRIDES: repository "${name}" is not configured`);
+    else if (typeof remote !== 'string' || remote === '') problems.push(`FOUREYES_REMOTE_OVERRIDES: the remote of "${name}" must be a non-empty string`);
+    else repo.remote = remote;
+  }
+  if (problems.length > 0) throw new ConfigError(file, problems);
+  return { ...config, repositories };
 }
 
 export function formatPath(path: readonly PropertyKey[]): string {

@@ -14,6 +14,8 @@ import { projectRoot } from './paths.ts';
 import { freePort, startProcess, waitUntil, type ManagedProcess } from './process.ts';
 import { startTemporalServer, type TemporalServer } from './temporal-server.ts';
 import { ensureTool } from './tools.ts';
+import { hasGitHubCredentials } from '../activities/github-client.ts';
+import { connectWebhook, startOfflineGitHub, type OfflineGitHub } from '../github-standin/offline.ts';
 
 export interface StackOptions {
   dataDir: string;
@@ -28,6 +30,13 @@ export interface StackOptions {
   log?: (line: string) => void;
   /** Extra environment for the gateway and orchestrator (e.g. GITHUB_API_URL of a stand-in). */
   githubEnv?: Record<string, string>;
+  /**
+   * Offline mode: start the GitHub stand-in and wire it in. Default: on when neither `githubEnv` nor
+   * GITHUB_TOKEN / GITHUB_APP_ID + GITHUB_PRIVATE_KEY are given.
+   */
+  offlineGitHub?: boolean;
+  /** Port of the stand-in in offline mode (free port when absent). */
+  githubPort?: number;
 }
 
 export interface Stack {
@@ -41,6 +50,8 @@ export interface Stack {
   gateway: ManagedProcess;
   processes: ManagedProcess[];
   stop(): Promise<void>;
+  /** The GitHub stand-in in offline mode. */
+  github?: OfflineGitHub;
 }
 
 /** The approval signing key pair: generated once per data folder; the private half goes to the gateway only. */
@@ -86,8 +97,10 @@ export async function startStack(options: StackOptions): Promise<Stack> {
   ensureTool('temporal', log);
   ensureTool('bao', log);
   const processes: ManagedProcess[] = [];
+  let github: OfflineGitHub | undefined;
   const stopAll = async () => {
     for (const p of [...processes].reverse()) await p.stop();
+    await github?.stop();
   };
   try {
     log('foureyes: starting Temporal dev server …');
@@ -111,10 +124,21 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     // Audit exports are signed with a key of their own, so the approval key never leaves the gateway's duty.
     const auditKey = loadOrCreateSigningKey(options.dataDir, 'audit-signing');
     const bundle = await ensureWorkflowBundle({ ...process.env, FOUREYES_DATA: options.dataDir }, log);
-    const base = { ...baseEnv({ temporal }, options), FOUREYES_WORKFLOW_BUNDLE: bundle };
+    let githubEnv = options.githubEnv;
+    if (options.offlineGitHub ?? (!options.githubEnv && !hasGitHubCredentials(process.env))) {
+      log('foureyes: no GitHub credentials: starting the GitHub stand-in (offline mode; act in it with `foureyes sandbox`) …');
+      github = await startOfflineGitHub({ dataDir: join(options.dataDir, 'github'), config, projectRoot: projectRoot(), port: options.githubPort });
+      githubEnv = { ...github.env, ...(options.githubEnv ?? {}) };
+    }
+    const base = {
+      ...baseEnv({ temporal }, options),
+      FOUREYES_WORKFLOW_BUNDLE: bundle,
+      // Checks and deploys fetch from the stand-in's local git repositories (see applyRemoteOverrides).
+      ...(github ? { FOUREYES_REMOTE_OVERRIDES: JSON.stringify(github.remotes) } : {}),
+    };
 
     const zoneEnv: Record<Zone, Record<string, string>> = {
-      orchestrator: { ...base, FOUREYES_APPROVAL_PUBLIC_KEYS: signingKey.publicKey, ...slackEnv(), ...(options.githubEnv ?? {}) },
+      orchestrator: { ...base, FOUREYES_APPROVAL_PUBLIC_KEYS: signingKey.publicKey, ...slackEnv(), ...(githubEnv ?? {}) },
       checks: { ...base },
       deploy: { ...base, VAULT_ADDR: openbao.address, VAULT_ROLE_ID: deployerCredentials.roleId, VAULT_SECRET_ID: deployerCredentials.secretId },
     };
@@ -134,19 +158,20 @@ export async function startStack(options: StackOptions): Promise<Stack> {
       PORT: String(gatewayPort),
       FOUREYES_APPROVAL_SIGNING_KEY: signingKey.privateKey,
       FOUREYES_AUDIT_SIGNING_KEY: auditKey.privateKey,
-      ...(options.githubEnv ?? {}),
+      ...(githubEnv ?? {}),
       ...(process.env.SLACK_SIGNING_SECRET ? { SLACK_SIGNING_SECRET: process.env.SLACK_SIGNING_SECRET } : {}),
-      ...(process.env.GITHUB_WEBHOOK_SECRET && !options.githubEnv?.GITHUB_WEBHOOK_SECRET ? { GITHUB_WEBHOOK_SECRET: process.env.GITHUB_WEBHOOK_SECRET } : {}),
+      ...(process.env.GITHUB_WEBHOOK_SECRET && !githubEnv?.GITHUB_WEBHOOK_SECRET ? { GITHUB_WEBHOOK_SECRET: process.env.GITHUB_WEBHOOK_SECRET } : {}),
     };
     const gatewayEntry = nodeEntry('src/gateway/main.ts');
     const gateway = startProcess(gatewayEntry.command, gatewayEntry.args, { name: 'gateway', cwd: projectRoot(), env: gatewayEnv, logFile: join(logs, 'gateway.log'), echo: options.echo });
     processes.push(gateway);
     const gatewayUrl = `http://127.0.0.1:${gatewayPort}`;
+    if (github) connectWebhook(github, gatewayUrl);
 
     log('foureyes: waiting for the workers and the gateway …');
     await waitForPollers(temporal, Object.values(workers));
     await waitUntil('gateway', async () => (await fetch(`${gatewayUrl}/healthz`)).ok, { timeoutMs: 60_000, process: gateway });
-    return { config, temporal, openbao, deployerCredentials, signingKey, gatewayUrl, workers, gateway, processes, stop: stopAll };
+    return { config, temporal, openbao, deployerCredentials, signingKey, gatewayUrl, workers, gateway, processes, stop: stopAll, ...(github ? { github } : {}) };
   } catch (error) {
     await stopAll();
     throw error;

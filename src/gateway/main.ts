@@ -3,6 +3,7 @@ import { loadConfig } from '../config/load.ts';
 import { connectClient } from '../shared/temporal-connection.ts';
 import { createGateway } from './app.ts';
 import { loadSigningKey, SigningKeyError } from './approvals/signing.ts';
+import { requireWebhookSecret, WebhookSecretError } from './routes/github-webhook.ts';
 
 const config = loadConfig();
 try {
@@ -10,6 +11,14 @@ try {
   loadSigningKey(process.env);
 } catch (error) {
   if (!(error instanceof SigningKeyError)) throw error;
+  console.error(`gateway: ${error.message}`);
+  process.exit(1);
+}
+try {
+  // POST /webhooks/github verifies every delivery with it.
+  requireWebhookSecret(process.env);
+} catch (error) {
+  if (!(error instanceof WebhookSecretError)) throw error;
   console.error(`gateway: ${error.message}`);
   process.exit(1);
 }

@@ -76,7 +76,8 @@ export class GitHubStandin {
   save(): void {
     if (!this.options.persist) return;
     const tmp = `${this.stateFile}.tmp`;
-    writeFileSync(tmp, JSON.stringify(this.state), { mode: 0o600 });
+    // The webhook secret is not saved: whoever starts the stand-in sets it again.
+    writeFileSync(tmp, JSON.stringify({ ...this.state, webhook: undefined }), { mode: 0o600 });
     renameSync(tmp, this.stateFile);
   }
 

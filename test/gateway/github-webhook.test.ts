@@ -122,7 +122,7 @@ async function post(body: string, headers: Record<string, string>, url = `${gate
   return { status: res.status, json: (await res.json()) as Record<string, unknown> };
 }
 
-function signed(body: string, event: string, deliveryId = crypto.randomUUID()): Record<string, string> {
+function signed(body: string, event: string, deliveryId: string = crypto.randomUUID()): Record<string, string> {
   return { 'x-github-event': event, 'x-github-delivery': deliveryId, 'x-hub-signature-256': GitHubStandin.sign(body, SECRET) };
 }
 
