@@ -8,6 +8,7 @@
 //      whatever happens.
 // The event history is the audit trail; the state survives continue-as-new in full.
 import {
+  ActivityCancellationType,
   ActivityFailure,
   allHandlersFinished,
   ApplicationFailure,
@@ -70,6 +71,8 @@ export async function changeWorkflow(input: ChangeWorkflowInput): Promise<Change
   let version = 0;
   let lastPublished = '';
   const now = () => Date.now();
+  // Before the handlers: a signal buffered at start is dispatched as soon as its handler is set.
+  const reporter = startReporter(() => statusOf(state, policy, now()));
   const changed = () => {
     version++;
     reporter.changed();
@@ -100,8 +103,6 @@ export async function changeWorkflow(input: ChangeWorkflowInput): Promise<Change
   // A refusal is an answer, not a validation error, so that every attempt is in the history.
   setHandler(approvalUpdate, approve);
   setHandler(statusQuery, () => statusOf(state, policy, now()));
-
-  const reporter = startReporter(() => statusOf(state, policy, now()));
 
   policy = await orchestrator.loadPolicy({ repo });
   alignEnvironments(state, policy);
@@ -238,12 +239,15 @@ export async function changeWorkflow(input: ChangeWorkflowInput): Promise<Change
       taskQueue: zoneQueue(workflowInfo().taskQueue, 'deploy'),
       startToCloseTimeout: env.deployTimeoutMs + DEPLOY_MARGIN_MS,
       heartbeatTimeout: '30 seconds',
+      // Revoke only once the step has really stopped, or it could lease again after the revoke.
+      cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
       retry: { maximumAttempts: 3 },
     });
     const verifier = proxyActivities<DeployActivities>({
       taskQueue: zoneQueue(workflowInfo().taskQueue, 'deploy'),
       startToCloseTimeout: (env.verifyTimeoutMs ?? 0) + DEPLOY_MARGIN_MS,
       heartbeatTimeout: '30 seconds',
+      cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
       retry: { maximumAttempts: 2 },
     });
     const revoker = proxyActivities<DeployActivities>({

@@ -1,0 +1,255 @@
+// A change-delivery stack on the shared Temporal dev server for workflow tests: the real workflow bundle,
+// the real loadPolicy over a test configuration, and recording doubles for checks, GitHub and the deployer.
+import { Context } from '@temporalio/activity';
+import type { Client, WorkflowHandle } from '@temporalio/client';
+import { CancelledFailure } from '@temporalio/common';
+import { temporal } from '@temporalio/proto';
+import type { Worker } from '@temporalio/worker';
+import { randomUUID } from 'node:crypto';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { createPolicyActivities } from '../../src/activities/policy.ts';
+import { parseConfig } from '../../src/config/load.ts';
+import { generateSigningKey, signClaim, type SigningKey } from '../../src/shared/approval-signature.ts';
+import { zoneQueue } from '../../src/shared/task-queues.ts';
+import type { ApprovalClaim, ApprovalOutcome, ChangeStatus, CommitInfo, DeployInput, DeployReport, PullRequestEvent, VerifyReport } from '../../src/shared/types.ts';
+import { approvalUpdate, pullRequestClosedSignal, pullRequestSignal, statusQuery, type ChangeWorkflowInput } from '../../src/workflows/definitions.ts';
+import type { changeWorkflow, ChangeResult } from '../../src/workflows/change.ts';
+import { testClient, testWorker, uniqueQueue } from '../helpers/temporal.ts';
+
+export const CONFIG = `
+people:
+  - { github: sam-dev, emails: [sam@example.com] }
+  - { github: alex-reviewer, emails: [alex@example.com] }
+  - { github: jo-platform, emails: [jo@example.com] }
+  - { github: kim-qa, emails: [kim@example.com] }
+  - { github: pat-peer, emails: [pat@example.com] }
+  - { github: lee-ops, emails: [lee@example.com] }
+teams:
+  platform: [jo-platform, alex-reviewer, kim-qa]
+environments:
+  - name: staging
+    deploy: { run: "true", timeout: 60s }
+    verify: { run: "true", timeout: 30s }
+    approval: { required: 1, expiry: 1h }
+  - name: production
+    deploy: { run: "true", timeout: 60s }
+    approval: { required: 1, eligible: [team:platform], expiry: 1h }
+  - name: dual
+    deploy: { run: "true", timeout: 60s }
+    approval: { required: 2, expiry: 1h }
+  - name: quick
+    deploy: { run: "true", timeout: 60s }
+    approval: { required: 2, expiry: 2s }
+repositories:
+  - { name: acme/shop, remote: /nonexistent, environments: [staging, production], merge: true, policyOwners: [jo-platform] }
+  - { name: acme/dual, remote: /nonexistent, environments: [dual] }
+  - { name: acme/quick, remote: /nonexistent, environments: [quick] }
+`;
+
+export interface Calls {
+  checks: string[];
+  deploy: DeployInput[];
+  verify: DeployInput[];
+  revoke: Array<{ change: string; environment: string }>;
+  merge: Array<{ change: string; sha: string }>;
+  sync: number;
+}
+
+export interface Stack {
+  client: Client;
+  taskQueue: string;
+  key: SigningKey;
+  calls: Calls;
+  /** Checks of these SHAs fail. */
+  failingShas: Set<string>;
+  /** Deploys of these changes run until cancelled. */
+  hangingDeploys: Set<string>;
+  stop(): Promise<void>;
+}
+
+export async function startStack(): Promise<Stack> {
+  const config = parseConfig(CONFIG, 'test.yaml');
+  const key = generateSigningKey();
+  const taskQueue = uniqueQueue('change');
+  const calls: Calls = { checks: [], deploy: [], verify: [], revoke: [], merge: [], sync: 0 };
+  const failingShas = new Set<string>();
+  const hangingDeploys = new Set<string>();
+  const quickHeartbeats = { maxHeartbeatThrottleInterval: '200ms', defaultHeartbeatThrottleInterval: '200ms' } as const;
+
+  const orchestrator = await testWorker({
+    taskQueue,
+    workflows: true,
+    activities: {
+      ...createPolicyActivities(() => config, [key.publicKey]),
+      async syncGitHub() {
+        calls.sync++;
+      },
+      async confirmReviews() {
+        return { ok: true, reason: 'reviews stand' };
+      },
+      async mergePullRequest(input: { change: string; sha: string }) {
+        calls.merge.push(input);
+        return { merged: true, reason: `merged ${input.sha.slice(0, 7)}` };
+      },
+    },
+  });
+  const checks = await testWorker({
+    taskQueue: zoneQueue(taskQueue, 'checks'),
+    activities: {
+      async runChecks(input: { change: string; sha: string }) {
+        calls.checks.push(input.sha);
+        const passed = !failingShas.has(input.sha);
+        return { sha: input.sha, passed, durationMs: 1, results: [{ name: 'unit', passed, exitCode: passed ? 0 : 1, durationMs: 1, timedOut: false, outputTail: passed ? 'ok' : 'FAIL: 1 test' }] };
+      },
+    },
+  });
+  const deployer = await testWorker({
+    taskQueue: zoneQueue(taskQueue, 'deploy'),
+    ...quickHeartbeats,
+    activities: {
+      async deploy(input: DeployInput): Promise<DeployReport> {
+        calls.deploy.push(input);
+        if (hangingDeploys.has(input.change)) {
+          const ctx = Context.current();
+          for (;;) {
+            ctx.heartbeat();
+            if (ctx.cancellationSignal.aborted) throw new CancelledFailure('deploy cancelled');
+            await new Promise((r) => setTimeout(r, 100));
+          }
+        }
+        return { environment: input.environment, sha: input.sha, status: 'deployed', exitCode: 0, durationMs: 1, outputTail: 'deployed', leases: [] };
+      },
+      async verify(input: DeployInput): Promise<VerifyReport> {
+        calls.verify.push(input);
+        return { environment: input.environment, sha: input.sha, passed: true, exitCode: 0, durationMs: 1, outputTail: 'ok', leases: [] };
+      },
+      async revokeOutstanding(input: { change: string; environment: string }) {
+        calls.revoke.push(input);
+        return [];
+      },
+    },
+  });
+  const workers: Worker[] = [orchestrator, checks, deployer];
+  const running = workers.map((w) => w.run());
+  const client = await testClient();
+  return {
+    client,
+    taskQueue,
+    key,
+    calls,
+    failingShas,
+    hangingDeploys,
+    async stop() {
+      for (const w of workers) w.shutdown();
+      await Promise.all(running);
+      await client.connection.close();
+    },
+  };
+}
+
+let counter = 0;
+/** A fresh change reference (unique per test run, so workflow IDs never collide). */
+export function newChange(repo = 'acme/shop'): string {
+  return `${repo}#${(Date.now() % 1_000_000) * 100 + (counter++ % 100)}`;
+}
+
+export function sha(): string {
+  return randomUUID().replace(/-/g, '') + randomUUID().replace(/-/g, '').slice(0, 8);
+}
+
+export function commit(sha: string, author: CommitInfo['author'], committer: CommitInfo['committer'] = author, message = 'change'): CommitInfo {
+  return { sha, author, committer, message };
+}
+
+let delivery = 0;
+export function opened(head: string, author = 'sam-dev', commits: CommitInfo[] = [commit(head, { login: author, email: `${author.split('-')[0]}@example.com` })]): PullRequestEvent {
+  return { kind: 'opened', deliveryId: `d-${++delivery}-${randomUUID()}`, headSha: head, updatedAt: new Date().toISOString(), author, title: 'Make checkout faster', baseRef: 'main', headRef: 'fast', commits };
+}
+
+export function pushed(before: string, head: string, pusher = 'sam-dev', commits: CommitInfo[] = [commit(head, { login: pusher })]): PullRequestEvent {
+  return { kind: 'synchronize', deliveryId: `d-${++delivery}-${randomUUID()}`, headSha: head, beforeSha: before, pusher, updatedAt: new Date().toISOString(), author: 'sam-dev', title: 'Make checkout faster', baseRef: 'main', headRef: 'fast', commits };
+}
+
+export type ChangeHandle = WorkflowHandle<typeof changeWorkflow>;
+
+export async function openChange(stack: Stack, change: string, event: PullRequestEvent, extra: Partial<ChangeWorkflowInput> = {}): Promise<ChangeHandle> {
+  return stack.client.workflow.signalWithStart<typeof changeWorkflow, [PullRequestEvent]>('changeWorkflow', {
+    workflowId: `change:${change}`,
+    taskQueue: stack.taskQueue,
+    args: [{ change, ...extra }],
+    signal: pullRequestSignal,
+    signalArgs: [event],
+  });
+}
+
+export async function push(handle: ChangeHandle, event: PullRequestEvent): Promise<void> {
+  await handle.signal(pullRequestSignal, event);
+}
+
+export async function close(handle: ChangeHandle): Promise<void> {
+  await handle.signal(pullRequestClosedSignal, { deliveryId: randomUUID(), merged: false, closedBy: 'sam-dev', at: new Date().toISOString() });
+}
+
+export function claim(change: string, sha: string, person: string, extra: Partial<ApprovalClaim> = {}): ApprovalClaim {
+  return { v: 1, change, sha, person, channel: 'cli', decision: 'approve', evidence: { tokenLogin: person }, at: new Date().toISOString(), nonce: randomUUID(), ...extra };
+}
+
+export async function approve(stack: Stack, handle: ChangeHandle, c: ApprovalClaim): Promise<ApprovalOutcome> {
+  return handle.executeUpdate(approvalUpdate, { args: [signClaim(c, stack.key)] });
+}
+
+export async function status(handle: ChangeHandle): Promise<ChangeStatus> {
+  return handle.query(statusQuery);
+}
+
+/** Polls the status query until `predicate` holds (the workflow reacts asynchronously to signals). */
+export async function waitForStatus(handle: ChangeHandle, predicate: (s: ChangeStatus) => boolean, timeoutMs = 20_000): Promise<ChangeStatus> {
+  const deadline = Date.now() + timeoutMs;
+  let last: ChangeStatus | undefined;
+  for (;;) {
+    try {
+      last = await status(handle);
+      if (predicate(last)) return last;
+    } catch (error) {
+      if (Date.now() > deadline) throw error;
+    }
+    if (Date.now() > deadline) throw new Error(`status never matched; last: stage=${last?.stage} waitingFor=${last?.waitingFor}\n${JSON.stringify(last?.timeline, null, 1)}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+export async function result(handle: ChangeHandle): Promise<ChangeResult> {
+  return (await handle.result()) as ChangeResult;
+}
+
+/** With FOUREYES_WRITE_HISTORIES=1, keeps this run's history (every run of it) for the replay test. */
+export async function saveHistory(stack: Stack, handle: ChangeHandle, name: string): Promise<void> {
+  if (process.env.FOUREYES_WRITE_HISTORIES !== '1') return;
+  const dir = join(import.meta.dirname, 'histories');
+  mkdirSync(dir, { recursive: true });
+  const runIds = (await status(handle).catch(() => undefined))?.runIds ?? [];
+  const all = new Set([...runIds]);
+  const latest = await handle.describe();
+  all.add(latest.runId);
+  let i = 0;
+  for (const runId of all) {
+    const history = await stack.client.workflow.getHandle(handle.workflowId, runId).fetchHistory();
+    writeFileSync(join(dir, `${name}${all.size > 1 ? `-run${++i}` : ''}.json`), encodeHistory(handle.workflowId, runId, history));
+  }
+}
+
+// The SDK's proto-JSON helpers trip over two protobufjs copies in node_modules, so a history is kept as
+// its protobuf bytes (base64) inside a small JSON envelope.
+export const HISTORY_ENCODING = 'temporal.api.history.v1.History;base64';
+
+export function encodeHistory(workflowId: string, runId: string, history: temporal.api.history.v1.IHistory): string {
+  const data = Buffer.from(temporal.api.history.v1.History.encode(history).finish()).toString('base64');
+  return `${JSON.stringify({ workflowId, runId, encoding: HISTORY_ENCODING, events: history.events?.length ?? 0, data }, null, 1)}\n`;
+}
+
+export function decodeHistory(text: string): { workflowId: string; history: temporal.api.history.v1.History } {
+  const parsed = JSON.parse(text) as { workflowId: string; encoding: string; data: string };
+  if (parsed.encoding !== HISTORY_ENCODING) throw new Error(`unknown history encoding ${parsed.encoding}`);
+  return { workflowId: parsed.workflowId, history: temporal.api.history.v1.History.decode(Buffer.from(parsed.data, 'base64')) };
+}
