@@ -1,7 +1,7 @@
 // runChecks against a real local git repository, as the checks worker runs it (activity environment).
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -77,8 +77,9 @@ describe('runChecks', () => {
   });
 
   it('kills a check that runs past its timeout, with everything it started, and caps its output', async () => {
+    const pidFile = join(remote, '..', `${remote.split('/').pop()}-bgpid`);
     const { runChecks } = activities(`
-      - { name: slow, run: "yes line | head -c 100000; sleep 30 & sleep 30", timeout: 1, outputLimit: 1000 }`);
+      - { name: slow, run: "yes line | head -c 100000; sleep 30 & echo $! > ${pidFile}; sleep 30", timeout: 1, outputLimit: 1000 }`);
     const started = Date.now();
     const report = await new MockActivityEnvironment().run(runChecks, { change: 'acme/shop#1', sha: headSha });
     expect(Date.now() - started).toBeLessThan(10_000);
@@ -86,6 +87,10 @@ describe('runChecks', () => {
     expect(slow).toMatchObject({ passed: false, timedOut: true });
     expect(slow?.outputTail.length).toBeLessThanOrEqual(1000);
     expect(slow?.outputTail).toContain('timed out');
+    // The background process the check started went down with its group.
+    const pid = Number(readFileSync(pidFile, 'utf8'));
+    rmSync(pidFile);
+    expect(() => process.kill(pid, 0)).toThrow();
   });
 
   it('stops the running check when the activity is cancelled', async () => {
