@@ -7,7 +7,8 @@ import { fileURLToPath } from 'node:url';
 import { dataDir } from '../dev/paths.ts';
 
 export const workflowsPath = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
-const sourceDirs = [fileURLToPath(new URL('../workflows', import.meta.url)), fileURLToPath(new URL('../shared', import.meta.url))];
+// Everything the workflow bundle imports: a change in any of them must rebuild it.
+const sourceDirs = ['../workflows', '../shared', '../policy'].map((dir) => fileURLToPath(new URL(dir, import.meta.url)));
 
 function newestSource(): number {
   let newest = 0;
