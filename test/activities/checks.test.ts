@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createChecksActivities } from '../../src/activities/checks.ts';
 import { parseConfig } from '../../src/config/load.ts';
+import type { ChecksReport } from '../../src/shared/types.ts';
 
 let remote: string;
 let firstSha: string;
@@ -66,7 +67,7 @@ describe('runChecks', () => {
       - { name: version, run: "cat version.txt && git rev-parse HEAD" }
       - { name: env, run: "env | sort" }
       - { name: fails, run: "echo boom >&2; exit 3" }`);
-      const report = await new MockActivityEnvironment().run(runChecks, { change: 'acme/shop#1', sha: firstSha });
+      const report: ChecksReport = await new MockActivityEnvironment().run(runChecks, { change: 'acme/shop#1', sha: firstSha });
       expect(report.sha).toBe(firstSha);
       expect(report.passed).toBe(false);
       const [version, env, fails] = report.results;
@@ -90,7 +91,7 @@ describe('runChecks', () => {
     const { runChecks } = activities(`
       - { name: slow, run: "yes line | head -c 100000; sleep 30 & echo $! > ${pidFile}; sleep 30", timeout: 1, outputLimit: 1000 }`);
     const started = Date.now();
-    const report = await new MockActivityEnvironment().run(runChecks, { change: 'acme/shop#1', sha: headSha });
+    const report: ChecksReport = await new MockActivityEnvironment().run(runChecks, { change: 'acme/shop#1', sha: headSha });
     expect(Date.now() - started).toBeLessThan(10_000);
     const [slow] = report.results;
     expect(slow).toMatchObject({ passed: false, timedOut: true });
