@@ -1,7 +1,7 @@
 // The audit record of one change, reconstructed from its workflow history events (every run of the
 // continue-as-new chain), never from the workflow's mutable state: who initiated, what was tested, every
 // approval attempt and its fate, what executed each deployment with which leases, and the outcome.
-import { collectInitiators, shortSha, type Initiators } from '../policy/sod.ts';
+import { collectInitiators, shortSha, type Initiators, type Participation } from '../policy/sod.ts';
 import type {
   ApprovalOutcome,
   ChangePolicy,
@@ -16,16 +16,7 @@ import type {
 import { decodePayloads, eventTime, type HistoryEvent, type RunHistory } from './history.ts';
 import type { UnchainedEntry } from './seal.ts';
 
-export const APPROVAL_MEMO_KEY = 'foureyesApprovalDecision';
-
-export interface ApprovalDecisionMemo {
-  /** Index of the attempt among all attempts of the change. */
-  n: number;
-  nonce: string;
-  counted: boolean;
-  reason: string;
-  environments: string[];
-}
+import { APPROVAL_MEMO_KEY, type ApprovalDecisionMemo } from '../shared/audit-memo.ts';
 
 export interface AuditSummary {
   change: string;
@@ -52,8 +43,12 @@ export interface AuditRecord {
 interface PendingActivity {
   type: string;
   input: unknown;
+  taskQueue: string;
   identity?: string;
 }
+
+/** The deploy trust zone: `foureyes-deploy`, or `<queue>-deploy` for a renamed stack. */
+const isDeployQueue = (queue: string) => queue === 'foureyes-deploy' || queue.endsWith('-deploy');
 
 const QUIET_ACTIVITIES = new Set(['syncGitHub', 'notifySlack', 'zoneInfo_orchestrator']);
 
@@ -72,6 +67,7 @@ export function buildAuditRecord(change: string, runs: RunHistory[]): AuditRecor
   const entries: UnchainedEntry[] = [];
   let policy: ChangePolicy | undefined;
   const initiators: Initiators = {};
+  const participations: Participation[] = [];
   const approvers = new Set<string>();
   const executors = new Set<string>();
   const deployed: string[] = [];
@@ -100,8 +96,8 @@ export function buildAuditRecord(change: string, runs: RunHistory[]): AuditRecor
         const [arg] = decodePayloads(a.input);
         if (a.signalName === 'pullRequest') {
           const pr = arg as PullRequestEvent;
-          collectInitiators(policy?.people ?? [], { ...(pr.kind === 'opened' ? { author: pr.author } : {}), commits: pr.commits ?? [], pushers: pr.pusher ? [pr.pusher] : [] }, initiators);
-          if (pr.kind === 'opened' && pr.author) collectInitiators([], { author: pr.author }, initiators);
+          // Resolved against the policy's people at the end: the signal that starts a change precedes loadPolicy.
+          participations.push({ ...(pr.kind === 'opened' || participations.length === 0 ? { author: pr.author } : {}), commits: pr.commits ?? [], pushers: pr.pusher ? [pr.pusher] : [] });
           push({
             at,
             kind: 'pull-request',
@@ -151,7 +147,7 @@ export function buildAuditRecord(change: string, runs: RunHistory[]): AuditRecor
       } else if (event.activityTaskScheduledEventAttributes) {
         const a = event.activityTaskScheduledEventAttributes;
         const [input] = decodePayloads(a.input);
-        scheduled.set(id, { type: a.activityType?.name ?? '?', input });
+        scheduled.set(id, { type: a.activityType?.name ?? '?', input, taskQueue: a.taskQueue?.name ?? '' });
       } else if (event.activityTaskStartedEventAttributes) {
         const a = event.activityTaskStartedEventAttributes;
         const pending = scheduled.get(String(a.scheduledEventId ?? ''));
@@ -186,12 +182,13 @@ export function buildAuditRecord(change: string, runs: RunHistory[]): AuditRecor
           case 'deploy': {
             const report = result as DeployReport;
             if (executor) executors.add(executor);
+            if (!isDeployQueue(pending.taskQueue)) findings.push(`${report.environment} was deployed from task queue ${pending.taskQueue}, outside the deploy zone`);
             if (report.status !== 'failed') deployed.push(report.environment);
             push({
               at,
               kind: 'deploy',
               summary: `${report.environment}: ${report.status} ${shortSha(report.sha)} by the pipeline (${executor ?? 'deploy worker'}); ${leaseText(report.leases)}`,
-              data: { environment: report.environment, sha: report.sha, status: report.status, exitCode: report.exitCode, durationMs: report.durationMs, leases: report.leases, executor },
+              data: { environment: report.environment, sha: report.sha, status: report.status, exitCode: report.exitCode, durationMs: report.durationMs, leases: report.leases, executor, taskQueue: pending.taskQueue },
             });
             break;
           }
@@ -240,8 +237,8 @@ export function buildAuditRecord(change: string, runs: RunHistory[]): AuditRecor
   }
 
   // Each attempt's fate: the workflow's answer to an update, else the decision it recorded for the attempt.
-  pendingApprovals.forEach(({ entry, signed }, n) => {
-    const decision = decisions.find((d) => d.n === n && d.nonce === (signed?.claim?.nonce ?? ''));
+  pendingApprovals.forEach(({ entry }, n) => {
+    const decision = decisions.find((d) => d.n === n);
     const data = entry.data as Record<string, unknown>;
     const updateOutcome = [...updateAttempt.entries()].find(([, i]) => i === n)?.[0];
     const answered = updateOutcome !== undefined ? updateResults.get(updateOutcome) : undefined;
@@ -260,15 +257,13 @@ export function buildAuditRecord(change: string, runs: RunHistory[]): AuditRecor
     entry.summary = `${entry.summary} — ${fate?.counted ? 'counted' : 'not counted'}: ${String(data.reason)}`;
   });
 
+  for (const part of participations) collectInitiators(policy?.people ?? [], part, initiators);
   for (const entry of entries) {
     if (entry.kind === 'pull-request') headSha = (entry.data as { headSha: string }).headSha || headSha;
   }
   const initiatorNames = Object.keys(initiators);
   for (const approver of approvers) {
     if (initiatorNames.includes(approver)) findings.push(`${approver} both initiated (${(initiators[approver] ?? []).join(', ')}) and approved`);
-  }
-  for (const executor of executors) {
-    if (!/^deploy@/.test(executor) && !executor.includes('deploy')) findings.push(`a deployment was executed by ${executor}, not by the deploy worker`);
   }
   if (deployed.length > 0 && approvers.size === 0 && (policy?.environments.some((e) => e.required > 0) ?? true)) findings.push('deployed without any counted approval');
 

@@ -20,6 +20,8 @@ import {
   proxyActivities,
   setCurrentDetails,
   setHandler,
+  patched,
+  upsertMemo,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
@@ -28,6 +30,7 @@ import type { ChecksActivities, DeployActivities, OrchestratorActivities } from 
 import { gateState, shortSha } from '../policy/sod.ts';
 import { ApproversAttr, AuthorAttr, HeadShaAttr, InitiatorsAttr, PullNumberAttr, RepoAttr, StageAttr } from '../shared/search-attributes.ts';
 import { zoneQueue } from '../shared/task-queues.ts';
+import { APPROVAL_MEMO_KEY, type ApprovalDecisionMemo } from '../shared/audit-memo.ts';
 import type { ApprovalOutcome, ChangePolicy, ChangeStage, DeployInput, EnvironmentPolicy, EnvironmentStatus, SignedApproval } from '../shared/types.ts';
 import {
   alignEnvironments,
@@ -95,6 +98,9 @@ export async function changeWorkflow(input: ChangeWorkflowInput): Promise<Change
   const approve = async (signed: SignedApproval): Promise<ApprovalOutcome> => {
     await condition(() => policy !== undefined);
     const decision = receiveApproval(state, policy as ChangePolicy, signed, now());
+    const memo: ApprovalDecisionMemo = { n: state.approvals.length - 1, counted: decision.counted, reason: decision.reason, environments: decision.environments };
+    // patched(): runs recorded before the memo existed still replay (see docs/operations.md).
+    if (patched('approval-decision-memo')) upsertMemo({ [APPROVAL_MEMO_KEY]: memo });
     if (state.rejection?.sha === state.headSha && state.stage === 'awaiting-approval') setStage('rejected', rejectionWait());
     changed();
     return { ...decision, stage: state.stage };
