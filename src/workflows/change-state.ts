@@ -54,6 +54,8 @@ export interface ChangeState {
   timeline: TimelineEntry[];
   runIds: string[];
   closed?: { at: string; merged: boolean; closedBy?: string };
+  /** Head SHA whose approval request was posted to chat (once per head). */
+  slackNotified?: string;
 }
 
 const MAX_DELIVERIES = 500;

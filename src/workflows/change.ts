@@ -60,6 +60,8 @@ const DEFAULT_HISTORY_LIMIT = 10_000;
 // A deploy step may take its configured timeout, plus the time to lease and revoke.
 const DEPLOY_MARGIN_MS = 120_000;
 
+const chat = proxyActivities<OrchestratorActivities>({ startToCloseTimeout: '30 seconds', retry: { maximumAttempts: 3 } });
+
 const orchestrator = proxyActivities<OrchestratorActivities>({
   startToCloseTimeout: '1 minute',
   retry: { maximumAttempts: 5, nonRetryableErrorTypes: ['UnknownRepository'] },
@@ -217,12 +219,34 @@ export async function changeWorkflow(input: ChangeWorkflowInput): Promise<Change
         return 'open';
       }
       setStage('awaiting-approval', gate.waitingFor);
+      askApproversInChat(head);
       if (historyTooLong()) return 'continue-as-new';
       const before = version;
       const woken = () => version !== before || historyTooLong();
       if (nextExpiry === undefined) await condition(woken);
       else await condition(woken, Math.max(1, nextExpiry - now()));
     }
+  }
+
+  /**
+   * Once per head, post the approval request to chat (Slack buttons). In the background and best-effort:
+   * a chat outage must never hold up or fail the change.
+   */
+  function askApproversInChat(head: string): void {
+    if (state.slackNotified === head || !patched('slack-approval-request')) return;
+    state.slackNotified = head;
+    const p = policy as ChangePolicy;
+    const pending = state.environments.filter((e) => e.state === 'pending').map((e) => p.environments.find((pe) => pe.name === e.name)).filter((e): e is EnvironmentPolicy => e !== undefined && e.required > 0);
+    const info = workflowInfo();
+    const url = `${p.temporalUiUrl.replace(/\/$/, '')}/namespaces/${encodeURIComponent(info.namespace)}/workflows/${encodeURIComponent(info.workflowId)}/${info.runId}`;
+    chat
+      .notifySlack({ change: state.change, title: state.title, sha: head, author: state.author, environments: pending.map((e) => ({ name: e.name, required: e.required, confirm: e.confirm })), url })
+      .then(
+        (r) => log.info('approval request posted to chat', { posted: r.posted, reason: r.reason }),
+        (error: unknown) => {
+          if (!isCancellation(error)) log.warn('could not post the approval request to chat', { error: String(error) });
+        },
+      );
   }
 
   /** Approvals through GitHub are confirmed against GitHub before the last environment. */

@@ -12,7 +12,6 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createSlackActivities } from '../../src/activities/slack.ts';
 import { parseConfig } from '../../src/config/load.ts';
 import type { FoureyesConfig } from '../../src/config/schema.ts';
 import { createGateway } from '../../src/gateway/app.ts';
@@ -76,14 +75,6 @@ beforeAll(async () => {
   taskQueue = uniqueQueue('approvals');
   client = await testClient();
 
-  // The real orchestrator zone: it reports to the GitHub stand-in with a bot token of its own.
-  const orchestratorEnv = { FOUREYES_APPROVAL_PUBLIC_KEYS: key.publicKey, GITHUB_API_URL: github.url, GITHUB_TOKEN: tokens['foureyes-bot'] };
-  workers = [
-    await testWorker({ taskQueue, workflows: true, activities: await ZONES.orchestrator.createActivities(() => config, orchestratorEnv) }),
-    await testWorker({ taskQueue: zoneQueue(taskQueue, 'checks'), activities: await ZONES.checks.createActivities(() => config, {}) }),
-  ];
-  running = workers.map((w) => w.run());
-
   gateway = createGateway({
     client,
     config: () => config,
@@ -92,6 +83,22 @@ beforeAll(async () => {
   await new Promise<void>((resolve) => gateway.listen(0, '127.0.0.1', resolve));
   gatewayUrl = `http://127.0.0.1:${(gateway.address() as AddressInfo).port}`;
   slack = await startSlackStandin({ signingSecret: SLACK_SECRET, gatewayUrl });
+
+  // The real orchestrator zone: it reports to the GitHub stand-in with a bot token of its own and posts
+  // approval requests to the Slack stand-in.
+  const orchestratorEnv = {
+    FOUREYES_APPROVAL_PUBLIC_KEYS: key.publicKey,
+    GITHUB_API_URL: github.url,
+    GITHUB_TOKEN: tokens['foureyes-bot'],
+    SLACK_BOT_TOKEN: slack.botToken,
+    SLACK_API_URL: slack.apiUrl,
+    SLACK_CHANNEL: 'C0DEPLOYS',
+  };
+  workers = [
+    await testWorker({ taskQueue, workflows: true, activities: await ZONES.orchestrator.createActivities(() => config, orchestratorEnv) }),
+    await testWorker({ taskQueue: zoneQueue(taskQueue, 'checks'), activities: await ZONES.checks.createActivities(() => config, {}) }),
+  ];
+  running = workers.map((w) => w.run());
 });
 
 afterAll(async () => {
@@ -247,11 +254,8 @@ describe('approvals', () => {
 
   it('Slack: the waiting message has safe text and buttons; a click counts and the outcome reaches the thread', async () => {
     const { change, head, handle } = await openChange('<!channel> @here fix & <@U0JOPLAT1> *bold*');
-    const notify = createSlackActivities({ SLACK_BOT_TOKEN: slack.botToken, SLACK_API_URL: slack.apiUrl, SLACK_CHANNEL: 'C0DEPLOYS' }).notifySlack;
-    const status = await handle.query(statusQuery);
-    const posted = await notify({ change, title: status.title, sha: head, author: status.author, environments: config.environments.map((e) => ({ name: e.name, required: e.approval.required, confirm: e.approval.confirm })) });
-    expect(posted.posted).toBe(true);
-    const message = await slack.waitForMessage((m) => m.ts === posted.ts);
+    // The workflow itself posts the request when the change starts waiting for approval, once per head.
+    const message = await slack.waitForMessage((m) => JSON.stringify(m.raw).includes(change) && JSON.stringify(m.raw).includes(head.slice(0, 12)));
     const everything = JSON.stringify(message.raw);
     expect(everything).not.toMatch(/<!channel>|<@U0JOPLAT1>|[^\\]@here/);
     expect(everything).toContain('&lt;!channel&gt;');

@@ -56,6 +56,8 @@ describe('changeWorkflow', () => {
     expect(mine(stack.calls.revoke).map((r) => r.environment)).toEqual(['staging', 'production']);
     expect(stack.calls.merge).toContainEqual({ change, sha: head });
     expect(stack.calls.checks).toContain(head);
+    // Approvers were asked in chat once for this head, not once per environment or per wake-up.
+    expect(stack.calls.slack.filter((c) => c === `${change}@${head}`)).toHaveLength(1);
 
     const described = await handle.describe();
     expect(described.searchAttributes.FoureyesStage).toEqual(['delivered']);

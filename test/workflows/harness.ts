@@ -54,6 +54,8 @@ export interface Calls {
   revoke: Array<{ change: string; environment: string }>;
   merge: Array<{ change: string; sha: string }>;
   sync: number;
+  /** Approval requests posted to chat: change@sha. */
+  slack: string[];
 }
 
 export interface Stack {
@@ -72,7 +74,7 @@ export async function startStack(): Promise<Stack> {
   const config = parseConfig(CONFIG, 'test.yaml');
   const key = generateSigningKey();
   const taskQueue = uniqueQueue('change');
-  const calls: Calls = { checks: [], deploy: [], verify: [], revoke: [], merge: [], sync: 0 };
+  const calls: Calls = { checks: [], deploy: [], verify: [], revoke: [], merge: [], sync: 0, slack: [] };
   const failingShas = new Set<string>();
   const hangingDeploys = new Set<string>();
   const quickHeartbeats = { maxHeartbeatThrottleInterval: '200ms', defaultHeartbeatThrottleInterval: '200ms' } as const;
@@ -87,6 +89,10 @@ export async function startStack(): Promise<Stack> {
       },
       async confirmReviews() {
         return { ok: true, reason: 'reviews stand' };
+      },
+      async notifySlack(input: { change: string; sha: string }) {
+        calls.slack.push(`${input.change}@${input.sha}`);
+        return { posted: true };
       },
       async mergePullRequest(input: { change: string; sha: string }) {
         calls.merge.push(input);
