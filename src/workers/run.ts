@@ -43,5 +43,8 @@ export async function runZone(zone: Zone): Promise<void> {
   const worker = await createZoneWorker(zone);
   console.log(`${zone}: worker polling task queue ${zoneTaskQueue(zone)}`);
   await worker.run();
+  // Close our connection too: the Runtime (and its log forwarding) shuts down once none is left, so the
+  // process exits by itself after SIGTERM.
+  await worker.connection?.close();
   console.log(`${zone}: worker stopped`);
 }
