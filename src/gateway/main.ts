@@ -1,17 +1,19 @@
 // Entry point of the gateway process.
 import { loadConfig } from '../config/load.ts';
 import { connectClient } from '../shared/temporal-connection.ts';
+import { logFor } from '../shared/log.ts';
 import { createGateway } from './app.ts';
 import { loadSigningKey, SigningKeyError } from './approvals/signing.ts';
 import { requireWebhookSecret, WebhookSecretError } from './routes/github-webhook.ts';
 
+const log = logFor('gateway', process.env);
 const config = loadConfig();
 try {
   // Every approval channel signs with this key: refuse to start without it rather than fail on the first approval.
   loadSigningKey(process.env);
 } catch (error) {
   if (!(error instanceof SigningKeyError)) throw error;
-  console.error(`gateway: ${error.message}`);
+  log.error(error.message);
   process.exit(1);
 }
 try {
@@ -19,14 +21,16 @@ try {
   requireWebhookSecret(process.env);
 } catch (error) {
   if (!(error instanceof WebhookSecretError)) throw error;
-  console.error(`gateway: ${error.message}`);
+  log.error(error.message);
   process.exit(1);
 }
 const client = await connectClient();
 const port = Number(process.env.PORT ?? 3000);
 const server = createGateway({ client, config: () => config, env: process.env });
-server.listen(port, process.env.HOST ?? '127.0.0.1', () => console.log(`gateway: listening on http://${process.env.HOST ?? '127.0.0.1'}:${port}`));
+server.listen(port, process.env.HOST ?? '127.0.0.1', () => log.info(`listening on http://${process.env.HOST ?? '127.0.0.1'}:${port}`));
 const stop = () => {
+  // Stop accepting; requests in flight finish (up to 5 s), idle keep-alive connections close now.
+  log.info('stopping: no new connections, finishing requests in flight');
   server.close(() => process.exit(0));
   server.closeIdleConnections();
   setTimeout(() => process.exit(0), 5000).unref();
