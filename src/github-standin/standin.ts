@@ -149,14 +149,18 @@ export class GitHubStandin {
     return this.requireRepo(fullName).gitDir;
   }
 
-  createRepo(input: { fullName: string; defaultBranch?: string; files?: Record<string, string>; owner?: PersonSpec }): StandinRepo {
+  /**
+   * `firstPullNumber` lets several stand-ins share one Temporal namespace (as the test files do) without
+   * two of them opening `acme/shop#1`, which is the same workflow ID.
+   */
+  createRepo(input: { fullName: string; defaultBranch?: string; files?: Record<string, string>; owner?: PersonSpec; firstPullNumber?: number }): StandinRepo {
     const existing = this.findRepo(input.fullName);
     if (existing) return existing;
     const [owner, name] = input.fullName.split('/') as [string, string];
     if (!owner || !name || !/^[A-Za-z0-9-]{1,39}$/.test(owner) || !/^[A-Za-z0-9._-]{1,100}$/.test(name)) throw new StandinError(422, `invalid repository name ${JSON.stringify(input.fullName)}`);
     const gitDir = join(this.options.dataDir, 'git', owner, `${name}.git`);
     initBareRepository(gitDir);
-    const repo: StandinRepo = { id: this.nextId(), owner, name, defaultBranch: input.defaultBranch ?? 'main', gitDir, nextNumber: 1 };
+    const repo: StandinRepo = { id: this.nextId(), owner, name, defaultBranch: input.defaultBranch ?? 'main', gitDir, nextNumber: input.firstPullNumber ?? 1 };
     if (!resolveRef(gitDir, `refs/heads/${repo.defaultBranch}`)) {
       const who = this.gitPerson(input.owner ?? { name: 'Stand-in', email: 'standin@users.noreply.standin.local' });
       const sha = writeCommit(gitDir, { files: input.files ?? { 'README.md': `# ${input.fullName}\n` }, message: 'Initial commit', author: who, committer: who });

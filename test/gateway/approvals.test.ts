@@ -22,7 +22,7 @@ import { startSlackStandin, type SlackStandin } from '../../src/slack-standin/se
 import { ZONES } from '../../src/workers/zones.ts';
 import { zoneQueue } from '../../src/shared/task-queues.ts';
 import { approvalSignal, approvalUpdate, pullRequestSignal, statusQuery } from '../../src/workflows/definitions.ts';
-import { testClient, testWorker, uniqueQueue } from '../helpers/temporal.ts';
+import { testClient, testWorker, uniquePullNumberBase, uniqueQueue } from '../helpers/temporal.ts';
 
 const SLACK_SECRET = randomBytes(20).toString('hex');
 const sam = { id: 'U0SAMDEV1', name: 'sam' };
@@ -69,7 +69,7 @@ beforeAll(async () => {
   dataDir = mkdtempSync(join(tmpdir(), 'foureyes-approvals-'));
   github = await startGitHubStandin({ dataDir: join(dataDir, 'github') });
   for (const login of ['sam-dev', 'alex-reviewer', 'jo-platform', 'foureyes-bot']) tokens[login] = github.standin.addUser({ login, email: `${login.split('-')[0]}@example.com` }).token;
-  github.standin.createRepo({ fullName: 'acme/shop' });
+  github.standin.createRepo({ fullName: 'acme/shop', firstPullNumber: uniquePullNumberBase() });
   config = parseConfig(configYaml(github.standin.remoteOf('acme/shop')), 'test.yaml');
   key = generateSigningKey();
   taskQueue = uniqueQueue('approvals');

@@ -21,7 +21,7 @@ import { generateSigningKey, type SigningKey } from '../../src/shared/approval-s
 import { zoneQueue } from '../../src/shared/task-queues.ts';
 import type { ChangeStatus, DeployInput, DeployReport, VerifyReport } from '../../src/shared/types.ts';
 import { ZONES } from '../../src/workers/zones.ts';
-import { testClient, testWorker, uniqueQueue } from '../helpers/temporal.ts';
+import { testClient, testWorker, uniquePullNumberBase, uniqueQueue } from '../helpers/temporal.ts';
 
 const SECRET = randomBytes(20).toString('hex');
 let dataDir: string;
@@ -80,8 +80,8 @@ beforeAll(async () => {
   dataDir = mkdtempSync(join(tmpdir(), 'foureyes-webhook-'));
   github = await startGitHubStandin({ dataDir: join(dataDir, 'github') });
   for (const login of ['sam-dev', 'alex-reviewer', 'jo-platform']) github.standin.addUser({ login, email: `${login.split('-')[0]}@example.com` });
-  github.standin.createRepo({ fullName: 'acme/shop', files: { 'README.md': 'shop\n', 'deploy/prod.sh': 'echo deploy\n' } });
-  github.standin.createRepo({ fullName: 'other/repo' });
+  github.standin.createRepo({ fullName: 'acme/shop', firstPullNumber: uniquePullNumberBase(), files: { 'README.md': 'shop\n', 'deploy/prod.sh': 'echo deploy\n' } });
+  github.standin.createRepo({ fullName: 'other/repo', firstPullNumber: uniquePullNumberBase() });
   const app = github.standin.addApp({ slug: 'foureyes' });
   const appEnv = { GITHUB_API_URL: github.url, GITHUB_APP_ID: String(app.appId), GITHUB_PRIVATE_KEY: app.privateKey };
   config = parseConfig(configYaml(github.standin.remoteOf('acme/shop')), 'test.yaml');

@@ -36,3 +36,11 @@ export async function testWorker(options: Omit<WorkerOptions, 'connection' | 'na
     ...rest,
   });
 }
+
+/**
+ * A pull request number range of its own for a test file: every file shares one namespace, and
+ * `change:acme/shop#1` from two files would be one workflow.
+ */
+export function uniquePullNumberBase(): number {
+  return 1000 + Math.floor(Math.random() * 900_000) * 10;
+}
