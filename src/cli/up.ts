@@ -1,12 +1,14 @@
 // `foureyes up` (= `npm start`): the whole system on this machine, until Ctrl-C.
 import { dataDir } from '../dev/paths.ts';
 import { defaultConfigFile, startStack } from '../dev/stack.ts';
-import { parseArgs } from './commands.ts';
+import { CliError, parseArgs } from './commands.ts';
 
 export async function run(args: string[]): Promise<number> {
   const { flags } = parseArgs(args, { flags: ['quiet'] });
   const configFile = defaultConfigFile();
   const data = dataDir();
+  const retention = process.env.FOUREYES_RETENTION_DAYS ?? '30';
+  if (!/^[1-9][0-9]{0,4}$/.test(retention)) throw new CliError(`FOUREYES_RETENTION_DAYS: expected a whole number of days (1 or more), found ${JSON.stringify(retention.slice(0, 20))}`, 2);
   const stack = await startStack({
     dataDir: data,
     configFile,
@@ -15,6 +17,7 @@ export async function run(args: string[]): Promise<number> {
     baoPort: Number(process.env.FOUREYES_BAO_PORT ?? 8200),
     gatewayPort: Number(process.env.PORT ?? 3000),
     echo: !flags.has('quiet'),
+    retentionDays: Number(retention),
   });
   const lines = [
     '',
@@ -23,7 +26,7 @@ export async function run(args: string[]): Promise<number> {
     `  Temporal         ${stack.temporal.address}   namespace ${stack.temporal.namespace}`,
     `  Temporal UI      ${stack.temporal.uiUrl ?? '(headless)'}`,
     `  OpenBao          ${stack.openbao.address}   (dev server; deployer logs in with AppRole ${stack.config.vault.prefix}-deployer)`,
-    `  data folder      ${data}   (Temporal database, keys, logs; kept across restarts)`,
+    `  data folder      ${data}   (Temporal database, keys, logs; kept across restarts; histories kept ${retention} days)`,
     `  configuration    ${configFile}`,
     ...(stack.github ? [`  GitHub stand-in  ${stack.github.url}   (offline mode: act as people with \`foureyes sandbox\`)`] : []),
     '',

@@ -37,6 +37,8 @@ export interface StackOptions {
   offlineGitHub?: boolean;
   /** Port of the stand-in in offline mode (free port when absent). */
   githubPort?: number;
+  /** Namespace retention in days (the dev server's own default, 24 hours, when absent). */
+  retentionDays?: number;
 }
 
 export interface Stack {
@@ -112,6 +114,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
       headless: options.headless,
       logFile: join(logs, 'temporal.log'),
       echo: options.echo,
+      retentionDays: options.retentionDays,
     });
     processes.push(temporal.process);
 

@@ -1,6 +1,7 @@
 // The Temporal dev server from the Temporal CLI, on a persistent SQLite file tuned as Temporal's own
 // stress CI tunes it (WAL journal, normal sync), with the foureyes namespace and search attributes.
 import { Connection } from '@temporalio/client';
+import { msToTs } from '@temporalio/common';
 import { join } from 'node:path';
 import { SEARCH_ATTRIBUTES } from '../shared/search-attributes.ts';
 import { ensureTool } from './tools.ts';
@@ -22,6 +23,11 @@ export interface TemporalServerOptions {
   headless?: boolean;
   logFile?: string;
   echo?: boolean;
+  /**
+   * How long closed changes' histories stay (the audit record's source). The dev server creates
+   * namespaces with 24 hours; `up` keeps them for 30 days so a local audit survives the weekend.
+   */
+  retentionDays?: number;
 }
 
 export async function startTemporalServer(options: TemporalServerOptions): Promise<TemporalServer> {
@@ -70,5 +76,15 @@ export async function startTemporalServer(options: TemporalServerOptions): Promi
     },
     { timeoutMs: 90_000, process: proc },
   );
+  if (options.retentionDays !== undefined) await setRetention(address, namespace, options.retentionDays);
   return { address, namespace, uiUrl, dbFile, process: proc };
+}
+
+async function setRetention(address: string, namespace: string, days: number): Promise<void> {
+  const connection = await Connection.connect({ address });
+  try {
+    await connection.workflowService.updateNamespace({ namespace, config: { workflowExecutionRetentionTtl: msToTs(`${days} days`) } });
+  } finally {
+    await connection.close();
+  }
 }

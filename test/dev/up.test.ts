@@ -129,6 +129,9 @@ describe('foureyes up', () => {
     const connection = await Connection.connect({ address: `127.0.0.1:${up.ports.temporal}` });
     const sa = await connection.operatorService.listSearchAttributes({ namespace: 'foureyes' });
     for (const name of Object.keys(SEARCH_ATTRIBUTES)) expect(sa.customAttributes ?? {}).toHaveProperty(name);
+    // Closed changes stay in history (the audit record's source) for 30 days, not the dev server's 24 hours.
+    const ns = await connection.workflowService.describeNamespace({ namespace: 'foureyes' });
+    expect(Number(ns.config?.workflowExecutionRetentionTtl?.seconds)).toBe(30 * 86_400);
 
     // The deployer's AppRole: it can log in, can mint a staging token, but neither it nor the staging token
     // can read production's paths.
