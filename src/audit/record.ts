@@ -1,7 +1,7 @@
 // The audit record of one change, reconstructed from its workflow history events (every run of the
 // continue-as-new chain), never from the workflow's mutable state: who initiated, what was tested, every
 // approval attempt and its fate, what executed each deployment with which leases, and the outcome.
-import { collectInitiators, shortSha, type Initiators, type Participation } from '../policy/sod.ts';
+import { collectInitiators, reasonText, shortSha, type Initiators, type Participation } from '../policy/sod.ts';
 import type {
   ApprovalOutcome,
   ChangePolicy,
@@ -71,6 +71,7 @@ export function buildAuditRecord(change: string, runs: RunHistory[]): AuditRecor
   const approvers = new Set<string>();
   const executors = new Set<string>();
   const deployed: string[] = [];
+  const deployedAt = new Set<string>();
   const findings: string[] = [];
   let headSha = '';
   let outcome = 'open';
@@ -183,7 +184,10 @@ export function buildAuditRecord(change: string, runs: RunHistory[]): AuditRecor
             const report = result as DeployReport;
             if (executor) executors.add(executor);
             if (!isDeployQueue(pending.taskQueue)) findings.push(`${report.environment} was deployed from task queue ${pending.taskQueue}, outside the deploy zone`);
-            if (report.status !== 'failed') deployed.push(report.environment);
+            if (report.status !== 'failed') {
+              deployed.push(report.environment);
+              deployedAt.add(`${report.environment}@${report.sha}`);
+            }
             push({
               at,
               kind: 'deploy',
@@ -254,7 +258,7 @@ export function buildAuditRecord(change: string, runs: RunHistory[]): AuditRecor
     const person = String(data.person ?? '?');
     if (fate?.counted && (data.decision ?? 'approve') === 'approve') approvers.add(person);
     if (!fate?.counted) refused++;
-    entry.summary = `${entry.summary} — ${fate?.counted ? 'counted' : 'not counted'}: ${String(data.reason)}`;
+    entry.summary = `${entry.summary} — ${fate?.counted ? 'counted' : 'not counted'}: ${reasonText(String(data.reason))}`;
   });
 
   for (const part of participations) collectInitiators(policy?.people ?? [], part, initiators);
@@ -267,6 +271,10 @@ export function buildAuditRecord(change: string, runs: RunHistory[]): AuditRecor
   }
   if (deployed.length > 0 && approvers.size === 0 && (policy?.environments.some((e) => e.required > 0) ?? true)) findings.push('deployed without any counted approval');
 
+  // A delivered change's workflow stays open until its pull request closes; say what it achieved.
+  if (outcome === 'open' && policy && policy.environments.length > 0 && policy.environments.every((e) => deployedAt.has(`${e.name}@${headSha}`))) {
+    outcome = 'delivered (pull request still open)';
+  }
   const times = entries.map((e) => e.at).filter(Boolean).sort();
   return {
     summary: {

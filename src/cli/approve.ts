@@ -2,6 +2,7 @@
 // change as yourself. Your identity is your GitHub token (GITHUB_TOKEN or `gh auth token`), which the
 // gateway checks against GitHub; the answer says whether the approval counted and why.
 import { execFile } from 'node:child_process';
+import { reasonText } from '../policy/sod.ts';
 import { promisify } from 'node:util';
 import { ChangeRefError, formatChangeRef, parseChangeRef, type ChangeRef } from '../shared/change-ref.ts';
 import type { ApprovalOutcome, ChangeStatus } from '../shared/types.ts';
@@ -81,8 +82,8 @@ export async function run(args: string[]): Promise<number> {
   const answeredMs = Math.round(performance.now() - started);
   const outcome = answer.body as unknown as ApprovalOutcome;
   const what = decision === 'reject' ? 'rejection' : 'approval';
-  if (outcome.counted) console.log(`foureyes: your ${what} of ${change} was accepted${outcome.environments.length ? ` for ${outcome.environments.join(', ')}` : ''}: ${outcome.reason}`);
-  else console.log(`foureyes: your ${what} of ${change} was REFUSED: ${outcome.reason}`);
+  if (outcome.counted) console.log(`foureyes: your ${what} of ${change} was accepted${outcome.environments.length ? ` for ${outcome.environments.join(', ')}` : ''}: ${reasonText(outcome.reason)}`);
+  else console.log(`foureyes: your ${what} of ${change} was REFUSED: ${reasonText(outcome.reason)}`);
   console.log(`  (answered in ${answeredMs} ms; stage ${outcome.stage})`);
   // Loaded only now: the status formatter pulls in the Temporal client, which the approval does not need.
   const { formatStatus } = await import('./status.ts');

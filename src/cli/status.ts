@@ -1,5 +1,6 @@
 // `foureyes status <ref>`: what the change is waiting for, in terms a person can act on.
 import { WorkflowNotFoundError } from '@temporalio/client';
+import { reasonText } from '../policy/sod.ts';
 import { ChangeRefError, formatChangeRef, parseChangeRef, workflowIdFor } from '../shared/change-ref.ts';
 import { connectClient } from '../shared/temporal-connection.ts';
 import type { ChangeStatus } from '../shared/types.ts';
@@ -42,7 +43,7 @@ export function formatStatus(s: ChangeStatus): string {
   if (attempts.length) {
     lines.push('  approval attempts:');
     for (const a of attempts) {
-      const state = a.voidedAt ? `void: ${a.voidReason}` : a.counted ? 'counted' : `refused: ${a.reason}`;
+      const state = a.voidedAt ? `void: ${a.voidReason}` : a.counted ? 'counted' : `refused: ${reasonText(a.reason)}`;
       lines.push(`    ${a.recordedAt}  ${a.claim.person} via ${a.claim.channel} ${a.claim.decision} ${a.claim.sha.slice(0, 12)} — ${state}`);
     }
   }

@@ -147,6 +147,11 @@ export interface ApprovalDecisionResult {
   environments: string[];
 }
 
+/** The reason without its `refused: ` / `counted: ` verdict, for renderers that state the verdict themselves. */
+export function reasonText(reason: string): string {
+  return reason.replace(/^(refused|counted): /, '');
+}
+
 function refused(reason: string): ApprovalDecisionResult {
   return { counted: false, reason: `refused: ${reason}`, environments: [] };
 }

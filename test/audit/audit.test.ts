@@ -174,6 +174,11 @@ describe('audit export', () => {
     expect(ok.counted).toBe(true);
     // Without merge configured, a delivered change stays open until its pull request closes.
     await untilStage(handle, 'delivered');
+    // Exported while the pull request is still open, the record already says what the change achieved.
+    const whileOpen = await exportChange(client, deliveredChange, {});
+    expect(whileOpen.summary.outcome).toBe('delivered (pull request still open)');
+    expect(renderMarkdown(whileOpen)).toMatch(/^# Change .*: delivered \(pull request still open\)$/m);
+    expect(whileOpen.entries.filter((e) => e.kind === 'approval-attempt').map((e) => e.summary).join('\n')).not.toMatch(/(refused|counted): (refused|counted):/);
     await handle.signal(pullRequestClosedSignal, { deliveryId: randomUUID(), merged: true, closedBy: 'alex-reviewer', at: new Date().toISOString() });
     expect(await handle.result()).toMatchObject({ outcome: 'delivered' });
 

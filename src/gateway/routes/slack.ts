@@ -3,6 +3,7 @@
 // answer within Slack's three seconds: the slash command in its HTTP reply, a button click in the message's
 // thread through response_url.
 import { WorkflowNotFoundError } from '@temporalio/client';
+import { reasonText } from '../../policy/sod.ts';
 import type { FoureyesConfig } from '../../config/schema.ts';
 import { ChangeRefError, parseChangeRef, workflowIdFor, type ChangeRef } from '../../shared/change-ref.ts';
 import { APPROVE_ACTION, confirmDialog, decodeButtonValue, encodeButtonValue, escapeSlackText, plainText, REJECT_ACTION } from '../../shared/slack-format.ts';
@@ -39,8 +40,8 @@ export function outcomeText(recorded: RecordedApproval): string {
   const { outcome, claim } = recorded;
   const what = `${claim.person}'s ${claim.decision === 'reject' ? 'rejection' : 'approval'} of ${claim.change} at ${claim.sha.slice(0, 12)}${claim.environment ? ` for ${claim.environment}` : ''}`;
   const body = outcome.counted
-    ? `:white_check_mark: ${what} counted${outcome.environments.length ? ` (${outcome.environments.join(', ')})` : ''}: ${outcome.reason}`
-    : `:x: ${what} was refused: ${outcome.reason}`;
+    ? `:white_check_mark: ${what} counted${outcome.environments.length ? ` (${outcome.environments.join(', ')})` : ''}: ${reasonText(outcome.reason)}`
+    : `:x: ${what} was refused: ${reasonText(outcome.reason)}`;
   return `${escapeSlackText(body)} · stage ${outcome.stage}`;
 }
 
