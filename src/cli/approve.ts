@@ -4,9 +4,9 @@
 import { execFile } from 'node:child_process';
 import { reasonText } from '../policy/sod.ts';
 import { promisify } from 'node:util';
-import { ChangeRefError, formatChangeRef, parseChangeRef, type ChangeRef } from '../shared/change-ref.ts';
+import { formatChangeRef, type ChangeRef } from '../shared/change-ref.ts';
 import type { ApprovalOutcome, ChangeStatus } from '../shared/types.ts';
-import { CliError, parseArgs } from './commands.ts';
+import { changeRefArg, CliError, parseArgs } from './commands.ts';
 
 const USAGE = 'usage: foureyes approve <owner/repo#number> [--reject] [--comment text] [--env name] [--sha commit] [--gateway URL]';
 
@@ -51,13 +51,7 @@ export async function run(args: string[]): Promise<number> {
     return 0;
   }
   if (positionals.length !== 1) throw new CliError(USAGE, 2);
-  let ref: ChangeRef;
-  try {
-    ref = parseChangeRef(positionals[0] as string);
-  } catch (error) {
-    if (error instanceof ChangeRefError) throw new CliError(error.message, 2);
-    throw error;
-  }
+  const ref = changeRefArg(positionals[0] as string);
   const gateway = (options.get('gateway') ?? process.env.FOUREYES_GATEWAY_URL ?? 'http://127.0.0.1:3000').replace(/\/+$/, '');
   const token = await githubToken();
   const decision = flags.has('reject') ? 'reject' : 'approve';

@@ -5,9 +5,8 @@ import { join } from 'node:path';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import { renderMarkdown } from '../audit/document.ts';
 import { auditSigningKey, exportChange, exportPeriod, parseDate } from '../audit/export.ts';
-import { ChangeRefError, parseChangeRef } from '../shared/change-ref.ts';
 import { connectClient } from '../shared/temporal-connection.ts';
-import { CliError, parseArgs } from './commands.ts';
+import { changeRefArg, CliError, parseArgs } from './commands.ts';
 
 export async function run(args: string[]): Promise<number> {
   const { positionals, options } = parseArgs(args, { options: ['format', 'run', 'repo', 'since', 'until', 'out'] });
@@ -17,13 +16,7 @@ export async function run(args: string[]): Promise<number> {
   if (!signingKey) console.error('foureyes audit: no FOUREYES_AUDIT_SIGNING_KEY and no .foureyes/keys/audit-signing.json: the export is unsigned (its hash chain still holds)');
   if (options.has('repo')) return bulk(options, format, signingKey);
   if (positionals.length !== 1) throw new CliError('usage: foureyes audit <owner/repo#number> [--format md|json] [--run <runId>] [--out file]\n       foureyes audit --repo owner/repo --since <date> [--until <date>] [--out dir]', 2);
-  let ref;
-  try {
-    ref = parseChangeRef(positionals[0] as string);
-  } catch (error) {
-    if (error instanceof ChangeRefError) throw new CliError(error.message, 2);
-    throw error;
-  }
+  const ref = changeRefArg(positionals[0] as string);
   const client = await connectClient();
   try {
     const doc = await exportChange(client, ref, { runId: options.get('run'), signingKey });

@@ -1,4 +1,6 @@
 // The command table of the CLI. Commands are loaded lazily so `foureyes status` does not pay for `up`.
+import { ChangeRefError, parseChangeRef, type ChangeRef } from '../shared/change-ref.ts';
+
 export class CliError extends Error {
   override name = 'CliError';
   constructor(
@@ -6,6 +8,16 @@ export class CliError extends Error {
     readonly exitCode = 1,
   ) {
     super(message);
+  }
+}
+
+/** A change reference given on the command line; a malformed one is a usage error (exit 2) that says why. */
+export function changeRefArg(text: string): ChangeRef {
+  try {
+    return parseChangeRef(text);
+  } catch (error) {
+    if (error instanceof ChangeRefError) throw new CliError(error.message, 2);
+    throw error;
   }
 }
 

@@ -1,22 +1,16 @@
 // `foureyes status <ref>`: what the change is waiting for, in terms a person can act on.
 import { WorkflowNotFoundError } from '@temporalio/client';
 import { reasonText } from '../policy/sod.ts';
-import { ChangeRefError, formatChangeRef, parseChangeRef, workflowIdFor } from '../shared/change-ref.ts';
+import { formatChangeRef, workflowIdFor } from '../shared/change-ref.ts';
 import { connectClient } from '../shared/temporal-connection.ts';
 import type { ChangeStatus } from '../shared/types.ts';
 import { statusQuery } from '../workflows/definitions.ts';
-import { CliError, parseArgs } from './commands.ts';
+import { changeRefArg, CliError, parseArgs } from './commands.ts';
 
 export async function run(args: string[]): Promise<number> {
   const { positionals, flags } = parseArgs(args, { flags: ['json'] });
   if (positionals.length !== 1) throw new CliError('usage: foureyes status <owner/repo#number> [--json]', 2);
-  let ref;
-  try {
-    ref = parseChangeRef(positionals[0] as string);
-  } catch (error) {
-    if (error instanceof ChangeRefError) throw new CliError(error.message, 2);
-    throw error;
-  }
+  const ref = changeRefArg(positionals[0] as string);
   const client = await connectClient();
   try {
     const status = await client.workflow.getHandle(workflowIdFor(ref)).query(statusQuery);
