@@ -13,10 +13,10 @@ export async function run(args: string[]): Promise<number> {
   const format = options.get('format') ?? (options.has('repo') ? 'json' : 'md');
   if (format !== 'md' && format !== 'json') throw new CliError(`--format: expected md or json, found ${JSON.stringify(format)}`, 2);
   const signingKey = auditSigningKey();
-  if (!signingKey) console.error('foureyes audit: no FOUREYES_AUDIT_SIGNING_KEY and no .foureyes/keys/audit-signing.json: the export is unsigned (its hash chain still holds)');
   if (options.has('repo')) return bulk(options, format, signingKey);
   if (positionals.length !== 1) throw new CliError('usage: foureyes audit <owner/repo#number> [--format md|json] [--run <runId>] [--out file]\n       foureyes audit --repo owner/repo --since <date> [--until <date>] [--out dir]', 2);
   const ref = changeRefArg(positionals[0] as string);
+  warnUnsigned(signingKey);
   const client = await connectClient();
   try {
     const doc = await exportChange(client, ref, { runId: options.get('run'), signingKey });
@@ -46,6 +46,7 @@ async function bulk(options: Map<string, string>, format: string, signingKey: st
   } catch (error) {
     throw new CliError((error as Error).message, 2);
   }
+  warnUnsigned(signingKey);
   const out = options.get('out');
   if (out) mkdirSync(out, { recursive: true });
   const tty = process.stderr.isTTY;
@@ -72,4 +73,8 @@ async function bulk(options: Map<string, string>, format: string, signingKey: st
   } finally {
     await client.connection.close();
   }
+}
+
+function warnUnsigned(signingKey: string | undefined): void {
+  if (!signingKey) console.error('foureyes audit: no FOUREYES_AUDIT_SIGNING_KEY and no .foureyes/keys/audit-signing.json: the export is unsigned (its hash chain still holds)');
 }
