@@ -1,0 +1,184 @@
+// What every drill shares: driving one change through the stand-in (open, approve, close) while faults
+// land, and the invariants judged after the drill (from the ledger, OpenBao, PostgreSQL, the stand-in
+// and Temporal), never from the system's own opinion of itself.
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { ChangeStatus } from '../src/shared/types.ts';
+import { REPO, type DrillStack } from './stack.ts';
+
+export interface DrillResult {
+  drill: string;
+  changes: number;
+  faults: string;
+  delivered: number;
+  lost: number;
+  deployAttempts: number;
+  effectiveDeploys: number;
+  duplicateDeploys: number;
+  leakedLeases: number;
+  leftoverRoles: number;
+  githubDuplicates: number;
+  /** Drill-specific figures (printed under the table). */
+  notes: string[];
+  /** Broken invariants; empty = pass. */
+  failures: string[];
+  seconds: number;
+}
+
+export interface DrillOptions {
+  long: boolean;
+  log: (line: string) => void;
+  keep: boolean;
+}
+
+export type Drill = (options: DrillOptions) => Promise<DrillResult>;
+
+/** The change's status through the gateway, or undefined while it cannot answer (a fault is in progress). */
+export async function statusOf(stack: DrillStack, n: number): Promise<ChangeStatus | undefined> {
+  try {
+    return await stack.status(n);
+  } catch {
+    return undefined;
+  }
+}
+
+export async function waitFor<T>(what: string, probe: () => Promise<T | undefined | false>, timeoutMs: number, everyMs = 500): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe().catch(() => undefined);
+    if (value !== undefined && value !== false) return value;
+    if (Date.now() > deadline) throw new Error(`${what}: not after ${Math.round(timeoutMs / 1000)}s`);
+    await sleep(everyMs);
+  }
+}
+
+export const workflowIdOf = (n: number) => `change:${REPO}#${n}`;
+
+/** The workflow's closed outcome ('delivered' / 'abandoned'), or undefined while it runs. */
+export async function closedOutcome(stack: DrillStack, n: number): Promise<string | undefined> {
+  const handle = stack.client.workflow.getHandle(workflowIdOf(n));
+  const d = await handle.describe();
+  if (d.status.name === 'RUNNING') return undefined;
+  if (d.status.name !== 'COMPLETED') return d.status.name;
+  const r = (await handle.result()) as { outcome?: string };
+  return r.outcome ?? 'unknown';
+}
+
+/**
+ * A webhook the stand-in could not get acknowledged (gateway or Temporal down) is redelivered, with the same
+ * delivery ID, as an operator would from "Recent deliveries", until it is acknowledged.
+ */
+export async function ensureDelivered(stack: DrillStack, delivery: string, status: number | undefined, timeoutMs = 120_000): Promise<number> {
+  let s = status;
+  let redeliveries = 0;
+  const deadline = Date.now() + timeoutMs;
+  while (s === undefined || s >= 300) {
+    if (Date.now() > deadline) throw new Error(`delivery ${delivery} never acknowledged (last ${s ?? 'no answer'})`);
+    await sleep(1000);
+    s = await stack.github.standin.sendDelivery(delivery);
+    redeliveries++;
+  }
+  return redeliveries;
+}
+
+/** One change end to end: Sam opens it, Alex approves its head once checks ask for it, closed once delivered. */
+export async function driveChange(stack: DrillStack, timeoutMs: number, hooks: { redeliveries?: (n: number) => void } = {}): Promise<{ number: number; sha: string; outcome: string }> {
+  const opened = await stack.openChange();
+  const n = opened.number;
+  const count = (k: number) => hooks.redeliveries?.(k);
+  count(await ensureDelivered(stack, opened.delivery, opened.status));
+  const deadline = Date.now() + timeoutMs;
+  const left = () => Math.max(1000, deadline - Date.now());
+  await waitFor(`#${n} awaiting approval`, async () => {
+    const s = await statusOf(stack, n);
+    return s && (s.stage === 'awaiting-approval' || s.stage === 'checks-failed') ? s : undefined;
+  }, left());
+  const approved = await stack.approve(n, opened.sha);
+  count(await ensureDelivered(stack, approved.delivery, approved.status));
+  const final = await waitFor(`#${n} delivered`, async () => {
+    const s = await statusOf(stack, n);
+    return s && ['delivered', 'failed', 'checks-failed', 'rejected'].includes(s.stage) ? s : undefined;
+  }, left());
+  const closed = await stack.close(n);
+  count(await ensureDelivered(stack, closed.delivery, closed.status));
+  const outcome = await waitFor(`#${n} closed`, () => closedOutcome(stack, n), left());
+  return { number: n, sha: opened.sha, outcome: final.stage === 'delivered' ? outcome : `${final.stage} (${final.waitingFor})` };
+}
+
+/** Runs `count` changes, at most `parallel` at a time. */
+export async function driveChanges(stack: DrillStack, count: number, parallel: number, timeoutMs: number, log: (line: string) => void): Promise<Array<{ number: number; sha: string; outcome: string }>> {
+  const results: Array<{ number: number; sha: string; outcome: string }> = [];
+  let started = 0;
+  const lane = async () => {
+    while (started < count) {
+      started++;
+      try {
+        const r = await driveChange(stack, timeoutMs);
+        results.push(r);
+        if (r.outcome !== 'delivered') log(`#${r.number}: ${r.outcome}`);
+      } catch (error) {
+        results.push({ number: -1, sha: '', outcome: `lost: ${(error as Error).message}` });
+        log(`lost: ${(error as Error).message}`);
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: parallel }, () => lane()));
+  return results;
+}
+
+/** Deploy ledger, leases, database roles and GitHub writes, judged after the drill. */
+export async function judge(stack: DrillStack, drill: string, changes: Array<{ number: number; sha: string; outcome: string }>, faults: string, started: number): Promise<DrillResult> {
+  const failures: string[] = [];
+  const delivered = changes.filter((c) => c.outcome === 'delivered');
+  const lost = changes.length - delivered.length;
+  if (lost > 0) failures.push(`${lost} change(s) not delivered: ${changes.filter((c) => c.outcome !== 'delivered').map((c) => `#${c.number} ${c.outcome}`).slice(0, 3).join('; ')}`);
+
+  const { attempts, effective } = stack.ledger();
+  const perKey = new Map<string, number>();
+  for (const e of effective) perKey.set(e.key, (perKey.get(e.key) ?? 0) + 1);
+  const duplicateDeploys = [...perKey.values()].filter((v) => v > 1).length;
+  if (duplicateDeploys > 0) failures.push(`${duplicateDeploys} idempotency key(s) deployed more than once`);
+  let missing = 0;
+  for (const c of delivered) for (const env of ['staging', 'production']) if (!perKey.has(`${REPO}#${c.number}@${env}@${c.sha}`)) missing++;
+  if (missing > 0) failures.push(`${missing} delivered (change, environment) pair(s) missing from the deploy ledger`);
+  const unexpected = effective.filter((e) => !delivered.some((c) => e.change === `${REPO}#${c.number}` && e.sha === c.sha)).length;
+  if (unexpected > 0 && lost === 0) failures.push(`${unexpected} deploy(s) of changes that were not delivered`);
+
+  // Revocation of the last lease is synchronous in the deploy step, so nothing should be left by now.
+  const leases = await stack.outstandingLeases();
+  if (leases.length > 0) failures.push(`${leases.length} lease(s) outstanding in OpenBao, e.g. ${leases[0]}`);
+  const roles = await stack.leftoverRoles();
+  if (roles.length > 0) failures.push(`${roles.length} leased role(s) left in PostgreSQL`);
+
+  const st = stack.github.standin.state;
+  const dup = <T>(items: T[], key: (t: T) => string) => {
+    const seen = new Map<string, number>();
+    for (const i of items) seen.set(key(i), (seen.get(key(i)) ?? 0) + 1);
+    return [...seen.values()].filter((v) => v > 1).length;
+  };
+  const botComments = st.comments.filter((c) => c.user !== 'sam-dev' && c.user !== 'alex-reviewer');
+  const githubDuplicates = dup(botComments, (c) => `${c.repo}#${c.issue}`) + dup(st.checkRuns, (r) => `${r.headSha}/${r.name}`) + dup(st.deployments, (d) => `${d.sha}/${d.environment}`);
+  if (githubDuplicates > 0) failures.push(`${githubDuplicates} duplicated GitHub comment(s), check run(s) or deployment(s)`);
+  const missingReports = delivered.filter((c) => !st.deployments.some((d) => d.sha === c.sha && d.environment === 'production')).length;
+  if (missingReports > 0) failures.push(`${missingReports} delivered change(s) without a production deployment on GitHub`);
+
+  return {
+    drill,
+    changes: changes.length,
+    faults,
+    delivered: delivered.length,
+    lost,
+    deployAttempts: attempts.length,
+    effectiveDeploys: effective.length,
+    duplicateDeploys,
+    leakedLeases: leases.length,
+    leftoverRoles: roles.length,
+    githubDuplicates,
+    notes: [],
+    failures,
+    seconds: Math.round((Date.now() - started) / 1000),
+  };
+}
+
+export function randomBetween(min: number, max: number): number {
+  return min + Math.random() * (max - min);
+}

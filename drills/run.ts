@@ -1,0 +1,46 @@
+// `npm run drills [-- --short|--long] [--drill name] [--keep]`: fault drills against the real stack
+// (docs/drills.md). Prints one table of runs, faults and outcomes; exit 1 when any invariant is broken.
+import { parseArgs } from 'node:util';
+import type { Drill, DrillResult } from './common.ts';
+import { workerKills } from './worker-kills.ts';
+
+const DRILLS: Record<string, Drill> = {
+  'worker-kills': workerKills,
+};
+
+function table(results: DrillResult[]): string {
+  const head = ['drill', 'changes', 'faults injected', 'delivered', 'lost', 'deploy attempts', 'effective deploys', 'duplicate deploys', 'leaked leases', 'leftover db roles', 'GitHub duplicates', 's', 'result'];
+  const rows = results.map((r) => [r.drill, r.changes, r.faults, r.delivered, r.lost, r.deployAttempts, r.effectiveDeploys, r.duplicateDeploys, r.leakedLeases, r.leftoverRoles, r.githubDuplicates, r.seconds, r.failures.length ? 'FAIL' : 'pass'].map(String));
+  const lines = [`| ${head.join(' | ')} |`, `| ${head.map(() => '---').join(' | ')} |`, ...rows.map((r) => `| ${r.join(' | ')} |`)];
+  for (const r of results) {
+    for (const n of r.notes) lines.push(`- ${r.drill}: ${n}`);
+    for (const f of r.failures) lines.push(`- ${r.drill}: BROKEN: ${f}`);
+  }
+  return lines.join('\n');
+}
+
+async function main(): Promise<number> {
+  const { values } = parseArgs({ options: { short: { type: 'boolean' }, long: { type: 'boolean' }, drill: { type: 'string', multiple: true }, keep: { type: 'boolean' }, quiet: { type: 'boolean' } } });
+  const names = values.drill ?? Object.keys(DRILLS);
+  for (const n of names) if (!DRILLS[n]) throw new Error(`unknown drill ${n}; known: ${Object.keys(DRILLS).join(', ')}`);
+  const long = Boolean(values.long);
+  const results: DrillResult[] = [];
+  const t0 = Date.now();
+  for (const name of names) {
+    const log = (line: string) => {
+      if (!values.quiet) console.log(`[${new Date().toISOString().slice(11, 19)}] ${name}: ${line}`);
+    };
+    log(`starting (${long ? 'long' : 'short'})`);
+    try {
+      results.push(await (DRILLS[name] as Drill)({ long, log, keep: Boolean(values.keep) }));
+    } catch (error) {
+      results.push({ drill: name, changes: 0, faults: '-', delivered: 0, lost: 0, deployAttempts: 0, effectiveDeploys: 0, duplicateDeploys: 0, leakedLeases: 0, leftoverRoles: 0, githubDuplicates: 0, notes: [], failures: [`the drill itself failed: ${(error as Error).stack ?? String(error)}`], seconds: 0 });
+    }
+    log('done');
+  }
+  console.log(`\nfoureyes drills (${long ? 'long' : 'short'}), ${Math.round((Date.now() - t0) / 1000)} s\n`);
+  console.log(table(results));
+  return results.some((r) => r.failures.length > 0) ? 1 : 0;
+}
+
+process.exitCode = await main();
