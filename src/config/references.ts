@@ -6,6 +6,7 @@ export function checkReferences(config: FoureyesConfig): string[] {
   const envNames = config.environments.map((e) => e.name);
   const logins = new Map<string, number>();
   const slackIds = new Map<string, number>();
+  const teamsIds = new Map<string, number>();
   const emails = new Map<string, number>();
 
   config.people.forEach((person, i) => {
@@ -17,6 +18,11 @@ export function checkReferences(config: FoureyesConfig): string[] {
       const s = slackIds.get(person.slack);
       if (s !== undefined) problems.push(`people[${i}].slack: Slack user "${person.slack}" is already people[${s}]; a Slack user maps to one person`);
       else slackIds.set(person.slack, i);
+    }
+    if (person.teams) {
+      const t = teamsIds.get(person.teams);
+      if (t !== undefined) problems.push(`people[${i}].teams: Teams user "${person.teams}" is already people[${t}]; a Teams user maps to one person`);
+      else teamsIds.set(person.teams, i);
     }
     person.emails.forEach((email, j) => {
       const e = emails.get(email.toLowerCase());

@@ -24,6 +24,12 @@ export const personSchema = z.strictObject({
   github: githubLogin,
   name: z.string().optional(),
   slack: z.string().regex(/^[UW][A-Z0-9]{2,}$/, 'expected a Slack user ID such as U024BE7LH').optional(),
+  // Microsoft Teams: the person's Entra ID (AAD) object id, which Teams sends as from.aadObjectId.
+  teams: z
+    .string()
+    .regex(/^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/, 'expected an Entra ID (AAD) object id such as 8b1c6f2e-1d0a-4c55-9a0e-3f2b7c9d1e42')
+    .transform((id) => id.toLowerCase())
+    .optional(),
   emails: z.array(z.email()).default([]),
 });
 
