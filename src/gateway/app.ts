@@ -57,11 +57,32 @@ const KNOWN_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 
 export function createGateway(ctx: GatewayContext): Server {
   const withMetrics = { ...ctx, metrics: ctx.metrics ?? new GatewayMetrics() };
   return createServer((req, res) => {
-    const pathname = new URL(req.url ?? '/', 'http://gateway').pathname;
+    // A request target the URL parser refuses (`//[`) must be a 400, not an exception that ends the process.
+    const pathname = safePathname(req.url);
+    if (pathname === undefined) {
+      sendJson(res, 400, { error: 'malformed request target: not a valid URL path' });
+      return;
+    }
     const method = KNOWN_METHODS.has(req.method ?? '') ? (req.method as string) : 'OTHER';
     withMetrics.metrics.track(method, routes.find((r) => r.pattern.test(pathname))?.path ?? 'unmatched', res);
     void dispatch(req, res, withMetrics);
   });
+}
+
+function safePathname(target: string | undefined): string | undefined {
+  try {
+    return new URL(target ?? '/', 'http://gateway').pathname;
+  } catch {
+    return undefined;
+  }
+}
+
+function decodeParam(value: string): string {
+  try {
+    return decodeURIComponent(value);
+  } catch {
+    throw new HttpError(400, `malformed percent-encoding in the path: ${JSON.stringify(value.slice(0, 60))}`);
+  }
 }
 
 async function dispatch(req: IncomingMessage, res: ServerResponse, ctx: GatewayContext): Promise<void> {
@@ -74,7 +95,7 @@ async function dispatch(req: IncomingMessage, res: ServerResponse, ctx: GatewayC
     const values = match.pattern.exec(url.pathname)?.slice(1) ?? [];
     const params: Record<string, string> = {};
     match.keys.forEach((key, i) => {
-      params[key] = decodeURIComponent(values[i] ?? '');
+      params[key] = decodeParam(values[i] ?? '');
     });
     await match.handler(req, res, params, ctx);
   } catch (error) {
