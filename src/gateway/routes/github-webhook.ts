@@ -83,7 +83,10 @@ export const handleGitHubWebhook: RouteHandler = async (req, res, _params, ctx) 
   const signature = header(req, 'x-hub-signature-256');
   if (!signature) throw new HttpError(401, 'missing X-Hub-Signature-256: the delivery is not signed (set the webhook secret in GitHub)');
   // verify() compares HMAC-SHA256(secret, body) with the header in constant time.
-  const valid = /^sha256=[0-9a-f]{64}$/i.test(signature) && (await state.webhooks.verify(raw.toString('utf8'), signature).catch(() => false));
+  const wellFormed = /^sha256=[0-9a-f]{64}$/i.test(signature);
+  // @octokit/webhooks refuses to verify an empty payload; say so rather than blame the secret.
+  if (wellFormed && raw.length === 0) throw new HttpError(400, 'empty request body: expected the JSON payload of a GitHub webhook delivery');
+  const valid = wellFormed && (await state.webhooks.verify(raw.toString('utf8'), signature).catch(() => false));
   if (!valid) throw new HttpError(401, 'bad X-Hub-Signature-256: the body was not signed with the configured webhook secret');
 
   const event = header(req, 'x-github-event');
