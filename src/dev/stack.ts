@@ -83,6 +83,8 @@ function baseEnv(stack: { temporal: TemporalServer }, options: StackOptions): Re
     FOUREYES_CONFIG: options.configFile,
     FOUREYES_DATA: options.dataDir,
     ...(process.env.FOUREYES_TASK_QUEUE ? { FOUREYES_TASK_QUEUE: process.env.FOUREYES_TASK_QUEUE } : {}),
+    // Tracing (src/workers/tracing.ts): the collector's address only; each process names itself foureyes-<component>.
+    ...Object.fromEntries(['OTEL_EXPORTER_OTLP_ENDPOINT', 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT'].flatMap((k) => (process.env[k] ? [[k, process.env[k] as string]] : []))),
   };
 }
 

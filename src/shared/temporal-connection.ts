@@ -1,7 +1,7 @@
 // Connections to Temporal from TEMPORAL_ADDRESS / TEMPORAL_NAMESPACE and the @temporalio/envconfig
 // profile variables (TEMPORAL_PROFILE, TEMPORAL_CONFIG_FILE, TEMPORAL_API_KEY, TEMPORAL_TLS_*), so the same
 // code reaches the dev server, a self-hosted cluster with mTLS or Temporal Cloud with an API key.
-import { Client, Connection } from '@temporalio/client';
+import { Client, Connection, type WorkflowClientInterceptor } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
 import { loadClientConnectConfig } from '@temporalio/envconfig';
 
@@ -13,10 +13,11 @@ export function temporalSettings(env: NodeJS.ProcessEnv = process.env) {
   };
 }
 
-export async function connectClient(env: NodeJS.ProcessEnv = process.env): Promise<Client> {
+/** `interceptors`: the gateway's tracing interceptors (src/workers/tracing.ts), so its calls carry the trace context. */
+export async function connectClient(env: NodeJS.ProcessEnv = process.env, interceptors: WorkflowClientInterceptor[] = []): Promise<Client> {
   const { connectionOptions, namespace } = temporalSettings(env);
   const connection = await Connection.connect(connectionOptions as Parameters<typeof Connection.connect>[0]);
-  return new Client({ connection, namespace });
+  return new Client({ connection, namespace, ...(interceptors.length ? { interceptors: { workflow: interceptors } } : {}) });
 }
 
 export async function connectWorkerConnection(env: NodeJS.ProcessEnv = process.env): Promise<{ connection: NativeConnection; namespace: string }> {

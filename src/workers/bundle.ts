@@ -2,13 +2,19 @@
 // by the tests: a cached bundle is reused while no workflow source is newer than it.
 import { bundleWorkflowCode } from '@temporalio/worker';
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { dataDir } from '../dev/paths.ts';
 
 export const workflowsPath = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
+// OpenTelemetry workflow interceptors: always in the bundle, inert unless the worker turns tracing on.
+export const workflowInterceptorModules = [fileURLToPath(new URL('../workflows/tracing.ts', import.meta.url))];
 // Everything the workflow bundle imports: a change in any of them must rebuild it.
 const sourceDirs = ['../workflows', '../shared', '../policy'].map((dir) => fileURLToPath(new URL(dir, import.meta.url)));
+// Also this file (the bundle options) and the installed interceptors package (an upgrade must rebuild; npm
+// stamps package files with a fixed mtime, so its install time is the ctime).
+const sourceFiles = [fileURLToPath(import.meta.url), createRequire(import.meta.url).resolve('@temporalio/interceptors-opentelemetry/package.json')];
 
 function newestSource(): number {
   let newest = 0;
@@ -20,6 +26,7 @@ function newestSource(): number {
     }
   };
   sourceDirs.forEach(walk);
+  for (const file of sourceFiles) newest = Math.max(newest, statSync(file).mtimeMs, statSync(file).ctimeMs);
   return newest;
 }
 
@@ -32,7 +39,7 @@ export async function ensureWorkflowBundle(env: NodeJS.ProcessEnv = process.env,
   const path = bundlePath(env);
   if (existsSync(path) && statSync(path).mtimeMs >= newestSource()) return path;
   log('foureyes: bundling workflow code …');
-  const { code } = await bundleWorkflowCode({ workflowsPath, logger: quietLogger });
+  const { code } = await bundleWorkflowCode({ workflowsPath, workflowInterceptorModules, logger: quietLogger });
   mkdirSync(dirname(path), { recursive: true });
   writeFileSync(path, code);
   return path;

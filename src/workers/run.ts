@@ -6,9 +6,17 @@ import { connectWorkerConnection } from '../shared/temporal-connection.ts';
 import { ensureWorkflowBundle, readBundle } from './bundle.ts';
 import { workerDeploymentFromEnv } from './deployment.ts';
 import { installRuntime } from './telemetry.ts';
+import { startTracing, type TracedComponent, type Tracing } from './tracing.ts';
 import { ZONES, zoneTaskQueue, type Zone } from './zones.ts';
 
-export async function createZoneWorker(zone: Zone, env: NodeJS.ProcessEnv = process.env): Promise<Worker> {
+const TRACED_AS: Record<Zone, TracedComponent> = { orchestrator: 'orchestrator', checks: 'checks', deploy: 'deployer' };
+
+/** Tracing of a zone's worker (OTEL_EXPORTER_OTLP_ENDPOINT; inert without it). */
+export function zoneTracing(zone: Zone, env: NodeJS.ProcessEnv = process.env): Tracing {
+  return startTracing(TRACED_AS[zone], env);
+}
+
+export async function createZoneWorker(zone: Zone, env: NodeJS.ProcessEnv = process.env, tracing: Tracing = zoneTracing(zone, env)): Promise<Worker> {
   const definition = ZONES[zone];
   // Metrics endpoint and JSON logs (FOUREYES_METRICS_ADDRESS, FOUREYES_LOG_FORMAT): before any connection.
   installRuntime(`worker:${zone}`, env);
@@ -22,7 +30,8 @@ export async function createZoneWorker(zone: Zone, env: NodeJS.ProcessEnv = proc
     namespace,
     taskQueue: zoneTaskQueue(zone, env),
     activities,
-    ...(definition.runsWorkflows ? { workflowBundle: readBundle(await ensureWorkflowBundle(env)) } : {}),
+    ...(definition.runsWorkflows ? { workflowBundle: readBundle(await ensureWorkflowBundle(env)), sinks: tracing.workflowSinks } : {}),
+    interceptors: tracing.workerInterceptors,
     identity: `${zone}@${process.pid}`,
     ...(workerDeploymentOptions ? { workerDeploymentOptions } : {}),
     shutdownGraceTime: '30s',
@@ -40,11 +49,14 @@ export async function createZoneWorker(zone: Zone, env: NodeJS.ProcessEnv = proc
 }
 
 export async function runZone(zone: Zone): Promise<void> {
-  const worker = await createZoneWorker(zone);
+  const tracing = zoneTracing(zone);
+  const worker = await createZoneWorker(zone, process.env, tracing);
   console.log(`${zone}: worker polling task queue ${zoneTaskQueue(zone)}`);
   await worker.run();
   // Close our connection too: the Runtime (and its log forwarding) shuts down once none is left, so the
   // process exits by itself after SIGTERM.
   await worker.connection?.close();
+  // worker.run() returns after SIGTERM/SIGINT: export the spans still batched before the process exits.
+  await tracing.shutdown();
   console.log(`${zone}: worker stopped`);
 }
