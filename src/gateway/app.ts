@@ -1,4 +1,4 @@
-// The gateway: the only door into foureyes from outside (GitHub webhooks, Slack, the approval API).
+// The gateway: the only door into foureyes from outside (GitHub webhooks, Slack, Teams, the approval API).
 // Routes are small modules; each authenticates its channel before it touches Temporal.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Client } from '@temporalio/client';
@@ -9,6 +9,7 @@ import { handleGetChange } from './routes/changes.ts';
 import { handleGetAudit } from './routes/audit.ts';
 import { handlePostApproval } from './routes/approvals.ts';
 import { handleSlackCommand, handleSlackInteraction } from './routes/slack.ts';
+import { handleTeamsMessage } from './routes/teams.ts';
 import { handleGitHubWebhook } from './routes/github-webhook.ts';
 import { GatewayMetrics, sendMetrics } from './metrics.ts';
 
@@ -50,6 +51,7 @@ export const routes: Route[] = [
   route('POST', '/webhooks/github', handleGitHubWebhook),
   route('POST', '/slack/commands', handleSlackCommand),
   route('POST', '/slack/interactions', handleSlackInteraction),
+  route('POST', '/teams/messages', handleTeamsMessage),
 ];
 
 const KNOWN_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);

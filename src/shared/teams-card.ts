@@ -1,0 +1,89 @@
+// Adaptive Cards for the Teams channel. Pure.
+// Text that comes from a change or a request (PR title, change and environment names, refusal reasons) is
+// untrusted. A TextBlock renders a markdown subset (emphasis, lists, links) that has no documented escape,
+// so untrusted text never goes into a TextBlock: it goes into a RichTextBlock TextRun, which the Adaptive
+// Card schema defines as plain text (no markdown), after control characters are removed and it is capped.
+// Mentions need an `msteams.entities` entry, which foureyes never adds, so `<at>` in text stays text.
+
+export const ADAPTIVE_CARD_CONTENT_TYPE = 'application/vnd.microsoft.card.adaptive';
+
+export interface TextRun {
+  type: 'TextRun';
+  text: string;
+  weight?: 'Bolder';
+  color?: 'Good' | 'Attention' | 'Warning';
+}
+
+export interface AdaptiveCard {
+  type: 'AdaptiveCard';
+  $schema: string;
+  version: string;
+  body: Array<Record<string, unknown>>;
+  actions?: Array<Record<string, unknown>>;
+}
+
+/** Plain text for a TextRun: no control characters (a newline would start a new visual line), capped. */
+export function plainCardText(text: string, max = 2000): string {
+  const clean = text.replace(/[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g, ' ');
+  return clean.length > max ? `${clean.slice(0, max - 1)}…` : clean || ' ';
+}
+
+export function textRun(text: string, style: Omit<TextRun, 'type' | 'text'> = {}): TextRun {
+  return { type: 'TextRun', text: plainCardText(text), ...style };
+}
+
+/** One paragraph of plain runs. */
+export function plainParagraph(...runs: Array<string | TextRun>): Record<string, unknown> {
+  return { type: 'RichTextBlock', inlines: runs.map((r) => (typeof r === 'string' ? textRun(r) : r)) };
+}
+
+export function card(body: Array<Record<string, unknown>>, actions?: Array<Record<string, unknown>>): AdaptiveCard {
+  return {
+    type: 'AdaptiveCard',
+    $schema: 'http://adaptivecards.io/schemas/adaptive-card.json',
+    // Action.Execute (Universal Actions) needs 1.4.
+    version: '1.4',
+    body: [{ type: 'TextBlock', text: 'foureyes', weight: 'Bolder', size: 'Medium' }, ...body],
+    ...(actions?.length ? { actions } : {}),
+  };
+}
+
+/** What an Action.Execute button of foureyes carries back in `value.action.data`. */
+export interface TeamsButtonData {
+  change: string;
+  sha: string;
+  environment?: string;
+  decision: 'approve' | 'reject';
+  confirmed?: boolean;
+}
+
+export function executeAction(title: string, data: TeamsButtonData, style: 'positive' | 'destructive' | 'default' = 'default'): Record<string, unknown> {
+  return { type: 'Action.Execute', verb: 'foureyes', title: plainCardText(title, 60), style, data };
+}
+
+/** The invoke response body Teams expects for adaptiveCard/action: a card that replaces the clicked one. */
+export function cardResponse(value: AdaptiveCard): { statusCode: 200; type: typeof ADAPTIVE_CARD_CONTENT_TYPE; value: AdaptiveCard } {
+  return { statusCode: 200, type: ADAPTIVE_CARD_CONTENT_TYPE, value };
+}
+
+/** A plain answer card: accepted (Good) or refused (Attention), with the reason. */
+export function outcomeCard(accepted: boolean, text: string, detail?: string): AdaptiveCard {
+  return card([
+    plainParagraph(textRun(accepted ? 'Accepted: ' : 'Refused: ', { weight: 'Bolder', color: accepted ? 'Good' : 'Attention' }), text),
+    ...(detail ? [plainParagraph(detail)] : []),
+  ]);
+}
+
+/** The second card for environments with `approval.confirm`: Teams has no native confirmation dialog. */
+export function confirmationCard(input: { change: string; sha: string; title?: string; environments: string[]; environment?: string }): AdaptiveCard {
+  const names = input.environments.join(', ');
+  const short = input.sha.slice(0, 12);
+  return card(
+    [
+      plainParagraph(textRun('Confirm: ', { weight: 'Bolder', color: 'Warning' }), `approve ${input.change} at ${short} for ${names}?`),
+      ...(input.title ? [plainParagraph(input.title)] : []),
+      plainParagraph(`This approves exactly commit ${input.sha}; a newer push needs a new approval.`),
+    ],
+    [executeAction(`Approve ${names}`, { change: input.change, sha: input.sha, ...(input.environment ? { environment: input.environment } : {}), decision: 'approve', confirmed: true }, 'positive')],
+  );
+}

@@ -1,0 +1,248 @@
+// The Microsoft Teams channel end to end over real HTTP: the Teams stand-in publishes OpenID metadata and a
+// JWKS from its own RSA key and sends Action.Execute invokes with Bot Framework-style JWTs; the gateway (in
+// this process, on a real port) verifies them with jose and signs the claim; the real changeWorkflow on the
+// shared Temporal dev server decides; the real checks zone fetches the head from the GitHub stand-in.
+import type { Client, WorkflowHandle } from '@temporalio/client';
+import type { Worker } from '@temporalio/worker';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseConfig } from '../../../src/config/load.ts';
+import type { FoureyesConfig } from '../../../src/config/schema.ts';
+import { createGateway } from '../../../src/gateway/app.ts';
+import { verifyTeamsRequest } from '../../../src/gateway/approvals/teams.ts';
+import { startGitHubStandin, type RunningStandin } from '../../../src/github-standin/index.ts';
+import { generateSigningKey } from '../../../src/shared/approval-signature.ts';
+import { zoneQueue } from '../../../src/shared/task-queues.ts';
+import type { ChangeStatus, PullRequestEvent } from '../../../src/shared/types.ts';
+import { startTeamsStandin, type TeamsReply, type TeamsStandin } from '../../../src/teams-standin/server.ts';
+import { ZONES } from '../../../src/workers/zones.ts';
+import { pullRequestSignal, statusQuery } from '../../../src/workflows/definitions.ts';
+import { testClient, testWorker, uniquePullNumberBase, uniqueQueue } from '../../helpers/temporal.ts';
+
+const sam = { aadObjectId: '5a3d0c1e-0000-4000-8000-00000000a001', name: 'Sam' };
+const alex = { aadObjectId: '5a3d0c1e-0000-4000-8000-00000000a002', name: 'Alex' };
+const jo = { aadObjectId: '5A3D0C1E-0000-4000-8000-00000000A003', name: 'Jo' };
+const stranger = { aadObjectId: '5a3d0c1e-0000-4000-8000-00000000ffff', name: 'Mallory' };
+
+let dataDir: string;
+let github: RunningStandin;
+let teams: TeamsStandin;
+let gateway: Server;
+let client: Client;
+let workers: Worker[] = [];
+let running: Array<Promise<void>> = [];
+let config: FoureyesConfig;
+let taskQueue: string;
+const handles: WorkflowHandle[] = [];
+
+function configYaml(remote: string): string {
+  return `
+people:
+  - { github: sam-dev, teams: ${sam.aadObjectId}, emails: [sam@example.com] }
+  - { github: alex-reviewer, teams: ${alex.aadObjectId}, emails: [alex@example.com] }
+  - { github: jo-platform, teams: ${jo.aadObjectId.toLowerCase()}, emails: [jo@example.com] }
+teams:
+  platform: [jo-platform, alex-reviewer]
+environments:
+  - name: staging
+    deploy: { run: "true", timeout: 60s }
+    approval: { required: 1, expiry: 1h }
+  - name: production
+    deploy: { run: "true", timeout: 60s }
+    approval: { required: 1, eligible: [team:platform], expiry: 1h, confirm: true }
+repositories:
+  - name: acme/shop
+    remote: ${JSON.stringify(remote)}
+    checks: [{ name: unit, run: "true", timeout: 60s }]
+`;
+}
+
+beforeAll(async () => {
+  dataDir = mkdtempSync(join(tmpdir(), 'foureyes-teams-'));
+  github = await startGitHubStandin({ dataDir: join(dataDir, 'github') });
+  const botToken = github.standin.addUser({ login: 'foureyes-bot', email: 'bot@example.com' }).token;
+  for (const login of ['sam-dev', 'alex-reviewer', 'jo-platform']) github.standin.addUser({ login, email: `${login.split('-')[0]}@example.com` });
+  github.standin.createRepo({ fullName: 'acme/shop', firstPullNumber: uniquePullNumberBase() });
+  config = parseConfig(configYaml(github.standin.remoteOf('acme/shop')), 'test.yaml');
+  const key = generateSigningKey();
+  taskQueue = uniqueQueue('teams');
+  client = await testClient();
+
+  // The stand-in needs the gateway's URL and the gateway needs the stand-in's metadata URL: the gateway
+  // reads its env per request, so it is filled in once both listen.
+  const env: NodeJS.ProcessEnv = { FOUREYES_APPROVAL_SIGNING_KEY: key.privateKey, GITHUB_API_URL: github.url, FOUREYES_TASK_QUEUE: taskQueue };
+  gateway = createGateway({ client, config: () => config, env });
+  await new Promise<void>((resolve) => gateway.listen(0, '127.0.0.1', resolve));
+  teams = await startTeamsStandin({ gatewayUrl: `http://127.0.0.1:${(gateway.address() as AddressInfo).port}` });
+  Object.assign(env, { TEAMS_APP_ID: teams.appId, TEAMS_TENANT_ID: teams.tenantId, TEAMS_OPENID_METADATA_URL: teams.openIdMetadataUrl });
+
+  const orchestratorEnv = { FOUREYES_APPROVAL_PUBLIC_KEYS: key.publicKey, GITHUB_API_URL: github.url, GITHUB_TOKEN: botToken };
+  workers = [
+    await testWorker({ taskQueue, workflows: true, activities: await ZONES.orchestrator.createActivities(() => config, orchestratorEnv) }),
+    await testWorker({ taskQueue: zoneQueue(taskQueue, 'checks'), activities: await ZONES.checks.createActivities(() => config, {}) }),
+  ];
+  running = workers.map((w) => w.run());
+});
+
+afterAll(async () => {
+  await Promise.all(handles.map((h) => h.terminate('test over').catch(() => undefined)));
+  await teams?.close();
+  await new Promise<void>((resolve) => (gateway ? gateway.close(() => resolve()) : resolve()));
+  gateway?.closeAllConnections();
+  for (const w of workers) w.shutdown();
+  await Promise.all(running);
+  await client?.connection.close();
+  await github?.stop();
+  rmSync(dataDir, { recursive: true, force: true });
+});
+
+/** Sam opens a pull request on the GitHub stand-in; the change starts as the webhook would start it. */
+async function openChange(title = 'Speed up checkout'): Promise<{ change: string; head: string; handle: WorkflowHandle }> {
+  const { pull } = await github.standin.openPullRequest({ repo: 'acme/shop', author: 'sam-dev', title, commits: [{ message: 'faster checkout', author: 'sam-dev' }], deliver: false });
+  const change = `acme/shop#${pull.number}`;
+  const commits = github.standin.pullCommits(pull).map((c) => ({ sha: c.sha, author: { email: c.author.email, name: c.author.name }, committer: { email: c.committer.email, name: c.committer.name }, message: c.message }));
+  const event: PullRequestEvent = { kind: 'opened', deliveryId: randomBytes(8).toString('hex'), headSha: pull.headSha, updatedAt: pull.updatedAt, author: pull.author, title: pull.title, baseRef: pull.baseRef, headRef: pull.headRef, commits };
+  const handle = await client.workflow.signalWithStart('changeWorkflow', { workflowId: `change:${change}`, taskQueue, args: [{ change }], signal: pullRequestSignal, signalArgs: [event] });
+  handles.push(handle);
+  await waitForStage(handle, 'awaiting-approval');
+  return { change, head: pull.headSha, handle };
+}
+
+async function waitForStage(handle: WorkflowHandle, stage: string, timeoutMs = 30_000): Promise<ChangeStatus> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const status = await handle.query(statusQuery).catch(() => undefined);
+    if (status?.stage === stage) return status;
+    if (Date.now() > deadline) throw new Error(`stage never became ${stage}; last: ${status?.stage} (${status?.waitingFor})`);
+    await new Promise((r) => setTimeout(r, 150));
+  }
+}
+
+/** All plain text on a card, and all TextBlock text (which Teams would read as markdown). */
+function cardText(reply: TeamsReply): { runs: string; blocks: string[] } {
+  const body = reply.card?.body ?? [];
+  const runs = body.flatMap((b) => (b.type === 'RichTextBlock' ? (b.inlines as Array<{ text: string }>).map((i) => i.text) : [])).join('');
+  const blocks = body.filter((b) => b.type === 'TextBlock').map((b) => String(b.text));
+  return { runs, blocks };
+}
+
+describe('Teams approvals (Action.Execute)', () => {
+  it("counts a colleague's approval and says so on the card; refuses the author with the reason", async () => {
+    const { change, head, handle } = await openChange();
+    const author = await teams.execute(sam, { change, sha: head, environment: 'staging', decision: 'approve' });
+    expect(author.status).toBe(200);
+    expect(author.body).toMatchObject({ statusCode: 200, type: 'application/vnd.microsoft.card.adaptive' });
+    expect(cardText(author).runs).toMatch(/^Refused: sam-dev's approval of .* was refused: sam-dev is an initiator/);
+
+    const colleague = await teams.execute(alex, { change, sha: head, environment: 'staging', decision: 'approve' });
+    console.log(`Teams Action.Execute answered with the outcome card in ${colleague.elapsedMs} ms (author's refusal: ${author.elapsedMs} ms, includes the first JWKS fetch)`);
+    expect(colleague.status).toBe(200);
+    expect(cardText(colleague).runs).toMatch(new RegExp(`^Accepted: alex-reviewer's approval of ${change} at ${head.slice(0, 12)} for staging counted \\(staging\\)`));
+    const status = await handle.query(statusQuery);
+    expect(status.approvals.map((a) => [a.claim.person, a.claim.channel, a.counted, a.claim.evidence])).toEqual([
+      ['sam-dev', 'teams', false, { teamsUser: sam.aadObjectId, teamsTenant: teams.tenantId }],
+      ['alex-reviewer', 'teams', true, { teamsUser: alex.aadObjectId, teamsTenant: teams.tenantId }],
+    ]);
+  });
+
+  it('refuses an unknown Teams user with what to ask for, and records nothing', async () => {
+    const { change, head, handle } = await openChange();
+    const reply = await teams.execute(stranger, { change, sha: head, decision: 'approve', environment: 'staging' });
+    expect(reply.status).toBe(200);
+    expect(cardText(reply).runs).toContain(`Refused: your Teams user ${stranger.aadObjectId} is not listed in foureyes.yaml`);
+    expect(cardText(reply).runs).toContain(`teams: ${stranger.aadObjectId}`);
+    expect((await handle.query(statusQuery)).approvals).toEqual([]);
+  });
+
+  it('production asks for confirmation first (plain-text title), then counts the confirmed click', async () => {
+    const hostile = '**urgent** [click](https://evil.example) <at>Alex</at> _fix_';
+    const { change, head, handle } = await openChange(hostile);
+    const ask = await teams.execute(jo, { change, sha: head, environment: 'production', decision: 'approve' });
+    expect(ask.status).toBe(200);
+    const { runs, blocks } = cardText(ask);
+    expect(runs).toContain(`Confirm: approve ${change} at ${head.slice(0, 12)} for production?`);
+    // The untrusted title is only in a TextRun (plain text by the schema), never in a TextBlock.
+    expect(runs).toContain(hostile);
+    expect(blocks.join('\n')).not.toContain('evil.example');
+    expect((await handle.query(statusQuery)).approvals).toEqual([]);
+    const button = ask.card?.actions?.[0] as { type: string; data: Record<string, unknown> };
+    expect(button).toMatchObject({ type: 'Action.Execute', data: { change, sha: head, environment: 'production', decision: 'approve', confirmed: true } });
+
+    const confirmed = await teams.execute(jo, button.data);
+    expect(cardText(confirmed).runs).toMatch(/^Accepted: jo-platform's approval of .* for production counted/);
+    const status = await handle.query(statusQuery);
+    expect(status.approvals.map((a) => [a.claim.person, a.claim.channel, a.claim.environment, a.counted])).toEqual([['jo-platform', 'teams', 'production', true]]);
+    // Upper-case object id from Teams matched the lower-case one in foureyes.yaml, and is recorded lower case.
+    expect(status.approvals[0]?.claim.evidence.teamsUser).toBe(jo.aadObjectId.toLowerCase());
+  });
+
+  it('a rejection needs no confirmation and is recorded', async () => {
+    const { change, head, handle } = await openChange();
+    const reply = await teams.execute(jo, { change, sha: head, environment: 'production', decision: 'reject' });
+    expect(cardText(reply).runs).toMatch(/jo-platform's rejection of/);
+    expect((await handle.query(statusQuery)).approvals.map((a) => [a.claim.person, a.claim.decision])).toEqual([['jo-platform', 'reject']]);
+  });
+
+  it('refuses a button that does not name a change and commit, and an unknown change', async () => {
+    const bad = await teams.execute(alex, { change: 'acme/shop#1', decision: 'approve' });
+    expect(cardText(bad).runs).toMatch(/does not name a change and commit; nothing was recorded/);
+    const unknown = await teams.execute(alex, { change: 'acme/shop#999997', sha: 'a'.repeat(40), environment: 'staging', decision: 'approve' });
+    expect(cardText(unknown).runs).toMatch(/no open change acme\/shop#999997/);
+  });
+});
+
+describe('Teams request authentication', () => {
+  it('another key, expired, wrong audience, wrong issuer, wrong tenant, serviceUrl mismatch, no token: each 401, nothing recorded', async () => {
+    const { change, head, handle } = await openChange();
+    const data = { change, sha: head, environment: 'staging', decision: 'approve' };
+    const cases = {
+      forgedSameKid: await teams.execute(alex, data, { forgedKey: 'published-kid' }),
+      forgedUnknownKid: await teams.execute(alex, data, { forgedKey: 'unknown-kid' }),
+      expired: await teams.execute(alex, data, { expiresIn: -6 * 60 }),
+      notYetValid: await teams.execute(alex, data, { notBefore: 6 * 60 }),
+      wrongAudience: await teams.execute(alex, data, { audience: 'another-bot-app-id' }),
+      wrongIssuer: await teams.execute(alex, data, { issuer: 'https://sts.windows.net/evil/' }),
+      wrongTenant: await teams.execute(alex, data, { tenantId: '00000000-0000-4000-8000-000000000bad' }),
+      serviceUrlMismatch: await teams.execute(alex, data, { tokenServiceUrl: 'https://smba.trafficmanager.net/emea/' }),
+      noToken: await teams.execute(alex, data, { noToken: true }),
+    };
+    const statuses = Object.fromEntries(Object.entries(cases).map(([name, r]) => [name, r.status]));
+    expect(statuses).toEqual(Object.fromEntries(Object.keys(cases).map((name) => [name, 401])));
+    const reasons = Object.fromEntries(Object.entries(cases).map(([name, r]) => [name, String(r.body?.error)]));
+    console.log(`Teams 401 reasons: ${JSON.stringify(reasons)}`);
+    expect(reasons.forgedSameKid).toMatch(/signature/);
+    expect(reasons.forgedUnknownKid).toMatch(/key the Bot Framework does not publish/);
+    expect(reasons.expired).toMatch(/expired/);
+    expect(reasons.notYetValid).toMatch(/not valid yet/);
+    expect(reasons.wrongAudience).toMatch(/audience/);
+    expect(reasons.wrongIssuer).toMatch(/issued/);
+    expect(reasons.wrongTenant).toMatch(/tenant/);
+    expect(reasons.serviceUrlMismatch).toMatch(/serviceUrl/);
+    expect(reasons.noToken).toMatch(/Bearer/);
+    expect((await handle.query(statusQuery)).approvals).toEqual([]);
+  });
+
+  it('accepts up to five minutes of clock skew on exp', async () => {
+    const reply = await teams.send(alex, { type: 'message', text: 'hello' }, { expiresIn: -4 * 60 });
+    expect(reply.status).toBe(200);
+  });
+
+  it('fetches the JWKS again when a token names an unknown kid (key rotation), and otherwise uses the cached keys', async () => {
+    const env = { TEAMS_APP_ID: teams.appId, TEAMS_TENANT_ID: teams.tenantId, TEAMS_OPENID_METADATA_URL: teams.openIdMetadataUrl };
+    // Cooldown 0 so the refetch is not held back by the 30 s the gateway uses against kid floods.
+    const verify = async () => (await verifyTeamsRequest(await teams.signedRequest(alex, { type: 'message', text: 'hi' }), env, { keyRefreshCooldownMs: 0 })).activity.type;
+    const start = teams.jwksFetches;
+    expect(await verify()).toBe('message');
+    expect(teams.jwksFetches).toBe(start + 1);
+    expect(await verify()).toBe('message');
+    expect(teams.jwksFetches).toBe(start + 1);
+    await teams.rotateKey();
+    expect(await verify()).toBe('message');
+    expect(teams.jwksFetches).toBe(start + 2);
+  });
+});
