@@ -2,10 +2,14 @@
 // (docs/drills.md). Prints one table of runs, faults and outcomes; exit 1 when any invariant is broken.
 import { parseArgs } from 'node:util';
 import type { Drill, DrillResult } from './common.ts';
+import { gatewayRestart } from './gateway-restart.ts';
+import { temporalRestart } from './temporal-restart.ts';
 import { workerKills } from './worker-kills.ts';
 
 const DRILLS: Record<string, Drill> = {
   'worker-kills': workerKills,
+  'temporal-restart': temporalRestart,
+  'gateway-restart': gatewayRestart,
 };
 
 function table(results: DrillResult[]): string {
