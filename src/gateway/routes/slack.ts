@@ -189,8 +189,11 @@ export const handleSlackInteraction: RouteHandler = async (req, res, _params, ct
   } catch {
     throw new HttpError(400, 'expected a form field payload= with Slack interaction JSON');
   }
-  const action = payload.actions?.[0];
-  const actionId = action?.action_id ?? '';
+  // `null`, a number or a list parse as JSON too; reading fields of them was a 500.
+  if (payload === null || typeof payload !== 'object' || Array.isArray(payload)) throw new HttpError(400, 'expected a form field payload= with a Slack interaction JSON object');
+  const first: unknown = payload.actions?.[0];
+  const action = first && typeof first === 'object' ? (first as { action_id?: unknown; value?: unknown }) : undefined;
+  const actionId = typeof action?.action_id === 'string' ? action.action_id : '';
   const decision: ApprovalDecision | undefined = actionId.startsWith(APPROVE_ACTION) ? 'approve' : actionId === REJECT_ACTION ? 'reject' : undefined;
   // Acknowledge first: Slack shows an error to the user if the answer takes more than three seconds.
   res.writeHead(200, { 'content-length': 0 });
@@ -198,7 +201,7 @@ export const handleSlackInteraction: RouteHandler = async (req, res, _params, ct
   if (payload.type !== 'block_actions' || !decision || !payload.response_url) return;
   const threadTs = payload.message?.thread_ts ?? payload.container?.thread_ts ?? payload.message?.ts ?? payload.container?.message_ts;
   const respond = (reply: SlackReply) => postToResponseUrl(payload.response_url as string, { ...reply, replace_original: false, ...(threadTs ? { thread_ts: threadTs } : {}) });
-  const value = decodeButtonValue(action?.value ?? '');
+  const value = decodeButtonValue(typeof action?.value === 'string' ? action.value : '');
   let ref: ChangeRef | undefined;
   try {
     if (value) ref = parseChangeRef(value.change);
