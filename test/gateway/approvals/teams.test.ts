@@ -246,3 +246,17 @@ describe('Teams request authentication', () => {
     expect(teams.jwksFetches).toBe(start + 2);
   });
 });
+
+describe('Teams configuration', () => {
+  const minimal = (people: string) => `people:\n${people}\nenvironments:\n  - { name: staging, deploy: { run: "true" } }\nrepositories:\n  - { name: acme/shop, remote: /tmp/none.git }\n`;
+
+  it('people[].teams must be an Entra ID object id, one person per id', () => {
+    expect(() => parseConfig(minimal('  - { github: sam-dev, teams: "sam@example.com" }'), 't.yaml')).toThrow(/people\[0\]\.teams.*Entra ID/s);
+    expect(() => parseConfig(minimal(`  - { github: sam-dev, teams: ${sam.aadObjectId} }\n  - { github: alex-reviewer, teams: ${sam.aadObjectId.toUpperCase()} }`), 't.yaml')).toThrow(/people\[1\]\.teams: Teams user .* is already people\[0\]/);
+  });
+
+  it('a gateway without TEAMS_APP_ID / TEAMS_TENANT_ID answers 503 and names the variables', async () => {
+    const request = await teams.signedRequest(alex, { type: 'message' });
+    await expect(verifyTeamsRequest(request, {})).rejects.toMatchObject({ status: 503, message: expect.stringMatching(/TEAMS_APP_ID.*TEAMS_TENANT_ID/) });
+  });
+});
