@@ -7,7 +7,9 @@
 import type { Client, WorkflowHandle } from '@temporalio/client';
 import type { InjectedSinks } from '@temporalio/worker';
 import type { OpenTelemetrySinks } from '@temporalio/interceptors-opentelemetry';
+import { spawn } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createPolicyActivities } from '../../src/activities/policy.ts';
 import { parseConfig } from '../../src/config/load.ts';
@@ -18,6 +20,7 @@ import type { ChangeStatus, DeployInput, DeployReport, PullRequestEvent, VerifyR
 import { approvalUpdate, pullRequestSignal, statusQuery } from '../../src/workflows/definitions.ts';
 import type { changeWorkflow } from '../../src/workflows/change.ts';
 import { serviceName, startTracing, tracesUrl, type Tracing } from '../../src/workers/tracing.ts';
+import { projectRoot } from '../../src/dev/paths.ts';
 import { CONFIG, claim, newChange, opened, sha } from '../workflows/harness.ts';
 import { testWorker, uniqueQueue } from '../helpers/temporal.ts';
 
@@ -251,5 +254,64 @@ describe('a change delivered', () => {
     expect(everything).not.toContain('alex-reviewer');
     expect(everything).not.toContain('signature');
     console.log(`tracing: ${received.length} spans in ${requests.length} OTLP requests; ${spans.length} of this change, trace ${trace}`);
+  });
+});
+
+describe('foureyes worker <zone> with OTEL_EXPORTER_OTLP_ENDPOINT', () => {
+  it('exports the spans still batched when SIGTERM stops it', async () => {
+    const queue = uniqueQueue('tracing-entry');
+    const child = spawn(process.execPath, [join(projectRoot(), 'bin/foureyes.js'), 'worker', 'orchestrator'], {
+      cwd: projectRoot(),
+      env: {
+        PATH: process.env.PATH,
+        HOME: process.env.HOME,
+        TEMPORAL_ADDRESS: inject('temporalAddress'),
+        TEMPORAL_NAMESPACE: inject('temporalNamespace'),
+        FOUREYES_CONFIG: join(projectRoot(), 'foureyes.example.yaml'),
+        FOUREYES_TASK_QUEUE: queue,
+        FOUREYES_WORKFLOW_BUNDLE: inject('workflowBundle'),
+        OTEL_EXPORTER_OTLP_ENDPOINT: endpoint,
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let output = '';
+    child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (output += d.toString()));
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    const env = temporalEnv({ OTEL_EXPORTER_OTLP_ENDPOINT: endpoint });
+    const gateway = startTracing('gateway', env, () => {});
+    const client = await connectClient(env, gateway.clientInterceptors);
+    try {
+      const change = newChange();
+      const handle = await client.workflow.signalWithStart<typeof changeWorkflow, [PullRequestEvent]>('changeWorkflow', {
+        workflowId: `change:${change}`,
+        taskQueue: queue,
+        args: [{ change }],
+        signal: pullRequestSignal,
+        signalArgs: [opened(sha())],
+      });
+      // The orchestrator has run loadPolicy (no checks worker here: the run then waits).
+      const deadline = Date.now() + 60_000;
+      for (;;) {
+        const events = (await handle.fetchHistory()).events ?? [];
+        if (events.some((e) => e.activityTaskCompletedEventAttributes)) break;
+        if (Date.now() > deadline) throw new Error(`loadPolicy never completed; worker output:\n${output}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      // Well within the batch delay (5 s): without the flush at shutdown these spans would be lost.
+      child.kill('SIGTERM');
+      expect(await exited).toBe(0);
+      expect(output).toContain('foureyes-orchestrator: tracing on');
+      const mine = received.filter((s) => s.attributes.temporalWorkflowId === handle.workflowId || s.attributes.workflowId === handle.workflowId);
+      const run = mine.find((s) => s.name === 'RunActivity:loadPolicy' && s.service === 'foureyes-orchestrator');
+      expect(run, `spans: ${mine.map((s) => `${s.service} ${s.name}`).join(', ')}`).toBeDefined();
+      await gateway.shutdown();
+      const root = received.find((s) => s.name === 'SignalWithStartWorkflow:changeWorkflow' && s.attributes.temporalWorkflowId === handle.workflowId);
+      expect(run!.traceId).toBe(root?.traceId);
+      await handle.terminate('test over');
+    } finally {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      await client.connection.close();
+    }
   });
 });
