@@ -60,7 +60,7 @@ export interface TeamsStandin {
   /** The headers and body `send` would post, for checking a verifier without a gateway. */
   signedRequest(user: TeamsUser, activity: Record<string, unknown>, options?: InvokeOptions): Promise<{ headers: Record<string, string>; rawBody: Buffer }>;
   /** Replaces the published signing key with a new one (new kid), as the Bot Framework rotates keys. */
-  rotateKey(): Promise<void>;
+  rotateKey(endorsements?: string[]): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -78,11 +78,11 @@ interface SigningKeyPair {
   jwk: JWK;
 }
 
-async function newKey(): Promise<SigningKeyPair> {
+async function newKey(endorsements = ['msteams']): Promise<SigningKeyPair> {
   const { privateKey, publicKey } = await generateKeyPair('RS256', { modulusLength: 2048 });
   const kid = randomUUID();
   // `endorsements` as the Bot Framework publishes them: the channels a key may sign for.
-  return { kid, privateKey, jwk: { ...(await exportJWK(publicKey)), kid, use: 'sig', alg: 'RS256', endorsements: ['msteams'] } as JWK };
+  return { kid, privateKey, jwk: { ...(await exportJWK(publicKey)), kid, use: 'sig', alg: 'RS256', endorsements } as JWK };
 }
 
 export async function startTeamsStandin(options: TeamsStandinOptions): Promise<TeamsStandin> {
@@ -181,8 +181,8 @@ export async function startTeamsStandin(options: TeamsStandinOptions): Promise<T
       send(user, { type: 'invoke', name: 'adaptiveCard/action', value: { action: { type: 'Action.Execute', verb: 'foureyes', data }, trigger: 'manual' } }, invokeOptions),
     send,
     signedRequest,
-    async rotateKey() {
-      published = await newKey();
+    async rotateKey(endorsements) {
+      published = await newKey(endorsements);
     },
     close: () =>
       new Promise<void>((resolve) => {

@@ -108,9 +108,11 @@ export async function verifyTeamsRequest(request: Pick<ChannelRequest, 'headers'
   if (!token) throw new HttpError(401, 'not a Bot Framework request: Authorization: Bearer <token> is required');
 
   let claims: JWTPayload;
+  let kid: string | undefined;
+  let keys: KeySet;
   try {
-    const keys = await keySetFor(env.TEAMS_OPENID_METADATA_URL || BOT_FRAMEWORK_OPENID_METADATA_URL, options.keyRefreshCooldownMs ?? 30_000);
-    ({ payload: claims } = await jwtVerify(token, keys, {
+    keys = await keySetFor(env.TEAMS_OPENID_METADATA_URL || BOT_FRAMEWORK_OPENID_METADATA_URL, options.keyRefreshCooldownMs ?? 30_000);
+    ({ payload: claims, protectedHeader: { kid } } = await jwtVerify(token, keys, {
       issuer: BOT_FRAMEWORK_ISSUER,
       audience: appId,
       algorithms: ['RS256'],
@@ -136,6 +138,10 @@ export async function verifyTeamsRequest(request: Pick<ChannelRequest, 'headers'
     throw new HttpError(401, "the activity's serviceUrl does not match the token's serviceurl claim");
   }
   if (activity.channelId !== 'msteams') throw new HttpError(401, `activity is from channel ${JSON.stringify(String(activity.channelId ?? '')).slice(0, 40)}, not msteams`);
+  // The Bot Framework lists on each key the channels it may sign for; a key not endorsed for Teams is not
+  // Teams speaking, even with a valid signature.
+  const endorsements = (keys.jwks()?.keys.find((k) => k.kid === kid) as { endorsements?: unknown } | undefined)?.endorsements;
+  if (Array.isArray(endorsements) && !endorsements.includes('msteams')) throw new HttpError(401, 'the key that signed this token is not endorsed for the msteams channel');
   const tenants = [activity.conversation?.tenantId, activity.channelData?.tenant?.id].filter((t): t is string => typeof t === 'string');
   if (tenants.length === 0 || tenants.some((t) => t.toLowerCase() !== configuredTenant)) {
     throw new HttpError(401, 'the conversation does not belong to the tenant in TEAMS_TENANT_ID');

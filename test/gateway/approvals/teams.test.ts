@@ -244,6 +244,10 @@ describe('Teams request authentication', () => {
     await teams.rotateKey();
     expect(await verify()).toBe('message');
     expect(teams.jwksFetches).toBe(start + 2);
+    // A key the Bot Framework endorses only for another channel does not speak for Teams.
+    await teams.rotateKey(['skype']);
+    await expect(verify()).rejects.toMatchObject({ status: 401, message: expect.stringMatching(/not endorsed for the msteams channel/) });
+    await teams.rotateKey();
   });
 });
 
