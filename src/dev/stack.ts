@@ -165,6 +165,8 @@ export async function startStack(options: StackOptions): Promise<Stack> {
       FOUREYES_AUDIT_SIGNING_KEY: auditKey.privateKey,
       ...(githubEnv ?? {}),
       ...(process.env.SLACK_SIGNING_SECRET ? { SLACK_SIGNING_SECRET: process.env.SLACK_SIGNING_SECRET } : {}),
+      // Microsoft Teams: the bot registration, its tenant, and (for a stand-in) where the Bot Framework keys are.
+      ...Object.fromEntries(['TEAMS_APP_ID', 'TEAMS_TENANT_ID', 'TEAMS_OPENID_METADATA_URL'].flatMap((k) => (process.env[k] ? [[k, process.env[k] as string]] : []))),
       ...(process.env.GITHUB_WEBHOOK_SECRET && !githubEnv?.GITHUB_WEBHOOK_SECRET ? { GITHUB_WEBHOOK_SECRET: process.env.GITHUB_WEBHOOK_SECRET } : {}),
     };
     const gatewayEntry = nodeEntry('src/gateway/main.ts');
