@@ -1,6 +1,6 @@
 // Reading a change's workflow histories from Temporal: every run of the continue-as-new chain, in order,
 // with payloads decoded. The audit is built from these events, not from the workflow's mutable state.
-import type { Client } from '@temporalio/client';
+import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { defaultPayloadConverter, type Payload } from '@temporalio/common';
 import type { temporal } from '@temporalio/proto';
 
@@ -30,7 +30,13 @@ export function eventTime(event: HistoryEvent): string {
 
 async function fetchRun(client: Client, workflowId: string, runId: string | undefined): Promise<RunHistory> {
   const handle = client.workflow.getHandle(workflowId, runId);
-  const history = await handle.fetchHistory();
+  // fetchHistory surfaces an unknown workflow as a raw gRPC NOT_FOUND (code 5), not as WorkflowNotFoundError
+  // like describe() does; callers answer 404 / "no change" only for the latter.
+  const history = await handle.fetchHistory().catch((error: unknown) => {
+    const code = (error as { code?: unknown; cause?: { code?: unknown } }).code ?? (error as { cause?: { code?: unknown } }).cause?.code;
+    if (code === 5) throw new WorkflowNotFoundError(`workflow not found: ${workflowId}`, workflowId, runId);
+    throw error;
+  });
   const events = history.events ?? [];
   const started = events[0]?.workflowExecutionStartedEventAttributes;
   const resolvedRunId = runId ?? started?.originalExecutionRunId ?? (await handle.describe()).runId;
