@@ -4,7 +4,7 @@ import { reasonText } from '../policy/sod.ts';
 import { formatChangeRef, workflowIdFor } from '../shared/change-ref.ts';
 import { connectClient } from '../shared/temporal-connection.ts';
 import type { ChangeStatus } from '../shared/types.ts';
-import { statusQuery } from '../workflows/definitions.ts';
+import { changeStatus } from '../gateway/routes/changes.ts';
 import { changeRefArg, CliError, parseArgs } from './commands.ts';
 
 export async function run(args: string[]): Promise<number> {
@@ -13,7 +13,7 @@ export async function run(args: string[]): Promise<number> {
   const ref = changeRefArg(positionals[0] as string);
   const client = await connectClient();
   try {
-    const status = await client.workflow.getHandle(workflowIdFor(ref)).query(statusQuery);
+    const status = await changeStatus(client.workflow.getHandle(workflowIdFor(ref)));
     console.log(flags.has('json') ? JSON.stringify(status, null, 2) : formatStatus(status));
     return 0;
   } catch (error) {
@@ -31,6 +31,7 @@ export function formatStatus(s: ChangeStatus): string {
     `  head         ${s.headSha.slice(0, 12)}`,
     `  initiators   ${s.initiators.join(', ') || '(none)'}`,
   ];
+  for (const r of s.retrying ?? []) lines.push(`  retrying     ${r.activity} (attempt ${r.attempt}${r.nextAttemptAt ? `, next at ${r.nextAttemptAt}` : ''}): ${r.lastFailure}`);
   if (s.checks) lines.push(`  checks       ${s.checks.passed ? 'passed' : 'FAILED'} at ${s.checks.sha.slice(0, 12)} (${s.checks.results.map((r) => `${r.name}: ${r.passed ? 'ok' : r.timedOut ? 'timed out' : `exit ${r.exitCode}`}`).join(', ')})`);
   for (const env of s.environments) lines.push(`  ${env.name.padEnd(12)} ${env.state}; approvals ${env.approvedBy.length}/${env.required}${env.approvedBy.length ? ` (${env.approvedBy.join(', ')})` : ''}`);
   const attempts = s.approvals.slice(-10);

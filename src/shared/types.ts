@@ -228,4 +228,16 @@ export interface ChangeStatus {
   environments: EnvironmentStatus[];
   timeline: TimelineEntry[];
   runIds: string[];
+  /**
+   * Steps Temporal is retrying, with their last failure (e.g. OpenBao unreachable): added from the
+   * workflow's description by the gateway and `foureyes status`, as the workflow itself cannot see them.
+   */
+  retrying?: RetryingStep[];
+}
+
+export interface RetryingStep {
+  activity: string;
+  attempt: number;
+  lastFailure: string;
+  nextAttemptAt?: string;
 }

@@ -271,7 +271,10 @@ export async function changeWorkflow(input: ChangeWorkflowInput): Promise<Change
       heartbeatTimeout: '30 seconds',
       // Revoke only once the step has really stopped, or it could lease again after the revoke.
       cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-      retry: { maximumAttempts: 3 },
+      // A failed deploy command is a result, not an error; what throws retryably is infrastructure (OpenBao
+      // or the git remote unreachable, a dead worker), so wait for it with backoff instead of failing the
+      // change after three quick attempts (found by the OpenBao-down drill). Status shows the last failure.
+      retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds' },
     });
     const verifier = proxyActivities<DeployActivities>({
       taskQueue: zoneQueue(workflowInfo().taskQueue, 'deploy'),
