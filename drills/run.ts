@@ -3,6 +3,7 @@
 import { parseArgs } from 'node:util';
 import type { Drill, DrillResult } from './common.ts';
 import { gatewayRestart } from './gateway-restart.ts';
+import { openbaoDown } from './openbao-down.ts';
 import { temporalRestart } from './temporal-restart.ts';
 import { workerKills } from './worker-kills.ts';
 
@@ -10,6 +11,7 @@ const DRILLS: Record<string, Drill> = {
   'worker-kills': workerKills,
   'temporal-restart': temporalRestart,
   'gateway-restart': gatewayRestart,
+  'openbao-down': openbaoDown,
 };
 
 function table(results: DrillResult[]): string {
