@@ -41,7 +41,13 @@ export function parseConfig(text: string, file = 'foureyes.yaml'): FoureyesConfi
       doc.errors.map((e) => `YAML syntax error at line ${e.linePos?.[0]?.line ?? '?'}, column ${e.linePos?.[0]?.col ?? '?'}: ${e.message.split('\n')[0]}`),
     );
   }
-  const raw: unknown = doc.toJS();
+  let raw: unknown;
+  try {
+    raw = doc.toJS();
+  } catch (error) {
+    // Aliases are resolved only here: an unresolved one in a merge key (`<<: *nope`) or an alias bomb throws.
+    throw new ConfigError(file, [`YAML error: ${(error as Error).message.split('\n')[0]}`]);
+  }
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
     throw new ConfigError(file, [`(root): expected a mapping with people, environments and repositories, found ${describe(raw)}`]);
   }
