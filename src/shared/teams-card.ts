@@ -87,3 +87,29 @@ export function confirmationCard(input: { change: string; sha: string; title?: s
     [executeAction(`Approve ${names}`, { change: input.change, sha: input.sha, ...(input.environment ? { environment: input.environment } : {}), decision: 'approve', confirmed: true }, 'positive')],
   );
 }
+
+export interface TeamsApprovalRequest {
+  change: string;
+  title: string;
+  sha: string;
+  author: string;
+  stage: string;
+  /** Environments still waiting for approval; `confirm` makes their button ask for a confirmation card. */
+  environments: Array<{ name: string; required: number; confirm: boolean }>;
+}
+
+/** The "waiting for approval" card: one Approve button per waiting environment plus Reject, all for this commit. */
+export function approvalRequestCard(m: TeamsApprovalRequest): AdaptiveCard {
+  const short = m.sha.slice(0, 12);
+  const waiting = m.environments.map((e) => `${e.name} (${e.required} approval${e.required === 1 ? '' : 's'}${e.confirm ? ', asks for confirmation' : ''})`).join(', ');
+  const actions = m.environments.map((e) => executeAction(`Approve ${e.name}`, { change: m.change, sha: m.sha, environment: e.name, decision: 'approve' }, 'positive'));
+  if (m.environments.length > 0) actions.push(executeAction('Reject', { change: m.change, sha: m.sha, decision: 'reject' }, 'destructive'));
+  return card(
+    [
+      plainParagraph(textRun(`${m.change} at ${short}`, { weight: 'Bolder' }), ` by ${m.author}`),
+      plainParagraph(m.title),
+      plainParagraph(m.environments.length > 0 ? `Waiting for approval: ${waiting}.` : `Nothing waiting for approval (stage ${m.stage}).`),
+    ],
+    actions,
+  );
+}

@@ -4,7 +4,8 @@
 //   (point the gateway's TEAMS_OPENID_METADATA_URL at `openIdMetadataUrl`);
 // - it sends activities to the gateway's messaging endpoint (POST /teams/messages) with a Bearer JWT
 //   signed the way the Bot Framework signs them (RS256, iss https://api.botframework.com, aud = the bot's
-//   app id, serviceurl = the activity's serviceUrl), most importantly Adaptive Card Action.Execute invokes.
+//   app id, serviceurl = the activity's serviceUrl), most importantly Adaptive Card Action.Execute invokes
+//   and message-extension searches.
 // Options produce the tokens a forger or a broken client would send (another key, expired, wrong audience).
 import { randomUUID } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
@@ -55,6 +56,8 @@ export interface TeamsStandin {
   jwksFetches: number;
   /** `user` presses an Action.Execute button whose data is `data`. */
   execute(user: TeamsUser, data: Record<string, unknown>, options?: InvokeOptions): Promise<TeamsReply>;
+  /** `user` types `text` into the foureyes message extension's search box (composeExtension/query). */
+  search(user: TeamsUser, text: string, options?: InvokeOptions): Promise<TeamsReply>;
   /** Sends any activity (fields merged over a default message activity), signed per `options`. */
   send(user: TeamsUser, activity: Record<string, unknown>, options?: InvokeOptions): Promise<TeamsReply>;
   /** The headers and body `send` would post, for checking a verifier without a gateway. */
@@ -179,6 +182,8 @@ export async function startTeamsStandin(options: TeamsStandinOptions): Promise<T
     },
     execute: (user, data, invokeOptions) =>
       send(user, { type: 'invoke', name: 'adaptiveCard/action', value: { action: { type: 'Action.Execute', verb: 'foureyes', data }, trigger: 'manual' } }, invokeOptions),
+    search: (user, text, invokeOptions) =>
+      send(user, { type: 'invoke', name: 'composeExtension/query', value: { commandId: 'change', parameters: [{ name: 'change', value: text }], queryOptions: { skip: 0, count: 25 } } }, invokeOptions),
     send,
     signedRequest,
     async rotateKey(endorsements) {

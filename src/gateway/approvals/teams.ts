@@ -31,7 +31,7 @@ export interface TeamsActivity {
   from?: { id?: string; aadObjectId?: string; name?: string };
   conversation?: { id?: string; tenantId?: string; conversationType?: string };
   channelData?: { tenant?: { id?: string } };
-  value?: { action?: { type?: string; verb?: string; data?: unknown } };
+  value?: { action?: { type?: string; verb?: string; data?: unknown }; parameters?: unknown };
 }
 
 export interface VerifiedTeamsRequest {
@@ -171,6 +171,20 @@ export interface CardActionData {
   decision: ApprovalDecision;
   /** Set on the button of the confirmation card (environments with `approval.confirm`). */
   confirmed?: boolean;
+}
+
+/** The invoke a message extension search sends (`composeExtensions` command `change` in the Teams app manifest). */
+export const SEARCH_INVOKE = 'composeExtension/query';
+
+export function isSearch(activity: TeamsActivity): boolean {
+  return activity.type === 'invoke' && activity.name === SEARCH_INVOKE;
+}
+
+/** The text typed into the message extension's search box (first parameter), trimmed; '' on the initial run. */
+export function searchText(activity: TeamsActivity): string {
+  const parameters = (activity.value as { parameters?: Array<{ name?: unknown; value?: unknown }> } | undefined)?.parameters;
+  const value = Array.isArray(parameters) ? parameters.find((p) => p?.name === 'change')?.value ?? parameters[0]?.value : undefined;
+  return typeof value === 'string' ? value.trim().slice(0, 200) : '';
 }
 
 export function isCardAction(activity: TeamsActivity): boolean {

@@ -181,6 +181,41 @@ describe('Teams approvals (Action.Execute)', () => {
     expect(status.approvals[0]?.claim.evidence.teamsUser).toBe(jo.aadObjectId.toLowerCase());
   });
 
+  it('a message-extension search returns the waiting card for the head; its buttons count (production via confirmation)', async () => {
+    const { change, head, handle } = await openChange('Add <at>Jo</at> **retry**');
+    const found = await teams.search(alex, ` ${change} `);
+    expect(found.status).toBe(200);
+    const result = found.body?.composeExtension as { type: string; attachments: Array<{ contentType: string; content: NonNullable<TeamsReply['card']>; preview: { content: { title: string } } }> };
+    expect(result.type).toBe('result');
+    const attachment = result.attachments[0];
+    expect(attachment?.contentType).toBe('application/vnd.microsoft.card.adaptive');
+    expect(attachment?.preview.content.title).toBe(`${change} at ${head.slice(0, 12)}`);
+    const waitingCard = attachment?.content as NonNullable<TeamsReply['card']>;
+    const { runs, blocks } = cardText({ status: 200, body: undefined, card: waitingCard, elapsedMs: 0 });
+    expect(runs).toContain('Add <at>Jo</at> **retry**');
+    expect(blocks.join('')).not.toContain('retry');
+    const buttons = (waitingCard.actions ?? []) as Array<{ title: string; data: Record<string, unknown> }>;
+    expect(buttons.map((b) => [b.title, b.data.environment ?? null, b.data.decision, b.data.sha])).toEqual([
+      ['Approve staging', 'staging', 'approve', head],
+      ['Approve production', 'production', 'approve', head],
+      ['Reject', null, 'reject', head],
+    ]);
+
+    const staging = await teams.execute(alex, buttons[0]?.data as Record<string, unknown>);
+    expect(cardText(staging).runs).toMatch(/^Accepted: alex-reviewer's approval .* for staging counted/);
+    const ask = await teams.execute(jo, buttons[1]?.data as Record<string, unknown>);
+    expect(cardText(ask).runs).toMatch(/^Confirm: /);
+    expect((await handle.query(statusQuery)).approvals.map((a) => [a.claim.person, a.claim.environment])).toEqual([['alex-reviewer', 'staging']]);
+
+    const strangerSearch = await teams.search(stranger, change);
+    expect(strangerSearch.body).toMatchObject({ composeExtension: { type: 'message', text: expect.stringMatching(/^refused: your Teams user/) } });
+    const unknown = await teams.search(alex, 'acme/shop#999996');
+    expect(unknown.body).toMatchObject({ composeExtension: { type: 'message', text: expect.stringMatching(/no open change acme\/shop#999996/) } });
+    const empty = await teams.search(alex, '');
+    expect(empty.body).toMatchObject({ composeExtension: { type: 'message', text: expect.stringMatching(/type a change/) } });
+    expect((await teams.search(alex, change, { audience: 'other-bot' })).status).toBe(401);
+  });
+
   it('a rejection needs no confirmation and is recorded', async () => {
     const { change, head, handle } = await openChange();
     const reply = await teams.execute(jo, { change, sha: head, environment: 'production', decision: 'reject' });
