@@ -92,6 +92,10 @@ export function startTracing(component: TracedComponent, env: NodeJS.ProcessEnv 
     workflowSinks: {
       exporter: { export: { fn: (info, spans) => workflowExporter.export.fn(spanInfo(info), spans) } },
     },
-    shutdown: () => (stopped ??= provider.shutdown().catch((error: unknown) => log(`${name}: spans not flushed: ${(error as Error).message}`))),
+    // At most 5 s: an unreachable collector must not hold up a worker's exit past its orchestrator's grace period.
+    shutdown: () =>
+      (stopped ??= Promise.race([provider.shutdown(), new Promise<never>((_, reject) => setTimeout(() => reject(new Error('the collector did not answer within 5 s')), 5000).unref())]).catch((error: unknown) =>
+        log(`${name}: spans not flushed: ${(error as Error).message}`),
+      )),
   };
 }

@@ -9,6 +9,7 @@ import type { InjectedSinks } from '@temporalio/worker';
 import type { OpenTelemetrySinks } from '@temporalio/interceptors-opentelemetry';
 import { spawn } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
+import type { Socket } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createPolicyActivities } from '../../src/activities/policy.ts';
@@ -21,6 +22,7 @@ import { approvalUpdate, pullRequestSignal, statusQuery } from '../../src/workfl
 import type { changeWorkflow } from '../../src/workflows/change.ts';
 import { serviceName, startTracing, tracesUrl, type Tracing } from '../../src/workers/tracing.ts';
 import { projectRoot } from '../../src/dev/paths.ts';
+import { freePort } from '../../src/dev/process.ts';
 import { writeFileSync } from 'node:fs';
 import { CONFIG, claim, encodeHistory, newChange, opened, sha } from '../workflows/harness.ts';
 import { testWorker, uniqueQueue } from '../helpers/temporal.ts';
@@ -320,6 +322,78 @@ describe('foureyes worker <zone> with OTEL_EXPORTER_OTLP_ENDPOINT', () => {
     } finally {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
       await client.connection.close();
+    }
+  });
+});
+
+describe('foureyes gateway with OTEL_EXPORTER_OTLP_ENDPOINT', () => {
+  it('traces its Temporal calls and exports them when SIGTERM stops it', async () => {
+    const port = await freePort();
+    const child = spawn(process.execPath, [join(projectRoot(), 'bin/foureyes.js'), 'gateway'], {
+      cwd: projectRoot(),
+      env: {
+        PATH: process.env.PATH,
+        HOME: process.env.HOME,
+        TEMPORAL_ADDRESS: inject('temporalAddress'),
+        TEMPORAL_NAMESPACE: inject('temporalNamespace'),
+        FOUREYES_CONFIG: join(projectRoot(), 'foureyes.example.yaml'),
+        FOUREYES_APPROVAL_SIGNING_KEY: generateSigningKey().privateKey,
+        GITHUB_WEBHOOK_SECRET: 'tracing-test-secret',
+        OTEL_EXPORTER_OTLP_ENDPOINT: endpoint,
+        PORT: String(port),
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let output = '';
+    child.stdout.on('data', (d: Buffer) => (output += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (output += d.toString()));
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    try {
+      const base = `http://127.0.0.1:${port}`;
+      const deadline = Date.now() + 60_000;
+      while (!(await fetch(`${base}/healthz`).then((r) => r.ok, () => false))) {
+        if (Date.now() > deadline || child.exitCode !== null) throw new Error(`gateway did not become healthy:\n${output}`);
+        await new Promise((r) => setTimeout(r, 250));
+      }
+      // The status query of a change nobody opened: a traced call that fails (404 to the caller).
+      const number = 900_000 + Math.floor(Math.random() * 99_999);
+      expect((await fetch(`${base}/api/changes/acme/shop/${number}`)).status).toBe(404);
+      child.kill('SIGTERM');
+      expect(await exited).toBe(0);
+      expect(output).toContain('foureyes-gateway: tracing on');
+      const query = received.find((s) => s.name === 'QueryWorkflow:status' && s.attributes.temporalWorkflowId === `change:acme/shop#${number}`);
+      expect(query, output).toBeDefined();
+      expect(query!.service).toBe('foureyes-gateway');
+    } finally {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    }
+  });
+});
+
+describe('an unreachable collector', () => {
+  it('holds up shutdown 5 s at most, and says the spans were not flushed', async () => {
+    // Accepts connections and never answers (the exporter's own timeout is 10 s).
+    const sockets: Socket[] = [];
+    const silent = createServer(() => {});
+    silent.on('connection', (socket) => sockets.push(socket));
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const address = silent.address();
+    const logged: string[] = [];
+    const env = temporalEnv({ OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}` });
+    const tracing = startTracing('gateway', env, (line) => logged.push(line));
+    const client = await connectClient(env, tracing.clientInterceptors);
+    try {
+      await expect(client.workflow.getHandle(`change:acme/shop#${Date.now()}`).query(statusQuery)).rejects.toThrow();
+      const started = Date.now();
+      await tracing.shutdown();
+      const elapsed = Date.now() - started;
+      expect(elapsed).toBeGreaterThanOrEqual(4900);
+      expect(elapsed).toBeLessThan(7000);
+      expect(logged).toContain('foureyes-gateway: spans not flushed: the collector did not answer within 5 s');
+    } finally {
+      await client.connection.close();
+      for (const socket of sockets) socket.destroy();
+      await new Promise((resolve) => silent.close(resolve));
     }
   });
 });
