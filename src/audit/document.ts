@@ -51,9 +51,18 @@ export function checkDocument(raw: unknown, trustedKeys: string[] = []): Documen
   if (!raw || typeof raw !== 'object' || Array.isArray(raw)) return { ok: false, problems: ['not a foureyes audit export: expected a JSON object'] };
   const doc = raw as Partial<AuditDocument>;
   if (doc.format !== AUDIT_FORMAT) return { ok: false, problems: [`not a foureyes audit export: format is ${JSON.stringify(doc.format)}, expected "${AUDIT_FORMAT}"`] };
-  const chain = checkChain(doc.entries);
+  let chain;
+  try {
+    chain = checkChain(doc.entries);
+  } catch (error) {
+    // Canonical JSON recurses; data nested tens of thousands deep overflows the stack.
+    if (error instanceof RangeError) return { ok: false, problems: ['an entry is nested too deeply to check: not an export foureyes wrote'] };
+    throw error;
+  }
   if (chain) problems.push(`hash chain broken at entry ${chain.seq} (${chain.kind}): ${chain.problem}`);
   else if ((doc.entries?.at(-1)?.hash ?? '0'.repeat(64)) !== doc.chainHead) problems.push('chainHead does not match the last entry: entries were removed from the end');
+  // The signature covers the entry count: without a list of entries there is nothing it could match.
+  if (!Array.isArray(doc.entries)) return { ok: false, problems };
   if (!doc.signature) problems.push('the export is not signed');
   else if (!verifyPayload(signedPart(doc as AuditDocument), doc.signature)) problems.push('the signature does not match the header, summary or chain head: the file was altered after it was signed');
   else if (trustedKeys.length > 0 && !trustedKeys.includes(doc.signature.publicKey.toLowerCase())) problems.push(`signed by key ${doc.signature.publicKey}, which is not one of the trusted keys`);
