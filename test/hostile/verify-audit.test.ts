@@ -1,0 +1,172 @@
+// Hostile files given to `foureyes verify-audit`: binary, huge, truncated JSON, valid JSON of the wrong
+// shape, and a real sealed export with entries mutated by fast-check. The checker must never throw (tested
+// in-process with many runs) and the CLI must exit 1 or 2 with a message, never a stack trace (tested by
+// running `node bin/foureyes.js verify-audit <file>` on a sample of the same inputs).
+import fc from 'fast-check';
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { checkDocument, sealRecord, type AuditDocument } from '../../src/audit/document.ts';
+import type { AuditRecord } from '../../src/audit/record.ts';
+
+const ROOT = join(import.meta.dirname, '..', '..');
+const dir = mkdtempSync(join(tmpdir(), 'foureyes-hostile-audit-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const KEY = randomBytes(32).toString('hex');
+
+/** A sealed export as `foureyes audit` writes it, of a small delivered change with hostile free text. */
+function realExport(): AuditDocument {
+  const record: AuditRecord = {
+    summary: {
+      change: 'acme/shop#12',
+      outcome: 'delivered',
+      headSha: 'a'.repeat(40),
+      initiators: { 'sam-dev': ['author'] },
+      approvers: ['alex-reviewer'],
+      refusedAttempts: 1,
+      executors: ['foureyes-deploy'],
+      environmentsDeployed: ['staging'],
+      dutiesSegregated: true,
+      segregationFindings: [],
+      runIds: ['0b6f0f5e-4d2c-4b7e-9a51-0d8e3c1f2a7b'],
+      firstEventAt: '2026-11-01T10:00:00.000Z',
+      lastEventAt: '2026-11-01T10:05:00.000Z',
+    },
+    entries: [
+      { at: '2026-11-01T10:00:00.000Z', kind: 'started', summary: 'change acme/shop#12 opened by sam-dev: <!channel> `x` [y](z)', data: { title: '@here ${IFS}$(id)' } },
+      { at: '2026-11-01T10:01:00.000Z', kind: 'approval', summary: 'alex-reviewer approved aaaaaaa', data: { person: 'alex-reviewer', comment: 'ok\u0000\u202e' } },
+      { at: '2026-11-01T10:02:00.000Z', kind: 'refused', summary: 'sam-dev may not approve their own change', data: { reason: 'initiator' } },
+      { at: '2026-11-01T10:05:00.000Z', kind: 'deployed', summary: 'deployed to staging', data: { leases: [{ leaseId: 'l1', revokedAt: '2026-11-01T10:05:01.000Z' }] } },
+    ],
+  };
+  return sealRecord(record, { workflowId: 'change:acme/shop#12', namespace: 'default', generatedAt: '2026-11-01T11:00:00.000Z' }, KEY);
+}
+
+/** Sets a value at a random place of a JSON document (or deletes the key when value is undefined). */
+function mutate(doc: unknown, path: number[], value: unknown): unknown {
+  const copy = structuredClone(doc);
+  let node: unknown = copy;
+  for (let depth = 0; depth < path.length; depth++) {
+    if (!node || typeof node !== 'object') break;
+    const keys = Object.keys(node);
+    if (keys.length === 0) break;
+    const key = keys[(path[depth] as number) % keys.length] as string;
+    const child = (node as Record<string, unknown>)[key];
+    if (depth === path.length - 1 || !child || typeof child !== 'object') {
+      if (value === undefined) delete (node as Record<string, unknown>)[key];
+      else (node as Record<string, unknown>)[key] = value;
+      return copy;
+    }
+    node = child;
+  }
+  return copy;
+}
+
+const hostileValue = fc.oneof(
+  fc.constant(undefined),
+  fc.constant(null),
+  fc.string({ maxLength: 60 }),
+  fc.integer(),
+  fc.boolean(),
+  fc.jsonValue({ maxDepth: 2 }),
+  fc.constantFrom('0'.repeat(64), 'f'.repeat(128), { alg: 'ed25519', publicKey: 'zz', value: 1 }, [], {}, 'foureyes-audit/1'),
+);
+
+function runCli(file: string): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile('node', ['bin/foureyes.js', 'verify-audit', file], { cwd: ROOT, env: { PATH: process.env.PATH, HOME: process.env.HOME }, timeout: 60_000, maxBuffer: 16 * 1024 * 1024 }, (error, stdout, stderr) => {
+      resolve({ code: error ? Number((error as { code?: unknown }).code ?? 1) : 0, stdout, stderr });
+    });
+  });
+}
+
+function expectCleanFailure(result: { code: number; stdout: string; stderr: string }, label: string): void {
+  const output = `${result.stdout}${result.stderr}`;
+  expect([1, 2], `${label}: exit ${result.code}\n${output.slice(0, 600)}`).toContain(result.code);
+  expect(output.trim().length, label).toBeGreaterThan(0);
+  // A stack trace means an error escaped the command: "    at fn (file:line:col)".
+  expect(output, label).not.toMatch(/^\s+at .+[:(]\d+/m);
+  expect(output, label).not.toMatch(/TypeError|RangeError|ReferenceError|SyntaxError: Unexpected/);
+}
+
+describe('hostile files for verify-audit', () => {
+  it('the unmutated export verifies (so each failure below comes from the mutation)', () => {
+    const result = checkDocument(realExport());
+    expect(result.problems).toEqual([]);
+    expect(result.ok).toBe(true);
+  });
+
+  it('checkDocument never throws on arbitrary JSON, and fails it', () => {
+    fc.assert(
+      fc.property(fc.jsonValue({ maxDepth: 5 }), (value) => {
+        const result = checkDocument(value);
+        expect(result.ok).toBe(false);
+        expect(result.problems.length).toBeGreaterThan(0);
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  it('checkDocument on a real export with one value changed, removed or replaced: never throws; any real change fails', () => {
+    const original = realExport();
+    const originalText = JSON.stringify(original);
+    fc.assert(
+      fc.property(fc.array(fc.nat(), { minLength: 1, maxLength: 6 }), hostileValue, (path, value) => {
+        const mutated = JSON.parse(JSON.stringify(mutate(original, path, value))) as unknown;
+        const result = checkDocument(mutated);
+        if (JSON.stringify(mutated) !== originalText) {
+          // Reordering keys cannot happen here; a different serialization is a different document.
+          expect(result.ok, JSON.stringify(result.problems)).toBe(false);
+        }
+      }),
+      { numRuns: 600 },
+    );
+  });
+
+  it('deeply nested data in an entry is a failure with a message, not a stack overflow', () => {
+    const doc = realExport() as unknown as { entries: Array<{ data: unknown }> };
+    let deep: unknown = 'x';
+    for (let i = 0; i < 50_000; i++) deep = [deep];
+    (doc.entries[0] as { data: unknown }).data = deep;
+    const result = checkDocument(doc);
+    expect(result.ok).toBe(false);
+  });
+
+  it('the CLI on hostile files: exit 1 or 2 with a message, never a stack trace', async () => {
+    const files: Array<[string, string | Buffer]> = [
+      ['binary.json', randomBytes(4096)],
+      ['empty.json', ''],
+      ['truncated.json', JSON.stringify(realExport()).slice(0, 700)],
+      ['wrong-format.json', JSON.stringify({ format: 'foureyes-audit/2', entries: [] })],
+      ['no-entries.json', JSON.stringify({ ...realExport(), entries: undefined })],
+      ['signature-garbage.json', JSON.stringify({ ...realExport(), signature: { alg: 'ed25519', publicKey: 5, value: [] } })],
+      ['huge.json', `{"format":"foureyes-audit/1","entries":[${Array.from({ length: 200_000 }, (_, i) => `{"seq":${i}}`).join(',')}]}`],
+      ['deep.json', `{"format":"foureyes-audit/1","entries":[{"seq":0,"data":${'['.repeat(200_000)}${']'.repeat(200_000)}}]}`],
+    ];
+    // A few fast-check mutations of the real export, with a fixed seed so the files are reproducible.
+    const mutations = fc.sample(fc.tuple(fc.array(fc.nat(), { minLength: 1, maxLength: 6 }), hostileValue), { numRuns: 2, seed: 909 });
+    const original = JSON.stringify(realExport());
+    mutations.forEach(([path, value], i) => {
+      const text = JSON.stringify(mutate(realExport(), path, value));
+      if (text !== original) files.push([`mutated-${i}.json`, text]);
+    });
+    for (const [name, content] of files) writeFileSync(join(dir, name), content);
+    mkdirSync(join(dir, 'a-directory.json'));
+    const targets = [...files.map(([name]) => join(dir, name)), join(dir, 'a-directory.json'), join(dir, 'missing.json')];
+    // Three at a time: the machine is shared, and each run is mostly tsx start-up.
+    for (let i = 0; i < targets.length; i += 3) {
+      const batch = targets.slice(i, i + 3);
+      const results = await Promise.all(batch.map(runCli));
+      results.forEach((r, j) => expectCleanFailure(r, batch[j] as string));
+    }
+    // And the real export itself passes, so exit 0 stays reachable.
+    const good = join(dir, 'good.json');
+    writeFileSync(good, JSON.stringify(realExport()));
+    const ok = await runCli(good);
+    expect(ok.code, ok.stdout + ok.stderr).toBe(0);
+  });
+});
