@@ -14,7 +14,9 @@ export function escapeSlackText(text: string): string {
 /** Plain text for Block Kit: no mrkdwn parsing at all, still escaped and capped. */
 export function plainText(text: string, max = 3000): { type: 'plain_text'; text: string; emoji: false } {
   const escaped = escapeSlackText(text);
-  return { type: 'plain_text', text: escaped.length > max ? `${escaped.slice(0, max - 1)}…` : escaped || ' ', emoji: false };
+  // Cutting must not split an entity (`&g…`) or separate an @ from the zero-width space that defuses it.
+  const cut = () => `${escaped.slice(0, max - 1).replace(/&[a-z]{0,3}$/, '').replace(/@$/, '')}…`;
+  return { type: 'plain_text', text: escaped.length > max ? cut() : escaped || ' ', emoji: false };
 }
 
 export const APPROVE_ACTION = 'foureyes_approve';
