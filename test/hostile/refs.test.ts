@@ -129,13 +129,11 @@ describe('hostile change references', () => {
   });
 
   it('the CLI refuses hostile references for status, approve and audit with exit 2 and the reason, before connecting anywhere', async () => {
+    // One real process per command (tsx start-up dominates); the parsing itself is covered above.
     const cases: Array<[string, string]> = [
       ['status', 'acme/../shop#1'],
       ['approve', 'acme/shop#1\u0007'],
       ['audit', `acme/${'s'.repeat(5000)}#1`],
-      ['status', 'аcme/shop#1'],
-      ['approve', '../x#1'],
-      ['audit', 'acme/shop#0'],
     ];
     const run = (command: string, ref: string) =>
       new Promise<{ code: number; output: string }>((resolve) => {

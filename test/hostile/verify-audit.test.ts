@@ -11,6 +11,8 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { checkDocument, sealRecord, type AuditDocument } from '../../src/audit/document.ts';
 import type { AuditRecord } from '../../src/audit/record.ts';
+import { CliError } from '../../src/cli/commands.ts';
+import { run as verifyAudit } from '../../src/cli/verify-audit.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const dir = mkdtempSync(join(tmpdir(), 'foureyes-hostile-audit-'));
@@ -136,19 +138,22 @@ describe('hostile files for verify-audit', () => {
     expect(result.ok).toBe(false);
   });
 
-  it('the CLI on hostile files: exit 1 or 2 with a message, never a stack trace', async () => {
+  it('the verify-audit command on hostile files: exit 1 or 2 with a message, never a stack trace', async () => {
     const files: Array<[string, string | Buffer]> = [
       ['binary.json', randomBytes(4096)],
       ['empty.json', ''],
       ['truncated.json', JSON.stringify(realExport()).slice(0, 700)],
+      ['list.json', '[1,2,3]'],
       ['wrong-format.json', JSON.stringify({ format: 'foureyes-audit/2', entries: [] })],
       ['no-entries.json', JSON.stringify({ ...realExport(), entries: undefined })],
+      ['entries-null.json', JSON.stringify({ ...realExport(), entries: null })],
       ['signature-garbage.json', JSON.stringify({ ...realExport(), signature: { alg: 'ed25519', publicKey: 5, value: [] } })],
+      ['markdown.md', '# foureyes audit\n\n| a | b |\n'],
       ['huge.json', `{"format":"foureyes-audit/1","entries":[${Array.from({ length: 200_000 }, (_, i) => `{"seq":${i}}`).join(',')}]}`],
       ['deep.json', `{"format":"foureyes-audit/1","entries":[{"seq":0,"data":${'['.repeat(200_000)}${']'.repeat(200_000)}}]}`],
     ];
-    // A few fast-check mutations of the real export, with a fixed seed so the files are reproducible.
-    const mutations = fc.sample(fc.tuple(fc.array(fc.nat(), { minLength: 1, maxLength: 6 }), hostileValue), { numRuns: 2, seed: 909 });
+    // Mutations of the real export, with a fixed seed so the files are reproducible.
+    const mutations = fc.sample(fc.tuple(fc.array(fc.nat(), { minLength: 1, maxLength: 6 }), hostileValue), { numRuns: 20, seed: 909 });
     const original = JSON.stringify(realExport());
     mutations.forEach(([path, value], i) => {
       const text = JSON.stringify(mutate(realExport(), path, value));
@@ -157,16 +162,38 @@ describe('hostile files for verify-audit', () => {
     for (const [name, content] of files) writeFileSync(join(dir, name), content);
     mkdirSync(join(dir, 'a-directory.json'));
     const targets = [...files.map(([name]) => join(dir, name)), join(dir, 'a-directory.json'), join(dir, 'missing.json')];
-    // Three at a time: the machine is shared, and each run is mostly tsx start-up.
-    for (let i = 0; i < targets.length; i += 3) {
-      const batch = targets.slice(i, i + 3);
-      const results = await Promise.all(batch.map(runCli));
-      results.forEach((r, j) => expectCleanFailure(r, batch[j] as string));
+    // Every file through the command's own run(): the CLI's entry point prints a stack trace exactly when
+    // run() throws something other than a CliError, so that is what must never happen.
+    const log = console.log;
+    const error = console.error;
+    const printed: string[] = [];
+    console.log = (...args: unknown[]) => printed.push(args.join(' '));
+    console.error = console.log;
+    try {
+      for (const file of targets) {
+        printed.length = 0;
+        let code: number;
+        try {
+          code = await verifyAudit([file]);
+        } catch (thrown) {
+          if (!(thrown instanceof CliError)) throw new Error(`${file}: verify-audit threw ${(thrown as Error)?.name}: ${(thrown as Error)?.message}`, { cause: thrown });
+          code = thrown.exitCode;
+          printed.push(thrown.message);
+        }
+        expect([1, 2], `${file}: ${printed.join('\n').slice(0, 400)}`).toContain(code);
+        expect(printed.join('\n').trim().length, file).toBeGreaterThan(0);
+      }
+    } finally {
+      console.log = log;
+      console.error = error;
     }
-    // And the real export itself passes, so exit 0 stays reachable.
+    // The real process for the worst three (binary, signed without entries, deep nesting) and the good file.
     const good = join(dir, 'good.json');
     writeFileSync(good, JSON.stringify(realExport()));
-    const ok = await runCli(good);
-    expect(ok.code, ok.stdout + ok.stderr).toBe(0);
+    const [binary, noEntries, deep, ok] = await Promise.all([join(dir, 'binary.json'), join(dir, 'no-entries.json'), join(dir, 'deep.json'), good].map(runCli));
+    expectCleanFailure(binary as Awaited<ReturnType<typeof runCli>>, 'binary.json');
+    expectCleanFailure(noEntries as Awaited<ReturnType<typeof runCli>>, 'no-entries.json');
+    expectCleanFailure(deep as Awaited<ReturnType<typeof runCli>>, 'deep.json');
+    expect(ok?.code, `${ok?.stdout}${ok?.stderr}`).toBe(0);
   });
 });
