@@ -79,6 +79,11 @@ function configure(octokit: Octokit, options: GitHubClientOptions): Octokit {
       try {
         return await request(requestOptions);
       } catch (error) {
+        // No answer at all (timeout, reset): a write may still have been applied, so it is not re-sent
+        // blindly; the activity's retry re-reads and writes only the difference (a timed-out createDeployment
+        // re-sent here was a duplicated deployment, found by the GitHub-faults drill). Octokit reports these as 500.
+        const method = String((requestOptions as { method?: string }).method ?? 'GET').toUpperCase();
+        if ((error as { response?: unknown }).response === undefined && method !== 'GET' && method !== 'HEAD') throw error;
         const wait = waitFor(error, attempt);
         const status = (error as { status?: number }).status;
         if (wait === undefined || attempt >= retries) {
