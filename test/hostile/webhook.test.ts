@@ -159,4 +159,28 @@ describe('hostile GitHub webhooks', () => {
     await expectHealthy(gw);
     await expectNothingStarted(gw);
   });
+
+  // Last, because it starts one workflow (on a queue no worker polls) and terminates it again.
+  it('a real, signed pull request with a hostile title, branch and commit message: accepted, and inert in the Temporal UI', async () => {
+    const title = '@here <!channel> [click](https://evil.example) ![x](y) `code` **b** <img src=x> # h\n| a | b |';
+    const head = 'feat/$(touch_pwned)_<!here>_@octocat_`x`';
+    gw.github.standin.setWebhook(hook(), gw.webhookSecret);
+    const { pull, delivery } = await gw.github.standin.openPullRequest({ repo: gw.repo, author: 'sam-dev', title, head, commits: [{ message: '<!everyone> $(id) `id` [x](y)\n\n@alex-reviewer' }] });
+    const workflowId = `change:${gw.repo}#${pull.number}`;
+    try {
+      expect(delivery.attempts.at(-1)?.status, JSON.stringify(delivery.attempts)).toBe(202);
+      const description = await gw.client.workflow.getHandle(workflowId).describe();
+      const shown = [(await description.staticSummary()) ?? '', (await description.staticDetails()) ?? ''];
+      expect(shown[0]).toContain(`${gw.repo}#${pull.number}`);
+      for (const text of shown) {
+        // Markdown in the Temporal UI: every markup character backslash-escaped, every @ defused, one line.
+        // (The change reference itself, `owner/repo#n`, is foureyes' own validated text.)
+        const unescaped = text.split(`${gw.repo}#${pull.number}`).join('').replace(/\\./g, '');
+        expect(unescaped, text).not.toMatch(/[`*_{}[\]()#+!|<>~\n\r]/);
+        expect(text.replace(/@\u200b/g, ''), text).not.toMatch(/@/);
+      }
+    } finally {
+      await gw.client.workflow.getHandle(workflowId).terminate('hostile-input test over').catch(() => undefined);
+    }
+  });
 });
