@@ -28,6 +28,8 @@ export interface DrillOptions {
   long: boolean;
   log: (line: string) => void;
   keep: boolean;
+  /** The stack all drills of one run share (started once: starting it is most of a short drill's time). */
+  stack: DrillStack;
 }
 
 export type Drill = (options: DrillOptions) => Promise<DrillResult>;
@@ -132,7 +134,11 @@ export async function judge(stack: DrillStack, drill: string, changes: Array<{ n
   const lost = changes.length - delivered.length;
   if (lost > 0) failures.push(`${lost} change(s) not delivered: ${changes.filter((c) => c.outcome !== 'delivered').map((c) => `#${c.number} ${c.outcome}`).slice(0, 3).join('; ')}`);
 
-  const { attempts, effective } = stack.ledger();
+  // The stack is shared by the drills of a run: judge only this drill's changes.
+  const mine = (change: string, sha: string) => changes.some((c) => `${REPO}#${c.number}` === change && c.sha === sha);
+  const ledger = stack.ledger();
+  const attempts = ledger.attempts.filter((e) => changes.some((c) => `${REPO}#${c.number}` === e.change));
+  const effective = ledger.effective.filter((e) => changes.some((c) => `${REPO}#${c.number}` === e.change));
   const perKey = new Map<string, number>();
   for (const e of effective) perKey.set(e.key, (perKey.get(e.key) ?? 0) + 1);
   const duplicateDeploys = [...perKey.values()].filter((v) => v > 1).length;
@@ -140,7 +146,7 @@ export async function judge(stack: DrillStack, drill: string, changes: Array<{ n
   let missing = 0;
   for (const c of delivered) for (const env of ['staging', 'production']) if (!perKey.has(`${REPO}#${c.number}@${env}@${c.sha}`)) missing++;
   if (missing > 0) failures.push(`${missing} delivered (change, environment) pair(s) missing from the deploy ledger`);
-  const unexpected = effective.filter((e) => !delivered.some((c) => e.change === `${REPO}#${c.number}` && e.sha === c.sha)).length;
+  const unexpected = effective.filter((e) => !mine(e.change, e.sha)).length;
   if (unexpected > 0 && lost === 0) failures.push(`${unexpected} deploy(s) of changes that were not delivered`);
 
   // Revocation of the last lease is synchronous in the deploy step, so nothing should be left by now.
@@ -149,15 +155,24 @@ export async function judge(stack: DrillStack, drill: string, changes: Array<{ n
   const roles = await stack.leftoverRoles();
   if (roles.length > 0) failures.push(`${roles.length} leased role(s) left in PostgreSQL`);
 
-  const st = stack.github.standin.state;
-  const dup = <T>(items: T[], key: (t: T) => string) => {
+  const all = stack.github.standin.state;
+  const shas = new Set(changes.map((c) => c.sha));
+  const st = {
+    comments: all.comments.filter((c) => changes.some((x) => x.number === c.issue)),
+    checkRuns: all.checkRuns.filter((r) => shas.has(r.headSha)),
+    deployments: all.deployments.filter((d) => shas.has(d.sha)),
+  };
+  const dupes: string[] = [];
+  const dup = <T>(what: string, items: T[], key: (t: T) => string) => {
     const seen = new Map<string, number>();
     for (const i of items) seen.set(key(i), (seen.get(key(i)) ?? 0) + 1);
-    return [...seen.values()].filter((v) => v > 1).length;
+    for (const [k, v] of seen) if (v > 1) dupes.push(`${v} ${what} for ${k}`);
   };
-  const botComments = st.comments.filter((c) => c.user !== 'sam-dev' && c.user !== 'alex-reviewer');
-  const githubDuplicates = dup(botComments, (c) => `${c.repo}#${c.issue}`) + dup(st.checkRuns, (r) => `${r.headSha}/${r.name}`) + dup(st.deployments, (d) => `${d.sha}/${d.environment}`);
-  if (githubDuplicates > 0) failures.push(`${githubDuplicates} duplicated GitHub comment(s), check run(s) or deployment(s)`);
+  dup('summary comments', st.comments.filter((c) => c.user !== 'sam-dev' && c.user !== 'alex-reviewer'), (c) => `${c.repo}#${c.issue}`);
+  dup('check runs', st.checkRuns, (r) => `${r.headSha.slice(0, 8)} ${r.name}`);
+  dup('deployments', st.deployments, (d) => `${d.sha.slice(0, 8)} ${d.environment}`);
+  const githubDuplicates = dupes.length;
+  if (githubDuplicates > 0) failures.push(`duplicated on GitHub: ${dupes.slice(0, 5).join('; ')}`);
   const missingReports = delivered.filter((c) => !st.deployments.some((d) => d.sha === c.sha && d.environment === 'production')).length;
   if (missingReports > 0) failures.push(`${missingReports} delivered change(s) without a production deployment on GitHub`);
 

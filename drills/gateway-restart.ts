@@ -3,7 +3,7 @@
 // deliveries"), has exactly one effect; redelivering an acknowledged one changes nothing.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { closedOutcome, ensureDelivered, judge, statusOf, waitFor, workflowIdOf, type Drill } from './common.ts';
-import { startDrillStack, type DrillStack } from './stack.ts';
+import type { DrillStack } from './stack.ts';
 
 interface Sent {
   n: number;
@@ -32,11 +32,10 @@ async function burstWithRestart(stack: DrillStack, count: number, killAfterMs: n
 
 const acked = (s: Sent) => s.status !== undefined && s.status < 300;
 
-export const gatewayRestart: Drill = async ({ long, log, keep }) => {
+export const gatewayRestart: Drill = async ({ long, log, stack }) => {
   const started = Date.now();
-  const count = long ? 60 : 16;
-  const stack = await startDrillStack({ name: 'gateway-restart', log, keep });
-  try {
+  const count = long ? 60 : 12;
+  {
     const failures: string[] = [];
     // Burst 1: pull requests opened.
     const opens = await burstWithRestart(stack, count, 50, async () => {
@@ -91,7 +90,5 @@ export const gatewayRestart: Drill = async ({ long, log, keep }) => {
     result.notes.push(`acknowledged deliveries: ${openAcked.length + reviewAcked.length}/${opens.length + reviews.length}, all with their effect; redeliveries until acknowledged: ${redelivered} (reviews)`);
     result.failures.push(...failures);
     return result;
-  } finally {
-    await stack.stop();
   }
 };

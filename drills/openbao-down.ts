@@ -3,14 +3,12 @@
 // changes go on once OpenBao is back.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { closedOutcome, ensureDelivered, judge, statusOf, waitFor, workflowIdOf, type Drill } from './common.ts';
-import { startDrillStack } from './stack.ts';
 
-export const openbaoDown: Drill = async ({ long, log, keep }) => {
+export const openbaoDown: Drill = async ({ long, log, stack }) => {
   const started = Date.now();
   const count = long ? 6 : 3;
-  const downMs = long ? 120_000 : 25_000;
-  const stack = await startDrillStack({ name: 'openbao-down', log, keep });
-  try {
+  const downMs = long ? 120_000 : 20_000;
+  {
     const failures: string[] = [];
     const opened = [];
     for (let i = 0; i < count; i++) {
@@ -67,7 +65,5 @@ export const openbaoDown: Drill = async ({ long, log, keep }) => {
     result.notes.push(`status while down: "${lastWhy}"; retries of the deploy step at ${attemptTimes.map((t) => `+${(t / 1000).toFixed(0)}s`).join(', ')} (attempt ${maxAttempt}); deploys while down: ${ledgerWhileDown}`);
     result.failures.push(...failures);
     return result;
-  } finally {
-    await stack.stop();
   }
 };

@@ -2,7 +2,9 @@
 // (docs/drills.md). Prints one table of runs, faults and outcomes; exit 1 when any invariant is broken.
 import { parseArgs } from 'node:util';
 import type { Drill, DrillResult } from './common.ts';
+import { startDrillStack, type DrillStack } from './stack.ts';
 import { gatewayRestart } from './gateway-restart.ts';
+import { githubFaults } from './github-faults.ts';
 import { openbaoDown } from './openbao-down.ts';
 import { temporalRestart } from './temporal-restart.ts';
 import { workerKills } from './worker-kills.ts';
@@ -12,6 +14,7 @@ const DRILLS: Record<string, Drill> = {
   'temporal-restart': temporalRestart,
   'gateway-restart': gatewayRestart,
   'openbao-down': openbaoDown,
+  'github-faults': githubFaults,
 };
 
 function table(results: DrillResult[]): string {
@@ -32,17 +35,28 @@ async function main(): Promise<number> {
   const long = Boolean(values.long);
   const results: DrillResult[] = [];
   const t0 = Date.now();
-  for (const name of names) {
-    const log = (line: string) => {
-      if (!values.quiet) console.log(`[${new Date().toISOString().slice(11, 19)}] ${name}: ${line}`);
-    };
-    log(`starting (${long ? 'long' : 'short'})`);
-    try {
-      results.push(await (DRILLS[name] as Drill)({ long, log, keep: Boolean(values.keep) }));
-    } catch (error) {
-      results.push({ drill: name, changes: 0, faults: '-', delivered: 0, lost: 0, deployAttempts: 0, effectiveDeploys: 0, duplicateDeploys: 0, leakedLeases: 0, leftoverRoles: 0, githubDuplicates: 0, notes: [], failures: [`the drill itself failed: ${(error as Error).stack ?? String(error)}`], seconds: 0 });
+  const stackLog = (line: string) => {
+    if (!values.quiet) console.log(`[${new Date().toISOString().slice(11, 19)}] stack: ${line}`);
+  };
+  stackLog('starting PostgreSQL, the GitHub stand-in, Temporal, OpenBao, three workers and the gateway');
+  let stack: DrillStack | undefined;
+  try {
+    stack = await startDrillStack({ name: 'run', log: stackLog, keep: Boolean(values.keep), checkSleep: '1' });
+    stackLog(`up in ${Math.round((Date.now() - t0) / 1000)} s (data and logs in ${stack.dir})`);
+    for (const name of names) {
+      const log = (line: string) => {
+        if (!values.quiet) console.log(`[${new Date().toISOString().slice(11, 19)}] ${name}: ${line}`);
+      };
+      log(`starting (${long ? 'long' : 'short'})`);
+      try {
+        results.push(await (DRILLS[name] as Drill)({ long, log, keep: Boolean(values.keep), stack }));
+      } catch (error) {
+        results.push({ drill: name, changes: 0, faults: '-', delivered: 0, lost: 0, deployAttempts: 0, effectiveDeploys: 0, duplicateDeploys: 0, leakedLeases: 0, leftoverRoles: 0, githubDuplicates: 0, notes: [], failures: [`the drill itself failed: ${(error as Error).stack ?? String(error)}`], seconds: 0 });
+      }
+      log('done');
     }
-    log('done');
+  } finally {
+    await stack?.stop();
   }
   console.log(`\nfoureyes drills (${long ? 'long' : 'short'}), ${Math.round((Date.now() - t0) / 1000)} s\n`);
   console.log(table(results));

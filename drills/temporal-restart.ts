@@ -2,14 +2,12 @@
 // port: every run continues where it was, and no approval that GitHub saw acknowledged is lost.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { driveChanges, judge, statusOf, type Drill } from './common.ts';
-import { startDrillStack } from './stack.ts';
 
-export const temporalRestart: Drill = async ({ long, log, keep }) => {
+export const temporalRestart: Drill = async ({ long, log, stack }) => {
   const started = Date.now();
   const changes = long ? 40 : 10;
   const restarts = long ? 4 : 1;
-  const stack = await startDrillStack({ name: 'temporal-restart', log, keep, checkSleep: '2' });
-  try {
+  {
     const downtimes: number[] = [];
     const inFlight: number[] = [];
     const driving = driveChanges(stack, changes, long ? 8 : 5, long ? 900_000 : 300_000, log);
@@ -36,7 +34,5 @@ export const temporalRestart: Drill = async ({ long, log, keep }) => {
     result.notes.push(`approvals counted once per change: ${results.length - lostApprovals}/${results.length}; changes in flight at each restart: ${inFlight.join(', ')}`);
     if (lostApprovals > 0) result.failures.push(`${lostApprovals} change(s) without exactly one counted approval`);
     return result;
-  } finally {
-    await stack.stop();
   }
 };

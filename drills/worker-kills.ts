@@ -2,21 +2,20 @@
 // it each time: every change completes, each (change, environment, SHA) is deployed once, no lease is left.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { driveChanges, judge, randomBetween, type Drill } from './common.ts';
-import { startDrillStack, type Role } from './stack.ts';
+import type { Role } from './stack.ts';
 
-export const workerKills: Drill = async ({ long, log, keep }) => {
+export const workerKills: Drill = async ({ long, log, stack }) => {
   const started = Date.now();
   const changes = long ? 120 : 30;
-  const parallel = long ? 8 : 6;
-  const stack = await startDrillStack({ name: 'worker-kills', log, keep });
-  try {
+  const parallel = 8;
+  {
     const kills: Record<string, number> = { orchestrator: 0, checks: 0, deploy: 0 };
     let done = false;
     const killer = (async () => {
       const kinds: Role[] = ['orchestrator', 'checks', 'deploy'];
       let i = 0;
       while (!done) {
-        await sleep(randomBetween(long ? 4000 : 6000, long ? 12_000 : 14_000));
+        await sleep(randomBetween(4000, 10_000));
         if (done) break;
         // Every kind in turn, in a shuffled order each round, at a random moment.
         if (i % 3 === 0) kinds.sort(() => Math.random() - 0.5);
@@ -33,7 +32,5 @@ export const workerKills: Drill = async ({ long, log, keep }) => {
     const result = await judge(stack, 'worker-kills', results, `${total} kill -9 (orchestrator ${kills.orchestrator}, checks ${kills.checks}, deployer ${kills.deploy}), each restarted`, started);
     if (kills.orchestrator === 0 || kills.checks === 0 || kills.deploy === 0) result.failures.push('not every worker kind was killed at least once (run longer)');
     return result;
-  } finally {
-    await stack.stop();
   }
 };
