@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { md, renderSummary, stageReports, SUMMARY_MARKER } from '../../src/activities/github.ts';
 import { checkoutExactly } from '../../src/activities/checks.ts';
+import { renderMarkdown, sealRecord } from '../../src/audit/document.ts';
 import { outcomeText } from '../../src/gateway/routes/slack.ts';
 import { approvalRequestBlocks, escapeSlackText, plainText } from '../../src/shared/slack-format.ts';
 import type { ApprovalRecord, ChangeStatus } from '../../src/shared/types.ts';
@@ -123,6 +124,48 @@ describe('GitHub Markdown (md, the summary comment, check runs)', () => {
           const benignReport = stageReports(status(twin, 'a'.repeat(40))).find((r) => r.name === report.name);
           expect(skeleton(report.summary), report.summary).toBe(skeleton(benignReport?.summary ?? ''));
         }
+      }),
+      { numRuns: 300 },
+    );
+  });
+});
+
+describe('the audit record as Markdown (GET …/audit?format=md)', () => {
+  /** The Markdown structure: markup characters that are not backslash-escaped, line by line. */
+  const skeleton = (text: string) => text.replace(/\\./g, '').replace(/[^`*[\]<>|_~\n]/g, '');
+
+  function doc(t: (i: number) => string) {
+    return sealRecord(
+      {
+        summary: {
+          change: 'acme/shop#12',
+          outcome: t(0),
+          headSha: 'a'.repeat(40),
+          initiators: { [`init-${t(1)}`]: [t(2), t(3)], [`other-${t(4)}`]: [t(5)] },
+          approvers: [t(6), t(7)],
+          refusedAttempts: 1,
+          executors: [t(8)],
+          environmentsDeployed: [t(9)],
+          dutiesSegregated: false,
+          segregationFindings: [t(10), t(11)],
+          runIds: ['run-1'],
+          firstEventAt: '2026-11-01T10:00:00.000Z',
+          lastEventAt: '2026-11-01T10:05:00.000Z',
+        },
+        entries: [0, 1, 2].map((i) => ({ at: '2026-11-01T10:00:00.000Z', kind: t(12 + i), summary: t(15 + i) })),
+      },
+      { workflowId: 'change:acme/shop#12', namespace: 'default', generatedAt: '2026-11-01T11:00:00.000Z' },
+    );
+  }
+
+  it('hostile titles, names and reasons keep the structure of a benign record, with every @ defused', () => {
+    fc.assert(
+      fc.property(fc.array(untrusted, { minLength: 18, maxLength: 18 }), (texts) => {
+        const hostile = renderMarkdown(doc((i) => texts[i] as string));
+        const benign = renderMarkdown(doc((i) => ((texts[i] as string) === '' ? '' : 'x')));
+        expect(skeleton(hostile), hostile).toBe(skeleton(benign));
+        expect(hostile.split('\n').length).toBe(benign.split('\n').length);
+        expect(hostile.replace(/@\u200b/g, ''), hostile).not.toMatch(/@/);
       }),
       { numRuns: 300 },
     );
