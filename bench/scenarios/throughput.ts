@@ -10,6 +10,7 @@ const CONCURRENCY = 32;
 async function saturate(env: BenchEnv, n: number, open: (i: number) => Promise<{ wait: Promise<number>; go: () => Promise<void>; result: () => Promise<unknown> }>): Promise<{ seconds: number; done: number }> {
   const started = performance.now();
   let done = 0;
+  const failures: string[] = [];
   const finished: Array<Promise<void>> = [];
   await pool(
     Array.from({ length: n }, (_, i) => i),
@@ -18,16 +19,21 @@ async function saturate(env: BenchEnv, n: number, open: (i: number) => Promise<{
       const run = await open(i);
       finished.push(
         (async () => {
-          await run.wait;
-          await run.go();
-          await run.result();
-          done++;
+          try {
+            await run.wait;
+            await run.go();
+            await run.result();
+            done++;
+          } catch (error) {
+            failures.push((error as Error).message);
+          }
         })(),
       );
     },
   );
   await within(`${n} runs drained`, 20 * 60_000, Promise.all(finished));
   void env;
+  if (failures.length > 0) say(`  ${failures.length} of ${n} failed; first: ${failures[0]}`);
   return { seconds: (performance.now() - started) / 1000, done };
 }
 
