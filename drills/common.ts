@@ -150,10 +150,10 @@ export async function judge(stack: DrillStack, drill: string, changes: Array<{ n
   if (unexpected > 0 && lost === 0) failures.push(`${unexpected} deploy(s) of changes that were not delivered`);
 
   // Revocation of the last lease is synchronous in the deploy step, so nothing should be left by now.
-  const leases = await stack.outstandingLeases();
+  const leases = (await stack.outstandingLeases()).filter((l) => !stack.baseline.leases.has(l));
   if (leases.length > 0) failures.push(`${leases.length} lease(s) outstanding in OpenBao, e.g. ${leases[0]}`);
-  const roles = await stack.leftoverRoles();
-  if (roles.length > 0) failures.push(`${roles.length} leased role(s) left in PostgreSQL`);
+  const roles = (await stack.leftoverRoles()).filter((r) => !stack.baseline.roles.has(r));
+  if (roles.length > 0) failures.push(`${roles.length} leased role(s) left in PostgreSQL: ${roles.slice(0, 3).join(", ")}`);
 
   const all = stack.github.standin.state;
   const shas = new Set(changes.map((c) => c.sha));

@@ -10,7 +10,7 @@ export const openbaoDown: Drill = async ({ long, log, stack }) => {
   const downMs = long ? 120_000 : 20_000;
   {
     const failures: string[] = [];
-    const opened = [];
+    const opened: Array<{ number: number; sha: string }> = [];
     for (let i = 0; i < count; i++) {
       const o = await stack.openChange();
       await ensureDelivered(stack, o.delivery, o.status);
@@ -45,7 +45,7 @@ export const openbaoDown: Drill = async ({ long, log, stack }) => {
       }
       if (failures.length) break;
     }
-    const ledgerWhileDown = stack.ledger().attempts.length;
+    const ledgerWhileDown = stack.ledger().attempts.filter((e) => opened.some((o) => e.change === `acme/shop#${o.number}`)).length;
     if (ledgerWhileDown > 0) failures.push(`${ledgerWhileDown} deploy command(s) ran while OpenBao was unreachable`);
     if (explained === 0) failures.push(`status never said it waits for OpenBao (last: "${lastWhy}")`);
     log(`OpenBao back; status while down: "${lastWhy}"; deploy attempts of #${opened[0]!.number} at ${attemptTimes.map((t) => `${(t / 1000).toFixed(0)}s`).join(', ')}`);

@@ -49,6 +49,7 @@ async function main(): Promise<number> {
       };
       log(`starting (${long ? 'long' : 'short'})`);
       try {
+        stack.baseline = { leases: new Set(await stack.outstandingLeases()), roles: new Set(await stack.leftoverRoles()) };
         results.push(await (DRILLS[name] as Drill)({ long, log, keep: Boolean(values.keep), stack }));
       } catch (error) {
         results.push({ drill: name, changes: 0, faults: '-', delivered: 0, lost: 0, deployAttempts: 0, effectiveDeploys: 0, duplicateDeploys: 0, leakedLeases: 0, leftoverRoles: 0, githubDuplicates: 0, notes: [], failures: [`the drill itself failed: ${(error as Error).stack ?? String(error)}`], seconds: 0 });

@@ -89,6 +89,8 @@ export interface DrillStack {
   close(n: number): Promise<{ delivery: string; status?: number }>;
   status(n: number): Promise<ChangeStatus | undefined>;
   ledger(): { attempts: LedgerEntry[]; effective: LedgerEntry[] };
+  /** What an earlier drill of the run left over (judged there), set before each drill. */
+  baseline: { leases: Set<string>; roles: Set<string> };
   outstandingLeases(): Promise<string[]>;
   leftoverRoles(): Promise<string[]>;
   stop(): Promise<void>;
@@ -301,6 +303,7 @@ export async function startDrillStack(options: { name: string; checkSleep?: stri
       github,
       gatewayUrl,
       procs,
+      baseline: { leases: new Set(), roles: new Set() },
       async kill9(role, restart = true) {
         const child = procs[role].child;
         if (child.pid !== undefined && child.exitCode === null) process.kill(child.pid, 'SIGKILL');

@@ -14,8 +14,10 @@ export const workerKills: Drill = async ({ long, log, stack }) => {
     const killer = (async () => {
       const kinds: Role[] = ['orchestrator', 'checks', 'deploy'];
       let i = 0;
-      while (!done) {
-        await sleep(randomBetween(4000, 10_000));
+      // Short: two kills of each kind (each kill of a busy worker costs its activities a 30 s heartbeat timeout).
+      const maxKills = long ? Infinity : 6;
+      while (!done && i < maxKills) {
+        await sleep(randomBetween(long ? 4000 : 6000, long ? 10_000 : 12_000));
         if (done) break;
         // Every kind in turn, in a shuffled order each round, at a random moment.
         if (i % 3 === 0) kinds.sort(() => Math.random() - 0.5);
