@@ -1,7 +1,8 @@
 // 2. Orchestration overhead: one change at a time through checks -> approval -> staging -> production with
 // instant activities; overhead per stage = (wall time - activity time) / 4. Baseline: the bare workflow with
 // the same number of activities (sequential) and one signal, sent the same way as the approval.
-import { temporal } from '@temporalio/proto';
+// CommonJS package: its named exports are not visible to Node's ESM loader.
+import proto from '@temporalio/proto';
 import { startBenchEnv, sha, within } from '../env.ts';
 import { fmt, ratio, summarize, table } from '../stats.ts';
 import { say, type Scenario } from './types.ts';
@@ -99,7 +100,7 @@ export const overhead: Scenario = {
       // Where the time goes: events and workflow tasks in one run's history, per workflow.
       const shape = async (workflowId: string) => {
         const events = (await env.client.workflow.getHandle(workflowId).fetchHistory()).events ?? [];
-        const count = (type: string) => events.filter((e) => temporal.api.enums.v1.EventType[e.eventType ?? 0] === `EVENT_TYPE_${type}`).length;
+        const count = (type: string) => events.filter((e) => proto.temporal.api.enums.v1.EventType[e.eventType ?? 0] === `EVENT_TYPE_${type}`).length;
         return `${events.length} events, ${count('WORKFLOW_TASK_COMPLETED')} workflow tasks, ${count('ACTIVITY_TASK_SCHEDULED')} activities, ${count('UPSERT_WORKFLOW_SEARCH_ATTRIBUTES')} search-attribute upserts, ${count('WORKFLOW_PROPERTIES_MODIFIED')} memo upserts`;
       };
       say(`history of one change: ${await shape(`change:acme/shop#${100 + n - 1}`)}`);
