@@ -55,21 +55,29 @@ async function phase(env: BenchEnv, n: number, deadlineMs: number, kind: 'change
     const failures: string[] = [];
     await pool(ids.slice(0, started), CONCURRENCY, async (id, i) => {
       if (performance.now() > deadline) return;
-      try {
-        if (kind === 'change') await env.approve(id, heads[i] as string);
-        else await env.signalBare(id);
-        approved++;
-      } catch (error) {
-        failures.push((error as Error).message);
+      // A person whose approval got no answer (e.g. DEADLINE_EXCEEDED while the orchestrator is saturated) is
+      // told to check and try again; so does the bench, once. A retry after an approval that did count
+      // anyway is refused as a repeat, which is fine: the change goes on.
+      for (let attempt = 1; attempt <= 2; attempt++) {
+        try {
+          if (kind === 'change') await env.approve(id, heads[i] as string);
+          else await env.signalBare(id);
+          approved++;
+          return;
+        } catch (error) {
+          failures.push((error as Error).message);
+          if (/not counted/.test((error as Error).message)) return void approved++;
+          await sleep(1000);
+        }
       }
     });
     const type = kind === 'change' ? 'changeWorkflow' : 'bareWorkflow';
     let completed = await completedCount(env, type);
-    while (completed < approved && performance.now() < deadline) {
+    while (completed < started && performance.now() < deadline) {
       await sleep(1000);
       completed = await completedCount(env, type);
     }
-    if (failures.length > 0) progress(`  ${kind}: ${failures.length} approvals failed; first: ${failures[0]}`);
+    if (failures.length > 0) progress(`  ${kind}: ${failures.length} approval calls failed (each retried once); first: ${failures[0]}`);
     return { started, waiting, startSeconds, rss, dbMiB, approved, completed, drainSeconds: (performance.now() - t1) / 1000, dbAfterMiB: env.dbBytes() / 2 ** 20, peakAfter: env.rss() };
   } finally {
     clearInterval(ticker);
@@ -90,7 +98,8 @@ export const scale: Scenario = {
         const c = await phase(env, n, deadlineMs, 'change', say);
         const dbAfterChanges = env.dbBytes() / 2 ** 20;
         const b = options.skipBaseline ? undefined : await phase(env, n, deadlineMs, 'bare', say);
-        const lost = c.approved - c.completed;
+        // Lost = started (acknowledged by Temporal) but not completed by the deadline.
+        const lost = c.started - c.completed;
         say(`N = ${n} (started ${CONCURRENCY} at a time, approved ${CONCURRENCY} at a time; phase deadline ${deadlineMs / 1000} s); idle worker RSS: ${(['orchestrator', 'checks', 'deploy'] as const).map((z) => `${z} ${fmt(idle[z].rssMiB)} MiB`).join(', ')}`);
         const row = (label: string, cv: number, bv: number | undefined, digits = 1) => [label, fmt(cv, digits), bv === undefined ? '—' : fmt(bv, digits), bv === undefined ? '—' : ratio(cv, bv)];
         say(
@@ -108,12 +117,12 @@ export const scale: Scenario = {
               row('Temporal DB after drain (MiB)', dbAfterChanges, b ? b.dbAfterMiB - dbAfterChanges : undefined),
               row('time to approve all and drain (s)', c.drainSeconds, b?.drainSeconds),
               row('completed per second in the drain', c.completed / c.drainSeconds, b ? b.completed / b.drainSeconds : undefined, 2),
-              [`approved / completed / lost`, `${c.approved} / ${c.completed} / ${lost}`, b ? `${b.approved} / ${b.completed} / ${b.approved - b.completed}` : '—', ''],
+              [`started / approved / completed / lost`, `${c.started} / ${c.approved} / ${c.completed} / ${lost}`, b ? `${b.started} / ${b.approved} / ${b.completed} / ${b.started - b.completed}` : '—', ''],
             ],
           ),
         );
         say('(bare DB figures: growth over the changes\' DB; the bare workflows share the server with the finished changes)');
-        say(`goals: ${n} waiting on one orchestrator under 1 GiB RSS: ${c.rss.orchestrator.rssMiB < 1024 ? 'met' : 'NOT met'}; nothing lost: ${lost === 0 && c.started === n ? 'met' : `NOT met (${c.started}/${n} started, ${lost} of the approved not completed by the deadline)`}`);
+        say(`goals: ${n} waiting on one orchestrator under 1 GiB RSS: ${c.rss.orchestrator.rssMiB < 1024 ? 'met' : 'NOT met'}; nothing lost: ${lost === 0 && c.started === n ? 'met' : `NOT met (${c.started}/${n} started, ${lost} of them not completed by the deadline)`}`);
       } finally {
         await env.stop();
       }
