@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { createPolicyActivities } from '../src/activities/policy.ts';
 import { parseConfig } from '../src/config/load.ts';
 import { readBundle } from '../src/workers/bundle.ts';
+import { workflowCacheSize } from '../src/workers/cache.ts';
 import { startTracing } from '../src/workers/tracing.ts';
 import type { DeployInput, DeployReport, VerifyReport } from '../src/shared/types.ts';
 import { nowMs } from './stats.ts';
@@ -97,7 +98,8 @@ async function main(): Promise<void> {
   const queue = (base: string) => (zone === 'orchestrator' ? base : `${base}-${zone}`);
   // Inert without OTEL_* variables, as in production; the bundled workflow interceptors need its sink.
   const tracing = startTracing(zone === 'deploy' ? 'deployer' : zone, process.env, () => {});
-  const tuning = process.env.BENCH_MAX_CACHED ? { maxCachedWorkflows: Number(process.env.BENCH_MAX_CACHED) } : {};
+  // As in production (FOUREYES_WORKFLOW_CACHE, default 0) unless --max-cached says otherwise.
+  const tuning = { maxCachedWorkflows: process.env.BENCH_MAX_CACHED ? Number(process.env.BENCH_MAX_CACHED) : workflowCacheSize(process.env) };
   // The same options as src/workers/run.ts (the production entry point), plus the bench's tuning knob.
   const workers = [
     await Worker.create({

@@ -1,6 +1,7 @@
 // What every drill shares: driving one change through the stand-in (open, approve, close) while faults
 // land, and the invariants judged after the drill (from the ledger, OpenBao, PostgreSQL, the stand-in
 // and Temporal), never from the system's own opinion of itself.
+import { Worker } from '@temporalio/worker';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ChangeStatus } from '../src/shared/types.ts';
 import { REPO, type DrillStack } from './stack.ts';
@@ -82,6 +83,21 @@ export async function ensureDelivered(stack: DrillStack, delivery: string, statu
   return redeliveries;
 }
 
+/** Replays the histories of these changes (every run of each) with the orchestrators' bundle; the failures. */
+export async function replayAll(stack: DrillStack, numbers: number[]): Promise<string[]> {
+  const histories = [];
+  for (const n of numbers) {
+    const runs = stack.client.workflow.list({ query: `WorkflowId = '${workflowIdOf(n)}'` });
+    for await (const run of runs) histories.push({ workflowId: `${run.workflowId} ${run.runId}`, history: await stack.client.workflow.getHandle(run.workflowId, run.runId).fetchHistory() });
+  }
+  const failures: string[] = [];
+  const sinks = { exporter: { export: { fn: () => {} } } };
+  for await (const result of Worker.runReplayHistories({ workflowBundle: { code: stack.workflowBundleCode }, replayName: 'drill-replay', sinks }, histories)) {
+    if (result.error) failures.push(`${result.workflowId}: ${result.error.message.slice(0, 200)}`);
+  }
+  return failures;
+}
+
 /** One change end to end: Sam opens it, Alex approves its head once checks ask for it, closed once delivered. */
 export async function driveChange(stack: DrillStack, timeoutMs: number, hooks: { redeliveries?: (n: number) => void } = {}): Promise<{ number: number; sha: string; outcome: string }> {
   const opened = await stack.openChange();
@@ -154,6 +170,11 @@ export async function judge(stack: DrillStack, drill: string, changes: Array<{ n
   if (leases.length > 0) failures.push(`${leases.length} lease(s) outstanding in OpenBao, e.g. ${leases[0]}`);
   const roles = (await stack.leftoverRoles()).filter((r) => !stack.baseline.roles.has(r));
   if (roles.length > 0) failures.push(`${roles.length} leased role(s) left in PostgreSQL: ${roles.slice(0, 3).join(", ")}`);
+
+  // Every history must replay with the code that recorded it: a change that does not is stuck the next time a
+  // worker has to rebuild it (restart, eviction, a query on another worker).
+  const replayFailures = await replayAll(stack, changes.map((c) => c.number));
+  if (replayFailures.length > 0) failures.push(`${replayFailures.length} change history(ies) fail to replay: ${replayFailures.slice(0, 3).join('; ')}`);
 
   const all = stack.github.standin.state;
   const shas = new Set(changes.map((c) => c.sha));

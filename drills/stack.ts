@@ -77,6 +77,8 @@ export interface DrillStack {
   pg: PostgresCluster;
   github: RunningStandin;
   gatewayUrl: string;
+  /** The workflow bundle the orchestrators run (read at start), to replay the changes' histories with. */
+  workflowBundleCode: string;
   procs: Record<Role, ManagedProcess>;
   /** SIGKILL one process (only it, as `kill -9 <pid>` would) and start it again with the same environment. */
   kill9(role: Role, restart?: boolean): Promise<void>;
@@ -302,6 +304,7 @@ export async function startDrillStack(options: { name: string; checkSleep?: stri
       pg,
       github,
       gatewayUrl,
+      workflowBundleCode: readFileSync(bundle, 'utf8'),
       procs,
       baseline: { leases: new Set(), roles: new Set() },
       async kill9(role, restart = true) {

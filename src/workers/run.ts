@@ -4,6 +4,7 @@ import { Worker } from '@temporalio/worker';
 import { loadConfig } from '../config/load.ts';
 import { connectWorkerConnection } from '../shared/temporal-connection.ts';
 import { ensureWorkflowBundle, readBundle } from './bundle.ts';
+import { workflowCacheSize } from './cache.ts';
 import { workerDeploymentFromEnv } from './deployment.ts';
 import { installRuntime } from './telemetry.ts';
 import { startTracing, type TracedComponent, type Tracing } from './tracing.ts';
@@ -30,7 +31,7 @@ export async function createZoneWorker(zone: Zone, env: NodeJS.ProcessEnv = proc
     namespace,
     taskQueue: zoneTaskQueue(zone, env),
     activities,
-    ...(definition.runsWorkflows ? { workflowBundle: readBundle(await ensureWorkflowBundle(env)), sinks: tracing.workflowSinks } : {}),
+    ...(definition.runsWorkflows ? { workflowBundle: readBundle(await ensureWorkflowBundle(env)), sinks: tracing.workflowSinks, maxCachedWorkflows: workflowCacheSize(env) } : {}),
     interceptors: tracing.workerInterceptors,
     identity: `${zone}@${process.pid}`,
     ...(workerDeploymentOptions ? { workerDeploymentOptions } : {}),
@@ -51,7 +52,8 @@ export async function createZoneWorker(zone: Zone, env: NodeJS.ProcessEnv = proc
 export async function runZone(zone: Zone): Promise<void> {
   const tracing = zoneTracing(zone);
   const worker = await createZoneWorker(zone, process.env, tracing);
-  console.log(`${zone}: worker polling task queue ${zoneTaskQueue(zone)}`);
+  const cache = ZONES[zone].runsWorkflows ? `; workflow cache ${workflowCacheSize()}${workflowCacheSize() === 0 ? ' (each task replays the history; FOUREYES_WORKFLOW_CACHE)' : ''}` : '';
+  console.log(`${zone}: worker polling task queue ${zoneTaskQueue(zone)}${cache}`);
   await worker.run();
   // Close our connection too: the Runtime (and its log forwarding) shuts down once none is left, so the
   // process exits by itself after SIGTERM.
