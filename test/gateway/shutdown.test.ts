@@ -1,46 +1,25 @@
 // The production gateway entry point (`foureyes gateway`) against the shared dev server: it logs JSON with
 // FOUREYES_LOG_FORMAT=json, and on SIGTERM stops accepting connections, finishes the request in flight, and
 // exits 0.
-import { spawn } from 'node:child_process';
 import { request } from 'node:http';
-import { join } from 'node:path';
-import { afterAll, describe, expect, inject, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { freePort } from '../../src/dev/process.ts';
-import { projectRoot } from '../../src/dev/paths.ts';
 import { generateSigningKey } from '../../src/shared/approval-signature.ts';
+import { startFoureyes, untilHealthy } from '../helpers/foureyes-process.ts';
 
 const port = await freePort();
-const child = spawn(process.execPath, [join(projectRoot(), 'bin/foureyes.js'), 'gateway'], {
-  cwd: projectRoot(),
-  env: {
-    PATH: process.env.PATH,
-    HOME: process.env.HOME,
-    TEMPORAL_ADDRESS: inject('temporalAddress'),
-    TEMPORAL_NAMESPACE: inject('temporalNamespace'),
-    FOUREYES_CONFIG: join(projectRoot(), 'foureyes.example.yaml'),
-    FOUREYES_APPROVAL_SIGNING_KEY: generateSigningKey().privateKey,
-    GITHUB_WEBHOOK_SECRET: 'shutdown-test-secret',
-    FOUREYES_LOG_FORMAT: 'json',
-    PORT: String(port),
-  },
-  stdio: ['ignore', 'pipe', 'pipe'],
+const gateway = startFoureyes(['gateway'], {
+  FOUREYES_APPROVAL_SIGNING_KEY: generateSigningKey().privateKey,
+  GITHUB_WEBHOOK_SECRET: 'shutdown-test-secret',
+  FOUREYES_LOG_FORMAT: 'json',
+  PORT: String(port),
 });
-let output = '';
-child.stdout.on('data', (d: Buffer) => (output += d.toString()));
-child.stderr.on('data', (d: Buffer) => (output += d.toString()));
-const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-afterAll(() => {
-  if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-});
+const { child, exited } = gateway;
 
 describe('foureyes gateway (production entry point)', () => {
   it('finishes the request in flight after SIGTERM, refuses new ones, and exits 0', async () => {
     const base = `http://127.0.0.1:${port}`;
-    const deadline = Date.now() + 60_000;
-    while (!(await fetch(`${base}/healthz`).then((r) => r.ok, () => false))) {
-      if (Date.now() > deadline || child.exitCode !== null) throw new Error(`gateway did not become healthy:\n${output}`);
-      await new Promise((r) => setTimeout(r, 250));
-    }
+    await untilHealthy(base, gateway);
 
     // A webhook delivery whose body is still arriving when SIGTERM comes.
     const body = JSON.stringify({ zen: 'Keep it logically awesome.' });
@@ -63,7 +42,7 @@ describe('foureyes gateway (production entry point)', () => {
     // Unsigned: the gateway answers it (401) rather than dropping the connection.
     expect(await answer).toBe(401);
     expect(await exited).toBe(0);
-    const lines = output.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { component: string; msg: string });
+    const lines = gateway.output().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { component: string; msg: string });
     expect(lines.map((l) => l.msg)).toEqual(expect.arrayContaining([expect.stringMatching(/^listening on /), expect.stringMatching(/^stopping/)]));
     expect(lines.every((l) => l.component === 'gateway')).toBe(true);
   });

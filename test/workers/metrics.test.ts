@@ -3,37 +3,13 @@
 // with FOUREYES_LOG_FORMAT=json its log lines are JSON, with FOUREYES_DEPLOYMENT_NAME + FOUREYES_BUILD_ID the
 // orchestrator polls as that Worker Deployment Version, and SIGTERM ends it with exit code 0 well within
 // the 30 s grace time.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { join } from 'node:path';
-import { afterAll, describe, expect, inject, it } from 'vitest';
+import { describe, expect, inject, it } from 'vitest';
 import { freePort } from '../../src/dev/process.ts';
-import { projectRoot } from '../../src/dev/paths.ts';
+import { startFoureyes } from '../helpers/foureyes-process.ts';
 import { uniqueQueue, testClient } from '../helpers/temporal.ts';
 
-const children: ChildProcess[] = [];
-afterAll(() => {
-  for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-});
-
 function startWorker(zone: string, extraEnv: Record<string, string>) {
-  const child = spawn(process.execPath, [join(projectRoot(), 'bin/foureyes.js'), 'worker', zone], {
-    cwd: projectRoot(),
-    env: {
-      PATH: process.env.PATH,
-      HOME: process.env.HOME,
-      TEMPORAL_ADDRESS: inject('temporalAddress'),
-      TEMPORAL_NAMESPACE: inject('temporalNamespace'),
-      FOUREYES_CONFIG: join(projectRoot(), 'foureyes.example.yaml'),
-      ...extraEnv,
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  children.push(child);
-  let output = '';
-  child.stdout?.on('data', (d: Buffer) => (output += d.toString()));
-  child.stderr?.on('data', (d: Buffer) => (output += d.toString()));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  return { child, output: () => output, exited };
+  return startFoureyes(['worker', zone], extraEnv);
 }
 
 async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs: number, output: () => string): Promise<T> {
@@ -96,6 +72,9 @@ describe('foureyes worker <zone> (production entry point)', () => {
     const elapsed = Date.now() - started;
     expect(elapsed).toBeLessThan(30_000);
     console.log(`orchestrator worker: SIGTERM to exit ${elapsed} ms`);
+
+    // Without FOUREYES_WORKFLOW_CACHE the orchestrator keeps no workflow cache, and says so.
+    expect(worker.output()).toContain('workflow cache 0 (each task replays the history; FOUREYES_WORKFLOW_CACHE)');
 
     // Every structured line is one JSON object with time, level, component and msg.
     const jsonLines = worker.output().split('\n').filter((l) => l.startsWith('{'));

@@ -7,12 +7,11 @@
 import type { Client, WorkflowHandle } from '@temporalio/client';
 import type { InjectedSinks } from '@temporalio/worker';
 import type { OpenTelemetrySinks } from '@temporalio/interceptors-opentelemetry';
-import { spawn } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
 import type { Socket } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { createPolicyActivities } from '../../src/activities/policy.ts';
+import { orchestratorDoubles } from '../workflows/orchestrator-doubles.ts';
 import { parseConfig } from '../../src/config/load.ts';
 import { generateSigningKey, signClaim } from '../../src/shared/approval-signature.ts';
 import { connectClient } from '../../src/shared/temporal-connection.ts';
@@ -21,10 +20,10 @@ import type { ChangeStatus, DeployInput, DeployReport, PullRequestEvent, VerifyR
 import { approvalUpdate, pullRequestSignal, statusQuery } from '../../src/workflows/definitions.ts';
 import type { changeWorkflow } from '../../src/workflows/change.ts';
 import { serviceName, startTracing, tracesUrl, type Tracing } from '../../src/workers/tracing.ts';
-import { projectRoot } from '../../src/dev/paths.ts';
 import { freePort } from '../../src/dev/process.ts';
 import { writeFileSync } from 'node:fs';
 import { CONFIG, claim, encodeHistory, newChange, opened, sha } from '../workflows/harness.ts';
+import { startFoureyes, untilHealthy } from '../helpers/foureyes-process.ts';
 import { testWorker, uniqueQueue } from '../helpers/temporal.ts';
 
 interface ReceivedSpan {
@@ -90,19 +89,7 @@ async function startWorkers(tracing: Record<'orchestrator' | 'checks' | 'deploye
       workflows: true,
       interceptors: tracing.orchestrator.workerInterceptors,
       sinks: sinks ?? tracing.orchestrator.workflowSinks,
-      activities: {
-        ...createPolicyActivities(() => config, [key.publicKey]),
-        async syncGitHub() {},
-        async confirmReviews() {
-          return { ok: true, reason: 'reviews stand' };
-        },
-        async notifySlack() {
-          return { posted: true };
-        },
-        async mergePullRequest(input: { sha: string }) {
-          return { merged: true, reason: `merged ${input.sha.slice(0, 7)}` };
-        },
-      },
+      activities: orchestratorDoubles(config, key.publicKey),
     }),
     await testWorker({
       taskQueue: zoneQueue(taskQueue, 'checks'),
@@ -270,24 +257,12 @@ describe('a change delivered', () => {
 describe('foureyes worker <zone> with OTEL_EXPORTER_OTLP_ENDPOINT', () => {
   it('exports the spans still batched when SIGTERM stops it', async () => {
     const queue = uniqueQueue('tracing-entry');
-    const child = spawn(process.execPath, [join(projectRoot(), 'bin/foureyes.js'), 'worker', 'orchestrator'], {
-      cwd: projectRoot(),
-      env: {
-        PATH: process.env.PATH,
-        HOME: process.env.HOME,
-        TEMPORAL_ADDRESS: inject('temporalAddress'),
-        TEMPORAL_NAMESPACE: inject('temporalNamespace'),
-        FOUREYES_CONFIG: join(projectRoot(), 'foureyes.example.yaml'),
-        FOUREYES_TASK_QUEUE: queue,
-        FOUREYES_WORKFLOW_BUNDLE: inject('workflowBundle'),
-        OTEL_EXPORTER_OTLP_ENDPOINT: endpoint,
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
+    const worker = startFoureyes(['worker', 'orchestrator'], {
+      FOUREYES_TASK_QUEUE: queue,
+      FOUREYES_WORKFLOW_BUNDLE: inject('workflowBundle'),
+      OTEL_EXPORTER_OTLP_ENDPOINT: endpoint,
     });
-    let output = '';
-    child.stdout.on('data', (d: Buffer) => (output += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (output += d.toString()));
-    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    const { child, exited } = worker;
     const env = temporalEnv({ OTEL_EXPORTER_OTLP_ENDPOINT: endpoint });
     const gateway = startTracing('gateway', env, () => {});
     const client = await connectClient(env, gateway.clientInterceptors);
@@ -305,13 +280,13 @@ describe('foureyes worker <zone> with OTEL_EXPORTER_OTLP_ENDPOINT', () => {
       for (;;) {
         const events = (await handle.fetchHistory()).events ?? [];
         if (events.some((e) => e.activityTaskCompletedEventAttributes)) break;
-        if (Date.now() > deadline) throw new Error(`loadPolicy never completed; worker output:\n${output}`);
+        if (Date.now() > deadline) throw new Error(`loadPolicy never completed; worker output:\n${worker.output()}`);
         await new Promise((r) => setTimeout(r, 100));
       }
       // Well within the batch delay (5 s): without the flush at shutdown these spans would be lost.
       child.kill('SIGTERM');
       expect(await exited).toBe(0);
-      expect(output).toContain('foureyes-orchestrator: tracing on');
+      expect(worker.output()).toContain('foureyes-orchestrator: tracing on');
       const mine = received.filter((s) => s.attributes.temporalWorkflowId === handle.workflowId || s.attributes.workflowId === handle.workflowId);
       const run = mine.find((s) => s.name === 'RunActivity:loadPolicy' && s.service === 'foureyes-orchestrator');
       expect(run, `spans: ${mine.map((s) => `${s.service} ${s.name}`).join(', ')}`).toBeDefined();
@@ -329,40 +304,24 @@ describe('foureyes worker <zone> with OTEL_EXPORTER_OTLP_ENDPOINT', () => {
 describe('foureyes gateway with OTEL_EXPORTER_OTLP_ENDPOINT', () => {
   it('traces its Temporal calls and exports them when SIGTERM stops it', async () => {
     const port = await freePort();
-    const child = spawn(process.execPath, [join(projectRoot(), 'bin/foureyes.js'), 'gateway'], {
-      cwd: projectRoot(),
-      env: {
-        PATH: process.env.PATH,
-        HOME: process.env.HOME,
-        TEMPORAL_ADDRESS: inject('temporalAddress'),
-        TEMPORAL_NAMESPACE: inject('temporalNamespace'),
-        FOUREYES_CONFIG: join(projectRoot(), 'foureyes.example.yaml'),
-        FOUREYES_APPROVAL_SIGNING_KEY: generateSigningKey().privateKey,
-        GITHUB_WEBHOOK_SECRET: 'tracing-test-secret',
-        OTEL_EXPORTER_OTLP_ENDPOINT: endpoint,
-        PORT: String(port),
-      },
-      stdio: ['ignore', 'pipe', 'pipe'],
+    const gateway = startFoureyes(['gateway'], {
+      FOUREYES_APPROVAL_SIGNING_KEY: generateSigningKey().privateKey,
+      GITHUB_WEBHOOK_SECRET: 'tracing-test-secret',
+      OTEL_EXPORTER_OTLP_ENDPOINT: endpoint,
+      PORT: String(port),
     });
-    let output = '';
-    child.stdout.on('data', (d: Buffer) => (output += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (output += d.toString()));
-    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    const { child, exited } = gateway;
     try {
       const base = `http://127.0.0.1:${port}`;
-      const deadline = Date.now() + 60_000;
-      while (!(await fetch(`${base}/healthz`).then((r) => r.ok, () => false))) {
-        if (Date.now() > deadline || child.exitCode !== null) throw new Error(`gateway did not become healthy:\n${output}`);
-        await new Promise((r) => setTimeout(r, 250));
-      }
+      await untilHealthy(base, gateway);
       // The status query of a change nobody opened: a traced call that fails (404 to the caller).
       const number = 900_000 + Math.floor(Math.random() * 99_999);
       expect((await fetch(`${base}/api/changes/acme/shop/${number}`)).status).toBe(404);
       child.kill('SIGTERM');
       expect(await exited).toBe(0);
-      expect(output).toContain('foureyes-gateway: tracing on');
+      expect(gateway.output()).toContain('foureyes-gateway: tracing on');
       const query = received.find((s) => s.name === 'QueryWorkflow:status' && s.attributes.temporalWorkflowId === `change:acme/shop#${number}`);
-      expect(query, output).toBeDefined();
+      expect(query, gateway.output()).toBeDefined();
       expect(query!.service).toBe('foureyes-gateway');
     } finally {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');

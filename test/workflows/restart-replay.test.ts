@@ -11,7 +11,7 @@ import { Worker } from '@temporalio/worker';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { expect, inject, it } from 'vitest';
-import { createPolicyActivities } from '../../src/activities/policy.ts';
+import { orchestratorDoubles } from './orchestrator-doubles.ts';
 import { parseConfig } from '../../src/config/load.ts';
 import { generateSigningKey, signClaim } from '../../src/shared/approval-signature.ts';
 import { zoneQueue } from '../../src/shared/task-queues.ts';
@@ -91,19 +91,7 @@ it('a change whose orchestrator was killed between tasks still replays after a s
       workflows: true,
       sinks: untracedWorkflowSinks,
       maxCachedWorkflows: workflowCacheSize(process.env),
-      activities: {
-        ...createPolicyActivities(() => config, [key.publicKey]),
-        async syncGitHub() {},
-        async confirmReviews() {
-          return { ok: true, reason: 'reviews stand' };
-        },
-        async notifySlack() {
-          return { posted: true };
-        },
-        async mergePullRequest(input: { sha: string }) {
-          return { merged: true, reason: `merged ${input.sha.slice(0, 7)}` };
-        },
-      },
+      activities: orchestratorDoubles(config, key.publicKey),
     });
     const secondRun = second.run();
     try {
