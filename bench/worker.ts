@@ -65,6 +65,10 @@ function changeActivities(): object {
         send({ type: 'awaiting', change: input.change, sha: input.sha, t: nowMs() });
         return { posted: false, reason: 'bench' };
       },
+      // Events from the gateway come without commits; the orchestrator's look-up answers at once here too.
+      async lookUpPullRequestChanges() {
+        return { commits: [], changedFiles: [] };
+      },
       // merge: true in the bench configuration, so a delivered change ends its workflow.
       async mergePullRequest() {
         return { merged: true, reason: 'bench' };

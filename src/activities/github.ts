@@ -8,13 +8,16 @@
 // - confirmReviews: re-reads the reviews and confirms that every approval through the `github` channel still
 //   stands (APPROVED, same commit, not dismissed) and that the head has not moved.
 // - mergePullRequest: merges with the `sha` guard when the repository's `merge` switch is on.
+// - lookUpPullRequestChanges: reads the commits and changed files of a pull request (for events the gateway
+//   recorded without them); read-only, so retries are harmless.
 import { ApplicationFailure } from '@temporalio/activity';
 import type { Octokit } from '@octokit/rest';
 import type { FoureyesConfig } from '../config/schema.ts';
 import { parseChangeRef, workflowIdFor, type ChangeRef } from '../shared/change-ref.ts';
-import type { ApprovalRecord, ChangeStatus, EnvironmentStatus } from '../shared/types.ts';
+import type { ApprovalRecord, ChangeStatus, CommitInfo, EnvironmentStatus } from '../shared/types.ts';
 import { createGitHubClients, GitHubConfigError, RateLimitedError, type GitHubClients } from './github-client.ts';
 import { policyFor } from './policy.ts';
+import { fetchPullRequestChanges } from './pull-request-changes.ts';
 
 export const SUMMARY_MARKER = '<!-- foureyes:summary -->';
 export const CHECK_PREFIX = 'foureyes / ';
@@ -274,6 +277,12 @@ export function createGitHubActivities(getConfig: () => FoureyesConfig, env: Nod
         if (review.commit_id !== sha) return { ok: false, reason: `review ${id} approves ${String(review.commit_id).slice(0, 7)}, not ${sha.slice(0, 7)}` };
       }
       return { ok: true, reason: `${reviewIds.length} review(s) still approve ${sha.slice(0, 7)}` };
+    }),
+
+    lookUpPullRequestChanges: wrap(async ({ change }: { change: string; kind: string; headSha: string; beforeSha?: string }): Promise<{ commits: CommitInfo[]; changedFiles: string[] }> => {
+      const ref = parseChangeRef(change);
+      const octokit = await github().forRepo(ref.owner, ref.repo);
+      return fetchPullRequestChanges(octokit, ref.owner, ref.repo, ref.number);
     }),
 
     mergePullRequest: wrap(async ({ change, sha }: { change: string; sha: string }): Promise<{ merged: boolean; reason: string }> => {

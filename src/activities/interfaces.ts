@@ -1,7 +1,7 @@
 // The activity contracts of each trust zone. Workflow code imports these types only (never the
 // implementations), and proxies each set on its own task queue.
 import type { ApprovalRequestMessage } from '../shared/slack-format.ts';
-import type { ChangePolicy, ChangeStatus, ChecksReport, DeployInput, DeployReport, LeaseRecord, VerifyReport } from '../shared/types.ts';
+import type { ChangePolicy, ChangeStatus, ChecksReport, CommitInfo, DeployInput, DeployReport, LeaseRecord, VerifyReport } from '../shared/types.ts';
 
 /** Orchestrator (task queue `foureyes`): trusted configuration and GitHub/Slack reporting. */
 export interface OrchestratorActivities {
@@ -11,6 +11,11 @@ export interface OrchestratorActivities {
   syncGitHub(input: { status: ChangeStatus }): Promise<void>;
   /** Before production: re-read GitHub reviews and confirm that the approvals through `github` still stand for `sha`. */
   confirmReviews(input: { change: string; sha: string; reviewIds: string[] }): Promise<{ ok: boolean; reason: string }>;
+  /**
+   * The commits and changed files of the pull request as GitHub lists them now, for a pull request event the
+   * gateway recorded without them (`headSha`/`beforeSha` only name the event in the history and the logs).
+   */
+  lookUpPullRequestChanges(input: { change: string; kind: string; headSha: string; beforeSha?: string }): Promise<{ commits: CommitInfo[]; changedFiles: string[] }>;
   /** Optional merge after production, guarded by the head SHA. */
   mergePullRequest(input: { change: string; sha: string }): Promise<{ merged: boolean; reason: string }>;
   /**

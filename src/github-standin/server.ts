@@ -49,6 +49,8 @@ export class StandinServer {
   url = '';
   private readonly rest: Array<[string, RegExp, Handler]> = [];
   private readonly control: Array<[string, RegExp, Handler]> = [];
+  /** The REST requests answered (not the control API), oldest first, at most 10 000: what a test may assert was read when. */
+  readonly requests: Array<{ method: string; path: string; answeredAt: number; status: number }> = [];
 
   constructor(readonly standin: GitHubStandin) {
     this.server = createServer((req, res) => void this.dispatch(req, res));
@@ -74,6 +76,12 @@ export class StandinServer {
   private async dispatch(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://standin');
     const isControl = url.pathname.startsWith('/_standin/');
+    if (!isControl) {
+      res.once('finish', () => {
+        this.requests.push({ method: req.method ?? '', path: url.pathname, answeredAt: Date.now(), status: res.statusCode });
+        if (this.requests.length > 10_000) this.requests.splice(0, this.requests.length - 10_000);
+      });
+    }
     try {
       const chunks: Buffer[] = [];
       for await (const chunk of req) chunks.push(chunk as Buffer);

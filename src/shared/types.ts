@@ -31,8 +31,12 @@ export interface PullRequestEvent {
   headRef: string;
   /** Who pushed (synchronize); the sender of the event. */
   pusher?: string;
-  /** Commits new to the pull request (all of them for opened). */
-  commits: CommitInfo[];
+  /**
+   * The pull request's commits (all of them as the API lists them). Absent means "look them up": the
+   * gateway sends events without them and the workflow has the orchestrator read the commits and the
+   * changed files from GitHub before it applies the event (older gateways and saved histories carry them).
+   */
+  commits?: CommitInfo[];
   /** Files changed by the pull request, to flag policy changes. */
   changedFiles?: string[];
 }

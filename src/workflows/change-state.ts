@@ -56,6 +56,14 @@ export interface ChangeState {
   closed?: { at: string; merged: boolean; closedBy?: string };
   /** Head SHA whose approval request was posted to chat (once per head). */
   slackNotified?: string;
+  /**
+   * Pull request events received without their commits, oldest first, the first being looked up: applied
+   * one at a time in arrival order once the orchestrator has read their commits and files from GitHub.
+   * Absent when none waits (and in every record made before events came without commits).
+   */
+  pendingEvents?: PullRequestEvent[];
+  /** A head whose commits GitHub could not list (the look-up failed): nobody can approve it, nothing delivers it. */
+  commitsUnknown?: string;
 }
 
 const MAX_DELIVERIES = 500;
@@ -110,7 +118,7 @@ export type PullRequestEffect = 'duplicate' | 'stale' | 'new-head' | 'updated';
  * Applies a pull request event. Everyone it names joins the initiators even when the event is stale (they
  * did take part); only a current event moves the head, and a new head voids every approval.
  */
-export function receivePullRequest(state: ChangeState, policy: ChangePolicy, event: PullRequestEvent, now: number): PullRequestEffect {
+export function receivePullRequest(state: ChangeState, policy: ChangePolicy, event: PullRequestEvent, now: number, options: { commitsUnknown?: boolean } = {}): PullRequestEffect {
   if (state.deliveries.includes(event.deliveryId)) return 'duplicate';
   state.deliveries.push(event.deliveryId);
   if (state.deliveries.length > MAX_DELIVERIES) state.deliveries.splice(0, state.deliveries.length - MAX_DELIVERIES);
@@ -135,11 +143,15 @@ export function receivePullRequest(state: ChangeState, policy: ChangePolicy, eve
     state.policyChange = policyFilesTouched(state.changedFiles, policy.policyPaths).length > 0;
   }
   if (event.headSha === state.headSha) {
+    // The head's commits are known now (another event for it brought or looked them up).
+    if (state.commitsUnknown === event.headSha && !options.commitsUnknown) delete state.commitsUnknown;
     note(state, now, 'pull-request', `${event.kind}: head still ${shortSha(event.headSha)}`, { sha: event.headSha, actor: event.pusher ?? event.author });
     return 'updated';
   }
   const first = state.headSha === '';
   state.headSha = event.headSha;
+  if (options.commitsUnknown) state.commitsUnknown = event.headSha;
+  else if (state.commitsUnknown !== undefined) delete state.commitsUnknown;
   voidApprovals(state, now, () => true, 'void: new commits pushed');
   state.rejection = undefined;
   state.checks = undefined;
@@ -217,7 +229,10 @@ export function receiveApproval(state: ChangeState, policy: ChangePolicy, signed
   const claim = sanitizeClaim(signed?.claim);
   // The signature covers the claim exactly as sent; the record keeps the sanitized copy.
   const signatureOk = verifySignedApproval(signed, policy.approvalKeys);
-  const decision = signatureOk
+  const unknownCommits = signatureOk && claim.decision === 'approve' && state.commitsUnknown !== undefined && state.commitsUnknown === state.headSha && claim.sha === state.headSha;
+  const decision = unknownCommits
+    ? { counted: false, reason: `the commits of ${shortSha(state.headSha)} could not be read from GitHub, so who initiated them is unknown: nobody can approve this head; push again or close and reopen the pull request`, environments: [] }
+    : signatureOk
     ? decideClaim(claim, { policy, change: state.change, headSha: state.headSha, initiators: state.initiators, now, nonceSeen: (n) => state.nonces.includes(n) })
     : { counted: false, reason: SIGNATURE_REFUSAL, environments: [] };
   if (signatureOk && claim.nonce && !state.nonces.includes(claim.nonce)) state.nonces.push(claim.nonce);

@@ -27,11 +27,11 @@ import {
 } from '@temporalio/workflow';
 import type { SearchAttributeUpdatePair } from '@temporalio/common';
 import type { ChecksActivities, DeployActivities, OrchestratorActivities } from '../activities/interfaces.ts';
-import { gateState, shortSha } from '../policy/sod.ts';
+import { addInitiator, gateState, shortSha } from '../policy/sod.ts';
 import { ApproversAttr, AuthorAttr, HeadShaAttr, InitiatorsAttr, PullNumberAttr, RepoAttr, StageAttr } from '../shared/search-attributes.ts';
 import { zoneQueue } from '../shared/task-queues.ts';
 import { APPROVAL_MEMO_KEY, type ApprovalDecisionMemo } from '../shared/audit-memo.ts';
-import type { ApprovalOutcome, ChangePolicy, ChangeStage, DeployInput, EnvironmentPolicy, EnvironmentStatus, SignedApproval } from '../shared/types.ts';
+import type { ApprovalOutcome, ChangePolicy, ChangeStage, DeployInput, EnvironmentPolicy, EnvironmentStatus, PullRequestEvent, SignedApproval } from '../shared/types.ts';
 import {
   alignEnvironments,
   currentApprovers,
@@ -67,6 +67,13 @@ const orchestrator = proxyActivities<OrchestratorActivities>({
   retry: { maximumAttempts: 5, nonRetryableErrorTypes: ['UnknownRepository'] },
 });
 
+// The commits and files of an event the gateway recorded without them. Retried for a few minutes (GitHub or
+// the network down, rate limits); after that the head fails safe: it cannot be approved or delivered.
+const lookups = proxyActivities<OrchestratorActivities>({
+  startToCloseTimeout: '1 minute',
+  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 10, nonRetryableErrorTypes: ['UnknownRepository'] },
+});
+
 export async function changeWorkflow(input: ChangeWorkflowInput): Promise<ChangeResult> {
   const state: ChangeState = (input.carried as ChangeState | undefined) ?? newChangeState(input.change);
   const repo = input.change.split('#')[0] as string;
@@ -85,10 +92,19 @@ export async function changeWorkflow(input: ChangeWorkflowInput): Promise<Change
   };
 
   // Handlers first, so nothing sent before the policy is loaded is lost: they wait for it.
+  // An event that carries its commits (older gateways, saved histories) is applied as it always was, unless
+  // events are waiting in the queue: then it waits behind them. An event without commits joins the queue.
+  let directWaiting = 0;
   setHandler(pullRequestSignal, async (event) => {
+    if (event.commits === undefined || (state.pendingEvents?.length ?? 0) > 0) return enqueuePullRequest(event);
+    directWaiting++;
     await condition(() => policy !== undefined);
+    directWaiting--;
     const effect = receivePullRequest(state, policy as ChangePolicy, event, now());
     if (effect !== 'duplicate') changed();
+  });
+  drainPullRequests().catch((error: unknown) => {
+    if (!isCancellation(error)) throw error;
   });
   setHandler(pullRequestClosedSignal, async (closed) => {
     if (state.closed || state.deliveries.includes(closed.deliveryId)) return;
@@ -141,8 +157,10 @@ export async function changeWorkflow(input: ChangeWorkflowInput): Promise<Change
     if (outcome === 'continue-as-new') return await continueAsNewQuietly();
     if (outcome === 'delivered' && policy.merge && (await merge(head))) break;
     if (outcome === 'closed' || outcome === 'superseded') continue;
-    // Wait for new commits (or the end of the pull request) before trying again.
-    await condition(() => state.headSha !== head || state.closed !== undefined || historyTooLong());
+    // Wait for new commits (or the end of the pull request) before trying again; a head whose commits were
+    // unknown is tried again once an event for it brought them.
+    const unknown = state.commitsUnknown === head;
+    await condition(() => state.headSha !== head || state.closed !== undefined || historyTooLong() || (unknown && state.commitsUnknown !== head));
     if (historyTooLong() && state.headSha === head && !state.closed) return await continueAsNewQuietly();
   }
 
@@ -153,10 +171,66 @@ export async function changeWorkflow(input: ChangeWorkflowInput): Promise<Change
   return { outcome: delivered ? 'delivered' : 'abandoned', change: state.change, headSha: state.headSha };
 
   // -------------------------------------------------------------------------------------------
+  // Pull request events without commits: one queue, drained by one loop, strictly in arrival order.
+
+  function enqueuePullRequest(event: PullRequestEvent): void {
+    const pending = (state.pendingEvents ??= []);
+    // A redelivery costs nothing: no look-up, no record.
+    if (state.deliveries.includes(event.deliveryId) || pending.some((e) => e.deliveryId === event.deliveryId)) {
+      if (pending.length === 0) delete state.pendingEvents;
+      return;
+    }
+    pending.push(event);
+    // Whoever pushed took part, whatever the look-up finds: an initiator at once.
+    if (event.pusher) addInitiator(state.initiators, event.pusher.toLowerCase(), `pusher of ${shortSha(event.headSha)}`);
+  }
+
+  /**
+   * Applies the queued events one at a time, each once the orchestrator has looked up its commits and files.
+   * Until then the event is not applied: its head is not current, so nobody (least of all a commit author
+   * not yet known as an initiator) can approve it. Carried across continue-as-new in `state.pendingEvents`.
+   */
+  async function drainPullRequests(): Promise<void> {
+    for (;;) {
+      await condition(() => policy !== undefined && directWaiting === 0 && (state.pendingEvents?.length ?? 0) > 0);
+      const pending = state.pendingEvents as PullRequestEvent[];
+      const event = pending[0] as PullRequestEvent;
+      if (!state.deliveries.includes(event.deliveryId) && !state.closed) await applyLookedUp(event);
+      pending.shift();
+      if (pending.length === 0) delete state.pendingEvents;
+    }
+  }
+
+  async function applyLookedUp(event: PullRequestEvent): Promise<void> {
+    const p = policy as ChangePolicy;
+    if (event.commits !== undefined) {
+      if (receivePullRequest(state, p, event, now()) !== 'duplicate') changed();
+      return;
+    }
+    if (state.headSha === '') state.waitingFor = `the commits of ${shortSha(event.headSha)} from GitHub`;
+    try {
+      const found = await lookups.lookUpPullRequestChanges({ change: state.change, kind: event.kind, headSha: event.headSha, ...(event.beforeSha ? { beforeSha: event.beforeSha } : {}) });
+      if (receivePullRequest(state, p, { ...event, commits: found.commits, changedFiles: found.changedFiles }, now()) !== 'duplicate') changed();
+    } catch (error) {
+      if (isCancellation(error)) throw error;
+      // Fail safe: the people the webhook names still count, the head moves (the push did happen), but with
+      // its commits unknown nobody can approve it and nothing delivers it until a later event brings them.
+      const effect = receivePullRequest(state, p, { ...event, commits: [] }, now(), { commitsUnknown: true });
+      note(state, now(), 'commits-unknown', `the commits of ${shortSha(event.headSha)} could not be read from GitHub (${failureMessage(error)}); it cannot be approved until they are: push again or close and reopen the pull request`, {
+        sha: event.headSha,
+      });
+      log.warn('pull request look-up failed', { change: state.change, headSha: event.headSha, effect, error: failureMessage(error) });
+      changed();
+    }
+  }
 
   /** Checks, then per environment: approval gate, then delivery. */
   async function deliverHead(head: string): Promise<HeadOutcome> {
     const p = policy as ChangePolicy;
+    if (state.commitsUnknown === head) {
+      setStage('failed', `the commits of ${shortSha(head)} from GitHub (the look-up failed; push again or close and reopen the pull request)`);
+      return 'failed';
+    }
     if (!(state.checks?.sha === head && state.checks.passed)) {
       setStage('checking', `checks on ${shortSha(head)}`);
       const passed = await runChecks(head);

@@ -268,3 +268,119 @@ describe('POST /webhooks/github', () => {
     expect(deployed.some((d) => d.sha === opened.pull.headSha)).toBe(false);
   });
 });
+
+describe('POST /webhooks/github: commits looked up by the orchestrator, after the acknowledgement', () => {
+  /** The stand-in's answers to the commits and files look-ups of one pull request. */
+  const lookUps = (number: number) => github.server.requests.filter((r) => r.path === `/repos/acme/shop/pulls/${number}/commits` || r.path === `/repos/acme/shop/pulls/${number}/files`);
+  /** Holds (or fails) the look-ups of one pull request in the stand-in. */
+  const holdLookUps = (number: number, fault: { delayMs?: number; status?: number; remaining: number }) => {
+    const id = github.standin.nextId();
+    github.standin.state.faults.push({ id, path: `^/repos/acme/shop/pulls/${number}/(commits|files)$`, status: fault.status ?? 0, ...(fault.delayMs ? { delayMs: fault.delayMs } : {}), remaining: fault.remaining });
+    return () => void (github.standin.state.faults = github.standin.state.faults.filter((f) => f.id !== id));
+  };
+
+  it('answers 202 before any look-up; a commit author the webhook does not name becomes an initiator, and cannot approve the head meanwhile either', async () => {
+    const opened = await github.standin.openPullRequest({ repo: 'acme/shop', author: 'sam-dev', title: 'Ghost-written', commits: [{ message: 'written by alex', author: 'alex-reviewer' }], deliver: false });
+    const number = opened.pull.number;
+    const head = opened.pull.headSha;
+    changes.push(`acme/shop#${number}`);
+    // The look-ups answer 2 s late: a gateway that made them before answering would answer after them.
+    const release = holdLookUps(number, { delayMs: 2000, remaining: 2 });
+    try {
+      expect(await github.standin.sendDelivery(opened.delivery.id)).toBe(202);
+      const answeredAt = Date.now();
+      expect(lookUps(number).filter((r) => r.answeredAt <= answeredAt)).toEqual([]);
+      // While the orchestrator looks the commits up, the head is not current: alex's approval of it is refused.
+      const early = await github.standin.submitReview({ repo: 'acme/shop', number, reviewer: 'alex-reviewer', event: 'APPROVE', commitId: head });
+      expect(early.status).toBe(202);
+      const waiting = await until(number, 'awaiting approval', (s) => s.stage === 'awaiting-approval' && s.approvals.length >= 1);
+      expect(waiting.headSha).toBe(head);
+      expect(waiting.initiators).toEqual(expect.arrayContaining(['sam-dev', 'alex-reviewer']));
+      expect(waiting.approvals.map((a) => a.counted)).toEqual([false]);
+      expect(waiting.approvals[0]!.reason).toMatch(/approval names .* but the head is|alex-reviewer is an initiator/);
+      // The orchestrator made the look-ups, after the answer.
+      expect(lookUps(number).map((r) => r.path.split('/').at(-1)).sort()).toEqual(['commits', 'files']);
+      expect(lookUps(number).every((r) => r.answeredAt > answeredAt)).toBe(true);
+    } finally {
+      release();
+    }
+    // Once the head is current, alex is refused as an initiator.
+    await github.standin.submitReview({ repo: 'acme/shop', number, reviewer: 'alex-reviewer', event: 'APPROVE', commitId: head });
+    const refused = await until(number, 'the second refusal', (s) => s.approvals.length >= 2);
+    expect(refused.approvals[1]).toMatchObject({ counted: false, reason: expect.stringMatching(/alex-reviewer is an initiator \(.*author of commit/) });
+    expect(refused.stage).toBe('awaiting-approval');
+    expect(deployed.some((d) => d.sha === head)).toBe(false);
+  });
+
+  it('two synchronize events in quick succession are applied in arrival order; a redelivery is a no-op that looks nothing up', async () => {
+    const opened = await github.standin.openPullRequest({ repo: 'acme/shop', author: 'sam-dev', title: 'Two pushes', commits: [{ message: 'one' }] });
+    const number = opened.pull.number;
+    changes.push(`acme/shop#${number}`);
+    await until(number, 'awaiting approval', (s) => s.stage === 'awaiting-approval');
+    const first = await github.standin.pushCommits({ repo: 'acme/shop', number, pusher: 'sam-dev', commits: [{ message: 'two' }], deliver: false });
+    const firstHead = first.pull.headSha;
+    const second = await github.standin.pushCommits({ repo: 'acme/shop', number, pusher: 'jo-platform', commits: [{ message: 'three', author: 'jo-platform' }], deliver: false });
+    const secondHead = second.pull.headSha;
+    expect(secondHead).not.toBe(firstHead);
+    // The first look-up is slow, so the second event arrives while it runs.
+    const release = holdLookUps(number, { delayMs: 1000, remaining: 2 });
+    try {
+      expect(await github.standin.sendDelivery(first.delivery.id)).toBe(202);
+      expect(await github.standin.sendDelivery(second.delivery.id)).toBe(202);
+      const s = await until(number, 'the second head awaiting approval', (x) => x.headSha === secondHead && x.stage === 'awaiting-approval');
+      expect(s.timeline.filter((e) => e.kind === 'pushed').map((e) => e.sha)).toEqual([firstHead, secondHead]);
+      expect(s.timeline.some((e) => e.kind === 'event-ignored')).toBe(false);
+      expect(s.initiators).toEqual(expect.arrayContaining(['sam-dev', 'jo-platform']));
+    } finally {
+      release();
+    }
+
+    // Redelivered: to this gateway (which remembers it) and to a restarted one (which does not): no effect,
+    // and no look-up either.
+    await sleep(500);
+    const before = await status(number);
+    const lookedUp = lookUps(number).length;
+    expect(await github.standin.sendDelivery(second.delivery.id)).toBe(202);
+    const restarted = await startGateway();
+    try {
+      const url = `http://127.0.0.1:${(restarted.address() as AddressInfo).port}/webhooks/github`;
+      for (const d of [first.delivery, second.delivery]) expect((await post(d.body, signed(d.body, 'pull_request', d.id), url)).status).toBe(202);
+    } finally {
+      restarted.closeAllConnections();
+      restarted.close();
+    }
+    await sleep(1500);
+    const after = await status(number);
+    expect(after!.timeline.length).toBe(before!.timeline.length);
+    expect(after!.headSha).toBe(secondHead);
+    expect(lookUps(number).length).toBe(lookedUp);
+  });
+
+  it('a look-up that keeps failing fails safe: the head cannot be approved, status says why; the next push recovers', async () => {
+    const opened = await github.standin.openPullRequest({ repo: 'acme/shop', author: 'sam-dev', title: 'GitHub down', commits: [{ message: 'one' }], deliver: false });
+    const number = opened.pull.number;
+    const head = opened.pull.headSha;
+    changes.push(`acme/shop#${number}`);
+    // 404 is not retried: the fail-safe path at once.
+    const release = holdLookUps(number, { status: 404, remaining: -1 });
+    try {
+      expect(await github.standin.sendDelivery(opened.delivery.id)).toBe(202);
+      const failed = await until(number, 'the fail-safe', (s) => s.stage === 'failed');
+      expect(failed.headSha).toBe(head);
+      expect(failed.waitingFor).toMatch(new RegExp(`the commits of ${head.slice(0, 7)} from GitHub`));
+      expect(failed.timeline.some((e) => e.kind === 'commits-unknown' && e.sha === head)).toBe(true);
+      expect(failed.checks).toBeUndefined();
+      await github.standin.submitReview({ repo: 'acme/shop', number, reviewer: 'alex-reviewer', event: 'APPROVE', commitId: head });
+      const refused = await until(number, 'the refusal', (s) => s.approvals.length >= 1);
+      expect(refused.approvals[0]).toMatchObject({ counted: false, reason: expect.stringMatching(/could not be read from GitHub/) });
+      expect(refused.stage).toBe('failed');
+    } finally {
+      release();
+    }
+    const pushed = await github.standin.pushCommits({ repo: 'acme/shop', number, pusher: 'sam-dev', commits: [{ message: 'two' }] });
+    expect(pushed.status).toBe(202);
+    const recovered = await until(number, 'awaiting approval of the new head', (s) => s.headSha === pushed.pull.headSha && s.stage === 'awaiting-approval');
+    expect(recovered.initiators).toEqual(['sam-dev']);
+    expect(deployed.some((d) => d.sha === head)).toBe(false);
+  });
+});

@@ -1,9 +1,12 @@
 // The parts of GitHub's webhook payloads the gateway reads, validated (a payload that does not fit is a 400
-// with the field that is wrong), and the REST look-ups that complete them: the commits and the files of the
-// pull request, which `pull_request` webhooks do not carry.
+// with the field that is wrong), and the pull request events built from them. A `pull_request` webhook
+// carries neither the commits nor the files of the pull request: the event goes to the workflow without
+// them and the orchestrator looks them up (src/activities/pull-request-changes.ts), off the acknowledgement
+// path. Only a review that starts a change still reads them here (`pullRequestEvent`).
 import { z } from 'zod';
 import type { Octokit } from '@octokit/rest';
-import type { CommitInfo, PullRequestEvent } from '../../shared/types.ts';
+import type { PullRequestEvent } from '../../shared/types.ts';
+import { fetchPullRequestChanges } from '../../activities/pull-request-changes.ts';
 
 const user = z.object({ login: z.string().min(1).max(100) });
 const sha = z.string().regex(/^[0-9a-f]{40}$/, 'expected a 40-character commit SHA');
@@ -51,50 +54,10 @@ export type PullRequestPayload = z.output<typeof pullRequestPayload>;
 export type ReviewPayload = z.output<typeof reviewPayload>;
 export type PullRequestJson = z.output<typeof pullRequestSchema>;
 
-/** Commits considered per pull request (GitHub lists at most 250) and files (at most 3000). */
-const MAX_COMMITS = 250;
-const MAX_FILES = 3000;
+type EventInput = { kind: PullRequestEvent['kind']; deliveryId: string; pr: PullRequestJson; sender?: string; before?: string };
 
-/** Every commit of the pull request as the API lists it now (a superset of the event's, never fewer people). */
-export async function fetchCommits(octokit: Octokit, owner: string, repo: string, number: number): Promise<CommitInfo[]> {
-  const out: CommitInfo[] = [];
-  for await (const page of octokit.paginate.iterator(octokit.rest.pulls.listCommits, { owner, repo, pull_number: number, per_page: 100 })) {
-    for (const c of page.data) {
-      out.push({
-        sha: c.sha,
-        author: identity(c.author?.login, c.commit.author?.email, c.commit.author?.name),
-        committer: identity(c.committer?.login, c.commit.committer?.email, c.commit.committer?.name),
-        message: c.commit.message,
-      });
-    }
-    if (out.length >= MAX_COMMITS) break;
-  }
-  return out;
-}
-
-export async function fetchChangedFiles(octokit: Octokit, owner: string, repo: string, number: number): Promise<string[]> {
-  const out: string[] = [];
-  for await (const page of octokit.paginate.iterator(octokit.rest.pulls.listFiles, { owner, repo, pull_number: number, per_page: 100 })) {
-    for (const f of page.data) {
-      out.push(f.filename);
-      // A rename moves policy too: both names count.
-      if (f.previous_filename) out.push(f.previous_filename);
-    }
-    if (out.length >= MAX_FILES) break;
-  }
-  return out;
-}
-
-function identity(login: string | undefined, email: string | null | undefined, name: string | null | undefined) {
-  return { ...(login ? { login } : {}), ...(email ? { email } : {}), ...(name ? { name } : {}) };
-}
-
-/** The workflow's view of a pull request event: the webhook's facts plus the commits and files from the API. */
-export async function pullRequestEvent(
-  octokit: Octokit,
-  input: { kind: PullRequestEvent['kind']; deliveryId: string; owner: string; repo: string; pr: PullRequestJson; sender?: string; before?: string },
-): Promise<PullRequestEvent> {
-  const [commits, changedFiles] = await Promise.all([fetchCommits(octokit, input.owner, input.repo, input.pr.number), fetchChangedFiles(octokit, input.owner, input.repo, input.pr.number)]);
+/** The webhook's facts only: no `commits`, so the workflow looks them (and the files) up itself. */
+export function pullRequestFacts(input: EventInput): PullRequestEvent {
   return {
     kind: input.kind,
     deliveryId: input.deliveryId,
@@ -106,7 +69,11 @@ export async function pullRequestEvent(
     baseRef: input.pr.base.ref,
     headRef: input.pr.head.ref,
     ...(input.sender ? { pusher: input.sender } : {}),
-    commits,
-    changedFiles,
   };
+}
+
+/** The webhook's facts plus the commits and files from the API (a review that starts a change). */
+export async function pullRequestEvent(octokit: Octokit, input: EventInput & { owner: string; repo: string }): Promise<PullRequestEvent> {
+  const { commits, changedFiles } = await fetchPullRequestChanges(octokit, input.owner, input.repo, input.pr.number);
+  return { ...pullRequestFacts(input), commits, changedFiles };
 }

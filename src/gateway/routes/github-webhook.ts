@@ -7,16 +7,19 @@
 // 3. A delivery ID that already had its effect answers the same again; the workflow ignores seen delivery
 //    IDs too, so a duplicate has one effect even across gateway restarts.
 // 4. The answer goes out only once Temporal durably accepted the start or signal (nothing acknowledged is
-//    lost), and nothing else is done inline: the change's work happens in the workflow.
-// The gateway never reads policy from the pull request; it sends the changed file names so the workflow can
-// flag a change to the policy paths of the trusted configuration.
+//    lost), and nothing else is done inline: the change's work happens in the workflow. A pull_request
+//    event is sent without its commits and changed files (GitHub's webhook does not carry them): the
+//    workflow has the orchestrator look them up, so the answer never waits on GitHub's API. Only a review
+//    for a change not yet started reads the pull request, its commits and files here.
+// The gateway never reads policy from the pull request; the changed file names (looked up by the
+// orchestrator) let the workflow flag a change to the policy paths of the trusted configuration.
 import { WorkflowNotFoundError, type Client } from '@temporalio/client';
 import { Webhooks } from '@octokit/webhooks';
 import type { IncomingMessage } from 'node:http';
 import type { RouteHandler, GatewayContext } from '../app.ts';
 import { header, HttpError, readBody, sendJson } from '../http.ts';
 import { DeliveryLog, type DeliveryAnswer } from '../github/deliveries.ts';
-import { pullRequestEvent, pullRequestPayload, reviewPayload, type PullRequestJson } from '../github/payloads.ts';
+import { pullRequestEvent, pullRequestFacts, pullRequestPayload, reviewPayload, type PullRequestJson } from '../github/payloads.ts';
 import { createGitHubClients, GitHubConfigError, type GitHubClients } from '../../activities/github-client.ts';
 import { loadSigningKey } from '../approvals/signing.ts';
 import { signClaim } from '../../shared/approval-signature.ts';
@@ -134,15 +137,14 @@ async function handleEvent(ctx: GatewayContext, state: WebhookState, _req: Incom
     const p = parse(pullRequestPayload, payload, event);
     const ref = configuredRef(ctx, p.repository.full_name, p.pull_request.number);
     if (p.action === 'closed') return closeChange(ctx.client, ref, deliveryId, p.pull_request.merged ?? false, p.sender.login);
-    const octokit = await githubFor(ctx, state, ref);
-    const prEvent = await pullRequestEvent(octokit, {
+    // No GitHub look-up before the answer: the event goes without `commits`, and the orchestrator looks the
+    // commits and files up durably (the workflow applies the event only then, in arrival order).
+    const prEvent = pullRequestFacts({
       kind: p.action as PullRequestEvent['kind'],
       deliveryId,
-      owner: ref.owner,
-      repo: ref.repo,
       pr: p.pull_request,
       ...(p.action === 'synchronize' ? { sender: p.sender.login, before: p.before } : {}),
-    }).catch(apiFailure);
+    });
     await startOrSignal(ctx, ref, prEvent, p.pull_request);
     return { status: 202, body: { accepted: 'pull_request', action: p.action, change: formatChangeRef(ref), headSha: prEvent.headSha, workflowId: workflowIdFor(ref) } };
   }
