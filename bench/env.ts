@@ -80,6 +80,8 @@ export interface BenchEnv {
   bareQueue: string;
   workers: Record<ZoneName, ChildProcess>;
   dir: string;
+  /** Paths of the workflow bundles the orchestrator runs: changeWorkflow's and the bare baseline's. */
+  bundles: { change: string; bare: string };
   /** Called for every message of every worker (after the built-in bookkeeping). */
   onMessage: Array<(m: WorkerMessage, zone: ZoneName) => void>;
   openChange(change: string, headSha: string): Promise<void>;
@@ -182,6 +184,7 @@ export async function startBenchEnv(name: string, options: { maxCachedWorkflows?
     bareQueue,
     workers,
     dir,
+    bundles: { change: bundle, bare },
     onMessage,
     async openChange(change, headSha) {
       await client.workflow.signalWithStart<typeof changeWorkflow, [PullRequestEvent]>('changeWorkflow', {

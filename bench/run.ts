@@ -1,6 +1,7 @@
 // npm run bench [-- --scenario <name>[,<name>]] [--n <size>] [--seconds <s>] [--quick] [--max-cached <n>] [--skip-baseline]
 // Runs the benchmark scenarios (all by default); each starts its own servers on free ports and stops them,
 // and prints its figures beside a baseline measured in the same run on the same servers.
+import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { parseArgs } from 'node:util';
 import { stopAll } from './env.ts';
 import { machineLine } from './stats.ts';
@@ -9,9 +10,13 @@ import { throughput } from './scenarios/throughput.ts';
 import { scale } from './scenarios/scale.ts';
 import { approval } from './scenarios/approval.ts';
 import { webhook } from './scenarios/webhook.ts';
+import { replay } from './scenarios/replay.ts';
 import { say, type Scenario } from './scenarios/types.ts';
 
-const scenarios: Scenario[] = [webhook, overhead, approval, scale, throughput];
+// The replay scenario's workers would log every state change.
+Runtime.install({ logger: new DefaultLogger('WARN') });
+
+const scenarios: Scenario[] = [webhook, overhead, approval, scale, throughput, replay];
 
 const { values } = parseArgs({
   options: {

@@ -3,7 +3,7 @@
 // sent straight to Temporal cannot approve (DESIGN.md invariant 3).
 import * as ed from '@noble/ed25519';
 import { sha512 } from '@noble/hashes/sha2.js';
-import { bytesToHex, hexToBytes, utf8ToBytes } from '@noble/hashes/utils.js';
+import { bytesToHex, concatBytes, hexToBytes, utf8ToBytes } from '@noble/hashes/utils.js';
 import type { ApprovalClaim, SignedApproval } from './types.ts';
 
 ed.hashes.sha512 = sha512;
@@ -46,8 +46,41 @@ export function verifySignedApproval(signed: SignedApproval, trustedKeys: readon
     const message = utf8ToBytes(canonicalJson(signed.claim));
     const signature = hexToBytes(signed.signature);
     const candidates = signed.keyId && trustedKeys.includes(signed.keyId) ? [signed.keyId] : trustedKeys;
-    return candidates.some((key) => /^[0-9a-f]{64}$/i.test(key) && ed.verify(signature, message, hexToBytes(key)));
+    return candidates.some((key) => /^[0-9a-f]{64}$/i.test(key) && verifyWithoutBaseTable(signature, message, hexToBytes(key)));
   } catch {
     return false;
   }
+}
+
+const ORDER = ed.Point.CURVE().n;
+const NEGATED_BASE = ed.Point.BASE.negate();
+
+function numberLE(bytes: Uint8Array): bigint {
+  return BigInt(`0x${bytesToHex(Uint8Array.from(bytes).reverse())}`);
+}
+
+/**
+ * `ed.verify` (RFC 8032 with ZIP-215 decoding, noble's default) without noble's base-point table. Why: the
+ * workflow sandbox evaluates the bundle afresh for every run it loads, and the orchestrator loads a change's
+ * run for every workflow task (no workflow cache, src/workers/cache.ts), so `ed.verify` rebuilt its 4,224-point
+ * table once per task — about a quarter of a replay's CPU. [s]B on the plain ladder costs about as much as the
+ * [k]A the check needs anyway. Same equation and range checks as noble's `_verify`:
+ * [8]([k]A + R - [s]B) = identity, 0 <= s < L. test/shared/approval-signature.test.ts holds it to `ed.verify`.
+ */
+export function verifyWithoutBaseTable(signature: Uint8Array, message: Uint8Array, publicKey: Uint8Array): boolean {
+  if (signature.length !== 64 || publicKey.length !== 32) return false;
+  const r = signature.subarray(0, 32);
+  const s = numberLE(signature.subarray(32, 64));
+  if (s >= ORDER) return false;
+  let A: ed.Point, R: ed.Point;
+  try {
+    A = ed.Point.fromBytes(publicKey, true);
+    R = ed.Point.fromBytes(r, true);
+  } catch {
+    return false;
+  }
+  // [s]B = -([s](-B)): -B is not the base point, so multiply() takes the ladder instead of the table.
+  const SB = s === 0n ? ed.Point.ZERO : NEGATED_BASE.multiply(s, false).negate();
+  const k = numberLE(sha512(concatBytes(r, publicKey, message))) % ORDER;
+  return R.add(A.multiply(k, false)).subtract(SB).clearCofactor().is0();
 }
