@@ -255,6 +255,29 @@ export async function startBenchEnv(name: string, options: { maxCachedWorkflows?
   return benchEnv;
 }
 
+/**
+ * The bare baseline's activities mirroring one change's counts: the orchestrator's (policy, reports) and the
+ * checks before the signal (the approval request is one orchestrator activity), the deploy zone's after.
+ */
+export function bareInputLike(perZone: Record<ZoneName, number>): BareInput {
+  return {
+    before: [...Array<string>(Math.max(0, perZone.orchestrator - 1)).fill('orchestrator'), ...Array<string>(perZone.checks).fill('checks')],
+    after: Array<string>(perZone.deploy).fill('deploy'),
+  };
+}
+
+/** One change opened, approved once it waits, and delivered; the activities it ran, per zone. */
+export async function deliverOne(env: BenchEnv, change: string): Promise<Record<ZoneName, number>> {
+  const head = sha();
+  const waiting = env.awaiting(change);
+  await env.activityStats(true);
+  await env.openChange(change, head);
+  await within(`${change} waiting for approval`, 60_000, waiting);
+  await env.approve(change, head);
+  await within(`${change} delivered`, 60_000, env.client.workflow.getHandle(`change:${change}`).result());
+  return (await env.activityStats(true)).perZone;
+}
+
 /** Fails with `what` after `ms` instead of waiting forever on a stuck run. */
 export async function within<T>(what: string, ms: number, promise: Promise<T>): Promise<T> {
   let timer: NodeJS.Timeout | undefined;

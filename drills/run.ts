@@ -1,5 +1,6 @@
 // `npm run drills [-- --short|--long] [--drill name] [--keep]`: fault drills against the real stack
 // (docs/drills.md). Prints one table of runs, faults and outcomes; exit 1 when any invariant is broken.
+import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { parseArgs } from 'node:util';
 import type { Drill, DrillResult } from './common.ts';
 import { startDrillStack, type DrillStack } from './stack.ts';
@@ -8,6 +9,9 @@ import { githubFaults } from './github-faults.ts';
 import { openbaoDown } from './openbao-down.ts';
 import { temporalRestart } from './temporal-restart.ts';
 import { workerKills } from './worker-kills.ts';
+
+// The replay check's workers (drills/common.ts) would log every state change into the drill's output.
+Runtime.install({ logger: new DefaultLogger('WARN') });
 
 const DRILLS: Record<string, Drill> = {
   'worker-kills': workerKills,

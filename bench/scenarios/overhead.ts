@@ -3,7 +3,7 @@
 // the same number of activities (sequential) and one signal, sent the same way as the approval.
 // CommonJS package: its named exports are not visible to Node's ESM loader.
 import proto from '@temporalio/proto';
-import { startBenchEnv, sha, within } from '../env.ts';
+import { bareInputLike, startBenchEnv, sha, within } from '../env.ts';
 import { fmt, ratio, summarize, table } from '../stats.ts';
 import { say, type Scenario } from './types.ts';
 
@@ -36,12 +36,7 @@ export const overhead: Scenario = {
       const change = [] as Array<{ wall: number; activityMs: number; activities: number }>;
       for (let i = 0; i < n; i++) change.push(await driveChange(100 + i));
       const counts = warm.perZone;
-      // Mirror of changeWorkflow's activities: orchestrator (policy, reports) and checks before the approval
-      // (its notify is one orchestrator activity), deploy zone after.
-      const input = {
-        before: [...Array<string>(Math.max(0, counts.orchestrator - 1)).fill('orchestrator'), ...Array<string>(counts.checks).fill('checks')],
-        after: Array<string>(counts.deploy).fill('deploy'),
-      };
+      const input = bareInputLike(warm.perZone);
       const driveBare = async (id: string) => {
         await env.activityStats(true);
         const t0 = performance.now();

@@ -9,7 +9,7 @@ import type { temporal } from '@temporalio/proto';
 import { canonicalJson, generateSigningKey, signClaim, verifyWithoutBaseTable } from '../../src/shared/approval-signature.ts';
 import { readBundle } from '../../src/workers/bundle.ts';
 import { untracedWorkflowSinks } from '../../src/workers/tracing.ts';
-import { sha, startBenchEnv } from '../env.ts';
+import { bareInputLike, deliverOne, sha, startBenchEnv } from '../env.ts';
 import { fmt, ratio, summarize, table } from '../stats.ts';
 import { say, type Scenario } from './types.ts';
 
@@ -81,18 +81,8 @@ export const replay: Scenario = {
     let change: History;
     let bare: History;
     try {
-      const head = sha();
-      const waiting = env.awaiting('acme/shop#1');
-      await env.activityStats(true);
-      await env.openChange('acme/shop#1', head);
-      await waiting;
-      await env.approve('acme/shop#1', head);
-      await env.client.workflow.getHandle('change:acme/shop#1').result();
-      const counts = (await env.activityStats(true)).perZone;
-      await env.startBare('bare-1', {
-        before: [...Array<string>(Math.max(0, counts.orchestrator - 1)).fill('orchestrator'), ...Array<string>(counts.checks).fill('checks')],
-        after: Array<string>(counts.deploy).fill('deploy'),
-      });
+      const counts = await deliverOne(env, 'acme/shop#1');
+      await env.startBare('bare-1', bareInputLike(counts));
       await env.bareAwaiting('bare-1');
       await env.signalBare('bare-1');
       await env.client.workflow.getHandle('bare-1').result();

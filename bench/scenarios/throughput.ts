@@ -1,7 +1,7 @@
 // 5. Throughput: N changes started together and approved as soon as each waits (the pipeline saturated);
 // changes completed end to end per second. Baseline: N bare workflows (same activity count, one signal)
 // driven the same way on the same server.
-import { pool, startBenchEnv, sha, within, type BenchEnv } from '../env.ts';
+import { bareInputLike, deliverOne, pool, startBenchEnv, sha, within, type BenchEnv } from '../env.ts';
 import { fmt, ratio, table } from '../stats.ts';
 import { say, type Scenario } from './types.ts';
 
@@ -45,14 +45,7 @@ export const throughput: Scenario = {
     const env = await startBenchEnv('throughput', { ...(options.maxCached !== undefined ? { maxCachedWorkflows: options.maxCached } : {}) });
     try {
       // Warm-up, and the activity count of one change.
-      const head0 = sha();
-      const w = env.awaiting('acme/shop#1');
-      await env.activityStats(true);
-      await env.openChange('acme/shop#1', head0);
-      await w;
-      await env.approve('acme/shop#1', head0);
-      await env.client.workflow.getHandle('change:acme/shop#1').result();
-      const counts = (await env.activityStats(true)).perZone;
+      const counts = await deliverOne(env, 'acme/shop#1');
 
       const change = await saturate(env, n, async (i) => {
         const c = `acme/shop#${1000 + i}`;
@@ -61,10 +54,7 @@ export const throughput: Scenario = {
         await env.openChange(c, head);
         return { wait, go: () => env.approve(c, head), result: () => env.client.workflow.getHandle(`change:${c}`).result() };
       });
-      const input = {
-        before: [...Array<string>(Math.max(0, counts.orchestrator - 1)).fill('orchestrator'), ...Array<string>(counts.checks).fill('checks')],
-        after: Array<string>(counts.deploy).fill('deploy'),
-      };
+      const input = bareInputLike(counts);
       const bare = await saturate(env, n, async (i) => {
         const id = `bare-${i}`;
         const wait = env.bareAwaiting(id);
