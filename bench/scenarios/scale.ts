@@ -50,6 +50,7 @@ async function phase(env: BenchEnv, n: number, deadlineMs: number, kind: 'change
     await sleep(2000); // let the last tasks settle before measuring memory
     const rss = env.rss();
     const dbMiB = env.dbBytes() / 2 ** 20;
+    progress(`  ${kind}: ${waiting} of ${started} waiting after ${fmt(startSeconds)} s; RSS orchestrator ${fmt(rss.orchestrator.rssMiB)} MiB, checks ${fmt(rss.checks.rssMiB)} MiB, deploy ${fmt(rss.deploy.rssMiB)} MiB; Temporal DB ${fmt(dbMiB)} MiB; approving all`);
     const t1 = performance.now();
     let approved = 0;
     const failures: string[] = [];
@@ -73,9 +74,14 @@ async function phase(env: BenchEnv, n: number, deadlineMs: number, kind: 'change
     });
     const type = kind === 'change' ? 'changeWorkflow' : 'bareWorkflow';
     let completed = await completedCount(env, type);
+    let told = performance.now();
     while (completed < started && performance.now() < deadline) {
       await sleep(1000);
       completed = await completedCount(env, type);
+      if (performance.now() - told > 60_000) {
+        told = performance.now();
+        progress(`  ${kind}: approved ${approved}, completed ${completed} of ${started}, ${fmt((told - t1) / 1000)} s into the drain; orchestrator RSS ${fmt(env.rss().orchestrator.rssMiB)} MiB`);
+      }
     }
     if (failures.length > 0) progress(`  ${kind}: ${failures.length} approval calls failed (each retried once); first: ${failures[0]}`);
     return { started, waiting, startSeconds, rss, dbMiB, approved, completed, drainSeconds: (performance.now() - t1) / 1000, dbAfterMiB: env.dbBytes() / 2 ** 20, peakAfter: env.rss() };
