@@ -3,45 +3,29 @@
 // (bundled, on the shared Temporal dev server) verifies and decides; the real checks zone fetches the head
 // from the GitHub stand-in's git remote. Slack and GitHub are the local stand-ins, signing as they do.
 import type { Client, WorkflowHandle } from '@temporalio/client';
-import type { Worker } from '@temporalio/worker';
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseConfig } from '../../src/config/load.ts';
-import type { FoureyesConfig } from '../../src/config/schema.ts';
-import { createGateway } from '../../src/gateway/app.ts';
-import { startGitHubStandin, type RunningStandin } from '../../src/github-standin/index.ts';
-import { generateSigningKey, type SigningKey } from '../../src/shared/approval-signature.ts';
+import type { RunningStandin } from '../../src/github-standin/index.ts';
+import { generateSigningKey } from '../../src/shared/approval-signature.ts';
 import type { ApprovalOutcome, ChangeStatus, PullRequestEvent, SignedApproval } from '../../src/shared/types.ts';
 import { startSlackStandin, type SlackStandin } from '../../src/slack-standin/server.ts';
-import { ZONES } from '../../src/workers/zones.ts';
-import { zoneQueue } from '../../src/shared/task-queues.ts';
 import { approvalSignal, approvalUpdate, pullRequestSignal, statusQuery } from '../../src/workflows/definitions.ts';
-import { testClient, testWorker, uniquePullNumberBase, uniqueQueue } from '../helpers/temporal.ts';
+import { startGatewayStack, type GatewayStack } from '../helpers/gateway-stack.ts';
 
 const SLACK_SECRET = randomBytes(20).toString('hex');
 const sam = { id: 'U0SAMDEV1', name: 'sam' };
 const alex = { id: 'U0ALEXRV1', name: 'alex' };
 const jo = { id: 'U0JOPLAT1', name: 'jo' };
 
-let dataDir: string;
+let stack: GatewayStack;
 let github: RunningStandin;
 let slack: SlackStandin;
-let gateway: Server;
 let gatewayUrl: string;
 let client: Client;
-let workers: Worker[] = [];
-let running: Array<Promise<void>> = [];
-let key: SigningKey;
-let config: FoureyesConfig;
 let taskQueue: string;
-const tokens: Record<string, string> = {};
-const handles: WorkflowHandle[] = [];
+let tokens: Record<string, string>;
 
 function configYaml(remote: string): string {
   return `
@@ -66,51 +50,25 @@ repositories:
 }
 
 beforeAll(async () => {
-  dataDir = mkdtempSync(join(tmpdir(), 'foureyes-approvals-'));
-  github = await startGitHubStandin({ dataDir: join(dataDir, 'github') });
-  for (const login of ['sam-dev', 'alex-reviewer', 'jo-platform', 'foureyes-bot']) tokens[login] = github.standin.addUser({ login, email: `${login.split('-')[0]}@example.com` }).token;
-  github.standin.createRepo({ fullName: 'acme/shop', firstPullNumber: uniquePullNumberBase() });
-  config = parseConfig(configYaml(github.standin.remoteOf('acme/shop')), 'test.yaml');
-  key = generateSigningKey();
-  taskQueue = uniqueQueue('approvals');
-  client = await testClient();
-
-  gateway = createGateway({
-    client,
-    config: () => config,
-    env: { FOUREYES_APPROVAL_SIGNING_KEY: key.privateKey, GITHUB_API_URL: github.url, SLACK_SIGNING_SECRET: SLACK_SECRET, FOUREYES_TASK_QUEUE: taskQueue },
+  stack = await startGatewayStack({
+    name: 'approvals',
+    configYaml,
+    users: ['sam-dev', 'alex-reviewer', 'jo-platform', 'foureyes-bot'],
+    gatewayEnv: () => ({ SLACK_SIGNING_SECRET: SLACK_SECRET }),
+    // The real orchestrator zone reports to the GitHub stand-in with a bot token of its own and posts
+    // approval requests to the Slack stand-in.
+    orchestratorEnv: (s) => ({ GITHUB_TOKEN: s.tokens['foureyes-bot'] }),
+    beforeWorkers: async (s) => {
+      slack = await startSlackStandin({ signingSecret: SLACK_SECRET, gatewayUrl: s.gatewayUrl });
+      s.onStop(() => slack.close());
+      return { SLACK_BOT_TOKEN: slack.botToken, SLACK_API_URL: slack.apiUrl, SLACK_CHANNEL: 'C0DEPLOYS' };
+    },
   });
-  await new Promise<void>((resolve) => gateway.listen(0, '127.0.0.1', resolve));
-  gatewayUrl = `http://127.0.0.1:${(gateway.address() as AddressInfo).port}`;
-  slack = await startSlackStandin({ signingSecret: SLACK_SECRET, gatewayUrl });
-
-  // The real orchestrator zone: it reports to the GitHub stand-in with a bot token of its own and posts
-  // approval requests to the Slack stand-in.
-  const orchestratorEnv = {
-    FOUREYES_APPROVAL_PUBLIC_KEYS: key.publicKey,
-    GITHUB_API_URL: github.url,
-    GITHUB_TOKEN: tokens['foureyes-bot'],
-    SLACK_BOT_TOKEN: slack.botToken,
-    SLACK_API_URL: slack.apiUrl,
-    SLACK_CHANNEL: 'C0DEPLOYS',
-  };
-  workers = [
-    await testWorker({ taskQueue, workflows: true, activities: await ZONES.orchestrator.createActivities(() => config, orchestratorEnv) }),
-    await testWorker({ taskQueue: zoneQueue(taskQueue, 'checks'), activities: await ZONES.checks.createActivities(() => config, {}) }),
-  ];
-  running = workers.map((w) => w.run());
+  ({ github, gatewayUrl, client, taskQueue, tokens } = stack);
 });
 
 afterAll(async () => {
-  await Promise.all(handles.map((h) => h.terminate('test over').catch(() => undefined)));
-  await slack?.close();
-  await new Promise<void>((resolve) => (gateway ? gateway.close(() => resolve()) : resolve()));
-  gateway?.closeAllConnections();
-  for (const w of workers) w.shutdown();
-  await Promise.all(running);
-  await client?.connection.close();
-  await github?.stop();
-  rmSync(dataDir, { recursive: true, force: true });
+  await stack?.stop();
 });
 
 /** Sam opens a pull request on the GitHub stand-in; the change starts as the webhook would start it. */
@@ -124,7 +82,7 @@ async function openChange(title = 'Speed up checkout'): Promise<{ change: string
     signal: pullRequestSignal,
     signalArgs: [pullEvent('opened', pull.number)],
   });
-  handles.push(handle);
+  stack.track(handle);
   await waitForStage(handle, 'awaiting-approval');
   return { change, number: pull.number, head: pull.headSha, handle };
 }

@@ -4,37 +4,19 @@
 // deploy zone is a double (its own tests use OpenBao). What the change did is read back through the
 // gateway's status endpoint and the stand-in's REST state.
 import type { Client } from '@temporalio/client';
-import type { Worker } from '@temporalio/worker';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseConfig } from '../../src/config/load.ts';
-import type { FoureyesConfig } from '../../src/config/schema.ts';
-import { createGateway } from '../../src/gateway/app.ts';
-import { GitHubStandin, startGitHubStandin, type RunningStandin } from '../../src/github-standin/index.ts';
-import { generateSigningKey, type SigningKey } from '../../src/shared/approval-signature.ts';
-import { zoneQueue } from '../../src/shared/task-queues.ts';
+import { GitHubStandin, type RunningStandin } from '../../src/github-standin/index.ts';
 import type { ChangeStatus, DeployInput, DeployReport, VerifyReport } from '../../src/shared/types.ts';
-import { ZONES } from '../../src/workers/zones.ts';
-import { testClient, testWorker, uniquePullNumberBase, uniqueQueue } from '../helpers/temporal.ts';
+import { startGatewayStack, type GatewayStack } from '../helpers/gateway-stack.ts';
 
 const SECRET = randomBytes(20).toString('hex');
-let dataDir: string;
+let stack: GatewayStack;
 let github: RunningStandin;
-let gateway: Server;
 let gatewayUrl: string;
 let client: Client;
-let workers: Worker[] = [];
-let running: Array<Promise<void>> = [];
-let key: SigningKey;
-let config: FoureyesConfig;
-let taskQueue: string;
-let gatewayEnv: NodeJS.ProcessEnv;
 const changes: string[] = [];
 
 function configYaml(remote: string): string {
@@ -77,45 +59,30 @@ const deployDouble = {
 };
 
 beforeAll(async () => {
-  dataDir = mkdtempSync(join(tmpdir(), 'foureyes-webhook-'));
-  github = await startGitHubStandin({ dataDir: join(dataDir, 'github') });
-  for (const login of ['sam-dev', 'alex-reviewer', 'jo-platform']) github.standin.addUser({ login, email: `${login.split('-')[0]}@example.com` });
-  github.standin.createRepo({ fullName: 'acme/shop', firstPullNumber: uniquePullNumberBase(), files: { 'README.md': 'shop\n', 'deploy/prod.sh': 'echo deploy\n' } });
-  github.standin.createRepo({ fullName: 'other/repo', firstPullNumber: uniquePullNumberBase() });
-  const app = github.standin.addApp({ slug: 'foureyes' });
-  const appEnv = { GITHUB_API_URL: github.url, GITHUB_APP_ID: String(app.appId), GITHUB_PRIVATE_KEY: app.privateKey };
-  config = parseConfig(configYaml(github.standin.remoteOf('acme/shop')), 'test.yaml');
-  key = generateSigningKey();
-  taskQueue = uniqueQueue('webhook');
-  client = await testClient();
-  workers = [
-    await testWorker({ taskQueue, workflows: true, activities: await ZONES.orchestrator.createActivities(() => config, { FOUREYES_APPROVAL_PUBLIC_KEYS: key.publicKey, ...appEnv }) }),
-    await testWorker({ taskQueue: zoneQueue(taskQueue, 'checks'), activities: await ZONES.checks.createActivities(() => config, {}) }),
-    await testWorker({ taskQueue: zoneQueue(taskQueue, 'deploy'), activities: deployDouble }),
-  ];
-  running = workers.map((w) => w.run());
-  gatewayEnv = { FOUREYES_APPROVAL_SIGNING_KEY: key.privateKey, GITHUB_WEBHOOK_SECRET: SECRET, FOUREYES_TASK_QUEUE: taskQueue, ...appEnv };
-  gateway = await startGateway();
-  gatewayUrl = `http://127.0.0.1:${(gateway.address() as AddressInfo).port}`;
+  const app: { appId?: number; privateKey?: string } = {};
+  const appEnv = (s: GatewayStack) => {
+    if (app.appId === undefined) Object.assign(app, s.github.standin.addApp({ slug: 'foureyes' }));
+    return { GITHUB_APP_ID: String(app.appId), GITHUB_PRIVATE_KEY: app.privateKey as string };
+  };
+  stack = await startGatewayStack({
+    name: 'webhook',
+    configYaml,
+    users: ['sam-dev', 'alex-reviewer', 'jo-platform'],
+    repoFiles: { 'README.md': 'shop\n', 'deploy/prod.sh': 'echo deploy\n' },
+    otherRepos: ['other/repo'],
+    gatewayEnv: (s) => ({ GITHUB_WEBHOOK_SECRET: SECRET, ...appEnv(s) }),
+    orchestratorEnv: appEnv,
+    deployActivities: deployDouble,
+  });
+  ({ github, gatewayUrl, client } = stack);
   github.standin.setWebhook(`${gatewayUrl}/webhooks/github`, SECRET);
 });
 
 afterAll(async () => {
-  await Promise.all(changes.map((c) => client.workflow.getHandle(`change:${c}`).terminate('test over').catch(() => undefined)));
-  await new Promise<void>((resolve) => (gateway ? gateway.close(() => resolve()) : resolve()));
-  gateway?.closeAllConnections();
-  for (const w of workers) w.shutdown();
-  await Promise.all(running);
-  await client?.connection.close();
-  await github?.stop();
-  rmSync(dataDir, { recursive: true, force: true });
+  await Promise.all(changes.map((c) => client?.workflow.getHandle(`change:${c}`).terminate('test over').catch(() => undefined)));
+  await stack?.stop();
 });
 
-async function startGateway(): Promise<Server> {
-  const server = createGateway({ client, config: () => config, env: gatewayEnv });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return server;
-}
 
 async function post(body: string, headers: Record<string, string>, url = `${gatewayUrl}/webhooks/github`): Promise<{ status: number; json: Record<string, unknown> }> {
   const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body });
@@ -190,7 +157,7 @@ describe('POST /webhooks/github', () => {
     // restarted gateway (no memory) forwards it.
     const eventsBefore = waiting.timeline.length;
     expect(await github.standin.sendDelivery(opened.delivery.id)).toBe(202);
-    const restarted = await startGateway();
+    const restarted = await stack.startGateway();
     try {
       const again = await post(opened.delivery.body, signed(opened.delivery.body, 'pull_request', opened.delivery.id), `http://127.0.0.1:${(restarted.address() as AddressInfo).port}/webhooks/github`);
       expect(again.status).toBe(202);
@@ -341,7 +308,7 @@ describe('POST /webhooks/github: commits looked up by the orchestrator, after th
     const before = await status(number);
     const lookedUp = lookUps(number).length;
     expect(await github.standin.sendDelivery(second.delivery.id)).toBe(202);
-    const restarted = await startGateway();
+    const restarted = await stack.startGateway();
     try {
       const url = `http://127.0.0.1:${(restarted.address() as AddressInfo).port}/webhooks/github`;
       for (const d of [first.delivery, second.delivery]) expect((await post(d.body, signed(d.body, 'pull_request', d.id), url)).status).toBe(202);

@@ -3,42 +3,26 @@
 // this process, on a real port) verifies them with jose and signs the claim; the real changeWorkflow on the
 // shared Temporal dev server decides; the real checks zone fetches the head from the GitHub stand-in.
 import type { Client, WorkflowHandle } from '@temporalio/client';
-import type { Worker } from '@temporalio/worker';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../../src/config/load.ts';
-import type { FoureyesConfig } from '../../../src/config/schema.ts';
-import { createGateway } from '../../../src/gateway/app.ts';
 import { verifyTeamsRequest } from '../../../src/gateway/approvals/teams.ts';
-import { startGitHubStandin, type RunningStandin } from '../../../src/github-standin/index.ts';
-import { generateSigningKey } from '../../../src/shared/approval-signature.ts';
-import { zoneQueue } from '../../../src/shared/task-queues.ts';
+import type { RunningStandin } from '../../../src/github-standin/index.ts';
 import type { ChangeStatus, PullRequestEvent } from '../../../src/shared/types.ts';
 import { startTeamsStandin, type TeamsReply, type TeamsStandin } from '../../../src/teams-standin/server.ts';
-import { ZONES } from '../../../src/workers/zones.ts';
 import { pullRequestSignal, statusQuery } from '../../../src/workflows/definitions.ts';
-import { testClient, testWorker, uniquePullNumberBase, uniqueQueue } from '../../helpers/temporal.ts';
+import { startGatewayStack, type GatewayStack } from '../../helpers/gateway-stack.ts';
 
 const sam = { aadObjectId: '5a3d0c1e-0000-4000-8000-00000000a001', name: 'Sam' };
 const alex = { aadObjectId: '5a3d0c1e-0000-4000-8000-00000000a002', name: 'Alex' };
 const jo = { aadObjectId: '5A3D0C1E-0000-4000-8000-00000000A003', name: 'Jo' };
 const stranger = { aadObjectId: '5a3d0c1e-0000-4000-8000-00000000ffff', name: 'Mallory' };
 
-let dataDir: string;
+let stack: GatewayStack;
 let github: RunningStandin;
 let teams: TeamsStandin;
-let gateway: Server;
 let client: Client;
-let workers: Worker[] = [];
-let running: Array<Promise<void>> = [];
-let config: FoureyesConfig;
 let taskQueue: string;
-const handles: WorkflowHandle[] = [];
 
 function configYaml(remote: string): string {
   return `
@@ -63,42 +47,25 @@ repositories:
 }
 
 beforeAll(async () => {
-  dataDir = mkdtempSync(join(tmpdir(), 'foureyes-teams-'));
-  github = await startGitHubStandin({ dataDir: join(dataDir, 'github') });
-  const botToken = github.standin.addUser({ login: 'foureyes-bot', email: 'bot@example.com' }).token;
-  for (const login of ['sam-dev', 'alex-reviewer', 'jo-platform']) github.standin.addUser({ login, email: `${login.split('-')[0]}@example.com` });
-  github.standin.createRepo({ fullName: 'acme/shop', firstPullNumber: uniquePullNumberBase() });
-  config = parseConfig(configYaml(github.standin.remoteOf('acme/shop')), 'test.yaml');
-  const key = generateSigningKey();
-  taskQueue = uniqueQueue('teams');
-  client = await testClient();
-
-  // The stand-in needs the gateway's URL and the gateway needs the stand-in's metadata URL: the gateway
-  // reads its env per request, so it is filled in once both listen.
-  const env: NodeJS.ProcessEnv = { FOUREYES_APPROVAL_SIGNING_KEY: key.privateKey, GITHUB_API_URL: github.url, FOUREYES_TASK_QUEUE: taskQueue };
-  gateway = createGateway({ client, config: () => config, env });
-  await new Promise<void>((resolve) => gateway.listen(0, '127.0.0.1', resolve));
-  teams = await startTeamsStandin({ gatewayUrl: `http://127.0.0.1:${(gateway.address() as AddressInfo).port}` });
-  Object.assign(env, { TEAMS_APP_ID: teams.appId, TEAMS_TENANT_ID: teams.tenantId, TEAMS_OPENID_METADATA_URL: teams.openIdMetadataUrl });
-
-  const orchestratorEnv = { FOUREYES_APPROVAL_PUBLIC_KEYS: key.publicKey, GITHUB_API_URL: github.url, GITHUB_TOKEN: botToken };
-  workers = [
-    await testWorker({ taskQueue, workflows: true, activities: await ZONES.orchestrator.createActivities(() => config, orchestratorEnv) }),
-    await testWorker({ taskQueue: zoneQueue(taskQueue, 'checks'), activities: await ZONES.checks.createActivities(() => config, {}) }),
-  ];
-  running = workers.map((w) => w.run());
+  stack = await startGatewayStack({
+    name: 'teams',
+    configYaml,
+    users: ['foureyes-bot', 'sam-dev', 'alex-reviewer', 'jo-platform'],
+    orchestratorEnv: (s) => ({ GITHUB_TOKEN: s.tokens['foureyes-bot'] }),
+    // The stand-in needs the gateway's URL and the gateway needs the stand-in's metadata URL: the gateway
+    // reads its env per request, so it is filled in once both listen.
+    beforeWorkers: async (s) => {
+      teams = await startTeamsStandin({ gatewayUrl: s.gatewayUrl });
+      s.onStop(() => teams.close());
+      Object.assign(s.gatewayEnv, { TEAMS_APP_ID: teams.appId, TEAMS_TENANT_ID: teams.tenantId, TEAMS_OPENID_METADATA_URL: teams.openIdMetadataUrl });
+      return {};
+    },
+  });
+  ({ github, client, taskQueue } = stack);
 });
 
 afterAll(async () => {
-  await Promise.all(handles.map((h) => h.terminate('test over').catch(() => undefined)));
-  await teams?.close();
-  await new Promise<void>((resolve) => (gateway ? gateway.close(() => resolve()) : resolve()));
-  gateway?.closeAllConnections();
-  for (const w of workers) w.shutdown();
-  await Promise.all(running);
-  await client?.connection.close();
-  await github?.stop();
-  rmSync(dataDir, { recursive: true, force: true });
+  await stack?.stop();
 });
 
 /** Sam opens a pull request on the GitHub stand-in; the change starts as the webhook would start it. */
@@ -108,7 +75,7 @@ async function openChange(title = 'Speed up checkout'): Promise<{ change: string
   const commits = github.standin.pullCommits(pull).map((c) => ({ sha: c.sha, author: { email: c.author.email, name: c.author.name }, committer: { email: c.committer.email, name: c.committer.name }, message: c.message }));
   const event: PullRequestEvent = { kind: 'opened', deliveryId: randomBytes(8).toString('hex'), headSha: pull.headSha, updatedAt: pull.updatedAt, author: pull.author, title: pull.title, baseRef: pull.baseRef, headRef: pull.headRef, commits };
   const handle = await client.workflow.signalWithStart('changeWorkflow', { workflowId: `change:${change}`, taskQueue, args: [{ change }], signal: pullRequestSignal, signalArgs: [event] });
-  handles.push(handle);
+  stack.track(handle);
   await waitForStage(handle, 'awaiting-approval');
   return { change, head: pull.headSha, handle };
 }

@@ -1,0 +1,128 @@
+// What the gateway's end-to-end tests stand on: the GitHub stand-in (users, acme/shop), the configuration
+// pointing at its git remote, the gateway in this process on a real port, and the real orchestrator zone
+// (the bundled changeWorkflow) and checks zone on the shared Temporal dev server, each test file on its own
+// task queue. stop() ends what it started, terminating the changes the file tracked.
+import type { Client, WorkflowHandle } from '@temporalio/client';
+import type { Worker } from '@temporalio/worker';
+import { mkdtempSync, rmSync } from 'node:fs';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseConfig } from '../../src/config/load.ts';
+import type { FoureyesConfig } from '../../src/config/schema.ts';
+import { createGateway } from '../../src/gateway/app.ts';
+import { startGitHubStandin, type RunningStandin } from '../../src/github-standin/index.ts';
+import { generateSigningKey, type SigningKey } from '../../src/shared/approval-signature.ts';
+import { zoneQueue } from '../../src/shared/task-queues.ts';
+import { ZONES } from '../../src/workers/zones.ts';
+import { testClient, testWorker, uniquePullNumberBase, uniqueQueue } from './temporal.ts';
+
+export interface GatewayStackOptions {
+  /** Names the temp dir and the task queue. */
+  name: string;
+  /** The configuration, given the stand-in's git remote of acme/shop. */
+  configYaml: (remote: string) => string;
+  /** GitHub logins to create; `sam-dev` gets the e-mail sam@example.com. */
+  users: string[];
+  /** Files of acme/shop's first commit. */
+  repoFiles?: Record<string, string>;
+  /** More repositories on the stand-in, with nothing in them. */
+  otherRepos?: string[];
+  /** The gateway's environment beyond the signing key, the task queue and GITHUB_API_URL. */
+  gatewayEnv?: (stack: GatewayStack) => NodeJS.ProcessEnv;
+  /** Runs once the gateway listens, before the workers start (channel stand-ins that need its URL); returns orchestrator environment. */
+  beforeWorkers?: (stack: GatewayStack) => Promise<NodeJS.ProcessEnv>;
+  /** The orchestrator's environment beyond the approval public key and GITHUB_API_URL. */
+  orchestratorEnv?: (stack: GatewayStack) => NodeJS.ProcessEnv;
+  /** Activities of a deploy zone double; without them no deploy worker runs. */
+  deployActivities?: object;
+}
+
+export interface GatewayStack {
+  dataDir: string;
+  github: RunningStandin;
+  /** Personal access tokens of the users, by login. */
+  tokens: Record<string, string>;
+  config: FoureyesConfig;
+  key: SigningKey;
+  taskQueue: string;
+  client: Client;
+  gateway: Server;
+  gatewayUrl: string;
+  /** The gateway's environment; the gateway reads it per request, so later changes apply. */
+  gatewayEnv: NodeJS.ProcessEnv;
+  /** Another gateway on the same client, config and environment (a restart). */
+  startGateway(): Promise<Server>;
+  /** Terminated by stop(). */
+  track(handle: WorkflowHandle): WorkflowHandle;
+  /** Closed by stop(), before the gateway. */
+  onStop(close: () => Promise<void>): void;
+  stop(): Promise<void>;
+}
+
+export async function startGatewayStack(options: GatewayStackOptions): Promise<GatewayStack> {
+  const dataDir = mkdtempSync(join(tmpdir(), `foureyes-${options.name}-`));
+  const github = await startGitHubStandin({ dataDir: join(dataDir, 'github') });
+  const tokens: Record<string, string> = {};
+  for (const login of options.users) tokens[login] = github.standin.addUser({ login, email: `${login.split('-')[0]}@example.com` }).token;
+  github.standin.createRepo({ fullName: 'acme/shop', firstPullNumber: uniquePullNumberBase(), ...(options.repoFiles ? { files: options.repoFiles } : {}) });
+  for (const fullName of options.otherRepos ?? []) github.standin.createRepo({ fullName, firstPullNumber: uniquePullNumberBase() });
+  const config = parseConfig(options.configYaml(github.standin.remoteOf('acme/shop')), 'test.yaml');
+  const key = generateSigningKey();
+  const taskQueue = uniqueQueue(options.name);
+  const client = await testClient();
+  const handles: WorkflowHandle[] = [];
+  const closers: Array<() => Promise<void>> = [];
+  const workers: Worker[] = [];
+  const running: Array<Promise<void>> = [];
+
+  const stack: GatewayStack = {
+    dataDir,
+    github,
+    tokens,
+    config,
+    key,
+    taskQueue,
+    client,
+    gateway: undefined as unknown as Server,
+    gatewayUrl: '',
+    gatewayEnv: { FOUREYES_APPROVAL_SIGNING_KEY: key.privateKey, GITHUB_API_URL: github.url, FOUREYES_TASK_QUEUE: taskQueue },
+    async startGateway() {
+      const server = createGateway({ client, config: () => config, env: stack.gatewayEnv });
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      return server;
+    },
+    track(handle) {
+      handles.push(handle);
+      return handle;
+    },
+    onStop(close) {
+      closers.push(close);
+    },
+    async stop() {
+      await Promise.all(handles.map((h) => h.terminate('test over').catch(() => undefined)));
+      for (const close of closers) await close();
+      const gateway = stack.gateway as Server | undefined;
+      await new Promise<void>((resolve) => (gateway ? gateway.close(() => resolve()) : resolve()));
+      gateway?.closeAllConnections();
+      for (const w of workers) w.shutdown();
+      await Promise.all(running);
+      await client.connection.close();
+      await github.stop();
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+  Object.assign(stack.gatewayEnv, options.gatewayEnv?.(stack));
+  stack.gateway = await stack.startGateway();
+  stack.gatewayUrl = `http://127.0.0.1:${(stack.gateway.address() as AddressInfo).port}`;
+  const channelEnv = (await options.beforeWorkers?.(stack)) ?? {};
+  const orchestratorEnv = { FOUREYES_APPROVAL_PUBLIC_KEYS: key.publicKey, GITHUB_API_URL: github.url, ...options.orchestratorEnv?.(stack), ...channelEnv };
+  workers.push(
+    await testWorker({ taskQueue, workflows: true, activities: await ZONES.orchestrator.createActivities(() => config, orchestratorEnv) }),
+    await testWorker({ taskQueue: zoneQueue(taskQueue, 'checks'), activities: await ZONES.checks.createActivities(() => config, {}) }),
+  );
+  if (options.deployActivities) workers.push(await testWorker({ taskQueue: zoneQueue(taskQueue, 'deploy'), activities: options.deployActivities }));
+  running.push(...workers.map((w) => w.run()));
+  return stack;
+}
