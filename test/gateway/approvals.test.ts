@@ -12,7 +12,7 @@ import { generateSigningKey } from '../../src/shared/approval-signature.ts';
 import type { ApprovalOutcome, ChangeStatus, PullRequestEvent, SignedApproval } from '../../src/shared/types.ts';
 import { startSlackStandin, type SlackStandin } from '../../src/slack-standin/server.ts';
 import { approvalSignal, approvalUpdate, pullRequestSignal, statusQuery } from '../../src/workflows/definitions.ts';
-import { startGatewayStack, type GatewayStack } from '../helpers/gateway-stack.ts';
+import { startGatewayStack, threePeopleConfig, type GatewayStack } from '../helpers/gateway-stack.ts';
 
 const SLACK_SECRET = randomBytes(20).toString('hex');
 const sam = { id: 'U0SAMDEV1', name: 'sam' };
@@ -28,25 +28,7 @@ let taskQueue: string;
 let tokens: Record<string, string>;
 
 function configYaml(remote: string): string {
-  return `
-people:
-  - { github: sam-dev, slack: U0SAMDEV1, emails: [sam@example.com] }
-  - { github: alex-reviewer, slack: U0ALEXRV1, emails: [alex@example.com] }
-  - { github: jo-platform, slack: U0JOPLAT1, emails: [jo@example.com] }
-teams:
-  platform: [jo-platform, alex-reviewer]
-environments:
-  - name: staging
-    deploy: { run: "true", timeout: 60s }
-    approval: { required: 1, expiry: 1h }
-  - name: production
-    deploy: { run: "true", timeout: 60s }
-    approval: { required: 1, eligible: [team:platform], expiry: 1h, confirm: true }
-repositories:
-  - name: acme/shop
-    remote: ${JSON.stringify(remote)}
-    checks: [{ name: unit, run: "true", timeout: 60s }]
-`;
+  return threePeopleConfig(remote, { channels: { 'sam-dev': 'slack: U0SAMDEV1', 'alex-reviewer': 'slack: U0ALEXRV1', 'jo-platform': 'slack: U0JOPLAT1' }, production: 'confirm: true' });
 }
 
 beforeAll(async () => {

@@ -10,7 +10,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GitHubStandin, type RunningStandin } from '../../src/github-standin/index.ts';
 import type { ChangeStatus, DeployInput, DeployReport, VerifyReport } from '../../src/shared/types.ts';
-import { startGatewayStack, type GatewayStack } from '../helpers/gateway-stack.ts';
+import { startGatewayStack, threePeopleConfig, type GatewayStack } from '../helpers/gateway-stack.ts';
 
 const SECRET = randomBytes(20).toString('hex');
 let stack: GatewayStack;
@@ -20,27 +20,7 @@ let client: Client;
 const changes: string[] = [];
 
 function configYaml(remote: string): string {
-  return `
-people:
-  - { github: sam-dev, emails: [sam@example.com] }
-  - { github: alex-reviewer, emails: [alex@example.com] }
-  - { github: jo-platform, emails: [jo@example.com] }
-teams:
-  platform: [jo-platform, alex-reviewer]
-environments:
-  - name: staging
-    deploy: { run: "true", timeout: 60s }
-    approval: { required: 1, expiry: 1h }
-  - name: production
-    deploy: { run: "true", timeout: 60s }
-    approval: { required: 1, eligible: [team:platform], expiry: 1h }
-repositories:
-  - name: acme/shop
-    remote: ${JSON.stringify(remote)}
-    checks: [{ name: unit, run: "true", timeout: 60s }]
-    policyOwners: [jo-platform]
-    merge: true
-`;
+  return threePeopleConfig(remote, { repository: ['policyOwners: [jo-platform]', 'merge: true'] });
 }
 
 /** The deploy zone's double: records what it was asked to do. */

@@ -18,6 +18,38 @@ import { zoneQueue } from '../../src/shared/task-queues.ts';
 import { ZONES } from '../../src/workers/zones.ts';
 import { testClient, testWorker, uniquePullNumberBase, uniqueQueue } from './temporal.ts';
 
+/**
+ * The configuration the gateway tests share: sam-dev develops; alex-reviewer and jo-platform (team platform)
+ * review; staging needs one approval, production one from platform. `channels` adds each person's chat
+ * identity (e.g. `slack: U0SAMDEV1`), `production` more approval settings, `repository` more repository lines.
+ */
+export function threePeopleConfig(remote: string, options: { channels?: Partial<Record<'sam-dev' | 'alex-reviewer' | 'jo-platform', string>>; production?: string; repository?: string[] } = {}): string {
+  const person = (login: 'sam-dev' | 'alex-reviewer' | 'jo-platform') => {
+    const channel = options.channels?.[login];
+    return `  - { github: ${login}, ${channel ? `${channel}, ` : ''}emails: [${login.split('-')[0]}@example.com] }`;
+  };
+  return `
+people:
+${person('sam-dev')}
+${person('alex-reviewer')}
+${person('jo-platform')}
+teams:
+  platform: [jo-platform, alex-reviewer]
+environments:
+  - name: staging
+    deploy: { run: "true", timeout: 60s }
+    approval: { required: 1, expiry: 1h }
+  - name: production
+    deploy: { run: "true", timeout: 60s }
+    approval: { required: 1, eligible: [team:platform], expiry: 1h${options.production ? `, ${options.production}` : ''} }
+repositories:
+  - name: acme/shop
+    remote: ${JSON.stringify(remote)}
+    checks: [{ name: unit, run: "true", timeout: 60s }]
+${(options.repository ?? []).map((line) => `    ${line}
+`).join('')}`;
+}
+
 export interface GatewayStackOptions {
   /** Names the temp dir and the task queue. */
   name: string;

@@ -11,7 +11,7 @@ import type { RunningStandin } from '../../../src/github-standin/index.ts';
 import type { ChangeStatus, PullRequestEvent } from '../../../src/shared/types.ts';
 import { startTeamsStandin, type TeamsReply, type TeamsStandin } from '../../../src/teams-standin/server.ts';
 import { pullRequestSignal, statusQuery } from '../../../src/workflows/definitions.ts';
-import { startGatewayStack, type GatewayStack } from '../../helpers/gateway-stack.ts';
+import { startGatewayStack, threePeopleConfig, type GatewayStack } from '../../helpers/gateway-stack.ts';
 
 const sam = { aadObjectId: '5a3d0c1e-0000-4000-8000-00000000a001', name: 'Sam' };
 const alex = { aadObjectId: '5a3d0c1e-0000-4000-8000-00000000a002', name: 'Alex' };
@@ -25,25 +25,8 @@ let client: Client;
 let taskQueue: string;
 
 function configYaml(remote: string): string {
-  return `
-people:
-  - { github: sam-dev, teams: ${sam.aadObjectId}, emails: [sam@example.com] }
-  - { github: alex-reviewer, teams: ${alex.aadObjectId}, emails: [alex@example.com] }
-  - { github: jo-platform, teams: ${jo.aadObjectId.toLowerCase()}, emails: [jo@example.com] }
-teams:
-  platform: [jo-platform, alex-reviewer]
-environments:
-  - name: staging
-    deploy: { run: "true", timeout: 60s }
-    approval: { required: 1, expiry: 1h }
-  - name: production
-    deploy: { run: "true", timeout: 60s }
-    approval: { required: 1, eligible: [team:platform], expiry: 1h, confirm: true }
-repositories:
-  - name: acme/shop
-    remote: ${JSON.stringify(remote)}
-    checks: [{ name: unit, run: "true", timeout: 60s }]
-`;
+  // jo's object ID in lower case: the gateway matches Entra IDs case-insensitively.
+  return threePeopleConfig(remote, { channels: { 'sam-dev': `teams: ${sam.aadObjectId}`, 'alex-reviewer': `teams: ${alex.aadObjectId}`, 'jo-platform': `teams: ${jo.aadObjectId.toLowerCase()}` }, production: 'confirm: true' });
 }
 
 beforeAll(async () => {
