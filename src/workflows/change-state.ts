@@ -230,8 +230,13 @@ export function receiveApproval(state: ChangeState, policy: ChangePolicy, signed
   // The signature covers the claim exactly as sent; the record keeps the sanitized copy.
   const signatureOk = verifySignedApproval(signed, policy.approvalKeys);
   const unknownCommits = signatureOk && claim.decision === 'approve' && state.commitsUnknown !== undefined && state.commitsUnknown === state.headSha && claim.sha === state.headSha;
+  // A push the gateway acknowledged voids the head at once, not only once its commits are read: until then
+  // no approval counts, neither of the old head nor of the new one (its initiators are not known yet).
+  const pushedHead = signatureOk && claim.decision === 'approve' ? state.pendingEvents?.map((e) => e.headSha).filter((sha) => sha !== state.headSha).at(-1) : undefined;
   const decision = unknownCommits
     ? { counted: false, reason: `the commits of ${shortSha(state.headSha)} could not be read from GitHub, so who initiated them is unknown: nobody can approve this head; push again or close and reopen the pull request`, environments: [] }
+    : pushedHead !== undefined
+    ? { counted: false, reason: `${shortSha(pushedHead)} was just pushed and its commits are being read from GitHub: ${claim.sha === pushedHead ? 'approve again in a moment, once status shows it as the head' : `${shortSha(claim.sha)} is no longer the head; review ${shortSha(pushedHead)}`}`, environments: [] }
     : signatureOk
     ? decideClaim(claim, { policy, change: state.change, headSha: state.headSha, initiators: state.initiators, now, nonceSeen: (n) => state.nonces.includes(n) })
     : { counted: false, reason: SIGNATURE_REFUSAL, environments: [] };

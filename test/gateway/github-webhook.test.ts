@@ -244,7 +244,7 @@ describe('POST /webhooks/github: commits looked up by the orchestrator, after th
       expect(waiting.headSha).toBe(head);
       expect(waiting.initiators).toEqual(expect.arrayContaining(['sam-dev', 'alex-reviewer']));
       expect(waiting.approvals.map((a) => a.counted)).toEqual([false]);
-      expect(waiting.approvals[0]!.reason).toMatch(/approval names .* but the head is|alex-reviewer is an initiator/);
+      expect(waiting.approvals[0]!.reason).toMatch(/was just pushed and its commits are being read from GitHub: approve again in a moment|approval names .* but the head is|alex-reviewer is an initiator/);
       // The orchestrator made the look-ups, after the answer.
       expect(lookUps(number).map((r) => r.path.split('/').at(-1)).sort()).toEqual(['commits', 'files']);
       expect(lookUps(number).every((r) => r.answeredAt > answeredAt)).toBe(true);
@@ -257,6 +257,30 @@ describe('POST /webhooks/github: commits looked up by the orchestrator, after th
     expect(refused.approvals[1]).toMatchObject({ counted: false, reason: expect.stringMatching(/alex-reviewer is an initiator \(.*author of commit/) });
     expect(refused.stage).toBe('awaiting-approval');
     expect(deployed.some((d) => d.sha === head)).toBe(false);
+  });
+
+  it('a push voids the head as soon as it is acknowledged: an approval of the old head while its commits are read is refused and nothing of it deploys', async () => {
+    const opened = await github.standin.openPullRequest({ repo: 'acme/shop', author: 'sam-dev', title: 'Pushed under review', commits: [{ message: 'one' }] });
+    const number = opened.pull.number;
+    const oldHead = opened.pull.headSha;
+    changes.push(`acme/shop#${number}`);
+    await until(number, 'awaiting approval', (s) => s.stage === 'awaiting-approval' && s.headSha === oldHead);
+    const pushed = await github.standin.pushCommits({ repo: 'acme/shop', number, pusher: 'sam-dev', commits: [{ message: 'two' }], deliver: false });
+    const newHead = pushed.pull.headSha;
+    // The look-up of the push answers 3 s late; alex approves the old head in the meantime.
+    const release = holdLookUps(number, { delayMs: 3000, remaining: 2 });
+    try {
+      expect(await github.standin.sendDelivery(pushed.delivery.id)).toBe(202);
+      expect((await github.standin.submitReview({ repo: 'acme/shop', number, reviewer: 'alex-reviewer', event: 'APPROVE', commitId: oldHead })).status).toBe(202);
+      const refused = await until(number, 'the approval decided', (s) => s.approvals.length >= 1);
+      expect(refused.headSha).toBe(oldHead);
+      expect(refused.approvals[0]).toMatchObject({ counted: false, reason: expect.stringMatching(new RegExp(`${newHead.slice(0, 7)}.* was just pushed and its commits are being read from GitHub: ${oldHead.slice(0, 7)}.* is no longer the head`)) });
+    } finally {
+      release();
+    }
+    const moved = await until(number, 'the new head awaiting approval', (s) => s.headSha === newHead && s.stage === 'awaiting-approval');
+    expect(moved.approvals.filter((a) => a.counted)).toEqual([]);
+    expect(deployed.some((d) => d.sha === oldHead)).toBe(false);
   });
 
   it('two synchronize events in quick succession are applied in arrival order; a redelivery is a no-op that looks nothing up', async () => {
