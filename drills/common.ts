@@ -4,6 +4,7 @@
 import { Worker } from '@temporalio/worker';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ChangeStatus } from '../src/shared/types.ts';
+import { untracedWorkflowSinks } from '../src/workers/tracing.ts';
 import { REPO, type DrillStack } from './stack.ts';
 
 export interface DrillResult {
@@ -91,8 +92,7 @@ export async function replayAll(stack: DrillStack, numbers: number[]): Promise<s
     for await (const run of runs) histories.push({ workflowId: `${run.workflowId} ${run.runId}`, history: await stack.client.workflow.getHandle(run.workflowId, run.runId).fetchHistory() });
   }
   const failures: string[] = [];
-  const sinks = { exporter: { export: { fn: () => {} } } };
-  for await (const result of Worker.runReplayHistories({ workflowBundle: { code: stack.workflowBundleCode }, replayName: 'drill-replay', sinks }, histories)) {
+  for await (const result of Worker.runReplayHistories({ workflowBundle: { code: stack.workflowBundleCode }, replayName: 'drill-replay', sinks: untracedWorkflowSinks }, histories)) {
     if (result.error) failures.push(`${result.workflowId}: ${result.error.message.slice(0, 200)}`);
   }
   return failures;

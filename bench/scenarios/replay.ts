@@ -5,7 +5,8 @@
 // against the bare baseline's. Replays run one after another on one core.
 import * as ed from '@noble/ed25519';
 import { Worker } from '@temporalio/worker';
-import type { temporal } from '@temporalio/proto';
+// CommonJS package: its named exports are not visible to Node's ESM loader.
+import proto from '@temporalio/proto';
 import { canonicalJson, generateSigningKey, signClaim, verifyWithoutBaseTable } from '../../src/shared/approval-signature.ts';
 import { readBundle } from '../../src/workers/bundle.ts';
 import { untracedWorkflowSinks } from '../../src/workers/tracing.ts';
@@ -13,17 +14,16 @@ import { bareInputLike, deliverOne, sha, startBenchEnv } from '../env.ts';
 import { fmt, ratio, summarize, table } from '../stats.ts';
 import { say, type Scenario } from './types.ts';
 
-type History = temporal.api.history.v1.IHistory;
+type History = proto.temporal.api.history.v1.IHistory;
 
-const WORKFLOW_TASK_STARTED = 'EVENT_TYPE_WORKFLOW_TASK_STARTED';
+const WORKFLOW_TASK_STARTED = proto.temporal.api.enums.v1.EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED;
 
 /** The history each workflow task of the run was handed: every event up to and including its WorkflowTaskStarted. */
 function taskPrefixes(history: History): History[] {
   const events = history.events ?? [];
   const prefixes: History[] = [];
   events.forEach((event, i) => {
-    const type = typeof event.eventType === 'string' ? event.eventType : String(event.eventType);
-    if (type === WORKFLOW_TASK_STARTED || event.eventType === 6) prefixes.push({ events: events.slice(0, i + 1) });
+    if (event.eventType === WORKFLOW_TASK_STARTED) prefixes.push({ events: events.slice(0, i + 1) });
   });
   return prefixes;
 }
