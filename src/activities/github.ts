@@ -8,16 +8,26 @@
 // - confirmReviews: re-reads the reviews and confirms that every approval through the `github` channel still
 //   stands (APPROVED, same commit, not dismissed) and that the head has not moved.
 // - mergePullRequest: merges with the `sha` guard when the repository's `merge` switch is on.
-// - lookUpPullRequestChanges: reads the commits and changed files of a pull request (for events the gateway
-//   recorded without them); read-only, so retries are harmless.
+// - lookUpPullRequest: the pull request as GitHub shows it now (head, base, every commit and file, or why not
+//   all), for each signed event the workflow applies; read-only, so retries are harmless.
+// - confirmDelivery: just before each deploy, the policy in force, the pull request's state, head and base,
+//   and whether the approving GitHub reviews still stand.
+// - lookUpPullRequestChanges: commits and files only (runs started before core v2).
 import { ApplicationFailure } from '@temporalio/activity';
 import type { Octokit } from '@octokit/rest';
 import type { FoureyesConfig } from '../config/schema.ts';
 import { parseChangeRef, workflowIdFor, type ChangeRef } from '../shared/change-ref.ts';
-import type { ApprovalRecord, ChangeStatus, CommitInfo, EnvironmentStatus } from '../shared/types.ts';
+import type { ApprovalRecord, ChangePolicy, ChangeStatus, CommitInfo, EnvironmentStatus, PullRequestFacts } from '../shared/types.ts';
 import { createGitHubClients, GitHubConfigError, RateLimitedError, type GitHubClients } from './github-client.ts';
 import { policyFor } from './policy.ts';
-import { fetchPullRequestChanges } from './pull-request-changes.ts';
+import { fetchPullRequest, fetchPullRequestChanges } from './pull-request-changes.ts';
+
+/** Just before a deploy: the policy in force now, the pull request as GitHub has it, and whether its approving reviews stand. */
+export interface DeliveryConfirmation {
+  policy: ChangePolicy;
+  pull: { state: 'open' | 'closed'; headSha: string; baseRef: string };
+  reviews: { ok: boolean; reason: string };
+}
 
 export const SUMMARY_MARKER = '<!-- foureyes:summary -->';
 export const CHECK_PREFIX = 'foureyes / ';
@@ -160,7 +170,7 @@ function toFailure(error: unknown): unknown {
   return error;
 }
 
-export function createGitHubActivities(getConfig: () => FoureyesConfig, env: NodeJS.ProcessEnv) {
+export function createGitHubActivities(getConfig: () => FoureyesConfig, env: NodeJS.ProcessEnv, approvalKeys: string[] = []) {
   let clients: GitHubClients | undefined;
   const github = () => (clients ??= createGitHubClients(env));
   const wrap =
@@ -277,6 +287,29 @@ export function createGitHubActivities(getConfig: () => FoureyesConfig, env: Nod
         if (review.commit_id !== sha) return { ok: false, reason: `review ${id} approves ${String(review.commit_id).slice(0, 7)}, not ${sha.slice(0, 7)}` };
       }
       return { ok: true, reason: `${reviewIds.length} review(s) still approve ${sha.slice(0, 7)}` };
+    }),
+
+    lookUpPullRequest: wrap(async ({ change }: { change: string }): Promise<PullRequestFacts> => {
+      const ref = parseChangeRef(change);
+      const octokit = await github().forRepo(ref.owner, ref.repo);
+      return fetchPullRequest(octokit, ref.owner, ref.repo, ref.number);
+    }),
+
+    confirmDelivery: wrap(async ({ change, sha, reviewIds }: { change: string; sha: string; reviewIds: string[] }): Promise<DeliveryConfirmation> => {
+      const ref = parseChangeRef(change);
+      const policy = policyFor(getConfig(), `${ref.owner}/${ref.repo}`, approvalKeys);
+      const octokit = await github().forRepo(ref.owner, ref.repo);
+      const pr = await octokit.rest.pulls.get({ owner: ref.owner, repo: ref.repo, pull_number: ref.number });
+      const pull = { state: pr.data.state === 'open' ? ('open' as const) : ('closed' as const), headSha: pr.data.head.sha, baseRef: pr.data.base.ref };
+      if (reviewIds.length === 0) return { policy, pull, reviews: { ok: true, reason: 'no approval came through a GitHub review' } };
+      const reviews = await octokit.paginate(octokit.rest.pulls.listReviews, { owner: ref.owner, repo: ref.repo, pull_number: ref.number, per_page: 100 });
+      for (const id of reviewIds) {
+        const review = reviews.find((r) => String(r.id) === id);
+        if (!review) return { policy, pull, reviews: { ok: false, reason: `review ${id} is not on the pull request` } };
+        if (review.state !== 'APPROVED') return { policy, pull, reviews: { ok: false, reason: `review ${id} by ${review.user?.login ?? 'unknown'} is ${review.state}, not APPROVED` } };
+        if (review.commit_id !== sha) return { policy, pull, reviews: { ok: false, reason: `review ${id} approves ${String(review.commit_id).slice(0, 7)}, not ${sha.slice(0, 7)}` } };
+      }
+      return { policy, pull, reviews: { ok: true, reason: `${reviewIds.length} review(s) still approve ${sha.slice(0, 7)}` } };
     }),
 
     lookUpPullRequestChanges: wrap(async ({ change }: { change: string; kind: string; headSha: string; beforeSha?: string }): Promise<{ commits: CommitInfo[]; changedFiles: string[] }> => {

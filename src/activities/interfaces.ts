@@ -1,34 +1,20 @@
-// The activity contracts of each trust zone. Workflow code imports these types only (never the
-// implementations), and proxies each set on its own task queue.
-import type { ApprovalRequestMessage } from '../shared/slack-format.ts';
-import type { ChangePolicy, ChangeStatus, ChecksReport, CommitInfo, DeployInput, DeployReport, LeaseRecord, VerifyReport } from '../shared/types.ts';
+// The activity contracts of each trust zone, derived from the code that implements them. Workflow code imports
+// these types only (never the implementations) and proxies each set on its zone's task queue.
+import type { createChangeHistoryActivities } from './change-history.ts';
+import type { createChecksActivities } from './checks.ts';
+import type { createGitHubActivities } from './github.ts';
+import type { createPolicyActivities } from './policy.ts';
+import type { createSlackActivities } from './slack.ts';
+import type { DeployInput, DeployReport, LeaseRecord, VerifyReport } from '../shared/types.ts';
 
-/** Orchestrator (task queue `foureyes`): trusted configuration and GitHub/Slack reporting. */
-export interface OrchestratorActivities {
-  /** The policy snapshot for a repository, from trusted configuration (never from the change). */
-  loadPolicy(input: { repo: string }): Promise<ChangePolicy>;
-  /** Reconcile GitHub with the change's status: check runs, deployments, the summary comment. Idempotent. */
-  syncGitHub(input: { status: ChangeStatus }): Promise<void>;
-  /** Before production: re-read GitHub reviews and confirm that the approvals through `github` still stand for `sha`. */
-  confirmReviews(input: { change: string; sha: string; reviewIds: string[] }): Promise<{ ok: boolean; reason: string }>;
-  /**
-   * The commits and changed files of the pull request as GitHub lists them now, for a pull request event the
-   * gateway recorded without them (`headSha`/`beforeSha` only name the event in the history and the logs).
-   */
-  lookUpPullRequestChanges(input: { change: string; kind: string; headSha: string; beforeSha?: string }): Promise<{ commits: CommitInfo[]; changedFiles: string[] }>;
-  /** Optional merge after production, guarded by the head SHA. */
-  mergePullRequest(input: { change: string; sha: string }): Promise<{ merged: boolean; reason: string }>;
-  /**
-   * Post "waiting for approval" to Slack (Block Kit, Approve per environment + Reject buttons carrying the
-   * change and head SHA). Not configured (no SLACK_BOT_TOKEN/SLACK_CHANNEL) = `{ posted: false }`, no error.
-   */
-  notifySlack(input: ApprovalRequestMessage): Promise<{ posted: boolean; reason?: string; channel?: string; ts?: string }>;
-}
+/** Orchestrator (task queue `foureyes`): trusted configuration, the change's own history, GitHub and chat. */
+export type OrchestratorActivities = ReturnType<typeof createPolicyActivities> &
+  ReturnType<typeof createChangeHistoryActivities> &
+  ReturnType<typeof createGitHubActivities> &
+  ReturnType<typeof createSlackActivities>;
 
 /** Checks (task queue `foureyes-checks`): runs the change's own tests; holds no secrets. */
-export interface ChecksActivities {
-  runChecks(input: { change: string; sha: string }): Promise<ChecksReport>;
-}
+export type ChecksActivities = ReturnType<typeof createChecksActivities>;
 
 /** Deployer (task queue `foureyes-deploy`): the only zone with a Vault credential. */
 export interface DeployActivities {

@@ -2,6 +2,8 @@
 // configuration the orchestrator was started with. The workflow never reads policy from the change.
 import { ApplicationFailure } from '@temporalio/activity';
 import type { FoureyesConfig } from '../config/schema.ts';
+import { createHash } from 'node:crypto';
+import { canonicalJson } from '../shared/approval-signature.ts';
 import type { ChangePolicy } from '../shared/types.ts';
 
 export function resolvePrincipals(config: FoureyesConfig, principals: string[]): string[] {
@@ -29,8 +31,9 @@ export function policyFor(config: FoureyesConfig, repo: string, approvalKeys: st
       deployTimeoutMs: e.deploy.timeout,
       verifyTimeoutMs: e.verify?.timeout,
       leaseTtlMs: e.lease.ttl,
+      refuseUnknownIdentities: e.approval.refuseUnknownIdentities,
     }));
-  return {
+  const policy: ChangePolicy = {
     repo: repoConfig.name,
     environments,
     people: config.people.map((p) => ({ github: p.github.toLowerCase(), emails: p.emails.map((m) => m.toLowerCase()), ...(p.slack ? { slack: p.slack } : {}) })),
@@ -42,7 +45,15 @@ export function policyFor(config: FoureyesConfig, repo: string, approvalKeys: st
     claimMaxAgeMs: 15 * 60_000,
     temporalUiUrl: config.temporal.uiUrl,
     namespace: config.temporal.namespace,
+    defaultBranch: repoConfig.defaultBranch,
   };
+  return { ...policy, digest: policyDigest(policy) };
+}
+
+/** A short, stable name for the policy in force: recorded with each decision, so an audit can tell which applied. */
+export function policyDigest(policy: ChangePolicy): string {
+  const { digest: _digest, ...rest } = policy;
+  return createHash('sha256').update(canonicalJson(rest)).digest('hex').slice(0, 16);
 }
 
 export function createPolicyActivities(getConfig: () => FoureyesConfig, approvalKeys: string[]) {

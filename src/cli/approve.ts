@@ -1,6 +1,7 @@
-// `foureyes approve <ref> [--reject] [--comment text] [--env name] [--gateway URL]`: approve (or reject) a
-// change as yourself. Your identity is your GitHub token (GITHUB_TOKEN or `gh auth token`), which the
-// gateway checks against GitHub; the answer says whether the approval counted and why.
+// `foureyes approve <ref> [--reject] [--comment text] [--env name] [--sha commit] [--gateway URL]`: approve (or
+// reject) a change as yourself, at the commit you reviewed (the head it shows you, or --sha). Your identity is
+// your GitHub token (GITHUB_TOKEN or `gh auth token`), which the gateway checks against GitHub; the answer
+// says whether the approval counted and why.
 import { execFile } from 'node:child_process';
 import { reasonText } from '../policy/sod.ts';
 import { promisify } from 'node:util';
@@ -55,17 +56,29 @@ export async function run(args: string[]): Promise<number> {
   const gateway = (options.get('gateway') ?? process.env.FOUREYES_GATEWAY_URL ?? 'http://127.0.0.1:3000').replace(/\/+$/, '');
   const token = await githubToken();
   const decision = flags.has('reject') ? 'reject' : 'approve';
+  const change = formatChangeRef(ref);
+  const headers = { authorization: `Bearer ${token}`, 'user-agent': 'foureyes-cli' };
+  // An approval counts for the commit you saw: without --sha, the head is read and shown first, and sent.
+  let sha = options.get('sha');
+  if (!sha) {
+    const current = await call(gateway, apiPath(ref), { headers });
+    if (current.status === 404) throw new CliError(`${String(current.body.error ?? `no change ${change}`)}. Check the reference, or open the pull request first`);
+    if (current.status !== 200) throw new CliError(`cannot read the head of ${change} from the gateway (${current.status}): ${String(current.body.error ?? '')}; pass the commit you reviewed with --sha`);
+    const status = current.body as unknown as ChangeStatus;
+    if (!status.headSha) throw new CliError(`${change} has no head commit yet (${status.waitingFor}); try again in a moment`);
+    sha = status.headSha;
+    console.log(`foureyes: ${decision === 'reject' ? 'requesting changes to' : 'approving'} ${change} at ${sha.slice(0, 12)}: ${status.title}`);
+  }
   const body = {
     decision,
+    sha,
     ...(options.has('comment') ? { comment: options.get('comment') } : {}),
     ...(options.has('env') ? { environment: options.get('env') } : {}),
-    ...(options.has('sha') ? { sha: options.get('sha') } : {}),
   };
-  const change = formatChangeRef(ref);
   const started = performance.now();
   const answer = await call(gateway, `${apiPath(ref)}/approvals`, {
     method: 'POST',
-    headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', 'x-foureyes-client': 'cli', 'user-agent': 'foureyes-cli' },
+    headers: { ...headers, 'content-type': 'application/json', 'x-foureyes-client': 'cli' },
     body: JSON.stringify(body),
   });
   const error = typeof answer.body.error === 'string' ? answer.body.error : `HTTP ${answer.status}`;
@@ -82,7 +95,7 @@ export async function run(args: string[]): Promise<number> {
   // Loaded only now: the status formatter pulls in the Temporal client, which the approval does not need.
   const { formatStatus } = await import('./status.ts');
 
-  const status = await call(gateway, apiPath(ref), { headers: { 'user-agent': 'foureyes-cli' } }).catch(() => undefined);
+  const status = await call(gateway, apiPath(ref), { headers }).catch(() => undefined);
   if (status?.status === 200) console.log(`\n${formatStatus(status.body as unknown as ChangeStatus)}`);
   else console.log(`\n(status unavailable: ${status ? String(status.body.error ?? status.status) : 'gateway unreachable'}; try \`foureyes status ${change}\`)`);
   return outcome.counted ? 0 : 1;

@@ -31,6 +31,10 @@ export function formatStatus(s: ChangeStatus): string {
     `  head         ${s.headSha.slice(0, 12)}`,
     `  initiators   ${s.initiators.join(', ') || '(none)'}`,
   ];
+  if (s.failure) lines.push(`  FAILED       ${s.failure.type}: ${s.failure.message}`);
+  if (s.baseRef) lines.push(`  base         ${s.baseRef}`);
+  for (const u of s.unknownIdentities ?? []) lines.push(`  unknown      ${u.identity} (${u.role} of ${u.sha.slice(0, 7)}): add it to the person's emails in foureyes.yaml`);
+  if ((s.runs?.length ?? 0) > 1) lines.push(`  runs         ${s.runs?.map((r) => `${r.runId.slice(0, 8)} (${r.how}${r.outcome ? `, ${r.outcome}` : ''})`).join(' → ')}`);
   for (const r of s.retrying ?? []) lines.push(`  retrying     ${r.activity} (attempt ${r.attempt}${r.nextAttemptAt ? `, next at ${r.nextAttemptAt}` : ''}): ${r.lastFailure}`);
   if (s.checks) lines.push(`  checks       ${s.checks.passed ? 'passed' : 'FAILED'} at ${s.checks.sha.slice(0, 12)} (${s.checks.results.map((r) => `${r.name}: ${r.passed ? 'ok' : r.timedOut ? 'timed out' : `exit ${r.exitCode}`}`).join(', ')})`);
   for (const env of s.environments) lines.push(`  ${env.name.padEnd(12)} ${env.state}; approvals ${env.approvedBy.length}/${env.required}${env.approvedBy.length ? ` (${env.approvedBy.join(', ')})` : ''}`);
@@ -38,7 +42,7 @@ export function formatStatus(s: ChangeStatus): string {
   if (attempts.length) {
     lines.push('  approval attempts:');
     for (const a of attempts) {
-      const state = a.voidedAt ? `void: ${a.voidReason}` : a.counted ? 'counted' : `refused: ${reasonText(a.reason)}`;
+      const state = a.voidedAt ? `${reasonText(a.voidReason ?? 'void')}` : a.counted ? 'counted' : `refused: ${reasonText(a.reason)}`;
       lines.push(`    ${a.recordedAt}  ${a.claim.person} via ${a.claim.channel} ${a.claim.decision} ${a.claim.sha.slice(0, 12)} — ${state}`);
     }
   }

@@ -65,6 +65,9 @@ export const approvalSchema = z.strictObject({
   expiry: duration.default(72 * 3_600_000),
   // Ask for a confirmation in chat before recording the approval.
   confirm: z.boolean().default(false),
+  // A head with a commit identity (author, committer, co-author) that maps to nobody in people cannot be
+  // approved: it could be anyone, an approver included. Add the e-mail to the person it belongs to.
+  refuseUnknownIdentities: z.boolean().default(true),
 });
 
 export const environmentSchema = z.strictObject({
@@ -72,7 +75,7 @@ export const environmentSchema = z.strictObject({
   deploy: commandSchema,
   verify: commandSchema.optional(),
   lease: leaseSchema.default({ kind: 'token', ttl: 300_000, env: {}, paths: [] }),
-  approval: approvalSchema.default({ required: 1, eligible: [], expiry: 72 * 3_600_000, confirm: false }),
+  approval: approvalSchema.default({ required: 1, eligible: [], expiry: 72 * 3_600_000, confirm: false, refuseUnknownIdentities: true }),
   // Pass leased credentials to the verify command too.
   verifyWithLease: z.boolean().default(false),
 });

@@ -150,8 +150,27 @@ export interface GitCommit {
   message: string;
 }
 
+const COMMIT_FORMAT = '%H%x00%P%x00%T%x00%an%x00%ae%x00%aI%x00%cn%x00%ce%x00%cI%x00%B';
+
 export function readCommit(dir: string, sha: string): GitCommit {
-  const out = git(dir, ['show', '-s', '--format=%H%x00%P%x00%T%x00%an%x00%ae%x00%aI%x00%cn%x00%ce%x00%cI%x00%B', sha]);
+  return parseCommit(git(dir, ['show', '-s', `--format=${COMMIT_FORMAT}`, sha]), sha);
+}
+
+/** Every commit reachable from `head` and not from `base`, oldest first, in one git call (large pull requests). */
+export function readCommitsBetween(dir: string, base: string, head: string): GitCommit[] {
+  const out = git(dir, ['log', '--reverse', `--format=${COMMIT_FORMAT}%x1e`, `${base}..${head}`]);
+  return out
+    .split('\x1e')
+    .map((chunk) => chunk.replace(/^\n/, ''))
+    .filter((chunk) => chunk.length > 0)
+    .map((chunk) => parseCommit(chunk, ''));
+}
+
+export function countCommitsBetween(dir: string, base: string, head: string): number {
+  return Number(git(dir, ['rev-list', '--count', `${base}..${head}`])) || 0;
+}
+
+function parseCommit(out: string, sha: string): GitCommit {
   const [h, p, t, an, ae, ad, cn, ce, cd, ...rest] = out.split('\0') as string[];
   return {
     sha: h ?? sha,

@@ -8,6 +8,10 @@ import type { AddressInfo } from 'node:net';
 import { GitHubStandin, StandinError, type StandinOptions } from './standin.ts';
 import type { StandinCheckRun, StandinToken } from './model.ts';
 
+/** GitHub's caps on a pull request's listed commits and files. */
+export const MAX_LISTED_COMMITS = 250;
+export const MAX_LISTED_FILES = 3000;
+
 type Json = Record<string, unknown>;
 
 interface Ctx {
@@ -220,14 +224,16 @@ export class StandinServer {
       this.auth(ctx);
       const pull = s.requirePull(`${ctx.params[0]}/${ctx.params[1]}`, Number(ctx.params[2]));
       const repo = this.repoOf(ctx);
-      return paginate(ctx, s.pullCommits(pull).map((c) => s.commitJson(repo, c)));
+      // GitHub lists at most 250 commits of a pull request (the PR's `commits` count says how many there are).
+      return paginate(ctx, s.pullCommits(pull).slice(0, MAX_LISTED_COMMITS).map((c) => s.commitJson(repo, c)));
     });
     R('GET', `${repoPath}/pulls/:number/files`, (ctx) => {
       this.auth(ctx);
       const pull = s.requirePull(`${ctx.params[0]}/${ctx.params[1]}`, Number(ctx.params[2]));
       return paginate(
         ctx,
-        s.pullFiles(pull).map((f) => ({ filename: f.filename, status: f.status, additions: f.additions, deletions: f.deletions, changes: f.additions + f.deletions })),
+        // ... and at most 3000 files (`changed_files` counts them all).
+        s.pullFiles(pull).slice(0, MAX_LISTED_FILES).map((f) => ({ filename: f.filename, status: f.status, additions: f.additions, deletions: f.deletions, changes: f.additions + f.deletions })),
       );
     });
     R('GET', `${repoPath}/pulls/:number/reviews`, (ctx) => {

@@ -4,7 +4,7 @@
 import { createHmac, generateKeyPairSync, randomBytes, randomUUID } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync, existsSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
-import { changedFiles, commitsBetween, initBareRepository, readCommit, resolveRef, updateRef, writeCommit, writeMergeCommit, type ChangedFile, type GitCommit } from './git.ts';
+import { changedFiles, countCommitsBetween, initBareRepository, readCommit, readCommitsBetween, resolveRef, updateRef, writeCommit, writeMergeCommit, type ChangedFile, type GitCommit } from './git.ts';
 import { emptyState, type StandinDelivery, type StandinPull, type StandinRepo, type StandinReview, type StandinState, type StandinUser } from './model.ts';
 
 /** Who did something in git: a stand-in user by login, or a bare name and e-mail (an unknown author). */
@@ -206,8 +206,7 @@ export class GitHubStandin {
 
   pullCommits(pull: StandinPull): GitCommit[] {
     const repo = this.requireRepo(pull.repo);
-    const base = this.baseSha(pull);
-    return commitsBetween(repo.gitDir, base, pull.headSha).map((sha) => readCommit(repo.gitDir, sha));
+    return readCommitsBetween(repo.gitDir, this.baseSha(pull), pull.headSha);
   }
 
   pullFiles(pull: StandinPull): ChangedFile[] {
@@ -344,6 +343,39 @@ export class GitHubStandin {
     return { ...result, pull };
   }
 
+  /**
+   * Someone pushes commits straight to a branch (no pull request): GitHub sends a `push` webhook. Creates the
+   * branch from `from` (default: the default branch) when it does not exist.
+   */
+  async pushBranch(input: { repo: string; branch: string; from?: string; pusher: string; commits: CommitSpec[] } & DeliveryOptions): Promise<ActionResult & { before: string; after: string }> {
+    const repo = this.requireRepo(input.repo);
+    this.requireUser(input.pusher);
+    const existing = resolveRef(repo.gitDir, `refs/heads/${input.branch}`);
+    const start = existing ?? resolveRef(repo.gitDir, `refs/heads/${input.from ?? repo.defaultBranch}`);
+    if (!start) throw new StandinError(422, `branch ${input.from ?? repo.defaultBranch} does not exist`);
+    const after = this.writeCommits(repo, start, input.commits, input.pusher);
+    updateRef(repo.gitDir, `refs/heads/${input.branch}`, after);
+    this.save();
+    const before = existing ?? '0'.repeat(40);
+    const result = await this.emit('push', { ref: `refs/heads/${input.branch}`, before, after, repository: this.repoJson(repo), pusher: { name: input.pusher }, sender: this.userJson(input.pusher) }, input);
+    return { ...result, before, after };
+  }
+
+  /** Edit → base: the pull request now targets another branch (`pull_request.edited` with `changes.base`). */
+  async retargetPullRequest(input: { repo: string; number: number; base: string; by: string } & DeliveryOptions): Promise<ActionResult & { pull: StandinPull }> {
+    const pull = this.requirePull(input.repo, input.number);
+    const repo = this.requireRepo(pull.repo);
+    this.requireUser(input.by);
+    const from = { ref: pull.baseRef, sha: safe(() => this.baseSha(pull)) ?? '' };
+    if (!resolveRef(repo.gitDir, `refs/heads/${input.base}`)) throw new StandinError(422, `base branch ${input.base} does not exist`);
+    pull.baseRef = input.base;
+    pull.updatedAt = this.now();
+    this.save();
+    const changes = { base: { ref: { from: from.ref }, sha: { from: from.sha } } };
+    const result = await this.emit('pull_request', { action: 'edited', number: pull.number, changes, pull_request: this.pullJson(pull), repository: this.repoJson(repo), sender: this.userJson(input.by) }, input);
+    return { ...result, pull };
+  }
+
   /** The REST merge (PUT /pulls/{n}/merge), guarded by `sha` as GitHub guards it. */
   async mergePullRequest(input: { repo: string; number: number; by: string; sha?: string; commitTitle?: string }): Promise<{ sha: string; merged: true; message: string }> {
     const pull = this.requirePull(input.repo, input.number);
@@ -470,7 +502,7 @@ export class GitHubStandin {
     let commits = 0;
     let files: ChangedFile[] = [];
     try {
-      commits = this.pullCommits(pull).length;
+      commits = countCommitsBetween(repo.gitDir, this.baseSha(pull), pull.headSha);
       files = this.pullFiles(pull);
     } catch {
       // a merged pull request's commits are reachable from base: counts are informative only

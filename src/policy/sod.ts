@@ -1,13 +1,32 @@
-// The Segregation of Duties rule, once: who initiated a change, and whether an approval counts.
-// Pure and deterministic (no Node built-ins, no clock): the workflow and the gateway both import it.
-import { verifySignedApproval } from '../shared/approval-signature.ts';
-import type { ApprovalClaim, ApprovalRecord, ChangePolicy, CommitInfo, EnvironmentPolicy, Identity, SignedApproval } from '../shared/types.ts';
+// The Segregation of Duties rule, once: who initiated a change, which inputs the workflow may trust, whether a
+// head can be approved at all, whether an approval counts, and when an environment's gate opens. Every refusal
+// is decided here and returned as data. Pure and deterministic (no Node built-ins, no clock): the workflow and
+// the gateway both import it.
+import { approvalSigner, verifySignedEvent } from '../shared/approval-signature.ts';
+import type {
+  ApprovalClaim,
+  ApprovalRecord,
+  ChangePolicy,
+  CommitInfo,
+  EnvironmentPolicy,
+  GatewaySigned,
+  HeadFacts,
+  Identity,
+  SignedApproval,
+  UnknownIdentity,
+  Verdict,
+} from '../shared/types.ts';
 
 /** Claims dated further ahead than this (clock skew between gateway and workflow) are refused. */
 export const MAX_CLOCK_SKEW_MS = 60_000;
 
 export function shortSha(sha: string): string {
   return sha.slice(0, 7);
+}
+
+/** A reason without the `refused: ` / `counted: ` verdict that runs started before core v2 prefixed it with. */
+export function reasonText(reason: string): string {
+  return reason.replace(/^(refused|counted): /, '');
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -49,8 +68,9 @@ export function resolvePerson(people: People, identity: Identity): string | unde
 }
 
 /**
- * The principals an identity stands for. A login and an e-mail that resolve to different people are both
- * kept (either person took part). An identity nobody resolves is kept as `email:x@y` so the audit shows it.
+ * The principals an identity stands for. GitHub's own resolution (the commit's linked login) and the
+ * configured e-mails both count, and a login and an e-mail that resolve to different people are both kept
+ * (either took part). An identity nobody resolves is kept as `email:x@y` (or `name:…`): an unknown identity.
  */
 export function principalsOf(people: People, identity: Identity): string[] {
   const out = new Set<string>();
@@ -97,6 +117,28 @@ export function collectInitiators(people: People, part: Participation, initiator
   return initiators;
 }
 
+/** Commit identities (authors, committers, co-authors) that map to nobody: no linked login, no configured e-mail. */
+export function unknownIdentities(people: People, commits: readonly CommitInfo[]): UnknownIdentity[] {
+  const out: UnknownIdentity[] = [];
+  const seen = new Set<string>();
+  const check = (identity: Identity, sha: string, role: UnknownIdentity['role']) => {
+    const principals = principalsOf(people, identity);
+    for (const p of principals) {
+      if (!p.startsWith('email:') && !p.startsWith('name:')) continue;
+      const key = `${p}@${sha}@${role}`;
+      if (seen.has(key)) continue;
+      seen.add(key);
+      out.push({ identity: p.replace(/^(email|name):/, ''), sha, role });
+    }
+  };
+  for (const c of commits) {
+    check(c.author ?? {}, c.sha, 'author');
+    check(c.committer ?? {}, c.sha, 'committer');
+    for (const co of parseCoAuthors(c.message)) check(co, c.sha, 'co-author');
+  }
+  return out;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Policy changes
 
@@ -127,34 +169,119 @@ export function policyFilesTouched(changedFiles: readonly string[], policyPaths:
 }
 
 // ---------------------------------------------------------------------------------------------
-// Deciding an approval
+// What reaches the workflow from outside
+
+export interface InputDecision {
+  verdict: 'accepted' | 'refused';
+  reason: string;
+}
+
+export const UNSIGNED_EVENT = 'it is not signed by a trusted gateway key (pull request events come only through the gateway)';
+
+/** A pull request event (or close) is taken only when a trusted gateway key signed it for this very change. */
+export function decideEvent(event: GatewaySigned, trustedKeys: readonly string[], change: string): InputDecision {
+  if (!verifySignedEvent(event, trustedKeys)) return { verdict: 'refused', reason: UNSIGNED_EVENT };
+  if (event.change !== change) return { verdict: 'refused', reason: `it was signed for ${String(event.change)}, not ${change}` };
+  return { verdict: 'accepted', reason: 'signed by the gateway' };
+}
+
+/** The workflow ID a run must have for its input to name the change it works on. */
+export function decideRunIdentity(workflowId: string, canonicalWorkflowId: string | undefined): InputDecision {
+  if (!canonicalWorkflowId) return { verdict: 'refused', reason: `the input does not name a change (owner/repo#number)` };
+  if (workflowId !== canonicalWorkflowId) return { verdict: 'refused', reason: `the workflow ID ${workflowId} is not ${canonicalWorkflowId}: a change runs only under its own ID` };
+  return { verdict: 'accepted', reason: 'the workflow ID is the change' };
+}
+
+/** What the orchestrator found out about the run a carried record came from. */
+export interface Predecessor {
+  runId: string;
+  workflowType: string;
+  taskQueue: string;
+  /** How that run closed: only `continued-as-new` hands a record on. */
+  status: string;
+}
+
+/**
+ * A carried record is taken only from the workflow's own previous run: this run continued from it, it ran
+ * changeWorkflow on the orchestrator's own task queue (so foureyes' code wrote the record), and it continued as
+ * new. Anything else is a record someone wrote.
+ */
+export function decideCarriedRecord(input: { workflowId: string; continuedFromRunId?: string; taskQueue: string; predecessor?: Predecessor }): InputDecision {
+  const { workflowId, continuedFromRunId, taskQueue, predecessor } = input;
+  const refused = (why: string): InputDecision => ({ verdict: 'refused', reason: `the carried record is not from a run of ${workflowId}: ${why}` });
+  if (!continuedFromRunId) return { verdict: 'refused', reason: `a carried record was handed to a run that was not continued from a run of ${workflowId} (a start cannot carry one)` };
+  if (!predecessor) return refused(`run ${continuedFromRunId} cannot be found`);
+  if (predecessor.workflowType !== 'changeWorkflow') return refused(`run ${predecessor.runId} ran ${predecessor.workflowType}, not changeWorkflow`);
+  if (predecessor.taskQueue !== taskQueue) return refused(`run ${predecessor.runId} ran on task queue ${predecessor.taskQueue}, not ${taskQueue}`);
+  if (predecessor.status !== 'continued-as-new') return refused(`run ${predecessor.runId} ${predecessor.status}, it did not continue as new`);
+  return { verdict: 'accepted', reason: `continued from run ${predecessor.runId}` };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Whether a head can be approved at all
+
+/** What the workflow knows about the change, each fact from a signed event or its own look-up. */
+export interface ChangeFacts {
+  change: string;
+  /** The current head ('' before the first event was applied). */
+  headSha: string;
+  head?: HeadFacts;
+  /** A push the gateway acknowledged whose look-up has not finished: no head is current until it has. */
+  pushedHead?: string;
+  /** Why no head can be approved right now (its look-up failed, GitHub shows another head). */
+  blocked?: string;
+  initiators: Initiators;
+  policyChange: boolean;
+}
+
+/** Why nobody can approve the current head for `env` (without `env`: for any environment), or undefined. */
+export function headRefusal(policy: ChangePolicy, facts: ChangeFacts, env?: EnvironmentPolicy): string | undefined {
+  if (facts.pushedHead !== undefined && facts.pushedHead !== facts.headSha) return `${shortSha(facts.pushedHead)} was just pushed and its commits are being read from GitHub`;
+  if (facts.blocked) return facts.blocked;
+  const head = facts.head;
+  if (!head || head.sha !== facts.headSha) return 'foureyes has not read the head commit of the pull request from GitHub yet';
+  if (head.incomplete) return `${head.incomplete}, so foureyes cannot see who wrote the rest: split the pull request`;
+  if (head.pusherUnknown) return `${shortSha(head.sha)} appeared while the pull request was closed, so GitHub never said who pushed it: push a new commit to the branch`;
+  const base = policy.defaultBranch;
+  if (base && head.baseRef !== base) return `the pull request targets ${head.baseRef}, not ${base}; foureyes delivers only pull requests into ${base}: change its base to ${base}`;
+  // Per environment (approval.refuseUnknownIdentities, on unless switched off).
+  if (env && env.refuseUnknownIdentities !== false) {
+    const unknown = unknownIdentities(policy.people, head.commits);
+    if (unknown.length > 0) return unknownIdentityText(unknown);
+  }
+  return undefined;
+}
+
+function unknownIdentityText(unknown: readonly UnknownIdentity[]): string {
+  const first = unknown[0] as UnknownIdentity;
+  const more = unknown.length > 1 ? ` (and ${unknown.length - 1} more)` : '';
+  const email = first.identity.includes('@');
+  const fix = email ? `add ${first.identity} to the emails of the person it belongs to under people in foureyes.yaml` : `amend the commit with its ${first.role}'s configured e-mail`;
+  return `unknown identity ${first.identity} in commit ${shortSha(first.sha)}: ${fix} (as the commit's ${first.role} it could be anyone, an approver included)${more}`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Deciding an approval when it arrives
 
 export interface DecisionContext {
   policy: ChangePolicy;
-  /** owner/repo#number of the change deciding. */
-  change: string;
-  headSha: string;
-  initiators: Initiators;
+  facts: ChangeFacts;
   /** Current time in ms (workflow time in the workflow). */
   now: number;
-  /** True when this nonce was already used by an earlier claim. */
+  /** True when this nonce was already used by an earlier claim of the change (any run). */
   nonceSeen: (nonce: string) => boolean;
 }
 
-export interface ApprovalDecisionResult {
-  counted: boolean;
+export interface Decision {
+  verdict: Verdict;
   reason: string;
+  /** Environments the claim counts toward. */
   environments: string[];
+  /** The trusted key that signed it (absent when none did). */
+  keyId?: string;
 }
 
-/** The reason without its `refused: ` / `counted: ` verdict, for renderers that state the verdict themselves. */
-export function reasonText(reason: string): string {
-  return reason.replace(/^(refused|counted): /, '');
-}
-
-function refused(reason: string): ApprovalDecisionResult {
-  return { counted: false, reason: `refused: ${reason}`, environments: [] };
-}
+const refused = (reason: string, keyId?: string): Decision => ({ verdict: 'refused', reason, environments: [], ...(keyId ? { keyId } : {}) });
 
 export function eligibleFor(policy: ChangePolicy, env: EnvironmentPolicy): string[] {
   return env.eligible.length > 0 ? env.eligible.map((e) => e.toLowerCase()) : policy.people.map((p) => p.github.toLowerCase());
@@ -164,28 +291,37 @@ function describeEligible(list: string[]): string {
   return list.length > 0 ? list.join(', ') : 'nobody is configured';
 }
 
-export const SIGNATURE_REFUSAL = 'refused: the signature is not from a trusted gateway key (a claim must come through an authenticated channel)';
+export const SIGNATURE_REFUSAL = 'the signature is not from a trusted gateway key (a claim must come through an authenticated channel)';
 
 /** A signed approval, rejection or dismissal: the signature first, then the claim. */
-export function decideApproval(signed: SignedApproval, ctx: DecisionContext): ApprovalDecisionResult {
-  if (!verifySignedApproval(signed, ctx.policy.approvalKeys)) return { counted: false, reason: SIGNATURE_REFUSAL, environments: [] };
-  return decideClaim(signed.claim, ctx);
+export function decideApproval(signed: SignedApproval, ctx: DecisionContext): Decision {
+  const keyId = approvalSigner(signed, ctx.policy.approvalKeys);
+  if (!keyId) return refused(SIGNATURE_REFUSAL);
+  return { ...decideClaim(signed.claim, ctx), keyId };
 }
 
 /** The rule itself, for a claim whose channel authenticated `claim.person`. */
-export function decideClaim(claim: ApprovalClaim, ctx: DecisionContext): ApprovalDecisionResult {
-  const { policy } = ctx;
+export function decideClaim(claim: ApprovalClaim, ctx: DecisionContext): Decision {
+  const { policy, facts } = ctx;
   const person = claim.person.toLowerCase();
-  if (claim.change !== ctx.change) return refused(`the approval is for ${claim.change}, not ${ctx.change}`);
+  if (claim.change !== facts.change) return refused(`the approval is for ${claim.change}, not ${facts.change}`);
   if (ctx.nonceSeen(claim.nonce)) return refused('this claim was already received (replayed nonce)');
   const at = Date.parse(claim.at);
   if (!Number.isFinite(at)) return refused(`the claim time ${JSON.stringify(claim.at)} is not a valid time`);
   if (ctx.now - at > policy.claimMaxAgeMs) return refused(`the claim is ${Math.round((ctx.now - at) / 1000)}s old (at most ${Math.round(policy.claimMaxAgeMs / 1000)}s)`);
   if (at - ctx.now > MAX_CLOCK_SKEW_MS) return refused('the claim is dated in the future');
-  if (claim.decision === 'dismiss') return { counted: true, reason: `counted: ${person} dismisses their earlier review`, environments: [] };
+  if (claim.decision === 'dismiss') return { verdict: 'counted', reason: `${person} dismisses their earlier review`, environments: [] };
 
-  if (claim.sha !== ctx.headSha) return refused(`approval names ${shortSha(claim.sha)} but the head is ${shortSha(ctx.headSha)}`);
-  const roles = ctx.initiators[person];
+  if (!claim.sha) return refused('the approval names no commit: approve the exact commit you reviewed');
+  if (claim.sha !== facts.headSha) {
+    if (facts.pushedHead !== undefined && facts.pushedHead !== facts.headSha) {
+      return refused(`${shortSha(facts.pushedHead)} was just pushed and its commits are being read from GitHub: ${claim.sha === facts.pushedHead ? 'approve again in a moment, once status shows it as the head' : `${shortSha(claim.sha)} is no longer the head; review ${shortSha(facts.pushedHead)}`}`);
+    }
+    return refused(`approval names ${shortSha(claim.sha)} but the head is ${shortSha(facts.headSha)}`);
+  }
+  const blocked = headRefusal(policy, facts);
+  if (blocked) return refused(`nobody can approve ${shortSha(claim.sha)}: ${blocked}`);
+  const roles = facts.initiators[person];
   if (claim.decision === 'approve' && roles && roles.length > 0) return refused(`${person} is an initiator (${roles.join(', ')})`);
 
   let envs = policy.environments;
@@ -202,30 +338,45 @@ export function decideClaim(claim: ApprovalClaim, ctx: DecisionContext): Approva
     }
     return refused(`${person} is not eligible for any environment (${envs.map((e) => `${e.name}: ${describeEligible(eligibleFor(policy, e))}`).join('; ')})`);
   }
-  const names = eligibleEnvs.map((e) => e.name);
-  if (claim.decision === 'reject') return { counted: true, reason: `counted: ${person} requests changes to ${shortSha(claim.sha)}`, environments: names };
-  return { counted: true, reason: `counted: ${person} approves ${shortSha(claim.sha)} for ${names.join(', ')}`, environments: names };
+  const approvable = eligibleEnvs.filter((e) => headRefusal(policy, facts, e) === undefined);
+  if (approvable.length === 0) return refused(`nobody can approve ${shortSha(claim.sha)}: ${headRefusal(policy, facts, eligibleEnvs[0])}`);
+  const names = approvable.map((e) => e.name);
+  if (claim.decision === 'reject') return { verdict: 'counted', reason: `${person} requests changes to ${shortSha(claim.sha)}`, environments: names };
+  return { verdict: 'counted', reason: `${person} approves ${shortSha(claim.sha)} for ${names.join(', ')}`, environments: names };
 }
 
 // ---------------------------------------------------------------------------------------------
-// The gate of one environment
+// The gate of one environment, decided again from the records whenever it might open
 
-/** True while a counted approval is still valid for `env` (same head, not voided, not expired). */
-export function approvalValidFor(record: ApprovalRecord, env: EnvironmentPolicy, headSha: string, now: number): boolean {
-  return (
-    record.counted &&
-    record.claim.decision === 'approve' &&
-    !record.voidedAt &&
-    record.claim.sha === headSha &&
-    record.environments.includes(env.name) &&
-    now < Date.parse(record.recordedAt) + env.expiryMs
-  );
+/**
+ * Why a counted approval no longer counts for `env` under the policy and facts in force now, or undefined.
+ * Re-derived each time from the signed claim, so a record's verdict is never taken on trust: the key that
+ * signed it is still trusted, it names the head, its person is still eligible and still no initiator, and it
+ * has not expired.
+ */
+export function approvalLapse(policy: ChangePolicy, env: EnvironmentPolicy, facts: ChangeFacts, record: ApprovalRecord, now: number): string | undefined {
+  const claim = record.claim;
+  const person = claim.person.toLowerCase();
+  if (record.voidedAt) return record.voidReason ?? 'void';
+  if (!record.keyId || !policy.approvalKeys.includes(record.keyId)) return 'void: the gateway key that signed it is no longer trusted';
+  if (claim.change !== facts.change || claim.sha !== facts.headSha) return `void: it approves ${shortSha(claim.sha)}, the head is ${shortSha(facts.headSha)}`;
+  if (!record.environments.includes(env.name)) return `it does not cover ${env.name}`;
+  const roles = facts.initiators[person];
+  if (roles && roles.length > 0) return `void: ${person} is an initiator (${roles.join(', ')})`;
+  if (!eligibleFor(policy, env).includes(person)) return `void: ${person} is not eligible for ${env.name} any longer (eligible: ${describeEligible(eligibleFor(policy, env))})`;
+  const at = Math.min(Date.parse(claim.at), Date.parse(record.recordedAt));
+  if (!Number.isFinite(at) || now >= at + env.expiryMs) return `void: expired (approved at ${record.recordedAt})`;
+  return undefined;
 }
 
-/** Distinct people whose approval currently counts for `env`: one person approving twice counts once. */
-export function approversFor(records: readonly ApprovalRecord[], env: EnvironmentPolicy, headSha: string, now: number): string[] {
+function counts(policy: ChangePolicy, env: EnvironmentPolicy, facts: ChangeFacts, record: ApprovalRecord, now: number): boolean {
+  return record.counted && record.claim.decision === 'approve' && approvalLapse(policy, env, facts, record, now) === undefined;
+}
+
+/** Distinct people whose approval counts for `env` now: one person approving twice counts once. */
+export function approversFor(policy: ChangePolicy, env: EnvironmentPolicy, facts: ChangeFacts, records: readonly ApprovalRecord[], now: number): string[] {
   const people = new Set<string>();
-  for (const r of records) if (approvalValidFor(r, env, headSha, now)) people.add(r.claim.person.toLowerCase());
+  for (const r of records) if (counts(policy, env, facts, r, now)) people.add(r.claim.person.toLowerCase());
   return [...people].sort();
 }
 
@@ -236,36 +387,46 @@ export interface GateState {
   waitingFor: string;
 }
 
-/** Whether `env` may be delivered: enough distinct approvers and, for a policy change, a policy owner among them. */
-export function gateState(policy: ChangePolicy, env: EnvironmentPolicy, records: readonly ApprovalRecord[], headSha: string, now: number, policyChange: boolean): GateState {
-  const approvers = approversFor(records, env, headSha, now);
+/** Whether `env` may be delivered at the head: an approvable head, enough approvers, a policy owner for a policy change. */
+export function gateState(policy: ChangePolicy, env: EnvironmentPolicy, facts: ChangeFacts, records: readonly ApprovalRecord[], now: number): GateState {
+  const approvers = approversFor(policy, env, facts, records, now);
+  const blocked = headRefusal(policy, facts, env);
+  if (blocked) return { open: false, approvers, waitingFor: blocked };
   const missing = env.required - approvers.length;
   if (missing > 0) {
     const more = approvers.length > 0 ? `${missing} more` : `${missing}`;
     return {
       open: false,
       approvers,
-      waitingFor: `approval of ${shortSha(headSha)} for ${env.name} by ${more} eligible ${missing === 1 ? 'person' : 'people'} who took no part in the change (eligible: ${describeEligible(eligibleFor(policy, env))})`,
+      waitingFor: `approval of ${shortSha(facts.headSha)} for ${env.name} by ${more} eligible ${missing === 1 ? 'person' : 'people'} who took no part in the change (eligible: ${describeEligible(eligibleFor(policy, env))})`,
     };
   }
-  if (policyChange) {
+  if (facts.policyChange) {
     const owners = policy.policyOwners.map((o) => o.toLowerCase());
     // A policy owner's counted approval of this head, for any environment, covers the policy change.
-    const ownerApproved = records.some((r) => owners.includes(r.claim.person.toLowerCase()) && policy.environments.some((e) => approvalValidFor(r, e, headSha, now)));
+    const ownerApproved = records.some((r) => owners.includes(r.claim.person.toLowerCase()) && policy.environments.some((e) => counts(policy, e, facts, r, now)));
     if (!ownerApproved) {
       return {
         open: false,
         approvers,
-        waitingFor: owners.length > 0 ? `the change touches policy paths: approval of ${shortSha(headSha)} by a policy owner (${owners.join(', ')})` : 'the change touches policy paths but no policy owner is configured for this repository',
+        waitingFor: owners.length > 0 ? `the change touches policy paths: approval of ${shortSha(facts.headSha)} by a policy owner (${owners.join(', ')})` : 'the change touches policy paths but no policy owner is configured for this repository',
       };
     }
   }
   return { open: true, approvers, waitingFor: '' };
 }
 
-/** When a counted approval stops counting for every environment it covers (ms), for expiry timers. */
-export function approvalExpiresAt(policy: ChangePolicy, record: ApprovalRecord): number {
-  const recorded = Date.parse(record.recordedAt);
-  const expiries = policy.environments.filter((e) => record.environments.includes(e.name)).map((e) => e.expiryMs);
-  return recorded + (expiries.length > 0 ? Math.max(...expiries) : 0);
+/** When the next counted approval stops counting by age (ms), for the gate's timer; undefined when none will. */
+export function nextExpiry(policy: ChangePolicy, records: readonly ApprovalRecord[], now: number): number | undefined {
+  let next: number | undefined;
+  for (const r of records) {
+    if (!r.counted || r.voidedAt || r.claim.decision !== 'approve') continue;
+    const at = Math.min(Date.parse(r.claim.at), Date.parse(r.recordedAt));
+    for (const env of policy.environments) {
+      if (!r.environments.includes(env.name)) continue;
+      const expiresAt = at + env.expiryMs;
+      if (expiresAt > now && (next === undefined || expiresAt < next)) next = expiresAt;
+    }
+  }
+  return next;
 }

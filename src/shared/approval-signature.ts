@@ -1,10 +1,10 @@
 // Ed25519 signatures over approval claims. The gateway signs what a channel authenticated; the workflow
 // verifies deterministically (pure JavaScript, no Node built-ins) before it counts anything, so a signal
-// sent straight to Temporal cannot approve (DESIGN.md invariant 3).
+// sent straight to Temporal cannot approve, and a pull request event not signed by the gateway is refused.
 import * as ed from '@noble/ed25519';
 import { sha512 } from '@noble/hashes/sha2.js';
 import { bytesToHex, concatBytes, hexToBytes, utf8ToBytes } from '@noble/hashes/utils.js';
-import type { ApprovalClaim, SignedApproval } from './types.ts';
+import type { ApprovalClaim, GatewaySigned, SignedApproval } from './types.ts';
 
 ed.hashes.sha512 = sha512;
 
@@ -49,6 +49,47 @@ export function verifySignedApproval(signed: SignedApproval, trustedKeys: readon
     return candidates.some((key) => /^[0-9a-f]{64}$/i.test(key) && verifyWithoutBaseTable(signature, message, hexToBytes(key)));
   } catch {
     return false;
+  }
+}
+
+// Pull request events the gateway forwards are signed the same way, under their own domain, so that neither an
+// approval's signature nor an event's can stand for the other.
+const EVENT_DOMAIN = 'foureyes.gateway-event/v1';
+
+function eventBytes(event: GatewaySigned): Uint8Array {
+  const { signature: _s, keyId: _k, ...signed } = event as GatewaySigned & Record<string, unknown>;
+  return utf8ToBytes(canonicalJson({ domain: EVENT_DOMAIN, event: signed }));
+}
+
+/** The event with the gateway's signature over everything in it (`change` and `at` included). */
+export function signEvent<T extends GatewaySigned>(event: T, key: SigningKey): T & Required<Pick<GatewaySigned, 'signature' | 'keyId'>> {
+  const { signature: _s, keyId: _k, ...unsigned } = event;
+  return { ...(unsigned as T), signature: bytesToHex(ed.sign(eventBytes(unsigned), hexToBytes(key.privateKey))), keyId: key.publicKey };
+}
+
+/** The trusted key that signed exactly this event, or undefined. Never throws on malformed input. */
+export function verifySignedEvent(event: GatewaySigned, trustedKeys: readonly string[]): string | undefined {
+  try {
+    if (typeof event?.signature !== 'string' || !/^[0-9a-f]{128}$/i.test(event.signature)) return undefined;
+    const message = eventBytes(event);
+    const signature = hexToBytes(event.signature);
+    const candidates = typeof event.keyId === 'string' && trustedKeys.includes(event.keyId) ? [event.keyId] : trustedKeys;
+    return candidates.find((key) => /^[0-9a-f]{64}$/i.test(key) && verifyWithoutBaseTable(signature, message, hexToBytes(key)));
+  } catch {
+    return undefined;
+  }
+}
+
+/** The trusted key that signed exactly this claim, or undefined (verifySignedApproval, naming the key). */
+export function approvalSigner(signed: SignedApproval, trustedKeys: readonly string[]): string | undefined {
+  try {
+    if (typeof signed?.signature !== 'string' || !/^[0-9a-f]{128}$/i.test(signed.signature)) return undefined;
+    const message = utf8ToBytes(canonicalJson(signed.claim));
+    const signature = hexToBytes(signed.signature);
+    const candidates = signed.keyId && trustedKeys.includes(signed.keyId) ? [signed.keyId] : trustedKeys;
+    return candidates.find((key) => /^[0-9a-f]{64}$/i.test(key) && verifyWithoutBaseTable(signature, message, hexToBytes(key)));
+  } catch {
+    return undefined;
   }
 }
 

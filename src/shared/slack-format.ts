@@ -27,18 +27,23 @@ export interface ButtonValue {
   change: string;
   sha: string;
   environment?: string;
+  /** What the person typed after a slash command; recorded with the click. */
+  comment?: string;
 }
 
+/** Slack caps a button's value at 2000 characters: a comment rides along, cut to fit. */
+const MAX_BUTTON_COMMENT = 1000;
+
 export function encodeButtonValue(value: ButtonValue): string {
-  return JSON.stringify({ c: value.change, s: value.sha, ...(value.environment ? { e: value.environment } : {}) });
+  return JSON.stringify({ c: value.change, s: value.sha, ...(value.environment ? { e: value.environment } : {}), ...(value.comment ? { m: value.comment.slice(0, MAX_BUTTON_COMMENT) } : {}) });
 }
 
 export function decodeButtonValue(text: string): ButtonValue | undefined {
   try {
-    const v = JSON.parse(text) as { c?: unknown; s?: unknown; e?: unknown };
+    const v = JSON.parse(text) as { c?: unknown; s?: unknown; e?: unknown; m?: unknown };
     if (typeof v.c !== 'string' || typeof v.s !== 'string' || !/^[0-9a-f]{40}$/.test(v.s)) return undefined;
     if (v.e !== undefined && typeof v.e !== 'string') return undefined;
-    return { change: v.c, sha: v.s, ...(typeof v.e === 'string' ? { environment: v.e } : {}) };
+    return { change: v.c, sha: v.s, ...(typeof v.e === 'string' ? { environment: v.e } : {}), ...(typeof v.m === 'string' ? { comment: v.m.slice(0, MAX_BUTTON_COMMENT) } : {}) };
   } catch {
     return undefined;
   }

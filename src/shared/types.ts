@@ -16,9 +16,13 @@ export interface CommitInfo {
   message: string;
 }
 
-/** What the gateway knows about a pull request when it opens, reopens or receives commits. */
-export interface PullRequestEvent {
-  kind: 'opened' | 'reopened' | 'synchronize';
+/**
+ * What the gateway knows about a pull request when it opens, reopens, receives commits or is retargeted, signed
+ * by the gateway (`change`, `at`, `signature`, `keyId`; runs started before core v2 ignore them). The workflow
+ * takes only the pusher from it: the head, base, commits and files come from its own look-up at GitHub.
+ */
+export interface PullRequestEvent extends GatewaySigned {
+  kind: 'opened' | 'reopened' | 'synchronize' | 'edited';
   deliveryId: string;
   headSha: string;
   /** Head before this push (synchronize only): that SHA is superseded. */
@@ -41,7 +45,19 @@ export interface PullRequestEvent {
   changedFiles?: string[];
 }
 
-export interface PullRequestClosed {
+/** The gateway's signature over an event it forwards (src/shared/approval-signature.ts `signEvent`). */
+export interface GatewaySigned {
+  /** owner/repo#number the event is for: a signed event counts for that change only. */
+  change?: string;
+  /** When the gateway received it (ISO 8601). */
+  at?: string;
+  /** hex Ed25519 signature over the event without `signature` and `keyId`. */
+  signature?: string;
+  /** hex public key that signed it. */
+  keyId?: string;
+}
+
+export interface PullRequestClosed extends GatewaySigned {
   deliveryId: string;
   merged: boolean;
   closedBy?: string;
@@ -80,8 +96,12 @@ export interface SignedApproval {
   keyId?: string;
 }
 
+export type Verdict = 'counted' | 'refused';
+
 export interface ApprovalOutcome {
   counted: boolean;
+  /** The same as `counted`, spelled out (runs started before core v2 leave it out and prefix `reason`). */
+  verdict?: Verdict;
   /** Why it was refused, or what it counted for. */
   reason: string;
   /** Environments this approval counts toward. */
@@ -116,6 +136,10 @@ export interface ChangePolicy {
   claimMaxAgeMs: number;
   temporalUiUrl: string;
   namespace: string;
+  /** The branch pull requests must target to be approved and delivered (repositories[].defaultBranch). */
+  defaultBranch?: string;
+  /** sha256 of the policy as loaded (hex, first 16): recorded with every decision made under it. */
+  digest?: string;
 }
 
 export interface EnvironmentPolicy {
@@ -128,6 +152,8 @@ export interface EnvironmentPolicy {
   deployTimeoutMs: number;
   verifyTimeoutMs?: number;
   leaseTtlMs: number;
+  /** A head with a commit identity that maps to nobody cannot be approved for this environment (default true). */
+  refuseUnknownIdentities?: boolean;
 }
 
 export interface CheckResult {
@@ -141,6 +167,8 @@ export interface CheckResult {
 }
 
 export interface ChecksReport {
+  /** The run that recorded the result: trusted only when that run is one of the change's own. */
+  runId?: string;
   sha: string;
   passed: boolean;
   results: CheckResult[];
@@ -189,6 +217,12 @@ export interface VerifyReport {
 
 export interface ApprovalRecord {
   claim: ApprovalClaim;
+  /** The gateway's signature as received, so the claim can be verified again (core v2). */
+  signature?: string;
+  /** The trusted key that verified it; absent when none did. */
+  keyId?: string;
+  /** Digest of the policy the decision was made under. */
+  policyDigest?: string;
   /** Workflow time at which it was recorded. */
   recordedAt: string;
   counted: boolean;
@@ -232,6 +266,14 @@ export interface ChangeStatus {
   environments: EnvironmentStatus[];
   timeline: TimelineEntry[];
   runIds: string[];
+  /** Every run of the change in order (core v2): first, continued as new, reopened. */
+  runs?: RunInfo[];
+  /** The branch the pull request targets (core v2). */
+  baseRef?: string;
+  /** Commit identities that map to nobody in the configuration (core v2). */
+  unknownIdentities?: UnknownIdentity[];
+  /** Set by readers (gateway, CLI) when the run failed: its error, as the Temporal UI shows it. */
+  failure?: { type: string; message: string };
   /**
    * Steps Temporal is retrying, with their last failure (e.g. OpenBao unreachable): added from the
    * workflow's description by the gateway and `foureyes status`, as the workflow itself cannot see them.
@@ -244,4 +286,45 @@ export interface RetryingStep {
   attempt: number;
   lastFailure: string;
   nextAttemptAt?: string;
+}
+
+/** One run of a change's workflow: the record of a change spans all of them. */
+export interface RunInfo {
+  runId: string;
+  startedAt: string;
+  /** How the run began: the first of its change, continued as new, or started again after the pull request was reopened. */
+  how: 'first' | 'continued' | 'reopened';
+  endedAt?: string;
+  /** delivered, abandoned, continued-as-new; absent while running (or when it ended without a record). */
+  outcome?: string;
+}
+
+/** A commit identity that maps to nobody in the configuration: it could be anyone, an approver included. */
+export interface UnknownIdentity {
+  /** The e-mail or name as the commit gives it. */
+  identity: string;
+  sha: string;
+  role: 'author' | 'committer' | 'co-author';
+}
+
+/** The head of a pull request as the orchestrator read it from GitHub (never from an event). */
+export interface HeadFacts {
+  sha: string;
+  baseRef: string;
+  commits: CommitInfo[];
+  files: string[];
+  /** Why GitHub's lists are not the whole pull request (more than 250 commits or 3000 files). */
+  incomplete?: string;
+  /** The head appeared with no event naming who pushed it (pushed while the pull request was closed). */
+  pusherUnknown?: boolean;
+}
+
+/** The pull request as GitHub answers for it now (the orchestrator's look-up). */
+export interface PullRequestFacts {
+  state: 'open' | 'closed';
+  merged: boolean;
+  title: string;
+  author: string;
+  headRef: string;
+  head: HeadFacts;
 }

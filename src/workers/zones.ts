@@ -6,6 +6,7 @@ import { createChecksActivities } from '../activities/checks.ts';
 import { createPolicyActivities } from '../activities/policy.ts';
 import { createSlackActivities } from '../activities/slack.ts';
 import { createGitHubActivities } from '../activities/github.ts';
+import { createChangeHistoryActivities } from '../activities/change-history.ts';
 import { TASK_QUEUES, zoneQueue } from '../shared/task-queues.ts';
 
 export type Zone = 'orchestrator' | 'checks' | 'deploy';
@@ -44,7 +45,8 @@ export const ZONES: Record<Zone, ZoneDefinition> = {
     runsWorkflows: true,
     allowedEnv: ['FOUREYES_APPROVAL_PUBLIC_KEYS', 'GITHUB_API_URL', 'GITHUB_TOKEN', 'GITHUB_APP_ID', 'GITHUB_PRIVATE_KEY', 'GITHUB_PRIVATE_KEY_PATH', 'GITHUB_INSTALLATION_ID', 'SLACK_BOT_TOKEN', 'SLACK_API_URL', 'SLACK_CHANNEL', 'FOUREYES_WORKFLOW_BUNDLE'],
     async createActivities(config, env) {
-      return { ...zoneInfoActivity('orchestrator'), ...createPolicyActivities(config, approvalKeys(env)), ...createSlackActivities(env), ...createGitHubActivities(config, env) };
+      const keys = approvalKeys(env);
+      return { ...zoneInfoActivity('orchestrator'), ...createPolicyActivities(config, keys), ...createChangeHistoryActivities(config, keys), ...createSlackActivities(env), ...createGitHubActivities(config, env, keys) };
     },
   },
   checks: {

@@ -88,6 +88,8 @@ export interface GatewayStack {
   startGateway(): Promise<Server>;
   /** Terminated by stop(). */
   track(handle: WorkflowHandle): WorkflowHandle;
+  /** Stops the orchestrator worker and starts it again with more environment (e.g. rotated keys). */
+  restartOrchestrator(env: NodeJS.ProcessEnv): Promise<void>;
   /** Closed by stop(), before the gateway. */
   onStop(close: () => Promise<void>): void;
   stop(): Promise<void>;
@@ -108,6 +110,8 @@ export async function startGatewayStack(options: GatewayStackOptions): Promise<G
   const closers: Array<() => Promise<void>> = [];
   const workers: Worker[] = [];
   const running: Array<Promise<void>> = [];
+  let orchestrator: Worker;
+  let orchestratorEnv: NodeJS.ProcessEnv = {};
 
   const stack: GatewayStack = {
     dataDir,
@@ -129,6 +133,15 @@ export async function startGatewayStack(options: GatewayStackOptions): Promise<G
       handles.push(handle);
       return handle;
     },
+    async restartOrchestrator(env) {
+      const index = workers.indexOf(orchestrator);
+      orchestrator.shutdown();
+      await running[index];
+      orchestratorEnv = { ...orchestratorEnv, ...env };
+      orchestrator = await testWorker({ taskQueue, workflows: true, activities: await ZONES.orchestrator.createActivities(() => config, orchestratorEnv) });
+      workers[index] = orchestrator;
+      running[index] = orchestrator.run();
+    },
     onStop(close) {
       closers.push(close);
     },
@@ -149,9 +162,10 @@ export async function startGatewayStack(options: GatewayStackOptions): Promise<G
   stack.gateway = await stack.startGateway();
   stack.gatewayUrl = `http://127.0.0.1:${(stack.gateway.address() as AddressInfo).port}`;
   const channelEnv = (await options.beforeWorkers?.(stack)) ?? {};
-  const orchestratorEnv = { FOUREYES_APPROVAL_PUBLIC_KEYS: key.publicKey, GITHUB_API_URL: github.url, ...options.orchestratorEnv?.(stack), ...channelEnv };
+  orchestratorEnv = { FOUREYES_APPROVAL_PUBLIC_KEYS: key.publicKey, GITHUB_API_URL: github.url, ...options.orchestratorEnv?.(stack), ...channelEnv };
+  orchestrator = await testWorker({ taskQueue, workflows: true, activities: await ZONES.orchestrator.createActivities(() => config, orchestratorEnv) });
   workers.push(
-    await testWorker({ taskQueue, workflows: true, activities: await ZONES.orchestrator.createActivities(() => config, orchestratorEnv) }),
+    orchestrator,
     await testWorker({ taskQueue: zoneQueue(taskQueue, 'checks'), activities: await ZONES.checks.createActivities(() => config, {}) }),
   );
   if (options.deployActivities) workers.push(await testWorker({ taskQueue: zoneQueue(taskQueue, 'deploy'), activities: options.deployActivities }));

@@ -11,7 +11,9 @@ import { createServer, type Server } from 'node:http';
 import type { Socket } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { orchestratorDoubles } from '../workflows/orchestrator-doubles.ts';
+import { GitHubModel, orchestratorDoubles } from '../workflows/orchestrator-doubles.ts';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { parseConfig } from '../../src/config/load.ts';
 import { generateSigningKey, signClaim } from '../../src/shared/approval-signature.ts';
 import { connectClient } from '../../src/shared/temporal-connection.ts';
@@ -22,7 +24,7 @@ import type { changeWorkflow } from '../../src/workflows/change.ts';
 import { serviceName, startTracing, tracesUrl, type Tracing } from '../../src/workers/tracing.ts';
 import { freePort } from '../../src/dev/process.ts';
 import { writeFileSync } from 'node:fs';
-import { CONFIG, claim, encodeHistory, newChange, opened, sha } from '../workflows/harness.ts';
+import { CONFIG, claim, encodeHistory, factsOf, newChange, opened, sha, signedEvent } from '../workflows/harness.ts';
 import { startFoureyes, untilHealthy } from '../helpers/foureyes-process.ts';
 import { testWorker, uniqueQueue } from '../helpers/temporal.ts';
 
@@ -79,6 +81,14 @@ afterAll(async () => {
 
 const config = parseConfig(CONFIG, 'test.yaml');
 const key = generateSigningKey();
+const github = new GitHubModel(mkdtempSync(join(tmpdir(), 'foureyes-github-model-')));
+
+/** The gateway's signed opened event, with GitHub showing the pull request. */
+function openedEvent(change: string, head: string): PullRequestEvent {
+  const event = opened(head);
+  github.set(change, factsOf(event));
+  return signedEvent({ key }, change, event);
+}
 
 /** The three zones on their own queues, with each zone's tracing; `sinks` replaces the orchestrator's sink. */
 async function startWorkers(tracing: Record<'orchestrator' | 'checks' | 'deployer', Tracing>, sinks?: InjectedSinks<OpenTelemetrySinks>) {
@@ -89,7 +99,7 @@ async function startWorkers(tracing: Record<'orchestrator' | 'checks' | 'deploye
       workflows: true,
       interceptors: tracing.orchestrator.workerInterceptors,
       sinks: sinks ?? tracing.orchestrator.workflowSinks,
-      activities: orchestratorDoubles(config, key.publicKey),
+      activities: orchestratorDoubles(config, key.publicKey, github),
     }),
     await testWorker({
       taskQueue: zoneQueue(taskQueue, 'checks'),
@@ -135,7 +145,7 @@ async function deliverChange(client: Client, taskQueue: string): Promise<Workflo
     taskQueue,
     args: [{ change }],
     signal: pullRequestSignal,
-    signalArgs: [opened(head)],
+    signalArgs: [openedEvent(change, head)],
   });
   const deadline = Date.now() + 20_000;
   let status: ChangeStatus | undefined;
@@ -225,20 +235,20 @@ describe('a change delivered', () => {
     };
     const start_ = one('SignalWithStartWorkflow:changeWorkflow');
     const run = one('RunWorkflow:changeWorkflow');
-    const policy = one('RunActivity:loadPolicy');
+    const begun = one('RunActivity:beginChange');
     const checks = one('RunActivity:runChecks');
     const deploys = spans.filter((s) => s.name === 'RunActivity:deploy');
     expect(deploys).toHaveLength(2);
     // One trace: the webhook's signalWithStart is the root, the run its child, each activity under its StartActivity span.
     const trace = start_.traceId;
     expect(trace).toMatch(/^[0-9a-f]{32}$/);
-    for (const s of [run, policy, checks, ...deploys]) expect(s.traceId).toBe(trace);
+    for (const s of [run, begun, checks, ...deploys]) expect(s.traceId).toBe(trace);
     expect(run.parentSpanId).toBe(start_.spanId);
     const startActivity = spans.find((s) => s.name === 'StartActivity:runChecks');
     expect(startActivity?.traceId).toBe(trace);
     expect(checks.parentSpanId).toBe(startActivity?.spanId);
     // Each span under its own process's name.
-    expect([start_, run, policy, checks, deploys[0]!].map((s) => s.service)).toEqual(['foureyes-gateway', 'foureyes-orchestrator', 'foureyes-orchestrator', 'foureyes-checks', 'foureyes-deployer']);
+    expect([start_, run, begun, checks, deploys[0]!].map((s) => s.service)).toEqual(['foureyes-gateway', 'foureyes-orchestrator', 'foureyes-orchestrator', 'foureyes-checks', 'foureyes-deployer']);
     // The approval: its own trace from the client's update to the workflow's handler.
     const update = one('StartWorkflowUpdate:approve');
     const handled = one('HandleUpdate:approve');
@@ -275,12 +285,12 @@ describe('foureyes worker <zone> with OTEL_EXPORTER_OTLP_ENDPOINT', () => {
         signal: pullRequestSignal,
         signalArgs: [opened(sha())],
       });
-      // The orchestrator has run loadPolicy (no checks worker here: the run then waits).
+      // The orchestrator has run beginChange (no checks worker here: the run then waits).
       const deadline = Date.now() + 60_000;
       for (;;) {
         const events = (await handle.fetchHistory()).events ?? [];
         if (events.some((e) => e.activityTaskCompletedEventAttributes)) break;
-        if (Date.now() > deadline) throw new Error(`loadPolicy never completed; worker output:\n${worker.output()}`);
+        if (Date.now() > deadline) throw new Error(`beginChange never completed; worker output:\n${worker.output()}`);
         await new Promise((r) => setTimeout(r, 100));
       }
       // Well within the batch delay (5 s): without the flush at shutdown these spans would be lost.
@@ -288,7 +298,7 @@ describe('foureyes worker <zone> with OTEL_EXPORTER_OTLP_ENDPOINT', () => {
       expect(await exited).toBe(0);
       expect(worker.output()).toContain('foureyes-orchestrator: tracing on');
       const mine = received.filter((s) => s.attributes.temporalWorkflowId === handle.workflowId || s.attributes.workflowId === handle.workflowId);
-      const run = mine.find((s) => s.name === 'RunActivity:loadPolicy' && s.service === 'foureyes-orchestrator');
+      const run = mine.find((s) => s.name === 'RunActivity:beginChange' && s.service === 'foureyes-orchestrator');
       expect(run, `spans: ${mine.map((s) => `${s.service} ${s.name}`).join(', ')}`).toBeDefined();
       await gateway.shutdown();
       const root = received.find((s) => s.name === 'SignalWithStartWorkflow:changeWorkflow' && s.attributes.temporalWorkflowId === handle.workflowId);

@@ -7,6 +7,7 @@ import {
   claim,
   close,
   commit,
+  deliverOnly,
   newChange,
   openChange,
   opened,
@@ -42,7 +43,7 @@ describe('changeWorkflow', () => {
 
     const outcome = await approve(stack, handle, claim(change, head, 'alex-reviewer'));
     expect(outcome).toMatchObject({ counted: true, environments: ['staging', 'production'] });
-    expect(await result(handle)).toEqual({ outcome: 'delivered', change, headSha: head });
+    expect(await result(handle)).toMatchObject({ outcome: 'delivered', change, headSha: head });
 
     const final = await status(handle);
     expect(final.stage).toBe('delivered');
@@ -63,7 +64,7 @@ describe('changeWorkflow', () => {
     expect(described.searchAttributes.FoureyesStage).toEqual(['delivered']);
     expect(described.searchAttributes.FoureyesApprovers).toEqual(['alex-reviewer']);
     expect(described.searchAttributes.FoureyesHeadSha).toEqual([head]);
-    await saveHistory(stack, handle, 'happy-path');
+    await saveHistory(stack, handle, 'v2-happy-path');
   });
 
   it('refuses every initiator, an older SHA and an ineligible person, each with its reason on record', async () => {
@@ -71,23 +72,23 @@ describe('changeWorkflow', () => {
     const first = sha();
     const second = sha();
     const commits = [
-      commit(first, { email: 'KIM@example.com', name: 'Kim' }, { email: '4242+pat-peer@users.noreply.github.com', name: 'Pat' }, 'Speed up\n\nCo-authored-by: Jo <jo@EXAMPLE.com>\nco-authored-by: Stranger <stranger@elsewhere.org>'),
+      commit(first, { email: 'KIM@example.com', name: 'Kim' }, { email: '4242+pat-peer@users.noreply.github.com', name: 'Pat' }, 'Speed up\n\nCo-authored-by: Jo <jo@EXAMPLE.com>'),
     ];
     const handle = await openChange(stack, change, opened(first, 'sam-dev', commits));
     await waitForStatus(handle, (s) => awaiting(s) && s.headSha === first);
-    await push(handle, pushed(first, second, 'alex-reviewer', [commit(second, { login: 'sam-dev' })]));
+    await push(stack, handle, pushed(first, second, 'alex-reviewer', [commit(second, { login: 'sam-dev' })]));
     const s = await waitForStatus(handle, (st) => awaiting(st) && st.headSha === second);
-    expect(s.initiators).toEqual(['alex-reviewer', 'email:stranger@elsewhere.org', 'jo-platform', 'kim-qa', 'pat-peer', 'sam-dev']);
+    expect(s.initiators).toEqual(['alex-reviewer', 'jo-platform', 'kim-qa', 'pat-peer', 'sam-dev']);
 
     const attempt = (person: string, extra = {}) => approve(stack, handle, claim(change, second, person, extra));
-    expect((await attempt('sam-dev')).reason).toBe(`refused: sam-dev is an initiator (author of the pull request, author of commit ${second.slice(0, 7)}, committer of commit ${second.slice(0, 7)})`);
-    expect((await attempt('kim-qa')).reason).toBe(`refused: kim-qa is an initiator (author of commit ${first.slice(0, 7)})`);
-    expect((await attempt('pat-peer')).reason).toBe(`refused: pat-peer is an initiator (committer of commit ${first.slice(0, 7)})`);
-    expect((await attempt('jo-platform')).reason).toBe(`refused: jo-platform is an initiator (co-author of commit ${first.slice(0, 7)})`);
-    expect((await attempt('alex-reviewer')).reason).toBe(`refused: alex-reviewer is an initiator (pusher of ${second.slice(0, 7)})`);
-    expect((await approve(stack, handle, claim(change, first, 'lee-ops'))).reason).toBe(`refused: approval names ${first.slice(0, 7)} but the head is ${second.slice(0, 7)}`);
+    expect((await attempt('sam-dev')).reason).toBe(`sam-dev is an initiator (author of the pull request, author of commit ${second.slice(0, 7)}, committer of commit ${second.slice(0, 7)})`);
+    expect((await attempt('kim-qa')).reason).toBe(`kim-qa is an initiator (author of commit ${first.slice(0, 7)})`);
+    expect((await attempt('pat-peer')).reason).toBe(`pat-peer is an initiator (committer of commit ${first.slice(0, 7)})`);
+    expect((await attempt('jo-platform')).reason).toBe(`jo-platform is an initiator (co-author of commit ${first.slice(0, 7)})`);
+    expect((await attempt('alex-reviewer')).reason).toBe(`alex-reviewer is an initiator (pusher of ${second.slice(0, 7)})`);
+    expect((await approve(stack, handle, claim(change, first, 'lee-ops'))).reason).toBe(`approval names ${first.slice(0, 7)} but the head is ${second.slice(0, 7)}`);
     const ineligible = await attempt('lee-ops', { environment: 'production' });
-    expect(ineligible.reason).toBe('refused: lee-ops is not eligible for production (eligible: alex-reviewer, jo-platform, kim-qa)');
+    expect(ineligible.reason).toBe('lee-ops is not eligible for production (eligible: alex-reviewer, jo-platform, kim-qa)');
     expect(ineligible.counted).toBe(false);
 
     // lee may approve staging only: staging is delivered, production keeps waiting for an eligible non-initiator.
@@ -96,9 +97,9 @@ describe('changeWorkflow', () => {
     expect(after.waitingFor).toContain('for production');
     expect(after.approvals.filter((a) => !a.counted)).toHaveLength(7);
     expect(after.timeline.filter((t) => t.kind === 'approve-refused')).toHaveLength(7);
-    await close(handle);
+    await close(stack, handle);
     expect((await result(handle)).outcome).toBe('abandoned');
-    await saveHistory(stack, handle, 'refusals');
+    await saveHistory(stack, handle, 'v2-refusals');
   });
 
   it('a push voids approvals; the same person twice is one approver; two distinct people deliver', async () => {
@@ -109,7 +110,7 @@ describe('changeWorkflow', () => {
     expect((await approve(stack, handle, claim(change, first, 'alex-reviewer'))).counted).toBe(true);
 
     const second = sha();
-    await push(handle, pushed(first, second));
+    await push(stack, handle, pushed(first, second));
     const voided = await waitForStatus(handle, (s) => s.headSha === second && awaiting(s));
     expect(voided.approvals[0]).toMatchObject({ counted: true, voidReason: 'void: new commits pushed' });
     expect(voided.environments[0]?.approvedBy).toEqual([]);
@@ -124,9 +125,9 @@ describe('changeWorkflow', () => {
     await approve(stack, handle, claim(change, second, 'kim-qa'));
     await waitForStatus(handle, (s) => s.stage === 'delivered');
     expect(stack.calls.deploy.filter((d) => d.change === change).map((d) => d.sha)).toEqual([second]);
-    await close(handle);
+    await close(stack, handle);
     expect(await result(handle)).toMatchObject({ outcome: 'delivered', headSha: second });
-    await saveHistory(stack, handle, 'push-voids-two-approvers');
+    await saveHistory(stack, handle, 'v2-push-voids-two-approvers');
   });
 
   it('an approval expires after the configured time and no longer counts', async () => {
@@ -141,9 +142,9 @@ describe('changeWorkflow', () => {
     // A fresh approval by another person alone is not enough: alex's expired one does not count.
     await approve(stack, handle, claim(change, head, 'kim-qa'));
     expect((await status(handle)).stage).toBe('awaiting-approval');
-    await close(handle);
+    await close(stack, handle);
     expect((await result(handle)).outcome).toBe('abandoned');
-    await saveHistory(stack, handle, 'expiry');
+    await saveHistory(stack, handle, 'v2-expiry');
   });
 
   it('a rejection stops delivery until new commits, then an approval delivers', async () => {
@@ -159,12 +160,12 @@ describe('changeWorkflow', () => {
     expect(still.waitingFor).toBe(`new commits: kim-qa requested changes to ${first.slice(0, 7)}`);
 
     const second = sha();
-    await push(handle, pushed(first, second));
+    await push(stack, handle, pushed(first, second));
     await waitForStatus(handle, (s) => s.headSha === second && awaiting(s));
     await approve(stack, handle, claim(change, second, 'alex-reviewer'));
     expect(await result(handle)).toMatchObject({ outcome: 'delivered', headSha: second });
     expect(stack.calls.deploy.filter((d) => d.change === change).every((d) => d.sha === second)).toBe(true);
-    await saveHistory(stack, handle, 'reject-then-approve');
+    await saveHistory(stack, handle, 'v2-reject-then-approve');
   });
 
   it('failed checks wait for new commits; stale and duplicate deliveries change nothing', async () => {
@@ -176,16 +177,16 @@ describe('changeWorkflow', () => {
     await waitForStatus(handle, (s) => s.stage === 'checks-failed');
     const second = sha();
     const push2 = pushed(first, second);
-    await push(handle, push2);
+    await push(stack, handle, push2);
     await waitForStatus(handle, (s) => s.headSha === second && awaiting(s));
     // The opened event again (duplicate) and an out-of-order event naming the superseded head.
-    await push(handle, open);
-    await push(handle, { ...opened(first), kind: 'synchronize', updatedAt: new Date(Date.now() - 60_000).toISOString() });
+    await deliverOnly(stack, handle, open);
+    await deliverOnly(stack, handle, { ...opened(first), kind: 'synchronize', updatedAt: new Date(Date.now() - 60_000).toISOString() });
     const s = await waitForStatus(handle, (st) => st.timeline.some((t) => t.kind === 'event-ignored'));
     expect(s.headSha).toBe(second);
     expect(s.stage).toBe('awaiting-approval');
     expect(s.checks?.passed).toBe(true);
-    await close(handle);
+    await close(stack, handle);
     await result(handle);
   });
 
@@ -193,11 +194,11 @@ describe('changeWorkflow', () => {
     const change = newChange();
     const handle = await openChange(stack, change, opened(sha()));
     await waitForStatus(handle, awaiting);
-    await close(handle);
+    await close(stack, handle);
     expect((await result(handle)).outcome).toBe('abandoned');
     expect((await status(handle)).stage).toBe('abandoned');
     expect(stack.calls.deploy.some((d) => d.change === change)).toBe(false);
-    await saveHistory(stack, handle, 'closed-waiting');
+    await saveHistory(stack, handle, 'v2-closed-waiting');
   });
 
   it('closed mid-deploy: the deploy is cancelled and the leases are revoked', async () => {
@@ -208,12 +209,12 @@ describe('changeWorkflow', () => {
     await waitForStatus(handle, awaiting);
     await approve(stack, handle, claim(change, head, 'alex-reviewer'));
     await waitForStatus(handle, (s) => s.stage === 'deploying');
-    await close(handle);
+    await close(stack, handle);
     expect((await result(handle)).outcome).toBe('abandoned');
     expect(stack.calls.revoke).toContainEqual({ change, environment: 'staging' });
     const s = await status(handle);
     expect(s.timeline.map((t) => t.kind)).toEqual(expect.arrayContaining(['delivery-cancelled', 'closed']));
-    await saveHistory(stack, handle, 'closed-mid-deploy');
+    await saveHistory(stack, handle, 'v2-closed-mid-deploy');
   });
 
   it('a forged approval signalled straight to Temporal is refused and visible in status', async () => {
@@ -225,7 +226,7 @@ describe('changeWorkflow', () => {
     await handle.signal(approvalSignal, forged);
     await handle.signal(approvalSignal, { claim: { person: 'jo-platform' }, signature: 'nonsense' } as never);
     const s = await waitForStatus(handle, (st) => st.approvals.length === 2);
-    expect(s.approvals.map((a) => [a.claim.person, a.counted, a.reason.startsWith('refused: the signature')])).toEqual([
+    expect(s.approvals.map((a) => [a.claim.person, a.counted, a.reason.startsWith('the signature')])).toEqual([
       ['alex-reviewer', false, true],
       ['jo-platform', false, true],
     ]);
@@ -233,7 +234,7 @@ describe('changeWorkflow', () => {
     // The forged claim's nonce was not burnt: the real gateway's claim with it still counts.
     expect((await approve(stack, handle, { ...forged.claim })).counted).toBe(true);
     await result(handle);
-    await saveHistory(stack, handle, 'forged');
+    await saveHistory(stack, handle, 'v2-forged');
   });
 
   it('continues as new when the history grows and keeps the whole record', { timeout: 40_000 }, async () => {
@@ -244,20 +245,20 @@ describe('changeWorkflow', () => {
     for (let i = 0; i < 4; i++) {
       await approve(stack, handle, claim(change, head, 'sam-dev'));
       const next = sha();
-      await push(handle, pushed(head, next));
+      await push(stack, handle, pushed(head, next));
       head = next;
       await waitForStatus(handle, (s) => s.headSha === head && awaiting(s));
     }
     const s = await waitForStatus(handle, (st) => st.runIds.length >= 2 && awaiting(st));
     expect(s.approvals).toHaveLength(4);
-    expect(s.approvals.every((a) => a.reason.startsWith('refused: sam-dev is an initiator'))).toBe(true);
+    expect(s.approvals.every((a) => a.reason.startsWith('sam-dev is an initiator'))).toBe(true);
     expect(s.timeline.some((t) => t.kind === 'continued-as-new')).toBe(true);
     expect(s.initiators).toEqual(['sam-dev']);
     await approve(stack, handle, claim(change, head, 'alex-reviewer'));
     await approve(stack, handle, claim(change, head, 'kim-qa'));
     await waitForStatus(handle, (st) => st.stage === 'delivered');
-    await close(handle);
+    await close(stack, handle);
     expect(await result(handle)).toMatchObject({ outcome: 'delivered', headSha: head });
-    await saveHistory(stack, handle, 'continue-as-new');
+    await saveHistory(stack, handle, 'v2-continue-as-new');
   });
 });

@@ -1,20 +1,23 @@
 // A change-delivery stack on the shared Temporal dev server for workflow tests: the real workflow bundle,
-// the real loadPolicy over a test configuration, and recording doubles for checks, GitHub and the deployer.
+// the real loadPolicy and beginChange over a test configuration, a GitHub model for the orchestrator's
+// look-ups, and recording doubles for checks, GitHub reporting and the deployer. Events are signed by the
+// test's gateway key, as the gateway signs them.
 import { Context } from '@temporalio/activity';
 import type { Client, WorkflowHandle } from '@temporalio/client';
 import { CancelledFailure } from '@temporalio/common';
 import { temporal } from '@temporalio/proto';
 import type { Worker } from '@temporalio/worker';
 import { randomUUID } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createPolicyActivities } from '../../src/activities/policy.ts';
 import { parseConfig } from '../../src/config/load.ts';
-import { generateSigningKey, signClaim, type SigningKey } from '../../src/shared/approval-signature.ts';
+import { generateSigningKey, signClaim, signEvent, type SigningKey } from '../../src/shared/approval-signature.ts';
 import { zoneQueue } from '../../src/shared/task-queues.ts';
-import type { ApprovalClaim, ApprovalOutcome, ChangeStatus, CommitInfo, DeployInput, DeployReport, PullRequestEvent, VerifyReport } from '../../src/shared/types.ts';
+import type { ApprovalClaim, ApprovalOutcome, ChangeStatus, CommitInfo, DeployInput, DeployReport, PullRequestEvent, PullRequestFacts, VerifyReport } from '../../src/shared/types.ts';
 import { approvalUpdate, pullRequestClosedSignal, pullRequestSignal, statusQuery, type ChangeWorkflowInput } from '../../src/workflows/definitions.ts';
 import type { changeWorkflow, ChangeResult } from '../../src/workflows/change.ts';
+import { GitHubModel, orchestratorDoubles } from './orchestrator-doubles.ts';
 import { testClient, testWorker, uniqueQueue } from '../helpers/temporal.ts';
 
 export const CONFIG = `
@@ -62,6 +65,8 @@ export interface Stack {
   client: Client;
   taskQueue: string;
   key: SigningKey;
+  /** What the orchestrator's look-ups read as GitHub's pull requests. */
+  github: GitHubModel;
   calls: Calls;
   /** Checks of these SHAs fail. */
   failingShas: Set<string>;
@@ -79,16 +84,15 @@ export async function startStack(): Promise<Stack> {
   const hangingDeploys = new Set<string>();
   const quickHeartbeats = { maxHeartbeatThrottleInterval: '200ms', defaultHeartbeatThrottleInterval: '200ms' } as const;
 
+  const github = new GitHubModel(mkdtempSync(join(tmpdir(), 'foureyes-github-model-')));
+  const doubles = orchestratorDoubles(config, key.publicKey, github);
   const orchestrator = await testWorker({
     taskQueue,
     workflows: true,
     activities: {
-      ...createPolicyActivities(() => config, [key.publicKey]),
+      ...doubles,
       async syncGitHub() {
         calls.sync++;
-      },
-      async confirmReviews() {
-        return { ok: true, reason: 'reviews stand' };
       },
       async notifySlack(input: { change: string; sha: string }) {
         calls.slack.push(`${input.change}@${input.sha}`);
@@ -143,6 +147,7 @@ export async function startStack(): Promise<Stack> {
     client,
     taskQueue,
     key,
+    github,
     calls,
     failingShas,
     hangingDeploys,
@@ -179,22 +184,44 @@ export function pushed(before: string, head: string, pusher = 'sam-dev', commits
 
 export type ChangeHandle = WorkflowHandle<typeof changeWorkflow>;
 
-export async function openChange(stack: Stack, change: string, event: PullRequestEvent, extra: Partial<ChangeWorkflowInput> = {}): Promise<ChangeHandle> {
+/** The pull request as GitHub shows it once `event` happened (its commits are then the pull request's). */
+export function factsOf(event: PullRequestEvent, state: 'open' | 'closed' = 'open'): PullRequestFacts {
+  return { state, merged: false, title: event.title, author: event.author, headRef: event.headRef, head: { sha: event.headSha, baseRef: event.baseRef, commits: event.commits ?? [], files: event.changedFiles ?? [] } };
+}
+
+/** The event as the gateway forwards it: the webhook's facts only, signed for the change. */
+export function signedEvent(stack: Pick<Stack, 'key'>, change: string, event: PullRequestEvent): PullRequestEvent {
+  const { commits: _commits, changedFiles: _files, ...facts } = event;
+  return signEvent({ ...facts, change, at: new Date().toISOString() }, stack.key);
+}
+
+/** Opens the change: GitHub shows the pull request, and the gateway's signed event starts the workflow. */
+export async function openChange(stack: Pick<Stack, 'client' | 'taskQueue' | 'key' | 'github'>, change: string, event: PullRequestEvent, extra: Partial<ChangeWorkflowInput> = {}): Promise<ChangeHandle> {
+  stack.github.set(change, factsOf(event));
   return stack.client.workflow.signalWithStart<typeof changeWorkflow, [PullRequestEvent]>('changeWorkflow', {
     workflowId: `change:${change}`,
     taskQueue: stack.taskQueue,
     args: [{ change, ...extra }],
     signal: pullRequestSignal,
-    signalArgs: [event],
+    signalArgs: [signedEvent(stack, change, event)],
   });
 }
 
-export async function push(handle: ChangeHandle, event: PullRequestEvent): Promise<void> {
-  await handle.signal(pullRequestSignal, event);
+/** A push: GitHub shows the new head, and the gateway's signed event reaches the change. */
+export async function push(stack: Pick<Stack, 'key' | 'github'>, handle: ChangeHandle, event: PullRequestEvent): Promise<void> {
+  const change = handle.workflowId.replace(/^change:/, '');
+  stack.github.set(change, factsOf(event));
+  await handle.signal(pullRequestSignal, signedEvent(stack, change, event));
 }
 
-export async function close(handle: ChangeHandle): Promise<void> {
-  await handle.signal(pullRequestClosedSignal, { deliveryId: randomUUID(), merged: false, closedBy: 'sam-dev', at: new Date().toISOString() });
+/** A signed event GitHub's state does not follow (a redelivery, an event delivered late). */
+export async function deliverOnly(stack: Pick<Stack, 'key'>, handle: ChangeHandle, event: PullRequestEvent): Promise<void> {
+  await handle.signal(pullRequestSignal, signedEvent(stack, handle.workflowId.replace(/^change:/, ''), event));
+}
+
+export async function close(stack: Pick<Stack, 'key'>, handle: ChangeHandle): Promise<void> {
+  const change = handle.workflowId.replace(/^change:/, '');
+  await handle.signal(pullRequestClosedSignal, signEvent({ deliveryId: randomUUID(), merged: false, closedBy: 'sam-dev', at: new Date().toISOString(), change }, stack.key));
 }
 
 export function claim(change: string, sha: string, person: string, extra: Partial<ApprovalClaim> = {}): ApprovalClaim {

@@ -1,14 +1,54 @@
-// The orchestrator's activities for workflow tests: the real loadPolicy over a test configuration, and
-// answers at once for what would reach GitHub or Slack. No vitest imports: a child process (fixtures/) uses it.
-import { createPolicyActivities } from '../../src/activities/policy.ts';
+// The orchestrator's activities for workflow tests: the real loadPolicy and beginChange (it reads the change's
+// runs from the Temporal dev server) over a test configuration, and answers at once for what would reach GitHub
+// or Slack. What GitHub says about a pull request comes from a GitHub model kept in files (so an orchestrator in
+// a process of its own answers the same): the test writes it as it opens and pushes. No vitest imports: a child
+// process (fixtures/) uses it.
+import { ApplicationFailure } from '@temporalio/activity';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { createChangeHistoryActivities } from '../../src/activities/change-history.ts';
+import { policyFor, createPolicyActivities } from '../../src/activities/policy.ts';
 import type { FoureyesConfig } from '../../src/config/schema.ts';
+import type { PullRequestFacts } from '../../src/shared/types.ts';
 
-export function orchestratorDoubles(config: FoureyesConfig, approvalPublicKey: string) {
+/** Pull requests as "GitHub" shows them to the orchestrator's look-ups, one file per change. */
+export class GitHubModel {
+  constructor(readonly dir: string) {
+    mkdirSync(dir, { recursive: true });
+  }
+
+  private file(change: string): string {
+    return join(this.dir, `${encodeURIComponent(change)}.json`);
+  }
+
+  set(change: string, facts: PullRequestFacts): void {
+    writeFileSync(this.file(change), JSON.stringify(facts));
+  }
+
+  get(change: string): PullRequestFacts {
+    try {
+      return JSON.parse(readFileSync(this.file(change), 'utf8')) as PullRequestFacts;
+    } catch {
+      throw ApplicationFailure.nonRetryable(`GitHub API GET /repos/${change.replace('#', '/pulls/')} answered 404: Not Found`, 'GitHubHttp404');
+    }
+  }
+}
+
+export function orchestratorDoubles(config: FoureyesConfig, approvalPublicKey: string, github: GitHubModel) {
+  const keys = [approvalPublicKey];
   return {
-    ...createPolicyActivities(() => config, [approvalPublicKey]),
+    ...createPolicyActivities(() => config, keys),
+    ...createChangeHistoryActivities(() => config, keys),
     async syncGitHub() {},
     async confirmReviews() {
       return { ok: true, reason: 'reviews stand' };
+    },
+    async lookUpPullRequest(input: { change: string }): Promise<PullRequestFacts> {
+      return github.get(input.change);
+    },
+    async confirmDelivery(input: { change: string; sha: string }) {
+      const facts = github.get(input.change);
+      return { policy: policyFor(config, input.change.split('#')[0] as string, keys), pull: { state: facts.state, headSha: facts.head.sha, baseRef: facts.head.baseRef }, reviews: { ok: true, reason: 'reviews stand' } };
     },
     async notifySlack() {
       return { posted: true };

@@ -11,7 +11,10 @@ import { Worker } from '@temporalio/worker';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { expect, inject, it } from 'vitest';
-import { orchestratorDoubles } from './orchestrator-doubles.ts';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { GitHubModel, orchestratorDoubles } from './orchestrator-doubles.ts';
 import { parseConfig } from '../../src/config/load.ts';
 import { generateSigningKey, signClaim } from '../../src/shared/approval-signature.ts';
 import { zoneQueue } from '../../src/shared/task-queues.ts';
@@ -28,6 +31,7 @@ it('a change whose orchestrator was killed between tasks still replays after a s
   const config = parseConfig(CONFIG, 'test.yaml');
   const key = generateSigningKey();
   const taskQueue = uniqueQueue('restart');
+  const github = new GitHubModel(mkdtempSync(join(tmpdir(), 'foureyes-github-model-')));
   let releaseChecks!: () => void;
   const checksReleased = new Promise<void>((r) => (releaseChecks = r));
   let checksStarted!: () => void;
@@ -69,6 +73,7 @@ it('a change whose orchestrator was killed between tasks still replays after a s
       TEST_WORKFLOW_BUNDLE: inject('workflowBundle'),
       TEST_APPROVAL_PUBLIC_KEY: key.publicKey,
       TEST_CONFIG: CONFIG,
+      TEST_GITHUB_MODEL_DIR: github.dir,
     },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
@@ -79,7 +84,7 @@ it('a change whose orchestrator was killed between tasks still replays after a s
     });
     const change = newChange();
     const head = sha();
-    const handle = await openChange({ client, taskQueue } as never, change, opened(head));
+    const handle = await openChange({ client, taskQueue, key, github }, change, opened(head));
     await checksRunning;
     await sleep(1000); // the report of 'checking' is done: nothing but the checks is outstanding
     first.kill('SIGKILL');
@@ -91,7 +96,7 @@ it('a change whose orchestrator was killed between tasks still replays after a s
       workflows: true,
       sinks: untracedWorkflowSinks,
       maxCachedWorkflows: workflowCacheSize(process.env),
-      activities: orchestratorDoubles(config, key.publicKey),
+      activities: orchestratorDoubles(config, key.publicKey, github),
     });
     const secondRun = second.run();
     try {

@@ -27,8 +27,8 @@ export interface ApprovalIntent {
   ref: ChangeRef;
   decision: ApprovalDecision;
   environment?: string;
-  /** The commit the person saw; absent = the change's current head. */
-  sha?: string;
+  /** The commit the person saw: an approval counts for that commit only. */
+  sha: string;
   comment?: string;
 }
 

@@ -45,10 +45,8 @@ export const approvalBodySchema = z.strictObject({
     .string()
     .regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, 'expected an environment name such as staging or production')
     .optional(),
-  sha: z
-    .string()
-    .regex(/^[0-9a-f]{40}$/, 'expected a full 40-character lower-case commit SHA')
-    .optional(),
+  // Required: an approval counts for the commit the person saw, never for whatever the head is when it arrives.
+  sha: z.string({ error: (issue) => (issue.input === undefined ? 'name the commit you reviewed (the full head SHA; `foureyes approve` sends the head it shows you)' : 'expected a string') }).regex(/^[0-9a-f]{40}$/, 'expected a full 40-character lower-case commit SHA'),
 });
 
 function parseBody(raw: Buffer): z.output<typeof approvalBodySchema> {
@@ -57,7 +55,7 @@ function parseBody(raw: Buffer): z.output<typeof approvalBodySchema> {
     try {
       json = JSON.parse(raw.toString('utf8'));
     } catch {
-      throw new HttpError(400, 'request body is not valid JSON; send {"decision": "approve"|"reject", "comment"?, "environment"?, "sha"?}');
+      throw new HttpError(400, 'request body is not valid JSON; send {"sha": "<head commit>", "decision": "approve"|"reject", "comment"?, "environment"?}');
     }
   }
   const parsed = approvalBodySchema.safeParse(json);
@@ -65,7 +63,8 @@ function parseBody(raw: Buffer): z.output<typeof approvalBodySchema> {
     const issue = parsed.error.issues[0];
     const field = issue?.path.length ? issue.path.join('.') : '(body)';
     const what = issue?.code === 'unrecognized_keys' ? `unknown field(s) ${issue.keys.join(', ')}; the approver is taken from the token, not the body` : issue?.message;
-    throw new HttpError(400, `invalid field ${field}: ${what}`, { field });
+    const missing = issue?.code === 'invalid_type' && issue.path.length === 1 && (json === null || typeof json !== 'object' || (json as Record<string, unknown>)[String(issue.path[0])] === undefined);
+    throw new HttpError(400, `${missing ? 'missing' : 'invalid'} field ${field}: ${what}`, { field });
   }
   return parsed.data;
 }
@@ -86,6 +85,6 @@ export const githubTokenChannel: ApprovalChannelAdapter = {
       throw error;
     }
     const body = parseBody(request.rawBody);
-    return { ref, decision: body.decision, ...(body.environment ? { environment: body.environment } : {}), ...(body.sha ? { sha: body.sha } : {}), ...(body.comment ? { comment: body.comment } : {}) };
+    return { ref, decision: body.decision, sha: body.sha, ...(body.environment ? { environment: body.environment } : {}), ...(body.comment ? { comment: body.comment } : {}) };
   },
 };

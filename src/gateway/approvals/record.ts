@@ -2,11 +2,10 @@
 // with the gateway key, and hand it to the change's workflow as an update, so the person learns at once
 // whether it counted and why. The workflow verifies the signature itself before counting anything, and
 // records refusals in its history (DESIGN.md invariants 1 and 3).
-import { WorkflowNotFoundError, WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError, type WorkflowHandle } from '@temporalio/client';
+import { WorkflowNotFoundError, WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError } from '@temporalio/client';
 import { randomUUID } from 'node:crypto';
 import { signClaim } from '../../shared/approval-signature.ts';
 import { formatChangeRef, workflowIdFor, type ChangeRef } from '../../shared/change-ref.ts';
-import { HeadShaAttr } from '../../shared/search-attributes.ts';
 import type { ApprovalChannel, ApprovalClaim, ApprovalDecision, ApprovalOutcome } from '../../shared/types.ts';
 import { approvalUpdate, statusQuery } from '../../workflows/definitions.ts';
 import type { GatewayContext } from '../app.ts';
@@ -19,8 +18,8 @@ export interface ApprovalRequest {
   channel: ApprovalChannel;
   decision: ApprovalDecision;
   environment?: string;
-  /** The commit the person approved when the channel knows it (a button, a review); else the current head. */
-  sha?: string;
+  /** The commit the person saw and approved: every channel names it (a button, a review, the CLI, the API). */
+  sha: string;
   evidence: Record<string, string>;
   comment?: string;
 }
@@ -56,8 +55,7 @@ export async function recordApproval(ctx: GatewayContext, request: ApprovalReque
   const handle = ctx.client.workflow.getHandle(workflowIdFor(request.ref));
   const deadline = Date.now() + ANSWER_DEADLINE_MS;
   try {
-    let sha = request.sha;
-    sha ??= await currentHead(ctx, handle, deadline);
+    const sha = request.sha;
     const comment = request.comment?.trim().slice(0, MAX_COMMENT);
     const claim: ApprovalClaim = {
       v: 1,
@@ -90,19 +88,6 @@ export async function recordApproval(ctx: GatewayContext, request: ApprovalReque
   } catch (error) {
     throw deliveryError(error, change);
   }
-}
-
-/**
- * The head the change waits on. From its FoureyesHeadSha search attribute, which the server answers from the
- * workflow's own record (no workflow task, unlike a query: one worker round trip less on the approval's hot
- * path); the status query only when the attribute is not set yet. Stale either way means refused, never
- * counted: the workflow compares the claim's SHA with its head.
- */
-async function currentHead(ctx: GatewayContext, handle: WorkflowHandle, deadline: number): Promise<string> {
-  const description = await ctx.client.withDeadline(deadline, () => handle.describe());
-  const head = description.typedSearchAttributes.get(HeadShaAttr);
-  if (head) return head;
-  return (await ctx.client.withDeadline(deadline, () => handle.query(statusQuery))).headSha;
 }
 
 function deliveryError(error: unknown, change: string): unknown {

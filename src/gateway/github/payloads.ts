@@ -26,6 +26,8 @@ export const pullRequestSchema = z.object({
 
 export const pullRequestPayload = z.object({
   action: z.string(),
+  // `edited`: what changed; foureyes acts on a retargeted base only.
+  changes: z.object({ base: z.object({ ref: z.object({ from: z.string() }).optional() }).optional() }).optional(),
   number: z.number().int().positive().optional(),
   before: sha.optional(),
   after: sha.optional(),

@@ -1,4 +1,4 @@
-import { WorkflowNotFoundError, type WorkflowHandle } from '@temporalio/client';
+import { WorkflowFailedError, WorkflowNotFoundError, type WorkflowHandle } from '@temporalio/client';
 import type { ChangeStatus, RetryingStep } from '../../shared/types.ts';
 import type { RouteHandler } from '../app.ts';
 import { HttpError, sendJson } from '../http.ts';
@@ -38,5 +38,16 @@ export async function changeStatus(handle: WorkflowHandle): Promise<ChangeStatus
       lastFailure: String(a.lastFailure?.message).slice(0, 500),
       ...(a.nextAttemptScheduleTime?.seconds ? { nextAttemptAt: new Date(Number(a.nextAttemptScheduleTime.seconds) * 1000).toISOString() } : {}),
     }));
-  return retrying.length > 0 ? { ...status, retrying } : status;
+  const failure = described?.status.name === 'FAILED' ? await failureOf(handle) : undefined;
+  return { ...status, ...(retrying.length > 0 ? { retrying } : {}), ...(failure ? { failure } : {}) };
+}
+
+/** A failed run's error as the Temporal UI shows it (e.g. a refused start), for `foureyes status`. */
+async function failureOf(handle: WorkflowHandle): Promise<ChangeStatus['failure']> {
+  const error = await handle.result().then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  const cause = (error instanceof WorkflowFailedError ? error.cause : error) as { type?: string; name?: string; message?: string } | undefined;
+  return cause ? { type: cause.type ?? cause.name ?? 'Error', message: String(cause.message ?? '').slice(0, 1000) } : undefined;
 }

@@ -10,19 +10,21 @@
 //    lost), and nothing else is done inline: the change's work happens in the workflow. A pull_request
 //    event is sent without its commits and changed files (GitHub's webhook does not carry them): the
 //    workflow has the orchestrator look them up, so the answer never waits on GitHub's API. Only a review
-//    for a change not yet started reads the pull request, its commits and files here.
+//    for a change not yet started reads the pull request here.
+// 5. Every pull request event and close is signed with the gateway's key for its change: the workflow
+//    refuses (and records) any that is not, so a signal sent straight to Temporal moves nothing.
 // The gateway never reads policy from the pull request; the changed file names (looked up by the
 // orchestrator) let the workflow flag a change to the policy paths of the trusted configuration.
-import { WorkflowNotFoundError, type Client } from '@temporalio/client';
+import { WorkflowNotFoundError } from '@temporalio/client';
 import { Webhooks } from '@octokit/webhooks';
 import type { IncomingMessage } from 'node:http';
 import type { RouteHandler, GatewayContext } from '../app.ts';
 import { header, HttpError, readBody, sendJson } from '../http.ts';
 import { DeliveryLog, type DeliveryAnswer } from '../github/deliveries.ts';
-import { pullRequestEvent, pullRequestFacts, pullRequestPayload, reviewPayload, type PullRequestJson } from '../github/payloads.ts';
+import { pullRequestFacts, pullRequestPayload, reviewPayload, type PullRequestJson } from '../github/payloads.ts';
 import { createGitHubClients, GitHubConfigError, type GitHubClients } from '../../activities/github-client.ts';
 import { loadSigningKey } from '../approvals/signing.ts';
-import { signClaim } from '../../shared/approval-signature.ts';
+import { signClaim, signEvent } from '../../shared/approval-signature.ts';
 import { ChangeRefError, formatChangeRef, makeChangeRef, workflowIdFor, type ChangeRef } from '../../shared/change-ref.ts';
 import { AuthorAttr, PullNumberAttr, RepoAttr } from '../../shared/search-attributes.ts';
 import type { ApprovalClaim, ApprovalDecision, PullRequestEvent } from '../../shared/types.ts';
@@ -133,10 +135,12 @@ function configuredRef(ctx: GatewayContext, fullName: string, number: number): C
 async function handleEvent(ctx: GatewayContext, state: WebhookState, _req: IncomingMessage, event: string, deliveryId: string, payload: unknown): Promise<DeliveryAnswer> {
   const action = (payload as { action?: unknown }).action;
   if (event === 'pull_request') {
-    if (!['opened', 'reopened', 'synchronize', 'closed'].includes(String(action))) return { status: 202, body: { ignored: `pull_request action ${String(action)} is not used by foureyes` } };
+    if (!['opened', 'reopened', 'synchronize', 'closed', 'edited'].includes(String(action))) return { status: 202, body: { ignored: `pull_request action ${String(action)} is not used by foureyes` } };
     const p = parse(pullRequestPayload, payload, event);
+    // An edit matters when it retargets the base: the commits and files of the pull request change with it.
+    if (p.action === 'edited' && !p.changes?.base) return { status: 202, body: { ignored: 'an edit of the title or description changes nothing foureyes decides on' } };
     const ref = configuredRef(ctx, p.repository.full_name, p.pull_request.number);
-    if (p.action === 'closed') return closeChange(ctx.client, ref, deliveryId, p.pull_request.merged ?? false, p.sender.login);
+    if (p.action === 'closed') return closeChange(ctx, ref, deliveryId, p.pull_request.merged ?? false, p.sender.login);
     // No GitHub look-up before the answer: the event goes without `commits`, and the orchestrator looks the
     // commits and files up durably (the workflow applies the event only then, in arrival order).
     const prEvent = pullRequestFacts({
@@ -173,13 +177,7 @@ async function handleEvent(ctx: GatewayContext, state: WebhookState, _req: Incom
     // Derived from the delivery: a redelivered review is refused by the workflow as a replay.
     nonce: `github-delivery:${deliveryId}`,
   };
-  let key;
-  try {
-    key = loadSigningKey(ctx.env);
-  } catch (error) {
-    throw new HttpError(500, (error as Error).message);
-  }
-  const signed = signClaim(claim, key);
+  const signed = signClaim(claim, gatewayKey(ctx));
   const handle = ctx.client.workflow.getHandle(workflowIdFor(ref));
   try {
     await handle.signal(approvalSignal, signed);
@@ -192,8 +190,7 @@ async function handleEvent(ctx: GatewayContext, state: WebhookState, _req: Incom
     const pr = await octokit.rest.pulls.get({ owner: ref.owner, repo: ref.repo, pull_number: ref.number }).catch(apiFailure);
     if (pr.data.state !== 'open') return { status: 202, body: { ignored: `${formatChangeRef(ref)} is ${pr.data.state}: a review does not reopen it` } };
     const prJson = { ...pr.data, merged: pr.data.merged ?? false } as unknown as PullRequestJson;
-    const prEvent = await pullRequestEvent(octokit, { kind: 'opened', deliveryId: `${deliveryId}:pull-request`, owner: ref.owner, repo: ref.repo, pr: prJson }).catch(apiFailure);
-    await startOrSignal(ctx, ref, prEvent, prJson);
+    await startOrSignal(ctx, ref, pullRequestFacts({ kind: 'opened', deliveryId: `${deliveryId}:pull-request`, pr: prJson }), prJson);
     await handle.signal(approvalSignal, signed).catch((e: unknown) => {
       throw temporalFailure(e);
     });
@@ -207,8 +204,18 @@ async function githubFor(ctx: GatewayContext, state: WebhookState, ref: ChangeRe
     .catch(apiFailure);
 }
 
-async function startOrSignal(ctx: GatewayContext, ref: ChangeRef, event: PullRequestEvent, pr: PullRequestJson): Promise<void> {
+function gatewayKey(ctx: GatewayContext) {
+  try {
+    return loadSigningKey(ctx.env);
+  } catch (error) {
+    throw new HttpError(500, (error as Error).message);
+  }
+}
+
+async function startOrSignal(ctx: GatewayContext, ref: ChangeRef, unsigned: PullRequestEvent, pr: PullRequestJson): Promise<void> {
   const change = formatChangeRef(ref);
+  // Signed for this change: the workflow applies no pull request event the gateway did not sign.
+  const event = signEvent({ ...unsigned, change, at: new Date().toISOString() }, gatewayKey(ctx));
   try {
     await ctx.client.workflow.signalWithStart('changeWorkflow', {
       workflowId: workflowIdFor(ref),
@@ -229,9 +236,11 @@ async function startOrSignal(ctx: GatewayContext, ref: ChangeRef, event: PullReq
   }
 }
 
-async function closeChange(client: Client, ref: ChangeRef, deliveryId: string, merged: boolean, closedBy: string): Promise<DeliveryAnswer> {
+async function closeChange(ctx: GatewayContext, ref: ChangeRef, deliveryId: string, merged: boolean, closedBy: string): Promise<DeliveryAnswer> {
+  const at = new Date().toISOString();
+  const closed = signEvent({ deliveryId, merged, closedBy, at, change: formatChangeRef(ref) }, gatewayKey(ctx));
   try {
-    await client.workflow.getHandle(workflowIdFor(ref)).signal(pullRequestClosedSignal, { deliveryId, merged, closedBy, at: new Date().toISOString() });
+    await ctx.client.workflow.getHandle(workflowIdFor(ref)).signal(pullRequestClosedSignal, closed);
   } catch (error) {
     if (error instanceof WorkflowNotFoundError) return { status: 202, body: { ignored: `no running change ${formatChangeRef(ref)}` } };
     throw temporalFailure(error);

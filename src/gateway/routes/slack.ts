@@ -7,7 +7,7 @@ import { reasonText } from '../../policy/sod.ts';
 import type { FoureyesConfig } from '../../config/schema.ts';
 import { ChangeRefError, parseChangeRef, workflowIdFor, type ChangeRef } from '../../shared/change-ref.ts';
 import { APPROVE_ACTION, confirmDialog, decodeButtonValue, encodeButtonValue, escapeSlackText, plainText, REJECT_ACTION } from '../../shared/slack-format.ts';
-import type { ApprovalDecision } from '../../shared/types.ts';
+import type { ApprovalDecision, ChangeStatus } from '../../shared/types.ts';
 import { statusQuery } from '../../workflows/definitions.ts';
 import { formatStatus } from '../../cli/status.ts';
 import type { GatewayContext, RouteHandler } from '../app.ts';
@@ -61,7 +61,7 @@ function deliveryText(error: unknown): string {
   return ':x: foureyes could not record this (internal error; see the gateway log). Nothing was approved.';
 }
 
-async function approveFromSlack(ctx: GatewayContext, input: { ref: ChangeRef; decision: ApprovalDecision; userId: string; teamId?: string; userName?: string; environment?: string; sha?: string; comment?: string; via: string }): Promise<SlackReply> {
+async function approveFromSlack(ctx: GatewayContext, input: { ref: ChangeRef; decision: ApprovalDecision; userId: string; teamId?: string; userName?: string; environment?: string; sha: string; comment?: string; via: string }): Promise<SlackReply> {
   try {
     const { person, evidence } = slackPerson(ctx.config(), input.userId, input.teamId, input.userName);
     const recorded = await recordApproval(ctx, {
@@ -71,7 +71,7 @@ async function approveFromSlack(ctx: GatewayContext, input: { ref: ChangeRef; de
       decision: input.decision,
       evidence: { ...evidence, slackVia: input.via },
       ...(input.environment ? { environment: input.environment } : {}),
-      ...(input.sha ? { sha: input.sha } : {}),
+      sha: input.sha,
       ...(input.comment ? { comment: input.comment } : {}),
     });
     return { response_type: recorded.outcome.counted ? 'in_channel' : 'ephemeral', text: outcomeText(recorded) };
@@ -87,7 +87,6 @@ export const handleSlackCommand: RouteHandler = async (req, res, _params, ctx) =
   const form = new URLSearchParams(rawBody.toString('utf8'));
   const userId = form.get('user_id') ?? '';
   const teamId = form.get('team_id') ?? undefined;
-  const userName = form.get('user_name') ?? undefined;
   const config = ctx.config();
   const command = parseSlashCommand(form.get('text') ?? '', config.environments.map((e) => e.name));
   if (command.kind === 'help') return sendJson(res, 200, ephemeral(`${command.problem ? `${escapeSlackText(command.problem)}. ` : ''}${SLASH_USAGE}`));
@@ -116,58 +115,35 @@ export const handleSlackCommand: RouteHandler = async (req, res, _params, ctx) =
     }
   }
 
-  // Approvals that include an environment with `confirm: true` (production) are not recorded from the
-  // command itself: the person gets a button for the current head commit with Slack's confirmation dialog.
+  // The command names no commit, so it records nothing: the person gets buttons pinned to the head they are
+  // shown (with Slack's confirmation dialog where an environment asks for one), and the click records it.
   const affected = repoEnvironments(config, ref).filter((e) => !command.environment || e.name === command.environment);
-  if (command.kind === 'approve' && affected.some((e) => e.approval.confirm)) {
-    try {
-      const status = await ctx.client.withDeadline(Date.now() + SLASH_ANSWER_MS, () => handle.query(statusQuery));
-      const short = status.headSha.slice(0, 12);
-      const names = affected.map((e) => e.name).join(', ');
-      const confirmEnv = affected.find((e) => e.approval.confirm)?.name ?? 'production';
-      const blocks = [
-        { type: 'section', text: plainText(`Approve ${status.change} at ${short} for ${names}? ${status.title}`) },
-        {
-          type: 'actions',
-          elements: [
-            {
-              type: 'button',
-              action_id: `${APPROVE_ACTION}:confirm`,
-              style: 'primary',
-              text: plainText(`Approve ${names}`, 75),
-              value: encodeButtonValue({ change: status.change, sha: status.headSha, ...(command.environment ? { environment: command.environment } : {}) }),
-              confirm: confirmDialog(status.change, short, confirmEnv),
-            },
-          ],
-        },
-      ];
-      return sendJson(res, 200, ephemeral(`${escapeSlackText(names)} needs a confirmation: press Approve below to approve ${escapeSlackText(status.change)} at ${short}.`, blocks));
-    } catch (error) {
-      if (error instanceof WorkflowNotFoundError) return sendJson(res, 200, ephemeral(`no change ${escapeSlackText(command.change)}: foureyes has not received its pull request`));
-      throw error;
-    }
+  try {
+    const status = await ctx.client.withDeadline(Date.now() + SLASH_ANSWER_MS, () => handle.query(statusQuery));
+    return sendJson(res, 200, pinnedToHead(status, command.kind, affected, command.environment, command.comment));
+  } catch (error) {
+    if (error instanceof WorkflowNotFoundError) return sendJson(res, 200, ephemeral(`no change ${escapeSlackText(command.change)}: foureyes has not received its pull request`));
+    throw error;
   }
-
-  const responseUrl = form.get('response_url') ?? '';
-  const pending = approveFromSlack(ctx, {
-    ref,
-    decision: command.kind,
-    userId,
-    via: 'slash-command',
-    ...(teamId ? { teamId } : {}),
-    ...(userName ? { userName } : {}),
-    ...(command.environment ? { environment: command.environment } : {}),
-    ...(command.comment ? { comment: command.comment } : {}),
-  });
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), SLASH_ANSWER_MS)));
-  const reply = await Promise.race([pending, late]);
-  clearTimeout(timer);
-  if (reply) return sendJson(res, 200, reply);
-  // Slower than Slack allows: acknowledge now, and send the outcome when the workflow has answered.
-  sendJson(res, 200, ephemeral(`received; foureyes is recording your ${command.kind} of ${escapeSlackText(command.change)} and will answer here`));
-  void pending.then((r) => postToResponseUrl(responseUrl, r));
 };
+
+/** Approve (or Reject) buttons for the exact head the person is shown. */
+function pinnedToHead(status: ChangeStatus, kind: 'approve' | 'reject', affected: ReturnType<typeof repoEnvironments>, environment: string | undefined, comment: string | undefined): SlackReply {
+  const short = status.headSha.slice(0, 12);
+  const names = affected.map((e) => e.name).join(', ');
+  const confirmEnv = kind === 'approve' ? affected.find((e) => e.approval.confirm)?.name : undefined;
+  const value = encodeButtonValue({ change: status.change, sha: status.headSha, ...(environment ? { environment } : {}), ...(comment ? { comment } : {}) });
+  const button =
+    kind === 'approve'
+      ? { type: 'button', action_id: `${APPROVE_ACTION}:pinned`, style: 'primary', text: plainText(`Approve ${names}`, 75), value, ...(confirmEnv ? { confirm: confirmDialog(status.change, short, confirmEnv) } : {}) }
+      : { type: 'button', action_id: REJECT_ACTION, style: 'danger', text: plainText('Request changes', 75), value };
+  const question = kind === 'approve' ? `Approve ${status.change} at ${short} for ${names}? ${status.title}` : `Request changes to ${status.change} at ${short}? ${status.title}`;
+  const blocks = [
+    { type: 'section', text: plainText(question) },
+    { type: 'actions', elements: [button] },
+  ];
+  return ephemeral(`press the button below to ${kind === 'approve' ? 'approve' : 'request changes to'} ${escapeSlackText(status.change)} at ${short}, the commit shown here: an approval counts for the commit you saw.`, blocks);
+}
 
 interface BlockActionsPayload {
   type?: string;
@@ -221,6 +197,7 @@ export const handleSlackInteraction: RouteHandler = async (req, res, _params, ct
       ...(teamId ? { teamId } : {}),
       ...(userName ? { userName } : {}),
       ...(value.environment ? { environment: value.environment } : {}),
+      ...(value.comment ? { comment: value.comment } : {}),
     }),
   );
 };

@@ -65,7 +65,7 @@ export const handleTeamsMessage: RouteHandler = async (req, res, _params, ctx) =
       if (error instanceof WorkflowNotFoundError) return reply(outcomeCard(false, `no open change ${change}: foureyes has not received its pull request, or the change is closed`));
       title = undefined;
     }
-    return reply(confirmationCard({ change, sha: intent.sha as string, ...(title ? { title } : {}), environments: affected.map((e) => e.name), ...(intent.environment ? { environment: intent.environment } : {}) }));
+    return reply(confirmationCard({ change, sha: intent.sha, ...(title ? { title } : {}), environments: affected.map((e) => e.name), ...(intent.environment ? { environment: intent.environment } : {}) }));
   }
 
   try {
@@ -76,7 +76,7 @@ export const handleTeamsMessage: RouteHandler = async (req, res, _params, ctx) =
       decision: intent.decision,
       evidence: who.evidence,
       ...(intent.environment ? { environment: intent.environment } : {}),
-      ...(intent.sha ? { sha: intent.sha } : {}),
+      sha: intent.sha,
     });
     return reply(outcomeCard(recorded.outcome.counted, teamsOutcomeText(recorded)));
   } catch (error) {

@@ -1,6 +1,8 @@
+// FROZEN (core v1): the code that runs started before core v2 (the patch `core-v2` in ../change.ts) keep
+// running and replaying with, unchanged. New behaviour goes into the v2 modules beside ../change.ts, never here.
 // The record of one change and the transitions the events make on it. Deterministic (workflow code):
 // time is passed in; everything here survives continue-as-new as plain JSON.
-import { verifySignedApproval } from '../shared/approval-signature.ts';
+import { verifySignedApproval } from '../../shared/approval-signature.ts';
 import {
   addInitiator,
   approvalExpiresAt,
@@ -11,7 +13,7 @@ import {
   policyFilesTouched,
   shortSha,
   type Initiators,
-} from '../policy/sod.ts';
+} from './sod.ts';
 import type {
   ApprovalClaim,
   ApprovalOutcome,
@@ -24,7 +26,7 @@ import type {
   PullRequestEvent,
   SignedApproval,
   TimelineEntry,
-} from '../shared/types.ts';
+} from '../../shared/types.ts';
 
 export interface ChangeState {
   change: string;

@@ -1,8 +1,10 @@
+// FROZEN (core v1): the code that runs started before core v2 (the patch `core-v2` in ../change.ts) keep
+// running and replaying with, unchanged. New behaviour goes into the v2 modules beside ../change.ts, never here.
 // GitHub reporting runs beside the change and never blocks or fails it: whenever the status changed, one
 // `syncGitHub` call with the latest status (changes in between coalesce), bounded retries, errors logged.
 import { condition, isCancellation, log, proxyActivities } from '@temporalio/workflow';
-import type { OrchestratorActivities } from '../activities/interfaces.ts';
-import type { ChangeStatus } from '../shared/types.ts';
+import type { OrchestratorActivities } from './activity-types.ts';
+import type { ChangeStatus } from '../../shared/types.ts';
 
 const { syncGitHub } = proxyActivities<OrchestratorActivities>({
   startToCloseTimeout: '30 seconds',

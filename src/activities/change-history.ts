@@ -1,0 +1,172 @@
+// Orchestrator activity: how a run of a change begins. It loads the policy from trusted configuration and
+// finds out, from Temporal itself, where the run's record may come from:
+// - a run continued as new carries its predecessor's record: this says which run that was (its workflow type,
+//   task queue and how it closed), so the workflow takes the record only from a run of its own;
+// - a run started afresh (the pull request was reopened) begins from the change's earlier runs: the record a
+//   completed run returned, or, for a run that ended without one (terminated, failed), what its history shows
+//   of the people who took part and the claims it received. A change's record belongs to the change, not a run.
+import { Context } from '@temporalio/activity';
+import { defaultPayloadConverter, type Payload } from '@temporalio/common';
+import type { Client } from '@temporalio/client';
+import type { temporal } from '@temporalio/proto';
+import type { FoureyesConfig } from '../config/schema.ts';
+import { addInitiator, collectInitiators, decideEvent, shortSha, type Initiators, type Predecessor } from '../policy/sod.ts';
+import { approvalSigner } from '../shared/approval-signature.ts';
+import type { ChangePolicy, PullRequestEvent, PullRequestFacts, RunInfo, SignedApproval } from '../shared/types.ts';
+import { policyFor } from './policy.ts';
+
+export interface BeginInput {
+  change: string;
+  repo: string;
+  workflowId: string;
+  runId: string;
+  taskQueue: string;
+  /** Set when this run continued as new from that run (workflowInfo().continuedFromExecutionRunId). */
+  continuedFromRunId?: string;
+}
+
+/** What the change's earlier runs leave to a run started afresh. */
+export interface PriorRecord {
+  /** The record the latest completed run returned (core v2), as it returned it. */
+  record?: unknown;
+  /** Who took part and which claims were used, from runs that ended without a record. */
+  initiators: Initiators;
+  nonces: string[];
+  /** Every earlier run of the change, oldest first. */
+  runs: RunInfo[];
+  /** What was read from where, for the timeline. */
+  notes: string[];
+}
+
+export interface BeginResult {
+  policy: ChangePolicy;
+  predecessor?: Predecessor;
+  prior?: PriorRecord;
+}
+
+const MAX_RUNS = 20;
+const CHANGE_WORKFLOW = 'changeWorkflow';
+
+const STATUS: Record<string, string> = {
+  COMPLETED: 'completed',
+  FAILED: 'failed',
+  CANCELLED: 'was cancelled',
+  TERMINATED: 'was terminated',
+  CONTINUED_AS_NEW: 'continued-as-new',
+  TIMED_OUT: 'timed out',
+  RUNNING: 'is still running',
+};
+
+export function createChangeHistoryActivities(getConfig: () => FoureyesConfig, approvalKeys: string[]) {
+  return {
+    async beginChange(input: BeginInput): Promise<BeginResult> {
+      const config = getConfig();
+      const policy = policyFor(config, input.repo, approvalKeys);
+      const client = Context.current().client;
+      if (input.continuedFromRunId) return { policy, ...(await describePredecessor(client, input.workflowId, input.continuedFromRunId)) };
+      const prior = await priorRecord(client, input, policy);
+      return { policy, ...(prior ? { prior } : {}) };
+    },
+  };
+}
+
+async function describePredecessor(client: Client, workflowId: string, runId: string): Promise<{ predecessor?: Predecessor }> {
+  try {
+    const described = await client.workflow.getHandle(workflowId, runId).describe();
+    return { predecessor: { runId, workflowType: described.type, taskQueue: described.taskQueue, status: STATUS[described.status.name] ?? described.status.name.toLowerCase() } };
+  } catch {
+    return {};
+  }
+}
+
+interface Execution {
+  runId: string;
+  type: string;
+  taskQueue: string;
+  status: string;
+  startTime: Date;
+  closeTime?: Date;
+}
+
+async function priorRecord(client: Client, input: BeginInput, policy: ChangePolicy): Promise<PriorRecord | undefined> {
+  const runs: Execution[] = [];
+  for await (const e of client.workflow.list({ query: `WorkflowId = ${JSON.stringify(input.workflowId)}` })) {
+    if (e.runId !== input.runId) runs.push({ runId: e.runId, type: e.type, taskQueue: e.taskQueue, status: e.status.name, startTime: e.startTime, ...(e.closeTime ? { closeTime: e.closeTime } : {}) });
+  }
+  // Only runs foureyes' own code ran (its workflow type on its own task queue); newest first.
+  const ours = runs.filter((r) => r.type === CHANGE_WORKFLOW && r.taskQueue === input.taskQueue).sort((a, b) => b.startTime.getTime() - a.startTime.getTime());
+  if (ours.length === 0) return undefined;
+  const prior: PriorRecord = { initiators: {}, nonces: [], runs: [], notes: [] };
+  for (const run of ours.slice(0, MAX_RUNS)) {
+    const info: RunInfo = { runId: run.runId, startedAt: run.startTime.toISOString(), how: 'first', ...(run.closeTime ? { endedAt: run.closeTime.toISOString() } : {}), outcome: STATUS[run.status] ?? run.status.toLowerCase() };
+    if (run.status === 'COMPLETED') {
+      const result = (await client.workflow.getHandle(input.workflowId, run.runId).result().catch(() => undefined)) as { record?: unknown } | undefined;
+      if (result?.record && typeof result.record === 'object') {
+        prior.record = result.record;
+        prior.notes.push(`the record of run ${run.runId} (completed)`);
+        break;
+      }
+    }
+    if (run.status === 'CONTINUED_AS_NEW') continue;
+    const scanned = await scanRun(client, input.workflowId, run.runId, policy, input.change);
+    if (!scanned.trusted) continue;
+    prior.runs.unshift(info);
+    for (const [who, roles] of Object.entries(scanned.initiators)) for (const role of roles) addInitiator(prior.initiators, who, role);
+    prior.nonces.push(...scanned.nonces);
+    prior.notes.push(`who took part in run ${run.runId} (${info.outcome}, no record): read from its history`);
+  }
+  return prior;
+}
+
+type Event = temporal.api.history.v1.IHistoryEvent;
+
+function decode(payloads: { payloads?: Payload[] | null } | null | undefined): unknown[] {
+  return (payloads?.payloads ?? []).map((p) => {
+    try {
+      return defaultPayloadConverter.fromPayload(p);
+    } catch {
+      return undefined;
+    }
+  });
+}
+
+/**
+ * What a run that ended without a record leaves: every person its pull request events and look-ups named, and
+ * the nonces of the signed claims it received. A run that refused its own start (a forged one) leaves nothing.
+ */
+async function scanRun(client: Client, workflowId: string, runId: string, policy: ChangePolicy, change: string): Promise<{ trusted: boolean; initiators: Initiators; nonces: string[] }> {
+  const history = await client.workflow.getHandle(workflowId, runId).fetchHistory();
+  const events: Event[] = history.events ?? [];
+  const initiators: Initiators = {};
+  const nonces: string[] = [];
+  const failure = events.find((e) => e.workflowExecutionFailedEventAttributes)?.workflowExecutionFailedEventAttributes?.failure;
+  if (failure?.applicationFailureInfo?.type === 'UntrustedStart') return { trusted: false, initiators, nonces };
+  // Core v2 runs take only signed events; earlier runs applied every event (so what they named took part).
+  const v2 = events.some((e) => e.markerRecordedEventAttributes?.markerName === 'core_patch' && JSON.stringify(decode(e.markerRecordedEventAttributes.details?.patch_data)).includes('core-v2'));
+  const scheduled = new Map<string, string>();
+  for (const e of events) {
+    const signal = e.workflowExecutionSignaledEventAttributes;
+    if (signal?.signalName === 'pullRequest') {
+      const event = decode(signal.input)[0] as PullRequestEvent | undefined;
+      if (!event || typeof event !== 'object' || (v2 && decideEvent(event, policy.approvalKeys, change).verdict !== 'accepted')) continue;
+      if (event.pusher) addInitiator(initiators, String(event.pusher).toLowerCase(), `pusher of ${shortSha(String(event.headSha))}`);
+      if (event.kind === 'opened' && event.author) addInitiator(initiators, String(event.author).toLowerCase(), 'author of the pull request');
+      if (!v2 && Array.isArray(event.commits)) collectInitiators(policy.people, { commits: event.commits }, initiators);
+    }
+    const claims: unknown[] = [];
+    if (signal?.signalName === 'approval') claims.push(decode(signal.input)[0]);
+    const update = e.workflowExecutionUpdateAcceptedEventAttributes?.acceptedRequest;
+    if (update?.input?.name === 'approve') claims.push(decode(update.input.args)[0]);
+    for (const signed of claims as SignedApproval[]) {
+      if (signed && typeof signed === 'object' && approvalSigner(signed, policy.approvalKeys) && typeof signed.claim?.nonce === 'string') nonces.push(signed.claim.nonce);
+    }
+    const sched = e.activityTaskScheduledEventAttributes;
+    if (sched?.activityType?.name) scheduled.set(String(e.eventId), sched.activityType.name);
+    const done = e.activityTaskCompletedEventAttributes;
+    if (done && scheduled.get(String(done.scheduledEventId)) === 'lookUpPullRequest') {
+      const found = decode(done.result)[0] as PullRequestFacts | undefined;
+      if (found?.head) collectInitiators(policy.people, { author: found.author, commits: found.head.commits }, initiators);
+    }
+  }
+  return { trusted: true, initiators, nonces };
+}

@@ -1,0 +1,97 @@
+// What only the pipeline does: run the change's own checks on the exact head in the checks zone, and deliver it
+// to one environment in that environment's deploy zone — lease, deploy, verify, and revoke whatever happens.
+import { CancellationScope, isCancellation, log, workflowInfo } from '@temporalio/workflow';
+import { shortSha } from '../policy/sod.ts';
+import type { ChangeStage, DeployInput, EnvironmentPolicy, EnvironmentStatus } from '../shared/types.ts';
+import { checksZone, deployZone } from './activities.ts';
+import { note, type ChangeRecord } from './change-record.ts';
+import { failureMessage } from './failures.ts';
+
+/** What delivery needs of the run it belongs to. */
+export interface DeliveryHost {
+  readonly record: ChangeRecord;
+  now(): number;
+  changed(): void;
+  setStage(stage: ChangeStage, waitingFor: string): void;
+}
+
+/** The change's checks on `head`, unless one of its own runs already passed them there. */
+export async function runChecks(run: DeliveryHost, head: string): Promise<boolean> {
+  const record = run.record;
+  run.setStage('checking', `checks on ${shortSha(head)}`);
+  try {
+    record.checks = { ...(await checksZone().runChecks({ change: record.change, sha: head })), runId: workflowInfo().runId };
+  } catch (error) {
+    if (isCancellation(error)) throw error;
+    record.checks = { sha: head, passed: false, results: [], durationMs: 0, runId: workflowInfo().runId };
+    note(record, run.now(), 'checks-error', `the checks could not run: ${failureMessage(error)}`, { sha: head });
+    run.setStage('checks-failed', `new commits: the checks could not run on ${shortSha(head)}`);
+    return false;
+  }
+  const checks = record.checks;
+  const failed = checks.results.filter((r) => !r.passed).map((r) => (r.timedOut ? `${r.name} (timed out)` : r.name));
+  note(record, run.now(), checks.passed ? 'checks-passed' : 'checks-failed', checks.passed ? `checks passed on ${shortSha(head)}` : `checks failed on ${shortSha(head)}: ${failed.join(', ')}`, { sha: head });
+  if (!checks.passed) run.setStage('checks-failed', `new commits: the checks failed on ${shortSha(head)}`);
+  run.changed();
+  return checks.passed;
+}
+
+/** lease -> deploy -> verify -> revoke, in the environment's deploy zone; revoke runs even when cancelled. */
+export async function deliver(run: DeliveryHost, env: EnvironmentPolicy, head: string): Promise<boolean> {
+  const record = run.record;
+  const { deployer, verifier, revoker } = deployZone(env);
+  const status = environmentStatus(record, env.name);
+  const job: DeployInput = { change: record.change, environment: env.name, sha: head, idempotencyKey: `${record.change}@${env.name}@${head}` };
+  try {
+    status.state = 'deploying';
+    run.setStage('deploying', `deploy of ${shortSha(head)} to ${env.name}`);
+    const deployed = await deployer.deploy(job);
+    status.deploy = deployed;
+    if (deployed.status === 'failed') return failDelivery(run, status, head, `deploy of ${shortSha(head)} to ${env.name} failed (exit ${deployed.exitCode ?? 'none'})`);
+    note(record, run.now(), 'deployed', `${shortSha(head)} ${deployed.status} to ${env.name}`, { sha: head });
+    if (env.verifyTimeoutMs !== undefined) {
+      status.state = 'verifying';
+      run.setStage('verifying', `verification of ${shortSha(head)} in ${env.name}`);
+      const verified = await verifier.verify(job);
+      status.verify = verified;
+      if (!verified.passed) return failDelivery(run, status, head, `verification of ${shortSha(head)} in ${env.name} failed (exit ${verified.exitCode ?? 'none'})`);
+      note(record, run.now(), 'verified', `${shortSha(head)} verified in ${env.name}`, { sha: head });
+    }
+    status.state = 'deployed';
+    run.changed();
+    return true;
+  } catch (error) {
+    if (isCancellation(error)) {
+      status.state = 'pending';
+      note(record, run.now(), 'delivery-cancelled', `delivery of ${shortSha(head)} to ${env.name} cancelled`, { sha: head });
+      throw error;
+    }
+    return failDelivery(run, status, head, `delivery of ${shortSha(head)} to ${env.name} failed: ${failureMessage(error)}`);
+  } finally {
+    await CancellationScope.nonCancellable(async () => {
+      try {
+        const revoked = await revoker.revokeOutstanding({ change: record.change, environment: env.name });
+        if (revoked.length > 0) note(record, run.now(), 'leases-revoked', `${revoked.length} lease(s) for ${env.name} revoked`, { sha: head });
+      } catch (error) {
+        note(record, run.now(), 'revoke-failed', `revoking the leases for ${env.name} failed: ${failureMessage(error)}; they expire with their TTL`, { sha: head });
+        log.error('revokeOutstanding failed', { change: record.change, environment: env.name, error: failureMessage(error) });
+      }
+      run.changed();
+    });
+  }
+}
+
+function failDelivery(run: DeliveryHost, status: EnvironmentStatus, head: string, summary: string): false {
+  status.state = 'failed';
+  note(run.record, run.now(), 'delivery-failed', summary, { sha: head });
+  run.setStage('failed', `new commits: ${summary}`);
+  return false;
+}
+
+export function environmentStatus(record: ChangeRecord, name: string): EnvironmentStatus {
+  const found = record.environments.find((e) => e.name === name);
+  if (found) return found;
+  const added: EnvironmentStatus = { name, required: 0, approvedBy: [], state: 'pending' };
+  record.environments.push(added);
+  return added;
+}
