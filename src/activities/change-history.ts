@@ -12,6 +12,7 @@ import type { temporal } from '@temporalio/proto';
 import type { FoureyesConfig } from '../config/schema.ts';
 import { addInitiator, collectInitiators, decideEvent, shortSha, type Initiators, type Predecessor } from '../policy/sod.ts';
 import { approvalSigner } from '../shared/approval-signature.ts';
+import { CORE_V2_PATCH, patchOf } from '../shared/patches.ts';
 import type { ChangePolicy, PullRequestEvent, PullRequestFacts, RunInfo, SignedApproval } from '../shared/types.ts';
 import { policyFor } from './policy.ts';
 
@@ -142,7 +143,7 @@ async function scanRun(client: Client, workflowId: string, runId: string, policy
   const failure = events.find((e) => e.workflowExecutionFailedEventAttributes)?.workflowExecutionFailedEventAttributes?.failure;
   if (failure?.applicationFailureInfo?.type === 'UntrustedStart') return { trusted: false, initiators, nonces };
   // Core v2 runs take only signed events; earlier runs applied every event (so what they named took part).
-  const v2 = events.some((e) => e.markerRecordedEventAttributes?.markerName === 'core_patch' && JSON.stringify(decode(e.markerRecordedEventAttributes.details?.patch_data)).includes('core-v2'));
+  const v2 = events.some((e) => patchOf(e) === CORE_V2_PATCH);
   const scheduled = new Map<string, string>();
   for (const e of events) {
     const signal = e.workflowExecutionSignaledEventAttributes;

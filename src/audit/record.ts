@@ -1,7 +1,7 @@
 // The audit record of one change, reconstructed from its workflow history events (every run of the
 // continue-as-new chain), never from the workflow's mutable state: who initiated, what was tested, every
 // approval attempt and its fate, what executed each deployment with which leases, and the outcome.
-import { collectInitiators, reasonText, shortSha, type Initiators, type Participation } from '../policy/sod.ts';
+import { collectInitiators, decideEvent, reasonText, shortSha, type Initiators, type Participation } from '../policy/sod.ts';
 import type {
   ApprovalOutcome,
   ChangePolicy,
@@ -10,6 +10,7 @@ import type {
   LeaseRecord,
   PullRequestClosed,
   PullRequestEvent,
+  PullRequestFacts,
   SignedApproval,
   VerifyReport,
 } from '../shared/types.ts';
@@ -17,6 +18,7 @@ import { decodePayloads, eventTime, type HistoryEvent, type RunHistory } from '.
 import type { UnchainedEntry } from './seal.ts';
 
 import { APPROVAL_MEMO_KEY, type ApprovalDecisionMemo } from '../shared/audit-memo.ts';
+import { CORE_V2_PATCH, patchOf } from '../shared/patches.ts';
 
 export interface AuditSummary {
   change: string;
@@ -83,12 +85,15 @@ export function buildAuditRecord(change: string, runs: RunHistory[]): AuditRecor
   const updateAttempt = new Map<string, number>();
 
   const push = (entry: UnchainedEntry) => entries.push(entry);
+  const signedEvents: Array<{ event: PullRequestEvent; participation: Participation }> = [];
+  let v2 = false;
 
   for (const run of runs) {
     const scheduled = new Map<string, PendingActivity>();
     for (const event of run.events as HistoryEvent[]) {
       const at = eventTime(event);
       const id = String(event.eventId ?? '');
+      if (patchOf(event) === CORE_V2_PATCH) v2 = true;
       if (event.workflowExecutionStartedEventAttributes) {
         const a = event.workflowExecutionStartedEventAttributes;
         push({ at, kind: 'run-started', summary: `workflow run ${run.runId} started${a.continuedExecutionRunId ? ` (continues run ${a.continuedExecutionRunId})` : ''}`, data: { runId: run.runId, taskQueue: a.taskQueue?.name } });
@@ -98,7 +103,8 @@ export function buildAuditRecord(change: string, runs: RunHistory[]): AuditRecor
         if (a.signalName === 'pullRequest') {
           const pr = arg as PullRequestEvent;
           // Resolved against the policy's people at the end: the signal that starts a change precedes loadPolicy.
-          participations.push({ ...(pr.kind === 'opened' || participations.length === 0 ? { author: pr.author } : {}), commits: pr.commits ?? [], pushers: pr.pusher ? [pr.pusher] : [] });
+          // Core v2 applies only events the gateway signed: the others are checked against the policy's keys at the end.
+          signedEvents.push({ event: pr, participation: { ...(pr.kind === 'opened' || signedEvents.length === 0 ? { author: pr.author } : {}), commits: pr.commits ?? [], pushers: pr.pusher ? [pr.pusher] : [] } });
           push({
             at,
             kind: 'pull-request',
@@ -160,13 +166,27 @@ export function buildAuditRecord(change: string, runs: RunHistory[]): AuditRecor
         const [result] = decodePayloads(a.result);
         const executor = pending.identity;
         switch (pending.type) {
+          case 'lookUpPullRequest': {
+            // What the workflow decided on: the pull request as the orchestrator read it from GitHub.
+            const found = result as PullRequestFacts;
+            participations.push({ author: found.author, commits: found.head.commits });
+            push({
+              at,
+              kind: 'pull-request-read',
+              summary: `GitHub: head ${shortSha(found.head.sha)} into ${found.head.baseRef}, ${found.head.commits.length} commit(s), ${found.head.files.length} file(s)${found.head.incomplete ? ` (${found.head.incomplete})` : ''}`,
+              data: { state: found.state, author: found.author, headSha: found.head.sha, baseRef: found.head.baseRef, incomplete: found.head.incomplete, commits: found.head.commits.map((c) => ({ sha: c.sha, author: c.author, committer: c.committer, message: clip(c.message, 1000) })), changedFiles: found.head.files.slice(0, 200) },
+            });
+            break;
+          }
+          case 'beginChange':
+          case 'confirmDelivery':
           case 'loadPolicy': {
-            policy = result as ChangePolicy;
+            policy = (pending.type === 'loadPolicy' ? result : (result as { policy: ChangePolicy }).policy) as ChangePolicy;
             push({
               at,
               kind: 'policy',
               summary: `policy for ${policy.repo}: ${policy.environments.map((e) => `${e.name} needs ${e.required} approver(s)${e.eligible.length ? ` from ${e.eligible.join(', ')}` : ''}`).join('; ')}`,
-              data: { environments: policy.environments, policyOwners: policy.policyOwners, policyPaths: policy.policyPaths, checks: policy.checks, approvalKeys: policy.approvalKeys },
+              data: { environments: policy.environments, policyOwners: policy.policyOwners, policyPaths: policy.policyPaths, checks: policy.checks, approvalKeys: policy.approvalKeys, digest: policy.digest, read: pending.type },
             });
             break;
           }
@@ -261,6 +281,9 @@ export function buildAuditRecord(change: string, runs: RunHistory[]): AuditRecor
     entry.summary = `${entry.summary} — ${fate?.counted ? 'counted' : 'not counted'}: ${reasonText(String(data.reason))}`;
   });
 
+  for (const { event, participation } of signedEvents) {
+    if (!v2 || decideEvent(event, policy?.approvalKeys ?? [], change).verdict === 'accepted') participations.push(participation);
+  }
   for (const part of participations) collectInitiators(policy?.people ?? [], part, initiators);
   for (const entry of entries) {
     if (entry.kind === 'pull-request') headSha = (entry.data as { headSha: string }).headSha || headSha;

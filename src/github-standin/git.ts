@@ -2,7 +2,7 @@
 // `git fetch <remote> <sha>` exactly as they would from GitHub. Commits are written with git plumbing
 // (no working tree), with the author and committer the stand-in was told to use.
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, existsSync } from 'node:fs';
+import { mkdirSync, existsSync, readFileSync } from 'node:fs';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -78,6 +78,44 @@ export function writeCommit(
       },
     });
   } finally {
+    rmSync(scratch, { recursive: true, force: true });
+  }
+}
+
+type CommitInput = { files: Record<string, string | null>; message: string; author: GitPerson; committer: GitPerson };
+
+/**
+ * Writes a chain of commits on top of `parent` in one `git fast-import` (a pull request with hundreds of commits
+ * costs one process, not several per commit) and returns their SHAs in order. Refs are not touched.
+ */
+export function writeCommitChain(dir: string, parent: string | undefined, commits: CommitInput[]): string[] {
+  if (commits.length === 0) return [];
+  const scratch = mkdtempSync(join(tmpdir(), 'standin-import-'));
+  const marks = join(scratch, 'marks');
+  const ref = `refs/standin-import/${Date.now()}-${Math.random().toString(36).slice(2)}`;
+  const when = (p: GitPerson) => `${Math.floor(Date.parse(p.date ?? new Date().toISOString()) / 1000)} +0000`;
+  const data = (text: string) => `data ${Buffer.byteLength(text)}\n${text}\n`;
+  let stream = '';
+  commits.forEach((c, i) => {
+    stream += `commit ${ref}\nmark :${i + 1}\n`;
+    stream += `author ${c.author.name} <${c.author.email}> ${when(c.author)}\ncommitter ${c.committer.name} <${c.committer.email}> ${when(c.committer)}\n`;
+    stream += data(c.message);
+    if (i === 0 && parent) stream += `from ${parent}\n`;
+    for (const [path, content] of Object.entries(c.files)) {
+      if (content === null) stream += `D ${path}\n`;
+      else stream += `M ${path.endsWith('.sh') ? '100755' : '100644'} inline ${path}\n${data(content)}`;
+    }
+  });
+  try {
+    git(dir, ['fast-import', '--quiet', `--export-marks=${marks}`], { input: stream });
+    const byMark = new Map(readFileSync(marks, 'utf8').trim().split('\n').map((line) => line.split(' ') as [string, string]));
+    return commits.map((_, i) => byMark.get(`:${i + 1}`) as string);
+  } finally {
+    try {
+      git(dir, ['update-ref', '-d', ref]);
+    } catch {
+      // nothing was imported
+    }
     rmSync(scratch, { recursive: true, force: true });
   }
 }

@@ -4,7 +4,7 @@
 import { createHmac, generateKeyPairSync, randomBytes, randomUUID } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync, existsSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
-import { changedFiles, countCommitsBetween, initBareRepository, readCommit, readCommitsBetween, resolveRef, updateRef, writeCommit, writeMergeCommit, type ChangedFile, type GitCommit } from './git.ts';
+import { changedFiles, countCommitsBetween, initBareRepository, readCommit, readCommitsBetween, resolveRef, updateRef, writeCommit, writeCommitChain, writeMergeCommit, type ChangedFile, type GitCommit } from './git.ts';
 import { emptyState, type StandinDelivery, type StandinPull, type StandinRepo, type StandinReview, type StandinState, type StandinUser } from './model.ts';
 
 /** Who did something in git: a stand-in user by login, or a bare name and e-mail (an unknown author). */
@@ -187,13 +187,11 @@ export class GitHubStandin {
 
   /** Writes commits on top of `parent`; returns the new head. */
   private writeCommits(repo: StandinRepo, parent: string, commits: CommitSpec[], defaultAuthor: PersonSpec): string {
-    let head = parent;
-    for (const c of commits) {
+    const chain = commits.map((c) => {
       const author = this.gitPerson(c.author ?? defaultAuthor);
-      const committer = c.committer ? this.gitPerson(c.committer) : author;
-      head = writeCommit(repo.gitDir, { parent: head, files: c.files ?? { [`changes/${randomUUID()}.txt`]: `${c.message}\n` }, message: c.message, author, committer });
-    }
-    return head;
+      return { files: c.files ?? { [`changes/${randomUUID()}.txt`]: `${c.message}\n` }, message: c.message, author, committer: c.committer ? this.gitPerson(c.committer) : author };
+    });
+    return writeCommitChain(repo.gitDir, parent, chain).at(-1) ?? parent;
   }
 
   commit(repo: StandinRepo, sha: string): GitCommit {

@@ -9,9 +9,10 @@ import type {
   ChangePolicy,
   CommitInfo,
   EnvironmentPolicy,
-  GatewaySigned,
   HeadFacts,
   Identity,
+  PullRequestClosed,
+  PullRequestEvent,
   SignedApproval,
   UnknownIdentity,
   Verdict,
@@ -179,7 +180,7 @@ export interface InputDecision {
 export const UNSIGNED_EVENT = 'it is not signed by a trusted gateway key (pull request events come only through the gateway)';
 
 /** A pull request event (or close) is taken only when a trusted gateway key signed it for this very change. */
-export function decideEvent(event: GatewaySigned, trustedKeys: readonly string[], change: string): InputDecision {
+export function decideEvent(event: PullRequestEvent | PullRequestClosed, trustedKeys: readonly string[], change: string): InputDecision {
   if (!verifySignedEvent(event, trustedKeys)) return { verdict: 'refused', reason: UNSIGNED_EVENT };
   if (event.change !== change) return { verdict: 'refused', reason: `it was signed for ${String(event.change)}, not ${change}` };
   return { verdict: 'accepted', reason: 'signed by the gateway' };
@@ -313,12 +314,11 @@ export function decideClaim(claim: ApprovalClaim, ctx: DecisionContext): Decisio
   if (claim.decision === 'dismiss') return { verdict: 'counted', reason: `${person} dismisses their earlier review`, environments: [] };
 
   if (!claim.sha) return refused('the approval names no commit: approve the exact commit you reviewed');
-  if (claim.sha !== facts.headSha) {
-    if (facts.pushedHead !== undefined && facts.pushedHead !== facts.headSha) {
-      return refused(`${shortSha(facts.pushedHead)} was just pushed and its commits are being read from GitHub: ${claim.sha === facts.pushedHead ? 'approve again in a moment, once status shows it as the head' : `${shortSha(claim.sha)} is no longer the head; review ${shortSha(facts.pushedHead)}`}`);
-    }
-    return refused(`approval names ${shortSha(claim.sha)} but the head is ${shortSha(facts.headSha)}`);
+  // A push the gateway acknowledged voids the head at once, before its look-up: no approval counts meanwhile.
+  if (facts.pushedHead !== undefined && facts.pushedHead !== facts.headSha) {
+    return refused(`${shortSha(facts.pushedHead)} was just pushed and its commits are being read from GitHub: ${claim.sha === facts.pushedHead ? 'approve again in a moment, once status shows it as the head' : `${shortSha(claim.sha)} is no longer the head; review ${shortSha(facts.pushedHead)}`}`);
   }
+  if (claim.sha !== facts.headSha) return refused(`approval names ${shortSha(claim.sha)} but the head is ${shortSha(facts.headSha)}`);
   const blocked = headRefusal(policy, facts);
   if (blocked) return refused(`nobody can approve ${shortSha(claim.sha)}: ${blocked}`);
   const roles = facts.initiators[person];

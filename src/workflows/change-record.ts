@@ -25,7 +25,6 @@ import type {
   ChecksReport,
   EnvironmentPolicy,
   EnvironmentStatus,
-  GatewaySigned,
   HeadFacts,
   PullRequestClosed,
   PullRequestEvent,
@@ -187,7 +186,7 @@ function isDuplicate(record: ChangeRecord, event: { deliveryId?: unknown }): boo
   return id !== '' && (record.deliveries.includes(id) || record.pending.some((e) => e.deliveryId === id));
 }
 
-function acceptSigned(record: ChangeRecord, policy: ChangePolicy, event: GatewaySigned, what: string, now: number): boolean {
+function acceptSigned(record: ChangeRecord, policy: ChangePolicy, event: PullRequestEvent | PullRequestClosed, what: string, now: number): boolean {
   const decision = decideEvent(event, policy.approvalKeys, record.change);
   if (decision.verdict === 'accepted') return true;
   note(record, now, 'event-refused', `refused ${what}: ${decision.reason}`);

@@ -319,7 +319,10 @@ export class ChangeRun {
     await condition(() => allHandlersFinished() && !this.record.pending.some((e) => e.kind === 'reopened'));
     if (!this.closed) {
       const run = this.record.runs.find((r) => r.runId === workflowInfo().runId);
-      if (run) delete run.endedAt, delete run.outcome;
+      if (run) {
+        delete run.endedAt;
+        delete run.outcome;
+      }
       return undefined;
     }
     return { outcome: delivered ? 'delivered' : 'abandoned', change: this.record.change, headSha: this.record.headSha, record: this.record };

@@ -9,6 +9,7 @@
 //      leases are revoked whatever happens.
 // The event history is the audit trail; the record spans every run of the change.
 import { patched } from '@temporalio/workflow';
+import { CORE_V2_PATCH } from '../shared/patches.ts';
 import { ChangeRun, type ChangeResult, type HeadOutcome } from './change-run.ts';
 import type { ChangeWorkflowInput } from './definitions.ts';
 import { deliver, runChecks } from './delivery.ts';
@@ -16,11 +17,10 @@ import { changeWorkflowV1 } from './v1/change.ts';
 
 export type { ChangeResult };
 
-/** Runs started before core v2 keep the code they started with (src/workflows/v1). */
-export const CORE_V2 = 'core-v2';
 
 export async function changeWorkflow(input: ChangeWorkflowInput): Promise<ChangeResult> {
-  if (!patched(CORE_V2)) return changeWorkflowV1(input);
+  // Runs started before core v2 keep the code they started with (src/workflows/v1).
+  if (!patched(CORE_V2_PATCH)) return changeWorkflowV1(input);
   const run = new ChangeRun(input);
   run.listen();
   await run.begin();

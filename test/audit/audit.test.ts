@@ -11,17 +11,18 @@ import { promisify } from 'node:util';
 import type { Client, WorkflowHandle } from '@temporalio/client';
 import type { Worker } from '@temporalio/worker';
 import { createDeployActivities } from '../../src/activities/deploy.ts';
-import { createPolicyActivities } from '../../src/activities/policy.ts';
 import { checkDocument, renderMarkdown, type AuditDocument } from '../../src/audit/document.ts';
 import { changesInPeriod, exportChange, exportPeriod } from '../../src/audit/export.ts';
 import { parseConfig } from '../../src/config/load.ts';
 import { bootstrapOpenBao, VaultAdmin } from '../../src/dev/openbao.ts';
 import { projectRoot } from '../../src/dev/paths.ts';
-import { generateSigningKey, signClaim } from '../../src/shared/approval-signature.ts';
+import { generateSigningKey, signClaim, signEvent } from '../../src/shared/approval-signature.ts';
 import { zoneQueue } from '../../src/shared/task-queues.ts';
 import type { ApprovalClaim, PullRequestEvent } from '../../src/shared/types.ts';
 import { approvalSignal, approvalUpdate, pullRequestClosedSignal, pullRequestSignal } from '../../src/workflows/definitions.ts';
 import { testClient, testWorker, uniqueQueue } from '../helpers/temporal.ts';
+import { factsOf, signedEvent } from '../workflows/harness.ts';
+import { GitHubModel, orchestratorDoubles } from '../workflows/orchestrator-doubles.ts';
 
 const run = promisify(execFile);
 const work = mkdtempSync(join(tmpdir(), 'foureyes-audit-test-'));
@@ -31,6 +32,7 @@ const repo = `acme-audit/shop${randomBytes(2).toString('hex')}`;
 const approvalKey = generateSigningKey();
 const auditKey = generateSigningKey();
 const startedAt = new Date(Date.now() - 1000);
+const github = new GitHubModel(join(work, 'github-model'));
 let client: Client;
 let queue: string;
 let workers: Worker[] = [];
@@ -82,13 +84,9 @@ beforeAll(async () => {
       taskQueue: queue,
       workflows: true,
       activities: {
-        ...createPolicyActivities(() => config, [approvalKey.publicKey]),
-        async syncGitHub() {},
+        ...orchestratorDoubles(config, approvalKey.publicKey, github),
         async notifySlack() {
           return { posted: false };
-        },
-        async confirmReviews() {
-          return { ok: true, reason: 'no github reviews' };
         },
         async mergePullRequest() {
           return { merged: false, reason: 'merge disabled' };
@@ -143,7 +141,9 @@ function claim(change: string, sha: string, person: string, extra: Partial<Appro
 }
 
 async function open(change: string, extra: Record<string, unknown> = {}): Promise<WorkflowHandle> {
-  return client.workflow.signalWithStart('changeWorkflow', { workflowId: `change:${change}`, taskQueue: queue, args: [{ change, ...extra }], signal: pullRequestSignal, signalArgs: [opened(headSha)] });
+  const event = opened(headSha);
+  github.set(change, factsOf(event));
+  return client.workflow.signalWithStart('changeWorkflow', { workflowId: `change:${change}`, taskQueue: queue, args: [{ change, ...extra }], signal: pullRequestSignal, signalArgs: [signedEvent({ key: approvalKey }, change, event)] });
 }
 
 async function untilStage(handle: WorkflowHandle, stage: string): Promise<void> {
@@ -179,20 +179,25 @@ describe('audit export', () => {
     expect(whileOpen.summary.outcome).toBe('delivered (pull request still open)');
     expect(renderMarkdown(whileOpen)).toMatch(/^# Change .*: delivered \(pull request still open\)$/m);
     expect(whileOpen.entries.filter((e) => e.kind === 'approval-attempt').map((e) => e.summary).join('\n')).not.toMatch(/(refused|counted): (refused|counted):/);
-    await handle.signal(pullRequestClosedSignal, { deliveryId: randomUUID(), merged: true, closedBy: 'alex-reviewer', at: new Date().toISOString() });
+    await handle.signal(pullRequestClosedSignal, signEvent({ deliveryId: randomUUID(), merged: true, closedBy: 'alex-reviewer', at: new Date().toISOString(), change: handle.workflowId.replace(/^change:/, '') }, approvalKey));
     expect(await handle.result()).toMatchObject({ outcome: 'delivered' });
 
     delivered = await exportChange(client, deliveredChange, { signingKey: auditKey.privateKey });
+    // What the workflow decided on is in the record: the policy read at the start and again before each deploy,
+    // and the pull request as the orchestrator read it from GitHub.
     expect(delivered.entries.map((e) => e.kind)).toEqual([
       'run-started',
       'pull-request',
       'policy',
+      'pull-request-read',
       'checks',
       'approval-attempt',
       'approval-attempt',
       'approval-attempt',
+      'policy',
       'deploy',
       'revoke',
+      'policy',
       'deploy',
       'revoke',
       'closed',
@@ -204,7 +209,7 @@ describe('audit export', () => {
       ['alex-reviewer', 'signal', false],
       ['alex-reviewer', 'update', true],
     ]);
-    expect(attempts[0]?.reason).toMatch(/^refused: sam-dev is an initiator \(author of the pull request/);
+    expect(attempts[0]?.reason).toMatch(/^sam-dev is an initiator \(author of the pull request/);
     expect(attempts[1]?.reason).toMatch(/signature is not from a trusted gateway key/);
     const deploys = delivered.entries.filter((e) => e.kind === 'deploy').map((e) => e.data as { environment: string; leases: Array<{ leaseId: string; ttlSeconds: number; revokedAt?: string; accessor?: string }>; executor: string });
     expect(deploys.map((d) => d.environment)).toEqual(['staging', 'production']);
@@ -284,14 +289,14 @@ describe('audit export', () => {
     await untilAwaiting(handle);
     // Refused attempts make history grow until the workflow continues as new, more than once.
     for (let i = 0; i < 12; i++) await handle.executeUpdate(approvalUpdate, { args: [signClaim(claim(change, headSha, 'sam-dev'), approvalKey)] });
-    await handle.signal(pullRequestClosedSignal, { deliveryId: randomUUID(), merged: false, closedBy: 'sam-dev', at: new Date().toISOString() });
+    await handle.signal(pullRequestClosedSignal, signEvent({ deliveryId: randomUUID(), merged: false, closedBy: 'sam-dev', at: new Date().toISOString(), change: handle.workflowId.replace(/^change:/, '') }, approvalKey));
     await client.workflow.getHandle(`change:${change}`).result();
     const doc = await exportChange(client, change, { signingKey: auditKey.privateKey });
     expect(doc.summary.runIds.length).toBeGreaterThan(1);
     expect(doc.entries.filter((e) => e.kind === 'continued-as-new')).toHaveLength(doc.summary.runIds.length - 1);
     const attempts = doc.entries.filter((e) => e.kind === 'approval-attempt');
     expect(attempts).toHaveLength(12);
-    expect(attempts.every((e) => (e.data as { reason: string }).reason.startsWith('refused: sam-dev is an initiator'))).toBe(true);
+    expect(attempts.every((e) => (e.data as { reason: string }).reason.startsWith('sam-dev is an initiator'))).toBe(true);
     expect(doc.entries.filter((e) => e.kind === 'pull-request')).toHaveLength(1);
     expect(doc.summary.outcome).toBe('abandoned');
     // Asking for any run of the chain gives the same record.

@@ -62,7 +62,7 @@ async function openChange(title = 'Speed up checkout'): Promise<{ change: string
     taskQueue,
     args: [{ change }],
     signal: pullRequestSignal,
-    signalArgs: [pullEvent('opened', pull.number)],
+    signalArgs: [stack.signed(change, pullEvent('opened', pull.number))],
   });
   stack.track(handle);
   await waitForStage(handle, 'awaiting-approval');
@@ -176,18 +176,22 @@ describe('approvals', () => {
   });
 
   it('API: 401 without or with a bad token, 400 naming the field, 404 for an unknown change; answers within a second', async () => {
-    const { number } = await openChange();
-    expect((await postApproval(number, undefined, {})).status).toBe(401);
-    expect((await postApproval(number, 'ghp_not_a_token', {})).status).toBe(401);
-    const badDecision = await postApproval(number, tokens['jo-platform'], { decision: 'maybe' });
+    const { number, head } = await openChange();
+    expect((await postApproval(number, undefined, { sha: head })).status).toBe(401);
+    expect((await postApproval(number, 'ghp_not_a_token', { sha: head })).status).toBe(401);
+    // Every approval names the commit the person saw.
+    const noSha = await postApproval(number, tokens['jo-platform'], {});
+    expect(noSha.status).toBe(400);
+    expect(noSha.body).toMatchObject({ field: 'sha', error: expect.stringMatching(/^missing field sha: name the commit you reviewed/) });
+    const badDecision = await postApproval(number, tokens['jo-platform'], { sha: head, decision: 'maybe' });
     expect(badDecision.status).toBe(400);
     expect(badDecision.body.field).toBe('decision');
-    const impersonation = await postApproval(number, tokens['sam-dev'], { person: 'jo-platform' });
+    const impersonation = await postApproval(number, tokens['sam-dev'], { sha: head, person: 'jo-platform' });
     expect(impersonation.status).toBe(400);
     expect(String(impersonation.body.error)).toMatch(/person.*taken from the token/);
-    expect((await postApproval(999_998, tokens['jo-platform'], {})).status).toBe(404);
+    expect((await postApproval(999_998, tokens['jo-platform'], { sha: head })).status).toBe(404);
 
-    const answer = await postApproval(number, tokens['jo-platform'], { environment: 'production' });
+    const answer = await postApproval(number, tokens['jo-platform'], { sha: head, environment: 'production' });
     console.log(`API approval answered in ${answer.ms} ms`);
     expect(answer.status).toBe(200);
     expect(answer.body).toMatchObject({ counted: true, environments: ['production'], stage: 'awaiting-approval' });
@@ -230,18 +234,24 @@ describe('approvals', () => {
     const { change, handle } = await openChange();
     const ask = await slack.command(jo, `approve ${change} production ship it`);
     expect(ask.status).toBe(200);
-    expect(String(ask.body?.text)).toMatch(/needs a confirmation/);
+    // The command names no commit: it records nothing and offers a button pinned to the head, with the confirmation.
+    expect(String(ask.body?.text)).toMatch(/press the button below to approve .* the commit shown here/);
     expect((await handle.query(statusQuery)).approvals).toEqual([]);
     const blocks = ask.body?.blocks as Array<{ elements?: Array<{ confirm?: unknown }> }>;
     expect(blocks.find((b) => b.elements)?.elements?.[0]?.confirm).toBeDefined();
-    const click = await slack.click(jo, { blocks }, 'foureyes_approve:confirm');
+    const click = await slack.click(jo, { blocks }, 'foureyes_approve:pinned');
     const answer = await slack.waitForResponse(click.responseUrlId);
     expect(String(answer.body.text)).toMatch(/jo-platform's approval .* for production counted/);
 
+    // Staging asks for no confirmation, but the command still names no commit: a button, and the comment with it.
     const staging = await slack.command(alex, `approve ${change} staging fine by me`);
     console.log(`Slack slash command answered in ${staging.elapsedMs} ms`);
-    expect(staging.body).toMatchObject({ response_type: 'in_channel' });
-    expect(String(staging.body?.text)).toMatch(/counted/);
+    expect(staging.body).toMatchObject({ response_type: 'ephemeral' });
+    const stagingBlocks = staging.body?.blocks as Array<{ elements?: Array<{ confirm?: unknown }> }>;
+    expect(stagingBlocks.find((b) => b.elements)?.elements?.[0]?.confirm).toBeUndefined();
+    const stagingClick = await slack.click(alex, { blocks: stagingBlocks }, 'foureyes_approve:pinned');
+    expect(String((await slack.waitForResponse(stagingClick.responseUrlId)).body.text)).toMatch(/alex-reviewer's approval .* for staging counted/);
+    expect((await handle.query(statusQuery)).approvals.find((a) => a.claim.person === 'alex-reviewer')?.claim.comment).toBe('fine by me');
   });
 
   it('a forged signal sent straight to Temporal is refused, visible in status and history', async () => {
@@ -271,12 +281,12 @@ describe('approvals', () => {
 
   it('a replayed, validly signed approval for an older SHA is refused', async () => {
     const { number, head, handle } = await openChange();
-    const first = await postApproval(number, tokens['jo-platform'], { environment: 'production' });
+    const first = await postApproval(number, tokens['jo-platform'], { sha: head, environment: 'production' });
     expect(first.body.counted).toBe(true);
     // Sam pushes: the approval of the old head is void.
     const { before } = await github.standin.pushCommits({ repo: 'acme/shop', number, pusher: 'sam-dev', commits: [{ message: 'one more thing', author: 'sam-dev' }], deliver: false });
     expect(before).toBe(head);
-    await handle.signal(pullRequestSignal, pullEvent('synchronize', number, before));
+    await handle.signal(pullRequestSignal, stack.signed(`acme/shop#${number}`, pullEvent('synchronize', number, before)));
     await waitForStage(handle, 'awaiting-approval');
     // An operator with read access to history takes the gateway's signed claim out of it and replays it.
     const history = await handle.fetchHistory();

@@ -13,7 +13,8 @@ import { parseConfig } from '../../src/config/load.ts';
 import type { FoureyesConfig } from '../../src/config/schema.ts';
 import { createGateway } from '../../src/gateway/app.ts';
 import { startGitHubStandin, type RunningStandin } from '../../src/github-standin/index.ts';
-import { generateSigningKey, type SigningKey } from '../../src/shared/approval-signature.ts';
+import { generateSigningKey, signEvent, type SigningKey } from '../../src/shared/approval-signature.ts';
+import type { PullRequestEvent } from '../../src/shared/types.ts';
 import { zoneQueue } from '../../src/shared/task-queues.ts';
 import { ZONES } from '../../src/workers/zones.ts';
 import { testClient, testWorker, uniquePullNumberBase, uniqueQueue } from './temporal.ts';
@@ -88,6 +89,8 @@ export interface GatewayStack {
   startGateway(): Promise<Server>;
   /** Terminated by stop(). */
   track(handle: WorkflowHandle): WorkflowHandle;
+  /** A pull request event as the gateway forwards it: without commits, signed with the gateway's key for `change`. */
+  signed(change: string, event: PullRequestEvent): PullRequestEvent;
   /** Stops the orchestrator worker and starts it again with more environment (e.g. rotated keys). */
   restartOrchestrator(env: NodeJS.ProcessEnv): Promise<void>;
   /** Closed by stop(), before the gateway. */
@@ -132,6 +135,10 @@ export async function startGatewayStack(options: GatewayStackOptions): Promise<G
     track(handle) {
       handles.push(handle);
       return handle;
+    },
+    signed(change, event) {
+      const { commits: _commits, changedFiles: _files, ...facts } = event;
+      return signEvent({ ...facts, change, at: new Date().toISOString() }, key);
     },
     async restartOrchestrator(env) {
       const index = workers.indexOf(orchestrator);

@@ -122,7 +122,7 @@ describe('hostile approval API and change endpoints', () => {
 
   it('hostile tokens and audit query parameters: 401 / 400 with a reason, tokens never echoed', async () => {
     for (const auth of ['', 'Bearer', 'Bearer a b', 'Basic dXNlcjpwYXNz', `Bearer ${'x'.repeat(8000)}`, 'Bearer ghp_not_a_real_token']) {
-      const answer = await request(approvals(`${gw.repo}/${gw.pullBase}`), { method: 'POST', headers: { 'content-type': 'application/json', authorization: auth }, body: '{}' });
+      const answer = await request(approvals(`${gw.repo}/${gw.pullBase}`), { method: 'POST', headers: { 'content-type': 'application/json', authorization: auth }, body: JSON.stringify({ sha: 'a'.repeat(40) }) });
       expectRefusal(answer, [401, 431]);
       if (auth.length > 12) expect(answer.text).not.toContain(auth.slice(7, 40));
     }

@@ -122,7 +122,7 @@ export const handleSlackCommand: RouteHandler = async (req, res, _params, ctx) =
     const status = await ctx.client.withDeadline(Date.now() + SLASH_ANSWER_MS, () => handle.query(statusQuery));
     return sendJson(res, 200, pinnedToHead(status, command.kind, affected, command.environment, command.comment));
   } catch (error) {
-    if (error instanceof WorkflowNotFoundError) return sendJson(res, 200, ephemeral(`no change ${escapeSlackText(command.change)}: foureyes has not received its pull request`));
+    if (error instanceof WorkflowNotFoundError) return sendJson(res, 200, ephemeral(`:x: no change ${escapeSlackText(command.change)}: foureyes has not received its pull request`));
     throw error;
   }
 };

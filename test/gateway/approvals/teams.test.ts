@@ -57,7 +57,7 @@ async function openChange(title = 'Speed up checkout'): Promise<{ change: string
   const change = `acme/shop#${pull.number}`;
   const commits = github.standin.pullCommits(pull).map((c) => ({ sha: c.sha, author: { email: c.author.email, name: c.author.name }, committer: { email: c.committer.email, name: c.committer.name }, message: c.message }));
   const event: PullRequestEvent = { kind: 'opened', deliveryId: randomBytes(8).toString('hex'), headSha: pull.headSha, updatedAt: pull.updatedAt, author: pull.author, title: pull.title, baseRef: pull.baseRef, headRef: pull.headRef, commits };
-  const handle = await client.workflow.signalWithStart('changeWorkflow', { workflowId: `change:${change}`, taskQueue, args: [{ change }], signal: pullRequestSignal, signalArgs: [event] });
+  const handle = await client.workflow.signalWithStart('changeWorkflow', { workflowId: `change:${change}`, taskQueue, args: [{ change }], signal: pullRequestSignal, signalArgs: [stack.signed(change, event)] });
   stack.track(handle);
   await waitForStage(handle, 'awaiting-approval');
   return { change, head: pull.headSha, handle };
