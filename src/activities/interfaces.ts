@@ -1,6 +1,7 @@
 // The activity contracts of each trust zone. Workflow code imports these types only (never the
 // implementations), and proxies each set on its own task queue.
 import type { ApprovalRequestMessage } from '../shared/slack-format.ts';
+import type { SyncTeamsCardInput, SyncTeamsCardResult } from './teams.ts';
 import type { ChangePolicy, ChangeStatus, ChecksReport, CommitInfo, DeployInput, DeployReport, LeaseRecord, VerifyReport } from '../shared/types.ts';
 
 /** Orchestrator (task queue `foureyes`): trusted configuration and GitHub/Slack reporting. */
@@ -23,6 +24,11 @@ export interface OrchestratorActivities {
    * change and head SHA). Not configured (no SLACK_BOT_TOKEN/SLACK_CHANNEL) = `{ posted: false }`, no error.
    */
   notifySlack(input: ApprovalRequestMessage): Promise<{ posted: boolean; reason?: string; channel?: string; ts?: string }>;
+  /**
+   * Post the change's approval card to the Teams conversation TEAMS_CONVERSATION_ID (`post`), or update the
+   * one posted before (`card`) to show the change as it is now. Not configured = `{ configured: false }`.
+   */
+  syncTeamsCard(input: SyncTeamsCardInput): Promise<SyncTeamsCardResult>;
 }
 
 /** Checks (task queue `foureyes-checks`): runs the change's own tests; holds no secrets. */

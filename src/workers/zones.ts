@@ -5,6 +5,7 @@ import { createDeployActivities } from '../activities/deploy.ts';
 import { createChecksActivities } from '../activities/checks.ts';
 import { createPolicyActivities } from '../activities/policy.ts';
 import { createSlackActivities } from '../activities/slack.ts';
+import { createTeamsActivities } from '../activities/teams.ts';
 import { createGitHubActivities } from '../activities/github.ts';
 import { TASK_QUEUES, zoneQueue } from '../shared/task-queues.ts';
 
@@ -38,13 +39,16 @@ function approvalKeys(env: NodeJS.ProcessEnv): string[] {
     .filter(Boolean);
 }
 
+/** The Teams bot's identity and credential, for proactive approval cards: the orchestrator's alone. */
+export const TEAMS_BOT_ENV = ['TEAMS_CONVERSATION_ID', 'TEAMS_APP_ID', 'TEAMS_TENANT_ID', 'TEAMS_APP_PASSWORD', 'TEAMS_APP_CERTIFICATE_FILE', 'TEAMS_APP_PRIVATE_KEY_FILE', 'TEAMS_LOGIN_URL'];
+
 export const ZONES: Record<Zone, ZoneDefinition> = {
   orchestrator: {
     taskQueue: TASK_QUEUES.orchestrator,
     runsWorkflows: true,
-    allowedEnv: ['FOUREYES_APPROVAL_PUBLIC_KEYS', 'GITHUB_API_URL', 'GITHUB_TOKEN', 'GITHUB_APP_ID', 'GITHUB_PRIVATE_KEY', 'GITHUB_PRIVATE_KEY_PATH', 'GITHUB_INSTALLATION_ID', 'SLACK_BOT_TOKEN', 'SLACK_API_URL', 'SLACK_CHANNEL', 'FOUREYES_WORKFLOW_BUNDLE'],
+    allowedEnv: ['FOUREYES_APPROVAL_PUBLIC_KEYS', 'GITHUB_API_URL', 'GITHUB_TOKEN', 'GITHUB_APP_ID', 'GITHUB_PRIVATE_KEY', 'GITHUB_PRIVATE_KEY_PATH', 'GITHUB_INSTALLATION_ID', 'SLACK_BOT_TOKEN', 'SLACK_API_URL', 'SLACK_CHANNEL', 'FOUREYES_WORKFLOW_BUNDLE', ...TEAMS_BOT_ENV],
     async createActivities(config, env) {
-      return { ...zoneInfoActivity('orchestrator'), ...createPolicyActivities(config, approvalKeys(env)), ...createSlackActivities(env), ...createGitHubActivities(config, env) };
+      return { ...zoneInfoActivity('orchestrator'), ...createPolicyActivities(config, approvalKeys(env)), ...createSlackActivities(env), ...createTeamsActivities(config, env, approvalKeys(env)), ...createGitHubActivities(config, env) };
     },
   },
   checks: {

@@ -46,6 +46,7 @@ import {
 } from './change-state.ts';
 import { approvalSignal, approvalUpdate, pullRequestClosedSignal, pullRequestSignal, statusQuery, type ChangeWorkflowInput } from './definitions.ts';
 import { startReporter } from './reporter.ts';
+import { startTeamsCard, type TeamsCardTracker } from './teams-card.ts';
 
 export interface ChangeResult {
   outcome: 'delivered' | 'abandoned';
@@ -85,6 +86,7 @@ export async function changeWorkflow(input: ChangeWorkflowInput): Promise<Change
   const now = () => Date.now();
   // Before the handlers: a signal buffered at start is dispatched as soon as its handler is set.
   const reporter = startReporter(() => statusOf(state, policy, now()));
+  let teamsCard: TeamsCardTracker | undefined;
   const changed = () => {
     version++;
     reporter.changed();
@@ -167,6 +169,7 @@ export async function changeWorkflow(input: ChangeWorkflowInput): Promise<Change
   const delivered = state.stage === 'delivered';
   if (!delivered) setStage('abandoned', 'nothing: the pull request is closed');
   await reporter.flush();
+  await teamsCard?.flush();
   await condition(allHandlersFinished);
   return { outcome: delivered ? 'delivered' : 'abandoned', change: state.change, headSha: state.headSha };
 
@@ -307,6 +310,7 @@ export async function changeWorkflow(input: ChangeWorkflowInput): Promise<Change
    * a chat outage must never hold up or fail the change.
    */
   function askApproversInChat(head: string): void {
+    if (patched('teams-approval-card')) (teamsCard ??= startTeamsCard(state, () => statusOf(state, policy, now()))).ask(head);
     if (state.slackNotified === head || !patched('slack-approval-request')) return;
     state.slackNotified = head;
     const p = policy as ChangePolicy;
@@ -471,6 +475,7 @@ export async function changeWorkflow(input: ChangeWorkflowInput): Promise<Change
   async function continueAsNewQuietly(): Promise<never> {
     await condition(allHandlersFinished);
     await reporter.flush();
+    await teamsCard?.flush();
     note(state, now(), 'continued-as-new', `history of run ${workflowInfo().runId} reached ${workflowInfo().historyLength} events; the record continues in a new run`);
     return await continueAsNew<typeof changeWorkflow>({ ...input, carried: state });
   }

@@ -87,6 +87,10 @@ beforeAll(async () => {
         async notifySlack() {
           return { posted: false };
         },
+        // Teams is not configured here: the card tracker asks once per head and stops.
+        async syncTeamsCard() {
+          return { configured: false };
+        },
         async confirmReviews() {
           return { ok: true, reason: 'no github reviews' };
         },

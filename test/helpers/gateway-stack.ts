@@ -4,6 +4,7 @@
 // task queue. stop() ends what it started, terminating the changes the file tracked.
 import type { Client, WorkflowHandle } from '@temporalio/client';
 import type { Worker } from '@temporalio/worker';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -15,6 +16,7 @@ import { createGateway } from '../../src/gateway/app.ts';
 import { startGitHubStandin, type RunningStandin } from '../../src/github-standin/index.ts';
 import { generateSigningKey, type SigningKey } from '../../src/shared/approval-signature.ts';
 import { zoneQueue } from '../../src/shared/task-queues.ts';
+import type { PullRequestEvent } from '../../src/shared/types.ts';
 import { ZONES } from '../../src/workers/zones.ts';
 import { testClient, testWorker, uniquePullNumberBase, uniqueQueue } from './temporal.ts';
 
@@ -157,4 +159,22 @@ export async function startGatewayStack(options: GatewayStackOptions): Promise<G
   if (options.deployActivities) workers.push(await testWorker({ taskQueue: zoneQueue(taskQueue, 'deploy'), activities: options.deployActivities }));
   running.push(...workers.map((w) => w.run()));
   return stack;
+}
+
+/** The pull request event the gateway would signal for the stand-in's pull request as it is now (with its commits). */
+export function pullRequestEvent(github: RunningStandin, number: number, kind: 'opened' | 'synchronize', pushed?: { before: string; pusher: string }): PullRequestEvent {
+  const pull = github.standin.requirePull('acme/shop', number);
+  const commits = github.standin.pullCommits(pull).map((c) => ({ sha: c.sha, author: { email: c.author.email, name: c.author.name }, committer: { email: c.committer.email, name: c.committer.name }, message: c.message }));
+  return {
+    kind,
+    deliveryId: randomBytes(8).toString('hex'),
+    headSha: pull.headSha,
+    ...(pushed ? { beforeSha: pushed.before, pusher: pushed.pusher } : {}),
+    updatedAt: pull.updatedAt,
+    author: pull.author,
+    title: pull.title,
+    baseRef: pull.baseRef,
+    headRef: pull.headRef,
+    commits,
+  };
 }
