@@ -8,7 +8,7 @@ import { loadConfig } from '../config/load.ts';
 import type { FoureyesConfig } from '../config/schema.ts';
 import { generateSigningKey, type SigningKey } from '../shared/approval-signature.ts';
 import { ensureWorkflowBundle } from '../workers/bundle.ts';
-import { TEAMS_BOT_ENV, ZONES, zoneTaskQueue, type Zone } from '../workers/zones.ts';
+import { DEPLOYER_AWS_ENV, TEAMS_BOT_ENV, ZONES, zoneTaskQueue, type Zone } from '../workers/zones.ts';
 import { bootstrapOpenBao, startOpenBao, VaultAdmin, type DeployerCredentials, type OpenBaoServer } from './openbao.ts';
 import { projectRoot } from './paths.ts';
 import { freePort, startProcess, waitUntil, type ManagedProcess } from './process.ts';
@@ -72,9 +72,9 @@ function slackEnv(): Record<string, string> {
   return Object.fromEntries(['SLACK_BOT_TOKEN', 'SLACK_CHANNEL', 'SLACK_API_URL'].flatMap((k) => (process.env[k] ? [[k, process.env[k] as string]] : [])));
 }
 
-/** Teams for the orchestrator's proactive approval card, when the operator configured it (the bot's credential stays in this zone). */
-function teamsBotEnv(): Record<string, string> {
-  return Object.fromEntries(TEAMS_BOT_ENV.flatMap((k) => (process.env[k] ? [[k, process.env[k] as string]] : [])));
+/** Those of `names` that are set in this process's environment. */
+function fromProcessEnv(names: readonly string[]): Record<string, string> {
+  return Object.fromEntries(names.flatMap((k) => (process.env[k] ? [[k, process.env[k] as string]] : [])));
 }
 
 /** The base environment every child gets: no inherited secrets, only what it needs to run. */
@@ -148,9 +148,9 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     };
 
     const zoneEnv: Record<Zone, Record<string, string>> = {
-      orchestrator: { ...base, FOUREYES_APPROVAL_PUBLIC_KEYS: signingKey.publicKey, ...slackEnv(), ...teamsBotEnv(), ...(githubEnv ?? {}) },
+      orchestrator: { ...base, FOUREYES_APPROVAL_PUBLIC_KEYS: signingKey.publicKey, ...slackEnv(), ...fromProcessEnv(TEAMS_BOT_ENV), ...(githubEnv ?? {}) },
       checks: { ...base },
-      deploy: { ...base, VAULT_ADDR: openbao.address, VAULT_ROLE_ID: deployerCredentials.roleId, VAULT_SECRET_ID: deployerCredentials.secretId },
+      deploy: { ...base, ...fromProcessEnv(DEPLOYER_AWS_ENV), VAULT_ADDR: openbao.address, VAULT_ROLE_ID: deployerCredentials.roleId, VAULT_SECRET_ID: deployerCredentials.secretId },
     };
     const workers = {} as Record<Zone, ManagedProcess>;
     for (const zone of ['orchestrator', 'checks', 'deploy'] as const) {

@@ -42,6 +42,9 @@ function approvalKeys(env: NodeJS.ProcessEnv): string[] {
 /** The Teams bot's identity and credential, for proactive approval cards: the orchestrator's alone. */
 export const TEAMS_BOT_ENV = ['TEAMS_CONVERSATION_ID', 'TEAMS_APP_ID', 'TEAMS_TENANT_ID', 'TEAMS_APP_PASSWORD', 'TEAMS_APP_CERTIFICATE_FILE', 'TEAMS_APP_PRIVATE_KEY_FILE', 'TEAMS_LOGIN_URL'];
 
+/** The AWS SDK's default credential chain in the deploy zone (instance/task role, web identity, or keys). */
+export const DEPLOYER_AWS_ENV = ['AWS_REGION', 'AWS_DEFAULT_REGION', 'AWS_ROLE_ARN', 'AWS_ROLE_SESSION_NAME', 'AWS_WEB_IDENTITY_TOKEN_FILE', 'AWS_CONTAINER_CREDENTIALS_FULL_URI', 'AWS_CONTAINER_CREDENTIALS_RELATIVE_URI', 'AWS_CONTAINER_AUTHORIZATION_TOKEN', 'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN'];
+
 export const ZONES: Record<Zone, ZoneDefinition> = {
   orchestrator: {
     taskQueue: TASK_QUEUES.orchestrator,
@@ -63,7 +66,8 @@ export const ZONES: Record<Zone, ZoneDefinition> = {
   deploy: {
     taskQueue: TASK_QUEUES.deploy,
     runsWorkflows: false,
-    allowedEnv: ['VAULT_ADDR', 'VAULT_NAMESPACE', 'VAULT_ROLE_ID', 'VAULT_SECRET_ID', 'FOUREYES_VAULT_APPROLE_FILE'],
+    // AWS_*: the deployer's own AWS identity, for `aws-secret` leases (never handed to the deploy command).
+    allowedEnv: ['VAULT_ADDR', 'VAULT_NAMESPACE', 'VAULT_ROLE_ID', 'VAULT_SECRET_ID', 'FOUREYES_VAULT_APPROLE_FILE', ...DEPLOYER_AWS_ENV],
     async createActivities(config, env) {
       return { ...zoneInfoActivity('deploy'), ...createDeployActivities(config, env) };
     },
