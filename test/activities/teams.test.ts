@@ -15,14 +15,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { BotConnectorTokens, teamsBotSettings } from '../../src/activities/teams-connector.ts';
 import { generateSigningKey } from '../../src/shared/approval-signature.ts';
 import { signTeamsConversation } from '../../src/shared/teams-conversation.ts';
-import type { ChangeStatus, DeployInput, DeployReport, VerifyReport } from '../../src/shared/types.ts';
+import type { ChangeStatus } from '../../src/shared/types.ts';
 import { startTeamsStandin, type PostedMessage, type TeamsStandin } from '../../src/teams-standin/server.ts';
 import { pullRequestSignal, statusQuery } from '../../src/workflows/definitions.ts';
 import { teamsConversationSignal, teamsConversationsWorkflowId } from '../../src/workflows/teams-conversations.ts';
 import { changeStatus } from '../../src/gateway/routes/changes.ts';
 import { startFoureyes } from '../helpers/foureyes-process.ts';
 import { encodeHistory } from '../workflows/harness.ts';
-import { pullRequestEvent, startGatewayStack, threePeopleConfig, type GatewayStack } from '../helpers/gateway-stack.ts';
+import { deployZoneDouble, pullRequestEvent, startGatewayStack, threePeopleConfig, type GatewayStack } from '../helpers/gateway-stack.ts';
 
 const sam = { aadObjectId: '5a3d0c1e-0000-4000-8000-00000000b001', name: 'Sam' };
 const alex = { aadObjectId: '5a3d0c1e-0000-4000-8000-00000000b002', name: 'Alex' };
@@ -34,17 +34,6 @@ let teams: TeamsStandin;
 let client: Client;
 let conversationId: string;
 
-const deployDouble = {
-  async deploy(input: DeployInput): Promise<DeployReport> {
-    return { environment: input.environment, sha: input.sha, status: 'deployed', exitCode: 0, durationMs: 1, outputTail: '', leases: [] };
-  },
-  async verify(input: DeployInput): Promise<VerifyReport> {
-    return { environment: input.environment, sha: input.sha, passed: true, exitCode: 0, durationMs: 1, outputTail: '', leases: [] };
-  },
-  async revokeOutstanding() {
-    return [];
-  },
-};
 
 beforeAll(async () => {
   stack = await startGatewayStack({
@@ -53,7 +42,7 @@ beforeAll(async () => {
       threePeopleConfig(remote, { channels: { 'sam-dev': `teams: ${sam.aadObjectId}`, 'alex-reviewer': `teams: ${alex.aadObjectId}`, 'jo-platform': `teams: ${jo.aadObjectId}` }, production: 'confirm: true' }),
     users: ['foureyes-bot', 'sam-dev', 'alex-reviewer', 'jo-platform'],
     orchestratorEnv: (s) => ({ GITHUB_TOKEN: s.tokens['foureyes-bot'] }),
-    deployActivities: deployDouble,
+    deployActivities: deployZoneDouble(),
     beforeWorkers: async (s) => {
       teams = await startTeamsStandin({ gatewayUrl: s.gatewayUrl, appPassword: APP_PASSWORD });
       s.onStop(() => teams.close());

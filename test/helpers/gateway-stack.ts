@@ -16,7 +16,7 @@ import { createGateway } from '../../src/gateway/app.ts';
 import { startGitHubStandin, type RunningStandin } from '../../src/github-standin/index.ts';
 import { generateSigningKey, type SigningKey } from '../../src/shared/approval-signature.ts';
 import { zoneQueue } from '../../src/shared/task-queues.ts';
-import type { PullRequestEvent } from '../../src/shared/types.ts';
+import type { DeployInput, DeployReport, PullRequestEvent, VerifyReport } from '../../src/shared/types.ts';
 import { ZONES } from '../../src/workers/zones.ts';
 import { testClient, testWorker, uniquePullNumberBase, uniqueQueue } from './temporal.ts';
 
@@ -176,5 +176,21 @@ export function pullRequestEvent(github: RunningStandin, number: number, kind: '
     baseRef: pull.baseRef,
     headRef: pull.headRef,
     commits,
+  };
+}
+
+/** The deploy zone's double for gateway tests: every deploy succeeds at once and is recorded in `deployed`. */
+export function deployZoneDouble(deployed: DeployInput[] = []) {
+  return {
+    async deploy(input: DeployInput): Promise<DeployReport> {
+      deployed.push(input);
+      return { environment: input.environment, sha: input.sha, status: 'deployed', exitCode: 0, durationMs: 1, outputTail: '', leases: [] };
+    },
+    async verify(input: DeployInput): Promise<VerifyReport> {
+      return { environment: input.environment, sha: input.sha, passed: true, exitCode: 0, durationMs: 1, outputTail: '', leases: [] };
+    },
+    async revokeOutstanding() {
+      return [];
+    },
   };
 }
