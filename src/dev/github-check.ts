@@ -15,9 +15,15 @@ export interface GitHubCheck {
 const status = (error: unknown) => (error as { status?: number }).status;
 const requestUrl = (error: unknown) => (error as { request?: { url?: string } }).request?.url ?? '';
 
+/** The innermost reason of a failed request (fetch wraps ECONNREFUSED, ENOTFOUND, timeouts two levels down). */
+function rootCause(error: unknown): string {
+  let e = error as { cause?: unknown; code?: unknown; message?: unknown } | undefined;
+  for (let i = 0; i < 5 && e?.cause; i++) e = e.cause as typeof e;
+  return String(e?.code ?? e?.message ?? 'no answer').split('\n')[0] as string;
+}
+
 function unreachable(connection: GitHubConnection, error: unknown): string {
-  const cause = (error as { cause?: { code?: string; message?: string } }).cause;
-  return `could not reach GitHub at ${connection.apiUrl} to check the credentials (${cause?.code ?? cause?.message ?? (error as Error).message.split('\n')[0]}); starting anyway: look-ups and reports are retried`;
+  return `could not reach GitHub at ${connection.apiUrl} to check the credentials (${rootCause(error)}); starting anyway: look-ups and reports are retried`;
 }
 
 export async function checkGitHub(connection: GitHubConnection, repositories: string[]): Promise<GitHubCheck> {

@@ -253,3 +253,41 @@ describe('foureyes up with real GitHub credentials', () => {
     }, 420_000);
   }
 });
+
+describe('foureyes up refuses a GitHub set it cannot use', () => {
+  it('names the variable and what to do, exits 1 and starts nothing', async () => {
+    const dir = mkdtempSync(join(work, 'refusals-'));
+    const gh = await startStandinProcess(join(dir, 'github'));
+    await gh.control('POST', '/repos', { fullName: 'acme/shop' });
+    const app = await gh.control<{ appId: number; privateKey: string }>('POST', '/apps', { slug: 'foureyes-refusals' });
+    const other = await gh.control<{ privateKey: string }>('POST', '/apps', { slug: 'another-app' });
+    const configFile = join(dir, 'foureyes.yaml');
+    writeFileSync(configFile, configYaml(join(dir, 'no-remote'), 8233));
+    const notPem = join(dir, 'key.pem');
+    writeFileSync(notPem, 'this is not a key\n');
+    const otherKey = join(dir, 'other.pem');
+    writeFileSync(otherKey, other.privateKey, { mode: 0o600 });
+    const cases: Array<[string, Record<string, string>, string]> = [
+      ['a token GitHub refuses', { GITHUB_TOKEN: 'ghp_not_a_real_token_0000', GITHUB_API_URL: gh.apiUrl, GITHUB_WEBHOOK_SECRET: WEBHOOK_SECRET }, `foureyes up: GitHub at ${gh.apiUrl} refused GITHUB_TOKEN (401 Bad credentials)`],
+      ['a GHES URL without /api/v3', { GITHUB_TOKEN: 'ghp_x', GITHUB_API_URL: 'https://ghes.example.com', GITHUB_WEBHOOK_SECRET: WEBHOOK_SECRET }, 'foureyes up: GITHUB_API_URL=https://ghes.example.com does not end in /api/v3'],
+      ['an App key that is not PEM', { GITHUB_APP_ID: String(app.appId), GITHUB_PRIVATE_KEY_PATH: notPem, GITHUB_API_URL: gh.apiUrl, GITHUB_WEBHOOK_SECRET: WEBHOOK_SECRET }, `foureyes up: GITHUB_PRIVATE_KEY_PATH=${notPem} is not a GitHub App private key`],
+      ['a key of another App', { GITHUB_APP_ID: String(app.appId), GITHUB_PRIVATE_KEY_PATH: otherKey, GITHUB_API_URL: gh.apiUrl, GITHUB_WEBHOOK_SECRET: WEBHOOK_SECRET }, `foureyes up: GitHub at ${gh.apiUrl} refused the GitHub App's credentials`],
+      ['an App ID without a key', { GITHUB_APP_ID: String(app.appId), GITHUB_API_URL: gh.apiUrl, GITHUB_WEBHOOK_SECRET: WEBHOOK_SECRET }, 'foureyes up: GITHUB_APP_ID is set but neither GITHUB_PRIVATE_KEY nor GITHUB_PRIVATE_KEY_PATH'],
+      ['no webhook secret', { GITHUB_APP_ID: String(app.appId), GITHUB_PRIVATE_KEY: app.privateKey, GITHUB_API_URL: gh.apiUrl }, 'foureyes up: GITHUB_WEBHOOK_SECRET is not set, but GitHub credentials are'],
+    ];
+    try {
+      for (const [what, env, message] of cases) {
+        const data = join(dir, what.replace(/\W+/g, '-'));
+        const up = await startUp({ dataDir: data, configFile, env, waitFor: 'exit', timeoutMs: 60_000 });
+        expect(await up.exited, what).toBe(1);
+        expect(up.output(), what).toContain(message);
+        expect(up.output(), what).not.toContain('starting Temporal');
+        expect(readdirSync(data), what).not.toContain('temporal.sqlite');
+        expect(readdirSync(data), what).not.toContain('keys');
+        for (const secret of [WEBHOOK_SECRET, 'ghp_not_a_real_token_0000', ...app.privateKey.split('\n').filter((l) => l.length > 20 && !l.startsWith('-----'))]) expect(up.output()).not.toContain(secret);
+      }
+    } finally {
+      await gh.stop();
+    }
+  }, 240_000);
+});
