@@ -6,15 +6,16 @@
 // secret manager with --print. The key and the secret are never shown otherwise.
 import { spawn } from 'node:child_process';
 import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { userInfo } from 'node:os';
+import { join } from 'node:path';
 import { loadConfig } from '../config/load.ts';
 import type { FoureyesConfig } from '../config/schema.ts';
 import { readStoredApp, writeStoredApp, type StoredApp } from '../dev/github-app-store.ts';
 import { parseApiUrl } from '../dev/github-env.ts';
 import { dataDir } from '../dev/paths.ts';
-import { defaultConfigFile } from '../dev/stack.ts';
 import { CliError, parseArgs } from './commands.ts';
 
 const USAGE = `usage: foureyes setup github [--github-url URL] [--org NAME] [--name NAME] [--webhook-url URL] [--port N] [--print] [--no-open] [--force]
@@ -138,9 +139,12 @@ function openBrowser(url: string): void {
   }
 }
 
+/** The user's own configuration, when there is one (never the example's acme/shop): names the repositories to install on. */
 function optionalConfig(): FoureyesConfig | undefined {
+  const file = process.env.FOUREYES_CONFIG ?? join(process.cwd(), 'foureyes.yaml');
+  if (!existsSync(file)) return undefined;
   try {
-    return loadConfig(defaultConfigFile(process.env, () => undefined));
+    return loadConfig(file);
   } catch {
     return undefined;
   }
