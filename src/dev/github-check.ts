@@ -38,6 +38,9 @@ export async function checkGitHub(connection: GitHubConnection, repositories: st
     if (error instanceof GitHubConfigError) throw error;
     if (status(error) === 404 && connection.mode === 'app') throw new GitHubConfigError(`GitHub at ${connection.apiUrl} does not know GITHUB_APP_ID=${env.GITHUB_APP_ID} (GET /app answered 404): check the App ID on the App's settings page`);
     if (status(error) === undefined || (status(error) ?? 0) >= 500) return { warnings: [unreachable(connection, error)] };
+    if (status(error) === 403 && connection.mode === 'token') {
+      throw new GitHubConfigError(`GitHub at ${connection.apiUrl} answered 403 to GET /user with GITHUB_TOKEN: foureyes needs the token of a user or bot account (an App's installation token cannot say whose it is; set GITHUB_APP_ID and its key instead)`);
+    }
     throw new GitHubConfigError(`GitHub at ${connection.apiUrl} answered ${status(error)} to ${connection.mode === 'app' ? 'GET /app' : 'GET /user'}: ${(error as Error).message.split('\n')[0]}`);
   }
   const warnings: string[] = [];

@@ -1,6 +1,8 @@
 // Which GitHub `foureyes up` connects to, and the bad sets of variables a user can give it: each is refused
 // with one message naming the variable and what to do, never the token, key or secret itself. The live
 // checks run against the GitHub stand-in as a separate process, with keys and tokens GitHub would refuse.
+import { createAppAuth } from '@octokit/auth-app';
+import { Octokit } from '@octokit/rest';
 import { generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -128,6 +130,12 @@ describe('the start-up check against GitHub (the stand-in as its own process)', 
     const refused = checkGitHub(connect({ ...base(), GITHUB_TOKEN: 'ghp_revoked0123456789' }), ['acme/shop']);
     await expect(refused).rejects.toThrow(`GitHub at ${gh.apiUrl} refused GITHUB_TOKEN (401 Bad credentials): the token is wrong, expired or revoked; create a new one and restart foureyes`);
     await expect(refused).rejects.not.toThrow(/ghp_revoked/);
+  });
+
+  it('an App\'s installation token as GITHUB_TOKEN stops the start: foureyes needs to know whose token it is', async () => {
+    const octokit = new Octokit({ baseUrl: gh.apiUrl, authStrategy: createAppAuth, auth: { appId: app.appId, privateKey: app.privateKey, installationId: app.installationId } });
+    const { token } = (await octokit.auth({ type: 'installation' })) as { token: string };
+    await expect(checkGitHub(connect({ ...base(), GITHUB_TOKEN: token }), ['acme/shop'])).rejects.toThrow(/answered 403 to GET \/user with GITHUB_TOKEN: foureyes needs the token of a user or bot account/);
   });
 
   it('a wrong App ID, or a key of another App, stops the start: the stand-in refuses a JWT not signed with the App\'s key', async () => {
