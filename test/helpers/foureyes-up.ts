@@ -20,7 +20,7 @@ export interface UpProcess {
 }
 
 const started: ChildProcess[] = [];
-let cleanupRegistered = false;
+// Registered when a test file imports this module (a hook registered from inside a running test is not run).
 
 /** Every process descended from `pid` (children run in process groups of their own). */
 export function descendants(pid: number): number[] {
@@ -53,12 +53,10 @@ function killTree(child: ChildProcess): void {
   child.kill('SIGKILL');
 }
 
+afterAll(() => started.forEach(killTree));
+
 /** Starts `foureyes up`; resolves once it printed "foureyes is up." (or `waitFor: 'exit'`: once it exited). */
 export async function startUp(options: { dataDir: string; configFile: string; env: Record<string, string>; waitFor?: 'up' | 'exit'; timeoutMs?: number }): Promise<UpProcess> {
-  if (!cleanupRegistered) {
-    cleanupRegistered = true;
-    afterAll(() => started.forEach(killTree));
-  }
   mkdirSync(options.dataDir, { recursive: true });
   const ports = { temporal: await freePort(), ui: await freePort(), bao: await freePort(), gateway: await freePort() };
   const child = spawn(process.execPath, [join(projectRoot(), 'bin/foureyes.js'), 'up'], {

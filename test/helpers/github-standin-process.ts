@@ -21,15 +21,13 @@ export interface StandinProcess {
 }
 
 const started: ChildProcess[] = [];
-let cleanupRegistered = false;
+// Registered when a test file imports this module (a hook registered from inside a running test is not run).
+
+afterAll(() => {
+  for (const child of started) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+});
 
 export async function startStandinProcess(dataDir: string): Promise<StandinProcess> {
-  if (!cleanupRegistered) {
-    cleanupRegistered = true;
-    afterAll(() => {
-      for (const child of started) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-    });
-  }
   const child = spawn(process.execPath, ['--import', 'tsx', join(projectRoot(), 'src/github-standin/main.ts'), '--port', '0', '--data', dataDir], {
     cwd: projectRoot(),
     env: { PATH: process.env.PATH, HOME: process.env.HOME },
