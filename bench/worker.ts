@@ -65,6 +65,10 @@ function changeActivities(): object {
         send({ type: 'awaiting', change: input.change, sha: input.sha, t: nowMs() });
         return { posted: false, reason: 'bench' };
       },
+      // Teams is not configured here: the card tracker asks once per head and stops.
+      async syncTeamsCard() {
+        return { configured: false };
+      },
       // Events from the gateway come without commits; the orchestrator's look-up answers at once here too.
       async lookUpPullRequestChanges() {
         return { commits: [], changedFiles: [] };

@@ -89,11 +89,14 @@ export async function replayAll(stack: DrillStack, numbers: number[]): Promise<s
   const histories = [];
   for (const n of numbers) {
     const runs = stack.client.workflow.list({ query: `WorkflowId = '${workflowIdOf(n)}'` });
-    for await (const run of runs) histories.push({ workflowId: `${run.workflowId} ${run.runId}`, history: await stack.client.workflow.getHandle(run.workflowId, run.runId).fetchHistory() });
+    // Under the run's own workflow ID: a run checks that its input names the change it runs for.
+    for await (const run of runs) histories.push({ workflowId: run.workflowId, runId: run.runId, history: await stack.client.workflow.getHandle(run.workflowId, run.runId).fetchHistory() });
   }
   const failures: string[] = [];
+  let i = 0;
   for await (const result of Worker.runReplayHistories({ workflowBundle: { code: stack.workflowBundleCode }, replayName: 'drill-replay', sinks: untracedWorkflowSinks }, histories)) {
-    if (result.error) failures.push(`${result.workflowId}: ${result.error.message.slice(0, 200)}`);
+    const replayed = histories[i++];
+    if (result.error) failures.push(`${result.workflowId} ${replayed?.runId ?? ''}: ${result.error.message.slice(0, 200)}`);
   }
   return failures;
 }

@@ -29,12 +29,13 @@ function taskPrefixes(history: History): History[] {
 }
 
 /** Milliseconds to replay each history once, in order (one replay worker, like one orchestrator task slot). */
-async function replayTimes(bundlePath: string, histories: History[], label: string): Promise<number[]> {
+async function replayTimes(bundlePath: string, histories: History[], label: string, workflowId: string): Promise<number[]> {
   const times: number[] = [];
   let last = performance.now();
-  const inputs = histories.map((history, i) => ({ workflowId: `${label}-${i}`, history }));
+  // Under the run's own workflow ID: a change's run checks that its input names the change it runs for.
+  const inputs = histories.map((history) => ({ workflowId, history }));
   for await (const result of Worker.runReplayHistories({ workflowBundle: readBundle(bundlePath), replayName: `bench-replay-${label}`, sinks: untracedWorkflowSinks }, inputs)) {
-    if (result.error) throw new Error(`${label}: replay of ${result.workflowId} failed: ${result.error.message}`);
+    if (result.error) throw new Error(`${label}: replay of ${result.workflowId} (task ${times.length + 1}) failed: ${result.error.message}`);
     const now = performance.now();
     times.push(now - last);
     last = now;
@@ -94,8 +95,8 @@ export const replay: Scenario = {
     const changeTasks = taskPrefixes(change);
     const bareTasks = taskPrefixes(bare);
     // One untimed pass each: the replay worker's start and the first evaluation of each bundle.
-    await replayTimes(env.bundles.change, changeTasks.slice(-1), 'warm-change');
-    await replayTimes(env.bundles.bare, bareTasks.slice(-1), 'warm-bare');
+    await replayTimes(env.bundles.change, changeTasks.slice(-1), 'warm-change', 'change:acme/shop#1');
+    await replayTimes(env.bundles.bare, bareTasks.slice(-1), 'warm-bare', 'bare-1');
 
     const perChange: number[] = [];
     const perBare: number[] = [];
@@ -103,8 +104,8 @@ export const replay: Scenario = {
     const fullBare: number[] = [];
     for (let round = 0; round < rounds; round++) {
       // Interleaved, so load from elsewhere on the machine falls on both.
-      const c = await replayTimes(env.bundles.change, changeTasks, 'change');
-      const b = await replayTimes(env.bundles.bare, bareTasks, 'bare');
+      const c = await replayTimes(env.bundles.change, changeTasks, 'change', 'change:acme/shop#1');
+      const b = await replayTimes(env.bundles.bare, bareTasks, 'bare', 'bare-1');
       perChange.push(c.reduce((s, t) => s + t, 0));
       perBare.push(b.reduce((s, t) => s + t, 0));
       fullChange.push(c.at(-1) ?? Number.NaN);

@@ -21,7 +21,6 @@ export interface BeginInput {
   repo: string;
   workflowId: string;
   runId: string;
-  taskQueue: string;
   /** Set when this run continued as new from that run (workflowInfo().continuedFromExecutionRunId). */
   continuedFromRunId?: string;
 }
@@ -41,6 +40,8 @@ export interface PriorRecord {
 
 export interface BeginResult {
   policy: ChangePolicy;
+  /** The task queue this run is on, as the server has it (the workflow decides from history, not from its worker). */
+  taskQueue: string;
   predecessor?: Predecessor;
   prior?: PriorRecord;
 }
@@ -64,9 +65,10 @@ export function createChangeHistoryActivities(getConfig: () => FoureyesConfig, a
       const config = getConfig();
       const policy = policyFor(config, input.repo, approvalKeys);
       const client = Context.current().client;
-      if (input.continuedFromRunId) return { policy, ...(await describePredecessor(client, input.workflowId, input.continuedFromRunId)) };
-      const prior = await priorRecord(client, input, policy);
-      return { policy, ...(prior ? { prior } : {}) };
+      const taskQueue = (await client.workflow.getHandle(input.workflowId, input.runId).describe()).taskQueue;
+      if (input.continuedFromRunId) return { policy, taskQueue, ...(await describePredecessor(client, input.workflowId, input.continuedFromRunId)) };
+      const prior = await priorRecord(client, { ...input, taskQueue }, policy);
+      return { policy, taskQueue, ...(prior ? { prior } : {}) };
     },
   };
 }
@@ -89,7 +91,7 @@ interface Execution {
   closeTime?: Date;
 }
 
-async function priorRecord(client: Client, input: BeginInput, policy: ChangePolicy): Promise<PriorRecord | undefined> {
+async function priorRecord(client: Client, input: BeginInput & { taskQueue: string }, policy: ChangePolicy): Promise<PriorRecord | undefined> {
   const runs: Execution[] = [];
   for await (const e of client.workflow.list({ query: `WorkflowId = ${JSON.stringify(input.workflowId)}` })) {
     if (e.runId !== input.runId) runs.push({ runId: e.runId, type: e.type, taskQueue: e.taskQueue, status: e.status.name, startTime: e.startTime, ...(e.closeTime ? { closeTime: e.closeTime } : {}) });

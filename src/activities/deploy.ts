@@ -14,6 +14,7 @@ import type { CommandConfig, EnvironmentConfig, FoureyesConfig, RepositoryConfig
 import { parseChangeRef, repoFullName } from '../shared/change-ref.ts';
 import type { DeployInput, DeployReport, LeaseRecord, VerifyReport } from '../shared/types.ts';
 import type { DeployActivities } from './interfaces.ts';
+import { AwsUnavailableError } from './aws-leases.ts';
 import { deployedMarkerPath, LeaseFieldError, LeaseManager, sanitizeRecord, type IssuedLease } from './leases.ts';
 import { LineRedactor, redactText } from './redact.ts';
 import { appRoleFromEnv, DeployerVault, VaultRequestError, VaultUnavailableError } from './vault-client.ts';
@@ -66,6 +67,7 @@ function resolveTarget(config: FoureyesConfig, input: { change: string; environm
 /** Turn infrastructure errors into failures that say what the activity waits for. */
 function asFailure(error: unknown, what: string): unknown {
   if (error instanceof ApplicationFailure || error instanceof CancelledFailure) return error;
+  if (error instanceof AwsUnavailableError) return ApplicationFailure.retryable(`${what}: ${error.message}`, 'AwsUnavailable');
   if (error instanceof VaultUnavailableError) return ApplicationFailure.retryable(`${what}: ${error.message}`, 'VaultUnavailable');
   if (error instanceof VaultRequestError) return ApplicationFailure.nonRetryable(`${what}: ${error.message} (check the deployer's and the environment's policies)`, 'VaultDenied');
   if (error instanceof LeaseFieldError) return ApplicationFailure.nonRetryable(`${what}: ${error.message}`, 'LeaseMisconfigured');

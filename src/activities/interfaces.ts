@@ -5,13 +5,15 @@ import type { createChecksActivities } from './checks.ts';
 import type { createGitHubActivities } from './github.ts';
 import type { createPolicyActivities } from './policy.ts';
 import type { createSlackActivities } from './slack.ts';
+import type { createTeamsActivities } from './teams.ts';
 import type { DeployInput, DeployReport, LeaseRecord, VerifyReport } from '../shared/types.ts';
 
-/** Orchestrator (task queue `foureyes`): trusted configuration, the change's own history, GitHub and chat. */
+/** Orchestrator (task queue `foureyes`): trusted configuration, the change's own history, GitHub, Slack and Teams. */
 export type OrchestratorActivities = ReturnType<typeof createPolicyActivities> &
   ReturnType<typeof createChangeHistoryActivities> &
   ReturnType<typeof createGitHubActivities> &
-  ReturnType<typeof createSlackActivities>;
+  ReturnType<typeof createSlackActivities> &
+  ReturnType<typeof createTeamsActivities>;
 
 /** Checks (task queue `foureyes-checks`): runs the change's own tests; holds no secrets. */
 export type ChecksActivities = ReturnType<typeof createChecksActivities>;

@@ -3,6 +3,8 @@
 // kind "token":   a child token from the token role `<prefix>-<env>` carrying only the environment's policy.
 // kind "dynamic": the same child token, then a read of `lease.path` (database/creds/ROLE, aws/creds/ROLE, ...)
 //                 WITH that child token, so the environment's policy bounds what can be leased.
+// kind "aws", "aws-secret": the same child token, then AWS STS credentials from OpenBao's AWS engine, or a
+//                 Secrets Manager secret read with the deployer's own AWS identity (aws-leases.ts).
 //
 // Before a leased value is used, its lease ID / token accessor (never a value) is recorded in KV at
 // `secret/data/<prefix>-state/leases/<hash(change)>/<env>`, so a retried attempt or `revokeOutstanding`
@@ -12,6 +14,7 @@ import type { EnvironmentConfig, FoureyesConfig } from '../config/schema.ts';
 import { policyName, stateMount, statePath, tokenRoleName } from '../dev/openbao.ts';
 import type { LeaseRecord } from '../shared/types.ts';
 import { VaultRequestError, type DeployerVault, type VaultResponse } from './vault-client.ts';
+import { AWS_CREDENTIAL_ENV, awsEnginePath, mintAwsCredentials, readAwsSecret } from './aws-leases.ts';
 
 /** A lease never outlives the step it is for by more than this. */
 export const LEASE_MARGIN_MS = 30_000;
@@ -138,15 +141,16 @@ export class LeaseManager {
 
       const fields: Record<string, string> = { token: auth.client_token, addr: this.vault.address };
       const secrets = [auth.client_token];
-      if (env.lease.kind === 'dynamic' && env.lease.path) {
+      const aws = env.lease.kind === 'aws';
+      if ((env.lease.kind === 'dynamic' && env.lease.path) || aws) {
         // Read with the child token: the environment's policy, not the deployer's, decides.
-        const secret: VaultResponse = await this.vault.read(env.lease.path, { token: auth.client_token });
+        const secret: VaultResponse = aws ? await mintAwsCredentials(this.vault, env.lease, auth.client_token, ttl) : await this.vault.read(env.lease.path as string, { token: auth.client_token });
         if (secret.lease_id) {
           const dynamicRecord: LeaseRecord = {
             leaseId: secret.lease_id,
             kind: 'dynamic',
-            path: env.lease.path,
-            ttlSeconds: Math.min(secret.lease_duration ?? ttl, ttl),
+            path: aws ? awsEnginePath(env.lease) : (env.lease.path as string),
+            ttlSeconds: aws ? (secret.lease_duration ?? ttl) : Math.min(secret.lease_duration ?? ttl, ttl),
             issuedAt: new Date().toISOString(),
           };
           records.push(dynamicRecord);
@@ -160,8 +164,15 @@ export class LeaseManager {
           secrets.push(text);
         }
       }
-      const out: Record<string, string> = {};
-      for (const [name, field] of Object.entries(env.lease.env)) {
+      if (env.lease.kind === 'aws-secret') {
+        for (const [field, value] of Object.entries(await readAwsSecret(env.lease))) {
+          fields[field] = value;
+          secrets.push(value);
+        }
+      }
+      const out: Record<string, string> = aws && env.lease.region ? { AWS_REGION: env.lease.region, AWS_DEFAULT_REGION: env.lease.region } : {};
+      const wanted = aws && Object.keys(env.lease.env).length === 0 ? AWS_CREDENTIAL_ENV : env.lease.env;
+      for (const [name, field] of Object.entries(wanted)) {
         const value = fields[field];
         if (value === undefined) {
           throw new LeaseFieldError(`lease for environment ${env.name} has no field "${field}" for ${name} (fields: ${Object.keys(fields).sort().join(', ')})`);

@@ -52,7 +52,7 @@ interface PendingActivity {
 /** The deploy trust zone: `foureyes-deploy`, or `<queue>-deploy` for a renamed stack. */
 const isDeployQueue = (queue: string) => queue === 'foureyes-deploy' || queue.endsWith('-deploy');
 
-const QUIET_ACTIVITIES = new Set(['syncGitHub', 'notifySlack', 'zoneInfo_orchestrator']);
+const QUIET_ACTIVITIES = new Set(['syncGitHub', 'notifySlack', 'syncTeamsCard', 'zoneInfo_orchestrator']);
 
 function leaseText(leases: LeaseRecord[] | undefined): string {
   if (!leases?.length) return 'no lease';

@@ -35,6 +35,7 @@ const lazy = (summary: string, usageText: string, load: () => Promise<{ run(args
 
 export const commands: Record<string, Command> = {
   up: lazy('start the local stack: Temporal, OpenBao, the three workers and the gateway', 'foureyes up', () => import('./up.ts')),
+  setup: lazy("github: create foureyes' GitHub App in one step (App manifest flow); `up` then uses it", 'foureyes setup github [--github-url URL] [--org NAME] [--webhook-url URL] [--print]', () => import('./setup-github.ts')),
   tools: lazy('install the pinned temporal and bao binaries if they are missing', 'foureyes tools', () => import('./tools.ts')),
   status: lazy('show a change: stage, head SHA, initiators, approvals, deployments', 'foureyes status <owner/repo#number> [--json]', () => import('./status.ts')),
   approve: lazy('approve (or --reject) a change as yourself, with your GitHub token', 'foureyes approve <owner/repo#number> [--reject] [--comment text] [--env name] [--gateway URL]', () => import('./approve.ts')),

@@ -13,8 +13,8 @@ try {
   const code = await command.run(args);
   process.exitCode = code ?? 0;
 } catch (error) {
-  if (error instanceof ConfigError || error instanceof PrerequisiteError || error instanceof CliError) {
-    console.error(`foureyes ${name}: ${error.message}`);
+  if (error instanceof ConfigError || error instanceof PrerequisiteError || error instanceof CliError || (error as Error)?.name === 'GitHubConfigError') {
+    console.error(`foureyes ${name}: ${(error as Error).message}`);
     process.exitCode = error instanceof CliError ? error.exitCode : 1;
   } else {
     console.error(`foureyes ${name}: ${(error as Error).stack ?? String(error)}`);

@@ -28,7 +28,7 @@ export async function run(args: string[]): Promise<number> {
     `  OpenBao          ${stack.openbao.address}   (dev server; deployer logs in with AppRole ${stack.config.vault.prefix}-deployer)`,
     `  data folder      ${data}   (Temporal database, keys, logs; kept across restarts; histories kept ${retention} days)`,
     `  configuration    ${configFile}`,
-    ...(stack.github ? [`  GitHub stand-in  ${stack.github.url}   (offline mode: act as people with \`foureyes sandbox\`)`] : []),
+    `  GitHub           ${stack.githubSummary}`,
     '',
     'Press Ctrl-C to stop everything.',
   ];

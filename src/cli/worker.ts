@@ -15,6 +15,13 @@ export async function run(args: string[]): Promise<number> {
   if (!zone || !(zone in ZONES)) throw new CliError(`${zone ? `unknown zone "${zone}"` : 'which zone?'}\n${USAGE}`, 2);
   if (rest.length > 0) throw new CliError(`unexpected argument "${rest[0]}"\n${USAGE}`, 2);
   const { runZone } = await import('../workers/run.ts');
-  await runZone(zone as Zone);
+  const { TeamsConfigError } = await import('../activities/teams-connector.ts');
+  try {
+    await runZone(zone as Zone);
+  } catch (error) {
+    // A half-configured channel stops start-up with the names of what is missing.
+    if (error instanceof TeamsConfigError) throw new CliError(error.message, 1);
+    throw error;
+  }
   return 0;
 }

@@ -44,8 +44,19 @@ export const leaseSchema = z
   .strictObject({
     // "token": a child token carrying only this environment's policy (default).
     // "dynamic": any dynamic secrets path, e.g. database/creds/ROLE or aws/creds/ROLE.
-    kind: z.enum(['token', 'dynamic']).default('token'),
+    // "aws": STS credentials (assumed role or federation token) from OpenBao's AWS secrets engine role `role`.
+    // "aws-secret": a Secrets Manager secret read with the deployer's own AWS identity (read, not leased).
+    kind: z.enum(['token', 'dynamic', 'aws', 'aws-secret']).default('token'),
     path: z.string().regex(/^[a-z0-9_-]+(\/[A-Za-z0-9_.-]+)+$/, 'expected a secrets path such as database/creds/deployer').optional(),
+    // kind "aws": the AWS secrets engine's mount and role (`<mount>/sts/<role>`).
+    mount: z.string().regex(/^[a-z0-9_-]+$/, 'expected a mount name such as aws').default('aws'),
+    role: z.string().regex(/^[A-Za-z0-9_.-]+$/, 'expected an AWS secrets engine role name').optional(),
+    // kind "aws-secret": the secret's name or ARN.
+    secret: z.string().min(1).max(2048).optional(),
+    // AWS region handed to the deploy command (AWS_REGION) and used to read an aws-secret.
+    region: z.string().regex(/^[a-z]{2}(-[a-z]+)+-\d$/, 'expected an AWS region such as eu-west-1').optional(),
+    // kind "aws-secret": a Secrets Manager endpoint other than AWS's (a VPC endpoint, an emulator).
+    endpoint: z.url().optional(),
     ttl: duration.default(300_000),
     // Environment variable name -> field of the secret (e.g. PGUSER: username). For kind "token",
     // the field "token" is the child token itself and "addr" the Vault address.
@@ -55,6 +66,9 @@ export const leaseSchema = z
   })
   .superRefine((lease, ctx) => {
     if (lease.kind === 'dynamic' && !lease.path) ctx.addIssue({ code: 'custom', path: ['path'], message: 'a dynamic lease needs a path such as database/creds/deployer' });
+    if (lease.kind === 'aws' && !lease.role) ctx.addIssue({ code: 'custom', path: ['role'], message: 'an aws lease needs the role of the AWS secrets engine, e.g. role: deployer (read at aws/sts/deployer)' });
+    if (lease.kind === 'aws-secret' && !lease.secret) ctx.addIssue({ code: 'custom', path: ['secret'], message: 'an aws-secret lease needs the Secrets Manager secret, e.g. secret: prod/shop/db' });
+    if (lease.kind === 'aws-secret' && !lease.region) ctx.addIssue({ code: 'custom', path: ['region'], message: 'an aws-secret lease needs the region of the secret, e.g. region: eu-west-1' });
   });
 
 export const approvalSchema = z.strictObject({
@@ -74,7 +88,7 @@ export const environmentSchema = z.strictObject({
   name,
   deploy: commandSchema,
   verify: commandSchema.optional(),
-  lease: leaseSchema.default({ kind: 'token', ttl: 300_000, env: {}, paths: [] }),
+  lease: leaseSchema.default({ kind: 'token', mount: 'aws', ttl: 300_000, env: {}, paths: [] }),
   approval: approvalSchema.default({ required: 1, eligible: [], expiry: 72 * 3_600_000, confirm: false, refuseUnknownIdentities: true }),
   // Pass leased credentials to the verify command too.
   verifyWithLease: z.boolean().default(false),

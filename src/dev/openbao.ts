@@ -76,6 +76,8 @@ export function environmentPolicy(config: FoureyesConfig, envName: string): stri
   const paths = new Set<string>([`secret/data/${prefix}/${env.name}/*`, ...env.lease.paths]);
   const rules = [...paths].map((p) => `path "${p}" {\n  capabilities = ["read"]\n}`);
   if (env.lease.kind === 'dynamic' && env.lease.path) rules.push(`path "${env.lease.path}" {\n  capabilities = ["read", "update"]\n}`);
+  // STS credentials of the AWS secrets engine (bootstrapAwsEngine in openbao-aws.ts configures the engine).
+  if (env.lease.kind === 'aws' && env.lease.role) rules.push(`path "${env.lease.mount}/sts/${env.lease.role}" {\n  capabilities = ["read", "update"]\n}`);
   return rules.join('\n\n');
 }
 

@@ -8,14 +8,14 @@ import { loadConfig } from '../config/load.ts';
 import type { FoureyesConfig } from '../config/schema.ts';
 import { generateSigningKey, type SigningKey } from '../shared/approval-signature.ts';
 import { ensureWorkflowBundle } from '../workers/bundle.ts';
-import { ZONES, zoneTaskQueue, type Zone } from '../workers/zones.ts';
+import { DEPLOYER_AWS_ENV, TEAMS_BOT_ENV, ZONES, zoneTaskQueue, type Zone } from '../workers/zones.ts';
 import { bootstrapOpenBao, startOpenBao, VaultAdmin, type DeployerCredentials, type OpenBaoServer } from './openbao.ts';
 import { projectRoot } from './paths.ts';
 import { freePort, startProcess, waitUntil, type ManagedProcess } from './process.ts';
 import { startTemporalServer, type TemporalServer } from './temporal-server.ts';
 import { ensureTool } from './tools.ts';
-import { hasGitHubCredentials } from '../activities/github-client.ts';
 import { connectWebhook, startOfflineGitHub, type OfflineGitHub } from '../github-standin/offline.ts';
+import { connectGitHub, githubZoneEnv } from './github-env.ts';
 
 export interface StackOptions {
   dataDir: string;
@@ -31,8 +31,8 @@ export interface StackOptions {
   /** Extra environment for the gateway and orchestrator (e.g. GITHUB_API_URL of a stand-in). */
   githubEnv?: Record<string, string>;
   /**
-   * Offline mode: start the GitHub stand-in and wire it in. Default: on when neither `githubEnv` nor
-   * GITHUB_TOKEN / GITHUB_APP_ID + GITHUB_PRIVATE_KEY are given.
+   * Offline mode: start the GitHub stand-in and wire it in. Default: on when neither `githubEnv` nor GitHub
+   * credentials (the environment's, or the App `foureyes setup github` stored) are given.
    */
   offlineGitHub?: boolean;
   /** Port of the stand-in in offline mode (free port when absent). */
@@ -54,6 +54,8 @@ export interface Stack {
   stop(): Promise<void>;
   /** The GitHub stand-in in offline mode. */
   github?: OfflineGitHub;
+  /** Which GitHub the stack talks to, and how, in one line. */
+  githubSummary: string;
 }
 
 /** The approval signing key pair: generated once per data folder; the private half goes to the gateway only. */
@@ -70,6 +72,11 @@ export function loadOrCreateSigningKey(dataDir: string, name = 'approval-signing
 /** Slack for the orchestrator's "waiting for approval" message, when the operator configured it. */
 function slackEnv(): Record<string, string> {
   return Object.fromEntries(['SLACK_BOT_TOKEN', 'SLACK_CHANNEL', 'SLACK_API_URL'].flatMap((k) => (process.env[k] ? [[k, process.env[k] as string]] : [])));
+}
+
+/** Those of `names` that are set in this process's environment. */
+function fromProcessEnv(names: readonly string[]): Record<string, string> {
+  return Object.fromEntries(names.flatMap((k) => (process.env[k] ? [[k, process.env[k] as string]] : [])));
 }
 
 /** The base environment every child gets: no inherited secrets, only what it needs to run. */
@@ -98,6 +105,8 @@ export async function startStack(options: StackOptions): Promise<Stack> {
   const logs = join(options.dataDir, 'logs');
   mkdirSync(logs, { recursive: true });
   const config = loadConfig(options.configFile);
+  // Real GitHub credentials are checked before anything starts: a wrong set stops here, naming the variable.
+  const realGitHub = options.githubEnv || options.offlineGitHub ? undefined : await connectGitHub(process.env, { dataDir: options.dataDir, repositories: config.repositories.map((r) => r.name), log });
   ensureTool('temporal', log);
   ensureTool('bao', log);
   const processes: ManagedProcess[] = [];
@@ -129,12 +138,15 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     // Audit exports are signed with a key of their own, so the approval key never leaves the gateway's duty.
     const auditKey = loadOrCreateSigningKey(options.dataDir, 'audit-signing');
     const bundle = await ensureWorkflowBundle({ ...process.env, FOUREYES_DATA: options.dataDir }, log);
-    let githubEnv = options.githubEnv;
-    if (options.offlineGitHub ?? (!options.githubEnv && !hasGitHubCredentials(process.env))) {
+    let githubEnv = options.githubEnv ?? realGitHub?.vars;
+    let githubSummary = realGitHub?.summary ?? `the GitHub at ${githubEnv?.GITHUB_API_URL ?? 'https://api.github.com'}`;
+    if (options.offlineGitHub ?? !githubEnv) {
       log('foureyes: no GitHub credentials: starting the GitHub stand-in (offline mode; act in it with `foureyes sandbox`) …');
       github = await startOfflineGitHub({ dataDir: join(options.dataDir, 'github'), config, projectRoot: projectRoot(), port: options.githubPort });
       githubEnv = { ...github.env, ...(options.githubEnv ?? {}) };
+      githubSummary = `offline: the GitHub stand-in at ${github.url} (act as people with \`foureyes sandbox\`)`;
     }
+    const githubZones = githubZoneEnv(githubEnv);
     const base = {
       ...baseEnv({ temporal }, options),
       FOUREYES_WORKFLOW_BUNDLE: bundle,
@@ -143,9 +155,9 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     };
 
     const zoneEnv: Record<Zone, Record<string, string>> = {
-      orchestrator: { ...base, FOUREYES_APPROVAL_PUBLIC_KEYS: signingKey.publicKey, ...slackEnv(), ...(githubEnv ?? {}) },
+      orchestrator: { ...base, FOUREYES_APPROVAL_PUBLIC_KEYS: signingKey.publicKey, ...slackEnv(), ...fromProcessEnv(TEAMS_BOT_ENV), ...githubZones.orchestrator },
       checks: { ...base },
-      deploy: { ...base, VAULT_ADDR: openbao.address, VAULT_ROLE_ID: deployerCredentials.roleId, VAULT_SECRET_ID: deployerCredentials.secretId },
+      deploy: { ...base, ...fromProcessEnv(DEPLOYER_AWS_ENV), VAULT_ADDR: openbao.address, VAULT_ROLE_ID: deployerCredentials.roleId, VAULT_SECRET_ID: deployerCredentials.secretId },
     };
     const workers = {} as Record<Zone, ManagedProcess>;
     for (const zone of ['orchestrator', 'checks', 'deploy'] as const) {
@@ -163,11 +175,10 @@ export async function startStack(options: StackOptions): Promise<Stack> {
       PORT: String(gatewayPort),
       FOUREYES_APPROVAL_SIGNING_KEY: signingKey.privateKey,
       FOUREYES_AUDIT_SIGNING_KEY: auditKey.privateKey,
-      ...(githubEnv ?? {}),
+      ...githubZones.gateway,
       ...(process.env.SLACK_SIGNING_SECRET ? { SLACK_SIGNING_SECRET: process.env.SLACK_SIGNING_SECRET } : {}),
       // Microsoft Teams: the bot registration, its tenant, and (for a stand-in) where the Bot Framework keys are.
       ...Object.fromEntries(['TEAMS_APP_ID', 'TEAMS_TENANT_ID', 'TEAMS_OPENID_METADATA_URL'].flatMap((k) => (process.env[k] ? [[k, process.env[k] as string]] : []))),
-      ...(process.env.GITHUB_WEBHOOK_SECRET && !githubEnv?.GITHUB_WEBHOOK_SECRET ? { GITHUB_WEBHOOK_SECRET: process.env.GITHUB_WEBHOOK_SECRET } : {}),
     };
     const gatewayEntry = nodeEntry('src/gateway/main.ts');
     const gateway = startProcess(gatewayEntry.command, gatewayEntry.args, { name: 'gateway', cwd: projectRoot(), env: gatewayEnv, logFile: join(logs, 'gateway.log'), echo: options.echo });
@@ -178,7 +189,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     log('foureyes: waiting for the workers and the gateway …');
     await waitForPollers(temporal, Object.values(workers));
     await waitUntil('gateway', async () => (await fetch(`${gatewayUrl}/healthz`)).ok, { timeoutMs: 60_000, process: gateway });
-    return { config, temporal, openbao, deployerCredentials, signingKey, gatewayUrl, workers, gateway, processes, stop: stopAll, ...(github ? { github } : {}) };
+    return { config, temporal, openbao, deployerCredentials, signingKey, gatewayUrl, workers, gateway, processes, stop: stopAll, githubSummary, ...(github ? { github } : {}) };
   } catch (error) {
     await stopAll();
     throw error;

@@ -86,3 +86,25 @@ export function toolVersion(path: string): string {
   const alt = spawnSync(path, ['version'], { encoding: 'utf8' });
   return alt.stdout.trim().split('\n')[0] ?? '';
 }
+
+/** moto (an AWS emulator) in server mode, for the AWS lease tests: pinned, in its own venv under .tools. */
+export const MOTO = { spec: 'moto[server]==5.2.5', version: '5.2.5' } as const;
+
+export function motoDir(): string {
+  return join(projectRoot(), '.tools', 'moto');
+}
+
+/** Path of `moto_server` (and beside it the venv's python, which has boto3), installing the pinned moto if missing. */
+export function ensureMoto(log: (line: string) => void = (l) => console.error(l)): string {
+  const server = join(motoDir(), 'bin', 'moto_server');
+  const installed = spawnSync(join(motoDir(), 'bin', 'python'), ['-c', `import importlib.metadata as m; assert m.version('moto') == '${MOTO.version}'`]).status === 0;
+  if (existsSync(server) && installed) return server;
+  const py = python();
+  log(`foureyes: installing ${MOTO.spec} from PyPI into .tools/moto …`);
+  const venv = spawnSync(py, ['-m', 'venv', '--clear', motoDir()], { encoding: 'utf8' });
+  if (venv.status !== 0) throw new PrerequisiteError(`could not create a Python venv for moto (${venv.stderr.trim().split('\n').pop() ?? 'venv failed'}); install python3-venv`);
+  const pip = spawnSync(join(motoDir(), 'bin', 'pip'), ['install', '--disable-pip-version-check', '-q', MOTO.spec], { encoding: 'utf8' });
+  if (pip.status !== 0 || !existsSync(server)) throw new PrerequisiteError(`could not install ${MOTO.spec} from PyPI (${pip.stderr.trim().split('\n').pop() ?? 'pip failed'})`);
+  log(`foureyes: installed moto ${MOTO.version} at ${server}`);
+  return server;
+}

@@ -22,7 +22,36 @@ export interface StandinApp {
   id: number;
   slug: string;
   publicKeyPem: string;
-  installationId: number;
+  /** Absent until the App is installed (an App created from a manifest starts uninstalled). */
+  installationId?: number;
+  /** Repositories the installation covers (lower-case full names); absent = every repository. */
+  repositories?: string[];
+  /** Account the App belongs to and is installed on. */
+  owner?: string;
+  /** The manifest it was created from (`POST /app-manifests/{code}/conversions`). */
+  manifest?: AppManifest;
+}
+
+/** GitHub's App manifest (docs: "Registering a GitHub App from a manifest"), as far as the stand-in checks it. */
+export interface AppManifest {
+  name: string;
+  url: string;
+  hook_attributes?: { url: string; active?: boolean };
+  redirect_url?: string;
+  callback_urls?: string[];
+  setup_url?: string;
+  description?: string;
+  public?: boolean;
+  default_events?: string[];
+  default_permissions?: Record<string, string>;
+}
+
+/** A manifest the user confirmed on the "create GitHub App" page, waiting for its code to be converted. */
+export interface StandinManifestCode {
+  code: string;
+  manifest: AppManifest;
+  owner: string;
+  createdAt: string;
 }
 
 export interface StandinRepo {
@@ -146,7 +175,7 @@ export interface StandinDelivery {
 export interface StandinFault {
   id: number;
   method?: string;
-  /** Regular expression matched against the request path (without the query). */
+  /** Regular expression matched against the request path (without the query and without the /api/v3 prefix). */
   path: string;
   /** HTTP status to answer; 0 = answer normally (with `delayMs` only). */
   status: number;
@@ -161,6 +190,7 @@ export interface StandinState {
   users: StandinUser[];
   tokens: StandinToken[];
   apps: StandinApp[];
+  manifestCodes: StandinManifestCode[];
   repos: StandinRepo[];
   pulls: StandinPull[];
   reviews: StandinReview[];
@@ -180,6 +210,7 @@ export function emptyState(): StandinState {
     users: [],
     tokens: [],
     apps: [],
+    manifestCodes: [],
     repos: [],
     pulls: [],
     reviews: [],

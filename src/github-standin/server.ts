@@ -1,12 +1,14 @@
-// HTTP face of the stand-in: GitHub's REST API (the endpoints foureyes calls) and a control API under
-// /_standin/ through which tests and `foureyes sandbox` act as people. Fault injection answers chosen
-// requests with 500, 429 + Retry-After, or slowly.
+// HTTP face of the stand-in: GitHub's REST API (the endpoints foureyes calls), served at the root and, as
+// GitHub Enterprise Server serves it, under /api/v3; the two web pages of the App-manifest flow; and a
+// control API under /_standin/ through which tests and `foureyes sandbox` act as people. An endpoint it does
+// not know answers 404 as GitHub does, and is marked in the request record so a test can fail on it. Fault
+// injection answers chosen requests with 500, 429 + Retry-After, or slowly.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createPublicKey, randomBytes, verify as verifySignature } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { AddressInfo } from 'node:net';
 import { GitHubStandin, StandinError, type StandinOptions } from './standin.ts';
-import type { StandinCheckRun, StandinToken } from './model.ts';
+import type { AppManifest, StandinApp, StandinCheckRun, StandinToken } from './model.ts';
 
 /** GitHub's caps on a pull request's listed commits and files. */
 export const MAX_LISTED_COMMITS = 250;
@@ -29,7 +31,25 @@ interface Auth {
   login: string;
   kind: StandinToken['kind'] | 'app';
   appId?: number;
+  installationId?: number;
 }
+
+/** One request to the REST API or the web pages (not the control API). */
+export interface StandinRequest {
+  method: string;
+  /** As sent, with the /api/v3 prefix when there was one. */
+  path: string;
+  query: string;
+  /** The Host header: which host the caller thought it was talking to. */
+  host: string;
+  /** false: no such endpoint (GitHub answers 404 too); foureyes must never call one. */
+  known: boolean;
+  answeredAt: number;
+  status: number;
+}
+
+/** GitHub Enterprise Server serves the REST API under this prefix. */
+const GHES_PREFIX = '/api/v3';
 
 const DOCS = 'https://docs.github.com/rest';
 
@@ -52,13 +72,15 @@ export class StandinServer {
   server: Server;
   url = '';
   private readonly rest: Array<[string, RegExp, Handler]> = [];
+  private readonly web: Array<[string, RegExp, Handler]> = [];
   private readonly control: Array<[string, RegExp, Handler]> = [];
-  /** The REST requests answered (not the control API), oldest first, at most 10 000: what a test may assert was read when. */
-  readonly requests: Array<{ method: string; path: string; answeredAt: number; status: number }> = [];
+  /** The REST and web requests answered (not the control API), oldest first, at most 10 000: what a test may assert was read when. */
+  readonly requests: StandinRequest[] = [];
 
   constructor(readonly standin: GitHubStandin) {
     this.server = createServer((req, res) => void this.dispatch(req, res));
     this.defineRest();
+    this.defineWeb();
     this.defineControl();
   }
 
@@ -80,9 +102,12 @@ export class StandinServer {
   private async dispatch(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://standin');
     const isControl = url.pathname.startsWith('/_standin/');
+    // The REST API answers at the root (github.com's api host) and under /api/v3 (GitHub Enterprise Server).
+    const path = url.pathname === GHES_PREFIX || url.pathname.startsWith(`${GHES_PREFIX}/`) ? url.pathname.slice(GHES_PREFIX.length) || '/' : url.pathname;
+    let known = false;
     if (!isControl) {
       res.once('finish', () => {
-        this.requests.push({ method: req.method ?? '', path: url.pathname, answeredAt: Date.now(), status: res.statusCode });
+        this.requests.push({ method: req.method ?? '', path: url.pathname, query: url.search, host: req.headers.host ?? '', known, answeredAt: Date.now(), status: res.statusCode });
         if (this.requests.length > 10_000) this.requests.splice(0, this.requests.length - 10_000);
       });
     }
@@ -91,21 +116,28 @@ export class StandinServer {
       for await (const chunk of req) chunks.push(chunk as Buffer);
       const raw = Buffer.concat(chunks).toString('utf8');
       let body: Json = {};
-      if (raw.trim()) {
+      if (/^application\/x-www-form-urlencoded/i.test(req.headers['content-type'] ?? '')) body = Object.fromEntries(new URLSearchParams(raw));
+      else if (raw.trim()) {
         try {
           body = JSON.parse(raw) as Json;
         } catch {
           fail(400, 'Problems parsing JSON');
         }
       }
-      if (!isControl && (await this.injectFault(req, res, url))) return;
-      const table = isControl ? this.control : this.rest;
-      for (const [method, pattern, handler] of table) {
-        const m = pattern.exec(url.pathname);
-        if (!m || method !== req.method) continue;
-        const result = await handler({ req, res, url, params: m.slice(1).map(decodeURIComponent), body, standin: this.standin });
-        if (!res.headersSent) send(res, req.method === 'POST' ? 201 : 200, result ?? {});
-        return;
+      if (!isControl && (await this.injectFault(req, res, path))) return;
+      // Web pages live on the web host only, never under the API prefix.
+      const tables = isControl ? [this.control] : path === url.pathname ? [this.web, this.rest] : [this.rest];
+      for (const table of tables) {
+        for (const [method, pattern, handler] of table) {
+          const m = pattern.exec(path);
+          if (!m || method !== req.method) continue;
+          known = true;
+          const ctx = { req, res, url, params: m.slice(1).map(decodeURIComponent), body, standin: this.standin };
+          if (table === this.rest) this.requireInstallationCovers(ctx, path);
+          const result = await handler(ctx);
+          if (!res.headersSent) send(res, req.method === 'POST' ? 201 : 200, result ?? {});
+          return;
+        }
       }
       fail(404, 'Not Found');
     } catch (error) {
@@ -115,9 +147,9 @@ export class StandinServer {
     }
   }
 
-  private async injectFault(req: IncomingMessage, res: ServerResponse, url: URL): Promise<boolean> {
+  private async injectFault(req: IncomingMessage, res: ServerResponse, path: string): Promise<boolean> {
     const faults = this.standin.state.faults;
-    const fault = faults.find((f) => f.remaining !== 0 && (!f.method || f.method === req.method) && new RegExp(f.path).test(url.pathname));
+    const fault = faults.find((f) => f.remaining !== 0 && (!f.method || f.method === req.method) && new RegExp(f.path).test(path));
     if (!fault) return false;
     if (fault.remaining > 0) fault.remaining--;
     if (fault.delayMs) await sleep(fault.delayMs);
@@ -141,17 +173,31 @@ export class StandinServer {
     if (options.jwt && value.split('.').length === 3) return this.verifyJwt(value);
     const token = this.standin.state.tokens.find((t) => t.token === value);
     if (!token || (token.expiresAt && Date.parse(token.expiresAt) < Date.now())) fail(401, 'Bad credentials');
-    return { login: token.login, kind: token.kind };
+    return { login: token.login, kind: token.kind, ...(token.installationId !== undefined ? { installationId: token.installationId } : {}) };
+  }
+
+  /** An installation token reaches only the repositories its installation covers; others are 404, as on GitHub. */
+  private requireInstallationCovers(ctx: Ctx, path: string): void {
+    const repo = /^\/repos\/([^/]+)\/([^/]+)/.exec(path);
+    const value = ctx.req.headers.authorization?.replace(/^(token|bearer)\s+/i, '').trim();
+    const token = repo && value ? this.standin.state.tokens.find((t) => t.token === value && t.kind === 'installation') : undefined;
+    if (!repo || !token) return;
+    const app = this.standin.state.apps.find((a) => a.installationId === token.installationId);
+    if (!app || !this.standin.appCovers(app, `${decodeURIComponent(repo[1] ?? '')}/${decodeURIComponent(repo[2] ?? '')}`)) fail(404, 'Not Found');
   }
 
   private verifyJwt(jwt: string): Auth {
     const [h, p, s] = jwt.split('.') as [string, string, string];
     let claims: { iss?: string | number; exp?: number; iat?: number };
+    let header: { alg?: string };
     try {
+      header = JSON.parse(base64url(h).toString('utf8')) as typeof header;
       claims = JSON.parse(base64url(p).toString('utf8')) as typeof claims;
     } catch {
       fail(401, 'A JSON web token could not be decoded');
     }
+    // GitHub accepts RS256 only: an unsigned ("alg": "none") or HMAC token is refused before any key is looked at.
+    if (header.alg !== 'RS256') fail(401, 'A JSON web token could not be decoded');
     const app = this.standin.state.apps.find((a) => String(a.id) === String(claims.iss));
     if (!app) fail(401, `Integration not found`);
     const ok = verifySignature('RSA-SHA256', Buffer.from(`${h}.${p}`), createPublicKey(app.publicKeyPem), base64url(s));
@@ -188,19 +234,60 @@ export class StandinServer {
       const app = s.state.apps.find((a) => a.id === auth.appId) ?? fail(401, 'A JSON web token is required');
       return { id: app.id, slug: app.slug, name: app.slug, owner: s.userJson('standin') };
     });
-    R('GET', `${repoPath}/installation`, (ctx) => {
+    const jwtApp = (ctx: Ctx) => {
       const auth = this.auth(ctx, { jwt: true });
-      this.repoOf(ctx);
-      const app = s.state.apps.find((a) => a.id === auth.appId) ?? fail(401, 'A JSON web token is required');
-      return { id: app.installationId, app_id: app.id, app_slug: app.slug, target_type: 'Organization' };
+      if (auth.kind !== 'app') fail(401, 'A JSON web token could not be decoded');
+      return s.state.apps.find((a) => a.id === auth.appId) ?? fail(401, 'A JSON web token could not be decoded');
+    };
+    R('GET', `${repoPath}/installation`, (ctx) => {
+      const app = jwtApp(ctx);
+      const repo = s.findRepo(`${ctx.params[0]}/${ctx.params[1]}`);
+      if (!repo || !s.appCovers(app, `${repo.owner}/${repo.name}`)) fail(404, 'Not Found');
+      return this.installationJson(app);
+    });
+    R('GET', '/app/installations/:id', (ctx) => {
+      const app = jwtApp(ctx);
+      if (app.installationId === undefined || String(app.installationId) !== ctx.params[0]) fail(404, 'Not Found');
+      return this.installationJson(app);
     });
     R('POST', '/app/installations/:id/access_tokens', (ctx) => {
-      const auth = this.auth(ctx, { jwt: true });
-      const app = s.state.apps.find((a) => a.id === auth.appId && String(a.installationId) === ctx.params[0]) ?? fail(404, 'Not Found');
+      const app = jwtApp(ctx);
+      if (app.installationId === undefined || String(app.installationId) !== ctx.params[0]) fail(404, 'Not Found');
       const token: StandinToken = { token: `ghs_${randomBytes(18).toString('hex')}`, kind: 'installation', login: `${app.slug}[bot]`, installationId: app.installationId, expiresAt: new Date(Date.now() + 3_600_000).toISOString() };
       s.state.tokens.push(token);
       s.save();
-      return { token: token.token, expires_at: token.expiresAt, permissions: { checks: 'write', pull_requests: 'write', statuses: 'write', deployments: 'write', contents: 'write', issues: 'write' }, repository_selection: 'all' };
+      return { token: token.token, expires_at: token.expiresAt, permissions: this.appPermissions(app), repository_selection: app.repositories ? 'selected' : 'all' };
+    });
+    R('GET', '/installation/repositories', (ctx) => {
+      const auth = this.auth(ctx);
+      if (auth.kind !== 'installation') fail(403, 'You must authenticate with an installation access token.');
+      const app = s.state.apps.find((a) => a.installationId === auth.installationId) ?? fail(404, 'Not Found');
+      const repos = s.state.repos.filter((r) => s.appCovers(app, `${r.owner}/${r.name}`));
+      const page = paginateItems(ctx, repos);
+      return { total_count: repos.length, repository_selection: app.repositories ? 'selected' : 'all', repositories: page.map((r) => s.repoJson(r)) };
+    });
+    // The App-manifest flow's last step: no authentication, the one-time code is the credential.
+    R('POST', '/app-manifests/:code/conversions', (ctx) => {
+      const { app, privateKey, webhookSecret, clientSecret } = s.convertManifest(ctx.params[0] ?? '');
+      const manifest = app.manifest as AppManifest;
+      return {
+        id: app.id,
+        slug: app.slug,
+        node_id: `A_${app.id}`,
+        owner: s.userJson(app.owner ?? 'standin'),
+        name: manifest.name,
+        description: manifest.description ?? null,
+        external_url: manifest.url,
+        html_url: `${this.url}/apps/${app.slug}`,
+        created_at: s.now(),
+        updated_at: s.now(),
+        permissions: manifest.default_permissions ?? {},
+        events: manifest.default_events ?? [],
+        client_id: `Iv1.${app.id.toString(16).padStart(16, '0')}`,
+        client_secret: clientSecret,
+        webhook_secret: webhookSecret,
+        pem: privateKey,
+      };
     });
 
     R('GET', repoPath, (ctx) => {
@@ -432,6 +519,57 @@ export class StandinServer {
     });
   }
 
+  installationJson(app: StandinApp): Json {
+    const account = app.owner ?? 'standin';
+    return {
+      id: app.installationId,
+      app_id: app.id,
+      app_slug: app.slug,
+      account: this.standin.userJson(account),
+      target_type: 'Organization',
+      repository_selection: app.repositories ? 'selected' : 'all',
+      permissions: this.appPermissions(app),
+      events: app.manifest?.default_events ?? ['pull_request', 'pull_request_review'],
+      html_url: `${this.url}/organizations/${account}/settings/installations/${app.installationId}`,
+    };
+  }
+
+  /** An App from a manifest holds what it asked for; one added directly holds what foureyes may use. */
+  private appPermissions(app: StandinApp): Record<string, string> {
+    return app.manifest?.default_permissions ?? { checks: 'write', pull_requests: 'write', statuses: 'write', deployments: 'write', contents: 'write', issues: 'write', metadata: 'read' };
+  }
+
+  // ---------- web pages (the browser's side of the App-manifest flow) ----------
+
+  private defineWeb(): void {
+    const W = (method: string, path: string, handler: Handler) => {
+      const pattern = new RegExp(`^${path.replace(/:\w+/g, '([^/]+)')}$`);
+      this.web.push([method, pattern, handler]);
+    };
+    // The form a manifest is posted to. GitHub shows "Create GitHub App for <account>"; the stand-in acts
+    // as if the person clicked it and redirects to the manifest's redirect_url with the code and the state.
+    const confirm = (ctx: Ctx, owner: string) => {
+      let manifest: unknown;
+      try {
+        manifest = JSON.parse(str(ctx.body, 'manifest'));
+      } catch (error) {
+        if (error instanceof StandinError) throw error;
+        fail(422, 'Invalid GitHub App manifest: not JSON');
+      }
+      const { code, redirectUrl } = this.standin.confirmManifest(manifest, owner);
+      if (!redirectUrl) return { message: 'App created; the manifest has no redirect_url', code };
+      const target = new URL(redirectUrl);
+      target.searchParams.set('code', code);
+      const state = ctx.url.searchParams.get('state');
+      if (state) target.searchParams.set('state', state);
+      ctx.res.writeHead(302, { location: target.toString(), 'content-type': 'text/html; charset=utf-8' });
+      ctx.res.end(`<a href="${target.toString().replace(/&/g, '&amp;').replace(/"/g, '&quot;')}">continue</a>`);
+      return undefined;
+    };
+    W('POST', '/settings/apps/new', (ctx) => confirm(ctx, this.standin.state.users.find((u) => u.type === 'User')?.login ?? 'standin'));
+    W('POST', '/organizations/:org/settings/apps/new', (ctx) => confirm(ctx, ctx.params[0] ?? 'standin'));
+  }
+
   commentJson(id: number): Json {
     const c = this.standin.state.comments.find((x) => x.id === id) ?? fail(404, 'Not Found');
     return {
@@ -525,7 +663,7 @@ export class StandinServer {
     const deliveryOpts = (body: Json) => ({ deliver: body.deliver === false ? false : undefined });
     const delivered = (r: { delivery: { id: string }; status?: number }) => ({ deliveryId: r.delivery.id, status: r.status ?? null });
 
-    C('GET', '/state', () => ({ ...s.state, tokens: undefined, apps: s.state.apps.map((a) => ({ id: a.id, slug: a.slug, installationId: a.installationId })), webhook: s.state.webhook ? { url: s.state.webhook.url } : undefined }));
+    C('GET', '/state', () => ({ ...s.state, tokens: undefined, manifestCodes: undefined, apps: s.state.apps.map((a) => ({ id: a.id, slug: a.slug, installationId: a.installationId })), webhook: s.state.webhook ? { url: s.state.webhook.url } : undefined }));
     C('POST', '/webhook', (ctx) => {
       s.setWebhook(str(ctx.body, 'url'), str(ctx.body, 'secret'));
       return { url: s.state.webhook?.url };
@@ -534,7 +672,20 @@ export class StandinServer {
       const { user, token } = s.addUser({ login: str(ctx.body, 'login'), name: str(ctx.body, 'name', false) || undefined, email: str(ctx.body, 'email', false) || undefined });
       return { ...user, token };
     });
-    C('POST', '/apps', (ctx) => s.addApp({ slug: str(ctx.body, 'slug') }));
+    C('POST', '/apps', (ctx) => s.addApp({ slug: str(ctx.body, 'slug'), repositories: ctx.body.repositories as string[] | undefined }));
+    C('GET', '/apps/:id', (ctx) => {
+      const app = s.requireApp(Number(ctx.params[0]));
+      return { id: app.id, slug: app.slug, installationId: app.installationId ?? null, repositories: app.repositories ?? null, owner: app.owner ?? null, manifest: app.manifest ?? null };
+    });
+    // A person installs the App (on some repositories, or all of them when none are named).
+    C('POST', '/apps/:id/installation', (ctx) => ({ installationId: s.installApp(Number(ctx.params[0]), ctx.body.repositories as string[] | undefined) }));
+    C('GET', '/requests', () => this.requests);
+    C('DELETE', '/requests', () => {
+      this.requests.length = 0;
+      return {};
+    });
+    // Every token the stand-in handed out (users' and installations'), for a test's secret scan.
+    C('GET', '/tokens', () => s.state.tokens.map((t) => t.token));
     C('POST', '/repos', (ctx) => {
       const repo = s.createRepo({ fullName: str(ctx.body, 'fullName'), defaultBranch: str(ctx.body, 'defaultBranch', false) || undefined, files: ctx.body.files as Record<string, string> | undefined });
       return { ...s.repoJson(repo), remote: repo.gitDir };

@@ -5,7 +5,7 @@ import { createHmac, generateKeyPairSync, randomBytes, randomUUID } from 'node:c
 import { mkdirSync, readFileSync, writeFileSync, existsSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import { changedFiles, countCommitsBetween, initBareRepository, readCommit, readCommitsBetween, resolveRef, updateRef, writeCommit, writeCommitChain, writeMergeCommit, type ChangedFile, type GitCommit } from './git.ts';
-import { emptyState, type StandinDelivery, type StandinPull, type StandinRepo, type StandinReview, type StandinState, type StandinUser } from './model.ts';
+import { emptyState, type AppManifest, type StandinApp, type StandinManifestCode, type StandinDelivery, type StandinPull, type StandinRepo, type StandinReview, type StandinState, type StandinUser } from './model.ts';
 
 /** Who did something in git: a stand-in user by login, or a bare name and e-mail (an unknown author). */
 export type PersonSpec = string | { login?: string; name?: string; email?: string };
@@ -57,7 +57,7 @@ export class GitHubStandin {
   constructor(readonly options: StandinOptions) {
     mkdirSync(options.dataDir, { recursive: true });
     this.stateFile = join(options.dataDir, 'state.json');
-    this.state = options.persist && existsSync(this.stateFile) ? (JSON.parse(readFileSync(this.stateFile, 'utf8')) as StandinState) : emptyState();
+    this.state = options.persist && existsSync(this.stateFile) ? { ...emptyState(), ...(JSON.parse(readFileSync(this.stateFile, 'utf8')) as StandinState) } : emptyState();
     if (options.webhook) this.state.webhook = options.webhook;
   }
 
@@ -118,14 +118,69 @@ export class GitHubStandin {
     return user;
   }
 
-  /** A GitHub App installed on every repository of the stand-in; returns its private key (PEM). */
-  addApp(input: { slug: string }): { appId: number; installationId: number; privateKey: string } {
+  /**
+   * A GitHub App, installed at once on `repositories` (default: every repository of the stand-in); returns
+   * its private key (PEM).
+   */
+  addApp(input: { slug: string; repositories?: string[] }): { appId: number; installationId: number; privateKey: string } {
+    const { app, privateKey } = this.newApp(input.slug);
+    const installationId = this.installApp(app.id, input.repositories);
+    return { appId: app.id, installationId, privateKey };
+  }
+
+  private newApp(slug: string, extra: Partial<StandinApp> = {}): { app: StandinApp; privateKey: string } {
+    if (!/^[a-z0-9][a-z0-9-]{0,33}$/.test(slug)) throw new StandinError(422, `invalid App slug ${JSON.stringify(slug)}`);
+    if (this.state.apps.some((a) => a.slug === slug)) throw new StandinError(422, `Name ${JSON.stringify(slug)} is already taken`);
     const { publicKey, privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
-    const app = { id: this.nextId(), slug: input.slug, publicKeyPem: publicKey.export({ type: 'spki', format: 'pem' }).toString(), installationId: this.nextId() };
+    const app: StandinApp = { id: this.nextId(), slug, publicKeyPem: publicKey.export({ type: 'spki', format: 'pem' }).toString(), ...extra };
     this.state.apps.push(app);
-    this.addUser({ login: `${input.slug}[bot]`, type: 'Bot', email: `${app.id}+${input.slug}[bot]@users.noreply.standin.local` });
+    this.addUser({ login: `${slug}[bot]`, type: 'Bot', email: `${app.id}+${slug}[bot]@users.noreply.standin.local` });
     this.save();
-    return { appId: app.id, installationId: app.installationId, privateKey: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString() };
+    // GitHub hands out PKCS#1 ("BEGIN RSA PRIVATE KEY") files; Octokit reads both.
+    return { app, privateKey: privateKey.export({ type: 'pkcs1', format: 'pem' }).toString() };
+  }
+
+  /** Installs (or re-scopes) an App, as a person does on its "Install" page; returns the installation id. */
+  installApp(appId: number, repositories?: string[]): number {
+    const app = this.requireApp(appId);
+    for (const name of repositories ?? []) this.requireRepo(name);
+    app.installationId ??= this.nextId();
+    app.repositories = repositories?.map((r) => r.toLowerCase());
+    this.save();
+    return app.installationId;
+  }
+
+  requireApp(appId: number): StandinApp {
+    const app = this.state.apps.find((a) => a.id === appId);
+    if (!app) throw new StandinError(404, `no stand-in App ${appId}`);
+    return app;
+  }
+
+  /** Whether the App's installation covers the repository (GitHub answers 404 otherwise). */
+  appCovers(app: StandinApp, fullName: string): boolean {
+    return app.installationId !== undefined && (app.repositories === undefined || app.repositories.includes(fullName.toLowerCase()));
+  }
+
+  /**
+   * The person confirmed "Create GitHub App" on the page a manifest was posted to: GitHub redirects to the
+   * manifest's redirect_url with a one-time code (valid for an hour) that the App's creator exchanges.
+   */
+  confirmManifest(raw: unknown, owner: string): { code: string; redirectUrl: string | undefined } {
+    const manifest = validateManifest(raw);
+    const code = randomBytes(20).toString('hex');
+    this.state.manifestCodes.push({ code, manifest, owner, createdAt: new Date().toISOString() });
+    this.save();
+    return { code, redirectUrl: manifest.redirect_url };
+  }
+
+  /** POST /app-manifests/{code}/conversions: creates the App once per code; the only time its key and secret are shown. */
+  convertManifest(code: string): { app: StandinApp; privateKey: string; webhookSecret: string; clientSecret: string } {
+    const index = this.state.manifestCodes.findIndex((c) => c.code === code && Date.parse(c.createdAt) > Date.now() - 3_600_000);
+    if (index < 0) throw new StandinError(404, 'Not Found');
+    const [pending] = this.state.manifestCodes.splice(index, 1) as [StandinManifestCode];
+    const slug = pending.manifest.name.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '').slice(0, 34) || 'app';
+    const { app, privateKey } = this.newApp(slug, { owner: pending.owner, manifest: pending.manifest });
+    return { app, privateKey, webhookSecret: randomBytes(20).toString('hex'), clientSecret: randomBytes(20).toString('hex') };
   }
 
   // ---------- repositories and git ----------
@@ -566,6 +621,59 @@ export class GitHubStandin {
       parents: commit.parents.map((sha) => ({ sha, url: `${this.baseUrl}/repos/${fullName}/commits/${sha}` })),
     };
   }
+}
+
+/** What each webhook event needs the App to hold (GitHub refuses a manifest subscribing to an event without it). */
+export const EVENT_PERMISSIONS: Record<string, string> = {
+  pull_request: 'pull_requests',
+  pull_request_review: 'pull_requests',
+  pull_request_review_comment: 'pull_requests',
+  pull_request_review_thread: 'pull_requests',
+  push: 'contents',
+  create: 'contents',
+  delete: 'contents',
+  release: 'contents',
+  check_run: 'checks',
+  check_suite: 'checks',
+  deployment: 'deployments',
+  deployment_status: 'deployments',
+  status: 'statuses',
+  issues: 'issues',
+  issue_comment: 'issues',
+  label: 'metadata',
+  repository: 'metadata',
+  public: 'metadata',
+  star: 'metadata',
+  watch: 'metadata',
+};
+
+const PERMISSIONS = new Set(['actions', 'administration', 'checks', 'contents', 'deployments', 'environments', 'issues', 'metadata', 'packages', 'pages', 'pull_requests', 'repository_hooks', 'repository_projects', 'secret_scanning_alerts', 'secrets', 'security_events', 'single_file', 'statuses', 'vulnerability_alerts', 'workflows', 'members', 'organization_administration', 'organization_hooks', 'organization_projects', 'organization_secrets', 'email_addresses']);
+
+/** The checks GitHub makes before it shows the "Create GitHub App" page for a manifest; a 422 names what is wrong. */
+export function validateManifest(raw: unknown): AppManifest {
+  const m = raw as Partial<AppManifest> | null;
+  const bad = (why: string): never => {
+    throw new StandinError(422, `Invalid GitHub App manifest: ${why}`);
+  };
+  if (!m || typeof m !== 'object' || Array.isArray(m)) bad('expected a JSON object');
+  const manifest = m as Partial<AppManifest>;
+  if (typeof manifest.name !== 'string' || manifest.name.trim() === '' || manifest.name.length > 34) bad('name is required (at most 34 characters)');
+  if (typeof manifest.url !== 'string' || !/^https?:\/\//.test(manifest.url)) bad('url is required (the homepage, http or https)');
+  const hook = manifest.hook_attributes;
+  if (hook !== undefined && (typeof hook.url !== 'string' || !/^https?:\/\//.test(hook.url))) bad('hook_attributes.url must be an http(s) URL');
+  if (manifest.redirect_url !== undefined && !/^https?:\/\//.test(String(manifest.redirect_url))) bad('redirect_url must be an http(s) URL');
+  const permissions = manifest.default_permissions ?? {};
+  for (const [name, level] of Object.entries(permissions)) {
+    if (!PERMISSIONS.has(name)) bad(`unknown permission ${JSON.stringify(name)} in default_permissions`);
+    if (!['read', 'write', 'admin'].includes(level)) bad(`default_permissions.${name} must be read, write or admin`);
+  }
+  for (const event of manifest.default_events ?? []) {
+    const needs = EVENT_PERMISSIONS[event];
+    if (!needs) bad(`Default events unsupported: ${event}`);
+    if (!permissions[needs as string]) bad(`Default events unsupported: ${event} (needs the ${needs} permission)`);
+  }
+  if ((manifest.default_events?.length ?? 0) > 0 && !hook) bad('hook_attributes.url is required to subscribe to events');
+  return manifest as AppManifest;
 }
 
 function safe<T>(fn: () => T): T | undefined {

@@ -5,6 +5,8 @@
 // Card schema defines as plain text (no markdown), after control characters are removed and it is capped.
 // Mentions need an `msteams.entities` entry, which foureyes never adds, so `<at>` in text stays text.
 
+import type { ChangeStatus } from './types.ts';
+
 export const ADAPTIVE_CARD_CONTENT_TYPE = 'application/vnd.microsoft.card.adaptive';
 
 export interface TextRun {
@@ -112,4 +114,71 @@ export function approvalRequestCard(m: TeamsApprovalRequest): AdaptiveCard {
     ],
     actions,
   );
+}
+
+/** The proactive card message the orchestrator posted for a change (carried in the change's state). */
+export interface TeamsCardRecord {
+  conversationId: string;
+  activityId: string;
+  /** The head it was posted for. */
+  sha: string;
+  postedAt: string;
+}
+
+/** What the orchestrator's proactive card shows: the change as it is now, seen from the commit the card is for. */
+export interface ChangeCardInput {
+  status: ChangeStatus;
+  /** The commit the card was posted for; once the head moved on the card says it was voided by the push. */
+  cardSha: string;
+  /** Environments whose Approve button asks for a confirmation card (`approval.confirm`). */
+  confirm: Record<string, boolean>;
+}
+
+const FINAL_STAGES: ReadonlyArray<ChangeStatus['stage']> = ['delivered', 'abandoned', 'rejected', 'failed', 'checks-failed'];
+
+/**
+ * The card the orchestrator posts when a change waits for approval and then keeps current: waiting (with
+ * buttons pinned to the head), approved by…, deploying, delivered, voided by a push, the latest refused
+ * attempt. Every untrusted string (title, names, reasons) is a TextRun.
+ */
+export function changeCard({ status, cardSha, confirm }: ChangeCardInput): AdaptiveCard {
+  const short = cardSha.slice(0, 12);
+  const header = plainParagraph(textRun(`${status.change} at ${short}`, { weight: 'Bolder' }), ` by ${status.author || 'unknown'}`);
+  if (status.headSha !== cardSha) {
+    const push = [...status.timeline].reverse().find((t) => t.kind === 'pushed' && t.sha === status.headSha);
+    return card([
+      header,
+      plainParagraph(status.title),
+      plainParagraph(
+        textRun('Voided by a push: ', { weight: 'Bolder', color: 'Warning' }),
+        `${push?.actor ?? 'someone'} pushed ${status.headSha.slice(0, 12)}, so approvals of ${short} no longer count. A new card follows when it waits for approval.`,
+      ),
+    ]);
+  }
+  const lines: Array<Record<string, unknown>> = [header, plainParagraph(status.title)];
+  const approved = status.environments.filter((e) => e.approvedBy.length > 0).map((e) => `${e.name}: ${e.approvedBy.join(', ')}`);
+  if (approved.length > 0) lines.push(plainParagraph(textRun('Approved by ', { weight: 'Bolder', color: 'Good' }), approved.join('; ')));
+  lines.push(plainParagraph(stageRun(status), stageText(status)));
+  const refused = [...status.approvals].reverse().find((a) => !a.counted && a.claim.sha === cardSha);
+  if (refused) lines.push(plainParagraph(textRun('Refused attempt: ', { weight: 'Bolder', color: 'Attention' }), `${refused.claim.person || 'unknown'} via ${refused.claim.channel}: ${refused.reason.replace(/^refused: /, '')}`));
+  const open = !FINAL_STAGES.includes(status.stage) && status.stage !== 'checking';
+  const waiting = open ? status.environments.filter((e) => e.state === 'pending' && e.required > 0) : [];
+  const actions = waiting.map((e) => executeAction(`Approve ${e.name}`, { change: status.change, sha: cardSha, environment: e.name, decision: 'approve' }, 'positive'));
+  if (waiting.length > 0) actions.push(executeAction('Reject', { change: status.change, sha: cardSha, decision: 'reject' }, 'destructive'));
+  if (waiting.length > 0) lines.push(plainParagraph(`Waiting for approval: ${waiting.map((e) => `${e.name} (${e.approvedBy.length}/${e.required}${confirm[e.name] ? ', asks for confirmation' : ''})`).join(', ')}.`));
+  return card(lines, actions);
+}
+
+function stageRun(status: ChangeStatus): TextRun {
+  const good = status.stage === 'delivered';
+  const bad = FINAL_STAGES.includes(status.stage) && !good;
+  return textRun(`${status.stage[0]?.toUpperCase() ?? ''}${status.stage.slice(1).replace(/-/g, ' ')}: `, { weight: 'Bolder', ...(good ? { color: 'Good' as const } : bad ? { color: 'Attention' as const } : {}) });
+}
+
+function stageText(status: ChangeStatus): string {
+  const deployed = status.environments.filter((e) => e.state === 'deployed').map((e) => e.name);
+  if (status.stage === 'delivered') return `${status.headSha.slice(0, 12)} is deployed to ${deployed.join(', ') || 'every environment'}.`;
+  const moving = status.environments.find((e) => e.state === 'deploying' || e.state === 'verifying');
+  if (moving) return `${moving.state} ${status.headSha.slice(0, 12)} in ${moving.name}${deployed.length ? ` (deployed: ${deployed.join(', ')})` : ''}.`;
+  return `waiting for ${status.waitingFor}.`;
 }

@@ -7,10 +7,17 @@
 //   app id, serviceurl = the activity's serviceUrl), most importantly Adaptive Card Action.Execute invokes
 //   and message-extension searches.
 // Options produce the tokens a forger or a broken client would send (another key, expired, wrong audience).
-import { randomUUID } from 'node:crypto';
-import { createServer, type Server } from 'node:http';
+// It also plays the bot's outgoing side, for the orchestrator's proactive cards:
+// - Entra ID's client-credentials token endpoint (`POST /<tenant>/oauth2/v2.0/token`, point TEAMS_LOGIN_URL
+//   at `loginUrl`): the bot's app password, or a certificate client assertion (RFC 7523) verified against
+//   the registered certificate; it issues short-lived bearer tokens for https://api.botframework.com;
+// - the Bot Connector API at `serviceUrl`: `POST v3/conversations/{id}/activities` and
+//   `PUT v3/conversations/{id}/activities/{activityId}`, only with a token it issued, only in conversations
+//   the app was installed in (`install`, which also sends the gateway the conversationUpdate Teams sends).
+import { createHash, randomBytes, randomUUID, X509Certificate } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK } from 'jose';
+import { decodeProtectedHeader, exportJWK, generateKeyPair, importX509, jwtVerify, SignJWT, type CryptoKey, type JWK } from 'jose';
 
 export const STANDIN_ISSUER = 'https://api.botframework.com';
 
@@ -45,8 +52,32 @@ export interface TeamsReply {
   elapsedMs: number;
 }
 
+/** A message the bot posted into a conversation, with every version it was updated to. */
+export interface PostedMessage {
+  id: string;
+  conversationId: string;
+  /** The Adaptive Card of the latest version. */
+  card: { body?: Array<Record<string, unknown>>; actions?: Array<Record<string, unknown>> } & Record<string, unknown>;
+  versions: number;
+}
+
 export interface TeamsStandin {
   url: string;
+  /** Entra ID's login base for the bot (TEAMS_LOGIN_URL); the token endpoint is `${loginUrl}/${tenantId}/oauth2/v2.0/token`. */
+  loginUrl: string;
+  /** Tokens issued / connector calls refused for a missing or unknown token. */
+  tokenRequests: number;
+  refusedConnectorCalls: number;
+  /** Answer every Bot Connector call with this HTTP status (an outage), or serve normally (undefined). */
+  connectorOutage: number | undefined;
+  /** Install the app in a conversation: the conversationUpdate goes to the gateway, signed as Teams signs it. */
+  install(conversation?: { id?: string; conversationType?: string }, options?: InvokeOptions): Promise<{ conversationId: string; reply: TeamsReply }>;
+  /** The messages the bot posted to a conversation, oldest first. */
+  messages(conversationId: string): PostedMessage[];
+  /** Makes every issued token expire now (the bot must fetch a new one). */
+  expireTokens(): void;
+  /** Every Bot Connector token issued so far (for tests that scan for leaked secrets). */
+  issuedTokens(): string[];
   openIdMetadataUrl: string;
   appId: string;
   tenantId: string;
@@ -73,6 +104,12 @@ export interface TeamsStandinOptions {
   appId?: string;
   tenantId?: string;
   port?: number;
+  /** The bot's app password (client secret) Entra ID accepts. */
+  appPassword?: string;
+  /** PEM certificate whose private key may sign the bot's client assertions. */
+  botCertificatePem?: string;
+  /** Lifetime of issued Bot Connector tokens in seconds; default 3600. */
+  tokenLifetimeSeconds?: number;
 }
 
 interface SigningKeyPair {
@@ -115,9 +152,86 @@ export async function startTeamsStandin(options: TeamsStandinOptions): Promise<T
       jwksFetches += 1;
       return json(200, { keys: [published.jwk] });
     }
-    // The Bot Connector API (serviceUrl) is not served: foureyes answers invokes in the HTTP response.
+    if (req.method === 'POST' && /^\/[^/]+\/oauth2\/v2\.0\/token$/.test(path)) return void answerToken(req, path).then(([status, body]) => json(status, body), () => json(500, { error: 'server_error' }));
+    const connector = /^\/teams\/v3\/conversations\/([^/]+)\/activities(?:\/([^/]+))?$/.exec(path);
+    if (connector && (req.method === 'POST' || req.method === 'PUT')) {
+      return void answerConnector(req, decodeURIComponent(connector[1] as string), connector[2] === undefined ? undefined : decodeURIComponent(connector[2])).then(
+        ([status, body]) => json(status, body),
+        () => json(500, { error: { code: 'ServiceError', message: 'stand-in failure' } }),
+      );
+    }
     return json(404, { error: { code: 'NotFound', message: `the Teams stand-in does not serve ${path}` } });
   });
+
+  // --- Entra ID: client credentials for the bot -------------------------------------------------------
+  const issued = new Map<string, number>();
+  const installedIn = new Set<string>();
+  const posted = new Map<string, PostedMessage>();
+  let tokenRequests = 0;
+  let refusedConnectorCalls = 0;
+  let connectorOutage: number | undefined;
+  const certificate = options.botCertificatePem ? new X509Certificate(options.botCertificatePem) : undefined;
+  const certificateThumbprint = certificate ? createHash('sha256').update(certificate.raw).digest('base64url') : undefined;
+
+  async function answerToken(req: IncomingMessage, path: string): Promise<[number, unknown]> {
+    const form = new URLSearchParams((await readBody(req)).toString('utf8'));
+    const tokenUrl = `${base}${path}`;
+    const refuse = (error: string, description: string): [number, unknown] => [error === 'invalid_client' ? 401 : 400, { error, error_description: description }];
+    if (path.split('/')[1] !== tenantId) return refuse('invalid_request', 'AADSTS90002: tenant not found');
+    if (form.get('grant_type') !== 'client_credentials') return refuse('unsupported_grant_type', 'only client_credentials');
+    if (form.get('client_id') !== appId) return refuse('unauthorized_client', 'AADSTS700016: application not found in the directory');
+    if (form.get('scope') !== 'https://api.botframework.com/.default') return refuse('invalid_scope', 'AADSTS70011: the scope is not valid');
+    const secret = form.get('client_secret');
+    const assertion = form.get('client_assertion');
+    if (secret !== null) {
+      if (!options.appPassword || secret !== options.appPassword) return refuse('invalid_client', 'AADSTS7000215: invalid client secret provided');
+    } else if (assertion !== null && form.get('client_assertion_type') === 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer') {
+      if (!certificate) return refuse('invalid_client', 'AADSTS700027: no certificate is registered for the app');
+      try {
+        if (decodeProtectedHeader(assertion)['x5t#S256'] !== certificateThumbprint) return refuse('invalid_client', 'AADSTS700027: the assertion names a certificate that is not registered');
+        const key = await importX509(options.botCertificatePem as string, String(decodeProtectedHeader(assertion).alg));
+        await jwtVerify(assertion, key, { audience: tokenUrl, issuer: appId, subject: appId, requiredClaims: ['exp', 'jti'] });
+      } catch {
+        return refuse('invalid_client', 'AADSTS700027: the client assertion failed signature validation');
+      }
+    } else return refuse('invalid_client', 'AADSTS7000216: client_assertion or client_secret is required');
+    tokenRequests += 1;
+    const lifetime = options.tokenLifetimeSeconds ?? 3600;
+    const token = randomBytes(24).toString('base64url');
+    issued.set(token, Date.now() + lifetime * 1000);
+    return [200, { token_type: 'Bearer', expires_in: lifetime, ext_expires_in: lifetime, access_token: token }];
+  }
+
+  // --- the Bot Connector API ------------------------------------------------------------------------
+  async function answerConnector(req: IncomingMessage, conversationId: string, activityId: string | undefined): Promise<[number, unknown]> {
+    const body = await readBody(req);
+    const token = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '')?.[1];
+    const expiresAt = token ? issued.get(token) : undefined;
+    if (!expiresAt || expiresAt <= Date.now()) {
+      refusedConnectorCalls += 1;
+      return [401, { message: 'Authorization has been denied for this request.' }];
+    }
+    if (connectorOutage !== undefined) return [connectorOutage, { error: { code: 'ServiceError', message: 'the stand-in plays an outage' } }];
+    if (!installedIn.has(conversationId)) return [403, { error: { code: 'BotNotInConversationRoster', message: 'The bot is not part of the conversation roster.' } }];
+    let activity: { type?: string; attachments?: Array<{ contentType?: string; content?: PostedMessage['card'] }> };
+    try {
+      activity = JSON.parse(body.toString('utf8')) as typeof activity;
+    } catch {
+      return [400, { error: { code: 'BadArgument', message: 'the activity is not JSON' } }];
+    }
+    const card = activity.attachments?.find((a) => a.contentType === 'application/vnd.microsoft.card.adaptive')?.content;
+    if (activity.type !== 'message' || !card) return [400, { error: { code: 'BadArgument', message: 'expected a message with an Adaptive Card' } }];
+    if (activityId === undefined) {
+      const id = `1:${randomUUID()}`;
+      posted.set(id, { id, conversationId, card, versions: 1 });
+      return [201, { id }];
+    }
+    const message = posted.get(activityId);
+    if (!message || message.conversationId !== conversationId) return [404, { error: { code: 'ActivityNotFoundInConversation', message: 'unknown activity' } }];
+    message.card = card;
+    message.versions += 1;
+    return [200, { id: activityId }];
+  }
   await new Promise<void>((resolve) => server.listen(options.port ?? 0, '127.0.0.1', resolve));
   const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   const serviceUrl = `${base}/teams/`;
@@ -173,6 +287,41 @@ export async function startTeamsStandin(options: TeamsStandinOptions): Promise<T
 
   return {
     url: base,
+    loginUrl: base,
+    get tokenRequests() {
+      return tokenRequests;
+    },
+    get refusedConnectorCalls() {
+      return refusedConnectorCalls;
+    },
+    get connectorOutage() {
+      return connectorOutage;
+    },
+    set connectorOutage(status: number | undefined) {
+      connectorOutage = status;
+    },
+    async install(conversation = {}, invokeOptions) {
+      const conversationId = conversation.id ?? `19:${randomUUID().replace(/-/g, '')}@thread.tacv2`;
+      installedIn.add(conversationId);
+      const bot = { id: `28:${appId}`, name: 'foureyes' };
+      const reply = await send(
+        { aadObjectId: randomUUID(), name: 'Teams admin' },
+        {
+          type: 'conversationUpdate',
+          recipient: bot,
+          membersAdded: [bot],
+          conversation: { id: conversationId, conversationType: conversation.conversationType ?? 'channel', tenantId: invokeOptions?.tenantId ?? tenantId },
+          channelData: { eventType: 'teamMemberAdded', team: { id: conversationId, name: 'Shop team' }, tenant: { id: invokeOptions?.tenantId ?? tenantId } },
+        },
+        invokeOptions,
+      );
+      return { conversationId, reply };
+    },
+    messages: (conversationId) => [...posted.values()].filter((m) => m.conversationId === conversationId),
+    expireTokens() {
+      for (const token of issued.keys()) issued.set(token, 0);
+    },
+    issuedTokens: () => [...issued.keys()],
     openIdMetadataUrl: `${base}/v1/.well-known/openidconfiguration`,
     appId,
     tenantId,
@@ -195,4 +344,13 @@ export async function startTeamsStandin(options: TeamsStandinOptions): Promise<T
         server.closeAllConnections();
       }),
   };
+}
+
+function readBody(req: IncomingMessage): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => chunks.push(chunk));
+    req.on('end', () => resolve(Buffer.concat(chunks)));
+    req.on('error', reject);
+  });
 }

@@ -5,6 +5,7 @@ import { createDeployActivities } from '../activities/deploy.ts';
 import { createChecksActivities } from '../activities/checks.ts';
 import { createPolicyActivities } from '../activities/policy.ts';
 import { createSlackActivities } from '../activities/slack.ts';
+import { createTeamsActivities } from '../activities/teams.ts';
 import { createGitHubActivities } from '../activities/github.ts';
 import { createChangeHistoryActivities } from '../activities/change-history.ts';
 import { TASK_QUEUES, zoneQueue } from '../shared/task-queues.ts';
@@ -39,14 +40,20 @@ function approvalKeys(env: NodeJS.ProcessEnv): string[] {
     .filter(Boolean);
 }
 
+/** The Teams bot's identity and credential, for proactive approval cards: the orchestrator's alone. */
+export const TEAMS_BOT_ENV = ['TEAMS_CONVERSATION_ID', 'TEAMS_APP_ID', 'TEAMS_TENANT_ID', 'TEAMS_APP_PASSWORD', 'TEAMS_APP_CERTIFICATE_FILE', 'TEAMS_APP_PRIVATE_KEY_FILE', 'TEAMS_LOGIN_URL'];
+
+/** The AWS SDK's default credential chain in the deploy zone (instance/task role, web identity, or keys). */
+export const DEPLOYER_AWS_ENV = ['AWS_REGION', 'AWS_DEFAULT_REGION', 'AWS_ROLE_ARN', 'AWS_ROLE_SESSION_NAME', 'AWS_WEB_IDENTITY_TOKEN_FILE', 'AWS_CONTAINER_CREDENTIALS_FULL_URI', 'AWS_CONTAINER_CREDENTIALS_RELATIVE_URI', 'AWS_CONTAINER_AUTHORIZATION_TOKEN', 'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN'];
+
 export const ZONES: Record<Zone, ZoneDefinition> = {
   orchestrator: {
     taskQueue: TASK_QUEUES.orchestrator,
     runsWorkflows: true,
-    allowedEnv: ['FOUREYES_APPROVAL_PUBLIC_KEYS', 'GITHUB_API_URL', 'GITHUB_TOKEN', 'GITHUB_APP_ID', 'GITHUB_PRIVATE_KEY', 'GITHUB_PRIVATE_KEY_PATH', 'GITHUB_INSTALLATION_ID', 'SLACK_BOT_TOKEN', 'SLACK_API_URL', 'SLACK_CHANNEL', 'FOUREYES_WORKFLOW_BUNDLE'],
+    allowedEnv: ['FOUREYES_APPROVAL_PUBLIC_KEYS', 'GITHUB_API_URL', 'GITHUB_TOKEN', 'GITHUB_APP_ID', 'GITHUB_PRIVATE_KEY', 'GITHUB_PRIVATE_KEY_PATH', 'GITHUB_INSTALLATION_ID', 'SLACK_BOT_TOKEN', 'SLACK_API_URL', 'SLACK_CHANNEL', 'FOUREYES_WORKFLOW_BUNDLE', ...TEAMS_BOT_ENV],
     async createActivities(config, env) {
       const keys = approvalKeys(env);
-      return { ...zoneInfoActivity('orchestrator'), ...createPolicyActivities(config, keys), ...createChangeHistoryActivities(config, keys), ...createSlackActivities(env), ...createGitHubActivities(config, env, keys) };
+      return { ...zoneInfoActivity('orchestrator'), ...createPolicyActivities(config, keys), ...createChangeHistoryActivities(config, keys), ...createSlackActivities(env), ...createTeamsActivities(config, env, keys), ...createGitHubActivities(config, env, keys) };
     },
   },
   checks: {
@@ -61,7 +68,8 @@ export const ZONES: Record<Zone, ZoneDefinition> = {
   deploy: {
     taskQueue: TASK_QUEUES.deploy,
     runsWorkflows: false,
-    allowedEnv: ['VAULT_ADDR', 'VAULT_NAMESPACE', 'VAULT_ROLE_ID', 'VAULT_SECRET_ID', 'FOUREYES_VAULT_APPROLE_FILE'],
+    // AWS_*: the deployer's own AWS identity, for `aws-secret` leases (never handed to the deploy command).
+    allowedEnv: ['VAULT_ADDR', 'VAULT_NAMESPACE', 'VAULT_ROLE_ID', 'VAULT_SECRET_ID', 'FOUREYES_VAULT_APPROLE_FILE', ...DEPLOYER_AWS_ENV],
     async createActivities(config, env) {
       return { ...zoneInfoActivity('deploy'), ...createDeployActivities(config, env) };
     },

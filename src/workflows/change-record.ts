@@ -33,6 +33,7 @@ import type {
   SignedApproval,
   TimelineEntry,
 } from '../shared/types.ts';
+import type { TeamsCardRecord } from '../shared/teams-card.ts';
 
 export interface ChangeRecord {
   v: 2;
@@ -68,6 +69,8 @@ export interface ChangeRecord {
   closed?: { at: string; merged: boolean; closedBy?: string };
   /** Head SHA whose approval request was posted to chat (once per head). */
   notified?: string;
+  /** The approval card posted to Teams and kept current (./teams-card.ts). */
+  teamsCard?: TeamsCardRecord;
   /** Digest of the policy the last decision was made under. */
   policyDigest?: string;
 }
@@ -258,6 +261,10 @@ export function applyLookedUp(record: ChangeRecord, policy: ChangePolicy, event:
 /** The look-up of an event kept failing: the head moves (the push did happen) but nobody can approve it. */
 export function applyLookupFailure(record: ChangeRecord, event: PullRequestEvent, message: string, now: number): void {
   remember(record, event.deliveryId);
+  // What the gateway signed names the pull request and its author (who took part, so an initiator either way).
+  if (!record.title) record.title = event.title;
+  if (!record.author && event.author) record.author = event.author.toLowerCase();
+  if (event.kind === 'opened' && event.author) addInitiator(record.initiators, event.author.toLowerCase(), 'author of the pull request');
   record.blocked = `the commits of ${shortSha(event.headSha)} could not be read from GitHub (${message}), so who initiated them is unknown: push again or close and reopen the pull request`;
   if (event.headSha !== record.headSha) {
     if (record.headSha && !record.superseded.includes(record.headSha)) record.superseded.push(record.headSha);

@@ -34,6 +34,7 @@ import {
 } from './change-record.ts';
 import { approvalSignal, approvalUpdate, pullRequestClosedSignal, pullRequestSignal, statusQuery, type ChangeWorkflowInput } from './definitions.ts';
 import { Inbox } from './inbox.ts';
+import { startTeamsCard, type TeamsCardTracker } from './teams-card.ts';
 import { Visibility } from './visibility.ts';
 
 export interface ChangeResult {
@@ -58,6 +59,7 @@ export class ChangeRun {
   private readonly ref: ChangeRef | undefined;
   private readonly visibility: Visibility;
   private readonly inbox: Inbox;
+  private teamsCard: TeamsCardTracker | undefined;
 
   constructor(private readonly input: ChangeWorkflowInput) {
     this.ref = changeRefOf(input);
@@ -137,12 +139,12 @@ export class ChangeRun {
       repo: `${this.ref.owner}/${this.ref.repo}`,
       workflowId: info.workflowId,
       runId: info.runId,
-      taskQueue: info.taskQueue,
       ...(continuedFrom ? { continuedFromRunId: continuedFrom } : {}),
     });
     let how: RunInfo['how'] = 'first';
     if (this.input.carried !== undefined || continuedFrom) {
-      const origin = decideCarriedRecord({ workflowId: info.workflowId, ...(continuedFrom ? { continuedFromRunId: continuedFrom } : {}), taskQueue: info.taskQueue, ...(begun.predecessor ? { predecessor: begun.predecessor } : {}) });
+      // The task queue as the server has it (in the activity's result): a replaying worker polls another one.
+      const origin = decideCarriedRecord({ workflowId: info.workflowId, ...(continuedFrom ? { continuedFromRunId: continuedFrom } : {}), taskQueue: begun.taskQueue, ...(begun.predecessor ? { predecessor: begun.predecessor } : {}) });
       if (origin.verdict === 'refused') return this.refuseStart(origin.reason);
       if (this.input.carried === undefined) return this.refuseStart(`run ${continuedFrom} continued as new without the change's record`);
       this.record = isRecord(this.input.carried) ? this.input.carried : fromLegacy(this.input.carried as Record<string, unknown>, this.now());
@@ -226,6 +228,7 @@ export class ChangeRun {
       }
       this.setStage('awaiting-approval', waiting);
       this.visibility.askApprovers(this.record, policy, head);
+      (this.teamsCard ??= startTeamsCard(this.record, () => this.status())).ask(head);
       if (this.historyTooLong()) return 'continue-as-new';
       const before = this.version;
       const woken = () => this.version !== before || this.historyTooLong();
@@ -302,6 +305,7 @@ export class ChangeRun {
   async continueAsNew(): Promise<never> {
     await condition(allHandlersFinished);
     await this.visibility.flush();
+    await this.teamsCard?.flush();
     note(this.record, this.now(), 'continued-as-new', `history of run ${workflowInfo().runId} reached ${workflowInfo().historyLength} events; the record continues in a new run`);
     this.endRun('continued-as-new');
     return await continueAsNew<(input: ChangeWorkflowInput) => Promise<ChangeResult>>({ change: this.record.change, carried: this.record, ...(this.input.historyEventLimit ? { historyEventLimit: this.input.historyEventLimit } : {}) });
@@ -316,6 +320,7 @@ export class ChangeRun {
     if (!delivered) this.setStage('abandoned', 'nothing: the pull request is closed');
     this.endRun(delivered ? 'delivered' : 'abandoned');
     await this.visibility.flush();
+    await this.teamsCard?.flush();
     await condition(() => allHandlersFinished() && !this.record.pending.some((e) => e.kind === 'reopened'));
     if (!this.closed) {
       const run = this.record.runs.find((r) => r.runId === workflowInfo().runId);

@@ -1,2 +1,3 @@
 // Workflow entry point bundled into Temporal's sandbox.
 export { changeWorkflow } from './change.ts';
+export { teamsConversationsWorkflow } from './teams-conversations.ts';

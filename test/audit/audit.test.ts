@@ -88,6 +88,10 @@ beforeAll(async () => {
         async notifySlack() {
           return { posted: false };
         },
+        // Teams is not configured here: the card tracker asks once per head and stops.
+        async syncTeamsCard() {
+          return { configured: false };
+        },
         async mergePullRequest() {
           return { merged: false, reason: 'merge disabled' };
         },

@@ -50,6 +50,15 @@ describe('trusted configuration', () => {
     expect(message).toContain('people[2].github: duplicate person "Sam-Dev", already listed at people[0]');
   });
 
+  it('names what an aws or aws-secret lease lacks', () => {
+    const minimal = (lease: string) => `environments:\n  - { name: staging, deploy: { run: "true" }, lease: ${lease} }\nrepositories:\n  - { name: acme/shop, remote: /tmp/r.git }\n`;
+    expect(problemsOf(minimal('{ kind: aws }'))).toContain('environments[0].lease.role: an aws lease needs the role of the AWS secrets engine');
+    const secret = problemsOf(minimal('{ kind: aws-secret, region: eu-west-1 }'));
+    expect(secret).toContain('environments[0].lease.secret: an aws-secret lease needs the Secrets Manager secret');
+    expect(problemsOf(minimal('{ kind: aws-secret, secret: prod/db, region: Europe }'))).toContain('environments[0].lease.region');
+    expect(parseConfig(minimal('{ kind: aws, role: deployer, ttl: 15m }')).environments[0]?.lease).toMatchObject({ kind: 'aws', mount: 'aws', role: 'deployer', ttl: 900_000 });
+  });
+
   it('refuses misspelt fields and bad durations', () => {
     const message = problemsOf(example.replace('expiry: 24h', 'expiry: 24 hours').replace('    timeout: 15m', '    timout: 15m'));
     expect(message).toContain('environments[1].approval.expiry: expected a duration such as "90s", "10m", "72h" or a number of seconds, found string "24 hours"');

@@ -12,7 +12,7 @@ import { generateSigningKey } from '../../src/shared/approval-signature.ts';
 import type { ApprovalOutcome, ChangeStatus, PullRequestEvent, SignedApproval } from '../../src/shared/types.ts';
 import { startSlackStandin, type SlackStandin } from '../../src/slack-standin/server.ts';
 import { approvalSignal, approvalUpdate, pullRequestSignal, statusQuery } from '../../src/workflows/definitions.ts';
-import { startGatewayStack, threePeopleConfig, type GatewayStack } from '../helpers/gateway-stack.ts';
+import { pullRequestEvent, startGatewayStack, threePeopleConfig, type GatewayStack } from '../helpers/gateway-stack.ts';
 
 const SLACK_SECRET = randomBytes(20).toString('hex');
 const sam = { id: 'U0SAMDEV1', name: 'sam' };
@@ -70,20 +70,7 @@ async function openChange(title = 'Speed up checkout'): Promise<{ change: string
 }
 
 function pullEvent(kind: 'opened' | 'synchronize', number: number, beforeSha?: string): PullRequestEvent {
-  const pull = github.standin.requirePull('acme/shop', number);
-  const commits = github.standin.pullCommits(pull).map((c) => ({ sha: c.sha, author: { email: c.author.email, name: c.author.name }, committer: { email: c.committer.email, name: c.committer.name }, message: c.message }));
-  return {
-    kind,
-    deliveryId: randomBytes(8).toString('hex'),
-    headSha: pull.headSha,
-    ...(beforeSha ? { beforeSha, pusher: 'sam-dev' } : {}),
-    updatedAt: pull.updatedAt,
-    author: pull.author,
-    title: pull.title,
-    baseRef: pull.baseRef,
-    headRef: pull.headRef,
-    commits,
-  };
+  return pullRequestEvent(github, number, kind, beforeSha ? { before: beforeSha, pusher: 'sam-dev' } : undefined);
 }
 
 async function waitForStage(handle: WorkflowHandle, stage: string, timeoutMs = 30_000): Promise<ChangeStatus> {

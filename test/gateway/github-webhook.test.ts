@@ -9,8 +9,8 @@ import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GitHubStandin, type RunningStandin } from '../../src/github-standin/index.ts';
-import type { ChangeStatus, DeployInput, DeployReport, VerifyReport } from '../../src/shared/types.ts';
-import { startGatewayStack, threePeopleConfig, type GatewayStack } from '../helpers/gateway-stack.ts';
+import type { ChangeStatus, DeployInput } from '../../src/shared/types.ts';
+import { deployZoneDouble, startGatewayStack, threePeopleConfig, type GatewayStack } from '../helpers/gateway-stack.ts';
 
 const SECRET = randomBytes(20).toString('hex');
 let stack: GatewayStack;
@@ -25,18 +25,7 @@ function configYaml(remote: string): string {
 
 /** The deploy zone's double: records what it was asked to do. */
 const deployed: DeployInput[] = [];
-const deployDouble = {
-  async deploy(input: DeployInput): Promise<DeployReport> {
-    deployed.push(input);
-    return { environment: input.environment, sha: input.sha, status: 'deployed', exitCode: 0, durationMs: 1, outputTail: '', leases: [] };
-  },
-  async verify(input: DeployInput): Promise<VerifyReport> {
-    return { environment: input.environment, sha: input.sha, passed: true, exitCode: 0, durationMs: 1, outputTail: '', leases: [] };
-  },
-  async revokeOutstanding() {
-    return [];
-  },
-};
+const deployDouble = deployZoneDouble(deployed);
 
 beforeAll(async () => {
   const app: { appId?: number; privateKey?: string } = {};

@@ -146,4 +146,85 @@ describe('GitHub stand-in', () => {
     const list = await octokit.rest.checks.listForRef({ owner: 'acme', repo: 'shop', ref: sha });
     expect(list.data.check_runs).toMatchObject([{ name: 'foureyes / checks', status: 'completed', conclusion: 'success', app: { slug: 'foureyes-test' } }]);
   });
+
+  it('serves the REST API under /api/v3 as GitHub Enterprise Server does, and marks endpoints it does not know', async () => {
+    const octokit = new Octokit({ auth: samToken, baseUrl: `${gh.url}/api/v3` });
+    expect((await octokit.rest.users.getAuthenticated()).data.login).toBe('sam-dev');
+    const unknown = await fetch(`${gh.url}/api/v3/repos/acme/shop/branches/main/protection`, { headers: { authorization: `token ${samToken}` } });
+    expect(unknown.status).toBe(404);
+    expect(await unknown.json()).toMatchObject({ message: 'Not Found' });
+    const missing = await fetch(`${gh.url}/api/v3/repos/acme/shop/pulls/9999`, { headers: { authorization: `token ${samToken}` } });
+    expect(missing.status).toBe(404);
+    const record = gh.server.requests.slice(-3).map((r) => [r.method, r.path, r.known, r.status, r.host]);
+    expect(record).toEqual([
+      ['GET', '/api/v3/user', true, 200, new URL(gh.url).host],
+      ['GET', '/api/v3/repos/acme/shop/branches/main/protection', false, 404, new URL(gh.url).host],
+      ['GET', '/api/v3/repos/acme/shop/pulls/9999', true, 404, new URL(gh.url).host],
+    ]);
+  });
+
+  it('filters list endpoints by their query parameters and paginates with Link headers', async () => {
+    const app = await control('/apps', { slug: 'foureyes-lists' });
+    const octokit = new Octokit({ baseUrl: `${gh.url}/api/v3`, authStrategy: createAppAuth, auth: { appId: app.appId, privateKey: app.privateKey, installationId: app.installationId } });
+    const pull = gh.standin.requirePull('acme/shop', 1);
+    const first = pull.headSha;
+    const second = (await control('/repos/acme/shop/pulls', { author: 'sam-dev', title: 'second', commits: [{ message: 'two' }] })).headSha as string;
+    for (const [sha, environment] of [[first, 'staging'], [first, 'production'], [second, 'staging'], [first, 'staging']] as const) {
+      await octokit.rest.repos.createDeployment({ owner: 'acme', repo: 'shop', ref: sha, environment, required_contexts: [], auto_merge: false });
+    }
+    const list = await octokit.rest.repos.listDeployments({ owner: 'acme', repo: 'shop', sha: first, environment: 'staging' });
+    expect(list.data.map((d) => [d.sha, d.environment])).toEqual([
+      [first, 'staging'],
+      [first, 'staging'],
+    ]);
+    const page = await octokit.rest.repos.listDeployments({ owner: 'acme', repo: 'shop', per_page: 3 });
+    expect(page.data).toHaveLength(3);
+    expect(page.headers.link).toMatch(new RegExp(`<${gh.url}/api/v3/repos/acme/shop/deployments\\?per_page=3&page=2>; rel="next"`));
+    expect(await octokit.paginate(octokit.rest.repos.listDeployments, { owner: 'acme', repo: 'shop', per_page: 1 })).toHaveLength(4);
+  });
+
+  it('refuses a JWT not signed with the App\'s key, an unsigned one, and installation tokens outside the installation', async () => {
+    const app = await control('/apps', { slug: 'foureyes-scoped', repositories: ['acme/shop'] });
+    const forged = new Octokit({ baseUrl: gh.url, authStrategy: createAppAuth, auth: { appId: app.appId, privateKey: (await control('/apps', { slug: 'forger' })).privateKey } });
+    await expect(forged.rest.apps.getAuthenticated()).rejects.toMatchObject({ status: 401 });
+    const now = Math.floor(Date.now() / 1000);
+    const b64 = (o: object) => Buffer.from(JSON.stringify(o)).toString('base64url');
+    const unsigned = `${b64({ alg: 'none', typ: 'JWT' })}.${b64({ iss: app.appId, iat: now - 30, exp: now + 500 })}.`;
+    expect((await fetch(`${gh.url}/app`, { headers: { authorization: `Bearer ${unsigned}` } })).status).toBe(401);
+    const appOctokit = new Octokit({ baseUrl: gh.url, authStrategy: createAppAuth, auth: { appId: app.appId, privateKey: app.privateKey } });
+    expect((await appOctokit.rest.apps.getRepoInstallation({ owner: 'acme', repo: 'shop' })).data.id).toBe(app.installationId);
+    await control('/repos', { fullName: 'acme/other' });
+    await expect(appOctokit.rest.apps.getRepoInstallation({ owner: 'acme', repo: 'other' })).rejects.toMatchObject({ status: 404 });
+    const installation = new Octokit({ baseUrl: gh.url, authStrategy: createAppAuth, auth: { appId: app.appId, privateKey: app.privateKey, installationId: app.installationId } });
+    expect((await installation.rest.repos.get({ owner: 'acme', repo: 'shop' })).status).toBe(200);
+    await expect(installation.rest.repos.get({ owner: 'acme', repo: 'other' })).rejects.toMatchObject({ status: 404 });
+    const repos = await installation.rest.apps.listReposAccessibleToInstallation();
+    expect(repos.data.repositories.map((r) => r.full_name)).toEqual(['acme/shop']);
+  });
+
+  it('creates an App from a manifest: the form redirects with a one-time code that converts once into the App\'s id, key and secret', async () => {
+    const manifest = { name: 'foureyes acme', url: 'https://example.com', hook_attributes: { url: 'https://example.com/webhooks/github' }, redirect_url: 'http://127.0.0.1:1/callback', default_events: ['pull_request'], default_permissions: { pull_requests: 'read', metadata: 'read' } };
+    const post = (m: unknown) => fetch(`${gh.url}/organizations/acme/settings/apps/new?state=s123`, { method: 'POST', redirect: 'manual', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ manifest: JSON.stringify(m) }) });
+    const res = await post(manifest);
+    expect(res.status).toBe(302);
+    const location = new URL(res.headers.get('location') ?? '');
+    expect(`${location.origin}${location.pathname}`).toBe('http://127.0.0.1:1/callback');
+    expect(location.searchParams.get('state')).toBe('s123');
+    const code = location.searchParams.get('code') as string;
+    const octokit = new Octokit({ baseUrl: `${gh.url}/api/v3` });
+    const created = await octokit.rest.apps.createFromManifest({ code });
+    expect(created.data).toMatchObject({ slug: 'foureyes-acme', owner: { login: 'acme' }, events: ['pull_request'], permissions: { pull_requests: 'read', metadata: 'read' } });
+    expect(created.data.pem).toMatch(/^-----BEGIN RSA PRIVATE KEY-----/);
+    expect(created.data.webhook_secret).toMatch(/^[0-9a-f]{40}$/);
+    await expect(octokit.rest.apps.createFromManifest({ code })).rejects.toMatchObject({ status: 404 });
+    // The new App authenticates with its key, but is installed nowhere until someone installs it.
+    const app = new Octokit({ baseUrl: gh.url, authStrategy: createAppAuth, auth: { appId: created.data.id, privateKey: created.data.pem } });
+    expect((await app.rest.apps.getAuthenticated()).data?.slug).toBe('foureyes-acme');
+    await expect(app.rest.apps.getRepoInstallation({ owner: 'acme', repo: 'shop' })).rejects.toMatchObject({ status: 404 });
+    // GitHub refuses a manifest subscribing to an event its permissions do not allow.
+    const bad = await post({ ...manifest, default_events: ['check_run'] });
+    expect(bad.status).toBe(422);
+    expect(((await bad.json()) as { message: string }).message).toBe('Invalid GitHub App manifest: Default events unsupported: check_run (needs the checks permission)');
+  });
 });
+

@@ -4,6 +4,7 @@
 // task queue. stop() ends what it started, terminating the changes the file tracked.
 import type { Client, WorkflowHandle } from '@temporalio/client';
 import type { Worker } from '@temporalio/worker';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -14,8 +15,8 @@ import type { FoureyesConfig } from '../../src/config/schema.ts';
 import { createGateway } from '../../src/gateway/app.ts';
 import { startGitHubStandin, type RunningStandin } from '../../src/github-standin/index.ts';
 import { generateSigningKey, signEvent, type SigningKey } from '../../src/shared/approval-signature.ts';
-import type { PullRequestEvent } from '../../src/shared/types.ts';
 import { zoneQueue } from '../../src/shared/task-queues.ts';
+import type { DeployInput, DeployReport, PullRequestEvent, VerifyReport } from '../../src/shared/types.ts';
 import { ZONES } from '../../src/workers/zones.ts';
 import { testClient, testWorker, uniquePullNumberBase, uniqueQueue } from './temporal.ts';
 
@@ -178,4 +179,38 @@ export async function startGatewayStack(options: GatewayStackOptions): Promise<G
   if (options.deployActivities) workers.push(await testWorker({ taskQueue: zoneQueue(taskQueue, 'deploy'), activities: options.deployActivities }));
   running.push(...workers.map((w) => w.run()));
   return stack;
+}
+
+/** The pull request event the gateway would signal for the stand-in's pull request as it is now (with its commits). */
+export function pullRequestEvent(github: RunningStandin, number: number, kind: 'opened' | 'synchronize', pushed?: { before: string; pusher: string }): PullRequestEvent {
+  const pull = github.standin.requirePull('acme/shop', number);
+  const commits = github.standin.pullCommits(pull).map((c) => ({ sha: c.sha, author: { email: c.author.email, name: c.author.name }, committer: { email: c.committer.email, name: c.committer.name }, message: c.message }));
+  return {
+    kind,
+    deliveryId: randomBytes(8).toString('hex'),
+    headSha: pull.headSha,
+    ...(pushed ? { beforeSha: pushed.before, pusher: pushed.pusher } : {}),
+    updatedAt: pull.updatedAt,
+    author: pull.author,
+    title: pull.title,
+    baseRef: pull.baseRef,
+    headRef: pull.headRef,
+    commits,
+  };
+}
+
+/** The deploy zone's double for gateway tests: every deploy succeeds at once and is recorded in `deployed`. */
+export function deployZoneDouble(deployed: DeployInput[] = []) {
+  return {
+    async deploy(input: DeployInput): Promise<DeployReport> {
+      deployed.push(input);
+      return { environment: input.environment, sha: input.sha, status: 'deployed', exitCode: 0, durationMs: 1, outputTail: '', leases: [] };
+    },
+    async verify(input: DeployInput): Promise<VerifyReport> {
+      return { environment: input.environment, sha: input.sha, passed: true, exitCode: 0, durationMs: 1, outputTail: '', leases: [] };
+    },
+    async revokeOutstanding() {
+      return [];
+    },
+  };
 }

@@ -98,6 +98,10 @@ export async function startStack(): Promise<Stack> {
         calls.slack.push(`${input.change}@${input.sha}`);
         return { posted: true };
       },
+      // Teams is not configured here: the card tracker asks once per head and stops.
+      async syncTeamsCard() {
+        return { configured: false };
+      },
       async mergePullRequest(input: { change: string; sha: string }) {
         calls.merge.push(input);
         return { merged: true, reason: `merged ${input.sha.slice(0, 7)}` };

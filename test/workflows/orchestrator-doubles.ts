@@ -53,6 +53,10 @@ export function orchestratorDoubles(config: FoureyesConfig, approvalPublicKey: s
     async notifySlack() {
       return { posted: true };
     },
+    // Teams is not configured here: the card tracker asks once per head and stops.
+    async syncTeamsCard() {
+      return { configured: false };
+    },
     async mergePullRequest(input: { sha: string }) {
       return { merged: true, reason: `merged ${input.sha.slice(0, 7)}` };
     },

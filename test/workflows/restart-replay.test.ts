@@ -117,7 +117,8 @@ it('a change whose orchestrator was killed between tasks still replays after a s
     const failedTasks = (history.events ?? []).filter((e) => e.workflowTaskFailedEventAttributes);
     expect(failedTasks.map((e) => e.workflowTaskFailedEventAttributes?.failure?.message)).toEqual([]);
     // What the next orchestrator (after a restart or an eviction) does with this change.
-    await expect(Worker.runReplayHistory({ workflowBundle: workflowBundle(), replayName: 'restart-replay', sinks: untracedWorkflowSinks }, history)).resolves.toBeUndefined();
+    // Under its own workflow ID: a run checks that its input names the change it runs for.
+    await expect(Worker.runReplayHistory({ workflowBundle: workflowBundle(), replayName: 'restart-replay', sinks: untracedWorkflowSinks }, history, handle.workflowId)).resolves.toBeUndefined();
   } finally {
     first.kill('SIGKILL');
     for (const w of [checks, deployer]) w.shutdown();

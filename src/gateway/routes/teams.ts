@@ -16,6 +16,7 @@ import { ChannelRefusal } from '../approvals/channel.ts';
 import { ApprovalDeliveryError, recordApproval, type RecordedApproval } from '../approvals/record.ts';
 import { isCardAction, isSearch, readCardAction, searchText, teamsPerson, verifyTeamsRequest, type VerifiedTeamsRequest } from '../approvals/teams.ts';
 import { readBody, sendJson } from '../http.ts';
+import { installation, storeConversation } from '../teams-conversations.ts';
 
 const BODY_LIMIT = 256 * 1024;
 
@@ -38,7 +39,13 @@ export const handleTeamsMessage: RouteHandler = async (req, res, _params, ctx) =
   const verified = await verifyTeamsRequest({ headers: req.headers, rawBody }, ctx.env);
   const reply = (card: Parameters<typeof cardResponse>[0]) => sendJson(res, 200, cardResponse(card));
   if (isSearch(verified.activity)) return answerSearch(res, ctx, verified);
-  // Messages, installs and conversation updates are acknowledged and ignored: approvals come from cards.
+  // The app joined or left a conversation: keep its reference for the orchestrator's proactive cards.
+  const installed = installation(verified.activity);
+  if (installed !== undefined) {
+    await storeConversation(ctx, verified, installed);
+    return sendJson(res, 200, {});
+  }
+  // Messages and other conversation updates are acknowledged and ignored: approvals come from cards.
   if (!isCardAction(verified.activity)) return sendJson(res, 200, {});
 
   const config = ctx.config();

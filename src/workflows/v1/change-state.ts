@@ -3,6 +3,7 @@
 // The record of one change and the transitions the events make on it. Deterministic (workflow code):
 // time is passed in; everything here survives continue-as-new as plain JSON.
 import { verifySignedApproval } from '../../shared/approval-signature.ts';
+import type { TeamsCardRecord } from '../../shared/teams-card.ts';
 import {
   addInitiator,
   approvalExpiresAt,
@@ -58,6 +59,8 @@ export interface ChangeState {
   closed?: { at: string; merged: boolean; closedBy?: string };
   /** Head SHA whose approval request was posted to chat (once per head). */
   slackNotified?: string;
+  /** The approval card posted to Teams and kept current (src/workflows/teams-card.ts). */
+  teamsCard?: TeamsCardRecord;
   /**
    * Pull request events received without their commits, oldest first, the first being looked up: applied
    * one at a time in arrival order once the orchestrator has read their commits and files from GitHub.

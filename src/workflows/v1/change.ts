@@ -48,6 +48,7 @@ import {
 } from './change-state.ts';
 import { approvalSignal, approvalUpdate, pullRequestClosedSignal, pullRequestSignal, statusQuery, type ChangeWorkflowInput } from '../definitions.ts';
 import { startReporter } from './reporter.ts';
+import { startTeamsCard, type TeamsCardTracker } from '../teams-card.ts';
 
 export interface ChangeResult {
   outcome: 'delivered' | 'abandoned';
@@ -87,6 +88,7 @@ export async function changeWorkflowV1(input: ChangeWorkflowInput): Promise<Chan
   const now = () => Date.now();
   // Before the handlers: a signal buffered at start is dispatched as soon as its handler is set.
   const reporter = startReporter(() => statusOf(state, policy, now()));
+  let teamsCard: TeamsCardTracker | undefined;
   const changed = () => {
     version++;
     reporter.changed();
@@ -169,6 +171,7 @@ export async function changeWorkflowV1(input: ChangeWorkflowInput): Promise<Chan
   const delivered = state.stage === 'delivered';
   if (!delivered) setStage('abandoned', 'nothing: the pull request is closed');
   await reporter.flush();
+  await teamsCard?.flush();
   await condition(allHandlersFinished);
   return { outcome: delivered ? 'delivered' : 'abandoned', change: state.change, headSha: state.headSha };
 
@@ -309,6 +312,7 @@ export async function changeWorkflowV1(input: ChangeWorkflowInput): Promise<Chan
    * a chat outage must never hold up or fail the change.
    */
   function askApproversInChat(head: string): void {
+    if (patched('teams-approval-card')) (teamsCard ??= startTeamsCard(state, () => statusOf(state, policy, now()))).ask(head);
     if (state.slackNotified === head || !patched('slack-approval-request')) return;
     state.slackNotified = head;
     const p = policy as ChangePolicy;
@@ -473,6 +477,7 @@ export async function changeWorkflowV1(input: ChangeWorkflowInput): Promise<Chan
   async function continueAsNewQuietly(): Promise<never> {
     await condition(allHandlersFinished);
     await reporter.flush();
+    await teamsCard?.flush();
     note(state, now(), 'continued-as-new', `history of run ${workflowInfo().runId} reached ${workflowInfo().historyLength} events; the record continues in a new run`);
     return await continueAsNew<typeof changeWorkflowV1>({ ...input, carried: state });
   }
