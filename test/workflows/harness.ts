@@ -52,7 +52,8 @@ repositories:
 
 export interface Calls {
   checks: string[];
-  deploy: DeployInput[];
+  /** Each deploy the deploy zone was asked to run, with when (ms) it was. */
+  deploy: Array<DeployInput & { at: number }>;
   verify: DeployInput[];
   revoke: Array<{ change: string; environment: string }>;
   merge: Array<{ change: string; sha: string }>;
@@ -123,7 +124,7 @@ export async function startStack(): Promise<Stack> {
     ...quickHeartbeats,
     activities: {
       async deploy(input: DeployInput): Promise<DeployReport> {
-        calls.deploy.push(input);
+        calls.deploy.push({ ...input, at: Date.now() });
         if (hangingDeploys.has(input.change)) {
           const ctx = Context.current();
           for (;;) {

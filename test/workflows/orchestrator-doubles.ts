@@ -46,6 +46,11 @@ export function orchestratorDoubles(config: FoureyesConfig, approvalPublicKey: s
     async lookUpPullRequest(input: { change: string }): Promise<PullRequestFacts> {
       return github.get(input.change);
     },
+    /** Runs started before core v2 read commits and files only. */
+    async lookUpPullRequestChanges(input: { change: string }) {
+      const facts = github.get(input.change);
+      return { commits: facts.head.commits, changedFiles: facts.head.files };
+    },
     async confirmDelivery(input: { change: string; sha: string }) {
       const facts = github.get(input.change);
       return { policy: policyFor(config, input.change.split('#')[0] as string, keys), pull: { state: facts.state, headSha: facts.head.sha, baseRef: facts.head.baseRef }, reviews: { ok: true, reason: 'reviews stand' } };
