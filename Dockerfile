@@ -27,7 +27,7 @@ FROM node:${NODE_VERSION} AS runtime
 # git: the checks zone fetches the exact head SHA and the deploy zone works in a copy of the approved SHA.
 # tini: PID 1 that forwards SIGTERM and reaps the children of checks and deploy commands.
 RUN apt-get update \
- && apt-get install -y --no-install-recommends git ca-certificates tini \
+ && apt-get install -y --no-install-recommends git ca-certificates tini bubblewrap \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system --gid 10001 foureyes \
  && useradd --system --uid 10001 --gid foureyes --home-dir /home/foureyes --create-home --shell /usr/sbin/nologin foureyes

@@ -23,11 +23,15 @@ export async function bareWorkflow(input: BareInput): Promise<string> {
   setHandler(goSignal, () => void (go = true));
   const id = workflowInfo().workflowId;
   const on = (zone: string) =>
-    proxyActivities<BareActivities>({ taskQueue: zone === 'orchestrator' ? workflowInfo().taskQueue : `${workflowInfo().taskQueue}-${zone}`, startToCloseTimeout: '1 minute' });
+    proxyActivities<BareActivities>({
+      taskQueue: zone === 'orchestrator' ? workflowInfo().taskQueue : `${workflowInfo().taskQueue}-${zone}`,
+      startToCloseTimeout: '1 minute',
+    });
   let step = 0;
   for (const zone of input.before) await on(zone).bareStep({ id, step: step++ });
   await on('orchestrator').bareAwaiting({ id });
   await condition(() => go);
-  for (const [i, zone] of input.after.entries()) await on(zone).bareStep({ id, step: step++, ...(i === 0 ? { mark: true } : {}) });
+  for (const [i, zone] of input.after.entries())
+    await on(zone).bareStep({ id, step: step++, ...(i === 0 ? { mark: true } : {}) });
   return id;
 }

@@ -13,7 +13,8 @@ import { fileURLToPath } from 'node:url';
 import { startTemporalServer, type TemporalServer } from '../src/dev/temporal-server.ts';
 import { dataDir } from '../src/dev/paths.ts';
 import { ensureWorkflowBundle } from '../src/workers/bundle.ts';
-import { generateSigningKey, signClaim, type SigningKey } from '../src/shared/approval-signature.ts';
+import { generateSigningKey, signClaim, signEvent, type SigningKey } from '../src/shared/approval-signature.ts';
+import { GitHubModel } from '../test/workflows/orchestrator-doubles.ts';
 import type { ApprovalClaim, PullRequestEvent } from '../src/shared/types.ts';
 import { approvalUpdate, pullRequestSignal } from '../src/workflows/definitions.ts';
 import type { changeWorkflow } from '../src/workflows/change.ts';
@@ -47,7 +48,10 @@ async function bareBundle(): Promise<string> {
   const source = join(benchDir, 'bare-workflow.ts');
   const path = join(dataDir(process.env), 'bench-bare-bundle.js');
   if (existsSync(path) && statSync(path).mtimeMs >= statSync(source).mtimeMs) return path;
-  const { code } = await bundleWorkflowCode({ workflowsPath: source, logger: { trace() {}, debug() {}, info() {}, warn() {}, error: (m: string) => console.error(m), log() {} } });
+  const { code } = await bundleWorkflowCode({
+    workflowsPath: source,
+    logger: { trace() {}, debug() {}, info() {}, warn() {}, error: (m: string) => console.error(m), log() {} },
+  });
   mkdirSync(dirname(path), { recursive: true });
   writeFileSync(path, code);
   return path;
@@ -67,7 +71,14 @@ export function openedEvent(headSha: string, author = 'sam-dev'): PullRequestEve
     title: 'Make checkout faster',
     baseRef: 'main',
     headRef: 'fast',
-    commits: [{ sha: headSha, author: { login: author, email: 'sam@example.com' }, committer: { login: author, email: 'sam@example.com' }, message: 'faster' }],
+    commits: [
+      {
+        sha: headSha,
+        author: { login: author, email: 'sam@example.com' },
+        committer: { login: author, email: 'sam@example.com' },
+        message: 'faster',
+      },
+    ],
     changedFiles: ['src/checkout.ts'],
   };
 }
@@ -92,7 +103,9 @@ export interface BenchEnv {
   awaiting(change: string): Promise<number>;
   bareAwaiting(id: string): Promise<number>;
   /** Activities run and their own run time since the last reset, summed over the three workers. */
-  activityStats(reset?: boolean): Promise<{ activities: number; activityMs: number; perZone: Record<ZoneName, number> }>;
+  activityStats(
+    reset?: boolean,
+  ): Promise<{ activities: number; activityMs: number; perZone: Record<ZoneName, number> }>;
   rss(): Record<ZoneName, { rssMiB: number; peakMiB: number }>;
   dbBytes(): number;
   stop(): Promise<void>;
@@ -117,6 +130,8 @@ export async function startBenchEnv(name: string, options: { maxCachedWorkflows?
   const bareQueue = `bench-bare-${name}`;
   const configPath = join(dir, 'bench.yaml');
   writeFileSync(configPath, BENCH_CONFIG);
+  // What "GitHub" shows the orchestrator's look-ups: written here as changes open, read by the worker process.
+  const github = new GitHubModel(join(dir, 'github'));
 
   const waiters = new Map<string, { resolve: (t: number) => void; promise: Promise<number> }>();
   const waiter = (id: string) => {
@@ -148,6 +163,7 @@ export async function startBenchEnv(name: string, options: { maxCachedWorkflows?
         BENCH_TASK_QUEUE: taskQueue,
         BENCH_BARE_QUEUE: bareQueue,
         BENCH_CONFIG: configPath,
+        BENCH_GITHUB_DIR: github.dir,
         FOUREYES_WORKFLOW_BUNDLE: bundle,
         BENCH_BARE_BUNDLE: bare,
         FOUREYES_APPROVAL_PUBLIC_KEYS: key.publicKey,
@@ -157,7 +173,11 @@ export async function startBenchEnv(name: string, options: { maxCachedWorkflows?
     workers[zone] = child;
     ready.push(
       new Promise<void>((resolve, reject) => {
-        child.once('exit', (code) => reject(new Error(`bench worker ${zone} exited (${code}) before it was ready; see ${join(dir, 'workers.log')}`)));
+        child.once('exit', (code) =>
+          reject(
+            new Error(`bench worker ${zone} exited (${code}) before it was ready; see ${join(dir, 'workers.log')}`),
+          ),
+        );
         child.on('message', (m: WorkerMessage) => {
           if (m.type === 'ready') resolve();
           else if (m.type === 'awaiting') waiter(`awaiting:${m.change}`).resolve(m.t);
@@ -187,27 +207,56 @@ export async function startBenchEnv(name: string, options: { maxCachedWorkflows?
     bundles: { change: bundle, bare },
     onMessage,
     async openChange(change, headSha) {
+      // As the gateway does it: GitHub shows the pull request, and the event (without commits) is signed.
+      const event = openedEvent(headSha);
+      github.set(change, {
+        state: 'open',
+        merged: false,
+        title: event.title,
+        author: event.author,
+        headRef: event.headRef,
+        head: { sha: headSha, baseRef: event.baseRef, commits: event.commits ?? [], files: event.changedFiles ?? [] },
+      });
+      const { commits: _commits, changedFiles: _files, ...facts } = event;
       await client.workflow.signalWithStart<typeof changeWorkflow, [PullRequestEvent]>('changeWorkflow', {
         workflowId: `change:${change}`,
         taskQueue,
         args: [{ change }],
         signal: pullRequestSignal,
-        signalArgs: [openedEvent(headSha)],
+        signalArgs: [signEvent({ ...facts, change, at: new Date().toISOString() }, key)],
       });
     },
     async approve(change, headSha) {
-      const claim: ApprovalClaim = { v: 1, change, sha: headSha, person: 'alex-reviewer', channel: 'cli', decision: 'approve', evidence: { tokenLogin: 'alex-reviewer' }, at: new Date().toISOString(), nonce: randomUUID() };
+      const claim: ApprovalClaim = {
+        v: 1,
+        change,
+        sha: headSha,
+        person: 'alex-reviewer',
+        channel: 'cli',
+        decision: 'approve',
+        evidence: { tokenLogin: 'alex-reviewer' },
+        at: new Date().toISOString(),
+        nonce: randomUUID(),
+      };
       let outcome;
       try {
-        outcome = await client.workflow.getHandle(`change:${change}`).executeUpdate(approvalUpdate, { args: [signClaim(claim, key)] });
+        outcome = await client.workflow
+          .getHandle(`change:${change}`)
+          .executeUpdate(approvalUpdate, { args: [signClaim(claim, key)] });
       } catch (error) {
         const cause = (error as { cause?: Error }).cause;
-        throw new Error(`approval of ${change}: ${(error as Error).message}${cause ? `: ${cause.name} ${cause.message}` : ''}`);
+        throw new Error(
+          `approval of ${change}: ${(error as Error).message}${cause ? `: ${cause.name} ${cause.message}` : ''}`,
+        );
       }
       if (!outcome.counted) throw new Error(`approval of ${change} not counted: ${outcome.reason}`);
     },
     async startBare(id, input) {
-      await client.workflow.start<typeof bareWorkflow>('bareWorkflow', { workflowId: id, taskQueue: bareQueue, args: [input] });
+      await client.workflow.start<typeof bareWorkflow>('bareWorkflow', {
+        workflowId: id,
+        taskQueue: bareQueue,
+        args: [input],
+      });
     },
     async signalBare(id) {
       await client.workflow.getHandle(id).signal(goSignal);
@@ -219,19 +268,30 @@ export async function startBenchEnv(name: string, options: { maxCachedWorkflows?
         ZONE_NAMES.map(
           (zone) =>
             new Promise<{ zone: ZoneName; activities: number; activityMs: number }>((resolve) => {
-              statsWaiters.push((m, from) => resolve({ zone: from, activities: m.activities, activityMs: m.activityMs }));
+              statsWaiters.push((m, from) =>
+                resolve({ zone: from, activities: m.activities, activityMs: m.activityMs }),
+              );
               workers[zone].send({ type: 'stats', reset });
             }),
         ),
       );
       const perZone = Object.fromEntries(answers.map((a) => [a.zone, a.activities])) as Record<ZoneName, number>;
-      return { activities: answers.reduce((s, a) => s + a.activities, 0), activityMs: answers.reduce((s, a) => s + a.activityMs, 0), perZone };
+      return {
+        activities: answers.reduce((s, a) => s + a.activities, 0),
+        activityMs: answers.reduce((s, a) => s + a.activityMs, 0),
+        perZone,
+      };
     },
     rss() {
-      return Object.fromEntries(ZONE_NAMES.map((z) => [z, { rssMiB: proc(workers[z].pid, 'VmRSS'), peakMiB: proc(workers[z].pid, 'VmHWM') }])) as Record<ZoneName, { rssMiB: number; peakMiB: number }>;
+      return Object.fromEntries(
+        ZONE_NAMES.map((z) => [z, { rssMiB: proc(workers[z].pid, 'VmRSS'), peakMiB: proc(workers[z].pid, 'VmHWM') }]),
+      ) as Record<ZoneName, { rssMiB: number; peakMiB: number }>;
     },
     dbBytes() {
-      return ['', '-wal', '-shm'].reduce((sum, suffix) => sum + (existsSync(temporal.dbFile + suffix) ? statSync(temporal.dbFile + suffix).size : 0), 0);
+      return ['', '-wal', '-shm'].reduce(
+        (sum, suffix) => sum + (existsSync(temporal.dbFile + suffix) ? statSync(temporal.dbFile + suffix).size : 0),
+        0,
+      );
     },
     async stop() {
       await Promise.all(
@@ -261,7 +321,10 @@ export async function startBenchEnv(name: string, options: { maxCachedWorkflows?
  */
 export function bareInputLike(perZone: Record<ZoneName, number>): BareInput {
   return {
-    before: [...Array<string>(Math.max(0, perZone.orchestrator - 1)).fill('orchestrator'), ...Array<string>(perZone.checks).fill('checks')],
+    before: [
+      ...Array<string>(Math.max(0, perZone.orchestrator - 1)).fill('orchestrator'),
+      ...Array<string>(perZone.checks).fill('checks'),
+    ],
     after: Array<string>(perZone.deploy).fill('deploy'),
   };
 }
@@ -282,14 +345,23 @@ export async function deliverOne(env: BenchEnv, change: string): Promise<Record<
 export async function within<T>(what: string, ms: number, promise: Promise<T>): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   try {
-    return await Promise.race([promise, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what}: not done after ${ms / 1000} s`)), ms)))]);
+    return await Promise.race([
+      promise,
+      new Promise<never>(
+        (_, reject) => (timer = setTimeout(() => reject(new Error(`${what}: not done after ${ms / 1000} s`)), ms)),
+      ),
+    ]);
   } finally {
     clearTimeout(timer);
   }
 }
 
 /** Runs `work` over `items` with at most `concurrency` in flight. */
-export async function pool<T>(items: readonly T[], concurrency: number, work: (item: T, index: number) => Promise<void>): Promise<void> {
+export async function pool<T>(
+  items: readonly T[],
+  concurrency: number,
+  work: (item: T, index: number) => Promise<void>,
+): Promise<void> {
   let next = 0;
   await Promise.all(
     Array.from({ length: Math.min(concurrency, items.length) }, async () => {

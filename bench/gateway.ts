@@ -27,10 +27,14 @@ export interface BenchGateway {
  * `separateProcess`: the gateway runs in a child process of its own (the webhook scenario); otherwise in
  * this process, where arrival times can be taken (the approval scenario, whose requests need no git work).
  */
-export async function startBenchGateway(env: BenchEnv, options: { separateProcess?: boolean } = {}): Promise<BenchGateway> {
+export async function startBenchGateway(
+  env: BenchEnv,
+  options: { separateProcess?: boolean } = {},
+): Promise<BenchGateway> {
   const github = await startGitHubStandin({ dataDir: join(env.dir, 'github') });
   const tokens: Record<string, string> = {};
-  for (const login of ['sam-dev', 'alex-reviewer']) tokens[login] = github.standin.addUser({ login, email: `${login.split('-')[0]}@example.com` }).token;
+  for (const login of ['sam-dev', 'alex-reviewer'])
+    tokens[login] = github.standin.addUser({ login, email: `${login.split('-')[0]}@example.com` }).token;
   github.standin.createRepo({ fullName: 'acme/shop', firstPullNumber: 1, files: { 'README.md': 'shop\n' } });
   const app = github.standin.addApp({ slug: 'foureyes' });
   const secret = randomBytes(20).toString('hex');
@@ -44,8 +48,16 @@ export async function startBenchGateway(env: BenchEnv, options: { separateProces
   };
   const arrivals = new Map<string, number>();
   if (options.separateProcess) {
-    const child = fork(join(import.meta.dirname, 'gateway-process.ts'), [], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-    const settings: GatewayProcessSettings = { address: env.temporal.address, namespace: env.temporal.namespace, configYaml: BENCH_CONFIG, env: gatewayEnv };
+    const child = fork(join(import.meta.dirname, 'gateway-process.ts'), [], {
+      execArgv: ['--import', 'tsx'],
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    });
+    const settings: GatewayProcessSettings = {
+      address: env.temporal.address,
+      namespace: env.temporal.namespace,
+      configYaml: BENCH_CONFIG,
+      env: gatewayEnv,
+    };
     child.send(settings);
     const url = await new Promise<string>((resolve, reject) => {
       child.once('message', (m: { url: string }) => resolve(m.url));
@@ -70,8 +82,10 @@ export async function startBenchGateway(env: BenchEnv, options: { separateProces
   }
   const config = parseConfig(BENCH_CONFIG, 'bench.yaml');
   const server: Server = createGateway({ client: env.client, config: () => config, env: gatewayEnv });
-    // Before the gateway's own listener: the time the request arrived, not when a route got to it.
-  server.prependListener('request', (req: { method?: string; url?: string }) => arrivals.set(`${req.method} ${req.url}`, nowMs()));
+  // Before the gateway's own listener: the time the request arrived, not when a route got to it.
+  server.prependListener('request', (req: { method?: string; url?: string }) =>
+    arrivals.set(`${req.method} ${req.url}`, nowMs()),
+  );
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   github.standin.setWebhook(`${url}/webhooks/github`, secret);

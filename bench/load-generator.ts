@@ -12,7 +12,14 @@ export type LoadJob =
   | { mode: 'http'; rate: number; url: string; items: Array<{ body: string; headers: Record<string, string> }> }
   /** Each item: GET requests sent together; its latency is the slowest one's (the stand-in's own figure). */
   | { mode: 'get'; rate: number; items: Array<Array<{ url: string; headers: Record<string, string> }>> }
-  | { mode: 'temporal'; rate: number; address: string; namespace: string; taskQueue: string; items: Array<{ workflowId: string; change: string; event: PullRequestEvent }> };
+  | {
+      mode: 'temporal';
+      rate: number;
+      address: string;
+      namespace: string;
+      taskQueue: string;
+      items: Array<{ workflowId: string; change: string; event: PullRequestEvent }>;
+    };
 
 export interface LoadResult {
   latenciesMs: number[];
@@ -28,7 +35,11 @@ async function run(job: LoadJob): Promise<LoadResult> {
   if (job.mode === 'http') {
     send = async (i) => {
       const item = job.items[i] as (typeof job.items)[number];
-      const res = await fetch(job.url, { method: 'POST', headers: { 'content-type': 'application/json', ...item.headers }, body: item.body });
+      const res = await fetch(job.url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...item.headers },
+        body: item.body,
+      });
       await res.arrayBuffer();
       return String(res.status);
     };
@@ -49,7 +60,13 @@ async function run(job: LoadJob): Promise<LoadResult> {
     close = () => connection.close();
     send = async (i) => {
       const item = job.items[i] as (typeof job.items)[number];
-      await client.workflow.signalWithStart('changeWorkflow', { workflowId: item.workflowId, taskQueue: job.taskQueue, args: [{ change: item.change }], signal: pullRequestSignal, signalArgs: [item.event] });
+      await client.workflow.signalWithStart('changeWorkflow', {
+        workflowId: item.workflowId,
+        taskQueue: job.taskQueue,
+        args: [{ change: item.change }],
+        signal: pullRequestSignal,
+        signalArgs: [item.event],
+      });
       return 'ok';
     };
   }

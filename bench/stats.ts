@@ -21,7 +21,14 @@ export interface Summary {
 export function summarize(values: readonly number[]): Summary {
   const n = values.length;
   const mean = n === 0 ? Number.NaN : values.reduce((a, b) => a + b, 0) / n;
-  return { n, p50: percentile(values, 50), p95: percentile(values, 95), p99: percentile(values, 99), mean, max: n === 0 ? Number.NaN : Math.max(...values) };
+  return {
+    n,
+    p50: percentile(values, 50),
+    p95: percentile(values, 95),
+    p99: percentile(values, 99),
+    mean,
+    max: n === 0 ? Number.NaN : Math.max(...values),
+  };
 }
 
 export function fmt(value: number, digits = 1): string {
@@ -50,4 +57,19 @@ export function machineLine(): string {
 /** Milliseconds since the epoch with sub-millisecond precision, comparable across processes on one machine. */
 export function nowMs(): number {
   return performance.timeOrigin + performance.now();
+}
+
+/** Median (mean of the middle two for an even count); NaN when empty. */
+export function median(values: readonly number[]): number {
+  if (values.length === 0) return Number.NaN;
+  const s = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
+}
+
+/** "1.12× (1.05–1.20×)": the median of per-round ratios and their spread (lowest–highest). */
+export function ratioSpread(ratios: readonly number[]): string {
+  const ok = ratios.filter(Number.isFinite);
+  if (ok.length === 0) return '—';
+  return `${median(ok).toFixed(2)}× (${Math.min(...ok).toFixed(2)}–${Math.max(...ok).toFixed(2)}×)`;
 }

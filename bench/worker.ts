@@ -4,7 +4,7 @@
 // parent (IPC) when a change waits for approval and when a deploy starts, and how long its activities ran.
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { readFileSync } from 'node:fs';
-import { createPolicyActivities } from '../src/activities/policy.ts';
+import { GitHubModel, orchestratorDoubles } from '../test/workflows/orchestrator-doubles.ts';
 import { parseConfig } from '../src/config/load.ts';
 import { readBundle } from '../src/workers/bundle.ts';
 import { workflowCacheSize } from '../src/workers/cache.ts';
@@ -39,7 +39,9 @@ function timed<A extends unknown[], R>(fn: (...args: A) => Promise<R> | R): (...
 }
 
 function timedAll<T extends Record<string, (...args: never[]) => unknown>>(set: T): T {
-  return Object.fromEntries(Object.entries(set).map(([k, f]) => [k, timed(f as (...a: unknown[]) => Promise<unknown>)])) as unknown as T;
+  return Object.fromEntries(
+    Object.entries(set).map(([k, f]) => [k, timed(f as (...a: unknown[]) => Promise<unknown>)]),
+  ) as unknown as T;
 }
 
 const bare = timedAll({
@@ -55,23 +57,18 @@ function changeActivities(): object {
   if (zone === 'orchestrator') {
     const config = parseConfig(readFileSync(process.env.BENCH_CONFIG as string, 'utf8'), 'bench.yaml');
     const keys = (process.env.FOUREYES_APPROVAL_PUBLIC_KEYS ?? '').split(',').filter(Boolean);
+    // Core v2's orchestrator: the real loadPolicy and beginChange, and what "GitHub" says about each pull
+    // request from the files the bench writes as it opens changes (test/workflows/orchestrator-doubles.ts).
+    const doubles = orchestratorDoubles(
+      config,
+      keys[0] as string,
+      new GitHubModel(process.env.BENCH_GITHUB_DIR as string),
+    );
     return timedAll({
-      ...createPolicyActivities(() => config, keys),
-      async syncGitHub() {},
-      async confirmReviews() {
-        return { ok: true, reason: 'reviews stand' };
-      },
+      ...doubles,
       async notifySlack(input: { change: string; sha: string }) {
         send({ type: 'awaiting', change: input.change, sha: input.sha, t: nowMs() });
         return { posted: false, reason: 'bench' };
-      },
-      // Teams is not configured here: the card tracker asks once per head and stops.
-      async syncTeamsCard() {
-        return { configured: false };
-      },
-      // Events from the gateway come without commits; the orchestrator's look-up answers at once here too.
-      async lookUpPullRequestChanges() {
-        return { commits: [], changedFiles: [] };
       },
       // merge: true in the bench configuration, so a delivered change ends its workflow.
       async mergePullRequest() {
@@ -82,17 +79,38 @@ function changeActivities(): object {
   if (zone === 'checks') {
     return timedAll({
       async runChecks(input: { change: string; sha: string }) {
-        return { sha: input.sha, passed: true, durationMs: 0, results: [{ name: 'unit', passed: true, exitCode: 0, durationMs: 0, timedOut: false, outputTail: 'ok' }] };
+        return {
+          sha: input.sha,
+          passed: true,
+          durationMs: 0,
+          results: [{ name: 'unit', passed: true, exitCode: 0, durationMs: 0, timedOut: false, outputTail: 'ok' }],
+        };
       },
     });
   }
   return timedAll({
     async deploy(input: DeployInput): Promise<DeployReport> {
       send({ type: 'deploy', change: input.change, environment: input.environment, t: nowMs() });
-      return { environment: input.environment, sha: input.sha, status: 'deployed', exitCode: 0, durationMs: 0, outputTail: '', leases: [] };
+      return {
+        environment: input.environment,
+        sha: input.sha,
+        status: 'deployed',
+        exitCode: 0,
+        durationMs: 0,
+        outputTail: '',
+        leases: [],
+      };
     },
     async verify(input: DeployInput): Promise<VerifyReport> {
-      return { environment: input.environment, sha: input.sha, passed: true, exitCode: 0, durationMs: 0, outputTail: '', leases: [] };
+      return {
+        environment: input.environment,
+        sha: input.sha,
+        passed: true,
+        exitCode: 0,
+        durationMs: 0,
+        outputTail: '',
+        leases: [],
+      };
     },
     async revokeOutstanding() {
       return [];
@@ -107,7 +125,11 @@ async function main(): Promise<void> {
   // Inert without OTEL_* variables, as in production; the bundled workflow interceptors need its sink.
   const tracing = startTracing(zone === 'deploy' ? 'deployer' : zone, process.env, () => {});
   // As in production (FOUREYES_WORKFLOW_CACHE, default 0) unless --max-cached says otherwise.
-  const tuning = { maxCachedWorkflows: process.env.BENCH_MAX_CACHED ? Number(process.env.BENCH_MAX_CACHED) : workflowCacheSize(process.env) };
+  const tuning = {
+    maxCachedWorkflows: process.env.BENCH_MAX_CACHED
+      ? Number(process.env.BENCH_MAX_CACHED)
+      : workflowCacheSize(process.env),
+  };
   // The same options as src/workers/run.ts (the production entry point), plus the bench's tuning knob.
   const workers = [
     await Worker.create({
@@ -115,7 +137,9 @@ async function main(): Promise<void> {
       namespace,
       taskQueue: queue(process.env.BENCH_TASK_QUEUE as string),
       activities: changeActivities(),
-      ...(zone === 'orchestrator' ? { workflowBundle: readBundle(process.env.FOUREYES_WORKFLOW_BUNDLE as string), sinks: tracing.workflowSinks } : {}),
+      ...(zone === 'orchestrator'
+        ? { workflowBundle: readBundle(process.env.FOUREYES_WORKFLOW_BUNDLE as string), sinks: tracing.workflowSinks }
+        : {}),
       interceptors: tracing.workerInterceptors,
       identity: `${zone}@${process.pid}`,
       shutdownGraceTime: '5s',

@@ -58,8 +58,20 @@ function recordRequests(stack: DrillStack): { log: Logged[]; stop(): void } {
     if (path.startsWith('/_standin/')) return;
     res.on('finish', () => {
       // writeHead's headers are not readable back; the Retry-After sent is the matching 429 fault's.
-      const fault = res.statusCode === 429 ? CYCLE.flatMap((p) => p.faults).find((f) => f.status === 429 && new RegExp(f.path).test(path) && (!f.method || f.method === req.method)) : undefined;
-      log.push({ method: req.method ?? '', path, startedAt, finishedAt: Date.now(), status: res.statusCode, ...(fault?.retryAfter !== undefined ? { retryAfter: fault.retryAfter } : {}) });
+      const fault =
+        res.statusCode === 429
+          ? CYCLE.flatMap((p) => p.faults).find(
+              (f) => f.status === 429 && new RegExp(f.path).test(path) && (!f.method || f.method === req.method),
+            )
+          : undefined;
+      log.push({
+        method: req.method ?? '',
+        path,
+        startedAt,
+        finishedAt: Date.now(),
+        status: res.statusCode,
+        ...(fault?.retryAfter !== undefined ? { retryAfter: fault.retryAfter } : {}),
+      });
     });
   };
   stack.github.server.server.on('request', listener);
@@ -78,11 +90,25 @@ export const githubFaults: Drill = async ({ long, log, stack }) => {
       for (const phase of CYCLE) {
         const faults = stack.github.standin.state.faults;
         faults.length = 0;
-        for (const f of phase.faults) faults.push({ id: stack.github.standin.nextId(), method: f.method, path: f.path, status: f.status, retryAfter: f.retryAfter, delayMs: f.delayMs, remaining: f.count });
+        for (const f of phase.faults)
+          faults.push({
+            id: stack.github.standin.nextId(),
+            method: f.method,
+            path: f.path,
+            status: f.status,
+            retryAfter: f.retryAfter,
+            delayMs: f.delayMs,
+            remaining: f.count,
+          });
         log(`change with GitHub answering ${phase.name}`);
         // One change at a time, so that the request after a 429 on the same path is that write's retry.
         results.push(await driveChange(stack, 240_000));
-        injected += phase.faults.reduce((sum, f) => sum + (f.count - Math.max(0, faults.find((x) => x.path === f.path && x.method === f.method)?.remaining ?? 0)), 0);
+        injected += phase.faults.reduce(
+          (sum, f) =>
+            sum +
+            (f.count - Math.max(0, faults.find((x) => x.path === f.path && x.method === f.method)?.remaining ?? 0)),
+          0,
+        );
       }
     }
     stack.github.standin.state.faults.length = 0;
@@ -101,12 +127,26 @@ export const githubFaults: Drill = async ({ long, log, stack }) => {
       if (gap < r.retryAfter * 1000 - 100) early++;
     }
     const served = requests.filter((r) => r.status >= 500).length;
-    const result = await judge(stack, 'github-faults', results, `${injected} faulty GitHub answers (${served} × 5xx, ${limited} × 429 with Retry-After, slow answers up to 16 s) over ${results.length} changes`, started);
-    result.notes.push(`429 retries waited ${gaps.map((g) => `${(g / 1000).toFixed(1)} s`).join(', ') || 'n/a'} after Retry-After of ${requests.filter((r) => r.status === 429).map((r) => `${r.retryAfter} s`).join(', ')}; retried too early: ${early}`);
+    const result = await judge(
+      stack,
+      'github-faults',
+      results,
+      `${injected} faulty GitHub answers (${served} × 5xx, ${limited} × 429 with Retry-After, slow answers up to 16 s) over ${results.length} changes`,
+      started,
+    );
+    result.notes.push(
+      `429 retries waited ${gaps.map((g) => `${(g / 1000).toFixed(1)} s`).join(', ') || 'n/a'} after Retry-After of ${requests
+        .filter((r) => r.status === 429)
+        .map((r) => `${r.retryAfter} s`)
+        .join(', ')}; retried too early: ${early}`,
+    );
     if (result.githubDuplicates > 0) {
       // What GitHub saw of the deployments, for the diagnosis.
       const t0 = requests[0]?.startedAt ?? 0;
-      for (const r of requests.filter((x) => /\/deployments$/.test(x.path))) result.notes.push(`${r.method} ${r.path} ${r.status} at +${((r.startedAt - t0) / 1000).toFixed(1)} s..+${((r.finishedAt - t0) / 1000).toFixed(1)} s`);
+      for (const r of requests.filter((x) => /\/deployments$/.test(x.path)))
+        result.notes.push(
+          `${r.method} ${r.path} ${r.status} at +${((r.startedAt - t0) / 1000).toFixed(1)} s..+${((r.finishedAt - t0) / 1000).toFixed(1)} s`,
+        );
     }
     if (early > 0) result.failures.push(`${early} request(s) retried before Retry-After`);
     if (limited > 0 && gaps.length === 0) result.failures.push('no request was retried after a 429');

@@ -16,7 +16,12 @@ export const openbaoDown: Drill = async ({ long, log, stack }) => {
       await ensureDelivered(stack, o.delivery, o.status);
       opened.push(o);
     }
-    for (const o of opened) await waitFor(`#${o.number} awaiting approval`, async () => (await statusOf(stack, o.number))?.stage === 'awaiting-approval', 120_000);
+    for (const o of opened)
+      await waitFor(
+        `#${o.number} awaiting approval`,
+        async () => (await statusOf(stack, o.number))?.stage === 'awaiting-approval',
+        120_000,
+      );
     log(`OpenBao cut off from the deployer for ${downMs / 1000} s`);
     await stack.relay.cut();
     const cutAt = Date.now();
@@ -32,10 +37,13 @@ export const openbaoDown: Drill = async ({ long, log, stack }) => {
       await sleep(1000);
       for (const o of opened) {
         const s = await statusOf(stack, o.number);
-        const why = s ? `${s.stage}: ${s.waitingFor}${(s.retrying ?? []).map((r) => `; retrying ${r.activity} (attempt ${r.attempt}): ${r.lastFailure}`).join('')}` : '';
+        const why = s
+          ? `${s.stage}: ${s.waitingFor}${(s.retrying ?? []).map((r) => `; retrying ${r.activity} (attempt ${r.attempt}): ${r.lastFailure}`).join('')}`
+          : '';
         if (o === opened[0] && s) lastWhy = why;
         if (o === opened[0] && (s?.retrying ?? []).some((r) => /openbao/i.test(r.lastFailure))) explained++;
-        if (s && ['failed', 'delivered'].includes(s.stage)) failures.push(`#${o.number} reached "${s.stage}" while OpenBao was unreachable`);
+        if (s && ['failed', 'delivered'].includes(s.stage))
+          failures.push(`#${o.number} reached "${s.stage}" while OpenBao was unreachable`);
       }
       const d = await stack.client.workflow.getHandle(workflowIdOf(opened[0]!.number)).describe();
       const attempt = Math.max(0, ...(d.raw.pendingActivities ?? []).map((a) => a.attempt ?? 0));
@@ -45,24 +53,43 @@ export const openbaoDown: Drill = async ({ long, log, stack }) => {
       }
       if (failures.length) break;
     }
-    const ledgerWhileDown = stack.ledger().attempts.filter((e) => opened.some((o) => e.change === `acme/shop#${o.number}`)).length;
+    const ledgerWhileDown = stack
+      .ledger()
+      .attempts.filter((e) => opened.some((o) => e.change === `acme/shop#${o.number}`)).length;
     if (ledgerWhileDown > 0) failures.push(`${ledgerWhileDown} deploy command(s) ran while OpenBao was unreachable`);
     if (explained === 0) failures.push(`status never said it waits for OpenBao (last: "${lastWhy}")`);
-    log(`OpenBao back; status while down: "${lastWhy}"; deploy attempts of #${opened[0]!.number} at ${attemptTimes.map((t) => `${(t / 1000).toFixed(0)}s`).join(', ')}`);
+    log(
+      `OpenBao back; status while down: "${lastWhy}"; deploy attempts of #${opened[0]!.number} at ${attemptTimes.map((t) => `${(t / 1000).toFixed(0)}s`).join(', ')}`,
+    );
     await stack.relay.open();
     const results = await Promise.all(
       opened.map(async (o) => {
-        const final = await waitFor(`#${o.number} delivered`, async () => {
-          const s = await statusOf(stack, o.number);
-          return s && ['delivered', 'failed'].includes(s.stage) ? s : undefined;
-        }, 180_000).catch((e: Error) => ({ stage: `lost: ${e.message}` }));
+        const final = await waitFor(
+          `#${o.number} delivered`,
+          async () => {
+            const s = await statusOf(stack, o.number);
+            return s && ['delivered', 'failed'].includes(s.stage) ? s : undefined;
+          },
+          180_000,
+        ).catch((e: Error) => ({ stage: `lost: ${e.message}` }));
         await ensureDelivered(stack, (await stack.close(o.number)).delivery, undefined).catch(() => 0);
-        const outcome = final.stage === 'delivered' ? await waitFor(`#${o.number} closed`, () => closedOutcome(stack, o.number), 60_000) : final.stage;
+        const outcome =
+          final.stage === 'delivered'
+            ? await waitFor(`#${o.number} closed`, () => closedOutcome(stack, o.number), 60_000)
+            : final.stage;
         return { number: o.number, sha: o.sha, outcome };
       }),
     );
-    const result = await judge(stack, 'openbao-down', results, `OpenBao unreachable for ${downMs / 1000} s when ${count} deploys were due (connection refused)`, started);
-    result.notes.push(`status while down: "${lastWhy}"; retries of the deploy step at ${attemptTimes.map((t) => `+${(t / 1000).toFixed(0)}s`).join(', ')} (attempt ${maxAttempt}); deploys while down: ${ledgerWhileDown}`);
+    const result = await judge(
+      stack,
+      'openbao-down',
+      results,
+      `OpenBao unreachable for ${downMs / 1000} s when ${count} deploys were due (connection refused)`,
+      started,
+    );
+    result.notes.push(
+      `status while down: "${lastWhy}"; retries of the deploy step at ${attemptTimes.map((t) => `+${(t / 1000).toFixed(0)}s`).join(', ')} (attempt ${maxAttempt}); deploys while down: ${ledgerWhileDown}`,
+    );
     result.failures.push(...failures);
     return result;
   }

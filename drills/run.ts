@@ -22,9 +22,43 @@ const DRILLS: Record<string, Drill> = {
 };
 
 function table(results: DrillResult[]): string {
-  const head = ['drill', 'changes', 'faults injected', 'delivered', 'lost', 'deploy attempts', 'effective deploys', 'duplicate deploys', 'leaked leases', 'leftover db roles', 'GitHub duplicates', 's', 'result'];
-  const rows = results.map((r) => [r.drill, r.changes, r.faults, r.delivered, r.lost, r.deployAttempts, r.effectiveDeploys, r.duplicateDeploys, r.leakedLeases, r.leftoverRoles, r.githubDuplicates, r.seconds, r.failures.length ? 'FAIL' : 'pass'].map(String));
-  const lines = [`| ${head.join(' | ')} |`, `| ${head.map(() => '---').join(' | ')} |`, ...rows.map((r) => `| ${r.join(' | ')} |`)];
+  const head = [
+    'drill',
+    'changes',
+    'faults injected',
+    'delivered',
+    'lost',
+    'deploy attempts',
+    'effective deploys',
+    'duplicate deploys',
+    'leaked leases',
+    'leftover db roles',
+    'GitHub duplicates',
+    's',
+    'result',
+  ];
+  const rows = results.map((r) =>
+    [
+      r.drill,
+      r.changes,
+      r.faults,
+      r.delivered,
+      r.lost,
+      r.deployAttempts,
+      r.effectiveDeploys,
+      r.duplicateDeploys,
+      r.leakedLeases,
+      r.leftoverRoles,
+      r.githubDuplicates,
+      r.seconds,
+      r.failures.length ? 'FAIL' : 'pass',
+    ].map(String),
+  );
+  const lines = [
+    `| ${head.join(' | ')} |`,
+    `| ${head.map(() => '---').join(' | ')} |`,
+    ...rows.map((r) => `| ${r.join(' | ')} |`),
+  ];
   for (const r of results) {
     for (const n of r.notes) lines.push(`- ${r.drill}: ${n}`);
     for (const f of r.failures) lines.push(`- ${r.drill}: BROKEN: ${f}`);
@@ -33,9 +67,18 @@ function table(results: DrillResult[]): string {
 }
 
 async function main(): Promise<number> {
-  const { values } = parseArgs({ options: { short: { type: 'boolean' }, long: { type: 'boolean' }, drill: { type: 'string', multiple: true }, keep: { type: 'boolean' }, quiet: { type: 'boolean' } } });
+  const { values } = parseArgs({
+    options: {
+      short: { type: 'boolean' },
+      long: { type: 'boolean' },
+      drill: { type: 'string', multiple: true },
+      keep: { type: 'boolean' },
+      quiet: { type: 'boolean' },
+    },
+  });
   const names = values.drill ?? Object.keys(DRILLS);
-  for (const n of names) if (!DRILLS[n]) throw new Error(`unknown drill ${n}; known: ${Object.keys(DRILLS).join(', ')}`);
+  for (const n of names)
+    if (!DRILLS[n]) throw new Error(`unknown drill ${n}; known: ${Object.keys(DRILLS).join(', ')}`);
   const long = Boolean(values.long);
   const results: DrillResult[] = [];
   const t0 = Date.now();
@@ -53,10 +96,28 @@ async function main(): Promise<number> {
       };
       log(`starting (${long ? 'long' : 'short'})`);
       try {
-        stack.baseline = { leases: new Set(await stack.outstandingLeases()), roles: new Set(await stack.leftoverRoles()) };
+        stack.baseline = {
+          leases: new Set(await stack.outstandingLeases()),
+          roles: new Set(await stack.leftoverRoles()),
+        };
         results.push(await (DRILLS[name] as Drill)({ long, log, keep: Boolean(values.keep), stack }));
       } catch (error) {
-        results.push({ drill: name, changes: 0, faults: '-', delivered: 0, lost: 0, deployAttempts: 0, effectiveDeploys: 0, duplicateDeploys: 0, leakedLeases: 0, leftoverRoles: 0, githubDuplicates: 0, notes: [], failures: [`the drill itself failed: ${(error as Error).stack ?? String(error)}`], seconds: 0 });
+        results.push({
+          drill: name,
+          changes: 0,
+          faults: '-',
+          delivered: 0,
+          lost: 0,
+          deployAttempts: 0,
+          effectiveDeploys: 0,
+          duplicateDeploys: 0,
+          leakedLeases: 0,
+          leftoverRoles: 0,
+          githubDuplicates: 0,
+          notes: [],
+          failures: [`the drill itself failed: ${(error as Error).stack ?? String(error)}`],
+          seconds: 0,
+        });
       }
       log('done');
     }

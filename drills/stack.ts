@@ -98,14 +98,14 @@ export interface DrillStack {
   stop(): Promise<void>;
 }
 
-function configYaml(o: { remote: string; deployScript: string; checkSleep: string }): string {
+function configYaml(o: { remote: string; deployScript: string; deployDir: string; checkSleep: string }): string {
   return `
 people:
   - { github: ${AUTHOR}, name: Sam, emails: [sam@example.com] }
   - { github: ${REVIEWER}, name: Alex, emails: [alex@example.com] }
 environments:
   - name: staging
-    deploy: { run: "${o.deployScript}", timeout: 60s }
+    deploy: { run: "${o.deployScript}", timeout: 60s, writable: ["${o.deployDir}"] }
     lease:
       kind: dynamic
       path: database/creds/${DB_ROLE}
@@ -113,7 +113,7 @@ environments:
       env: { PGUSER: username, PGPASSWORD: password }
     approval: { required: 1 }
   - name: production
-    deploy: { run: "${o.deployScript}", timeout: 60s }
+    deploy: { run: "${o.deployScript}", timeout: 60s, writable: ["${o.deployDir}"] }
     lease: { kind: token, ttl: 3m, env: { VAULT_TOKEN: token } }
     approval: { required: 1 }
 repositories:
@@ -158,7 +158,12 @@ function parseLedger(file: string): LedgerEntry[] {
     });
 }
 
-export async function startDrillStack(options: { name: string; checkSleep?: string; log?: (line: string) => void; keep?: boolean }): Promise<DrillStack> {
+export async function startDrillStack(options: {
+  name: string;
+  checkSleep?: string;
+  log?: (line: string) => void;
+  keep?: boolean;
+}): Promise<DrillStack> {
   const log = options.log ?? (() => {});
   const dir = mkdtempSync(join(tmpdir(), `foureyes-drill-${options.name}-`));
   const logs = join(dir, 'logs');
@@ -182,16 +187,36 @@ export async function startDrillStack(options: { name: string; checkSleep?: stri
     const app = s.addApp({ slug: 'foureyes-drill' });
     const repo = s.createRepo({ fullName: REPO, files: { 'README.md': '# shop\n' } });
 
-    const ledger = join(dir, 'ledger');
-    const script = join(dir, 'deploy.sh');
+    // Deploy commands run sandboxed, each as a uid of its own: they see only this folder of the drill's (not
+    // its keys), and every file they append to is writable for all of them.
+    // The drill's folder may be passed through (0711: no listing), so a sandbox can bind the deploy folder in it.
+    chmodSync(dir, 0o711);
+    const deployDir = join(dir, 'deploy');
+    mkdirSync(deployDir, { mode: 0o777 });
+    chmodSync(deployDir, 0o777);
+    const ledger = join(deployDir, 'ledger');
+    for (const file of [ledger, `${ledger}.attempts`, `${ledger}.lock`]) {
+      writeFileSync(file, '');
+      chmodSync(file, 0o666);
+    }
+    const script = join(deployDir, 'deploy.sh');
     writeFileSync(script, deployScript({ ledger, psql: pg.psql, pgPort: pg.port }));
     chmodSync(script, 0o755);
     const configFile = join(dir, 'foureyes.yaml');
-    writeFileSync(configFile, configYaml({ remote: repo.gitDir, deployScript: script, checkSleep: options.checkSleep ?? '0.5' }));
+    writeFileSync(
+      configFile,
+      configYaml({ remote: repo.gitDir, deployScript: script, deployDir, checkSleep: options.checkSleep ?? '0.5' }),
+    );
     const config = loadConfig(configFile);
 
     log('temporal');
-    const temporalOptions = { dataDir: dir, namespace: config.temporal.namespace, headless: true, logFile: join(logs, 'temporal.log'), port: await freePort() };
+    const temporalOptions = {
+      dataDir: dir,
+      namespace: config.temporal.namespace,
+      headless: true,
+      logFile: join(logs, 'temporal.log'),
+      port: await freePort(),
+    };
     let temporal = await startTemporalServer(temporalOptions);
     cleanups.push(() => temporal.process.stop('SIGKILL'));
 
@@ -223,7 +248,12 @@ export async function startDrillStack(options: { name: string; checkSleep?: stri
     const auditKey = loadOrCreateSigningKey(dir, 'audit-signing');
     const bundle = await ensureWorkflowBundle({ ...process.env, FOUREYES_DATA: join(projectRoot(), '.foureyes') });
     const webhookSecret = execFileSync('openssl', ['rand', '-hex', '24'], { encoding: 'utf8' }).trim();
-    const githubEnv = { GITHUB_API_URL: github.url, GITHUB_APP_ID: String(app.appId), GITHUB_PRIVATE_KEY: app.privateKey, GITHUB_INSTALLATION_ID: String(app.installationId) };
+    const githubEnv = {
+      GITHUB_API_URL: github.url,
+      GITHUB_APP_ID: String(app.appId),
+      GITHUB_PRIVATE_KEY: app.privateKey,
+      GITHUB_INSTALLATION_ID: String(app.installationId),
+    };
     const base: Record<string, string> = {
       PATH: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin',
       HOME: process.env.HOME ?? '/tmp',
@@ -237,7 +267,12 @@ export async function startDrillStack(options: { name: string; checkSleep?: stri
     const zoneEnv: Record<Zone, Record<string, string>> = {
       orchestrator: { ...base, FOUREYES_APPROVAL_PUBLIC_KEYS: signingKey.publicKey, ...githubEnv },
       checks: { ...base },
-      deploy: { ...base, VAULT_ADDR: `http://127.0.0.1:${relay.port}`, VAULT_ROLE_ID: creds.roleId, VAULT_SECRET_ID: creds.secretId },
+      deploy: {
+        ...base,
+        VAULT_ADDR: `http://127.0.0.1:${relay.port}`,
+        VAULT_ROLE_ID: creds.roleId,
+        VAULT_SECRET_ID: creds.secretId,
+      },
     };
     const gatewayPort = await freePort();
     const gatewayUrl = `http://127.0.0.1:${gatewayPort}`;
@@ -245,27 +280,44 @@ export async function startDrillStack(options: { name: string; checkSleep?: stri
       orchestrator: {},
       checks: {},
       deploy: {},
-      gateway: { ...base, PORT: String(gatewayPort), FOUREYES_APPROVAL_SIGNING_KEY: signingKey.privateKey, FOUREYES_AUDIT_SIGNING_KEY: auditKey.privateKey, GITHUB_WEBHOOK_SECRET: webhookSecret, ...githubEnv },
+      gateway: {
+        ...base,
+        PORT: String(gatewayPort),
+        FOUREYES_APPROVAL_SIGNING_KEY: signingKey.privateKey,
+        FOUREYES_AUDIT_SIGNING_KEY: auditKey.privateKey,
+        GITHUB_WEBHOOK_SECRET: webhookSecret,
+        ...githubEnv,
+      },
     };
     for (const zone of ['orchestrator', 'checks', 'deploy'] as const) {
       const allowed = new Set([...Object.keys(base), ...ZONES[zone].allowedEnv]);
       envOf[zone] = Object.fromEntries(Object.entries(zoneEnv[zone]).filter(([k]) => allowed.has(k)));
     }
-    const script_ = (role: Role) => (role === 'gateway' ? 'src/gateway/main.ts' : `src/workers/${role === 'deploy' ? 'deployer' : role}.ts`);
+    const script_ = (role: Role) =>
+      role === 'gateway' ? 'src/gateway/main.ts' : `src/workers/${role === 'deploy' ? 'deployer' : role}.ts`;
     const procs = {} as Record<Role, ManagedProcess>;
     const spawnRole = (role: Role) => {
       const entry = nodeEntry(script_(role));
-      procs[role] = startProcess(entry.command, entry.args, { name: role, cwd: projectRoot(), env: envOf[role], logFile: join(logs, `${role}.log`) });
+      procs[role] = startProcess(entry.command, entry.args, {
+        name: role,
+        cwd: projectRoot(),
+        env: envOf[role],
+        logFile: join(logs, `${role}.log`),
+      });
     };
     const connection = await Connection.connect({ address: temporal.address });
     const client = new Client({ connection, namespace: temporal.namespace });
     cleanups.push(async () => {
-      for (const role of ['gateway', 'orchestrator', 'checks', 'deploy'] as const) await procs[role]?.stop('SIGTERM', 5000);
+      for (const role of ['gateway', 'orchestrator', 'checks', 'deploy'] as const)
+        await procs[role]?.stop('SIGTERM', 5000);
       await client.connection.close().catch(() => undefined);
     });
     const ready = async (role: Role) => {
       if (role === 'gateway') {
-        await waitUntil('gateway', async () => (await fetch(`${gatewayUrl}/healthz`)).ok, { timeoutMs: 60_000, process: procs.gateway });
+        await waitUntil('gateway', async () => (await fetch(`${gatewayUrl}/healthz`)).ok, {
+          timeoutMs: 60_000,
+          process: procs.gateway,
+        });
         return;
       }
       const name = zoneTaskQueue(role, {});
@@ -274,9 +326,15 @@ export async function startDrillStack(options: { name: string; checkSleep?: stri
         `worker ${role}`,
         async () => {
           for (const taskQueueType of types) {
-            const r = await client.connection.workflowService.describeTaskQueue({ namespace: temporal.namespace, taskQueue: { name }, taskQueueType });
+            const r = await client.connection.workflowService.describeTaskQueue({
+              namespace: temporal.namespace,
+              taskQueue: { name },
+              taskQueueType,
+            });
             // A killed worker's poller lingers in the list for a while; require one seen in the last 2 s.
-            const fresh = (r.pollers ?? []).some((p) => Date.now() - Number(p.lastAccessTime?.seconds ?? 0) * 1000 < 2000);
+            const fresh = (r.pollers ?? []).some(
+              (p) => Date.now() - Number(p.lastAccessTime?.seconds ?? 0) * 1000 < 2000,
+            );
             if (!fresh) return false;
           }
           return true;
@@ -355,7 +413,9 @@ export async function startDrillStack(options: { name: string; checkSleep?: stri
         const walk = async (prefix: string): Promise<void> => {
           let keys: string[] = [];
           try {
-            keys = (await admin.request<{ data?: { keys?: string[] } }>('LIST', `sys/leases/lookup/${prefix}`)).data?.keys ?? [];
+            keys =
+              (await admin.request<{ data?: { keys?: string[] } }>('LIST', `sys/leases/lookup/${prefix}`)).data?.keys ??
+              [];
           } catch (error) {
             if (/HTTP 404/.test((error as Error).message)) return;
             throw error;
@@ -370,7 +430,9 @@ export async function startDrillStack(options: { name: string; checkSleep?: stri
         return found;
       },
       async leftoverRoles() {
-        return (await pg.query<{ rolname: string }>("select rolname from pg_roles where rolname like 'v-%'")).map((r) => r.rolname);
+        return (await pg.query<{ rolname: string }>("select rolname from pg_roles where rolname like 'v-%'")).map(
+          (r) => r.rolname,
+        );
       },
       stop: stopAll,
     };

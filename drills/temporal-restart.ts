@@ -22,7 +22,13 @@ export const temporalRestart: Drill = async ({ long, log, stack }) => {
       log(`temporal back after ${downtimes.at(-1)} ms`);
     }
     const results = await driving;
-    const result = await judge(stack, 'temporal-restart', results, `${restarts} kill -9 + restart of the Temporal dev server on the same database file (down ${downtimes.map((d) => `${(d / 1000).toFixed(1)} s`).join(', ')})`, started);
+    const result = await judge(
+      stack,
+      'temporal-restart',
+      results,
+      `${restarts} kill -9 + restart of the Temporal dev server on the same database file (down ${downtimes.map((d) => `${(d / 1000).toFixed(1)} s`).join(', ')})`,
+      started,
+    );
     // Every change's approval is in its history: one counted approval by the reviewer per change.
     let lostApprovals = 0;
     for (const r of results) {
@@ -31,7 +37,9 @@ export const temporalRestart: Drill = async ({ long, log, stack }) => {
       const counted = s?.approvals.filter((a) => a.counted && a.claim.sha === r.sha).length ?? 0;
       if (counted !== 1) lostApprovals++;
     }
-    result.notes.push(`approvals counted once per change: ${results.length - lostApprovals}/${results.length}; changes in flight at each restart: ${inFlight.join(', ')}`);
+    result.notes.push(
+      `approvals counted once per change: ${results.length - lostApprovals}/${results.length}; changes in flight at each restart: ${inFlight.join(', ')}`,
+    );
     if (lostApprovals > 0) result.failures.push(`${lostApprovals} change(s) without exactly one counted approval`);
     return result;
   }

@@ -31,8 +31,15 @@ export const workerKills: Drill = async ({ long, log, stack }) => {
     done = true;
     await killer;
     const total = kills.orchestrator! + kills.checks! + kills.deploy!;
-    const result = await judge(stack, 'worker-kills', results, `${total} kill -9 (orchestrator ${kills.orchestrator}, checks ${kills.checks}, deployer ${kills.deploy}), each restarted`, started);
-    if (kills.orchestrator === 0 || kills.checks === 0 || kills.deploy === 0) result.failures.push('not every worker kind was killed at least once (run longer)');
+    const result = await judge(
+      stack,
+      'worker-kills',
+      results,
+      `${total} kill -9 (orchestrator ${kills.orchestrator}, checks ${kills.checks}, deployer ${kills.deploy}), each restarted`,
+      started,
+    );
+    if (kills.orchestrator === 0 || kills.checks === 0 || kills.deploy === 0)
+      result.failures.push('not every worker kind was killed at least once (run longer)');
     return result;
   }
 };

@@ -26,7 +26,10 @@ export default async function setup(project: TestProject) {
     startTemporalServer({ dataDir, headless: true, logFile: join(dataDir, 'temporal.log') }),
     startOpenBao({ logFile: join(dataDir, 'openbao.log') }),
   ]);
-  const workflowBundle = await ensureWorkflowBundle({ ...process.env, FOUREYES_WORKFLOW_BUNDLE: join(dataDir, 'workflow-bundle.js') });
+  const workflowBundle = await ensureWorkflowBundle({
+    ...process.env,
+    FOUREYES_WORKFLOW_BUNDLE: join(dataDir, 'workflow-bundle.js'),
+  });
   project.provide('temporalAddress', temporal.address);
   project.provide('temporalNamespace', temporal.namespace);
   project.provide('baoAddress', openbao.address);

@@ -26,7 +26,13 @@ async function completedCount(env: BenchEnv, type: string): Promise<number> {
   return (await env.client.workflow.count(`WorkflowType="${type}" AND ExecutionStatus="Completed"`)).count;
 }
 
-async function phase(env: BenchEnv, n: number, deadlineMs: number, kind: 'change' | 'bare', progress: (line: string) => void): Promise<Phase> {
+async function phase(
+  env: BenchEnv,
+  n: number,
+  deadlineMs: number,
+  kind: 'change' | 'bare',
+  progress: (line: string) => void,
+): Promise<Phase> {
   const heads = Array.from({ length: n }, () => sha());
   const ids = Array.from({ length: n }, (_, i) => (kind === 'change' ? `acme/shop#${10_000 + i}` : `bare-${i}`));
   let waiting = 0;
@@ -37,12 +43,19 @@ async function phase(env: BenchEnv, n: number, deadlineMs: number, kind: 'change
   const deadline = performance.now() + deadlineMs;
   const t0 = performance.now();
   let started = 0;
-  const ticker = setInterval(() => progress(`  ${kind}: started ${started}, waiting ${waiting}, ${fmt((performance.now() - t0) / 1000)} s`), 15_000);
+  const ticker = setInterval(
+    () => progress(`  ${kind}: started ${started}, waiting ${waiting}, ${fmt((performance.now() - t0) / 1000)} s`),
+    15_000,
+  );
   try {
     await pool(ids, CONCURRENCY, async (id, i) => {
       if (performance.now() > deadline) return;
       if (kind === 'change') await env.openChange(id, heads[i] as string);
-      else await env.startBare(id, { before: ['orchestrator', 'checks'], after: ['deploy', 'deploy', 'deploy', 'deploy', 'deploy', 'orchestrator'] });
+      else
+        await env.startBare(id, {
+          before: ['orchestrator', 'checks'],
+          after: ['deploy', 'deploy', 'deploy', 'deploy', 'deploy', 'orchestrator'],
+        });
       started++;
     });
     while (waiting < started && performance.now() < deadline) await sleep(100);
@@ -50,7 +63,9 @@ async function phase(env: BenchEnv, n: number, deadlineMs: number, kind: 'change
     await sleep(2000); // let the last tasks settle before measuring memory
     const rss = env.rss();
     const dbMiB = env.dbBytes() / 2 ** 20;
-    progress(`  ${kind}: ${waiting} of ${started} waiting after ${fmt(startSeconds)} s; RSS orchestrator ${fmt(rss.orchestrator.rssMiB)} MiB, checks ${fmt(rss.checks.rssMiB)} MiB, deploy ${fmt(rss.deploy.rssMiB)} MiB; Temporal DB ${fmt(dbMiB)} MiB; approving all`);
+    progress(
+      `  ${kind}: ${waiting} of ${started} waiting after ${fmt(startSeconds)} s; RSS orchestrator ${fmt(rss.orchestrator.rssMiB)} MiB, checks ${fmt(rss.checks.rssMiB)} MiB, deploy ${fmt(rss.deploy.rssMiB)} MiB; Temporal DB ${fmt(dbMiB)} MiB; approving all`,
+    );
     const t1 = performance.now();
     let approved = 0;
     const failures: string[] = [];
@@ -80,11 +95,25 @@ async function phase(env: BenchEnv, n: number, deadlineMs: number, kind: 'change
       completed = await completedCount(env, type);
       if (performance.now() - told > 60_000) {
         told = performance.now();
-        progress(`  ${kind}: approved ${approved}, completed ${completed} of ${started}, ${fmt((told - t1) / 1000)} s into the drain; orchestrator RSS ${fmt(env.rss().orchestrator.rssMiB)} MiB`);
+        progress(
+          `  ${kind}: approved ${approved}, completed ${completed} of ${started}, ${fmt((told - t1) / 1000)} s into the drain; orchestrator RSS ${fmt(env.rss().orchestrator.rssMiB)} MiB`,
+        );
       }
     }
-    if (failures.length > 0) progress(`  ${kind}: ${failures.length} approval calls failed (each retried once); first: ${failures[0]}`);
-    return { started, waiting, startSeconds, rss, dbMiB, approved, completed, drainSeconds: (performance.now() - t1) / 1000, dbAfterMiB: env.dbBytes() / 2 ** 20, peakAfter: env.rss() };
+    if (failures.length > 0)
+      progress(`  ${kind}: ${failures.length} approval calls failed (each retried once); first: ${failures[0]}`);
+    return {
+      started,
+      waiting,
+      startSeconds,
+      rss,
+      dbMiB,
+      approved,
+      completed,
+      drainSeconds: (performance.now() - t1) / 1000,
+      dbAfterMiB: env.dbBytes() / 2 ** 20,
+      peakAfter: env.rss(),
+    };
   } finally {
     clearInterval(ticker);
     env.onMessage.splice(env.onMessage.indexOf(counter), 1);
@@ -98,7 +127,9 @@ export const scale: Scenario = {
     const sizes = options.n !== undefined ? [options.n] : options.quick ? [50] : [1000, 10_000];
     for (const n of sizes) {
       const deadlineMs = (options.seconds ?? 20 * 60) * 1000;
-      const env = await startBenchEnv(`scale-${n}`, { ...(options.maxCached !== undefined ? { maxCachedWorkflows: options.maxCached } : {}) });
+      const env = await startBenchEnv(`scale-${n}`, {
+        ...(options.maxCached !== undefined ? { maxCachedWorkflows: options.maxCached } : {}),
+      });
       try {
         const idle = env.rss();
         const c = await phase(env, n, deadlineMs, 'change', say);
@@ -106,8 +137,15 @@ export const scale: Scenario = {
         const b = options.skipBaseline ? undefined : await phase(env, n, deadlineMs, 'bare', say);
         // Lost = started (acknowledged by Temporal) but not completed by the deadline.
         const lost = c.started - c.completed;
-        say(`N = ${n} (started ${CONCURRENCY} at a time, approved ${CONCURRENCY} at a time; phase deadline ${deadlineMs / 1000} s); idle worker RSS: ${(['orchestrator', 'checks', 'deploy'] as const).map((z) => `${z} ${fmt(idle[z].rssMiB)} MiB`).join(', ')}`);
-        const row = (label: string, cv: number, bv: number | undefined, digits = 1) => [label, fmt(cv, digits), bv === undefined ? '—' : fmt(bv, digits), bv === undefined ? '—' : ratio(cv, bv)];
+        say(
+          `N = ${n} (started ${CONCURRENCY} at a time, approved ${CONCURRENCY} at a time; phase deadline ${deadlineMs / 1000} s); idle worker RSS: ${(['orchestrator', 'checks', 'deploy'] as const).map((z) => `${z} ${fmt(idle[z].rssMiB)} MiB`).join(', ')}`,
+        );
+        const row = (label: string, cv: number, bv: number | undefined, digits = 1) => [
+          label,
+          fmt(cv, digits),
+          bv === undefined ? '—' : fmt(bv, digits),
+          bv === undefined ? '—' : ratio(cv, bv),
+        ];
         say(
           table(
             ['figure', 'changeWorkflow', 'bare baseline', 'ratio'],
@@ -118,17 +156,35 @@ export const scale: Scenario = {
               row('orchestrator RSS while all wait (MiB)', c.rss.orchestrator.rssMiB, b?.rss.orchestrator.rssMiB),
               row('checks RSS (MiB)', c.rss.checks.rssMiB, b?.rss.checks.rssMiB),
               row('deploy RSS (MiB)', c.rss.deploy.rssMiB, b?.rss.deploy.rssMiB),
-              row('orchestrator peak RSS to the end (MiB)', c.peakAfter.orchestrator.peakMiB, b?.peakAfter.orchestrator.peakMiB),
+              row(
+                'orchestrator peak RSS to the end (MiB)',
+                c.peakAfter.orchestrator.peakMiB,
+                b?.peakAfter.orchestrator.peakMiB,
+              ),
               row('Temporal DB while all wait (MiB)', c.dbMiB, b ? b.dbMiB - dbAfterChanges : undefined),
               row('Temporal DB after drain (MiB)', dbAfterChanges, b ? b.dbAfterMiB - dbAfterChanges : undefined),
               row('time to approve all and drain (s)', c.drainSeconds, b?.drainSeconds),
-              row('completed per second in the drain', c.completed / c.drainSeconds, b ? b.completed / b.drainSeconds : undefined, 2),
-              [`started / approved / completed / lost`, `${c.started} / ${c.approved} / ${c.completed} / ${lost}`, b ? `${b.started} / ${b.approved} / ${b.completed} / ${b.started - b.completed}` : '—', ''],
+              row(
+                'completed per second in the drain',
+                c.completed / c.drainSeconds,
+                b ? b.completed / b.drainSeconds : undefined,
+                2,
+              ),
+              [
+                `started / approved / completed / lost`,
+                `${c.started} / ${c.approved} / ${c.completed} / ${lost}`,
+                b ? `${b.started} / ${b.approved} / ${b.completed} / ${b.started - b.completed}` : '—',
+                '',
+              ],
             ],
           ),
         );
-        say('(bare DB figures: growth over the changes\' DB; the bare workflows share the server with the finished changes)');
-        say(`goals: ${n} waiting on one orchestrator under 1 GiB RSS: ${c.rss.orchestrator.rssMiB < 1024 ? 'met' : 'NOT met'}; nothing lost: ${lost === 0 && c.started === n ? 'met' : `NOT met (${c.started}/${n} started, ${lost} of them not completed by the deadline)`}`);
+        say(
+          "(bare DB figures: growth over the changes' DB; the bare workflows share the server with the finished changes)",
+        );
+        say(
+          `goals: ${n} waiting on one orchestrator under 1 GiB RSS: ${c.rss.orchestrator.rssMiB < 1024 ? 'met' : 'NOT met'}; nothing lost: ${lost === 0 && c.started === n ? 'met' : `NOT met (${c.started}/${n} started, ${lost} of them not completed by the deadline)`}`,
+        );
       } finally {
         await env.stop();
       }

@@ -10,7 +10,14 @@ import { defaultPayloadConverter, type Payload } from '@temporalio/common';
 import type { Client } from '@temporalio/client';
 import type { temporal } from '@temporalio/proto';
 import type { FoureyesConfig } from '../config/schema.ts';
-import { addInitiator, collectInitiators, decideEvent, shortSha, type Initiators, type Predecessor } from '../policy/sod.ts';
+import {
+  addInitiator,
+  collectInitiators,
+  decideEvent,
+  shortSha,
+  type Initiators,
+  type Predecessor,
+} from '../policy/sod.ts';
 import { approvalSigner } from '../shared/approval-signature.ts';
 import { CORE_V2_PATCH, patchOf } from '../shared/patches.ts';
 import type { ChangePolicy, PullRequestEvent, PullRequestFacts, RunInfo, SignedApproval } from '../shared/types.ts';
@@ -66,17 +73,33 @@ export function createChangeHistoryActivities(getConfig: () => FoureyesConfig, a
       const policy = policyFor(config, input.repo, approvalKeys);
       const client = Context.current().client;
       const taskQueue = (await client.workflow.getHandle(input.workflowId, input.runId).describe()).taskQueue;
-      if (input.continuedFromRunId) return { policy, taskQueue, ...(await describePredecessor(client, input.workflowId, input.continuedFromRunId)) };
+      if (input.continuedFromRunId)
+        return {
+          policy,
+          taskQueue,
+          ...(await describePredecessor(client, input.workflowId, input.continuedFromRunId)),
+        };
       const prior = await priorRecord(client, { ...input, taskQueue }, policy);
       return { policy, taskQueue, ...(prior ? { prior } : {}) };
     },
   };
 }
 
-async function describePredecessor(client: Client, workflowId: string, runId: string): Promise<{ predecessor?: Predecessor }> {
+async function describePredecessor(
+  client: Client,
+  workflowId: string,
+  runId: string,
+): Promise<{ predecessor?: Predecessor }> {
   try {
     const described = await client.workflow.getHandle(workflowId, runId).describe();
-    return { predecessor: { runId, workflowType: described.type, taskQueue: described.taskQueue, status: STATUS[described.status.name] ?? described.status.name.toLowerCase() } };
+    return {
+      predecessor: {
+        runId,
+        workflowType: described.type,
+        taskQueue: described.taskQueue,
+        status: STATUS[described.status.name] ?? described.status.name.toLowerCase(),
+      },
+    };
   } catch {
     return {};
   }
@@ -91,19 +114,42 @@ interface Execution {
   closeTime?: Date;
 }
 
-async function priorRecord(client: Client, input: BeginInput & { taskQueue: string }, policy: ChangePolicy): Promise<PriorRecord | undefined> {
+async function priorRecord(
+  client: Client,
+  input: BeginInput & { taskQueue: string },
+  policy: ChangePolicy,
+): Promise<PriorRecord | undefined> {
   const runs: Execution[] = [];
   for await (const e of client.workflow.list({ query: `WorkflowId = ${JSON.stringify(input.workflowId)}` })) {
-    if (e.runId !== input.runId) runs.push({ runId: e.runId, type: e.type, taskQueue: e.taskQueue, status: e.status.name, startTime: e.startTime, ...(e.closeTime ? { closeTime: e.closeTime } : {}) });
+    if (e.runId !== input.runId)
+      runs.push({
+        runId: e.runId,
+        type: e.type,
+        taskQueue: e.taskQueue,
+        status: e.status.name,
+        startTime: e.startTime,
+        ...(e.closeTime ? { closeTime: e.closeTime } : {}),
+      });
   }
   // Only runs foureyes' own code ran (its workflow type on its own task queue); newest first.
-  const ours = runs.filter((r) => r.type === CHANGE_WORKFLOW && r.taskQueue === input.taskQueue).sort((a, b) => b.startTime.getTime() - a.startTime.getTime());
+  const ours = runs
+    .filter((r) => r.type === CHANGE_WORKFLOW && r.taskQueue === input.taskQueue)
+    .sort((a, b) => b.startTime.getTime() - a.startTime.getTime());
   if (ours.length === 0) return undefined;
   const prior: PriorRecord = { initiators: {}, nonces: [], runs: [], notes: [] };
   for (const run of ours.slice(0, MAX_RUNS)) {
-    const info: RunInfo = { runId: run.runId, startedAt: run.startTime.toISOString(), how: 'first', ...(run.closeTime ? { endedAt: run.closeTime.toISOString() } : {}), outcome: STATUS[run.status] ?? run.status.toLowerCase() };
+    const info: RunInfo = {
+      runId: run.runId,
+      startedAt: run.startTime.toISOString(),
+      how: 'first',
+      ...(run.closeTime ? { endedAt: run.closeTime.toISOString() } : {}),
+      outcome: STATUS[run.status] ?? run.status.toLowerCase(),
+    };
     if (run.status === 'COMPLETED') {
-      const result = (await client.workflow.getHandle(input.workflowId, run.runId).result().catch(() => undefined)) as { record?: unknown } | undefined;
+      const result = (await client.workflow
+        .getHandle(input.workflowId, run.runId)
+        .result()
+        .catch(() => undefined)) as { record?: unknown } | undefined;
       if (result?.record && typeof result.record === 'object') {
         prior.record = result.record;
         prior.notes.push(`the record of run ${run.runId} (completed)`);
@@ -111,10 +157,13 @@ async function priorRecord(client: Client, input: BeginInput & { taskQueue: stri
       }
     }
     if (run.status === 'CONTINUED_AS_NEW') continue;
-    const scanned = await scanRun(client, input.workflowId, run.runId, policy, input.change);
+    // A run continued from one of ours started with the change's record as its input: what it carried counts.
+    const continuedFrom = (id: string) => ours.some((r) => r.runId === id && r.status === 'CONTINUED_AS_NEW');
+    const scanned = await scanRun(client, input.workflowId, run.runId, policy, input.change, continuedFrom);
     if (!scanned.trusted) continue;
     prior.runs.unshift(info);
-    for (const [who, roles] of Object.entries(scanned.initiators)) for (const role of roles) addInitiator(prior.initiators, who, role);
+    for (const [who, roles] of Object.entries(scanned.initiators))
+      for (const role of roles) addInitiator(prior.initiators, who, role);
     prior.nonces.push(...scanned.nonces);
     prior.notes.push(`who took part in run ${run.runId} (${info.outcome}, no record): read from its history`);
   }
@@ -137,13 +186,32 @@ function decode(payloads: { payloads?: Payload[] | null } | null | undefined): u
  * What a run that ended without a record leaves: every person its pull request events and look-ups named, and
  * the nonces of the signed claims it received. A run that refused its own start (a forged one) leaves nothing.
  */
-async function scanRun(client: Client, workflowId: string, runId: string, policy: ChangePolicy, change: string): Promise<{ trusted: boolean; initiators: Initiators; nonces: string[] }> {
+async function scanRun(
+  client: Client,
+  workflowId: string,
+  runId: string,
+  policy: ChangePolicy,
+  change: string,
+  continuedFrom: (runId: string) => boolean,
+): Promise<{ trusted: boolean; initiators: Initiators; nonces: string[] }> {
   const history = await client.workflow.getHandle(workflowId, runId).fetchHistory();
   const events: Event[] = history.events ?? [];
   const initiators: Initiators = {};
   const nonces: string[] = [];
-  const failure = events.find((e) => e.workflowExecutionFailedEventAttributes)?.workflowExecutionFailedEventAttributes?.failure;
+  const failure = events.find((e) => e.workflowExecutionFailedEventAttributes)?.workflowExecutionFailedEventAttributes
+    ?.failure;
   if (failure?.applicationFailureInfo?.type === 'UntrustedStart') return { trusted: false, initiators, nonces };
+  const started = events[0]?.workflowExecutionStartedEventAttributes;
+  if (started?.continuedExecutionRunId && continuedFrom(started.continuedExecutionRunId)) {
+    const carried = (decode(started.input)[0] as { carried?: { initiators?: unknown; nonces?: unknown } } | undefined)
+      ?.carried;
+    if (carried?.initiators && typeof carried.initiators === 'object') {
+      for (const [who, roles] of Object.entries(carried.initiators as Record<string, unknown>))
+        for (const role of Array.isArray(roles) ? roles : []) addInitiator(initiators, who, String(role));
+    }
+    if (Array.isArray(carried?.nonces))
+      nonces.push(...carried.nonces.filter((n): n is string => typeof n === 'string'));
+  }
   // Core v2 runs take only signed events; earlier runs applied every event (so what they named took part).
   const v2 = events.some((e) => patchOf(e) === CORE_V2_PATCH);
   const scheduled = new Map<string, string>();
@@ -151,9 +219,16 @@ async function scanRun(client: Client, workflowId: string, runId: string, policy
     const signal = e.workflowExecutionSignaledEventAttributes;
     if (signal?.signalName === 'pullRequest') {
       const event = decode(signal.input)[0] as PullRequestEvent | undefined;
-      if (!event || typeof event !== 'object' || (v2 && decideEvent(event, policy.approvalKeys, change).verdict !== 'accepted')) continue;
-      if (event.pusher) addInitiator(initiators, String(event.pusher).toLowerCase(), `pusher of ${shortSha(String(event.headSha))}`);
-      if (event.kind === 'opened' && event.author) addInitiator(initiators, String(event.author).toLowerCase(), 'author of the pull request');
+      if (
+        !event ||
+        typeof event !== 'object' ||
+        (v2 && decideEvent(event, policy.approvalKeys, change).verdict !== 'accepted')
+      )
+        continue;
+      if (event.pusher)
+        addInitiator(initiators, String(event.pusher).toLowerCase(), `pusher of ${shortSha(String(event.headSha))}`);
+      if (event.kind === 'opened' && event.author)
+        addInitiator(initiators, String(event.author).toLowerCase(), 'author of the pull request');
       if (!v2 && Array.isArray(event.commits)) collectInitiators(policy.people, { commits: event.commits }, initiators);
     }
     const claims: unknown[] = [];
@@ -161,14 +236,21 @@ async function scanRun(client: Client, workflowId: string, runId: string, policy
     const update = e.workflowExecutionUpdateAcceptedEventAttributes?.acceptedRequest;
     if (update?.input?.name === 'approve') claims.push(decode(update.input.args)[0]);
     for (const signed of claims as SignedApproval[]) {
-      if (signed && typeof signed === 'object' && approvalSigner(signed, policy.approvalKeys) && typeof signed.claim?.nonce === 'string') nonces.push(signed.claim.nonce);
+      if (
+        signed &&
+        typeof signed === 'object' &&
+        approvalSigner(signed, policy.approvalKeys) &&
+        typeof signed.claim?.nonce === 'string'
+      )
+        nonces.push(signed.claim.nonce);
     }
     const sched = e.activityTaskScheduledEventAttributes;
     if (sched?.activityType?.name) scheduled.set(String(e.eventId), sched.activityType.name);
     const done = e.activityTaskCompletedEventAttributes;
     if (done && scheduled.get(String(done.scheduledEventId)) === 'lookUpPullRequest') {
       const found = decode(done.result)[0] as PullRequestFacts | undefined;
-      if (found?.head) collectInitiators(policy.people, { author: found.author, commits: found.head.commits }, initiators);
+      if (found?.head)
+        collectInitiators(policy.people, { author: found.author, commits: found.head.commits }, initiators);
     }
   }
   return { trusted: true, initiators, nonces };

@@ -1,6 +1,7 @@
 // Checks zone: runs the change's own checks at exactly the head SHA. The code under test is untrusted, so
-// it gets a fresh directory, an environment with nothing in it but PATH/HOME/LANG (no token of any kind),
-// its own process group (killed on timeout or cancellation), a time limit and an output cap.
+// each check runs in a fresh sandbox (sandbox.ts: own uid and pid namespace, only the checkout writable, no
+// network by default, nothing in its environment but PATH/HOME/LANG), with a time limit and an output cap.
+// The worker's own git (fetching the SHA) runs outside it, in a process group.
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import { CancelledFailure } from '@temporalio/common';
 import { spawn } from 'node:child_process';
@@ -9,6 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { CommandConfig, FoureyesConfig } from '../config/schema.ts';
 import type { CheckResult, ChecksReport } from '../shared/types.ts';
+import { redactCredentialUrls } from './redact.ts';
+import { COMMIT_SHA, runSandboxed } from './sandbox.ts';
 
 /** What the record keeps of a check's output (the tail); the full capture is bounded by `outputLimit`. */
 const REPORT_TAIL_CHARS = 8_192;
@@ -42,10 +45,18 @@ class Tail {
 }
 
 /** Runs `sh -c command` in its own process group; kills the whole group on timeout or abort. */
-export function runInGroup(command: string, opts: { cwd: string; env: Record<string, string>; timeoutMs: number; outputLimit: number; signal?: AbortSignal }): Promise<RunResult> {
+export function runInGroup(
+  command: string,
+  opts: { cwd: string; env: Record<string, string>; timeoutMs: number; outputLimit: number; signal?: AbortSignal },
+): Promise<RunResult> {
   const started = Date.now();
   return new Promise((resolve) => {
-    const child = spawn('sh', ['-c', command], { cwd: opts.cwd, env: opts.env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn('sh', ['-c', command], {
+      cwd: opts.cwd,
+      env: opts.env,
+      detached: true,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     const tail = new Tail(opts.outputLimit);
     let timedOut = false;
     let cancelled = false;
@@ -97,10 +108,28 @@ export function runInGroup(command: string, opts: { cwd: string; env: Record<str
 
 async function git(args: string[], cwd: string, home: string, signal?: AbortSignal): Promise<string> {
   // No credential helper, no prompt, no system or user config: only what the remote serves anonymously.
-  const env = { ...scrubbedEnv(home), GIT_TERMINAL_PROMPT: '0', GIT_CONFIG_NOSYSTEM: '1', GIT_CONFIG_GLOBAL: '/dev/null' };
-  const result = await runInGroup(`git ${args.map(shellQuote).join(' ')}`, { cwd, env, timeoutMs: 300_000, outputLimit: 4_096, ...(signal ? { signal } : {}) });
+  const env = {
+    ...scrubbedEnv(home),
+    GIT_TERMINAL_PROMPT: '0',
+    GIT_CONFIG_NOSYSTEM: '1',
+    GIT_CONFIG_GLOBAL: '/dev/null',
+  };
+  const result = await runInGroup(`git ${args.map(shellQuote).join(' ')}`, {
+    cwd,
+    env,
+    timeoutMs: 300_000,
+    outputLimit: 4_096,
+    ...(signal ? { signal } : {}),
+  });
   if (result.cancelled) throw new CancelledFailure('checks cancelled during git');
-  if (result.exitCode !== 0) throw ApplicationFailure.retryable(`git ${args[0]} failed (exit ${result.exitCode ?? 'none'}): ${result.output.trim().slice(-500)}`, 'GitFailed');
+  // git's own messages name the remote, which may carry credentials: strip them before the message exists.
+  if (result.exitCode !== 0)
+    throw ApplicationFailure.retryable(
+      redactCredentialUrls(
+        `git ${args[0]} failed (exit ${result.exitCode ?? 'none'}): ${result.output.trim().slice(-500)}`,
+      ),
+      'GitFailed',
+    );
   return result.output;
 }
 
@@ -109,7 +138,13 @@ function shellQuote(arg: string): string {
 }
 
 /** A fresh working copy of exactly `sha` from `remote` (a URL or a local path). */
-export async function checkoutExactly(remote: string, sha: string, dir: string, home: string, signal?: AbortSignal): Promise<void> {
+export async function checkoutExactly(
+  remote: string,
+  sha: string,
+  dir: string,
+  home: string,
+  signal?: AbortSignal,
+): Promise<void> {
   await mkdir(dir, { recursive: true });
   await git(['init', '-q', '.'], dir, home, signal);
   await git(['fetch', '-q', '--no-tags', '--depth', '1', '--', remote, sha], dir, home, signal);
@@ -118,9 +153,25 @@ export async function checkoutExactly(remote: string, sha: string, dir: string, 
   if (head !== sha) throw ApplicationFailure.nonRetryable(`fetched ${head}, expected ${sha}`, 'ShaMismatch');
 }
 
-export async function runCheck(check: CommandConfig & { name: string }, cwd: string, home: string, signal?: AbortSignal): Promise<CheckResult & { cancelled: boolean }> {
-  const result = await runInGroup(check.run, { cwd, env: scrubbedEnv(home), timeoutMs: check.timeout, outputLimit: check.outputLimit, ...(signal ? { signal } : {}) });
-  const note = result.timedOut ? `\n[foureyes] timed out after ${check.timeout} ms; process group killed` : '';
+export async function runCheck(
+  check: CommandConfig & { name: string },
+  cwd: string,
+  sandbox: FoureyesConfig['sandbox'],
+  signal?: AbortSignal,
+): Promise<CheckResult & { cancelled: boolean }> {
+  // The change's own code: in a fresh sandbox, with nothing in its environment but PATH/HOME/LANG.
+  const result = await runSandboxed({
+    run: check.run,
+    checkout: cwd,
+    env: {},
+    network: check.network ?? false,
+    timeoutMs: check.timeout,
+    tailChars: Math.min(check.outputLimit, REPORT_TAIL_CHARS),
+    readOnly: sandbox.readOnly,
+    maxProcesses: sandbox.maxProcesses,
+    ...(signal ? { signal } : {}),
+  });
+  const note = result.timedOut ? `\n[foureyes] timed out after ${check.timeout} ms; sandbox killed` : '';
   return {
     name: check.name,
     passed: result.exitCode === 0 && !result.timedOut,
@@ -137,9 +188,17 @@ export function createChecksActivities(getConfig: () => FoureyesConfig) {
     async runChecks(input: { change: string; sha: string }): Promise<ChecksReport> {
       const repoName = input.change.split('#')[0] ?? '';
       const repo = getConfig().repositories.find((r) => r.name.toLowerCase() === repoName.toLowerCase());
-      if (!repo) throw ApplicationFailure.nonRetryable(`repository ${repoName} is not configured in foureyes.yaml`, 'UnknownRepository');
+      if (!repo)
+        throw ApplicationFailure.nonRetryable(
+          `repository ${repoName} is not configured in foureyes.yaml`,
+          'UnknownRepository',
+        );
       // A SHA, never an option or a ref name: it goes on git's command line.
-      if (!/^[0-9a-f]{40}([0-9a-f]{24})?$/.test(input.sha)) throw ApplicationFailure.nonRetryable(`not a full commit SHA: ${JSON.stringify(input.sha.slice(0, 80))}`, 'InvalidSha');
+      if (!COMMIT_SHA.test(input.sha))
+        throw ApplicationFailure.nonRetryable(
+          `not a full commit SHA: ${JSON.stringify(input.sha.slice(0, 80))}`,
+          'InvalidSha',
+        );
 
       const ctx = Context.current();
       const started = Date.now();
@@ -154,7 +213,7 @@ export function createChecksActivities(getConfig: () => FoureyesConfig) {
         const results: CheckResult[] = [];
         for (const check of repo.checks) {
           step = check.name;
-          const { cancelled, ...result } = await runCheck(check, src, home, ctx.cancellationSignal);
+          const { cancelled, ...result } = await runCheck(check, src, getConfig().sandbox, ctx.cancellationSignal);
           if (cancelled) throw new CancelledFailure(`checks cancelled during ${check.name}`);
           results.push(result);
         }

@@ -4,25 +4,24 @@
 // Only identifiers cross the history boundary: the workflow passes change, environment, SHA and the
 // idempotency key; the command, the lease kind and the repository remote come from the trusted
 // configuration the worker was started with. Leased values live in this process and in the command's
-// environment only; its output is redacted line by line before it is logged or reported.
+// environment only (in its sandbox); its output is redacted line by line before it is logged or reported.
 import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activity';
 import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { CommandConfig, EnvironmentConfig, FoureyesConfig, RepositoryConfig } from '../config/schema.ts';
+import type { EnvironmentConfig, FoureyesConfig, RepositoryConfig, StepCommandConfig } from '../config/schema.ts';
 import { parseChangeRef, repoFullName } from '../shared/change-ref.ts';
 import type { DeployInput, DeployReport, LeaseRecord, VerifyReport } from '../shared/types.ts';
 import type { DeployActivities } from './interfaces.ts';
 import { AwsUnavailableError } from './aws-leases.ts';
 import { deployedMarkerPath, LeaseFieldError, LeaseManager, sanitizeRecord, type IssuedLease } from './leases.ts';
-import { LineRedactor, redactText } from './redact.ts';
+import { redactCredentialUrls } from './redact.ts';
+import { COMMIT_SHA, runSandboxed } from './sandbox.ts';
 import { appRoleFromEnv, DeployerVault, VaultRequestError, VaultUnavailableError } from './vault-client.ts';
 
 /** Characters of output kept for the report and error messages. */
 const TAIL_CHARS = 4000;
-/** After SIGTERM, the command's process group gets this long before SIGKILL. */
-const KILL_GRACE_MS = 3000;
 const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
 /** Heartbeat details: identifiers only, so that a retried attempt can revoke what this one leased. */
@@ -44,7 +43,6 @@ export interface CommandResult {
   cancelled: boolean;
   durationMs: number;
   outputTail: string;
-  pgid: number | undefined;
 }
 
 function resolveTarget(config: FoureyesConfig, input: { change: string; environment: string }): Target {
@@ -55,11 +53,18 @@ function resolveTarget(config: FoureyesConfig, input: { change: string; environm
     throw ApplicationFailure.nonRetryable((error as Error).message, 'InvalidInput');
   }
   const repo = config.repositories.find((r) => r.name.toLowerCase() === repoName.toLowerCase());
-  if (!repo) throw ApplicationFailure.nonRetryable(`repository ${repoName} is not configured in foureyes.yaml`, 'UnknownRepository');
+  if (!repo)
+    throw ApplicationFailure.nonRetryable(
+      `repository ${repoName} is not configured in foureyes.yaml`,
+      'UnknownRepository',
+    );
   const env = config.environments.find((e) => e.name === input.environment);
   const allowed = repo.environments ?? config.environments.map((e) => e.name);
   if (!env || !allowed.includes(input.environment)) {
-    throw ApplicationFailure.nonRetryable(`environment ${input.environment} is not configured for ${repoName} in foureyes.yaml`, 'UnknownEnvironment');
+    throw ApplicationFailure.nonRetryable(
+      `environment ${input.environment} is not configured for ${repoName} in foureyes.yaml`,
+      'UnknownEnvironment',
+    );
   }
   return { env, repo };
 }
@@ -67,10 +72,17 @@ function resolveTarget(config: FoureyesConfig, input: { change: string; environm
 /** Turn infrastructure errors into failures that say what the activity waits for. */
 function asFailure(error: unknown, what: string): unknown {
   if (error instanceof ApplicationFailure || error instanceof CancelledFailure) return error;
-  if (error instanceof AwsUnavailableError) return ApplicationFailure.retryable(`${what}: ${error.message}`, 'AwsUnavailable');
-  if (error instanceof VaultUnavailableError) return ApplicationFailure.retryable(`${what}: ${error.message}`, 'VaultUnavailable');
-  if (error instanceof VaultRequestError) return ApplicationFailure.nonRetryable(`${what}: ${error.message} (check the deployer's and the environment's policies)`, 'VaultDenied');
-  if (error instanceof LeaseFieldError) return ApplicationFailure.nonRetryable(`${what}: ${error.message}`, 'LeaseMisconfigured');
+  if (error instanceof AwsUnavailableError)
+    return ApplicationFailure.retryable(`${what}: ${error.message}`, 'AwsUnavailable');
+  if (error instanceof VaultUnavailableError)
+    return ApplicationFailure.retryable(`${what}: ${error.message}`, 'VaultUnavailable');
+  if (error instanceof VaultRequestError)
+    return ApplicationFailure.nonRetryable(
+      `${what}: ${error.message} (check the deployer's and the environment's policies)`,
+      'VaultDenied',
+    );
+  if (error instanceof LeaseFieldError)
+    return ApplicationFailure.nonRetryable(`${what}: ${error.message}`, 'LeaseMisconfigured');
   return error;
 }
 
@@ -79,7 +91,13 @@ async function git(args: string[], cwd: string, signal: AbortSignal): Promise<{ 
     const child = spawn('git', args, {
       cwd,
       signal,
-      env: { PATH: process.env.PATH ?? DEFAULT_PATH, HOME: cwd, GIT_TERMINAL_PROMPT: '0', GIT_CONFIG_NOSYSTEM: '1', LANG: 'C' },
+      env: {
+        PATH: process.env.PATH ?? DEFAULT_PATH,
+        HOME: cwd,
+        GIT_TERMINAL_PROMPT: '0',
+        GIT_CONFIG_NOSYSTEM: '1',
+        LANG: 'C',
+      },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let output = '';
@@ -99,20 +117,31 @@ export async function checkoutSha(remote: string, sha: string, signal: AbortSign
   try {
     const steps: string[][] = [
       ['init', '-q', '.'],
-      ['fetch', '-q', '--depth', '1', '--no-tags', remote, sha],
+      ['fetch', '-q', '--depth', '1', '--no-tags', '--', remote, sha],
       ['checkout', '-q', '--detach', 'FETCH_HEAD'],
     ];
     for (const args of steps) {
       const result = await git(args, dir, signal);
       if (result.code !== 0) {
         const detail = result.output.trim().split('\n').slice(-3).join(' | ');
-        const missing = /not our ref|couldn't find remote ref|no such remote ref|unadvertised object/i.test(result.output);
-        const message = `git ${args[0]} of ${sha} from ${remote} failed (exit ${result.code}): ${detail}`;
-        throw missing ? ApplicationFailure.nonRetryable(message, 'ShaNotFound') : ApplicationFailure.retryable(`${message}; waiting for the repository remote to be reachable`, 'GitUnavailable');
+        const missing = /not our ref|couldn't find remote ref|no such remote ref|unadvertised object/i.test(
+          result.output,
+        );
+        // The remote may carry credentials (https://user:token@host/...): never into a message or history.
+        const message = redactCredentialUrls(
+          `git ${args[0]} of ${sha} from ${remote} failed (exit ${result.code}): ${detail}`,
+        );
+        throw missing
+          ? ApplicationFailure.nonRetryable(message, 'ShaNotFound')
+          : ApplicationFailure.retryable(
+              `${message}; waiting for the repository remote to be reachable`,
+              'GitUnavailable',
+            );
       }
     }
     const head = await git(['rev-parse', 'HEAD'], dir, signal);
-    if (head.output.trim() !== sha) throw ApplicationFailure.nonRetryable(`working copy is at ${head.output.trim()}, expected ${sha}`, 'ShaMismatch');
+    if (head.output.trim() !== sha)
+      throw ApplicationFailure.nonRetryable(`working copy is at ${head.output.trim()}, expected ${sha}`, 'ShaMismatch');
     return dir;
   } catch (error) {
     await rm(dir, { recursive: true, force: true });
@@ -120,20 +149,12 @@ export async function checkoutSha(remote: string, sha: string, signal: AbortSign
   }
 }
 
-function killGroup(pgid: number | undefined, signal: NodeJS.Signals): void {
-  if (pgid === undefined) return;
-  try {
-    process.kill(-pgid, signal);
-  } catch {
-    // already gone
-  }
-}
-
 /**
- * Runs `sh -c <run>` in its own process group with exactly `env`. Output is redacted line by line and
- * handed to `onLine`. On timeout or cancellation the whole group gets SIGTERM, then SIGKILL. A watchdog
- * kills the group if this worker process dies (SIGKILL included), so a crashed attempt's command cannot
- * race the retried one.
+ * Runs `sh -c <run>` in the sandbox every untrusted command runs in (sandbox.ts), seeing the working copy
+ * of the approved SHA and exactly `env` (its lease's values), never this worker's environ, AppRole secret
+ * or Vault token. Output is redacted line by line and handed to `onLine`. Timeout, cancellation and the
+ * death of this worker process (SIGKILL included) kill the whole sandbox, so a crashed attempt's command
+ * cannot race the retried one.
  */
 export async function runCommand(options: {
   run: string;
@@ -143,76 +164,42 @@ export async function runCommand(options: {
   secrets: readonly string[];
   signal: AbortSignal;
   onLine: (line: string) => void;
-  onStart?: (pgid: number | undefined) => void;
+  network?: boolean;
+  writable?: readonly string[];
+  sandbox?: FoureyesConfig['sandbox'];
 }): Promise<CommandResult> {
-  const started = Date.now();
-  let tail = '';
-  const keep = (line: string) => {
-    tail = `${tail}${line}\n`.slice(-TAIL_CHARS);
-    options.onLine(line);
-  };
-  const child = spawn('sh', ['-c', options.run], { cwd: options.cwd, env: options.env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
-  const pgid = child.pid;
-  options.onStart?.(pgid);
-  // Reads its stdin (a pipe from this process) until EOF, which comes when this process exits for any reason.
-  const watchdog =
-    pgid === undefined
-      ? undefined
-      : spawn('sh', ['-c', `read _ignored; kill -KILL -${pgid} 2>/dev/null`], { detached: true, stdio: ['pipe', 'ignore', 'ignore'], env: { PATH: DEFAULT_PATH } });
-  watchdog?.once('error', () => {});
-  watchdog?.unref();
-
-  const redactors = [child.stdout, child.stderr].map((stream) => {
-    const redactor = new LineRedactor(options.secrets, keep);
-    stream.setEncoding('utf8');
-    stream.on('data', (chunk: string) => redactor.push(chunk));
-    return redactor;
+  const result = await runSandboxed({
+    run: options.run,
+    checkout: options.cwd,
+    env: options.env,
+    network: options.network ?? true,
+    timeoutMs: options.timeoutMs,
+    tailChars: TAIL_CHARS,
+    secrets: options.secrets,
+    signal: options.signal,
+    onLine: options.onLine,
+    readOnly: options.sandbox?.readOnly ?? [],
+    writable: options.writable ?? [],
+    ...(options.sandbox ? { maxProcesses: options.sandbox.maxProcesses } : {}),
   });
-
-  let timedOut = false;
-  let cancelled = false;
-  let escalate: NodeJS.Timeout | undefined;
-  const stop = () => {
-    killGroup(pgid, 'SIGTERM');
-    escalate ??= setTimeout(() => killGroup(pgid, 'SIGKILL'), KILL_GRACE_MS);
+  return {
+    exitCode: result.exitCode,
+    signal: result.signal,
+    timedOut: result.timedOut,
+    cancelled: result.cancelled,
+    durationMs: result.durationMs,
+    outputTail: result.output,
   };
-  const timer = setTimeout(() => {
-    timedOut = true;
-    stop();
-  }, options.timeoutMs);
-  const onAbort = () => {
-    cancelled = true;
-    stop();
-  };
-  if (options.signal.aborted) onAbort();
-  else options.signal.addEventListener('abort', onAbort, { once: true });
-
-  try {
-    const { code, signal } = await new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
-      child.once('error', (error) => {
-        keep(`foureyes: cannot start sh: ${error.message}`);
-        resolve({ code: null, signal: null });
-      });
-      child.once('exit', (c, s) => resolve({ code: c, signal: s }));
-    });
-    // Whatever the command left running in its group goes too; then wait briefly for the last output.
-    killGroup(pgid, 'SIGKILL');
-    await Promise.race([new Promise((resolve) => child.once('close', resolve)), new Promise((resolve) => setTimeout(resolve, 2000))]);
-    for (const r of redactors) r.flush();
-    return { exitCode: code, signal, timedOut, cancelled, durationMs: Date.now() - started, outputTail: redactText(tail, options.secrets), pgid };
-  } finally {
-    clearTimeout(timer);
-    if (escalate) clearTimeout(escalate);
-    options.signal.removeEventListener('abort', onAbort);
-    watchdog?.kill('SIGKILL');
-  }
 }
 
-function commandEnv(input: DeployInput, step: 'deploy' | 'verify', home: string, lease: IssuedLease | undefined): Record<string, string> {
+function commandEnv(
+  input: DeployInput,
+  step: 'deploy' | 'verify',
+  lease: IssuedLease | undefined,
+): Record<string, string> {
   return {
-    PATH: process.env.PATH ?? DEFAULT_PATH,
-    HOME: home,
-    LANG: process.env.LANG ?? 'C.UTF-8',
+    PATH: DEFAULT_PATH,
+    LANG: 'C.UTF-8',
     FOUREYES_CHANGE: input.change,
     FOUREYES_ENVIRONMENT: input.environment,
     FOUREYES_SHA: input.sha,
@@ -227,7 +214,11 @@ export interface DeployActivityOptions {
   vault?: () => DeployerVault;
 }
 
-export function createDeployActivities(getConfig: () => FoureyesConfig, env: NodeJS.ProcessEnv = process.env, options: DeployActivityOptions = {}): DeployActivities {
+export function createDeployActivities(
+  getConfig: () => FoureyesConfig,
+  env: NodeJS.ProcessEnv = process.env,
+  options: DeployActivityOptions = {},
+): DeployActivities {
   let client: DeployerVault | undefined;
   const vault = (): DeployerVault => {
     if (options.vault) return options.vault();
@@ -241,7 +232,11 @@ export function createDeployActivities(getConfig: () => FoureyesConfig, env: Nod
     return client;
   };
 
-  async function recoverOrphans(leases: LeaseManager, input: DeployInput, step: 'deploy' | 'verify'): Promise<LeaseRecord[]> {
+  async function recoverOrphans(
+    leases: LeaseManager,
+    input: DeployInput,
+    step: 'deploy' | 'verify',
+  ): Promise<LeaseRecord[]> {
     const ctx = Context.current();
     const previous = ctx.info.heartbeatDetails as Partial<DeployHeartbeat> | undefined;
     const fromHeartbeat = Array.isArray(previous?.leases) ? previous.leases : [];
@@ -265,8 +260,12 @@ export function createDeployActivities(getConfig: () => FoureyesConfig, env: Nod
     const started = Date.now();
     const config = getConfig();
     const { env, repo } = resolveTarget(config, input);
-    if (!/^[0-9a-f]{40}$/.test(input.sha)) throw ApplicationFailure.nonRetryable(`expected a full 40-character commit SHA, got ${JSON.stringify(input.sha.slice(0, 50))}`, 'InvalidInput');
-    const command: CommandConfig | undefined = step === 'deploy' ? env.deploy : env.verify;
+    if (!COMMIT_SHA.test(input.sha))
+      throw ApplicationFailure.nonRetryable(
+        `expected a full commit SHA, got ${JSON.stringify(input.sha.slice(0, 50))}`,
+        'InvalidInput',
+      );
+    const command: StepCommandConfig | undefined = step === 'deploy' ? env.deploy : env.verify;
     const leases = new LeaseManager(vault(), config);
     const what = `${step} of ${input.change} to ${input.environment}`;
     const logAttrs = { change: input.change, environment: input.environment, sha: input.sha, step };
@@ -297,7 +296,11 @@ export function createDeployActivities(getConfig: () => FoureyesConfig, env: Nod
       const done = await leases.revokeAll(input.change, input.environment, records);
       records = done;
       const failed = done.filter((r) => r.revokeError);
-      if (failed.length > 0) ctx.log.error(`${failed.length} lease(s) could not be revoked now; their TTL ends them, revokeOutstanding retries`, { ...logAttrs, leaseIds: failed.map((r) => r.leaseId) });
+      if (failed.length > 0)
+        ctx.log.error(
+          `${failed.length} lease(s) could not be revoked now; their TTL ends them, revokeOutstanding retries`,
+          { ...logAttrs, leaseIds: failed.map((r) => r.leaseId) },
+        );
     };
 
     let recovered: LeaseRecord[] = [];
@@ -315,22 +318,37 @@ export function createDeployActivities(getConfig: () => FoureyesConfig, env: Nod
               },
             );
           if (marker) {
-            ctx.log.info(`${input.change} was already deployed to ${input.environment} at ${input.sha}; not deploying again`, { ...logAttrs, deployedAt: marker.at });
-            return { ...report({ exitCode: 0, outputTail: `already deployed at ${marker.at ?? 'an earlier attempt'}` }, recovered), status: 'already-deployed' } satisfies DeployReport;
+            ctx.log.info(
+              `${input.change} was already deployed to ${input.environment} at ${input.sha}; not deploying again`,
+              { ...logAttrs, deployedAt: marker.at },
+            );
+            return {
+              ...report(
+                { exitCode: 0, outputTail: `already deployed at ${marker.at ?? 'an earlier attempt'}` },
+                recovered,
+              ),
+              status: 'already-deployed',
+            } satisfies DeployReport;
           }
         }
         if (!command) {
-          return { ...report({ exitCode: null, outputTail: 'no verify command configured' }, recovered), passed: true } satisfies VerifyReport;
+          return {
+            ...report({ exitCode: null, outputTail: 'no verify command configured' }, recovered),
+            passed: true,
+          } satisfies VerifyReport;
         }
         phase = 'fetching';
         beat();
         workdir = await checkoutSha(repo.remote, input.sha, ctx.cancellationSignal);
         if (step === 'deploy' || env.verifyWithLease) {
           phase = 'leasing';
-          lease = await leases.issue({ change: input.change, environment: input.environment, stepTimeoutMs: command.timeout }, (issued) => {
-            records = issued;
-            beat();
-          });
+          lease = await leases.issue(
+            { change: input.change, environment: input.environment, stepTimeoutMs: command.timeout },
+            (issued) => {
+              records = issued;
+              beat();
+            },
+          );
           records = lease.records;
         }
       } catch (error) {
@@ -339,13 +357,19 @@ export function createDeployActivities(getConfig: () => FoureyesConfig, env: Nod
 
       phase = 'running';
       beat();
-      ctx.log.info(`${step} of ${input.change} to ${input.environment} at ${input.sha}: running the configured command`, { ...logAttrs, leaseIds: records.map((r) => r.leaseId) });
+      ctx.log.info(
+        `${step} of ${input.change} to ${input.environment} at ${input.sha}: running the configured command`,
+        { ...logAttrs, leaseIds: records.map((r) => r.leaseId) },
+      );
       let outputBytes = 0;
       const result = await runCommand({
         run: command.run,
         cwd: workdir,
-        env: commandEnv(input, step, workdir, lease),
+        env: commandEnv(input, step, lease),
         timeoutMs: command.timeout,
+        network: command.network ?? true,
+        writable: command.writable,
+        sandbox: config.sandbox,
         secrets: lease?.secrets ?? [],
         signal: ctx.cancellationSignal,
         onLine: (line) => {
@@ -371,14 +395,24 @@ export function createDeployActivities(getConfig: () => FoureyesConfig, env: Nod
         ctx.log.warn(message, logAttrs);
         throw ApplicationFailure.create({
           message,
-          type: step === 'deploy' ? (result.timedOut ? 'DeployTimedOut' : 'DeployFailed') : result.timedOut ? 'VerifyTimedOut' : 'VerifyFailed',
+          type:
+            step === 'deploy'
+              ? result.timedOut
+                ? 'DeployTimedOut'
+                : 'DeployFailed'
+              : result.timedOut
+                ? 'VerifyTimedOut'
+                : 'VerifyFailed',
           nonRetryable: true,
           details: [step === 'deploy' ? { ...body, status: 'failed' } : { ...body, passed: false }],
         });
       }
       if (step === 'verify') return { ...body, passed: true } satisfies VerifyReport;
       await writeMarker(input, config);
-      ctx.log.info(`${input.change} deployed to ${input.environment} at ${input.sha}`, { ...logAttrs, durationMs: body.durationMs });
+      ctx.log.info(`${input.change} deployed to ${input.environment} at ${input.sha}`, {
+        ...logAttrs,
+        durationMs: body.durationMs,
+      });
       return { ...body, status: 'deployed' } satisfies DeployReport;
     } finally {
       // Revoke on every path: success, failure, timeout, cancellation. Synchronous, so that the
@@ -389,7 +423,13 @@ export function createDeployActivities(getConfig: () => FoureyesConfig, env: Nod
     }
 
     async function writeMarker(di: DeployInput, cfg: FoureyesConfig): Promise<void> {
-      const data = { change: di.change, environment: di.environment, sha: di.sha, idempotencyKey: di.idempotencyKey, at: new Date().toISOString() };
+      const data = {
+        change: di.change,
+        environment: di.environment,
+        sha: di.sha,
+        idempotencyKey: di.idempotencyKey,
+        at: new Date().toISOString(),
+      };
       for (let attempt = 1; attempt <= 3; attempt++) {
         try {
           await vault().write(deployedMarkerPath(cfg, di.idempotencyKey), { data });
@@ -398,7 +438,10 @@ export function createDeployActivities(getConfig: () => FoureyesConfig, env: Nod
           if (attempt === 3) {
             // The deploy happened; report it. A retry of this activity would re-run the command, which
             // receives FOUREYES_IDEMPOTENCY_KEY to recognise the repeat.
-            ctx.log.error(`deployed, but the idempotency marker could not be written: ${(error as Error).message}`, logAttrs);
+            ctx.log.error(
+              `deployed, but the idempotency marker could not be written: ${(error as Error).message}`,
+              logAttrs,
+            );
             return;
           }
           await new Promise((resolve) => setTimeout(resolve, 500 * attempt));
@@ -420,7 +463,11 @@ export function createDeployActivities(getConfig: () => FoureyesConfig, env: Nod
       try {
         const revoked = await new LeaseManager(vault(), config).revokeOutstanding(input.change, input.environment);
         const failed = revoked.filter((r) => r.revokeError);
-        if (failed.length > 0) throw ApplicationFailure.retryable(`${failed.length} lease(s) of ${input.change} in ${input.environment} not revoked yet: ${failed[0]?.revokeError ?? ''}`, 'RevokeFailed');
+        if (failed.length > 0)
+          throw ApplicationFailure.retryable(
+            `${failed.length} lease(s) of ${input.change} in ${input.environment} not revoked yet: ${failed[0]?.revokeError ?? ''}`,
+            'RevokeFailed',
+          );
         return revoked;
       } catch (error) {
         throw asFailure(error, `revoking the leases of ${input.change} in ${input.environment} is waiting`);

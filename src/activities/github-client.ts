@@ -65,20 +65,25 @@ export function readPrivateKey(env: NodeJS.ProcessEnv): string {
   let pem: string;
   let source: string;
   if (env.GITHUB_PRIVATE_KEY) {
-    pem = env.GITHUB_PRIVATE_KEY.includes('\\n') ? env.GITHUB_PRIVATE_KEY.replace(/\\n/g, '\n') : env.GITHUB_PRIVATE_KEY;
+    pem = env.GITHUB_PRIVATE_KEY.includes('\\n')
+      ? env.GITHUB_PRIVATE_KEY.replace(/\\n/g, '\n')
+      : env.GITHUB_PRIVATE_KEY;
     source = 'GITHUB_PRIVATE_KEY';
   } else {
     source = `GITHUB_PRIVATE_KEY_PATH=${env.GITHUB_PRIVATE_KEY_PATH ?? ''}`;
     try {
       pem = readFileSync(env.GITHUB_PRIVATE_KEY_PATH as string, 'utf8');
     } catch (error) {
-      throw new GitHubConfigError(`${source}: the file cannot be read (${(error as NodeJS.ErrnoException).code ?? 'error'}); point it at the .pem file downloaded from the App's settings page (Private keys)`);
+      throw new GitHubConfigError(
+        `${source}: the file cannot be read (${(error as NodeJS.ErrnoException).code ?? 'error'}); point it at the .pem file downloaded from the App's settings page (Private keys)`,
+      );
     }
   }
   const notPem = `${source} is not a GitHub App private key: expected the PEM text GitHub downloads (-----BEGIN RSA PRIVATE KEY----- …); generate one on the App's settings page under Private keys`;
   if (!/-----BEGIN (RSA )?PRIVATE KEY-----/.test(pem)) throw new GitHubConfigError(notPem);
   try {
-    if (createPrivateKey(pem).asymmetricKeyType !== 'rsa') throw new GitHubConfigError(`${source}: the key is not an RSA key; GitHub App keys are RSA`);
+    if (createPrivateKey(pem).asymmetricKeyType !== 'rsa')
+      throw new GitHubConfigError(`${source}: the key is not an RSA key; GitHub App keys are RSA`);
   } catch (error) {
     if (error instanceof GitHubConfigError) throw error;
     throw new GitHubConfigError(notPem);
@@ -96,8 +101,10 @@ const NOT_FOUND_HINT = 'push again or close and reopen the pull request once tha
 
 function tokenDiagnosis(baseUrl: string): Diagnosis {
   return {
-    unauthorized: (message) => `GitHub at ${baseUrl} refused GITHUB_TOKEN (401 ${message}): the token is wrong, expired or revoked; create a new one and restart foureyes`,
-    notFound: (owner, repo) => `GITHUB_TOKEN cannot see ${owner}/${repo} (GitHub answers 404): give the token's account access to the repository (a fine-grained token must have it selected); ${NOT_FOUND_HINT}`,
+    unauthorized: (message) =>
+      `GitHub at ${baseUrl} refused GITHUB_TOKEN (401 ${message}): the token is wrong, expired or revoked; create a new one and restart foureyes`,
+    notFound: (owner, repo) =>
+      `GITHUB_TOKEN cannot see ${owner}/${repo} (GitHub answers 404): give the token's account access to the repository (a fine-grained token must have it selected); ${NOT_FOUND_HINT}`,
   };
 }
 
@@ -105,11 +112,12 @@ function appDiagnosis(env: NodeJS.ProcessEnv, baseUrl: string): Diagnosis {
   const appId = env.GITHUB_APP_ID ?? '';
   const key = env.GITHUB_PRIVATE_KEY ? 'GITHUB_PRIVATE_KEY' : 'GITHUB_PRIVATE_KEY_PATH';
   return {
-    unauthorized: (message) => `GitHub at ${baseUrl} refused the GitHub App's credentials (401 ${message}): GITHUB_APP_ID=${appId} and the key in ${key} must belong to the same App (the App ID is on the App's settings page, the key under Private keys)`,
+    unauthorized: (message) =>
+      `GitHub at ${baseUrl} refused the GitHub App's credentials (401 ${message}): GITHUB_APP_ID=${appId} and the key in ${key} must belong to the same App (the App ID is on the App's settings page, the key under Private keys)`,
     notFound: (owner, repo) =>
-      env.GITHUB_INSTALLATION_ID ?
-        `installation GITHUB_INSTALLATION_ID=${env.GITHUB_INSTALLATION_ID} of the GitHub App ${appId} does not cover ${owner}/${repo}: add the repository to the installation (the owner's Settings → GitHub Apps → Configure → Repository access); ${NOT_FOUND_HINT}`
-      : `the GitHub App ${appId} is not installed on ${owner}/${repo}: install it on that repository (the App's page → Install App); ${NOT_FOUND_HINT}`,
+      env.GITHUB_INSTALLATION_ID
+        ? `installation GITHUB_INSTALLATION_ID=${env.GITHUB_INSTALLATION_ID} of the GitHub App ${appId} does not cover ${owner}/${repo}: add the repository to the installation (the owner's Settings → GitHub Apps → Configure → Repository access); ${NOT_FOUND_HINT}`
+        : `the GitHub App ${appId} is not installed on ${owner}/${repo}: install it on that repository (the App's page → Install App); ${NOT_FOUND_HINT}`,
   };
 }
 
@@ -118,7 +126,10 @@ function waitFor(error: unknown, attempt: number): number | undefined {
   const e = error as { status?: number; response?: { headers?: Record<string, string | undefined> } };
   const headers = e.response?.headers ?? {};
   const retryAfter = headers['retry-after'];
-  if (e.status === 429 || (e.status === 403 && (retryAfter !== undefined || headers['x-ratelimit-remaining'] === '0'))) {
+  if (
+    e.status === 429 ||
+    (e.status === 403 && (retryAfter !== undefined || headers['x-ratelimit-remaining'] === '0'))
+  ) {
     if (retryAfter !== undefined && /^\d+$/.test(retryAfter)) return Number(retryAfter) * 1000;
     const reset = Number(headers['x-ratelimit-reset']);
     if (Number.isFinite(reset) && reset > 0) return Math.max(0, reset * 1000 - Date.now());
@@ -162,20 +173,31 @@ function configure(octokit: Octokit, options: GitHubClientOptions, diagnosis: Di
         return await request(requestOptions);
       } catch (error) {
         const failed = (error as { status?: number }).status;
-        if (failed === 401) throw new GitHubConfigError(diagnosis.unauthorized(String((error as { response?: { data?: { message?: unknown } } }).response?.data?.message ?? 'Bad credentials').slice(0, 100)), 'unauthorized');
+        if (failed === 401)
+          throw new GitHubConfigError(
+            diagnosis.unauthorized(
+              String(
+                (error as { response?: { data?: { message?: unknown } } }).response?.data?.message ?? 'Bad credentials',
+              ).slice(0, 100),
+            ),
+            'unauthorized',
+          );
         if (failed === 404) throw await explainNotFound(octokit, error, diagnosis);
         // No answer at all (timeout, reset): a write may still have been applied, so it is not re-sent
         // blindly; the activity's retry re-reads and writes only the difference (a timed-out createDeployment
         // re-sent here was a duplicated deployment, found by the GitHub-faults drill). Octokit reports these as 500.
         const method = String((requestOptions as { method?: string }).method ?? 'GET').toUpperCase();
-        if ((error as { response?: unknown }).response === undefined && method !== 'GET' && method !== 'HEAD') throw error;
+        if ((error as { response?: unknown }).response === undefined && method !== 'GET' && method !== 'HEAD')
+          throw error;
         const wait = waitFor(error, attempt);
         const status = (error as { status?: number }).status;
         if (wait === undefined || attempt >= retries) {
-          if ((status === 429 || status === 403) && wait !== undefined) throw new RateLimitedError(`GitHub rate limit: retry after ${Math.ceil(wait / 1000)}s`, wait);
+          if ((status === 429 || status === 403) && wait !== undefined)
+            throw new RateLimitedError(`GitHub rate limit: retry after ${Math.ceil(wait / 1000)}s`, wait);
           throw error;
         }
-        if (wait > maxWait) throw new RateLimitedError(`GitHub rate limit: retry after ${Math.ceil(wait / 1000)}s`, wait);
+        if (wait > maxWait)
+          throw new RateLimitedError(`GitHub rate limit: retry after ${Math.ceil(wait / 1000)}s`, wait);
         await sleep(wait);
       }
     }
@@ -190,18 +212,28 @@ function octokitOptions(env: NodeJS.ProcessEnv, options: GitHubClientOptions) {
     userAgent: 'foureyes',
     // No request logging: errors carry no token (Octokit redacts the authorization header).
     log: { debug: () => {}, info: () => {}, warn: () => {}, error: () => {} },
-    request: { fetch: (url: string, init: RequestInit) => fetch(url, { ...init, signal: init.signal ?? AbortSignal.timeout(timeoutMs) }) },
+    request: {
+      fetch: (url: string, init: RequestInit) =>
+        fetch(url, { ...init, signal: init.signal ?? AbortSignal.timeout(timeoutMs) }),
+    },
   };
 }
 
 /** Clients from the environment; throws GitHubConfigError naming the variables when none are set. */
-export function createGitHubClients(env: NodeJS.ProcessEnv = process.env, options: GitHubClientOptions = {}): GitHubClients {
+export function createGitHubClients(
+  env: NodeJS.ProcessEnv = process.env,
+  options: GitHubClientOptions = {},
+): GitHubClients {
   const base = octokitOptions(env, options);
   if (env.GITHUB_APP_ID && (env.GITHUB_PRIVATE_KEY || env.GITHUB_PRIVATE_KEY_PATH)) {
     const appId = env.GITHUB_APP_ID;
     const privateKey = readPrivateKey(env);
     const diagnosis = appDiagnosis(env, base.baseUrl);
-    const appOctokit = configure(new Octokit({ ...base, authStrategy: createAppAuth, auth: { appId, privateKey } }), options, diagnosis);
+    const appOctokit = configure(
+      new Octokit({ ...base, authStrategy: createAppAuth, auth: { appId, privateKey } }),
+      options,
+      diagnosis,
+    );
     const installations = new Map<string, Promise<Octokit>>();
     let slug: Promise<string> | undefined;
     const forRepo = (owner: string, repo: string): Promise<Octokit> => {
@@ -209,9 +241,15 @@ export function createGitHubClients(env: NodeJS.ProcessEnv = process.env, option
       let client = installations.get(key);
       if (!client) {
         client = (async () => {
-          const installationId = env.GITHUB_INSTALLATION_ID ? Number(env.GITHUB_INSTALLATION_ID) : await repoInstallation(appOctokit, owner, repo, diagnosis);
+          const installationId = env.GITHUB_INSTALLATION_ID
+            ? Number(env.GITHUB_INSTALLATION_ID)
+            : await repoInstallation(appOctokit, owner, repo, diagnosis);
           // auth-app caches installation tokens and renews them before they expire.
-          return configure(new Octokit({ ...base, authStrategy: createAppAuth, auth: { appId, privateKey, installationId } }), options, diagnosis);
+          return configure(
+            new Octokit({ ...base, authStrategy: createAppAuth, auth: { appId, privateKey, installationId } }),
+            options,
+            diagnosis,
+          );
         })();
         client.catch(() => installations.delete(key));
         installations.set(key, client);
@@ -243,15 +281,23 @@ export function createGitHubClients(env: NodeJS.ProcessEnv = process.env, option
       },
     };
   }
-  throw new GitHubConfigError('no GitHub credentials: set GITHUB_TOKEN, or GITHUB_APP_ID with GITHUB_PRIVATE_KEY (or GITHUB_PRIVATE_KEY_PATH) for a GitHub App');
+  throw new GitHubConfigError(
+    'no GitHub credentials: set GITHUB_TOKEN, or GITHUB_APP_ID with GITHUB_PRIVATE_KEY (or GITHUB_PRIVATE_KEY_PATH) for a GitHub App',
+  );
 }
 
 /** The App's installation on a repository; 404 means the App is not installed there. */
-async function repoInstallation(appOctokit: Octokit, owner: string, repo: string, diagnosis: Diagnosis): Promise<number> {
+async function repoInstallation(
+  appOctokit: Octokit,
+  owner: string,
+  repo: string,
+  diagnosis: Diagnosis,
+): Promise<number> {
   try {
     return (await appOctokit.rest.apps.getRepoInstallation({ owner, repo })).data.id;
   } catch (error) {
-    if ((error as { status?: number }).status === 404) throw new GitHubConfigError(diagnosis.notFound(owner, repo), 'unreachable');
+    if ((error as { status?: number }).status === 404)
+      throw new GitHubConfigError(diagnosis.notFound(owner, repo), 'unreachable');
     throw error;
   }
 }

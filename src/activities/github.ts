@@ -14,10 +14,18 @@
 //   and whether the approving GitHub reviews still stand.
 // - lookUpPullRequestChanges: commits and files only (runs started before core v2).
 import { ApplicationFailure } from '@temporalio/activity';
+import type { CommitComparison } from '../shared/lane.ts';
 import type { Octokit } from '@octokit/rest';
 import type { FoureyesConfig } from '../config/schema.ts';
 import { parseChangeRef, workflowIdFor, type ChangeRef } from '../shared/change-ref.ts';
-import type { ApprovalRecord, ChangePolicy, ChangeStatus, CommitInfo, EnvironmentStatus, PullRequestFacts } from '../shared/types.ts';
+import type {
+  ApprovalRecord,
+  ChangePolicy,
+  ChangeStatus,
+  CommitInfo,
+  EnvironmentStatus,
+  PullRequestFacts,
+} from '../shared/types.ts';
 import { createGitHubClients, GitHubConfigError, RateLimitedError, type GitHubClients } from './github-client.ts';
 import { policyFor } from './policy.ts';
 import { fetchPullRequest, fetchPullRequestChanges } from './pull-request-changes.ts';
@@ -74,38 +82,123 @@ export function stageReports(status: ChangeStatus): StageReport[] {
       status: 'completed',
       conclusion: checks.passed ? 'success' : 'failure',
       title: checks.passed ? 'checks passed' : 'checks failed',
-      summary: checks.results.map((r) => `- ${r.passed ? '✅' : '❌'} ${md(r.name)}: exit ${r.exitCode ?? 'none'}${r.timedOut ? ' (timed out)' : ''}, ${Math.round(r.durationMs / 1000)}s`).join('\n') || 'no checks configured',
+      summary:
+        checks.results
+          .map(
+            (r) =>
+              `- ${r.passed ? '✅' : '❌'} ${md(r.name)}: exit ${r.exitCode ?? 'none'}${r.timedOut ? ' (timed out)' : ''}, ${Math.round(r.durationMs / 1000)}s`,
+          )
+          .join('\n') || 'no checks configured',
     });
-  } else if (status.stage === 'checking') out.push({ name: `${CHECK_PREFIX}checks`, status: 'in_progress', title: 'checks running', summary: `checks on ${sha7(status.headSha)}` });
-  else out.push({ name: `${CHECK_PREFIX}checks`, status: ended ? 'completed' : 'queued', ...(ended ? { conclusion: 'cancelled' as const } : {}), title: 'checks', summary: 'not run' });
+  } else if (status.stage === 'checking')
+    out.push({
+      name: `${CHECK_PREFIX}checks`,
+      status: 'in_progress',
+      title: 'checks running',
+      summary: `checks on ${sha7(status.headSha)}`,
+    });
+  else
+    out.push({
+      name: `${CHECK_PREFIX}checks`,
+      status: ended ? 'completed' : 'queued',
+      ...(ended ? { conclusion: 'cancelled' as const } : {}),
+      title: 'checks',
+      summary: 'not run',
+    });
 
   const envApproved = (e: EnvironmentStatus) => e.state !== 'pending' || e.approvedBy.length >= e.required;
   const allApproved = status.environments.length > 0 && status.environments.every(envApproved);
-  const approvalSummary = status.environments.map((e) => `- ${md(e.name)}: ${e.approvedBy.length}/${e.required}${e.approvedBy.length ? ` (${e.approvedBy.map((p) => md(p)).join(', ')})` : ''}`).join('\n');
-  if (status.stage === 'rejected') out.push({ name: `${CHECK_PREFIX}approval`, status: 'completed', conclusion: 'failure', title: 'changes requested', summary: md(status.waitingFor, 500) });
-  else if (allApproved) out.push({ name: `${CHECK_PREFIX}approval`, status: 'completed', conclusion: 'success', title: 'approved', summary: approvalSummary });
-  else if (status.stage === 'awaiting-approval') out.push({ name: `${CHECK_PREFIX}approval`, status: 'in_progress', title: 'waiting for approval', summary: `${md(status.waitingFor, 500)}\n\n${approvalSummary}` });
-  else out.push({ name: `${CHECK_PREFIX}approval`, status: ended ? 'completed' : 'queued', ...(ended ? { conclusion: 'cancelled' as const } : {}), title: 'approval', summary: approvalSummary || 'not started' });
+  const approvalSummary = status.environments
+    .map(
+      (e) =>
+        `- ${md(e.name)}: ${e.approvedBy.length}/${e.required}${e.approvedBy.length ? ` (${e.approvedBy.map((p) => md(p)).join(', ')})` : ''}`,
+    )
+    .join('\n');
+  if (status.stage === 'rejected')
+    out.push({
+      name: `${CHECK_PREFIX}approval`,
+      status: 'completed',
+      conclusion: 'failure',
+      title: 'changes requested',
+      summary: md(status.waitingFor, 500),
+    });
+  else if (allApproved)
+    out.push({
+      name: `${CHECK_PREFIX}approval`,
+      status: 'completed',
+      conclusion: 'success',
+      title: 'approved',
+      summary: approvalSummary,
+    });
+  else if (status.stage === 'awaiting-approval')
+    out.push({
+      name: `${CHECK_PREFIX}approval`,
+      status: 'in_progress',
+      title: 'waiting for approval',
+      summary: `${md(status.waitingFor, 500)}\n\n${approvalSummary}`,
+    });
+  else
+    out.push({
+      name: `${CHECK_PREFIX}approval`,
+      status: ended ? 'completed' : 'queued',
+      ...(ended ? { conclusion: 'cancelled' as const } : {}),
+      title: 'approval',
+      summary: approvalSummary || 'not started',
+    });
 
   for (const env of status.environments) {
     const name = `${CHECK_PREFIX}${env.name}`;
-    const detail = [env.deploy ? `deploy: ${env.deploy.status}, exit ${env.deploy.exitCode ?? 'none'}` : '', env.verify ? `verify: ${env.verify.passed ? 'passed' : 'failed'}` : ''].filter(Boolean).join('; ');
+    const detail = [
+      env.deploy ? `deploy: ${env.deploy.status}, exit ${env.deploy.exitCode ?? 'none'}` : '',
+      env.verify ? `verify: ${env.verify.passed ? 'passed' : 'failed'}` : '',
+    ]
+      .filter(Boolean)
+      .join('; ');
     switch (env.state) {
       case 'deploying':
       case 'verifying':
-        out.push({ name, status: 'in_progress', title: `${env.state} ${env.name}`, summary: `${env.state} ${sha7(status.headSha)} in ${md(env.name)}` });
+        out.push({
+          name,
+          status: 'in_progress',
+          title: `${env.state} ${env.name}`,
+          summary: `${env.state} ${sha7(status.headSha)} in ${md(env.name)}`,
+        });
         break;
       case 'deployed':
-        out.push({ name, status: 'completed', conclusion: 'success', title: `deployed to ${env.name}`, summary: md(detail || 'deployed') });
+        out.push({
+          name,
+          status: 'completed',
+          conclusion: 'success',
+          title: `deployed to ${env.name}`,
+          summary: md(detail || 'deployed'),
+        });
         break;
       case 'failed':
-        out.push({ name, status: 'completed', conclusion: 'failure', title: `${env.name} failed`, summary: md(detail || 'failed') });
+        out.push({
+          name,
+          status: 'completed',
+          conclusion: 'failure',
+          title: `${env.name} failed`,
+          summary: md(detail || 'failed'),
+        });
         break;
       case 'skipped':
-        out.push({ name, status: 'completed', conclusion: 'skipped', title: `${env.name} skipped`, summary: 'skipped' });
+        out.push({
+          name,
+          status: 'completed',
+          conclusion: 'skipped',
+          title: `${env.name} skipped`,
+          summary: 'skipped',
+        });
         break;
       default:
-        out.push({ name, status: ended ? 'completed' : 'queued', ...(ended ? { conclusion: 'cancelled' as const } : {}), title: `${env.name}: ${env.approvedBy.length}/${env.required} approvals`, summary: 'waiting' });
+        out.push({
+          name,
+          status: ended ? 'completed' : 'queued',
+          ...(ended ? { conclusion: 'cancelled' as const } : {}),
+          title: `${env.name}: ${env.approvedBy.length}/${env.required} approvals`,
+          summary: 'waiting',
+        });
     }
   }
   return out;
@@ -126,15 +219,23 @@ function approvalLine(r: ApprovalRecord): string {
 /** The summary comment: stage, environments, initiators, approvals, refused attempts and why, the run link. */
 export function renderSummary(status: ChangeStatus, link: string): string {
   const lines: string[] = [SUMMARY_MARKER, `### foureyes: ${md(status.stage)}`, ''];
-  lines.push(`**${md(status.title || status.change)}** · head \`${sha7(status.headSha)}\` · [the run in the Temporal UI](${link.replace(/[()\s<>]/g, (c) => encodeURIComponent(c))})`, '');
+  lines.push(
+    `**${md(status.title || status.change)}** · head \`${sha7(status.headSha)}\` · [the run in the Temporal UI](${link.replace(/[()\s<>]/g, (c) => encodeURIComponent(c))})`,
+    '',
+  );
   if (status.waitingFor && status.stage !== 'delivered') lines.push(`Waiting for: ${md(status.waitingFor, 500)}`, '');
-  if (status.policyChange) lines.push('> ⚠️ This pull request changes policy or delivery files: a policy owner must approve it.', '');
+  if (status.policyChange)
+    lines.push('> ⚠️ This pull request changes policy or delivery files: a policy owner must approve it.', '');
   if (status.environments.length > 0) {
     lines.push('| environment | approvals | approved by | state |', '| --- | --- | --- | --- |');
-    for (const e of status.environments) lines.push(`| ${md(e.name)} | ${e.approvedBy.length}/${e.required} | ${e.approvedBy.map((p) => md(p)).join(', ') || '—'} | ${md(e.state)} |`);
+    for (const e of status.environments)
+      lines.push(
+        `| ${md(e.name)} | ${e.approvedBy.length}/${e.required} | ${e.approvedBy.map((p) => md(p)).join(', ') || '—'} | ${md(e.state)} |`,
+      );
     lines.push('');
   }
-  if (status.initiators.length > 0) lines.push(`Initiators (may not approve): ${status.initiators.map((p) => md(p)).join(', ')}`, '');
+  if (status.initiators.length > 0)
+    lines.push(`Initiators (may not approve): ${status.initiators.map((p) => md(p)).join(', ')}`, '');
   const counted = status.approvals.filter((r) => r.counted && !r.voidedAt);
   const refused = status.approvals.filter((r) => !r.counted);
   const voided = status.approvals.filter((r) => r.counted && r.voidedAt);
@@ -159,18 +260,29 @@ export function renderSummary(status: ChangeStatus, link: string): string {
 // ---------------------------------------------------------------------------------------------
 
 function toFailure(error: unknown): unknown {
-  if (error instanceof RateLimitedError) return ApplicationFailure.create({ message: error.message, type: 'GitHubRateLimited', nextRetryDelay: error.retryAfterMs });
+  if (error instanceof RateLimitedError)
+    return ApplicationFailure.create({
+      message: error.message,
+      type: 'GitHubRateLimited',
+      nextRetryDelay: error.retryAfterMs,
+    });
   if (error instanceof GitHubConfigError) return ApplicationFailure.nonRetryable(error.message, 'GitHubNotConfigured');
   const status = (error as { status?: number }).status;
   if (status !== undefined) {
     // Only what identifies the failure: Octokit's error carries the request (its token is redacted anyway).
     const message = `GitHub API ${(error as { request?: { method?: string; url?: string } }).request?.method ?? ''} ${new URL((error as { request?: { url?: string } }).request?.url ?? 'http://x/').pathname} answered ${status}: ${(error as Error).message.split('\n')[0]}`;
-    return status >= 400 && status < 500 && status !== 408 && status !== 429 ? ApplicationFailure.nonRetryable(message, `GitHubHttp${status}`) : ApplicationFailure.retryable(message, `GitHubHttp${status}`);
+    return status >= 400 && status < 500 && status !== 408 && status !== 429
+      ? ApplicationFailure.nonRetryable(message, `GitHubHttp${status}`)
+      : ApplicationFailure.retryable(message, `GitHubHttp${status}`);
   }
   return error;
 }
 
-export function createGitHubActivities(getConfig: () => FoureyesConfig, env: NodeJS.ProcessEnv, approvalKeys: string[] = []) {
+export function createGitHubActivities(
+  getConfig: () => FoureyesConfig,
+  env: NodeJS.ProcessEnv,
+  approvalKeys: string[] = [],
+) {
   let clients: GitHubClients | undefined;
   const github = () => (clients ??= createGitHubClients(env));
   const wrap =
@@ -183,30 +295,92 @@ export function createGitHubActivities(getConfig: () => FoureyesConfig, env: Nod
       }
     };
 
-  async function syncCheckRuns(octokit: Octokit, ref: ChangeRef, sha: string, reports: StageReport[], link: string): Promise<void> {
-    const existing = await octokit.paginate(octokit.rest.checks.listForRef, { owner: ref.owner, repo: ref.repo, ref: sha, per_page: 100, filter: 'latest' as const });
+  async function syncCheckRuns(
+    octokit: Octokit,
+    ref: ChangeRef,
+    sha: string,
+    reports: StageReport[],
+    link: string,
+  ): Promise<void> {
+    const existing = await octokit.paginate(octokit.rest.checks.listForRef, {
+      owner: ref.owner,
+      repo: ref.repo,
+      ref: sha,
+      per_page: 100,
+      filter: 'latest' as const,
+    });
     const self = (await github().selfLogin(ref.owner, ref.repo)).replace(/\[bot\]$/, '');
     for (const report of reports) {
-      const mine = existing.filter((r) => r.name === report.name && (!r.app || r.app.slug === self)).sort((a, b) => b.id - a.id)[0];
+      const mine = existing
+        .filter((r) => r.name === report.name && (!r.app || r.app.slug === self))
+        .sort((a, b) => b.id - a.id)[0];
       const output = { title: report.title, summary: report.summary };
       if (mine) {
-        const same = mine.status === report.status && (mine.conclusion ?? undefined) === report.conclusion && mine.output?.title === output.title && mine.output?.summary === output.summary;
+        const same =
+          mine.status === report.status &&
+          (mine.conclusion ?? undefined) === report.conclusion &&
+          mine.output?.title === output.title &&
+          mine.output?.summary === output.summary;
         if (same) continue;
-        await octokit.rest.checks.update({ owner: ref.owner, repo: ref.repo, check_run_id: mine.id, status: report.status, ...(report.conclusion ? { conclusion: report.conclusion } : {}), output, details_url: link });
+        await octokit.rest.checks.update({
+          owner: ref.owner,
+          repo: ref.repo,
+          check_run_id: mine.id,
+          status: report.status,
+          ...(report.conclusion ? { conclusion: report.conclusion } : {}),
+          output,
+          details_url: link,
+        });
       } else {
-        await octokit.rest.checks.create({ owner: ref.owner, repo: ref.repo, name: report.name, head_sha: sha, status: report.status, ...(report.conclusion ? { conclusion: report.conclusion } : {}), output, details_url: link, external_id: workflowIdFor(ref) });
+        await octokit.rest.checks.create({
+          owner: ref.owner,
+          repo: ref.repo,
+          name: report.name,
+          head_sha: sha,
+          status: report.status,
+          ...(report.conclusion ? { conclusion: report.conclusion } : {}),
+          output,
+          details_url: link,
+          external_id: workflowIdFor(ref),
+        });
       }
     }
   }
 
-  async function syncStatuses(octokit: Octokit, ref: ChangeRef, sha: string, reports: StageReport[], link: string): Promise<void> {
-    const combined = await octokit.rest.repos.getCombinedStatusForRef({ owner: ref.owner, repo: ref.repo, ref: sha, per_page: 100 });
+  async function syncStatuses(
+    octokit: Octokit,
+    ref: ChangeRef,
+    sha: string,
+    reports: StageReport[],
+    link: string,
+  ): Promise<void> {
+    const combined = await octokit.rest.repos.getCombinedStatusForRef({
+      owner: ref.owner,
+      repo: ref.repo,
+      ref: sha,
+      per_page: 100,
+    });
     for (const report of reports) {
-      const state = report.status !== 'completed' ? 'pending' : report.conclusion === 'success' || report.conclusion === 'skipped' ? 'success' : report.conclusion === 'failure' ? 'failure' : 'error';
+      const state =
+        report.status !== 'completed'
+          ? 'pending'
+          : report.conclusion === 'success' || report.conclusion === 'skipped'
+            ? 'success'
+            : report.conclusion === 'failure'
+              ? 'failure'
+              : 'error';
       const description = report.title.slice(0, 140);
       const current = combined.data.statuses.find((s) => s.context === report.name);
       if (current && current.state === state && current.description === description) continue;
-      await octokit.rest.repos.createCommitStatus({ owner: ref.owner, repo: ref.repo, sha, state, context: report.name, description, target_url: link });
+      await octokit.rest.repos.createCommitStatus({
+        owner: ref.owner,
+        repo: ref.repo,
+        sha,
+        state,
+        context: report.name,
+        description,
+        target_url: link,
+      });
     }
   }
 
@@ -215,13 +389,23 @@ export function createGitHubActivities(getConfig: () => FoureyesConfig, env: Nod
     const last = status.environments.at(-1)?.name;
     for (const env of status.environments) {
       const desired =
-        env.state === 'deploying' ? { state: 'in_progress' as const, description: `deploying ${sha.slice(0, 7)}` }
-        : env.state === 'verifying' ? { state: 'in_progress' as const, description: `verifying ${sha.slice(0, 7)}` }
-        : env.state === 'deployed' ? { state: 'success' as const, description: `deployed ${sha.slice(0, 7)}` }
-        : env.state === 'failed' ? { state: 'failure' as const, description: `${sha.slice(0, 7)} failed` }
-        : undefined;
+        env.state === 'deploying'
+          ? { state: 'in_progress' as const, description: `deploying ${sha.slice(0, 7)}` }
+          : env.state === 'verifying'
+            ? { state: 'in_progress' as const, description: `verifying ${sha.slice(0, 7)}` }
+            : env.state === 'deployed'
+              ? { state: 'success' as const, description: `deployed ${sha.slice(0, 7)}` }
+              : env.state === 'failed'
+                ? { state: 'failure' as const, description: `${sha.slice(0, 7)} failed` }
+                : undefined;
       if (!desired) continue;
-      const list = await octokit.rest.repos.listDeployments({ owner: ref.owner, repo: ref.repo, sha, environment: env.name, per_page: 100 });
+      const list = await octokit.rest.repos.listDeployments({
+        owner: ref.owner,
+        repo: ref.repo,
+        sha,
+        environment: env.name,
+        per_page: 100,
+      });
       let deployment = list.data.find((d) => (d.payload as { change?: string } | null)?.change === status.change);
       if (!deployment) {
         const created = await octokit.rest.repos.createDeployment({
@@ -237,25 +421,45 @@ export function createGitHubActivities(getConfig: () => FoureyesConfig, env: Nod
           production_environment: env.name === last,
           transient_environment: false,
         });
-        if (!('id' in created.data)) throw new Error(`GitHub did not create the deployment: ${created.data.message ?? 'no reason given'}`);
+        if (!('id' in created.data))
+          throw new Error(`GitHub did not create the deployment: ${created.data.message ?? 'no reason given'}`);
         deployment = created.data as (typeof list.data)[number];
       }
-      const statuses = await octokit.rest.repos.listDeploymentStatuses({ owner: ref.owner, repo: ref.repo, deployment_id: deployment.id, per_page: 1 });
+      const statuses = await octokit.rest.repos.listDeploymentStatuses({
+        owner: ref.owner,
+        repo: ref.repo,
+        deployment_id: deployment.id,
+        per_page: 1,
+      });
       const latest = statuses.data[0];
       if (latest && latest.state === desired.state && latest.description === desired.description) continue;
-      await octokit.rest.repos.createDeploymentStatus({ owner: ref.owner, repo: ref.repo, deployment_id: deployment.id, state: desired.state, description: desired.description, log_url: link, auto_inactive: true });
+      await octokit.rest.repos.createDeploymentStatus({
+        owner: ref.owner,
+        repo: ref.repo,
+        deployment_id: deployment.id,
+        state: desired.state,
+        description: desired.description,
+        log_url: link,
+        auto_inactive: true,
+      });
     }
   }
 
   async function syncComment(octokit: Octokit, ref: ChangeRef, body: string): Promise<void> {
     const self = (await github().selfLogin(ref.owner, ref.repo)).toLowerCase();
-    const comments = await octokit.paginate(octokit.rest.issues.listComments, { owner: ref.owner, repo: ref.repo, issue_number: ref.number, per_page: 100 });
+    const comments = await octokit.paginate(octokit.rest.issues.listComments, {
+      owner: ref.owner,
+      repo: ref.repo,
+      issue_number: ref.number,
+      per_page: 100,
+    });
     // Our own comment only: anyone can paste the marker into a comment of theirs.
     const ours = comments.find((c) => c.body?.startsWith(SUMMARY_MARKER) && c.user?.login.toLowerCase() === self);
     if (ours) {
       if (ours.body === body) return;
       await octokit.rest.issues.updateComment({ owner: ref.owner, repo: ref.repo, comment_id: ours.id, body });
-    } else await octokit.rest.issues.createComment({ owner: ref.owner, repo: ref.repo, issue_number: ref.number, body });
+    } else
+      await octokit.rest.issues.createComment({ owner: ref.owner, repo: ref.repo, issue_number: ref.number, body });
   }
 
   return {
@@ -273,21 +477,63 @@ export function createGitHubActivities(getConfig: () => FoureyesConfig, env: Nod
       await syncComment(octokit, ref, renderSummary(status, link));
     }),
 
-    confirmReviews: wrap(async ({ change, sha, reviewIds }: { change: string; sha: string; reviewIds: string[] }): Promise<{ ok: boolean; reason: string }> => {
-      const ref = parseChangeRef(change);
-      const octokit = await github().forRepo(ref.owner, ref.repo);
-      const pr = await octokit.rest.pulls.get({ owner: ref.owner, repo: ref.repo, pull_number: ref.number });
-      if (pr.data.head.sha !== sha) return { ok: false, reason: `the pull request's head is now ${pr.data.head.sha.slice(0, 7)}, not ${sha.slice(0, 7)}` };
-      if (pr.data.state !== 'open') return { ok: false, reason: `the pull request is ${pr.data.state}` };
-      const reviews = await octokit.paginate(octokit.rest.pulls.listReviews, { owner: ref.owner, repo: ref.repo, pull_number: ref.number, per_page: 100 });
-      for (const id of reviewIds) {
-        const review = reviews.find((r) => String(r.id) === id);
-        if (!review) return { ok: false, reason: `review ${id} is not on the pull request` };
-        if (review.state !== 'APPROVED') return { ok: false, reason: `review ${id} by ${review.user?.login ?? 'unknown'} is ${review.state}, not APPROVED` };
-        if (review.commit_id !== sha) return { ok: false, reason: `review ${id} approves ${String(review.commit_id).slice(0, 7)}, not ${sha.slice(0, 7)}` };
-      }
-      return { ok: true, reason: `${reviewIds.length} review(s) still approve ${sha.slice(0, 7)}` };
-    }),
+    confirmReviews: wrap(
+      async ({
+        change,
+        sha,
+        reviewIds,
+      }: {
+        change: string;
+        sha: string;
+        reviewIds: string[];
+      }): Promise<{ ok: boolean; reason: string }> => {
+        const ref = parseChangeRef(change);
+        const octokit = await github().forRepo(ref.owner, ref.repo);
+        const pr = await octokit.rest.pulls.get({ owner: ref.owner, repo: ref.repo, pull_number: ref.number });
+        if (pr.data.head.sha !== sha)
+          return {
+            ok: false,
+            reason: `the pull request's head is now ${pr.data.head.sha.slice(0, 7)}, not ${sha.slice(0, 7)}`,
+          };
+        if (pr.data.state !== 'open') return { ok: false, reason: `the pull request is ${pr.data.state}` };
+        const reviews = await octokit.paginate(octokit.rest.pulls.listReviews, {
+          owner: ref.owner,
+          repo: ref.repo,
+          pull_number: ref.number,
+          per_page: 100,
+        });
+        for (const id of reviewIds) {
+          const review = reviews.find((r) => String(r.id) === id);
+          if (!review) return { ok: false, reason: `review ${id} is not on the pull request` };
+          if (review.state !== 'APPROVED')
+            return {
+              ok: false,
+              reason: `review ${id} by ${review.user?.login ?? 'unknown'} is ${review.state}, not APPROVED`,
+            };
+          if (review.commit_id !== sha)
+            return {
+              ok: false,
+              reason: `review ${id} approves ${String(review.commit_id).slice(0, 7)}, not ${sha.slice(0, 7)}`,
+            };
+        }
+        return { ok: true, reason: `${reviewIds.length} review(s) still approve ${sha.slice(0, 7)}` };
+      },
+    ),
+
+    /** GitHub's compare of `base...head` (the lane asks whether a head is older than what runs). */
+    compareCommits: wrap(
+      async ({ repo, base, head }: { repo: string; base: string; head: string }): Promise<CommitComparison> => {
+        const [owner, name] = repo.split('/') as [string, string];
+        const octokit = await github().forRepo(owner, name);
+        const compared = await octokit.rest.repos.compareCommitsWithBasehead({
+          owner,
+          repo: name,
+          basehead: `${base}...${head}`,
+          per_page: 1,
+        });
+        return { status: compared.data.status, aheadBy: compared.data.ahead_by, behindBy: compared.data.behind_by };
+      },
+    ),
 
     lookUpPullRequest: wrap(async ({ change }: { change: string }): Promise<PullRequestFacts> => {
       const ref = parseChangeRef(change);
@@ -295,45 +541,113 @@ export function createGitHubActivities(getConfig: () => FoureyesConfig, env: Nod
       return fetchPullRequest(octokit, ref.owner, ref.repo, ref.number);
     }),
 
-    confirmDelivery: wrap(async ({ change, sha, reviewIds }: { change: string; sha: string; reviewIds: string[] }): Promise<DeliveryConfirmation> => {
-      const ref = parseChangeRef(change);
-      const policy = policyFor(getConfig(), `${ref.owner}/${ref.repo}`, approvalKeys);
-      const octokit = await github().forRepo(ref.owner, ref.repo);
-      const pr = await octokit.rest.pulls.get({ owner: ref.owner, repo: ref.repo, pull_number: ref.number });
-      const pull = { state: pr.data.state === 'open' ? ('open' as const) : ('closed' as const), headSha: pr.data.head.sha, baseRef: pr.data.base.ref };
-      if (reviewIds.length === 0) return { policy, pull, reviews: { ok: true, reason: 'no approval came through a GitHub review' } };
-      const reviews = await octokit.paginate(octokit.rest.pulls.listReviews, { owner: ref.owner, repo: ref.repo, pull_number: ref.number, per_page: 100 });
-      for (const id of reviewIds) {
-        const review = reviews.find((r) => String(r.id) === id);
-        if (!review) return { policy, pull, reviews: { ok: false, reason: `review ${id} is not on the pull request` } };
-        if (review.state !== 'APPROVED') return { policy, pull, reviews: { ok: false, reason: `review ${id} by ${review.user?.login ?? 'unknown'} is ${review.state}, not APPROVED` } };
-        if (review.commit_id !== sha) return { policy, pull, reviews: { ok: false, reason: `review ${id} approves ${String(review.commit_id).slice(0, 7)}, not ${sha.slice(0, 7)}` } };
-      }
-      return { policy, pull, reviews: { ok: true, reason: `${reviewIds.length} review(s) still approve ${sha.slice(0, 7)}` } };
-    }),
+    confirmDelivery: wrap(
+      async ({
+        change,
+        sha,
+        reviewIds,
+      }: {
+        change: string;
+        sha: string;
+        reviewIds: string[];
+      }): Promise<DeliveryConfirmation> => {
+        const ref = parseChangeRef(change);
+        const policy = policyFor(getConfig(), `${ref.owner}/${ref.repo}`, approvalKeys);
+        const octokit = await github().forRepo(ref.owner, ref.repo);
+        const pr = await octokit.rest.pulls.get({ owner: ref.owner, repo: ref.repo, pull_number: ref.number });
+        const pull = {
+          state: pr.data.state === 'open' ? ('open' as const) : ('closed' as const),
+          headSha: pr.data.head.sha,
+          baseRef: pr.data.base.ref,
+        };
+        if (reviewIds.length === 0)
+          return { policy, pull, reviews: { ok: true, reason: 'no approval came through a GitHub review' } };
+        const reviews = await octokit.paginate(octokit.rest.pulls.listReviews, {
+          owner: ref.owner,
+          repo: ref.repo,
+          pull_number: ref.number,
+          per_page: 100,
+        });
+        for (const id of reviewIds) {
+          const review = reviews.find((r) => String(r.id) === id);
+          if (!review)
+            return { policy, pull, reviews: { ok: false, reason: `review ${id} is not on the pull request` } };
+          if (review.state !== 'APPROVED')
+            return {
+              policy,
+              pull,
+              reviews: {
+                ok: false,
+                reason: `review ${id} by ${review.user?.login ?? 'unknown'} is ${review.state}, not APPROVED`,
+              },
+            };
+          if (review.commit_id !== sha)
+            return {
+              policy,
+              pull,
+              reviews: {
+                ok: false,
+                reason: `review ${id} approves ${String(review.commit_id).slice(0, 7)}, not ${sha.slice(0, 7)}`,
+              },
+            };
+        }
+        return {
+          policy,
+          pull,
+          reviews: { ok: true, reason: `${reviewIds.length} review(s) still approve ${sha.slice(0, 7)}` },
+        };
+      },
+    ),
 
-    lookUpPullRequestChanges: wrap(async ({ change }: { change: string; kind: string; headSha: string; beforeSha?: string }): Promise<{ commits: CommitInfo[]; changedFiles: string[] }> => {
-      const ref = parseChangeRef(change);
-      const octokit = await github().forRepo(ref.owner, ref.repo);
-      return fetchPullRequestChanges(octokit, ref.owner, ref.repo, ref.number);
-    }),
+    lookUpPullRequestChanges: wrap(
+      async ({
+        change,
+      }: {
+        change: string;
+        kind: string;
+        headSha: string;
+        beforeSha?: string;
+      }): Promise<{ commits: CommitInfo[]; changedFiles: string[] }> => {
+        const ref = parseChangeRef(change);
+        const octokit = await github().forRepo(ref.owner, ref.repo);
+        return fetchPullRequestChanges(octokit, ref.owner, ref.repo, ref.number);
+      },
+    ),
 
-    mergePullRequest: wrap(async ({ change, sha }: { change: string; sha: string }): Promise<{ merged: boolean; reason: string }> => {
-      const ref = parseChangeRef(change);
-      const policy = policyFor(getConfig(), `${ref.owner}/${ref.repo}`, []);
-      if (!policy.merge) return { merged: false, reason: 'merge after production is off for this repository (repositories[].merge)' };
-      const octokit = await github().forRepo(ref.owner, ref.repo);
-      const pr = await octokit.rest.pulls.get({ owner: ref.owner, repo: ref.repo, pull_number: ref.number });
-      if (pr.data.merged) return { merged: pr.data.merge_commit_sha !== null && pr.data.head.sha === sha, reason: `already merged (head ${pr.data.head.sha.slice(0, 7)})` };
-      try {
-        const merged = await octokit.rest.pulls.merge({ owner: ref.owner, repo: ref.repo, pull_number: ref.number, sha, merge_method: 'merge' });
-        return { merged: merged.data.merged, reason: `merged ${sha.slice(0, 7)} as ${merged.data.sha.slice(0, 7)}` };
-      } catch (error) {
-        const status = (error as { status?: number }).status;
-        if (status === 409) return { merged: false, reason: `not merged: the head moved away from ${sha.slice(0, 7)}` };
-        if (status === 405 || status === 422) return { merged: false, reason: `not merged: GitHub says the pull request is not mergeable (${(error as Error).message.split('\n')[0]})` };
-        throw error;
-      }
-    }),
+    mergePullRequest: wrap(
+      async ({ change, sha }: { change: string; sha: string }): Promise<{ merged: boolean; reason: string }> => {
+        const ref = parseChangeRef(change);
+        const policy = policyFor(getConfig(), `${ref.owner}/${ref.repo}`, []);
+        if (!policy.merge)
+          return { merged: false, reason: 'merge after production is off for this repository (repositories[].merge)' };
+        const octokit = await github().forRepo(ref.owner, ref.repo);
+        const pr = await octokit.rest.pulls.get({ owner: ref.owner, repo: ref.repo, pull_number: ref.number });
+        if (pr.data.merged)
+          return {
+            merged: pr.data.merge_commit_sha !== null && pr.data.head.sha === sha,
+            reason: `already merged (head ${pr.data.head.sha.slice(0, 7)})`,
+          };
+        try {
+          const merged = await octokit.rest.pulls.merge({
+            owner: ref.owner,
+            repo: ref.repo,
+            pull_number: ref.number,
+            sha,
+            merge_method: 'merge',
+          });
+          return { merged: merged.data.merged, reason: `merged ${sha.slice(0, 7)} as ${merged.data.sha.slice(0, 7)}` };
+        } catch (error) {
+          const status = (error as { status?: number }).status;
+          if (status === 409)
+            return { merged: false, reason: `not merged: the head moved away from ${sha.slice(0, 7)}` };
+          if (status === 405 || status === 422)
+            return {
+              merged: false,
+              reason: `not merged: GitHub says the pull request is not mergeable (${(error as Error).message.split('\n')[0]})`,
+            };
+          throw error;
+        }
+      },
+    ),
   };
 }

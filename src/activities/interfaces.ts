@@ -3,6 +3,7 @@
 import type { createChangeHistoryActivities } from './change-history.ts';
 import type { createChecksActivities } from './checks.ts';
 import type { createGitHubActivities } from './github.ts';
+import type { createLaneActivities } from './lanes.ts';
 import type { createPolicyActivities } from './policy.ts';
 import type { createSlackActivities } from './slack.ts';
 import type { createTeamsActivities } from './teams.ts';
@@ -13,7 +14,8 @@ export type OrchestratorActivities = ReturnType<typeof createPolicyActivities> &
   ReturnType<typeof createChangeHistoryActivities> &
   ReturnType<typeof createGitHubActivities> &
   ReturnType<typeof createSlackActivities> &
-  ReturnType<typeof createTeamsActivities>;
+  ReturnType<typeof createTeamsActivities> &
+  ReturnType<typeof createLaneActivities>;
 
 /** Checks (task queue `foureyes-checks`): runs the change's own tests; holds no secrets. */
 export type ChecksActivities = ReturnType<typeof createChecksActivities>;

@@ -11,7 +11,7 @@
 // can revoke what a crashed worker left behind. The TTL is the backstop.
 import { createHash } from 'node:crypto';
 import type { EnvironmentConfig, FoureyesConfig } from '../config/schema.ts';
-import { policyName, stateMount, statePath, tokenRoleName } from '../dev/openbao.ts';
+import { policyName, stateMount, statePath, tokenRoleName } from '../shared/openbao-layout.ts';
 import type { LeaseRecord } from '../shared/types.ts';
 import { VaultRequestError, type DeployerVault, type VaultResponse } from './vault-client.ts';
 import { AWS_CREDENTIAL_ENV, awsEnginePath, mintAwsCredentials, readAwsSecret } from './aws-leases.ts';
@@ -110,7 +110,10 @@ export class LeaseManager {
    * Lease the environment's credentials. `onRecorded` runs after each lease is recorded in KV and before
    * its value is used (the caller heartbeats the records). On a failure half-way, what was issued is revoked.
    */
-  async issue(input: { change: string; environment: string; stepTimeoutMs: number }, onRecorded: (records: LeaseRecord[]) => void = () => {}): Promise<IssuedLease> {
+  async issue(
+    input: { change: string; environment: string; stepTimeoutMs: number },
+    onRecorded: (records: LeaseRecord[]) => void = () => {},
+  ): Promise<IssuedLease> {
     const env = this.environment(input.environment);
     const prefix = this.config.vault.prefix;
     const ttl = leaseTtlSeconds(env, input.stepTimeoutMs);
@@ -144,7 +147,9 @@ export class LeaseManager {
       const aws = env.lease.kind === 'aws';
       if ((env.lease.kind === 'dynamic' && env.lease.path) || aws) {
         // Read with the child token: the environment's policy, not the deployer's, decides.
-        const secret: VaultResponse = aws ? await mintAwsCredentials(this.vault, env.lease, auth.client_token, ttl) : await this.vault.read(env.lease.path as string, { token: auth.client_token });
+        const secret: VaultResponse = aws
+          ? await mintAwsCredentials(this.vault, env.lease, auth.client_token, ttl)
+          : await this.vault.read(env.lease.path as string, { token: auth.client_token });
         if (secret.lease_id) {
           const dynamicRecord: LeaseRecord = {
             leaseId: secret.lease_id,
@@ -170,12 +175,15 @@ export class LeaseManager {
           secrets.push(value);
         }
       }
-      const out: Record<string, string> = aws && env.lease.region ? { AWS_REGION: env.lease.region, AWS_DEFAULT_REGION: env.lease.region } : {};
+      const out: Record<string, string> =
+        aws && env.lease.region ? { AWS_REGION: env.lease.region, AWS_DEFAULT_REGION: env.lease.region } : {};
       const wanted = aws && Object.keys(env.lease.env).length === 0 ? AWS_CREDENTIAL_ENV : env.lease.env;
       for (const [name, field] of Object.entries(wanted)) {
         const value = fields[field];
         if (value === undefined) {
-          throw new LeaseFieldError(`lease for environment ${env.name} has no field "${field}" for ${name} (fields: ${Object.keys(fields).sort().join(', ')})`);
+          throw new LeaseFieldError(
+            `lease for environment ${env.name} has no field "${field}" for ${name} (fields: ${Object.keys(fields).sort().join(', ')})`,
+          );
         }
         out[name] = value;
       }
@@ -199,7 +207,11 @@ export class LeaseManager {
       return { ...record, revokedAt: new Date().toISOString() };
     } catch (error) {
       // Unknown lease or accessor: it expired or was revoked already.
-      if (error instanceof VaultRequestError && error.status === 400 && /invalid (lease|accessor)|not found|lease not found/i.test(error.errors.join(' '))) {
+      if (
+        error instanceof VaultRequestError &&
+        error.status === 400 &&
+        /invalid (lease|accessor)|not found|lease not found/i.test(error.errors.join(' '))
+      ) {
         return { ...record, revokedAt: new Date().toISOString() };
       }
       return { ...record, revokeError: (error as Error).message.slice(0, 300) };

@@ -17,7 +17,8 @@ export function resolvePrincipals(config: FoureyesConfig, principals: string[]):
 
 export function policyFor(config: FoureyesConfig, repo: string, approvalKeys: string[]): ChangePolicy {
   const repoConfig = config.repositories.find((r) => r.name.toLowerCase() === repo.toLowerCase());
-  if (!repoConfig) throw ApplicationFailure.nonRetryable(`repository ${repo} is not configured in foureyes.yaml`, 'UnknownRepository');
+  if (!repoConfig)
+    throw ApplicationFailure.nonRetryable(`repository ${repo} is not configured in foureyes.yaml`, 'UnknownRepository');
   const envNames = repoConfig.environments ?? config.environments.map((e) => e.name);
   const environments = config.environments
     .filter((e) => envNames.includes(e.name))
@@ -36,7 +37,11 @@ export function policyFor(config: FoureyesConfig, repo: string, approvalKeys: st
   const policy: ChangePolicy = {
     repo: repoConfig.name,
     environments,
-    people: config.people.map((p) => ({ github: p.github.toLowerCase(), emails: p.emails.map((m) => m.toLowerCase()), ...(p.slack ? { slack: p.slack } : {}) })),
+    people: config.people.map((p) => ({
+      github: p.github.toLowerCase(),
+      emails: p.emails.map((m) => m.toLowerCase()),
+      ...(p.slack ? { slack: p.slack } : {}),
+    })),
     policyOwners: resolvePrincipals(config, repoConfig.policyOwners),
     policyPaths: repoConfig.policyPaths,
     checks: repoConfig.checks.map((c) => c.name),

@@ -11,9 +11,19 @@ const MAX_COMMITS = 250;
 const MAX_FILES = 3000;
 
 /** Every commit of the pull request as the API lists it now (a superset of the event's, never fewer people). */
-export async function fetchCommits(octokit: Octokit, owner: string, repo: string, number: number): Promise<CommitInfo[]> {
+export async function fetchCommits(
+  octokit: Octokit,
+  owner: string,
+  repo: string,
+  number: number,
+): Promise<CommitInfo[]> {
   const out: CommitInfo[] = [];
-  for await (const page of octokit.paginate.iterator(octokit.rest.pulls.listCommits, { owner, repo, pull_number: number, per_page: 100 })) {
+  for await (const page of octokit.paginate.iterator(octokit.rest.pulls.listCommits, {
+    owner,
+    repo,
+    pull_number: number,
+    per_page: 100,
+  })) {
     for (const c of page.data) {
       out.push({
         sha: c.sha,
@@ -27,15 +37,30 @@ export async function fetchCommits(octokit: Octokit, owner: string, repo: string
   return out;
 }
 
-export async function fetchChangedFiles(octokit: Octokit, owner: string, repo: string, number: number): Promise<string[]> {
+export async function fetchChangedFiles(
+  octokit: Octokit,
+  owner: string,
+  repo: string,
+  number: number,
+): Promise<string[]> {
   return (await listChangedFiles(octokit, owner, repo, number)).names;
 }
 
 /** The changed files' names (a rename moves policy too: both names count) and how many entries GitHub listed. */
-async function listChangedFiles(octokit: Octokit, owner: string, repo: string, number: number): Promise<{ names: string[]; listed: number }> {
+async function listChangedFiles(
+  octokit: Octokit,
+  owner: string,
+  repo: string,
+  number: number,
+): Promise<{ names: string[]; listed: number }> {
   const names: string[] = [];
   let listed = 0;
-  for await (const page of octokit.paginate.iterator(octokit.rest.pulls.listFiles, { owner, repo, pull_number: number, per_page: 100 })) {
+  for await (const page of octokit.paginate.iterator(octokit.rest.pulls.listFiles, {
+    owner,
+    repo,
+    pull_number: number,
+    per_page: 100,
+  })) {
     for (const f of page.data) {
       listed++;
       names.push(f.filename);
@@ -47,8 +72,16 @@ async function listChangedFiles(octokit: Octokit, owner: string, repo: string, n
 }
 
 /** Both look-ups at once. */
-export async function fetchPullRequestChanges(octokit: Octokit, owner: string, repo: string, number: number): Promise<{ commits: CommitInfo[]; changedFiles: string[] }> {
-  const [commits, changedFiles] = await Promise.all([fetchCommits(octokit, owner, repo, number), fetchChangedFiles(octokit, owner, repo, number)]);
+export async function fetchPullRequestChanges(
+  octokit: Octokit,
+  owner: string,
+  repo: string,
+  number: number,
+): Promise<{ commits: CommitInfo[]; changedFiles: string[] }> {
+  const [commits, changedFiles] = await Promise.all([
+    fetchCommits(octokit, owner, repo, number),
+    fetchChangedFiles(octokit, owner, repo, number),
+  ]);
   return { commits, changedFiles };
 }
 
@@ -57,12 +90,22 @@ function identity(login: string | undefined, email: string | null | undefined, n
 }
 
 /** The pull request now: state, head, base, and every commit and file of it (or why not all could be read). */
-export async function fetchPullRequest(octokit: Octokit, owner: string, repo: string, number: number): Promise<PullRequestFacts> {
+export async function fetchPullRequest(
+  octokit: Octokit,
+  owner: string,
+  repo: string,
+  number: number,
+): Promise<PullRequestFacts> {
   const { data: pr } = await octokit.rest.pulls.get({ owner, repo, pull_number: number });
-  const [commits, files] = await Promise.all([fetchCommits(octokit, owner, repo, number), listChangedFiles(octokit, owner, repo, number)]);
+  const [commits, files] = await Promise.all([
+    fetchCommits(octokit, owner, repo, number),
+    listChangedFiles(octokit, owner, repo, number),
+  ]);
   const missing: string[] = [];
-  if (typeof pr.commits === 'number' && commits.length < pr.commits) missing.push(`GitHub lists only ${commits.length} of its ${pr.commits} commits`);
-  if (typeof pr.changed_files === 'number' && files.listed < pr.changed_files) missing.push(`GitHub lists only ${files.listed} of its ${pr.changed_files} changed files`);
+  if (typeof pr.commits === 'number' && commits.length < pr.commits)
+    missing.push(`GitHub lists only ${commits.length} of its ${pr.commits} commits`);
+  if (typeof pr.changed_files === 'number' && files.listed < pr.changed_files)
+    missing.push(`GitHub lists only ${files.listed} of its ${pr.changed_files} changed files`);
   return {
     state: pr.state === 'open' ? 'open' : 'closed',
     merged: pr.merged ?? false,

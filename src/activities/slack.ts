@@ -16,14 +16,25 @@ export interface NotifySlackResult {
   ts?: string;
 }
 
-const PERMANENT = new Set(['invalid_auth', 'not_authed', 'account_inactive', 'token_revoked', 'channel_not_found', 'not_in_channel', 'is_archived', 'invalid_blocks', 'missing_scope']);
+const PERMANENT = new Set([
+  'invalid_auth',
+  'not_authed',
+  'account_inactive',
+  'token_revoked',
+  'channel_not_found',
+  'not_in_channel',
+  'is_archived',
+  'invalid_blocks',
+  'missing_scope',
+]);
 
 export function createSlackActivities(env: NodeJS.ProcessEnv) {
   return {
     async notifySlack(input: NotifySlackInput): Promise<NotifySlackResult> {
       const token = env.SLACK_BOT_TOKEN;
       const channel = env.SLACK_CHANNEL;
-      if (!token || !channel) return { posted: false, reason: 'Slack is not configured (SLACK_BOT_TOKEN and SLACK_CHANNEL)' };
+      if (!token || !channel)
+        return { posted: false, reason: 'Slack is not configured (SLACK_BOT_TOKEN and SLACK_CHANNEL)' };
       const apiUrl = (env.SLACK_API_URL || 'https://slack.com/api').replace(/\/+$/, '');
       const { text, blocks } = approvalRequestBlocks(input);
       let response: Response;
@@ -40,10 +51,16 @@ export function createSlackActivities(env: NodeJS.ProcessEnv) {
       }
       if (response.status === 429) throw new Error('Slack rate limit (429); retrying');
       if (!response.ok) throw new Error(`Slack chat.postMessage answered HTTP ${response.status}`);
-      const body = (await response.json().catch(() => ({}))) as { ok?: boolean; error?: string; ts?: string; channel?: string };
+      const body = (await response.json().catch(() => ({}))) as {
+        ok?: boolean;
+        error?: string;
+        ts?: string;
+        channel?: string;
+      };
       if (!body.ok) {
         const error = String(body.error ?? 'unknown_error').slice(0, 60);
-        if (PERMANENT.has(error)) throw ApplicationFailure.nonRetryable(`Slack refused chat.postMessage: ${error}`, 'SlackError');
+        if (PERMANENT.has(error))
+          throw ApplicationFailure.nonRetryable(`Slack refused chat.postMessage: ${error}`, 'SlackError');
         throw new Error(`Slack refused chat.postMessage: ${error}`);
       }
       return { posted: true, channel: body.channel ?? channel, ...(body.ts ? { ts: body.ts } : {}) };

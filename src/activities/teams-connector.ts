@@ -22,7 +22,8 @@ export interface TeamsBotSettings {
   tenantId: string;
   conversationId: string;
   tokenUrl: string;
-  credential: { kind: 'password'; password: string } | { kind: 'certificate'; certificatePem: string; privateKeyPem: string };
+  credential:
+    { kind: 'password'; password: string } | { kind: 'certificate'; certificatePem: string; privateKeyPem: string };
 }
 
 /** Teams is half-configured: the message names every missing variable and never a value. */
@@ -41,9 +42,18 @@ export function teamsBotSettings(env: NodeJS.ProcessEnv): TeamsBotSettings | und
   const password = env.TEAMS_APP_PASSWORD;
   const certificateFile = env.TEAMS_APP_CERTIFICATE_FILE;
   const keyFile = env.TEAMS_APP_PRIVATE_KEY_FILE;
-  if (!password && !(certificateFile && keyFile)) missing.push(certificateFile || keyFile ? (certificateFile ? 'TEAMS_APP_PRIVATE_KEY_FILE' : 'TEAMS_APP_CERTIFICATE_FILE') : 'TEAMS_APP_PASSWORD (or TEAMS_APP_CERTIFICATE_FILE and TEAMS_APP_PRIVATE_KEY_FILE)');
+  if (!password && !(certificateFile && keyFile))
+    missing.push(
+      certificateFile || keyFile
+        ? certificateFile
+          ? 'TEAMS_APP_PRIVATE_KEY_FILE'
+          : 'TEAMS_APP_CERTIFICATE_FILE'
+        : 'TEAMS_APP_PASSWORD (or TEAMS_APP_CERTIFICATE_FILE and TEAMS_APP_PRIVATE_KEY_FILE)',
+    );
   if (missing.length > 0) {
-    throw new TeamsConfigError(`TEAMS_CONVERSATION_ID is set, so the orchestrator posts approval cards to Teams, but ${missing.join(', ')} ${missing.length === 1 ? 'is' : 'are'} not set: give the orchestrator the Azure Bot's app id, its tenant and its client credential (docs/approvals.md), or unset TEAMS_CONVERSATION_ID`);
+    throw new TeamsConfigError(
+      `TEAMS_CONVERSATION_ID is set, so the orchestrator posts approval cards to Teams, but ${missing.join(', ')} ${missing.length === 1 ? 'is' : 'are'} not set: give the orchestrator the Azure Bot's app id, its tenant and its client credential (docs/approvals.md), or unset TEAMS_CONVERSATION_ID`,
+    );
   }
   const tenantId = (env.TEAMS_TENANT_ID as string).trim();
   const login = (env.TEAMS_LOGIN_URL?.trim() || DEFAULT_LOGIN_URL).replace(/\/+$/, '');
@@ -51,16 +61,31 @@ export function teamsBotSettings(env: NodeJS.ProcessEnv): TeamsBotSettings | und
   if (password) credential = { kind: 'password', password };
   else {
     try {
-      credential = { kind: 'certificate', certificatePem: readFileSync(certificateFile as string, 'utf8'), privateKeyPem: readFileSync(keyFile as string, 'utf8') };
+      credential = {
+        kind: 'certificate',
+        certificatePem: readFileSync(certificateFile as string, 'utf8'),
+        privateKeyPem: readFileSync(keyFile as string, 'utf8'),
+      };
     } catch (error) {
-      throw new TeamsConfigError(`cannot read the bot's certificate or key (TEAMS_APP_CERTIFICATE_FILE, TEAMS_APP_PRIVATE_KEY_FILE): ${(error as NodeJS.ErrnoException).code ?? 'unreadable'}`);
+      throw new TeamsConfigError(
+        `cannot read the bot's certificate or key (TEAMS_APP_CERTIFICATE_FILE, TEAMS_APP_PRIVATE_KEY_FILE): ${(error as NodeJS.ErrnoException).code ?? 'unreadable'}`,
+      );
     }
   }
-  return { appId: (env.TEAMS_APP_ID as string).trim(), tenantId, conversationId, tokenUrl: `${login}/${encodeURIComponent(tenantId)}/oauth2/v2.0/token`, credential };
+  return {
+    appId: (env.TEAMS_APP_ID as string).trim(),
+    tenantId,
+    conversationId,
+    tokenUrl: `${login}/${encodeURIComponent(tenantId)}/oauth2/v2.0/token`,
+    credential,
+  };
 }
 
 /** The RFC 7523 client assertion Entra ID accepts for a certificate credential (PS256, x5t#S256). */
-async function clientAssertion(settings: TeamsBotSettings, credential: { certificatePem: string; privateKeyPem: string }): Promise<string> {
+async function clientAssertion(
+  settings: TeamsBotSettings,
+  credential: { certificatePem: string; privateKeyPem: string },
+): Promise<string> {
   const certificate = new X509Certificate(credential.certificatePem);
   const thumbprint = createHash('sha256').update(certificate.raw).digest('base64url');
   const pkcs8 = createPrivateKey(credential.privateKeyPem).export({ format: 'pem', type: 'pkcs8' }).toString();
@@ -78,7 +103,13 @@ async function clientAssertion(settings: TeamsBotSettings, credential: { certifi
     .sign(key);
 }
 
-const PERMANENT_TOKEN_ERRORS = new Set(['invalid_client', 'unauthorized_client', 'invalid_request', 'invalid_scope', 'invalid_grant']);
+const PERMANENT_TOKEN_ERRORS = new Set([
+  'invalid_client',
+  'unauthorized_client',
+  'invalid_request',
+  'invalid_scope',
+  'invalid_grant',
+]);
 
 /** Client-credentials tokens for the Bot Connector, cached until a minute before they expire. */
 export class BotConnectorTokens {
@@ -92,7 +123,11 @@ export class BotConnectorTokens {
 
   async token(): Promise<string> {
     if (this.cached && this.cached.expiresAt - 60_000 > Date.now()) return this.cached.token;
-    const form = new URLSearchParams({ grant_type: 'client_credentials', client_id: this.settings.appId, scope: BOT_CONNECTOR_SCOPE });
+    const form = new URLSearchParams({
+      grant_type: 'client_credentials',
+      client_id: this.settings.appId,
+      scope: BOT_CONNECTOR_SCOPE,
+    });
     const credential = this.settings.credential;
     if (credential.kind === 'password') form.set('client_secret', credential.password);
     else {
@@ -101,16 +136,30 @@ export class BotConnectorTokens {
     }
     let response: Response;
     try {
-      response = await fetch(this.settings.tokenUrl, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: form, signal: AbortSignal.timeout(10_000) });
+      response = await fetch(this.settings.tokenUrl, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: form,
+        signal: AbortSignal.timeout(10_000),
+      });
     } catch (error) {
-      throw new Error(`Teams: the bot's token endpoint ${this.settings.tokenUrl} is unreachable (${(error as Error).name}); retrying`);
+      throw new Error(
+        `Teams: the bot's token endpoint ${this.settings.tokenUrl} is unreachable (${(error as Error).name}); retrying`,
+      );
     }
-    const body = (await response.json().catch(() => ({}))) as { access_token?: unknown; expires_in?: unknown; error?: unknown };
+    const body = (await response.json().catch(() => ({}))) as {
+      access_token?: unknown;
+      expires_in?: unknown;
+      error?: unknown;
+    };
     if (!response.ok || typeof body.access_token !== 'string') {
       const code = typeof body.error === 'string' ? body.error.slice(0, 40) : `HTTP ${response.status}`;
       const message = `Teams: Entra ID refused the bot's token request (${code}) at ${this.settings.tokenUrl}`;
       if (PERMANENT_TOKEN_ERRORS.has(code)) {
-        throw ApplicationFailure.nonRetryable(`${message}: check TEAMS_APP_ID, TEAMS_TENANT_ID and the bot's credential`, 'TeamsConfigError');
+        throw ApplicationFailure.nonRetryable(
+          `${message}: check TEAMS_APP_ID, TEAMS_TENANT_ID and the bot's credential`,
+          'TeamsConfigError',
+        );
       }
       throw new Error(`${message}; retrying`);
     }

@@ -9,7 +9,11 @@ import { ConnectorClient, HttpError } from '@microsoft/agents-hosting';
 import { Activity } from '@microsoft/agents-activity';
 import type { FoureyesConfig } from '../config/schema.ts';
 import { ADAPTIVE_CARD_CONTENT_TYPE, changeCard, type TeamsCardRecord } from '../shared/teams-card.ts';
-import { currentConversation, type SignedTeamsConversation, type TeamsConversationReference } from '../shared/teams-conversation.ts';
+import {
+  currentConversation,
+  type SignedTeamsConversation,
+  type TeamsConversationReference,
+} from '../shared/teams-conversation.ts';
 import type { ChangeStatus } from '../shared/types.ts';
 import { teamsConversationsQuery, teamsConversationsWorkflowId } from '../workflows/teams-conversations.ts';
 import { BotConnectorTokens, teamsBotSettings, type TeamsBotSettings } from './teams-connector.ts';
@@ -34,22 +38,32 @@ function connectorFailure(error: unknown, what: string, tokens: BotConnectorToke
   const status = error instanceof HttpError ? error.status || error.response?.status : undefined;
   if (status === 401) tokens.forget();
   if (status === 403 || status === 404) {
-    return ApplicationFailure.nonRetryable(`Teams: the Bot Connector refused to ${what} (HTTP ${status}): is the foureyes app still installed in TEAMS_CONVERSATION_ID?`, 'TeamsConversationError');
+    return ApplicationFailure.nonRetryable(
+      `Teams: the Bot Connector refused to ${what} (HTTP ${status}): is the foureyes app still installed in TEAMS_CONVERSATION_ID?`,
+      'TeamsConversationError',
+    );
   }
   const reason = status ? `HTTP ${status}` : (error as Error).name;
   return new Error(`Teams: the Bot Connector did not ${what} (${reason}); retrying`);
 }
 
-async function conversationReference(settings: TeamsBotSettings, trustedKeys: string[]): Promise<TeamsConversationReference> {
+async function conversationReference(
+  settings: TeamsBotSettings,
+  trustedKeys: string[],
+): Promise<TeamsConversationReference> {
   let stored: SignedTeamsConversation[];
   try {
-    stored = await Context.current().client.workflow.getHandle(teamsConversationsWorkflowId(activityInfo().taskQueue)).query(teamsConversationsQuery);
+    stored = await Context.current()
+      .client.workflow.getHandle(teamsConversationsWorkflowId(activityInfo().taskQueue))
+      .query(teamsConversationsQuery);
   } catch {
     stored = [];
   }
   const reference = currentConversation(stored, settings.conversationId, trustedKeys);
   if (!reference || !reference.installed) {
-    throw new Error(`Teams: the foureyes app is not installed in conversation ${settings.conversationId} (the gateway has no conversationUpdate from Teams for it); add the app to that team or chat; retrying`);
+    throw new Error(
+      `Teams: the foureyes app is not installed in conversation ${settings.conversationId} (the gateway has no conversationUpdate from Teams for it); add the app to that team or chat; retrying`,
+    );
   }
   return reference;
 }
@@ -63,8 +77,14 @@ export function createTeamsActivities(config: () => FoureyesConfig, env: NodeJS.
     async syncTeamsCard(input: SyncTeamsCardInput): Promise<SyncTeamsCardResult> {
       if (!settings || !tokens) return { configured: false };
       const { status } = input;
-      const repo = config().repositories.find((r) => r.name.toLowerCase() === status.change.split('#')[0]?.toLowerCase());
-      const confirm = Object.fromEntries(config().environments.filter((e) => !repo?.environments || repo.environments.includes(e.name)).map((e) => [e.name, e.approval.confirm]));
+      const repo = config().repositories.find(
+        (r) => r.name.toLowerCase() === status.change.split('#')[0]?.toLowerCase(),
+      );
+      const confirm = Object.fromEntries(
+        config()
+          .environments.filter((e) => !repo?.environments || repo.environments.includes(e.name))
+          .map((e) => [e.name, e.approval.confirm]),
+      );
       const reference = await conversationReference(settings, trustedKeys);
       const client = ConnectorClient.createClientWithToken(reference.serviceUrl, await tokens.token());
       const message = (sha: string, id?: string) =>
@@ -74,7 +94,9 @@ export function createTeamsActivities(config: () => FoureyesConfig, env: NodeJS.
           channelId: 'msteams',
           conversation: { id: reference.conversationId },
           from: { id: reference.botId },
-          attachments: [{ contentType: ADAPTIVE_CARD_CONTENT_TYPE, content: changeCard({ status, cardSha: sha, confirm }) }],
+          attachments: [
+            { contentType: ADAPTIVE_CARD_CONTENT_TYPE, content: changeCard({ status, cardSha: sha, confirm }) },
+          ],
         });
 
       let card = input.card?.conversationId === reference.conversationId ? input.card : undefined;
@@ -83,7 +105,8 @@ export function createTeamsActivities(config: () => FoureyesConfig, env: NodeJS.
           await client.updateActivity(card.conversationId, card.activityId, message(card.sha, card.activityId));
         } catch (error) {
           // The message was deleted in Teams: post a fresh one below if the change still waits.
-          if (!(error instanceof HttpError && (error.status || error.response?.status) === 404)) throw connectorFailure(error, 'update the approval card', tokens);
+          if (!(error instanceof HttpError && (error.status || error.response?.status) === 404))
+            throw connectorFailure(error, 'update the approval card', tokens);
           card = undefined;
         }
         if (card && card.sha !== status.headSha) card = undefined;
@@ -96,8 +119,16 @@ export function createTeamsActivities(config: () => FoureyesConfig, env: NodeJS.
           throw connectorFailure(error, 'post the approval card', tokens);
         }
         if (!posted?.id) throw new Error('Teams: the Bot Connector answered without an activity id; retrying');
-        card = { conversationId: reference.conversationId, activityId: String(posted.id), sha: status.headSha, postedAt: new Date().toISOString() };
-        Context.current().log.info('approval card posted to Teams', { change: status.change, attempt: activityInfo().attempt });
+        card = {
+          conversationId: reference.conversationId,
+          activityId: String(posted.id),
+          sha: status.headSha,
+          postedAt: new Date().toISOString(),
+        };
+        Context.current().log.info('approval card posted to Teams', {
+          change: status.change,
+          attempt: activityInfo().attempt,
+        });
       }
       return { configured: true, ...(card ? { card } : {}) };
     },

@@ -1,5 +1,5 @@
 // The deployer's Vault/OpenBao client: node-vault, logged in with AppRole, re-logging in or renewing before
-// its token expires. Only the deployer zone constructs it (DESIGN.md trust zones).
+// its token expires. Only the deployer zone constructs it (docs/architecture.md, trust zones).
 //
 // Two traps of node-vault are avoided on purpose:
 // - its token-creating commands (tokenCreate, approleLogin, ...) replace the client's own token with the
@@ -41,8 +41,16 @@ export class VaultRequestError extends Error {
 export function appRoleFromEnv(env: NodeJS.ProcessEnv, fallbackNamespace?: string): AppRoleCredentials {
   const namespace = env.VAULT_NAMESPACE || fallbackNamespace || undefined;
   if (env.VAULT_ROLE_ID && env.VAULT_SECRET_ID) {
-    if (!env.VAULT_ADDR) throw new Error('the deployer has VAULT_ROLE_ID and VAULT_SECRET_ID but no VAULT_ADDR (the OpenBao/Vault address)');
-    return { address: env.VAULT_ADDR, roleId: env.VAULT_ROLE_ID, secretId: env.VAULT_SECRET_ID, ...(namespace ? { namespace } : {}) };
+    if (!env.VAULT_ADDR)
+      throw new Error(
+        'the deployer has VAULT_ROLE_ID and VAULT_SECRET_ID but no VAULT_ADDR (the OpenBao/Vault address)',
+      );
+    return {
+      address: env.VAULT_ADDR,
+      roleId: env.VAULT_ROLE_ID,
+      secretId: env.VAULT_SECRET_ID,
+      ...(namespace ? { namespace } : {}),
+    };
   }
   const file = env.FOUREYES_VAULT_APPROLE_FILE;
   if (file) {
@@ -50,14 +58,19 @@ export function appRoleFromEnv(env: NodeJS.ProcessEnv, fallbackNamespace?: strin
     try {
       parsed = JSON.parse(readFileSync(file, 'utf8')) as Partial<AppRoleCredentials>;
     } catch (error) {
-      throw new Error(`FOUREYES_VAULT_APPROLE_FILE ${file} cannot be read as JSON {address, roleId, secretId} (${(error as NodeJS.ErrnoException).code ?? (error as Error).name})`);
+      throw new Error(
+        `FOUREYES_VAULT_APPROLE_FILE ${file} cannot be read as JSON {address, roleId, secretId} (${(error as NodeJS.ErrnoException).code ?? (error as Error).name})`,
+      );
     }
     const address = env.VAULT_ADDR || parsed.address;
-    if (!address || !parsed.roleId || !parsed.secretId) throw new Error(`FOUREYES_VAULT_APPROLE_FILE ${file} must hold address, roleId and secretId`);
+    if (!address || !parsed.roleId || !parsed.secretId)
+      throw new Error(`FOUREYES_VAULT_APPROLE_FILE ${file} must hold address, roleId and secretId`);
     const ns = namespace ?? parsed.namespace;
     return { address, roleId: parsed.roleId, secretId: parsed.secretId, ...(ns ? { namespace: ns } : {}) };
   }
-  throw new Error('the deployer has no Vault credential: set VAULT_ADDR, VAULT_ROLE_ID and VAULT_SECRET_ID, or FOUREYES_VAULT_APPROLE_FILE');
+  throw new Error(
+    'the deployer has no Vault credential: set VAULT_ADDR, VAULT_ROLE_ID and VAULT_SECRET_ID, or FOUREYES_VAULT_APPROLE_FILE',
+  );
 }
 
 interface VaultAuth {
@@ -96,7 +109,10 @@ export class DeployerVault {
     readonly credentials: AppRoleCredentials,
     private readonly now: () => number = Date.now,
   ) {
-    this.client = vault({ endpoint: credentials.address, ...(credentials.namespace ? { namespace: credentials.namespace } : {}) });
+    this.client = vault({
+      endpoint: credentials.address,
+      ...(credentials.namespace ? { namespace: credentials.namespace } : {}),
+    });
     // node-vault falls back to process.env.VAULT_TOKEN; the deployer uses its AppRole token only.
     this.client.token = '';
   }
@@ -125,7 +141,8 @@ export class DeployerVault {
       try {
         const renewed = (await this.raw('POST', 'auth/token/renew-self', {})) as VaultResponse;
         // Renewal is capped by the role's max TTL; close to it, a fresh login is better.
-        if (renewed.auth && renewed.auth.lease_duration * 1000 > MIN_REMAINING_MS * 2) return this.remember(renewed.auth);
+        if (renewed.auth && renewed.auth.lease_duration * 1000 > MIN_REMAINING_MS * 2)
+          return this.remember(renewed.auth);
       } catch {
         // fall through to a fresh login
       }
@@ -137,11 +154,15 @@ export class DeployerVault {
     let response: VaultResponse;
     try {
       // The generated command sets client.token to the returned token: here that is what we want.
-      response = (await this.client.approleLogin({ role_id: this.credentials.roleId, secret_id: this.credentials.secretId })) as VaultResponse;
+      response = (await this.client.approleLogin({
+        role_id: this.credentials.roleId,
+        secret_id: this.credentials.secretId,
+      })) as VaultResponse;
     } catch (error) {
       throw cleanError(error, 'POST', 'auth/approle/login', this.address);
     }
-    if (!response.auth) throw new VaultUnavailableError(`OpenBao at ${this.address} answered the AppRole login without a token`);
+    if (!response.auth)
+      throw new VaultUnavailableError(`OpenBao at ${this.address} answered the AppRole login without a token`);
     this.client.token = response.auth.client_token;
     this.remember(response.auth);
   }
@@ -154,14 +175,23 @@ export class DeployerVault {
   }
 
   /** A raw request with the deployer's token (or `options.token`), body sent as given. */
-  async request<T = VaultResponse>(method: 'GET' | 'POST' | 'PUT' | 'DELETE', path: string, body?: object, options: RequestOptions = {}): Promise<T> {
+  async request<T = VaultResponse>(
+    method: 'GET' | 'POST' | 'PUT' | 'DELETE',
+    path: string,
+    body?: object,
+    options: RequestOptions = {},
+  ): Promise<T> {
     if (options.token) return (await this.raw(method, path, body, options.token)) as T;
     await this.ensureToken();
     try {
       return (await this.raw(method, path, body)) as T;
     } catch (error) {
       // A token revoked or expired behind our back: log in again once and retry.
-      if (error instanceof VaultRequestError && error.status === 403 && /permission denied|invalid token|bad token/i.test(error.errors.join(' '))) {
+      if (
+        error instanceof VaultRequestError &&
+        error.status === 403 &&
+        /permission denied|invalid token|bad token/i.test(error.errors.join(' '))
+      ) {
         const probe = await this.raw('GET', 'auth/token/lookup-self').then(
           () => true,
           () => false,
@@ -179,7 +209,11 @@ export class DeployerVault {
     return this.request<VaultResponse<T>>('GET', path, undefined, options);
   }
 
-  async write<T = Record<string, unknown>>(path: string, body: object, options: RequestOptions = {}): Promise<VaultResponse<T>> {
+  async write<T = Record<string, unknown>>(
+    path: string,
+    body: object,
+    options: RequestOptions = {},
+  ): Promise<VaultResponse<T>> {
     return this.request<VaultResponse<T>>('POST', path, body, options);
   }
 
@@ -202,12 +236,17 @@ function cleanError(error: unknown, method: string, path: string, address: strin
   const response = (error as { response?: { statusCode?: number; body?: { errors?: unknown } } }).response;
   const status = response?.statusCode;
   if (typeof status === 'number') {
-    const errors = Array.isArray(response?.body?.errors) ? (response.body.errors as unknown[]).map((e) => String(e).slice(0, 300)) : [];
+    const errors = Array.isArray(response?.body?.errors)
+      ? (response.body.errors as unknown[]).map((e) => String(e).slice(0, 300))
+      : [];
     const what = `OpenBao ${method} ${path}: HTTP ${status}${errors.length ? ` ${errors.join('; ')}` : ''}`;
-    if (status >= 500 || status === 429) return new VaultUnavailableError(`${what}; waiting for OpenBao at ${address} to be unsealed and active`);
+    if (status >= 500 || status === 429)
+      return new VaultUnavailableError(`${what}; waiting for OpenBao at ${address} to be unsealed and active`);
     return new VaultRequestError(what, status, errors);
   }
   const code = (error as { code?: string }).code;
   const message = code ?? (error instanceof Error ? error.message.split('\n')[0] : 'request failed');
-  return new VaultUnavailableError(`OpenBao ${method} ${path}: ${message}; waiting for OpenBao at ${address} to be reachable`);
+  return new VaultUnavailableError(
+    `OpenBao ${method} ${path}: ${message}; waiting for OpenBao at ${address} to be reachable`,
+  );
 }

@@ -1,7 +1,14 @@
 // The audit export: the record as a sealed JSON document (hash chain + Ed25519 signature) and as Markdown
 // that a person who has never seen Temporal can read.
 import type { AuditRecord, AuditSummary } from './record.ts';
-import { chainEntries, checkChain, signPayload, verifyPayload, type AuditSignature, type ChainedEntry } from './seal.ts';
+import {
+  chainEntries,
+  checkChain,
+  signPayload,
+  verifyPayload,
+  type AuditSignature,
+  type ChainedEntry,
+} from './seal.ts';
 
 export const AUDIT_FORMAT = 'foureyes-audit/1';
 
@@ -23,7 +30,11 @@ export function signedPart(doc: Omit<AuditDocument, 'signature'>): unknown {
   return { format, change, workflowId, namespace, generatedAt, summary, chainHead, entryCount: doc.entries.length };
 }
 
-export function sealRecord(record: AuditRecord, meta: { workflowId: string; namespace: string; generatedAt: string }, signingKey?: string): AuditDocument {
+export function sealRecord(
+  record: AuditRecord,
+  meta: { workflowId: string; namespace: string; generatedAt: string },
+  signingKey?: string,
+): AuditDocument {
   const entries = chainEntries(record.entries);
   const doc: AuditDocument = {
     format: AUDIT_FORMAT,
@@ -43,30 +54,56 @@ export interface DocumentCheck {
   ok: boolean;
   problems: string[];
   signedBy?: string;
+  /** Not a well-formed export, or its chain or signature does not hold: the content was altered. */
+  tampered: boolean;
+  /** Chain and signature hold and the signer is one of the trusted keys given. */
+  trustedSigner: boolean;
 }
 
 /** Checks structure, chain and signature of a parsed document; never throws on hostile input. */
 export function checkDocument(raw: unknown, trustedKeys: string[] = []): DocumentCheck {
   const problems: string[] = [];
-  if (!raw || typeof raw !== 'object' || Array.isArray(raw)) return { ok: false, problems: ['not a foureyes audit export: expected a JSON object'] };
+  const bad = { ok: false, tampered: true, trustedSigner: false } as const;
+  if (!raw || typeof raw !== 'object' || Array.isArray(raw))
+    return { ...bad, problems: ['not a foureyes audit export: expected a JSON object'] };
   const doc = raw as Partial<AuditDocument>;
-  if (doc.format !== AUDIT_FORMAT) return { ok: false, problems: [`not a foureyes audit export: format is ${JSON.stringify(doc.format)}, expected "${AUDIT_FORMAT}"`] };
+  if (doc.format !== AUDIT_FORMAT)
+    return {
+      ...bad,
+      problems: [`not a foureyes audit export: format is ${JSON.stringify(doc.format)}, expected "${AUDIT_FORMAT}"`],
+    };
   let chain;
   try {
     chain = checkChain(doc.entries);
   } catch (error) {
     // Canonical JSON recurses; data nested tens of thousands deep overflows the stack.
-    if (error instanceof RangeError) return { ok: false, problems: ['an entry is nested too deeply to check: not an export foureyes wrote'] };
+    if (error instanceof RangeError)
+      return { ...bad, problems: ['an entry is nested too deeply to check: not an export foureyes wrote'] };
     throw error;
   }
   if (chain) problems.push(`hash chain broken at entry ${chain.seq} (${chain.kind}): ${chain.problem}`);
-  else if ((doc.entries?.at(-1)?.hash ?? '0'.repeat(64)) !== doc.chainHead) problems.push('chainHead does not match the last entry: entries were removed from the end');
+  else if ((doc.entries?.at(-1)?.hash ?? '0'.repeat(64)) !== doc.chainHead)
+    problems.push('chainHead does not match the last entry: entries were removed from the end');
   // The signature covers the entry count: without a list of entries there is nothing it could match.
-  if (!Array.isArray(doc.entries)) return { ok: false, problems };
+  if (!Array.isArray(doc.entries)) return { ...bad, problems };
+  let tampered = problems.length > 0;
+  let trustedSigner = false;
   if (!doc.signature) problems.push('the export is not signed');
-  else if (!verifyPayload(signedPart(doc as AuditDocument), doc.signature)) problems.push('the signature does not match the header, summary or chain head: the file was altered after it was signed');
-  else if (trustedKeys.length > 0 && !trustedKeys.includes(doc.signature.publicKey.toLowerCase())) problems.push(`signed by key ${doc.signature.publicKey}, which is not one of the trusted keys`);
-  return { ok: problems.length === 0, problems, ...(doc.signature ? { signedBy: doc.signature.publicKey } : {}) };
+  else if (!verifyPayload(signedPart(doc as AuditDocument), doc.signature)) {
+    tampered = true;
+    problems.push(
+      'the signature does not match the header, summary or chain head: the file was altered after it was signed',
+    );
+  } else if (trustedKeys.length > 0 && !trustedKeys.includes(String(doc.signature.publicKey).toLowerCase()))
+    problems.push(`signed by key ${doc.signature.publicKey}, which is not one of the trusted keys`);
+  else trustedSigner = trustedKeys.length > 0 && !tampered;
+  return {
+    ok: problems.length === 0,
+    problems,
+    tampered,
+    trustedSigner,
+    ...(doc.signature ? { signedBy: doc.signature.publicKey } : {}),
+  };
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,12 +1,24 @@
 // The audit record of one change, reconstructed from its workflow history events (every run of the
 // continue-as-new chain), never from the workflow's mutable state: who initiated, what was tested, every
 // approval attempt and its fate, what executed each deployment with which leases, and the outcome.
-import { collectInitiators, decideEvent, reasonText, shortSha, type Initiators, type Participation } from '../policy/sod.ts';
+import {
+  addInitiator,
+  collectInitiators,
+  decideEvent,
+  parseCoAuthors,
+  principalsOf,
+  reasonText,
+  shortSha,
+  type Initiators,
+  type Participation,
+} from '../policy/sod.ts';
 import type {
   ApprovalOutcome,
   ChangePolicy,
   ChecksReport,
+  CommitInfo,
   DeployReport,
+  Identity,
   LeaseRecord,
   PullRequestClosed,
   PullRequestEvent,
@@ -20,11 +32,40 @@ import type { UnchainedEntry } from './seal.ts';
 import { APPROVAL_MEMO_KEY, type ApprovalDecisionMemo } from '../shared/audit-memo.ts';
 import { CORE_V2_PATCH, patchOf } from '../shared/patches.ts';
 
+/** An identity of a commit as the workflow read it, and the person it resolved to under the policy then in force. */
+export interface IdentityView {
+  login?: string;
+  email?: string;
+  name?: string;
+  /** The configured person(s) it stands for, or "unknown identity". */
+  person: string;
+}
+
+export interface CommitView {
+  sha: string;
+  author: IdentityView;
+  committer: IdentityView;
+  coAuthors: IdentityView[];
+}
+
+/** A head the workflow read, with every commit of it (from the look-up the workflow used). */
+export interface HeadView {
+  sha: string;
+  /** The look-up it came from: lookUpPullRequest (core v2), lookUpPullRequestChanges or the event itself (core v1). */
+  source: string;
+  commits: CommitView[];
+  incomplete?: string;
+}
+
+export const UNKNOWN_IDENTITY = 'unknown identity';
+
 export interface AuditSummary {
   change: string;
   outcome: string;
   headSha: string;
   initiators: Record<string, string[]>;
+  /** Every head the workflow read, in order, with its commits (absent in exports written before it was kept). */
+  heads?: HeadView[];
   approvers: string[];
   refusedAttempts: number;
   executors: string[];
@@ -56,7 +97,45 @@ const QUIET_ACTIVITIES = new Set(['syncGitHub', 'notifySlack', 'syncTeamsCard', 
 
 function leaseText(leases: LeaseRecord[] | undefined): string {
   if (!leases?.length) return 'no lease';
-  return leases.map((l) => `lease ${l.leaseId} (${l.kind} ${l.path}, TTL ${l.ttlSeconds}s, ${l.revokedAt ? `revoked ${l.revokedAt}` : 'NOT revoked'})`).join('; ');
+  return leases
+    .map(
+      (l) =>
+        `lease ${l.leaseId} (${l.kind} ${l.path}, TTL ${l.ttlSeconds}s, ${l.revokedAt ? `revoked ${l.revokedAt}` : 'NOT revoked'})`,
+    )
+    .join('; ');
+}
+
+type People = ChangePolicy['people'];
+
+function identityView(people: People, identity: Identity | undefined): IdentityView {
+  const id = identity ?? {};
+  const known = principalsOf(people, id).filter((p) => !p.startsWith('email:') && !p.startsWith('name:'));
+  return {
+    ...(id.login ? { login: id.login } : {}),
+    ...(id.email ? { email: id.email } : {}),
+    ...(id.name ? { name: id.name } : {}),
+    person: known.join(', ') || UNKNOWN_IDENTITY,
+  };
+}
+
+function commitViews(people: People, commits: readonly CommitInfo[]): CommitView[] {
+  return commits.map((c) => ({
+    sha: c.sha,
+    author: identityView(people, c.author),
+    committer: identityView(people, c.committer),
+    coAuthors: parseCoAuthors(c.message).map((co) => identityView(people, co)),
+  }));
+}
+
+function commitsText(commits: readonly CommitView[]): string {
+  const who = (v: IdentityView) =>
+    v.person === UNKNOWN_IDENTITY ? `${v.login ?? v.email ?? v.name ?? '?'} (unknown identity)` : v.person;
+  return commits
+    .map(
+      (c) =>
+        `${shortSha(c.sha)} by ${who(c.author)}, committed by ${who(c.committer)}${c.coAuthors.length ? `, co-authors ${c.coAuthors.map(who).join(', ')}` : ''}`,
+    )
+    .join('; ');
 }
 
 /** Strips anything not meant for an audit file from a claim's free text. */
@@ -69,7 +148,12 @@ export function buildAuditRecord(change: string, runs: RunHistory[]): AuditRecor
   const entries: UnchainedEntry[] = [];
   let policy: ChangePolicy | undefined;
   const initiators: Initiators = {};
-  const participations: Participation[] = [];
+  // Each with the people of the policy in force when the workflow used it (resolved at the end if none was read yet).
+  const participations: Array<{ part: Participation; people?: People }> = [];
+  const heads: HeadView[] = [];
+  // Head entries are resolved at the end when no policy had been read before them (core v1 reads it late).
+  const resolveLater: Array<(people: People) => void> = [];
+  let lastEventHead = '';
   const approvers = new Set<string>();
   const executors = new Set<string>();
   const deployed: string[] = [];
@@ -85,6 +169,33 @@ export function buildAuditRecord(change: string, runs: RunHistory[]): AuditRecor
   const updateAttempt = new Map<string, number>();
 
   const push = (entry: UnchainedEntry) => entries.push(entry);
+  /** A head as the workflow read it: its commits, each identity resolved under the policy in force then. */
+  const pushHead = (
+    at: string,
+    source: string,
+    sha: string,
+    commits: CommitInfo[],
+    incomplete: string | undefined,
+    part: Participation,
+    data: Record<string, unknown>,
+    summary: string,
+  ) => {
+    const view: HeadView = { sha, source, commits: [], ...(incomplete ? { incomplete } : {}) };
+    heads.push(view);
+    participations.push({ part: { ...part, commits }, ...(policy ? { people: policy.people } : {}) });
+    const entry: UnchainedEntry = { at, kind: 'pull-request-read', summary, data: { ...data, commits: [] } };
+    const resolve = (people: People) => {
+      view.commits = commitViews(people, commits);
+      (entry.data as Record<string, unknown>).commits = view.commits.map((c, i) => ({
+        ...c,
+        message: clip(commits[i]?.message, 1000),
+      }));
+      if (view.commits.length) entry.summary = `${summary}: ${clip(commitsText(view.commits), 2000)}`;
+    };
+    if (policy) resolve(policy.people);
+    else resolveLater.push(resolve);
+    push(entry);
+  };
   const signedEvents: Array<{ event: PullRequestEvent; participation: Participation }> = [];
   let v2 = false;
 
@@ -96,19 +207,41 @@ export function buildAuditRecord(change: string, runs: RunHistory[]): AuditRecor
       if (patchOf(event) === CORE_V2_PATCH) v2 = true;
       if (event.workflowExecutionStartedEventAttributes) {
         const a = event.workflowExecutionStartedEventAttributes;
-        push({ at, kind: 'run-started', summary: `workflow run ${run.runId} started${a.continuedExecutionRunId ? ` (continues run ${a.continuedExecutionRunId})` : ''}`, data: { runId: run.runId, taskQueue: a.taskQueue?.name } });
+        // A run started afresh (the pull request reopened) reopens the change: its outcome is this run's.
+        if (!a.continuedExecutionRunId) outcome = 'open';
+        push({
+          at,
+          kind: 'run-started',
+          summary: `workflow run ${run.runId} started${a.continuedExecutionRunId ? ` (continues run ${a.continuedExecutionRunId})` : ''}`,
+          data: { runId: run.runId, taskQueue: a.taskQueue?.name },
+        });
       } else if (event.workflowExecutionSignaledEventAttributes) {
         const a = event.workflowExecutionSignaledEventAttributes;
         const [arg] = decodePayloads(a.input);
         if (a.signalName === 'pullRequest') {
           const pr = arg as PullRequestEvent;
+          lastEventHead = pr?.headSha ?? '';
           // Resolved against the policy's people at the end: the signal that starts a change precedes loadPolicy.
           // Core v2 applies only events the gateway signed: the others are checked against the policy's keys at the end.
-          signedEvents.push({ event: pr, participation: { ...(pr.kind === 'opened' || signedEvents.length === 0 ? { author: pr.author } : {}), commits: pr.commits ?? [], pushers: pr.pusher ? [pr.pusher] : [] } });
+          // It takes only the pusher (and an opening author) from an event; commits come from its own look-up.
+          // Core v1 took commits from the event when it carried them.
+          signedEvents.push({
+            event: pr,
+            participation: {
+              ...(pr.kind === 'opened' || signedEvents.length === 0 ? { author: pr.author } : {}),
+              commits: v2 ? [] : (pr.commits ?? []),
+              pushers: pr.pusher ? [pr.pusher] : [],
+            },
+          });
+          if (!v2 && pr.commits?.length) {
+            const view: HeadView = { sha: pr.headSha, source: 'event', commits: [] };
+            heads.push(view);
+            resolveLater.push((people) => (view.commits = commitViews(people, pr.commits ?? [])));
+          }
           push({
             at,
             kind: 'pull-request',
-            summary: `${pr.kind}: head ${shortSha(pr.headSha)} by ${pr.pusher ?? pr.author} (${pr.commits?.length ?? 0} commit(s))`,
+            summary: `${pr.kind}: head ${shortSha(pr.headSha)} by ${pr.pusher ?? pr.author} (${v2 || !pr.commits ? 'its commits are read from GitHub' : `${pr.commits.length} commit(s) in the event`})`,
             data: {
               kind: pr.kind,
               deliveryId: pr.deliveryId,
@@ -117,13 +250,27 @@ export function buildAuditRecord(change: string, runs: RunHistory[]): AuditRecor
               author: pr.author,
               pusher: pr.pusher,
               title: clip(pr.title),
-              commits: (pr.commits ?? []).map((c) => ({ sha: c.sha, author: c.author, committer: c.committer, message: clip(c.message, 1000) })),
-              changedFiles: pr.changedFiles?.slice(0, 200),
+              ...(pr.commits
+                ? {
+                    commits: pr.commits.map((c) => ({
+                      sha: c.sha,
+                      author: c.author,
+                      committer: c.committer,
+                      message: clip(c.message, 1000),
+                    })),
+                  }
+                : {}),
+              ...(pr.changedFiles ? { changedFiles: pr.changedFiles.slice(0, 200) } : {}),
             },
           });
         } else if (a.signalName === 'pullRequestClosed') {
           const closed = arg as PullRequestClosed;
-          push({ at, kind: 'closed', summary: `pull request ${closed.merged ? 'merged' : 'closed'}${closed.closedBy ? ` by ${closed.closedBy}` : ''}`, data: closed });
+          push({
+            at,
+            kind: 'closed',
+            summary: `pull request ${closed.merged ? 'merged' : 'closed'}${closed.closedBy ? ` by ${closed.closedBy}` : ''}`,
+            data: closed,
+          });
         } else if (a.signalName === 'approval') {
           const entry = approvalEntry(at, arg as SignedApproval, 'signal', a.identity ?? undefined);
           push(entry);
@@ -135,7 +282,12 @@ export function buildAuditRecord(change: string, runs: RunHistory[]): AuditRecor
       } else if (event.workflowExecutionUpdateAcceptedEventAttributes) {
         const a = event.workflowExecutionUpdateAcceptedEventAttributes;
         const [arg] = decodePayloads(a.acceptedRequest?.input?.args);
-        const entry = approvalEntry(at, arg as SignedApproval, 'update', a.acceptedRequest?.meta?.identity ?? undefined);
+        const entry = approvalEntry(
+          at,
+          arg as SignedApproval,
+          'update',
+          a.acceptedRequest?.meta?.identity ?? undefined,
+        );
         push(entry);
         pendingApprovals.push({ entry, signed: arg as SignedApproval });
         updateAttempt.set(a.protocolInstanceId ?? '', attempts);
@@ -169,24 +321,69 @@ export function buildAuditRecord(change: string, runs: RunHistory[]): AuditRecor
           case 'lookUpPullRequest': {
             // What the workflow decided on: the pull request as the orchestrator read it from GitHub.
             const found = result as PullRequestFacts;
-            participations.push({ author: found.author, commits: found.head.commits });
-            push({
+            pushHead(
               at,
-              kind: 'pull-request-read',
-              summary: `GitHub: head ${shortSha(found.head.sha)} into ${found.head.baseRef}, ${found.head.commits.length} commit(s), ${found.head.files.length} file(s)${found.head.incomplete ? ` (${found.head.incomplete})` : ''}`,
-              data: { state: found.state, author: found.author, headSha: found.head.sha, baseRef: found.head.baseRef, incomplete: found.head.incomplete, commits: found.head.commits.map((c) => ({ sha: c.sha, author: c.author, committer: c.committer, message: clip(c.message, 1000) })), changedFiles: found.head.files.slice(0, 200) },
-            });
+              'lookUpPullRequest',
+              found.head.sha,
+              found.head.commits,
+              found.head.incomplete,
+              { author: found.author },
+              {
+                state: found.state,
+                author: found.author,
+                headSha: found.head.sha,
+                baseRef: found.head.baseRef,
+                incomplete: found.head.incomplete,
+                changedFiles: found.head.files.slice(0, 200),
+              },
+              `GitHub: head ${shortSha(found.head.sha)} into ${found.head.baseRef}, ${found.head.commits.length} commit(s), ${found.head.files.length} file(s)${found.head.incomplete ? ` (${found.head.incomplete})` : ''}`,
+            );
+            break;
+          }
+          case 'lookUpPullRequestChanges': {
+            // Core v1's look-up of the event's head: commits and files only.
+            const found = result as { commits?: CommitInfo[]; changedFiles?: string[] };
+            const commits = found?.commits ?? [];
+            const sha =
+              (pending.input as { sha?: string; headSha?: string })?.sha ??
+              (pending.input as { headSha?: string })?.headSha ??
+              lastEventHead;
+            pushHead(
+              at,
+              'lookUpPullRequestChanges',
+              sha,
+              commits,
+              undefined,
+              {},
+              { headSha: sha, changedFiles: (found?.changedFiles ?? []).slice(0, 200) },
+              `GitHub: head ${shortSha(sha)}, ${commits.length} commit(s), ${found?.changedFiles?.length ?? 0} file(s)`,
+            );
             break;
           }
           case 'beginChange':
           case 'confirmDelivery':
           case 'loadPolicy': {
-            policy = (pending.type === 'loadPolicy' ? result : (result as { policy: ChangePolicy }).policy) as ChangePolicy;
+            policy = (
+              pending.type === 'loadPolicy' ? result : (result as { policy: ChangePolicy }).policy
+            ) as ChangePolicy;
+            // A run started when the pull request reopened takes the initiators of the change's earlier runs.
+            const prior =
+              pending.type === 'beginChange' ? (result as { prior?: { initiators?: Initiators } }).prior : undefined;
+            for (const [who, roles] of Object.entries(prior?.initiators ?? {}))
+              for (const role of roles) addInitiator(initiators, who, `${role} (earlier run)`);
             push({
               at,
               kind: 'policy',
               summary: `policy for ${policy.repo}: ${policy.environments.map((e) => `${e.name} needs ${e.required} approver(s)${e.eligible.length ? ` from ${e.eligible.join(', ')}` : ''}`).join('; ')}`,
-              data: { environments: policy.environments, policyOwners: policy.policyOwners, policyPaths: policy.policyPaths, checks: policy.checks, approvalKeys: policy.approvalKeys, digest: policy.digest, read: pending.type },
+              data: {
+                environments: policy.environments,
+                policyOwners: policy.policyOwners,
+                policyPaths: policy.policyPaths,
+                checks: policy.checks,
+                approvalKeys: policy.approvalKeys,
+                digest: policy.digest,
+                read: pending.type,
+              },
             });
             break;
           }
@@ -196,14 +393,29 @@ export function buildAuditRecord(change: string, runs: RunHistory[]): AuditRecor
               at,
               kind: 'checks',
               summary: `checks ${report.passed ? 'passed' : 'FAILED'} at ${shortSha(report.sha)}: ${report.results.map((r) => `${r.name} ${r.passed ? 'ok' : r.timedOut ? 'timed out' : `exit ${r.exitCode}`} (${r.durationMs} ms)`).join(', ') || 'no checks configured'}`,
-              data: { sha: report.sha, passed: report.passed, durationMs: report.durationMs, results: report.results.map((r) => ({ name: r.name, passed: r.passed, exitCode: r.exitCode, timedOut: r.timedOut, durationMs: r.durationMs })), executor },
+              data: {
+                sha: report.sha,
+                passed: report.passed,
+                durationMs: report.durationMs,
+                results: report.results.map((r) => ({
+                  name: r.name,
+                  passed: r.passed,
+                  exitCode: r.exitCode,
+                  timedOut: r.timedOut,
+                  durationMs: r.durationMs,
+                })),
+                executor,
+              },
             });
             break;
           }
           case 'deploy': {
             const report = result as DeployReport;
             if (executor) executors.add(executor);
-            if (!isDeployQueue(pending.taskQueue)) findings.push(`${report.environment} was deployed from task queue ${pending.taskQueue}, outside the deploy zone`);
+            if (!isDeployQueue(pending.taskQueue))
+              findings.push(
+                `${report.environment} was deployed from task queue ${pending.taskQueue}, outside the deploy zone`,
+              );
             if (report.status !== 'failed') {
               deployed.push(report.environment);
               deployedAt.add(`${report.environment}@${report.sha}`);
@@ -212,7 +424,16 @@ export function buildAuditRecord(change: string, runs: RunHistory[]): AuditRecor
               at,
               kind: 'deploy',
               summary: `${report.environment}: ${report.status} ${shortSha(report.sha)} by the pipeline (${executor ?? 'deploy worker'}); ${leaseText(report.leases)}`,
-              data: { environment: report.environment, sha: report.sha, status: report.status, exitCode: report.exitCode, durationMs: report.durationMs, leases: report.leases, executor, taskQueue: pending.taskQueue },
+              data: {
+                environment: report.environment,
+                sha: report.sha,
+                status: report.status,
+                exitCode: report.exitCode,
+                durationMs: report.durationMs,
+                leases: report.leases,
+                executor,
+                taskQueue: pending.taskQueue,
+              },
             });
             break;
           }
@@ -222,40 +443,121 @@ export function buildAuditRecord(change: string, runs: RunHistory[]): AuditRecor
               at,
               kind: 'verify',
               summary: `${report.environment}: verification ${report.passed ? 'passed' : 'FAILED'} at ${shortSha(report.sha)}; ${leaseText(report.leases)}`,
-              data: { environment: report.environment, sha: report.sha, passed: report.passed, exitCode: report.exitCode, durationMs: report.durationMs, leases: report.leases, executor },
+              data: {
+                environment: report.environment,
+                sha: report.sha,
+                passed: report.passed,
+                exitCode: report.exitCode,
+                durationMs: report.durationMs,
+                leases: report.leases,
+                executor,
+              },
             });
             break;
           }
           case 'revokeOutstanding': {
             const leases = (result as LeaseRecord[]) ?? [];
             const env = (pending.input as { environment?: string })?.environment;
-            push({ at, kind: 'revoke', summary: `${env}: ${leases.length ? `revoked ${leases.length} outstanding lease(s): ${leases.map((l) => l.leaseId).join(', ')}` : 'no lease outstanding'}`, data: { environment: env, leases, executor } });
+            push({
+              at,
+              kind: 'revoke',
+              summary: `${env}: ${leases.length ? `revoked ${leases.length} outstanding lease(s): ${leases.map((l) => l.leaseId).join(', ')}` : 'no lease outstanding'}`,
+              data: { environment: env, leases, executor },
+            });
+            break;
+          }
+          case 'acquireLane':
+          case 'releaseLane': {
+            // The environment's lane: one deploy at a time (src/workflows/lane.ts).
+            const call = (pending.input as { repo?: string; environment?: string } | undefined) ?? {};
+            const answer = (result ?? {}) as {
+              granted?: boolean;
+              lane?: string;
+              running?: string;
+              reason?: string;
+              released?: boolean;
+            };
+            const summary =
+              pending.type === 'acquireLane'
+                ? `${call.environment}: ${answer.granted ? `took the lane ${answer.lane ?? ''}` : `declined by the lane: ${answer.reason ?? 'no reason given'}`}`
+                : `${call.environment}: gave the lane back${answer.released === false ? ' (the lane had already let it go)' : ''}`;
+            push({
+              at,
+              kind: pending.type === 'acquireLane' ? 'lane-acquired' : 'lane-released',
+              summary,
+              data: { repo: call.repo, environment: call.environment, ...answer, executor },
+            });
             break;
           }
           default:
-            push({ at, kind: `activity:${pending.type}`, summary: `${pending.type} completed`, data: { result: typeof result === 'object' ? result : String(result), executor } });
+            push({
+              at,
+              kind: `activity:${pending.type}`,
+              summary: `${pending.type} completed`,
+              data: { result: typeof result === 'object' ? result : String(result), executor },
+            });
         }
       } else if (event.activityTaskFailedEventAttributes || event.activityTaskTimedOutEventAttributes) {
         const a = event.activityTaskFailedEventAttributes ?? event.activityTaskTimedOutEventAttributes;
         const pending = scheduled.get(String(a?.scheduledEventId ?? ''));
         if (!pending || QUIET_ACTIVITIES.has(pending.type)) continue;
         const message = a?.failure?.message ?? 'timed out';
-        push({ at, kind: 'activity-failed', summary: `${pending.type} failed: ${clip(message, 300)}`, data: { type: pending.type, input: pending.input, message: clip(message, 2000), executor: pending.identity } });
+        push({
+          at,
+          kind: 'activity-failed',
+          summary: `${pending.type} failed: ${clip(message, 300)}`,
+          data: { type: pending.type, input: pending.input, message: clip(message, 2000), executor: pending.identity },
+        });
       } else if (event.activityTaskCanceledEventAttributes) {
         const pending = scheduled.get(String(event.activityTaskCanceledEventAttributes.scheduledEventId ?? ''));
-        if (pending && !QUIET_ACTIVITIES.has(pending.type)) push({ at, kind: 'activity-cancelled', summary: `${pending.type} cancelled`, data: { type: pending.type, input: pending.input } });
+        if (pending && !QUIET_ACTIVITIES.has(pending.type))
+          push({
+            at,
+            kind: 'activity-cancelled',
+            summary: `${pending.type} cancelled`,
+            data: { type: pending.type, input: pending.input },
+          });
       } else if (event.workflowExecutionContinuedAsNewEventAttributes) {
-        push({ at, kind: 'continued-as-new', summary: `history bounded: continued as new run ${event.workflowExecutionContinuedAsNewEventAttributes.newExecutionRunId}`, data: { next: event.workflowExecutionContinuedAsNewEventAttributes.newExecutionRunId } });
+        push({
+          at,
+          kind: 'continued-as-new',
+          summary: `history bounded: continued as new run ${event.workflowExecutionContinuedAsNewEventAttributes.newExecutionRunId}`,
+          data: { next: event.workflowExecutionContinuedAsNewEventAttributes.newExecutionRunId },
+        });
       } else if (event.workflowExecutionCompletedEventAttributes) {
         const [result] = decodePayloads(event.workflowExecutionCompletedEventAttributes.result);
         const r = result as { outcome?: string; headSha?: string } | undefined;
         outcome = r?.outcome ?? 'completed';
         if (r?.headSha) headSha = r.headSha;
-        push({ at, kind: 'completed', summary: `change ${outcome}${r?.headSha ? ` at ${shortSha(r.headSha)}` : ''}`, data: result });
-      } else if (event.workflowExecutionFailedEventAttributes || event.workflowExecutionTerminatedEventAttributes || event.workflowExecutionCanceledEventAttributes || event.workflowExecutionTimedOutEventAttributes) {
-        outcome = event.workflowExecutionTerminatedEventAttributes ? 'terminated' : event.workflowExecutionCanceledEventAttributes ? 'cancelled' : event.workflowExecutionTimedOutEventAttributes ? 'timed out' : 'failed';
-        const reason = event.workflowExecutionTerminatedEventAttributes?.reason ?? event.workflowExecutionFailedEventAttributes?.failure?.message ?? '';
-        push({ at, kind: 'ended', summary: `workflow ${outcome}${reason ? `: ${clip(reason)}` : ''}`, data: { outcome, reason } });
+        push({
+          at,
+          kind: 'completed',
+          summary: `change ${outcome}${r?.headSha ? ` at ${shortSha(r.headSha)}` : ''}`,
+          data: result,
+        });
+      } else if (
+        event.workflowExecutionFailedEventAttributes ||
+        event.workflowExecutionTerminatedEventAttributes ||
+        event.workflowExecutionCanceledEventAttributes ||
+        event.workflowExecutionTimedOutEventAttributes
+      ) {
+        outcome = event.workflowExecutionTerminatedEventAttributes
+          ? 'terminated'
+          : event.workflowExecutionCanceledEventAttributes
+            ? 'cancelled'
+            : event.workflowExecutionTimedOutEventAttributes
+              ? 'timed out'
+              : 'failed';
+        const reason =
+          event.workflowExecutionTerminatedEventAttributes?.reason ??
+          event.workflowExecutionFailedEventAttributes?.failure?.message ??
+          '';
+        push({
+          at,
+          kind: 'ended',
+          summary: `workflow ${outcome}${reason ? `: ${clip(reason)}` : ''}`,
+          data: { outcome, reason },
+        });
       }
     }
   }
@@ -282,29 +584,42 @@ export function buildAuditRecord(change: string, runs: RunHistory[]): AuditRecor
   });
 
   for (const { event, participation } of signedEvents) {
-    if (!v2 || decideEvent(event, policy?.approvalKeys ?? [], change).verdict === 'accepted') participations.push(participation);
+    if (!v2 || decideEvent(event, policy?.approvalKeys ?? [], change).verdict === 'accepted')
+      participations.push({ part: participation });
   }
-  for (const part of participations) collectInitiators(policy?.people ?? [], part, initiators);
+  for (const { part, people } of participations) collectInitiators(people ?? policy?.people ?? [], part, initiators);
+  for (const resolve of resolveLater) resolve(policy?.people ?? []);
   for (const entry of entries) {
     if (entry.kind === 'pull-request') headSha = (entry.data as { headSha: string }).headSha || headSha;
   }
   const initiatorNames = Object.keys(initiators);
   for (const approver of approvers) {
-    if (initiatorNames.includes(approver)) findings.push(`${approver} both initiated (${(initiators[approver] ?? []).join(', ')}) and approved`);
+    if (initiatorNames.includes(approver))
+      findings.push(`${approver} both initiated (${(initiators[approver] ?? []).join(', ')}) and approved`);
   }
-  if (deployed.length > 0 && approvers.size === 0 && (policy?.environments.some((e) => e.required > 0) ?? true)) findings.push('deployed without any counted approval');
+  if (deployed.length > 0 && approvers.size === 0 && (policy?.environments.some((e) => e.required > 0) ?? true))
+    findings.push('deployed without any counted approval');
 
   // A delivered change's workflow stays open until its pull request closes; say what it achieved.
-  if (outcome === 'open' && policy && policy.environments.length > 0 && policy.environments.every((e) => deployedAt.has(`${e.name}@${headSha}`))) {
+  if (
+    outcome === 'open' &&
+    policy &&
+    policy.environments.length > 0 &&
+    policy.environments.every((e) => deployedAt.has(`${e.name}@${headSha}`))
+  ) {
     outcome = 'delivered (pull request still open)';
   }
-  const times = entries.map((e) => e.at).filter(Boolean).sort();
+  const times = entries
+    .map((e) => e.at)
+    .filter(Boolean)
+    .sort();
   return {
     summary: {
       change,
       outcome,
       headSha,
       initiators,
+      heads,
       approvers: [...approvers].sort(),
       refusedAttempts: refused,
       executors: [...executors].sort(),
@@ -319,7 +634,12 @@ export function buildAuditRecord(change: string, runs: RunHistory[]): AuditRecor
   };
 }
 
-function approvalEntry(at: string, signed: SignedApproval | undefined, via: 'signal' | 'update', senderIdentity: string | undefined): UnchainedEntry {
+function approvalEntry(
+  at: string,
+  signed: SignedApproval | undefined,
+  via: 'signal' | 'update',
+  senderIdentity: string | undefined,
+): UnchainedEntry {
   const claim = (signed?.claim ?? {}) as Partial<SignedApproval['claim']>;
   return {
     at,

@@ -52,10 +52,21 @@ export function checkChain(entries: unknown): ChainProblem | undefined {
     if (!entry || typeof entry !== 'object') return { seq: i, kind: '?', problem: `entry ${i} is not an object` };
     const { hash, ...body } = entry;
     const kind = typeof entry.kind === 'string' ? entry.kind : '?';
-    if (entry.seq !== i) return { seq: i, kind, problem: `entry ${i} has seq ${String(entry.seq)}: entries were removed, inserted or reordered` };
-    if (entry.prevHash !== prevHash) return { seq: i, kind, problem: `entry ${i} (${kind}) does not follow entry ${i - 1}: prevHash differs` };
+    if (entry.seq !== i)
+      return {
+        seq: i,
+        kind,
+        problem: `entry ${i} has seq ${String(entry.seq)}: entries were removed, inserted or reordered`,
+      };
+    if (entry.prevHash !== prevHash)
+      return { seq: i, kind, problem: `entry ${i} (${kind}) does not follow entry ${i - 1}: prevHash differs` };
     const expected = entryHash(prevHash, body as Omit<ChainedEntry, 'hash'>);
-    if (hash !== expected) return { seq: i, kind, problem: `entry ${i} (${kind}, ${String(entry.at)}) was altered: its hash does not match its content` };
+    if (hash !== expected)
+      return {
+        seq: i,
+        kind,
+        problem: `entry ${i} (${kind}, ${String(entry.at)}) was altered: its hash does not match its content`,
+      };
     prevHash = expected;
   }
   return undefined;
@@ -78,7 +89,12 @@ export function signPayload(payload: unknown, privateKeyHex: string): AuditSigna
 
 export function verifyPayload(payload: unknown, signature: AuditSignature): boolean {
   try {
-    if (signature?.alg !== 'ed25519' || !/^[0-9a-f]{128}$/i.test(signature.value) || !/^[0-9a-f]{64}$/i.test(signature.publicKey)) return false;
+    if (
+      signature?.alg !== 'ed25519' ||
+      !/^[0-9a-f]{128}$/i.test(signature.value) ||
+      !/^[0-9a-f]{64}$/i.test(signature.publicKey)
+    )
+      return false;
     return ed.verify(hexToBytes(signature.value), utf8ToBytes(canonicalJson(payload)), hexToBytes(signature.publicKey));
   } catch {
     return false;

@@ -4,12 +4,14 @@
 // says whether the approval counted and why.
 import { execFile } from 'node:child_process';
 import { reasonText } from '../policy/sod.ts';
+import { formatStatus } from '../presentation/texts.ts';
 import { promisify } from 'node:util';
 import { formatChangeRef, type ChangeRef } from '../shared/change-ref.ts';
 import type { ApprovalOutcome, ChangeStatus } from '../shared/types.ts';
 import { changeRefArg, CliError, parseArgs } from './commands.ts';
 
-const USAGE = 'usage: foureyes approve <owner/repo#number> [--reject] [--comment text] [--env name] [--sha commit] [--gateway URL]';
+const USAGE =
+  'usage: foureyes approve <owner/repo#number> [--reject] [--comment text] [--env name] [--sha commit] [--gateway URL]';
 
 export async function githubToken(env: NodeJS.ProcessEnv = process.env): Promise<string> {
   const fromEnv = env.GITHUB_TOKEN?.trim();
@@ -21,19 +23,27 @@ export async function githubToken(env: NodeJS.ProcessEnv = process.env): Promise
   } catch {
     // fall through to the message below
   }
-  throw new CliError('no GitHub token: set GITHUB_TOKEN, or install the GitHub CLI and run `gh auth login` (foureyes uses `gh auth token`)');
+  throw new CliError(
+    'no GitHub token: set GITHUB_TOKEN, or install the GitHub CLI and run `gh auth login` (foureyes uses `gh auth token`)',
+  );
 }
 
 function apiPath(ref: ChangeRef): string {
   return `/api/changes/${encodeURIComponent(ref.owner)}/${encodeURIComponent(ref.repo)}/${ref.number}`;
 }
 
-async function call(gateway: string, path: string, init: RequestInit): Promise<{ status: number; body: Record<string, unknown> }> {
+async function call(
+  gateway: string,
+  path: string,
+  init: RequestInit,
+): Promise<{ status: number; body: Record<string, unknown> }> {
   let response: Response;
   try {
     response = await fetch(`${gateway}${path}`, { ...init, signal: AbortSignal.timeout(30_000) });
   } catch (error) {
-    throw new CliError(`cannot reach the foureyes gateway at ${gateway} (${(error as Error).cause ? String(((error as Error).cause as Error).message ?? '') : (error as Error).message}); is \`foureyes up\` running? Point at another gateway with --gateway URL or FOUREYES_GATEWAY_URL`);
+    throw new CliError(
+      `cannot reach the foureyes gateway at ${gateway} (${(error as Error).cause ? String(((error as Error).cause as Error).message ?? '') : (error as Error).message}); is \`foureyes up\` running? Point at another gateway with --gateway URL or FOUREYES_GATEWAY_URL`,
+    );
   }
   const text = await response.text();
   let body: Record<string, unknown> = {};
@@ -46,14 +56,20 @@ async function call(gateway: string, path: string, init: RequestInit): Promise<{
 }
 
 export async function run(args: string[]): Promise<number> {
-  const { positionals, flags, options } = parseArgs(args, { flags: ['reject', 'help'], options: ['comment', 'env', 'gateway', 'sha'] });
+  const { positionals, flags, options } = parseArgs(args, {
+    flags: ['reject', 'help'],
+    options: ['comment', 'env', 'gateway', 'sha'],
+  });
   if (flags.has('help')) {
     console.log(USAGE);
     return 0;
   }
   if (positionals.length !== 1) throw new CliError(USAGE, 2);
   const ref = changeRefArg(positionals[0] as string);
-  const gateway = (options.get('gateway') ?? process.env.FOUREYES_GATEWAY_URL ?? 'http://127.0.0.1:3000').replace(/\/+$/, '');
+  const gateway = (options.get('gateway') ?? process.env.FOUREYES_GATEWAY_URL ?? 'http://127.0.0.1:3000').replace(
+    /\/+$/,
+    '',
+  );
   const token = await githubToken();
   const decision = flags.has('reject') ? 'reject' : 'approve';
   const change = formatChangeRef(ref);
@@ -62,12 +78,21 @@ export async function run(args: string[]): Promise<number> {
   let sha = options.get('sha');
   if (!sha) {
     const current = await call(gateway, apiPath(ref), { headers });
-    if (current.status === 404) throw new CliError(`${String(current.body.error ?? `no change ${change}`)}. Check the reference, or open the pull request first`);
-    if (current.status !== 200) throw new CliError(`cannot read the head of ${change} from the gateway (${current.status}): ${String(current.body.error ?? '')}; pass the commit you reviewed with --sha`);
+    if (current.status === 404)
+      throw new CliError(
+        `${String(current.body.error ?? `no change ${change}`)}. Check the reference, or open the pull request first`,
+      );
+    if (current.status !== 200)
+      throw new CliError(
+        `cannot read the head of ${change} from the gateway (${current.status}): ${String(current.body.error ?? '')}; pass the commit you reviewed with --sha`,
+      );
     const status = current.body as unknown as ChangeStatus;
-    if (!status.headSha) throw new CliError(`${change} has no head commit yet (${status.waitingFor}); try again in a moment`);
+    if (!status.headSha)
+      throw new CliError(`${change} has no head commit yet (${status.waitingFor}); try again in a moment`);
     sha = status.headSha;
-    console.log(`foureyes: ${decision === 'reject' ? 'requesting changes to' : 'approving'} ${change} at ${sha.slice(0, 12)}: ${status.title}`);
+    console.log(
+      `foureyes: ${decision === 'reject' ? 'requesting changes to' : 'approving'} ${change} at ${sha.slice(0, 12)}: ${status.title}`,
+    );
   }
   const body = {
     decision,
@@ -82,21 +107,29 @@ export async function run(args: string[]): Promise<number> {
     body: JSON.stringify(body),
   });
   const error = typeof answer.body.error === 'string' ? answer.body.error : `HTTP ${answer.status}`;
-  if (answer.status === 401) throw new CliError(`the gateway did not accept your GitHub token: ${error}. Check it with \`gh auth status\` or set GITHUB_TOKEN to a valid token of your own`);
+  if (answer.status === 401)
+    throw new CliError(
+      `the gateway did not accept your GitHub token: ${error}. Check it with \`gh auth status\` or set GITHUB_TOKEN to a valid token of your own`,
+    );
   if (answer.status === 404) throw new CliError(`${error}. Check the reference, or open the pull request first`);
   if (answer.status === 400) throw new CliError(`the gateway refused the request: ${error}`, 2);
-  if (answer.status !== 200) throw new CliError(`the gateway could not record the ${decision} (${answer.status}): ${error}`);
+  if (answer.status !== 200)
+    throw new CliError(`the gateway could not record the ${decision} (${answer.status}): ${error}`);
   const answeredMs = Math.round(performance.now() - started);
   const outcome = answer.body as unknown as ApprovalOutcome;
   const what = decision === 'reject' ? 'rejection' : 'approval';
-  if (outcome.counted) console.log(`foureyes: your ${what} of ${change} was accepted${outcome.environments.length ? ` for ${outcome.environments.join(', ')}` : ''}: ${reasonText(outcome.reason)}`);
+  if (outcome.counted)
+    console.log(
+      `foureyes: your ${what} of ${change} was accepted${outcome.environments.length ? ` for ${outcome.environments.join(', ')}` : ''}: ${reasonText(outcome.reason)}`,
+    );
   else console.log(`foureyes: your ${what} of ${change} was REFUSED: ${reasonText(outcome.reason)}`);
   console.log(`  (answered in ${answeredMs} ms; stage ${outcome.stage})`);
-  // Loaded only now: the status formatter pulls in the Temporal client, which the approval does not need.
-  const { formatStatus } = await import('./status.ts');
 
   const status = await call(gateway, apiPath(ref), { headers }).catch(() => undefined);
   if (status?.status === 200) console.log(`\n${formatStatus(status.body as unknown as ChangeStatus)}`);
-  else console.log(`\n(status unavailable: ${status ? String(status.body.error ?? status.status) : 'gateway unreachable'}; try \`foureyes status ${change}\`)`);
+  else
+    console.log(
+      `\n(status unavailable: ${status ? String(status.body.error ?? status.status) : 'gateway unreachable'}; try \`foureyes status ${change}\`)`,
+    );
   return outcome.counted ? 0 : 1;
 }

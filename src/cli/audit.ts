@@ -11,15 +11,24 @@ import { changeRefArg, CliError, parseArgs } from './commands.ts';
 export async function run(args: string[]): Promise<number> {
   const { positionals, options } = parseArgs(args, { options: ['format', 'run', 'repo', 'since', 'until', 'out'] });
   const format = options.get('format') ?? (options.has('repo') ? 'json' : 'md');
-  if (format !== 'md' && format !== 'json') throw new CliError(`--format: expected md or json, found ${JSON.stringify(format)}`, 2);
+  if (format !== 'md' && format !== 'json')
+    throw new CliError(`--format: expected md or json, found ${JSON.stringify(format)}`, 2);
   const signingKey = auditSigningKey();
   if (options.has('repo')) return bulk(options, format, signingKey);
-  if (positionals.length !== 1) throw new CliError('usage: foureyes audit <owner/repo#number> [--format md|json] [--run <runId>] [--out file]\n       foureyes audit --repo owner/repo --since <date> [--until <date>] [--out dir]', 2);
+  if (positionals.length !== 1)
+    throw new CliError(
+      'usage: foureyes audit <owner/repo#number> [--format md|json] [--run <runId>] [--out file]\n       foureyes audit --repo owner/repo --since <date> [--until <date>] [--out dir]',
+      2,
+    );
   const ref = changeRefArg(positionals[0] as string);
   warnUnsigned(signingKey);
   const client = await connectClient();
   try {
-    const doc = await exportChange(client, ref, { runId: options.get('run'), signingKey });
+    const doc = await exportChange(client, ref, {
+      runId: options.get('run'),
+      onlyChain: options.has('run'),
+      signingKey,
+    });
     const text = format === 'json' ? `${JSON.stringify(doc, null, 2)}\n` : renderMarkdown(doc);
     const out = options.get('out');
     if (out) {
@@ -28,7 +37,10 @@ export async function run(args: string[]): Promise<number> {
     } else process.stdout.write(text);
     return 0;
   } catch (error) {
-    if (error instanceof WorkflowNotFoundError) throw new CliError(`no change ${positionals[0]} in namespace ${client.options.namespace}${options.has('run') ? ` with run ${options.get('run')}` : ''}`);
+    if (error instanceof WorkflowNotFoundError)
+      throw new CliError(
+        `no change ${positionals[0]} in namespace ${client.options.namespace}${options.has('run') ? ` with run ${options.get('run')}` : ''}`,
+      );
     throw error;
   } finally {
     await client.connection.close();
@@ -65,7 +77,10 @@ async function bulk(options: Map<string, string>, format: string, signingKey: st
       count++;
       if (out) {
         const name = doc.change.replace(/[/#]/g, '_');
-        writeFileSync(join(out, `${name}.${format === 'md' ? 'md' : 'json'}`), format === 'md' ? renderMarkdown(doc) : `${JSON.stringify(doc, null, 2)}\n`);
+        writeFileSync(
+          join(out, `${name}.${format === 'md' ? 'md' : 'json'}`),
+          format === 'md' ? renderMarkdown(doc) : `${JSON.stringify(doc, null, 2)}\n`,
+        );
       } else process.stdout.write(format === 'md' ? `${renderMarkdown(doc)}\n---\n\n` : `${JSON.stringify(doc)}\n`);
     }
     console.error(`foureyes audit: exported ${count} change(s)${out ? ` to ${out}` : ''}`);
@@ -76,5 +91,8 @@ async function bulk(options: Map<string, string>, format: string, signingKey: st
 }
 
 function warnUnsigned(signingKey: string | undefined): void {
-  if (!signingKey) console.error('foureyes audit: no FOUREYES_AUDIT_SIGNING_KEY and no .foureyes/keys/audit-signing.json: the export is unsigned (its hash chain still holds)');
+  if (!signingKey)
+    console.error(
+      'foureyes audit: no FOUREYES_AUDIT_SIGNING_KEY and no .foureyes/keys/audit-signing.json: the export is unsigned (its hash chain still holds)',
+    );
 }

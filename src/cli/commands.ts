@@ -27,33 +27,91 @@ export interface Command {
   run(args: string[]): Promise<number | void>;
 }
 
-const lazy = (summary: string, usageText: string, load: () => Promise<{ run(args: string[]): Promise<number | void> }>): Command => ({
+const lazy = (
+  summary: string,
+  usageText: string,
+  load: () => Promise<{ run(args: string[]): Promise<number | void> }>,
+): Command => ({
   summary,
   usage: usageText,
   run: async (args) => (await load()).run(args),
 });
 
 export const commands: Record<string, Command> = {
-  up: lazy('start the local stack: Temporal, OpenBao, the three workers and the gateway', 'foureyes up', () => import('./up.ts')),
-  setup: lazy("github: create foureyes' GitHub App in one step (App manifest flow); `up` then uses it", 'foureyes setup github [--github-url URL] [--org NAME] [--webhook-url URL] [--print]', () => import('./setup-github.ts')),
-  tools: lazy('install the pinned temporal and bao binaries if they are missing', 'foureyes tools', () => import('./tools.ts')),
-  status: lazy('show a change: stage, head SHA, initiators, approvals, deployments', 'foureyes status <owner/repo#number> [--json]', () => import('./status.ts')),
-  approve: lazy('approve (or --reject) a change as yourself, with your GitHub token', 'foureyes approve <owner/repo#number> [--reject] [--comment text] [--env name] [--gateway URL]', () => import('./approve.ts')),
-  audit: lazy('export the audit record of a change (or of a repository over a period)', 'foureyes audit <owner/repo#number> [--format md|json] [--run <runId>] | --repo owner/repo --since <date> [--until <date>]', () => import('./audit.ts')),
-  'verify-audit': lazy('check the hash chain and signature of an audit export (and, with --rederive, against history)', 'foureyes verify-audit <file.json> [--public-key hex] [--rederive]', () => import('./verify-audit.ts')),
-  bundle: lazy('build the workflow bundle into FOUREYES_WORKFLOW_BUNDLE (image build time)', 'foureyes bundle', () => import('./bundle.ts')),
+  up: lazy(
+    'start the local stack: Temporal, OpenBao, the three workers and the gateway',
+    'foureyes up',
+    () => import('./up.ts'),
+  ),
+  setup: lazy(
+    "github: create foureyes' GitHub App in one step (App manifest flow); `up` then uses it",
+    'foureyes setup github [--github-url URL] [--org NAME] [--webhook-url URL] [--print]',
+    () => import('./setup-github.ts'),
+  ),
+  tools: lazy(
+    'install the pinned temporal and bao binaries if they are missing',
+    'foureyes tools',
+    () => import('./tools.ts'),
+  ),
+  status: lazy(
+    'show a change: stage, head SHA, initiators, approvals, deployments',
+    'foureyes status <owner/repo#number> [--json]',
+    () => import('./status.ts'),
+  ),
+  environments: lazy(
+    'show what runs where: per environment the running release, the queue of its lane, the last releases',
+    'foureyes environments [owner/repo] [--env name] [--last N] [--json] [--gateway URL]',
+    () => import('./environments.ts'),
+  ),
+  approve: lazy(
+    'approve (or --reject) a change as yourself, with your GitHub token',
+    'foureyes approve <owner/repo#number> [--reject] [--comment text] [--env name] [--gateway URL]',
+    () => import('./approve.ts'),
+  ),
+  audit: lazy(
+    'export the audit record of a change (or of a repository over a period)',
+    'foureyes audit <owner/repo#number> [--format md|json] [--run <runId>] | --repo owner/repo --since <date> [--until <date>]',
+    () => import('./audit.ts'),
+  ),
+  'verify-audit': lazy(
+    'check the hash chain and signature of an audit export (and, with --rederive, against history)',
+    'foureyes verify-audit <file.json> [--public-key hex] [--rederive]',
+    () => import('./verify-audit.ts'),
+  ),
+  bundle: lazy(
+    'build the workflow bundle into FOUREYES_WORKFLOW_BUNDLE (image build time)',
+    'foureyes bundle',
+    () => import('./bundle.ts'),
+  ),
   gateway: lazy('run the HTTP gateway (production entry point)', 'foureyes gateway', () => import('./gateway.ts')),
-  worker: lazy('run one trust zone\'s worker (production entry point)', 'foureyes worker orchestrator|checks|deploy', () => import('./worker.ts')),
-  sandbox: lazy('act as people in the offline GitHub stand-in: open a pull request, push, review, show', 'foureyes sandbox <open|push|review|dismiss|close|show|token> [options]', () => import('./sandbox.ts')),
+  worker: lazy(
+    "run one trust zone's worker (production entry point)",
+    'foureyes worker orchestrator|checks|deploy',
+    () => import('./worker.ts'),
+  ),
+  sandbox: lazy(
+    'act as people in the offline GitHub stand-in: open a pull request, push, review, show',
+    'foureyes sandbox <open|push|review|dismiss|close|show|token> [options]',
+    () => import('./sandbox.ts'),
+  ),
 };
 
 export function usage(): string {
   const width = Math.max(...Object.keys(commands).map((c) => c.length));
-  return ['usage: foureyes <command> [options]', '', ...Object.entries(commands).map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`), '', 'Run `foureyes <command> --help` for its options.'].join('\n');
+  return [
+    'usage: foureyes <command> [options]',
+    '',
+    ...Object.entries(commands).map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`),
+    '',
+    'Run `foureyes <command> --help` for its options.',
+  ].join('\n');
 }
 
 /** Minimal flag parsing: --name value, --flag, and positionals. */
-export function parseArgs(args: string[], spec: { flags?: string[]; options?: string[] }): { positionals: string[]; flags: Set<string>; options: Map<string, string> } {
+export function parseArgs(
+  args: string[],
+  spec: { flags?: string[]; options?: string[] },
+): { positionals: string[]; flags: Set<string>; options: Map<string, string> } {
   const positionals: string[] = [];
   const flags = new Set<string>();
   const options = new Map<string, string>();

@@ -6,14 +6,21 @@ import { CliError, commands, usage } from './commands.ts';
 const [name, ...args] = process.argv.slice(2);
 const command = name ? commands[name] : undefined;
 if (!command) {
-  console.error(name && name !== '--help' && name !== '-h' ? `foureyes: unknown command "${name}"\n\n${usage()}` : usage());
+  console.error(
+    name && name !== '--help' && name !== '-h' ? `foureyes: unknown command "${name}"\n\n${usage()}` : usage(),
+  );
   process.exit(name && name !== '--help' && name !== '-h' ? 2 : 0);
 }
 try {
   const code = await command.run(args);
   process.exitCode = code ?? 0;
 } catch (error) {
-  if (error instanceof ConfigError || error instanceof PrerequisiteError || error instanceof CliError || (error as Error)?.name === 'GitHubConfigError') {
+  if (
+    error instanceof ConfigError ||
+    error instanceof PrerequisiteError ||
+    error instanceof CliError ||
+    (error as Error)?.name === 'GitHubConfigError'
+  ) {
     console.error(`foureyes ${name}: ${(error as Error).message}`);
     process.exitCode = error instanceof CliError ? error.exitCode : 1;
   } else {

@@ -26,7 +26,9 @@ function standinUrl(): string {
   try {
     return (JSON.parse(readFileSync(file, 'utf8')) as { url: string }).url;
   } catch {
-    throw new CliError(`no GitHub stand-in found (${file}): start foureyes without GitHub credentials (\`npm start\`) or set FOUREYES_GITHUB_STANDIN_URL`);
+    throw new CliError(
+      `no GitHub stand-in found (${file}): start foureyes without GitHub credentials (\`npm start\`) or set FOUREYES_GITHUB_STANDIN_URL`,
+    );
   }
 }
 
@@ -51,7 +53,10 @@ function commitOf(options: Map<string, string>, fallback: string) {
   const message = options.get('message') ?? fallback;
   const coAuthor = options.get('co-author');
   const file = options.get('file') ?? `changes/${Date.now()}.txt`;
-  return { message: coAuthor ? `${message}\n\nCo-authored-by: ${coAuthor}` : message, files: { [file]: `${options.get('content') ?? message}\n` } };
+  return {
+    message: coAuthor ? `${message}\n\nCo-authored-by: ${coAuthor}` : message,
+    files: { [file]: `${options.get('content') ?? message}\n` },
+  };
 }
 
 export async function run(args: string[]): Promise<number> {
@@ -65,38 +70,69 @@ export async function run(args: string[]): Promise<number> {
     options: ['as', 'title', 'repo', 'file', 'content', 'message', 'co-author', 'body', 'commit'],
   });
   const state = async () => (await call('GET', '/_standin/state')) as { repos: Array<{ owner: string; name: string }> };
-  const repo = options.get('repo') ?? (await state().then((s) => (s.repos[0] ? `${s.repos[0].owner}/${s.repos[0].name}` : undefined)));
+  const repo =
+    options.get('repo') ??
+    (await state().then((s) => (s.repos[0] ? `${s.repos[0].owner}/${s.repos[0].name}` : undefined)));
   if (!repo) throw new CliError('the stand-in has no repository; pass --repo');
-  const as = () => options.get('as') ?? (() => { throw new CliError(`${action} needs --as LOGIN (who acts)`, 2); })();
+  const as = () =>
+    options.get('as') ??
+    (() => {
+      throw new CliError(`${action} needs --as LOGIN (who acts)`, 2);
+    })();
   const number = () => {
     const n = Number(positionals[0]);
     if (!Number.isInteger(n) || n < 1) throw new CliError(`${action} needs the pull request number`, 2);
     return n;
   };
-  const report = (text: string, r: Record<string, unknown>) => console.log(`${text}${r.status ? ` (webhook answered ${String(r.status)})` : r.deliveryId ? ' (webhook not answered: is the gateway up?)' : ''}`);
+  const report = (text: string, r: Record<string, unknown>) =>
+    console.log(
+      `${text}${r.status ? ` (webhook answered ${String(r.status)})` : r.deliveryId ? ' (webhook not answered: is the gateway up?)' : ''}`,
+    );
 
   switch (action) {
     case 'open': {
-      const title = options.get('title') ?? (() => { throw new CliError('open needs --title', 2); })();
-      const r = await call('POST', `/_standin/repos/${repo}/pulls`, { author: as(), title, commits: [commitOf(options, title)] });
+      const title =
+        options.get('title') ??
+        (() => {
+          throw new CliError('open needs --title', 2);
+        })();
+      const r = await call('POST', `/_standin/repos/${repo}/pulls`, {
+        author: as(),
+        title,
+        commits: [commitOf(options, title)],
+      });
       report(`opened ${repo}#${String(r.number)} as ${as()} at ${String(r.headSha).slice(0, 7)}`, r);
       return 0;
     }
     case 'push': {
-      const r = await call('POST', `/_standin/repos/${repo}/pulls/${number()}/commits`, { pusher: as(), commits: [commitOf(options, 'more changes')] });
+      const r = await call('POST', `/_standin/repos/${repo}/pulls/${number()}/commits`, {
+        pusher: as(),
+        commits: [commitOf(options, 'more changes')],
+      });
       report(`pushed ${String(r.headSha).slice(0, 7)} to ${repo}#${number()} as ${as()}`, r);
       return 0;
     }
     case 'review': {
       const event = flags.has('request-changes') ? 'REQUEST_CHANGES' : flags.has('comment') ? 'COMMENT' : 'APPROVE';
-      const r = await call('POST', `/_standin/repos/${repo}/pulls/${number()}/reviews`, { reviewer: as(), event, body: options.get('body') ?? '', ...(options.get('commit') ? { commitId: options.get('commit') } : {}) });
-      report(`review ${String(r.reviewId)} (${event}) of ${String(r.commitId).slice(0, 7)} on ${repo}#${number()} by ${as()}`, r);
+      const r = await call('POST', `/_standin/repos/${repo}/pulls/${number()}/reviews`, {
+        reviewer: as(),
+        event,
+        body: options.get('body') ?? '',
+        ...(options.get('commit') ? { commitId: options.get('commit') } : {}),
+      });
+      report(
+        `review ${String(r.reviewId)} (${event}) of ${String(r.commitId).slice(0, 7)} on ${repo}#${number()} by ${as()}`,
+        r,
+      );
       return 0;
     }
     case 'dismiss': {
       const reviewId = Number(positionals[1]);
       if (!Number.isInteger(reviewId)) throw new CliError('dismiss needs the review id', 2);
-      const r = await call('POST', `/_standin/repos/${repo}/pulls/${number()}/reviews/${reviewId}/dismissals`, { by: as(), message: options.get('message') ?? '' });
+      const r = await call('POST', `/_standin/repos/${repo}/pulls/${number()}/reviews/${reviewId}/dismissals`, {
+        by: as(),
+        message: options.get('message') ?? '',
+      });
       report(`dismissed review ${reviewId} on ${repo}#${number()} as ${as()}`, r);
       return 0;
     }
@@ -106,14 +142,26 @@ export async function run(args: string[]): Promise<number> {
       return 0;
     }
     case 'token': {
-      const login = positionals[0] ?? (() => { throw new CliError('token needs a LOGIN', 2); })();
+      const login =
+        positionals[0] ??
+        (() => {
+          throw new CliError('token needs a LOGIN', 2);
+        })();
       const r = await call('POST', '/_standin/users', { login });
       console.log(String(r.token));
       return 0;
     }
     case 'show': {
       const s = (await call('GET', '/_standin/state')) as unknown as {
-        pulls: Array<{ repo: string; number: number; title: string; author: string; headSha: string; state: string; merged: boolean }>;
+        pulls: Array<{
+          repo: string;
+          number: number;
+          title: string;
+          author: string;
+          headSha: string;
+          state: string;
+          merged: boolean;
+        }>;
         reviews: Array<{ repo: string; pull: number; id: number; user: string; state: string; commitId: string }>;
         statuses: Array<{ repo: string; sha: string; context: string; state: string; description: string | null }>;
         checkRuns: Array<{ repo: string; headSha: string; name: string; status: string; conclusion: string | null }>;
@@ -125,20 +173,41 @@ export async function run(args: string[]): Promise<number> {
       const pull = s.pulls.find((p) => p.repo.toLowerCase() === repo.toLowerCase() && p.number === n);
       if (!pull) throw new CliError(`no pull request ${repo}#${n}`);
       if (flags.has('json')) {
-        console.log(JSON.stringify({ pull, reviews: s.reviews.filter((r) => r.repo === pull.repo && r.pull === n) }, null, 2));
+        console.log(
+          JSON.stringify({ pull, reviews: s.reviews.filter((r) => r.repo === pull.repo && r.pull === n) }, null, 2),
+        );
         return 0;
       }
-      const lines = [`${repo}#${n} "${pull.title}" by ${pull.author}: ${pull.merged ? 'merged' : pull.state}, head ${pull.headSha.slice(0, 7)}`, '', 'reviews:'];
-      for (const r of s.reviews.filter((x) => x.repo === pull.repo && x.pull === n)) lines.push(`  ${r.id}  ${r.user}  ${r.state}  on ${r.commitId.slice(0, 7)}`);
+      const lines = [
+        `${repo}#${n} "${pull.title}" by ${pull.author}: ${pull.merged ? 'merged' : pull.state}, head ${pull.headSha.slice(0, 7)}`,
+        '',
+        'reviews:',
+      ];
+      for (const r of s.reviews.filter((x) => x.repo === pull.repo && x.pull === n))
+        lines.push(`  ${r.id}  ${r.user}  ${r.state}  on ${r.commitId.slice(0, 7)}`);
       lines.push('', 'checks on the head:');
-      for (const c of s.checkRuns.filter((x) => x.repo === pull.repo && x.headSha === pull.headSha)) lines.push(`  ${c.name}: ${c.conclusion ?? c.status}`);
+      for (const c of s.checkRuns.filter((x) => x.repo === pull.repo && x.headSha === pull.headSha))
+        lines.push(`  ${c.name}: ${c.conclusion ?? c.status}`);
       const latest = new Map<string, { state: string; description: string | null }>();
-      for (const st of s.statuses.filter((x) => x.repo === pull.repo && x.sha === pull.headSha)) latest.set(st.context, st);
-      for (const [context, st] of latest) lines.push(`  ${context}: ${st.state}${st.description ? ` (${st.description})` : ''}`);
+      for (const st of s.statuses.filter((x) => x.repo === pull.repo && x.sha === pull.headSha))
+        latest.set(st.context, st);
+      for (const [context, st] of latest)
+        lines.push(`  ${context}: ${st.state}${st.description ? ` (${st.description})` : ''}`);
       lines.push('', 'deployments of the head:');
-      for (const d of s.deployments.filter((x) => x.repo === pull.repo && x.sha === pull.headSha)) lines.push(`  ${d.environment}: ${s.deploymentStatuses.filter((x) => x.deploymentId === d.id).at(-1)?.state ?? 'created'}`);
-      const comment = s.comments.find((c) => c.repo === pull.repo && c.issue === n && c.body.startsWith('<!-- foureyes:summary -->'));
-      lines.push('', 'foureyes comment:', comment ? comment.body.replace(/&#(\d+);/g, (_, code: string) => String.fromCharCode(Number(code))) : '  (none yet)');
+      for (const d of s.deployments.filter((x) => x.repo === pull.repo && x.sha === pull.headSha))
+        lines.push(
+          `  ${d.environment}: ${s.deploymentStatuses.filter((x) => x.deploymentId === d.id).at(-1)?.state ?? 'created'}`,
+        );
+      const comment = s.comments.find(
+        (c) => c.repo === pull.repo && c.issue === n && c.body.startsWith('<!-- foureyes:summary -->'),
+      );
+      lines.push(
+        '',
+        'foureyes comment:',
+        comment
+          ? comment.body.replace(/&#(\d+);/g, (_, code: string) => String.fromCharCode(Number(code)))
+          : '  (none yet)',
+      );
       console.log(lines.join('\n'));
       return 0;
     }

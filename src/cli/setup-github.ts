@@ -34,17 +34,32 @@ const USAGE = `usage: foureyes setup github [--github-url URL] [--org NAME] [--n
 /** What the App may do, and why foureyes needs each (README "Connect a real repository"). */
 export const APP_PERMISSIONS: Array<{ name: string; level: 'read' | 'write'; why: string }> = [
   { name: 'metadata', level: 'read', why: 'required of every App: read the repository' },
-  { name: 'contents', level: 'read', why: 'list the commits and changed files of a pull request (write when a repository has `merge: true`: the merge after production)' },
-  { name: 'pull_requests', level: 'read', why: 'read the pull request, its commits, files and reviews: who initiated it, who approved which commit' },
+  {
+    name: 'contents',
+    level: 'read',
+    why: 'list the commits and changed files of a pull request (write when a repository has `merge: true`: the merge after production)',
+  },
+  {
+    name: 'pull_requests',
+    level: 'read',
+    why: 'read the pull request, its commits, files and reviews: who initiated it, who approved which commit',
+  },
   { name: 'checks', level: 'write', why: 'report each stage as a check run on the head commit' },
   { name: 'deployments', level: 'write', why: 'one GitHub deployment per environment, with its statuses' },
-  { name: 'issues', level: 'write', why: 'the summary comment on the pull request (pull request comments are issue comments)' },
+  {
+    name: 'issues',
+    level: 'write',
+    why: 'the summary comment on the pull request (pull request comments are issue comments)',
+  },
 ];
 
 /** The events the gateway acts on (src/gateway/routes/github-webhook.ts); `ping` and `installation` come without asking. */
 export const APP_EVENTS: Array<{ name: string; why: string }> = [
   { name: 'pull_request', why: 'opened, reopened, synchronize (a push) and closed start, move and end the change' },
-  { name: 'pull_request_review', why: 'submitted and dismissed reviews are approvals, rejections and withdrawals through GitHub' },
+  {
+    name: 'pull_request_review',
+    why: 'submitted and dismissed reviews are approvals, rejections and withdrawals through GitHub',
+  },
 ];
 
 export interface ManifestOptions {
@@ -60,12 +75,18 @@ export function appManifest(options: ManifestOptions) {
   return {
     name: options.name,
     url: options.homepage,
-    description: 'foureyes: Segregation of Duties for change delivery. Reports checks, approvals and deployments of each pull request.',
+    description:
+      'foureyes: Segregation of Duties for change delivery. Reports checks, approvals and deployments of each pull request.',
     // Without a public gateway the webhook stays inactive (the address is the local gateway's, for later).
-    hook_attributes: { url: options.webhookUrl ?? 'http://127.0.0.1:3000/webhooks/github', active: options.webhookUrl !== undefined },
+    hook_attributes: {
+      url: options.webhookUrl ?? 'http://127.0.0.1:3000/webhooks/github',
+      active: options.webhookUrl !== undefined,
+    },
     redirect_url: options.redirectUrl,
     public: false,
-    default_permissions: Object.fromEntries(APP_PERMISSIONS.map((p) => [p.name, p.name === 'contents' && options.merge ? 'write' : p.level])),
+    default_permissions: Object.fromEntries(
+      APP_PERMISSIONS.map((p) => [p.name, p.name === 'contents' && options.merge ? 'write' : p.level]),
+    ),
     default_events: APP_EVENTS.map((e) => e.name),
   };
 }
@@ -76,23 +97,46 @@ export function githubUrls(webUrl: string): { webUrl: string; apiUrl: string } {
   try {
     url = new URL(webUrl);
   } catch {
-    throw new CliError(`--github-url ${JSON.stringify(webUrl)}: expected a URL such as https://github.com or https://ghes.example.com`, 2);
+    throw new CliError(
+      `--github-url ${JSON.stringify(webUrl)}: expected a URL such as https://github.com or https://ghes.example.com`,
+      2,
+    );
   }
-  if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new CliError(`--github-url ${webUrl}: expected an http(s) URL`, 2);
+  if (url.protocol !== 'https:' && url.protocol !== 'http:')
+    throw new CliError(`--github-url ${webUrl}: expected an http(s) URL`, 2);
   const web = `${url.origin}${url.pathname.replace(/\/+$/, '')}`;
-  if (url.hostname === 'api.github.com' || web.endsWith('/api/v3')) throw new CliError(`--github-url ${webUrl}: give the web address (https://github.com or https://HOST), not the API's`, 2);
-  const apiUrl = url.hostname === 'github.com' ? 'https://api.github.com' : /\.ghe\.com$/.test(url.hostname) ? `${url.protocol}//api.${url.hostname}` : `${web}/api/v3`;
+  if (url.hostname === 'api.github.com' || web.endsWith('/api/v3'))
+    throw new CliError(
+      `--github-url ${webUrl}: give the web address (https://github.com or https://HOST), not the API's`,
+      2,
+    );
+  const apiUrl =
+    url.hostname === 'github.com'
+      ? 'https://api.github.com'
+      : /\.ghe\.com$/.test(url.hostname)
+        ? `${url.protocol}//api.${url.hostname}`
+        : `${web}/api/v3`;
   return { webUrl: web, apiUrl };
 }
 
-const html = (text: string) => text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;').replace(/'/g, '&#39;');
+const html = (text: string) =>
+  text
+    .replace(/&/g, '&amp;')
+    .replace(/</g, '&lt;')
+    .replace(/>/g, '&gt;')
+    .replace(/"/g, '&quot;')
+    .replace(/'/g, '&#39;');
 
 function page(title: string, body: string): string {
   return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>${html(title)}</title><style>body{font-family:system-ui,sans-serif;max-width:44rem;margin:3rem auto;line-height:1.5}code{background:#f3f3f3;padding:0 .2rem}</style></head><body>${body}</body></html>`;
 }
 
 function send(res: ServerResponse, status: number, body: string): void {
-  res.writeHead(status, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store', 'content-security-policy': "default-src 'none'; style-src 'unsafe-inline'; form-action *" });
+  res.writeHead(status, {
+    'content-type': 'text/html; charset=utf-8',
+    'cache-control': 'no-store',
+    'content-security-policy': "default-src 'none'; style-src 'unsafe-inline'; form-action *",
+  });
   res.end(body);
 }
 
@@ -111,16 +155,29 @@ async function convert(apiUrl: string, code: string): Promise<Conversion> {
   try {
     res = await fetch(`${apiUrl}/app-manifests/${encodeURIComponent(code)}/conversions`, {
       method: 'POST',
-      headers: { accept: 'application/vnd.github+json', 'x-github-api-version': '2022-11-28', 'user-agent': 'foureyes-setup' },
+      headers: {
+        accept: 'application/vnd.github+json',
+        'x-github-api-version': '2022-11-28',
+        'user-agent': 'foureyes-setup',
+      },
       signal: AbortSignal.timeout(30_000),
     });
   } catch (error) {
-    throw new CliError(`cannot reach ${apiUrl} to finish creating the App (${(error as Error).message}); the App may exist already: check ${apiUrl} and run again`);
+    throw new CliError(
+      `cannot reach ${apiUrl} to finish creating the App (${(error as Error).message}); the App may exist already: check ${apiUrl} and run again`,
+    );
   }
-  if (res.status === 404) throw new CliError('GitHub did not accept the code (it is valid once, for an hour): run `foureyes setup github` again');
-  if (!res.ok) throw new CliError(`GitHub answered ${res.status} to POST /app-manifests/{code}/conversions: ${(await res.text()).slice(0, 200)}`);
+  if (res.status === 404)
+    throw new CliError(
+      'GitHub did not accept the code (it is valid once, for an hour): run `foureyes setup github` again',
+    );
+  if (!res.ok)
+    throw new CliError(
+      `GitHub answered ${res.status} to POST /app-manifests/{code}/conversions: ${(await res.text()).slice(0, 200)}`,
+    );
   const data = (await res.json()) as Partial<Conversion>;
-  if (typeof data.id !== 'number' || typeof data.pem !== 'string' || typeof data.slug !== 'string') throw new CliError('GitHub answered the conversion without an App ID or key; run `foureyes setup github` again');
+  if (typeof data.id !== 'number' || typeof data.pem !== 'string' || typeof data.slug !== 'string')
+    throw new CliError('GitHub answered the conversion without an App ID or key; run `foureyes setup github` again');
   return data as Conversion;
 }
 
@@ -152,11 +209,19 @@ function optionalConfig(): FoureyesConfig | undefined {
 
 /** The App's variables, one per line, for a secret manager or an env file (the key with `\n` escapes). */
 function envLines(app: Conversion, apiUrl: string): string {
-  return [`GITHUB_APP_ID=${app.id}`, `GITHUB_API_URL=${apiUrl}`, `GITHUB_WEBHOOK_SECRET=${app.webhook_secret ?? ''}`, `GITHUB_PRIVATE_KEY="${app.pem.trim().replace(/\r?\n/g, '\\n')}"`].join('\n');
+  return [
+    `GITHUB_APP_ID=${app.id}`,
+    `GITHUB_API_URL=${apiUrl}`,
+    `GITHUB_WEBHOOK_SECRET=${app.webhook_secret ?? ''}`,
+    `GITHUB_PRIVATE_KEY="${app.pem.trim().replace(/\r?\n/g, '\\n')}"`,
+  ].join('\n');
 }
 
 export async function run(args: string[]): Promise<number> {
-  const { positionals, flags, options } = parseArgs(args, { flags: ['print', 'no-open', 'force', 'help'], options: ['github-url', 'org', 'name', 'webhook-url', 'port', 'timeout'] });
+  const { positionals, flags, options } = parseArgs(args, {
+    flags: ['print', 'no-open', 'force', 'help'],
+    options: ['github-url', 'org', 'name', 'webhook-url', 'port', 'timeout'],
+  });
   if (flags.has('help')) {
     console.log(USAGE);
     return 0;
@@ -165,19 +230,30 @@ export async function run(args: string[]): Promise<number> {
   const print = flags.has('print');
   // With --print, stdout carries the variables only; everything for the person goes to stderr.
   const say = print ? (line: string) => console.error(line) : (line: string) => console.log(line);
-  const { webUrl, apiUrl } = githubUrls(options.get('github-url') ?? (process.env.GITHUB_API_URL ? parseApiUrl(process.env.GITHUB_API_URL).webUrl : 'https://github.com'));
+  const { webUrl, apiUrl } = githubUrls(
+    options.get('github-url') ??
+      (process.env.GITHUB_API_URL ? parseApiUrl(process.env.GITHUB_API_URL).webUrl : 'https://github.com'),
+  );
   const org = options.get('org');
-  if (org !== undefined && !/^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})$/.test(org)) throw new CliError(`--org ${JSON.stringify(org)}: expected an organization login`, 2);
+  if (org !== undefined && !/^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})$/.test(org))
+    throw new CliError(`--org ${JSON.stringify(org)}: expected an organization login`, 2);
   const webhookUrl = options.get('webhook-url');
-  if (webhookUrl !== undefined && !/^https?:\/\/[^\s]+$/.test(webhookUrl)) throw new CliError(`--webhook-url ${JSON.stringify(webhookUrl)}: expected the gateway's address, e.g. https://foureyes.example.com/webhooks/github`, 2);
+  if (webhookUrl !== undefined && !/^https?:\/\/[^\s]+$/.test(webhookUrl))
+    throw new CliError(
+      `--webhook-url ${JSON.stringify(webhookUrl)}: expected the gateway's address, e.g. https://foureyes.example.com/webhooks/github`,
+      2,
+    );
   const port = Number(options.get('port') ?? 0);
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new CliError(`--port ${options.get('port')}: expected a port number`, 2);
+  if (!Number.isInteger(port) || port < 0 || port > 65535)
+    throw new CliError(`--port ${options.get('port')}: expected a port number`, 2);
   const timeoutMs = Number(options.get('timeout') ?? 900) * 1000;
 
   const data = dataDir();
   const stored = readStoredApp(data);
   if (stored && !print && !flags.has('force')) {
-    throw new CliError(`an App is already stored in ${stored.files.dir} (${stored.app.slug}, App ID ${stored.app.appId}) and \`foureyes up\` uses it; to create another, move that folder away or pass --force`);
+    throw new CliError(
+      `an App is already stored in ${stored.files.dir} (${stored.app.slug}, App ID ${stored.app.appId}) and \`foureyes up\` uses it; to create another, move that folder away or pass --force`,
+    );
   }
   const config = optionalConfig();
   const repositories = config?.repositories.map((r) => r.name) ?? [];
@@ -208,12 +284,35 @@ export async function run(args: string[]): Promise<number> {
     }
     if (req.method === 'GET' && url.pathname === '/callback') {
       const code = url.searchParams.get('code');
-      if (!sameState(url.searchParams.get('state'), state)) return send(res, 400, page('foureyes: wrong state', '<h1>This answer is not for this run</h1><p>The <code>state</code> does not match: start again from the address <code>foureyes setup github</code> printed.</p>'));
-      if (!code || busy) return send(res, 400, page('foureyes: no code', '<h1>No code from GitHub</h1><p>Start again from the address <code>foureyes setup github</code> printed.</p>'));
+      if (!sameState(url.searchParams.get('state'), state))
+        return send(
+          res,
+          400,
+          page(
+            'foureyes: wrong state',
+            '<h1>This answer is not for this run</h1><p>The <code>state</code> does not match: start again from the address <code>foureyes setup github</code> printed.</p>',
+          ),
+        );
+      if (!code || busy)
+        return send(
+          res,
+          400,
+          page(
+            'foureyes: no code',
+            '<h1>No code from GitHub</h1><p>Start again from the address <code>foureyes setup github</code> printed.</p>',
+          ),
+        );
       busy = true;
       void convert(apiUrl, code).then(
         (app) => {
-          send(res, 200, page('foureyes: App created', `<h1>Created ${html(app.slug)}</h1><p>Next, install it on your repositories: <a href="${html(app.html_url)}/installations/new">${html(app.html_url)}/installations/new</a>. The terminal shows the remaining steps; you can close this tab.</p>`));
+          send(
+            res,
+            200,
+            page(
+              'foureyes: App created',
+              `<h1>Created ${html(app.slug)}</h1><p>Next, install it on your repositories: <a href="${html(app.html_url)}/installations/new">${html(app.html_url)}/installations/new</a>. The terminal shows the remaining steps; you can close this tab.</p>`,
+            ),
+          );
           finish(app);
         },
         (error: Error) => {
@@ -226,20 +325,40 @@ export async function run(args: string[]): Promise<number> {
     send(res, 404, page('foureyes: not found', '<h1>Not found</h1>'));
   });
   await new Promise<void>((resolve, reject) => {
-    server.once('error', (error: NodeJS.ErrnoException) => reject(new CliError(`--port ${port}: cannot listen on 127.0.0.1 (${error.code ?? error.message})`)));
+    server.once('error', (error: NodeJS.ErrnoException) =>
+      reject(new CliError(`--port ${port}: cannot listen on 127.0.0.1 (${error.code ?? error.message})`)),
+    );
     server.listen(port, '127.0.0.1', resolve);
   });
   const local = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  const manifest = appManifest({ name, redirectUrl: `${local}/callback`, ...(webhookUrl ? { webhookUrl } : {}), homepage: webhookUrl ? new URL(webhookUrl).origin : webUrl, merge: config?.repositories.some((r) => r.merge) ?? false });
+  const manifest = appManifest({
+    name,
+    redirectUrl: `${local}/callback`,
+    ...(webhookUrl ? { webhookUrl } : {}),
+    homepage: webhookUrl ? new URL(webhookUrl).origin : webUrl,
+    merge: config?.repositories.some((r) => r.merge) ?? false,
+  });
   manifestJson = JSON.stringify(manifest);
 
-  say(`foureyes: creating the GitHub App "${name}" on ${webUrl}${org ? ` for ${org}` : ''} with ${APP_PERMISSIONS.map((p) => `${p.name}: ${manifest.default_permissions[p.name]}`).join(', ')}; events ${APP_EVENTS.map((e) => e.name).join(', ')}`);
-  say(`Open ${local}/ in your browser and confirm on GitHub (waiting up to ${Math.round(timeoutMs / 60_000)} minutes; Ctrl-C to give up).`);
+  say(
+    `foureyes: creating the GitHub App "${name}" on ${webUrl}${org ? ` for ${org}` : ''} with ${APP_PERMISSIONS.map((p) => `${p.name}: ${manifest.default_permissions[p.name]}`).join(', ')}; events ${APP_EVENTS.map((e) => e.name).join(', ')}`,
+  );
+  say(
+    `Open ${local}/ in your browser and confirm on GitHub (waiting up to ${Math.round(timeoutMs / 60_000)} minutes; Ctrl-C to give up).`,
+  );
   if (!flags.has('no-open')) openBrowser(`${local}/`);
 
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new CliError(`no answer from GitHub within ${Math.round(timeoutMs / 60_000)} minutes; nothing was created here: run \`foureyes setup github\` again`)), timeoutMs);
+    timer = setTimeout(
+      () =>
+        reject(
+          new CliError(
+            `no answer from GitHub within ${Math.round(timeoutMs / 60_000)} minutes; nothing was created here: run \`foureyes setup github\` again`,
+          ),
+        ),
+      timeoutMs,
+    );
   });
   let app: Conversion;
   try {
@@ -252,11 +371,25 @@ export async function run(args: string[]): Promise<number> {
 
   if (print) {
     console.log(envLines(app, apiUrl));
-    say(`foureyes: created ${app.slug} (App ID ${app.id}); its variables are above, on stdout only: put them in your secret manager. Install it: ${app.html_url}/installations/new`);
+    say(
+      `foureyes: created ${app.slug} (App ID ${app.id}); its variables are above, on stdout only: put them in your secret manager. Install it: ${app.html_url}/installations/new`,
+    );
     return 0;
   }
-  const info: StoredApp = { appId: app.id, slug: app.slug, name: app.name, htmlUrl: app.html_url, webUrl, apiUrl, owner: app.owner?.login ?? owner, createdAt: new Date().toISOString() };
-  const files = writeStoredApp(data, info, { privateKey: app.pem, webhookSecret: app.webhook_secret ?? randomBytes(20).toString('hex') });
+  const info: StoredApp = {
+    appId: app.id,
+    slug: app.slug,
+    name: app.name,
+    htmlUrl: app.html_url,
+    webUrl,
+    apiUrl,
+    owner: app.owner?.login ?? owner,
+    createdAt: new Date().toISOString(),
+  };
+  const files = writeStoredApp(data, info, {
+    privateKey: app.pem,
+    webhookSecret: app.webhook_secret ?? randomBytes(20).toString('hex'),
+  });
   const repos = repositories.length ? repositories.join(', ') : 'the repositories of foureyes.yaml';
   say(
     [
@@ -266,9 +399,9 @@ export async function run(args: string[]): Promise<number> {
       'Next:',
       `  1. install it on ${repos}: ${app.html_url}/installations/new`,
       '  2. npm start   (foureyes up finds the App in the data folder)',
-      webhookUrl ?
-        `  3. GitHub delivers the App's webhooks to ${webhookUrl}`
-      : `  3. webhooks: the App's webhook is inactive (no public address given). To try it from this machine, forward a repository's webhooks:\n     gh webhook forward --repo=${repositories[0] ?? 'OWNER/REPO'} --events=pull_request,pull_request_review --url=http://127.0.0.1:3000/webhooks/github --secret="$(cat ${files.webhookSecret})"`,
+      webhookUrl
+        ? `  3. GitHub delivers the App's webhooks to ${webhookUrl}`
+        : `  3. webhooks: the App's webhook is inactive (no public address given). To try it from this machine, forward a repository's webhooks:\n     gh webhook forward --repo=${repositories[0] ?? 'OWNER/REPO'} --events=pull_request,pull_request_review --url=http://127.0.0.1:3000/webhooks/github --secret="$(cat ${files.webhookSecret})"`,
     ].join('\n'),
   );
   return 0;

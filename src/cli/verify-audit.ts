@@ -1,6 +1,14 @@
 // `foureyes verify-audit <file> [--public-key hex] [--rederive]`: checks the hash chain and signature of an
 // audit export and, with --rederive (access to Temporal), rebuilds the record from history and lists every
-// difference. Exit 0 only when everything holds.
+// difference. Exit codes (README, "Verifying an export"):
+//   0  chain intact and signature verified against a trusted key (and, with --rederive, identical to history)
+//   3  chain intact and signature valid, but the signer is not trusted or unknown (no --public-key given, another
+//      key, or the export is unsigned): integrity without proof of who wrote it
+//   1  tampered: the chain, the signature or (with --rederive) the content does not hold
+//   2  usage error or unreadable file
+export const EXIT_VERIFIED = 0;
+export const EXIT_TAMPERED = 1;
+export const EXIT_UNTRUSTED = 3;
 import { readFileSync } from 'node:fs';
 import { canonicalJson } from '../shared/approval-signature.ts';
 import { checkDocument, type AuditDocument } from '../audit/document.ts';
@@ -12,7 +20,8 @@ const MAX_FILE = 256 * 1024 * 1024;
 
 export async function run(args: string[]): Promise<number> {
   const { positionals, options, flags } = parseArgs(args, { options: ['public-key'], flags: ['rederive'] });
-  if (positionals.length !== 1) throw new CliError('usage: foureyes verify-audit <file.json> [--public-key hex] [--rederive]', 2);
+  if (positionals.length !== 1)
+    throw new CliError('usage: foureyes verify-audit <file.json> [--public-key hex] [--rederive]', 2);
   const file = positionals[0] as string;
   let text: string;
   try {
@@ -25,27 +34,53 @@ export async function run(args: string[]): Promise<number> {
   try {
     raw = JSON.parse(text);
   } catch (error) {
-    throw new CliError(`${file}: not JSON (${(error as Error).message}); verify the .json export, not the Markdown one`, 1);
+    throw new CliError(
+      `${file}: not JSON (${(error as Error).message}); verify the .json export, not the Markdown one`,
+      1,
+    );
   }
-  const trusted = [options.get('public-key'), ...(process.env.FOUREYES_AUDIT_PUBLIC_KEYS ?? '').split(',')].map((k) => k?.trim().toLowerCase()).filter((k): k is string => Boolean(k));
+  const trusted = [options.get('public-key'), ...(process.env.FOUREYES_AUDIT_PUBLIC_KEYS ?? '').split(',')]
+    .map((k) => k?.trim().toLowerCase())
+    .filter((k): k is string => Boolean(k));
   const result = checkDocument(raw, trusted);
-  const problems = [...result.problems];
-  if (result.ok && trusted.length === 0) console.error(`${file}: note: no trusted key given (--public-key or FOUREYES_AUDIT_PUBLIC_KEYS); the signature proves integrity, not who signed`);
-  if (flags.has('rederive') && (raw as Partial<AuditDocument>).change) problems.push(...(await rederive(raw as AuditDocument)));
-  if (problems.length === 0) {
-    const doc = raw as AuditDocument;
-    console.log(`${file}: OK — ${doc.entries.length} entries, chain intact, signed by ${result.signedBy}${flags.has('rederive') ? ', identical to the record re-derived from Temporal history' : ''}`);
-    return 0;
+  const rederived =
+    !result.tampered && flags.has('rederive') && (raw as Partial<AuditDocument>).change
+      ? await rederive(raw as AuditDocument)
+      : [];
+  const extra = flags.has('rederive') ? ', identical to the record re-derived from Temporal history' : '';
+  if (result.tampered || rederived.length > 0) {
+    console.log(`${file}: FAILED — tampered`);
+    for (const p of [...result.problems, ...rederived]) console.log(`  - ${p}`);
+    return EXIT_TAMPERED;
   }
-  console.log(`${file}: FAILED`);
-  for (const p of problems) console.log(`  - ${p}`);
-  return 1;
+  const doc = raw as AuditDocument;
+  if (!result.trustedSigner) {
+    const why = !result.signedBy
+      ? 'the export is not signed'
+      : trusted.length === 0
+        ? `signed by ${result.signedBy}, but no trusted key was given (--public-key or FOUREYES_AUDIT_PUBLIC_KEYS)`
+        : `signed by ${result.signedBy}, which is not one of the trusted keys`;
+    console.log(
+      `${file}: NOT VERIFIED — ${doc.entries.length} entries, chain intact${extra}, but the signer is not trusted: ${why}`,
+    );
+    return EXIT_UNTRUSTED;
+  }
+  console.log(
+    `${file}: OK — ${doc.entries.length} entries, chain intact, signed by trusted key ${result.signedBy}${extra}`,
+  );
+  return EXIT_VERIFIED;
 }
 
 async function rederive(doc: AuditDocument): Promise<string[]> {
   const client = await connectClient();
   try {
-    const fresh = await exportChange(client, doc.change, { runId: doc.summary?.runIds?.[0] });
+    // The whole change, unless the file covers only one continue-as-new chain (`foureyes audit --run`).
+    let fresh = await exportChange(client, doc.change);
+    const runIds = doc.summary?.runIds ?? [];
+    if (canonicalJson(fresh.summary.runIds) !== canonicalJson(runIds) && typeof runIds[0] === 'string') {
+      const chain = await exportChange(client, doc.change, { runId: runIds[0], onlyChain: true });
+      if (canonicalJson(chain.summary.runIds) === canonicalJson(runIds)) fresh = chain;
+    }
     const problems: string[] = [];
     const count = Math.max(fresh.entries.length, doc.entries.length);
     for (let i = 0; i < count; i++) {
@@ -55,12 +90,18 @@ async function rederive(doc: AuditDocument): Promise<string[]> {
       else if (!b) problems.push(`the file has entry ${i} (${a.kind}: ${a.summary}) that history lacks`);
       else {
         const strip = (e: typeof a) => canonicalJson({ at: e.at, kind: e.kind, summary: e.summary, data: e.data });
-        if (strip(a) !== strip(b)) problems.push(`entry ${i} (${a.kind}) differs from history: file says "${a.summary}", history says "${b.summary}"`);
+        if (strip(a) !== strip(b))
+          problems.push(
+            `entry ${i} (${a.kind}) differs from history: file says "${a.summary}", history says "${b.summary}"`,
+          );
       }
     }
     if (canonicalJson(doc.summary) !== canonicalJson(fresh.summary)) {
       for (const key of Object.keys(fresh.summary) as Array<keyof typeof fresh.summary>) {
-        if (canonicalJson(doc.summary[key]) !== canonicalJson(fresh.summary[key])) problems.push(`summary.${key} differs from history: file ${JSON.stringify(doc.summary[key])}, history ${JSON.stringify(fresh.summary[key])}`);
+        if (canonicalJson(doc.summary[key]) !== canonicalJson(fresh.summary[key]))
+          problems.push(
+            `summary.${key} differs from history: file ${JSON.stringify(doc.summary[key])}, history ${JSON.stringify(fresh.summary[key])}`,
+          );
       }
     }
     return problems;

@@ -27,7 +27,10 @@ export function loadConfig(file: string = configPath()): FoureyesConfig {
     text = readFileSync(file, 'utf8');
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    const hint = code === 'ENOENT' ? 'not found; copy foureyes.example.yaml to foureyes.yaml or set FOUREYES_CONFIG' : `cannot be read (${code ?? String(error)})`;
+    const hint =
+      code === 'ENOENT'
+        ? 'not found; copy foureyes.example.yaml to foureyes.yaml or set FOUREYES_CONFIG'
+        : `cannot be read (${code ?? String(error)})`;
     throw new ConfigError(file, [hint]);
   }
   return parseConfig(text, file);
@@ -38,7 +41,10 @@ export function parseConfig(text: string, file = 'foureyes.yaml'): FoureyesConfi
   if (doc.errors.length > 0) {
     throw new ConfigError(
       file,
-      doc.errors.map((e) => `YAML syntax error at line ${e.linePos?.[0]?.line ?? '?'}, column ${e.linePos?.[0]?.col ?? '?'}: ${e.message.split('\n')[0]}`),
+      doc.errors.map(
+        (e) =>
+          `YAML syntax error at line ${e.linePos?.[0]?.line ?? '?'}, column ${e.linePos?.[0]?.col ?? '?'}: ${e.message.split('\n')[0]}`,
+      ),
     );
   }
   let raw: unknown;
@@ -49,7 +55,9 @@ export function parseConfig(text: string, file = 'foureyes.yaml'): FoureyesConfi
     throw new ConfigError(file, [`YAML error: ${(error as Error).message.split('\n')[0]}`]);
   }
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
-    throw new ConfigError(file, [`(root): expected a mapping with people, environments and repositories, found ${describe(raw)}`]);
+    throw new ConfigError(file, [
+      `(root): expected a mapping with people, environments and repositories, found ${describe(raw)}`,
+    ]);
   }
   const parsed = configSchema.safeParse(raw, { reportInput: true });
   if (!parsed.success) throw new ConfigError(file, parsed.error.issues.map(formatIssue));
@@ -63,22 +71,30 @@ export function parseConfig(text: string, file = 'foureyes.yaml'): FoureyesConfi
  * configured repositories. Offline mode sets it so checks and deploys fetch from the GitHub stand-in's
  * local git repositories; names that are not configured are an error.
  */
-export function applyRemoteOverrides(config: FoureyesConfig, file: string, env: NodeJS.ProcessEnv = process.env): FoureyesConfig {
+export function applyRemoteOverrides(
+  config: FoureyesConfig,
+  file: string,
+  env: NodeJS.ProcessEnv = process.env,
+): FoureyesConfig {
   const raw = env.FOUREYES_REMOTE_OVERRIDES;
   if (!raw) return config;
   let overrides: unknown;
   try {
     overrides = JSON.parse(raw);
   } catch {
-    throw new ConfigError(file, ['FOUREYES_REMOTE_OVERRIDES: expected a JSON object {"owner/repo": "remote"}, found text that is not JSON']);
+    throw new ConfigError(file, [
+      'FOUREYES_REMOTE_OVERRIDES: expected a JSON object {"owner/repo": "remote"}, found text that is not JSON',
+    ]);
   }
-  if (overrides === null || typeof overrides !== 'object' || Array.isArray(overrides)) throw new ConfigError(file, ['FOUREYES_REMOTE_OVERRIDES: expected a JSON object {"owner/repo": "remote"}']);
+  if (overrides === null || typeof overrides !== 'object' || Array.isArray(overrides))
+    throw new ConfigError(file, ['FOUREYES_REMOTE_OVERRIDES: expected a JSON object {"owner/repo": "remote"}']);
   const problems: string[] = [];
   const repositories = config.repositories.map((r) => ({ ...r }));
   for (const [name, remote] of Object.entries(overrides as Record<string, unknown>)) {
     const repo = repositories.find((r) => r.name.toLowerCase() === name.toLowerCase());
     if (!repo) problems.push(`FOUREYES_REMOTE_OVERRIDES: repository "${name}" is not configured`);
-    else if (typeof remote !== 'string' || remote === '') problems.push(`FOUREYES_REMOTE_OVERRIDES: the remote of "${name}" must be a non-empty string`);
+    else if (typeof remote !== 'string' || remote === '')
+      problems.push(`FOUREYES_REMOTE_OVERRIDES: the remote of "${name}" must be a non-empty string`);
     else repo.remote = remote;
   }
   if (problems.length > 0) throw new ConfigError(file, problems);
@@ -115,6 +131,7 @@ export function describe(value: unknown): string {
   if (value === undefined) return 'nothing';
   if (Array.isArray(value)) return `a list`;
   if (typeof value === 'object') return 'a mapping';
-  if (typeof value === 'string') return `string ${JSON.stringify(value.length > 60 ? `${value.slice(0, 60)}…` : value)}`;
+  if (typeof value === 'string')
+    return `string ${JSON.stringify(value.length > 60 ? `${value.slice(0, 60)}…` : value)}`;
   return `${typeof value} ${String(value)}`;
 }

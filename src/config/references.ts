@@ -12,21 +12,31 @@ export function checkReferences(config: FoureyesConfig): string[] {
   config.people.forEach((person, i) => {
     const login = person.github.toLowerCase();
     const seen = logins.get(login);
-    if (seen !== undefined) problems.push(`people[${i}].github: duplicate person "${person.github}", already listed at people[${seen}]; one person is one entry`);
+    if (seen !== undefined)
+      problems.push(
+        `people[${i}].github: duplicate person "${person.github}", already listed at people[${seen}]; one person is one entry`,
+      );
     else logins.set(login, i);
     if (person.slack) {
       const s = slackIds.get(person.slack);
-      if (s !== undefined) problems.push(`people[${i}].slack: Slack user "${person.slack}" is already people[${s}]; a Slack user maps to one person`);
+      if (s !== undefined)
+        problems.push(
+          `people[${i}].slack: Slack user "${person.slack}" is already people[${s}]; a Slack user maps to one person`,
+        );
       else slackIds.set(person.slack, i);
     }
     if (person.teams) {
       const t = teamsIds.get(person.teams);
-      if (t !== undefined) problems.push(`people[${i}].teams: Teams user "${person.teams}" is already people[${t}]; a Teams user maps to one person`);
+      if (t !== undefined)
+        problems.push(
+          `people[${i}].teams: Teams user "${person.teams}" is already people[${t}]; a Teams user maps to one person`,
+        );
       else teamsIds.set(person.teams, i);
     }
     person.emails.forEach((email, j) => {
       const e = emails.get(email.toLowerCase());
-      if (e !== undefined && e !== i) problems.push(`people[${i}].emails[${j}]: e-mail "${email}" already belongs to people[${e}]`);
+      if (e !== undefined && e !== i)
+        problems.push(`people[${i}].emails[${j}]: e-mail "${email}" already belongs to people[${e}]`);
       else emails.set(email.toLowerCase(), i);
     });
   });
@@ -43,7 +53,8 @@ export function checkReferences(config: FoureyesConfig): string[] {
 
   for (const [team, members] of Object.entries(config.teams)) {
     members.forEach((member, j) => {
-      if (!logins.has(member.toLowerCase())) problems.push(`teams.${team}[${j}]: unknown person "${member}"; add them under people`);
+      if (!logins.has(member.toLowerCase()))
+        problems.push(`teams.${team}[${j}]: unknown person "${member}"; add them under people`);
     });
   }
 
@@ -54,7 +65,9 @@ export function checkReferences(config: FoureyesConfig): string[] {
     dupRepo.add(key);
     repo.environments?.forEach((env, j) => {
       if (!envNames.includes(env)) {
-        problems.push(`repositories[${i}].environments[${j}]: unknown environment "${env}"; expected one of ${envNames.map((n) => `"${n}"`).join(', ')}`);
+        problems.push(
+          `repositories[${i}].environments[${j}]: unknown environment "${env}"; expected one of ${envNames.map((n) => `"${n}"`).join(', ')}`,
+        );
       }
     });
     repo.policyOwners.forEach((who, j) => {
@@ -68,7 +81,12 @@ export function checkReferences(config: FoureyesConfig): string[] {
 function checkPrincipal(config: FoureyesConfig, who: string, logins: Map<string, number>): string | undefined {
   if (who.startsWith('team:')) {
     const team = who.slice(5);
-    if (!(team in config.teams)) return `unknown team "${team}"; expected one of ${Object.keys(config.teams).map((t) => `"team:${t}"`).join(', ') || '(no teams defined)'}`;
+    if (!(team in config.teams))
+      return `unknown team "${team}"; expected one of ${
+        Object.keys(config.teams)
+          .map((t) => `"team:${t}"`)
+          .join(', ') || '(no teams defined)'
+      }`;
     return undefined;
   }
   if (!logins.has(who.toLowerCase())) return `unknown person "${who}"; add them under people or use "team:NAME"`;

@@ -1,20 +1,24 @@
 // The trusted configuration (foureyes.yaml). Policy lives here or on the base branch, never in the change
-// itself (DESIGN.md invariant 4). Every field a later module reads is declared here, with its default.
+// itself (docs/architecture.md, invariant 5). Every field a later module reads is declared here, with its default.
 import { z } from 'zod';
 import { parseDuration } from '../shared/duration.ts';
 
-const duration = z
-  .union([z.string(), z.number()])
-  .transform((value, ctx) => {
-    const ms = typeof value === 'number' ? value * 1000 : parseDuration(value);
-    if (ms === undefined || !Number.isFinite(ms) || ms <= 0) {
-      ctx.addIssue({ code: 'custom', message: 'expected a duration such as "90s", "10m", "72h" or a number of seconds', input: value });
-      return z.NEVER;
-    }
-    return ms;
-  });
+const duration = z.union([z.string(), z.number()]).transform((value, ctx) => {
+  const ms = typeof value === 'number' ? value * 1000 : parseDuration(value);
+  if (ms === undefined || !Number.isFinite(ms) || ms <= 0) {
+    ctx.addIssue({
+      code: 'custom',
+      message: 'expected a duration such as "90s", "10m", "72h" or a number of seconds',
+      input: value,
+    });
+    return z.NEVER;
+  }
+  return ms;
+});
 
-const name = z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, 'expected lower-case letters, digits, "-" or "_" (at most 63 characters)');
+const name = z
+  .string()
+  .regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, 'expected lower-case letters, digits, "-" or "_" (at most 63 characters)');
 const githubLogin = z.string().regex(/^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})$/, 'expected a GitHub login');
 const repoName = z.string().regex(/^[A-Za-z0-9-]{1,39}\/[A-Za-z0-9._-]{1,100}$/, 'expected owner/repo');
 // Environment variable names that a deploy command receives leased values in.
@@ -23,11 +27,17 @@ const envVarName = z.string().regex(/^[A-Z_][A-Z0-9_]*$/, 'expected an environme
 export const personSchema = z.strictObject({
   github: githubLogin,
   name: z.string().optional(),
-  slack: z.string().regex(/^[UW][A-Z0-9]{2,}$/, 'expected a Slack user ID such as U024BE7LH').optional(),
+  slack: z
+    .string()
+    .regex(/^[UW][A-Z0-9]{2,}$/, 'expected a Slack user ID such as U024BE7LH')
+    .optional(),
   // Microsoft Teams: the person's Entra ID (AAD) object id, which Teams sends as from.aadObjectId.
   teams: z
     .string()
-    .regex(/^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/, 'expected an Entra ID (AAD) object id such as 8b1c6f2e-1d0a-4c55-9a0e-3f2b7c9d1e42')
+    .regex(
+      /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$/,
+      'expected an Entra ID (AAD) object id such as 8b1c6f2e-1d0a-4c55-9a0e-3f2b7c9d1e42',
+    )
     .transform((id) => id.toLowerCase())
     .optional(),
   emails: z.array(z.email()).default([]),
@@ -38,6 +48,16 @@ export const commandSchema = z.strictObject({
   timeout: duration.default(600_000),
   // Cap on captured output; the tail is kept for the record.
   outputLimit: z.number().int().positive().default(1_048_576),
+  // Outbound network from the sandbox. Checks: off unless set (weaker: the check can reach any host the
+  // worker can, Temporal and OpenBao included unless the network keeps them apart). Deploy and verify: on
+  // unless set to false (they usually talk to the platform they deploy to).
+  network: z.boolean().optional(),
+});
+
+// Deploy and verify commands only: host folders the step may write to besides its working copy (an
+// artifact store mount, a local registry). Checks never get one.
+export const stepCommandSchema = commandSchema.extend({
+  writable: z.array(z.string().regex(/^\/[^\0]*$/, 'expected an absolute path')).default([]),
 });
 
 export const leaseSchema = z
@@ -47,14 +67,26 @@ export const leaseSchema = z
     // "aws": STS credentials (assumed role or federation token) from OpenBao's AWS secrets engine role `role`.
     // "aws-secret": a Secrets Manager secret read with the deployer's own AWS identity (read, not leased).
     kind: z.enum(['token', 'dynamic', 'aws', 'aws-secret']).default('token'),
-    path: z.string().regex(/^[a-z0-9_-]+(\/[A-Za-z0-9_.-]+)+$/, 'expected a secrets path such as database/creds/deployer').optional(),
+    path: z
+      .string()
+      .regex(/^[a-z0-9_-]+(\/[A-Za-z0-9_.-]+)+$/, 'expected a secrets path such as database/creds/deployer')
+      .optional(),
     // kind "aws": the AWS secrets engine's mount and role (`<mount>/sts/<role>`).
-    mount: z.string().regex(/^[a-z0-9_-]+$/, 'expected a mount name such as aws').default('aws'),
-    role: z.string().regex(/^[A-Za-z0-9_.-]+$/, 'expected an AWS secrets engine role name').optional(),
+    mount: z
+      .string()
+      .regex(/^[a-z0-9_-]+$/, 'expected a mount name such as aws')
+      .default('aws'),
+    role: z
+      .string()
+      .regex(/^[A-Za-z0-9_.-]+$/, 'expected an AWS secrets engine role name')
+      .optional(),
     // kind "aws-secret": the secret's name or ARN.
     secret: z.string().min(1).max(2048).optional(),
     // AWS region handed to the deploy command (AWS_REGION) and used to read an aws-secret.
-    region: z.string().regex(/^[a-z]{2}(-[a-z]+)+-\d$/, 'expected an AWS region such as eu-west-1').optional(),
+    region: z
+      .string()
+      .regex(/^[a-z]{2}(-[a-z]+)+-\d$/, 'expected an AWS region such as eu-west-1')
+      .optional(),
     // kind "aws-secret": a Secrets Manager endpoint other than AWS's (a VPC endpoint, an emulator).
     endpoint: z.url().optional(),
     ttl: duration.default(300_000),
@@ -65,10 +97,31 @@ export const leaseSchema = z
     paths: z.array(z.string().min(1)).default([]),
   })
   .superRefine((lease, ctx) => {
-    if (lease.kind === 'dynamic' && !lease.path) ctx.addIssue({ code: 'custom', path: ['path'], message: 'a dynamic lease needs a path such as database/creds/deployer' });
-    if (lease.kind === 'aws' && !lease.role) ctx.addIssue({ code: 'custom', path: ['role'], message: 'an aws lease needs the role of the AWS secrets engine, e.g. role: deployer (read at aws/sts/deployer)' });
-    if (lease.kind === 'aws-secret' && !lease.secret) ctx.addIssue({ code: 'custom', path: ['secret'], message: 'an aws-secret lease needs the Secrets Manager secret, e.g. secret: prod/shop/db' });
-    if (lease.kind === 'aws-secret' && !lease.region) ctx.addIssue({ code: 'custom', path: ['region'], message: 'an aws-secret lease needs the region of the secret, e.g. region: eu-west-1' });
+    if (lease.kind === 'dynamic' && !lease.path)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['path'],
+        message: 'a dynamic lease needs a path such as database/creds/deployer',
+      });
+    if (lease.kind === 'aws' && !lease.role)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['role'],
+        message:
+          'an aws lease needs the role of the AWS secrets engine, e.g. role: deployer (read at aws/sts/deployer)',
+      });
+    if (lease.kind === 'aws-secret' && !lease.secret)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['secret'],
+        message: 'an aws-secret lease needs the Secrets Manager secret, e.g. secret: prod/shop/db',
+      });
+    if (lease.kind === 'aws-secret' && !lease.region)
+      ctx.addIssue({
+        code: 'custom',
+        path: ['region'],
+        message: 'an aws-secret lease needs the region of the secret, e.g. region: eu-west-1',
+      });
   });
 
 export const approvalSchema = z.strictObject({
@@ -86,10 +139,16 @@ export const approvalSchema = z.strictObject({
 
 export const environmentSchema = z.strictObject({
   name,
-  deploy: commandSchema,
-  verify: commandSchema.optional(),
+  deploy: stepCommandSchema,
+  verify: stepCommandSchema.optional(),
   lease: leaseSchema.default({ kind: 'token', mount: 'aws', ttl: 300_000, env: {}, paths: [] }),
-  approval: approvalSchema.default({ required: 1, eligible: [], expiry: 72 * 3_600_000, confirm: false, refuseUnknownIdentities: true }),
+  approval: approvalSchema.default({
+    required: 1,
+    eligible: [],
+    expiry: 72 * 3_600_000,
+    confirm: false,
+    refuseUnknownIdentities: true,
+  }),
   // Pass leased credentials to the verify command too.
   verifyWithLease: z.boolean().default(false),
 });
@@ -105,7 +164,9 @@ export const repositorySchema = z.strictObject({
   environments: z.array(name).optional(),
   checks: z.array(checkSchema).default([]),
   // A change touching one of these paths changes policy or delivery and needs a policy owner's approval.
-  policyPaths: z.array(z.string().min(1)).default(['foureyes.yaml', '.foureyes/**', '.github/workflows/**', 'deploy/**']),
+  policyPaths: z
+    .array(z.string().min(1))
+    .default(['foureyes.yaml', '.foureyes/**', '.github/workflows/**', 'deploy/**']),
   policyOwners: z.array(z.string().min(1)).default([]),
   // Merge the pull request after production (guarded by the head SHA).
   merge: z.boolean().default(false),
@@ -122,6 +183,15 @@ export const configSchema = z.strictObject({
       uiUrl: z.string().default('http://localhost:8233'),
     })
     .default({ namespace: 'foureyes', uiUrl: 'http://localhost:8233' }),
+  // The sandbox every check and deploy command runs in (src/activities/sandbox.ts).
+  sandbox: z
+    .strictObject({
+      // Extra read-only paths for a toolchain outside /usr and /opt (e.g. /root/.nvm).
+      readOnly: z.array(z.string().regex(/^\/[^\0]*$/, 'expected an absolute path')).default([]),
+      // Processes the sandbox's own uid may have at once: a fork bomb stops there.
+      maxProcesses: z.number().int().min(16).max(65_536).default(1024),
+    })
+    .default({ readOnly: [], maxProcesses: 1024 }),
   vault: z
     .strictObject({
       // Policies, token roles and bookkeeping paths foureyes creates live under this prefix.
@@ -136,5 +206,6 @@ export type PersonConfig = z.output<typeof personSchema>;
 export type EnvironmentConfig = z.output<typeof environmentSchema>;
 export type RepositoryConfig = z.output<typeof repositorySchema>;
 export type CommandConfig = z.output<typeof commandSchema>;
+export type StepCommandConfig = z.output<typeof stepCommandSchema>;
 export type LeaseConfig = z.output<typeof leaseSchema>;
 export type ApprovalConfig = z.output<typeof approvalSchema>;

@@ -26,7 +26,12 @@ export interface StoredAppFiles {
 
 export function storedAppFiles(dataDir: string): StoredAppFiles {
   const dir = join(dataDir, 'github-app');
-  return { dir, info: join(dir, 'app.json'), privateKey: join(dir, 'private-key.pem'), webhookSecret: join(dir, 'webhook-secret') };
+  return {
+    dir,
+    info: join(dir, 'app.json'),
+    privateKey: join(dir, 'private-key.pem'),
+    webhookSecret: join(dir, 'webhook-secret'),
+  };
 }
 
 function writeSecretFile(path: string, text: string): void {
@@ -36,7 +41,11 @@ function writeSecretFile(path: string, text: string): void {
 }
 
 /** Writes the App; app.json last, so a half-written folder is never taken for a complete one. */
-export function writeStoredApp(dataDir: string, app: StoredApp, secrets: { privateKey: string; webhookSecret: string }): StoredAppFiles {
+export function writeStoredApp(
+  dataDir: string,
+  app: StoredApp,
+  secrets: { privateKey: string; webhookSecret: string },
+): StoredAppFiles {
   const files = storedAppFiles(dataDir);
   mkdirSync(files.dir, { recursive: true, mode: 0o700 });
   chmodSync(files.dir, 0o700);
@@ -47,7 +56,9 @@ export function writeStoredApp(dataDir: string, app: StoredApp, secrets: { priva
 }
 
 /** The stored App, or undefined when `foureyes setup github` has not stored one in this data folder. */
-export function readStoredApp(dataDir: string): { app: StoredApp; files: StoredAppFiles; webhookSecret: string } | undefined {
+export function readStoredApp(
+  dataDir: string,
+): { app: StoredApp; files: StoredAppFiles; webhookSecret: string } | undefined {
   const files = storedAppFiles(dataDir);
   if (!existsSync(files.info)) return undefined;
   const app = JSON.parse(readFileSync(files.info, 'utf8')) as StoredApp;

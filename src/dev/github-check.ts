@@ -36,12 +36,20 @@ export async function checkGitHub(connection: GitHubConnection, repositories: st
     identity = await clients.selfLogin(owner0, repo0);
   } catch (error) {
     if (error instanceof GitHubConfigError) throw error;
-    if (status(error) === 404 && connection.mode === 'app') throw new GitHubConfigError(`GitHub at ${connection.apiUrl} does not know GITHUB_APP_ID=${env.GITHUB_APP_ID} (GET /app answered 404): check the App ID on the App's settings page`);
-    if (status(error) === undefined || (status(error) ?? 0) >= 500) return { warnings: [unreachable(connection, error)] };
+    if (status(error) === 404 && connection.mode === 'app')
+      throw new GitHubConfigError(
+        `GitHub at ${connection.apiUrl} does not know GITHUB_APP_ID=${env.GITHUB_APP_ID} (GET /app answered 404): check the App ID on the App's settings page`,
+      );
+    if (status(error) === undefined || (status(error) ?? 0) >= 500)
+      return { warnings: [unreachable(connection, error)] };
     if (status(error) === 403 && connection.mode === 'token') {
-      throw new GitHubConfigError(`GitHub at ${connection.apiUrl} answered 403 to GET /user with GITHUB_TOKEN: foureyes needs the token of a user or bot account (an App's installation token cannot say whose it is; set GITHUB_APP_ID and its key instead)`);
+      throw new GitHubConfigError(
+        `GitHub at ${connection.apiUrl} answered 403 to GET /user with GITHUB_TOKEN: foureyes needs the token of a user or bot account (an App's installation token cannot say whose it is; set GITHUB_APP_ID and its key instead)`,
+      );
     }
-    throw new GitHubConfigError(`GitHub at ${connection.apiUrl} answered ${status(error)} to ${connection.mode === 'app' ? 'GET /app' : 'GET /user'}: ${(error as Error).message.split('\n')[0]}`);
+    throw new GitHubConfigError(
+      `GitHub at ${connection.apiUrl} answered ${status(error)} to ${connection.mode === 'app' ? 'GET /app' : 'GET /user'}: ${(error as Error).message.split('\n')[0]}`,
+    );
   }
   const warnings: string[] = [];
   for (const fullName of repositories) {
@@ -58,8 +66,12 @@ export async function checkGitHub(connection: GitHubConnection, repositories: st
       if (error instanceof GitHubConfigError && error.reason !== 'unreachable') throw error;
       if (error instanceof GitHubConfigError) warnings.push(error.message);
       else if (status(error) === 404) warnings.push(repositoryUnreachable(env, owner, repo));
-      else if (status(error) === undefined || (status(error) ?? 0) >= 500) warnings.push(`${fullName}: ${unreachable(connection, error)}`);
-      else warnings.push(`${fullName}: GitHub answered ${status(error)} to GET /repos/${fullName}: ${(error as Error).message.split('\n')[0]}`);
+      else if (status(error) === undefined || (status(error) ?? 0) >= 500)
+        warnings.push(`${fullName}: ${unreachable(connection, error)}`);
+      else
+        warnings.push(
+          `${fullName}: GitHub answered ${status(error)} to GET /repos/${fullName}: ${(error as Error).message.split('\n')[0]}`,
+        );
     }
   }
   return { identity, warnings };
@@ -68,8 +80,11 @@ export async function checkGitHub(connection: GitHubConnection, repositories: st
 /** The start-up line: which mode, which GitHub, as whom. */
 export function describeConnection(connection: GitHubConnection, check: GitHubCheck): string {
   const where = `${connection.flavour === 'github.com' ? 'github.com' : `${connection.flavour} ${connection.webUrl}`} (API ${connection.apiUrl})`;
-  if (connection.mode === 'token') return `token of ${check.identity ?? '(not checked)'} on ${where}; stages reported as commit statuses; from ${connection.source}`;
+  if (connection.mode === 'token')
+    return `token of ${check.identity ?? '(not checked)'} on ${where}; stages reported as commit statuses; from ${connection.source}`;
   const slug = check.identity?.replace(/\[bot\]$/, '') ?? '(not checked)';
-  const installation = connection.vars.GITHUB_INSTALLATION_ID ? `installation ${connection.vars.GITHUB_INSTALLATION_ID}` : 'installation looked up per repository';
+  const installation = connection.vars.GITHUB_INSTALLATION_ID
+    ? `installation ${connection.vars.GITHUB_INSTALLATION_ID}`
+    : 'installation looked up per repository';
   return `GitHub App ${slug} (App ID ${connection.vars.GITHUB_APP_ID}, ${installation}) on ${where}; stages reported as check runs; from ${connection.source}`;
 }

@@ -3,7 +3,12 @@
 // emulator such as moto), and one role per kind of deploy (`aws/roles/<name>`: an assumed role or a
 // federation token, with its TTLs). The root credential goes to OpenBao only: foureyes never holds it.
 // OpenBao 2.x ships this engine as an external plugin (openbao-plugin-secrets-aws); Vault has it built in.
-import type { VaultAdmin } from './openbao.ts';
+// For the dev stack and the tests, `foureyes tools` builds Vault v1.14.0's engine as a plugin
+// (tools/openbao-aws-plugin); it is registered in the catalog by its sha256 like any other plugin.
+import { randomBytes } from 'node:crypto';
+import type { OpenBaoServer, VaultAdmin } from './openbao.ts';
+import { freePort, startProcess, waitUntil } from './process.ts';
+import { AWS_PLUGIN, ensureAwsPlugin, ensureTool, fileSha256, pluginsDir } from './tools.ts';
 
 export interface AwsEngineRole {
   name: string;
@@ -16,8 +21,16 @@ export interface AwsEngineRole {
   maxStsTtlSeconds?: number;
 }
 
+/** A plugin binary in the server's plugin directory, registered as the engine type `aws`. */
+export interface AwsEnginePlugin {
+  command: string;
+  sha256: string;
+}
+
 export interface AwsEngineOptions {
   mount?: string;
+  /** Register this plugin as `aws` first (OpenBao without the engine in its catalog). */
+  plugin?: AwsEnginePlugin;
   root: { accessKeyId: string; secretAccessKey: string; region: string };
   iamEndpoint?: string;
   stsEndpoint?: string;
@@ -30,6 +43,12 @@ export class AwsEngineMissingError extends Error {
 
 export async function bootstrapAwsEngine(admin: VaultAdmin, options: AwsEngineOptions): Promise<void> {
   const mount = options.mount ?? 'aws';
+  // The catalog runs only the binary with this sha256: a swapped file in the plugin directory is refused.
+  if (options.plugin)
+    await admin.request('POST', 'sys/plugins/catalog/secret/aws', {
+      command: options.plugin.command,
+      sha256: options.plugin.sha256,
+    });
   if (!(`${mount}/` in (await admin.mounts()))) {
     try {
       await admin.request('POST', `sys/mounts/${mount}`, { type: 'aws' });
@@ -57,4 +76,44 @@ export async function bootstrapAwsEngine(admin: VaultAdmin, options: AwsEngineOp
       max_sts_ttl: role.maxStsTtlSeconds ?? 3600,
     });
   }
+}
+
+/** The AWS engine plugin `foureyes tools` builds, as the catalog needs it. */
+export function awsEnginePlugin(): AwsEnginePlugin {
+  return { command: AWS_PLUGIN.name, sha256: fileSha256(ensureAwsPlugin()) };
+}
+
+/**
+ * An OpenBao dev server whose plugin directory holds the AWS engine plugin (the shared dev server has
+ * none). Register it with bootstrapAwsEngine({ plugin: awsEnginePlugin(), ... }).
+ */
+export async function startOpenBaoWithAwsPlugin(options: { logFile?: string } = {}): Promise<OpenBaoServer> {
+  ensureAwsPlugin();
+  const port = await freePort();
+  const rootToken = `root-${randomBytes(12).toString('hex')}`;
+  const proc = startProcess(
+    ensureTool('bao'),
+    [
+      'server',
+      '-dev',
+      `-dev-root-token-id=${rootToken}`,
+      `-dev-listen-address=127.0.0.1:${port}`,
+      `-dev-plugin-dir=${pluginsDir()}`,
+      '-log-level=warn',
+    ],
+    {
+      name: 'openbao-aws',
+      logFile: options.logFile,
+      // Never log the root token or unseal key the dev server prints.
+      redact: (line) => line.replace(/(Root Token|Unseal Key):.*/, '$1: [redacted]').replace(rootToken, '[redacted]'),
+      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp' },
+    },
+  );
+  const address = `http://127.0.0.1:${port}`;
+  await waitUntil(
+    `OpenBao dev server with the AWS plugin on ${address}`,
+    async () => (await fetch(`${address}/v1/sys/health`)).status === 200,
+    { timeoutMs: 30_000, process: proc },
+  );
+  return { address, rootToken, process: proc };
 }

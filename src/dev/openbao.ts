@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { FoureyesConfig } from '../config/schema.ts';
+import { deployerPolicyName, policyName, stateMount, statePath, tokenRoleName } from '../shared/openbao-layout.ts';
 import { ensureTool } from './tools.ts';
 import { freePort, startProcess, waitUntil, type ManagedProcess } from './process.ts';
 
@@ -15,21 +16,38 @@ export interface OpenBaoServer {
   process: ManagedProcess;
 }
 
-export async function startOpenBao(options: { logFile?: string; echo?: boolean; port?: number } = {}): Promise<OpenBaoServer> {
+export async function startOpenBao(
+  options: { logFile?: string; echo?: boolean | 'problems'; port?: number; pidFile?: string } = {},
+): Promise<OpenBaoServer> {
   const bin = ensureTool('bao');
   const port = options.port ?? (await freePort());
   const rootToken = `root-${randomBytes(12).toString('hex')}`;
-  const proc = startProcess(bin, ['server', '-dev', `-dev-root-token-id=${rootToken}`, `-dev-listen-address=127.0.0.1:${port}`, '-log-level=warn'], {
-    name: 'openbao',
-    logFile: options.logFile,
-    echo: options.echo,
-    // The dev server prints its root token; keep it out of the environment of anything else.
-    // Never log the root token or unseal key the dev server prints.
-    redact: (line) => line.replace(/(Root Token|Unseal Key):.*/, '$1: [redacted]').replace(rootToken, '[redacted]'),
-    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp' },
-  });
+  const proc = startProcess(
+    bin,
+    ['server', '-dev', `-dev-root-token-id=${rootToken}`, `-dev-listen-address=127.0.0.1:${port}`, '-log-level=warn'],
+    {
+      name: 'openbao',
+      logFile: options.logFile,
+      echo: options.echo,
+      // The dev server prints its root token; keep it out of the environment of anything else.
+      // Never log the root token or unseal key the dev server prints.
+      redact: (line) => line.replace(/(Root Token|Unseal Key):.*/, '$1: [redacted]').replace(rootToken, '[redacted]'),
+      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp' },
+      pidFile: options.pidFile,
+    },
+  );
   const address = `http://127.0.0.1:${port}`;
-  await waitUntil(`OpenBao dev server on ${address}`, async () => (await fetch(`${address}/v1/sys/health`)).status === 200, { timeoutMs: 30_000, process: proc });
+  // Ready means: this server knows the root token made here. Another OpenBao on the port (an orphan of an
+  // earlier start) answers 403, and is never bootstrapped as if it were ours.
+  await waitUntil(
+    `OpenBao dev server on ${address}`,
+    async () =>
+      (await fetch(`${address}/v1/auth/token/lookup-self`, { headers: { 'X-Vault-Token': rootToken } })).status === 200,
+    {
+      timeoutMs: 30_000,
+      process: proc,
+    },
+  );
   return { address, rootToken, process: proc };
 }
 
@@ -44,7 +62,11 @@ export class VaultAdmin {
   async request<T = unknown>(method: string, path: string, body?: unknown): Promise<T> {
     const headers: Record<string, string> = { 'X-Vault-Token': this.token, 'Content-Type': 'application/json' };
     if (this.namespace) headers['X-Vault-Namespace'] = this.namespace;
-    const response = await fetch(`${this.address}/v1/${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+    const response = await fetch(`${this.address}/v1/${path}`, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
     const text = await response.text();
     if (!response.ok) throw new Error(`OpenBao ${method} ${path}: HTTP ${response.status} ${text.slice(0, 300)}`);
     return (text ? JSON.parse(text) : {}) as T;
@@ -63,11 +85,7 @@ export interface DeployerCredentials {
   namespace?: string;
 }
 
-export const policyName = (prefix: string, env: string) => `${prefix}-env-${env}`;
-export const tokenRoleName = (prefix: string, env: string) => `${prefix}-${env}`;
-export const deployerPolicyName = (prefix: string) => `${prefix}-deployer`;
-export const stateMount = 'secret';
-export const statePath = (prefix: string) => `${prefix}-state`;
+export { deployerPolicyName, policyName, stateMount, statePath, tokenRoleName };
 
 export function environmentPolicy(config: FoureyesConfig, envName: string): string {
   const prefix = config.vault.prefix;
@@ -75,15 +93,19 @@ export function environmentPolicy(config: FoureyesConfig, envName: string): stri
   if (!env) throw new Error(`unknown environment ${envName}`);
   const paths = new Set<string>([`secret/data/${prefix}/${env.name}/*`, ...env.lease.paths]);
   const rules = [...paths].map((p) => `path "${p}" {\n  capabilities = ["read"]\n}`);
-  if (env.lease.kind === 'dynamic' && env.lease.path) rules.push(`path "${env.lease.path}" {\n  capabilities = ["read", "update"]\n}`);
+  if (env.lease.kind === 'dynamic' && env.lease.path)
+    rules.push(`path "${env.lease.path}" {\n  capabilities = ["read", "update"]\n}`);
   // STS credentials of the AWS secrets engine (bootstrapAwsEngine in openbao-aws.ts configures the engine).
-  if (env.lease.kind === 'aws' && env.lease.role) rules.push(`path "${env.lease.mount}/sts/${env.lease.role}" {\n  capabilities = ["read", "update"]\n}`);
+  if (env.lease.kind === 'aws' && env.lease.role)
+    rules.push(`path "${env.lease.mount}/sts/${env.lease.role}" {\n  capabilities = ["read", "update"]\n}`);
   return rules.join('\n\n');
 }
 
 export function deployerPolicy(config: FoureyesConfig): string {
   const prefix = config.vault.prefix;
-  const rules = config.environments.map((env) => `path "auth/token/create/${tokenRoleName(prefix, env.name)}" {\n  capabilities = ["update"]\n}`);
+  const rules = config.environments.map(
+    (env) => `path "auth/token/create/${tokenRoleName(prefix, env.name)}" {\n  capabilities = ["update"]\n}`,
+  );
   rules.push(
     `path "auth/token/revoke-accessor" {\n  capabilities = ["update"]\n}`,
     `path "auth/token/lookup-accessor" {\n  capabilities = ["update"]\n}`,
@@ -96,13 +118,18 @@ export function deployerPolicy(config: FoureyesConfig): string {
   return rules.join('\n\n');
 }
 
-export async function bootstrapOpenBao(admin: VaultAdmin, config: FoureyesConfig, options: { dataDir?: string } = {}): Promise<DeployerCredentials> {
+export async function bootstrapOpenBao(
+  admin: VaultAdmin,
+  config: FoureyesConfig,
+  options: { dataDir?: string } = {},
+): Promise<DeployerCredentials> {
   const prefix = config.vault.prefix;
   const auths = await admin.request<{ data?: Record<string, unknown> }>('GET', 'sys/auth');
   if (!('approle/' in (auths.data ?? {}))) await admin.request('POST', 'sys/auth/approle', { type: 'approle' });
 
   const mounts = await admin.mounts();
-  if (!(`${stateMount}/` in mounts)) await admin.request('POST', `sys/mounts/${stateMount}`, { type: 'kv', options: { version: '2' } });
+  if (!(`${stateMount}/` in mounts))
+    await admin.request('POST', `sys/mounts/${stateMount}`, { type: 'kv', options: { version: '2' } });
   // The secrets engines that dynamic lease paths name (database/, aws/, ...). Their connection settings
   // are the administrator's (see README); foureyes only needs the mount to exist.
   for (const env of config.environments) {
@@ -115,7 +142,9 @@ export async function bootstrapOpenBao(admin: VaultAdmin, config: FoureyesConfig
   }
 
   for (const env of config.environments) {
-    await admin.request('PUT', `sys/policies/acl/${policyName(prefix, env.name)}`, { policy: environmentPolicy(config, env.name) });
+    await admin.request('PUT', `sys/policies/acl/${policyName(prefix, env.name)}`, {
+      policy: environmentPolicy(config, env.name),
+    });
     const maxTtl = Math.ceil((env.deploy.timeout + Math.max(env.verify?.timeout ?? 0, 0)) / 1000) + 120;
     await admin.request('POST', `auth/token/roles/${tokenRoleName(prefix, env.name)}`, {
       allowed_policies: [policyName(prefix, env.name)],
@@ -136,9 +165,13 @@ export async function bootstrapOpenBao(admin: VaultAdmin, config: FoureyesConfig
     secret_id_ttl: '0',
     token_no_default_policy: false,
   });
-  const roleId = (await admin.request<{ data: { role_id: string } }>('GET', `auth/approle/role/${role}/role-id`)).data.role_id;
-  const secretId = (await admin.request<{ data: { secret_id: string } }>('POST', `auth/approle/role/${role}/secret-id`, {})).data.secret_id;
+  const roleId = (await admin.request<{ data: { role_id: string } }>('GET', `auth/approle/role/${role}/role-id`)).data
+    .role_id;
+  const secretId = (
+    await admin.request<{ data: { secret_id: string } }>('POST', `auth/approle/role/${role}/secret-id`, {})
+  ).data.secret_id;
   const creds: DeployerCredentials = { address: admin.address, roleId, secretId };
-  if (options.dataDir) writeFileSync(join(options.dataDir, 'deployer-approle.json'), JSON.stringify(creds, null, 2), { mode: 0o600 });
+  if (options.dataDir)
+    writeFileSync(join(options.dataDir, 'deployer-approle.json'), JSON.stringify(creds, null, 2), { mode: 0o600 });
   return creds;
 }

@@ -11,9 +11,19 @@ import { ensureWorkflowBundle } from '../workers/bundle.ts';
 import { DEPLOYER_AWS_ENV, TEAMS_BOT_ENV, ZONES, zoneTaskQueue, type Zone } from '../workers/zones.ts';
 import { bootstrapOpenBao, startOpenBao, VaultAdmin, type DeployerCredentials, type OpenBaoServer } from './openbao.ts';
 import { projectRoot } from './paths.ts';
-import { freePort, startProcess, waitUntil, type ManagedProcess } from './process.ts';
+import {
+  cleanUpOrphans,
+  describeHolder,
+  freePort,
+  pidFileName,
+  portInUse,
+  startProcess,
+  waitUntil,
+  type ManagedProcess,
+} from './process.ts';
 import { startTemporalServer, type TemporalServer } from './temporal-server.ts';
 import { ensureTool } from './tools.ts';
+import { UNSAFE_NO_SANDBOX_ENV } from '../activities/sandbox.ts';
 import { connectWebhook, startOfflineGitHub, type OfflineGitHub } from '../github-standin/offline.ts';
 import { connectGitHub, githubZoneEnv } from './github-env.ts';
 
@@ -26,7 +36,8 @@ export interface StackOptions {
   baoPort?: number;
   gatewayPort?: number;
   headless?: boolean;
-  echo?: boolean;
+  /** Child output on the console: all of it (`--verbose`), only error lines ('problems'), or none. */
+  echo?: boolean | 'problems';
   log?: (line: string) => void;
   /** Extra environment for the gateway and orchestrator (e.g. GITHUB_API_URL of a stand-in). */
   githubEnv?: Record<string, string>;
@@ -71,7 +82,11 @@ export function loadOrCreateSigningKey(dataDir: string, name = 'approval-signing
 
 /** Slack for the orchestrator's "waiting for approval" message, when the operator configured it. */
 function slackEnv(): Record<string, string> {
-  return Object.fromEntries(['SLACK_BOT_TOKEN', 'SLACK_CHANNEL', 'SLACK_API_URL'].flatMap((k) => (process.env[k] ? [[k, process.env[k] as string]] : [])));
+  return Object.fromEntries(
+    ['SLACK_BOT_TOKEN', 'SLACK_CHANNEL', 'SLACK_API_URL'].flatMap((k) =>
+      process.env[k] ? [[k, process.env[k] as string]] : [],
+    ),
+  );
 }
 
 /** Those of `names` that are set in this process's environment. */
@@ -91,12 +106,56 @@ function baseEnv(stack: { temporal: TemporalServer }, options: StackOptions): Re
     FOUREYES_DATA: options.dataDir,
     ...(process.env.FOUREYES_TASK_QUEUE ? { FOUREYES_TASK_QUEUE: process.env.FOUREYES_TASK_QUEUE } : {}),
     // Tracing (src/workers/tracing.ts): the collector's address only; each process names itself foureyes-<component>.
-    ...Object.fromEntries(['OTEL_EXPORTER_OTLP_ENDPOINT', 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT'].flatMap((k) => (process.env[k] ? [[k, process.env[k] as string]] : []))),
+    ...Object.fromEntries(
+      ['OTEL_EXPORTER_OTLP_ENDPOINT', 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT'].flatMap((k) =>
+        process.env[k] ? [[k, process.env[k] as string]] : [],
+      ),
+    ),
   };
 }
 
 export function nodeEntry(script: string): { command: string; args: string[] } {
   return { command: process.execPath, args: ['--import', 'tsx', join(projectRoot(), script)] };
+}
+
+/** A start-up failure the user can act on: one line, no stack. */
+export class StartupError extends Error {
+  override name = 'StartupError';
+}
+
+/** The variable that moves each fixed port of `foureyes up`. */
+export const PORT_VARIABLES = {
+  temporal: 'FOUREYES_TEMPORAL_PORT',
+  ui: 'FOUREYES_UI_PORT',
+  bao: 'FOUREYES_BAO_PORT',
+  gateway: 'PORT',
+} as const;
+const PORT_NAMES = { temporal: 'Temporal', ui: 'Temporal UI', bao: 'OpenBao', gateway: 'gateway' } as const;
+
+/** Pid files of the children of `foureyes up` on a data folder (and of `up` itself: up.pid). */
+export const pidDir = (dataDir: string) => join(dataDir, 'pids');
+
+/**
+ * Before anything starts: stop what an earlier start on this data folder left running (it would hold the
+ * ports, and answer health checks for the new stack), then refuse ports that something else holds.
+ */
+async function preflight(options: StackOptions, log: (line: string) => void): Promise<void> {
+  for (const orphan of await cleanUpOrphans(pidDir(options.dataDir), ['up.pid'])) {
+    log(`foureyes: stopped ${orphan}, left running by an earlier start on ${options.dataDir}`);
+  }
+  const fixed: Array<[keyof typeof PORT_VARIABLES, number | undefined]> = [
+    ['temporal', options.temporalPort],
+    ['ui', options.headless ? undefined : options.uiPort],
+    ['bao', options.baoPort],
+    ['gateway', options.gatewayPort],
+  ];
+  for (const [what, port] of fixed) {
+    if (port === undefined || !(await portInUse(port))) continue;
+    const holder = describeHolder(port);
+    throw new StartupError(
+      `port ${port} (${PORT_NAMES[what]}) is in use${holder ? ` by ${holder}` : ''}; stop that process, or set ${PORT_VARIABLES[what]} to a free port`,
+    );
+  }
 }
 
 export async function startStack(options: StackOptions): Promise<Stack> {
@@ -105,8 +164,17 @@ export async function startStack(options: StackOptions): Promise<Stack> {
   const logs = join(options.dataDir, 'logs');
   mkdirSync(logs, { recursive: true });
   const config = loadConfig(options.configFile);
+  await preflight(options, log);
+  const pidFile = (name: string) => join(pidDir(options.dataDir), pidFileName(name));
   // Real GitHub credentials are checked before anything starts: a wrong set stops here, naming the variable.
-  const realGitHub = options.githubEnv || options.offlineGitHub ? undefined : await connectGitHub(process.env, { dataDir: options.dataDir, repositories: config.repositories.map((r) => r.name), log });
+  const realGitHub =
+    options.githubEnv || options.offlineGitHub
+      ? undefined
+      : await connectGitHub(process.env, {
+          dataDir: options.dataDir,
+          repositories: config.repositories.map((r) => r.name),
+          log,
+        });
   ensureTool('temporal', log);
   ensureTool('bao', log);
   const processes: ManagedProcess[] = [];
@@ -126,13 +194,22 @@ export async function startStack(options: StackOptions): Promise<Stack> {
       logFile: join(logs, 'temporal.log'),
       echo: options.echo,
       retentionDays: options.retentionDays,
+      pidFile: pidFile('temporal'),
     });
     processes.push(temporal.process);
 
-    log('foureyes: starting OpenBao dev server and bootstrapping policies, token roles and the deployer AppRole …');
-    const openbao = await startOpenBao({ port: options.baoPort, logFile: join(logs, 'openbao.log'), echo: options.echo });
+    log('foureyes: starting OpenBao dev server …');
+    const openbao = await startOpenBao({
+      port: options.baoPort,
+      logFile: join(logs, 'openbao.log'),
+      echo: options.echo,
+      pidFile: pidFile('openbao'),
+    });
     processes.push(openbao.process);
-    const deployerCredentials = await bootstrapOpenBao(new VaultAdmin(openbao.address, openbao.rootToken), config, { dataDir: options.dataDir });
+    log('foureyes: bootstrapping OpenBao: policies, token roles and the deployer AppRole …');
+    const deployerCredentials = await bootstrapOpenBao(new VaultAdmin(openbao.address, openbao.rootToken), config, {
+      dataDir: options.dataDir,
+    });
 
     const signingKey = loadOrCreateSigningKey(options.dataDir);
     // Audit exports are signed with a key of their own, so the approval key never leaves the gateway's duty.
@@ -141,8 +218,15 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     let githubEnv = options.githubEnv ?? realGitHub?.vars;
     let githubSummary = realGitHub?.summary ?? `the GitHub at ${githubEnv?.GITHUB_API_URL ?? 'https://api.github.com'}`;
     if (options.offlineGitHub ?? !githubEnv) {
-      log('foureyes: no GitHub credentials: starting the GitHub stand-in (offline mode; act in it with `foureyes sandbox`) …');
-      github = await startOfflineGitHub({ dataDir: join(options.dataDir, 'github'), config, projectRoot: projectRoot(), port: options.githubPort });
+      log(
+        'foureyes: no GitHub credentials: starting the GitHub stand-in (offline mode; act in it with `foureyes sandbox`) …',
+      );
+      github = await startOfflineGitHub({
+        dataDir: join(options.dataDir, 'github'),
+        config,
+        projectRoot: projectRoot(),
+        port: options.githubPort,
+      });
       githubEnv = { ...github.env, ...(options.githubEnv ?? {}) };
       githubSummary = `offline: the GitHub stand-in at ${github.url} (act as people with \`foureyes sandbox\`)`;
     }
@@ -155,16 +239,37 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     };
 
     const zoneEnv: Record<Zone, Record<string, string>> = {
-      orchestrator: { ...base, FOUREYES_APPROVAL_PUBLIC_KEYS: signingKey.publicKey, ...slackEnv(), ...fromProcessEnv(TEAMS_BOT_ENV), ...githubZones.orchestrator },
-      checks: { ...base },
-      deploy: { ...base, ...fromProcessEnv(DEPLOYER_AWS_ENV), VAULT_ADDR: openbao.address, VAULT_ROLE_ID: deployerCredentials.roleId, VAULT_SECRET_ID: deployerCredentials.secretId },
+      orchestrator: {
+        ...base,
+        FOUREYES_APPROVAL_PUBLIC_KEYS: signingKey.publicKey,
+        ...slackEnv(),
+        ...fromProcessEnv(TEAMS_BOT_ENV),
+        ...githubZones.orchestrator,
+      },
+      checks: { ...base, ...fromProcessEnv([UNSAFE_NO_SANDBOX_ENV]) },
+      deploy: {
+        ...base,
+        ...fromProcessEnv([UNSAFE_NO_SANDBOX_ENV]),
+        ...fromProcessEnv(DEPLOYER_AWS_ENV),
+        VAULT_ADDR: openbao.address,
+        VAULT_ROLE_ID: deployerCredentials.roleId,
+        VAULT_SECRET_ID: deployerCredentials.secretId,
+      },
     };
+    log('foureyes: starting the workers and the gateway …');
     const workers = {} as Record<Zone, ManagedProcess>;
     for (const zone of ['orchestrator', 'checks', 'deploy'] as const) {
       const allowed = new Set([...Object.keys(base), ...ZONES[zone].allowedEnv]);
       const env = Object.fromEntries(Object.entries(zoneEnv[zone]).filter(([k]) => allowed.has(k)));
       const entry = nodeEntry(`src/workers/${zone === 'deploy' ? 'deployer' : zone}.ts`);
-      const proc = startProcess(entry.command, entry.args, { name: `worker:${zone}`, cwd: projectRoot(), env, logFile: join(logs, `worker-${zone}.log`), echo: options.echo });
+      const proc = startProcess(entry.command, entry.args, {
+        name: `worker:${zone}`,
+        cwd: projectRoot(),
+        env,
+        logFile: join(logs, `worker-${zone}.log`),
+        echo: options.echo,
+        pidFile: pidFile(`worker-${zone}`),
+      });
       processes.push(proc);
       workers[zone] = proc;
     }
@@ -178,18 +283,45 @@ export async function startStack(options: StackOptions): Promise<Stack> {
       ...githubZones.gateway,
       ...(process.env.SLACK_SIGNING_SECRET ? { SLACK_SIGNING_SECRET: process.env.SLACK_SIGNING_SECRET } : {}),
       // Microsoft Teams: the bot registration, its tenant, and (for a stand-in) where the Bot Framework keys are.
-      ...Object.fromEntries(['TEAMS_APP_ID', 'TEAMS_TENANT_ID', 'TEAMS_OPENID_METADATA_URL'].flatMap((k) => (process.env[k] ? [[k, process.env[k] as string]] : []))),
+      ...Object.fromEntries(
+        ['TEAMS_APP_ID', 'TEAMS_TENANT_ID', 'TEAMS_OPENID_METADATA_URL'].flatMap((k) =>
+          process.env[k] ? [[k, process.env[k] as string]] : [],
+        ),
+      ),
     };
     const gatewayEntry = nodeEntry('src/gateway/main.ts');
-    const gateway = startProcess(gatewayEntry.command, gatewayEntry.args, { name: 'gateway', cwd: projectRoot(), env: gatewayEnv, logFile: join(logs, 'gateway.log'), echo: options.echo });
+    const gateway = startProcess(gatewayEntry.command, gatewayEntry.args, {
+      name: 'gateway',
+      cwd: projectRoot(),
+      env: gatewayEnv,
+      logFile: join(logs, 'gateway.log'),
+      echo: options.echo,
+      pidFile: pidFile('gateway'),
+    });
     processes.push(gateway);
     const gatewayUrl = `http://127.0.0.1:${gatewayPort}`;
     if (github) connectWebhook(github, gatewayUrl);
 
     log('foureyes: waiting for the workers and the gateway …');
     await waitForPollers(temporal, Object.values(workers));
-    await waitUntil('gateway', async () => (await fetch(`${gatewayUrl}/healthz`)).ok, { timeoutMs: 60_000, process: gateway });
-    return { config, temporal, openbao, deployerCredentials, signingKey, gatewayUrl, workers, gateway, processes, stop: stopAll, githubSummary, ...(github ? { github } : {}) };
+    await waitUntil('gateway', async () => (await fetch(`${gatewayUrl}/healthz`)).ok, {
+      timeoutMs: 60_000,
+      process: gateway,
+    });
+    return {
+      config,
+      temporal,
+      openbao,
+      deployerCredentials,
+      signingKey,
+      gatewayUrl,
+      workers,
+      gateway,
+      processes,
+      stop: stopAll,
+      githubSummary,
+      ...(github ? { github } : {}),
+    };
   } catch (error) {
     await stopAll();
     throw error;
@@ -210,7 +342,11 @@ async function waitForPollers(temporal: TemporalServer, watched: ManagedProcess[
       await waitUntil(
         `worker on task queue ${name}`,
         async () => {
-          const result = await connection.workflowService.describeTaskQueue({ namespace: temporal.namespace, taskQueue: { name }, taskQueueType: type });
+          const result = await connection.workflowService.describeTaskQueue({
+            namespace: temporal.namespace,
+            taskQueue: { name },
+            taskQueueType: type,
+          });
           return (result.pollers?.length ?? 0) > 0;
         },
         { timeoutMs: 120_000, process: proc },
@@ -222,7 +358,10 @@ async function waitForPollers(temporal: TemporalServer, watched: ManagedProcess[
 }
 
 /** `foureyes up` uses the example configuration when the user has not written one yet. */
-export function defaultConfigFile(env: NodeJS.ProcessEnv = process.env, log: (line: string) => void = console.log): string {
+export function defaultConfigFile(
+  env: NodeJS.ProcessEnv = process.env,
+  log: (line: string) => void = console.log,
+): string {
   if (env.FOUREYES_CONFIG) return env.FOUREYES_CONFIG;
   const own = join(process.cwd(), 'foureyes.yaml');
   if (existsSync(own)) return own;
@@ -230,4 +369,3 @@ export function defaultConfigFile(env: NodeJS.ProcessEnv = process.env, log: (li
   log(`foureyes: no foureyes.yaml here; using ${example} (copy it to foureyes.yaml to make it yours)`);
   return example;
 }
-

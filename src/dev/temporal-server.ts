@@ -5,7 +5,15 @@ import { msToTs } from '@temporalio/common';
 import { join } from 'node:path';
 import { SEARCH_ATTRIBUTES } from '../shared/search-attributes.ts';
 import { ensureTool } from './tools.ts';
-import { freePort, startProcess, waitUntil, type ManagedProcess } from './process.ts';
+import {
+  describeHolder,
+  freePort,
+  inGroupOf,
+  portHolder,
+  startProcess,
+  waitUntil,
+  type ManagedProcess,
+} from './process.ts';
 
 export interface TemporalServer {
   address: string;
@@ -22,7 +30,9 @@ export interface TemporalServerOptions {
   uiPort?: number;
   headless?: boolean;
   logFile?: string;
-  echo?: boolean;
+  echo?: boolean | 'problems';
+  /** Pid file of the server while it runs (orphan detection for `foureyes up`). */
+  pidFile?: string;
   /**
    * How long closed changes' histories stay (the audit record's source). The dev server creates
    * namespaces with 24 hours; `up` keeps them for 30 days so a local audit survives the weekend.
@@ -36,20 +46,33 @@ export async function startTemporalServer(options: TemporalServerOptions): Promi
   const port = options.port ?? (await freePort());
   const dbFile = join(options.dataDir, 'temporal.sqlite');
   const args = [
-    'server', 'start-dev',
-    '--db-filename', dbFile,
-    '--ip', '127.0.0.1',
-    '--port', String(port),
-    '--http-port', String(await freePort()),
-    '--metrics-port', String(await freePort()),
-    '--namespace', namespace,
-    '--sqlite-pragma', 'journal_mode=wal',
-    '--sqlite-pragma', 'synchronous=normal',
-    '--log-level', 'warn',
+    'server',
+    'start-dev',
+    '--db-filename',
+    dbFile,
+    '--ip',
+    '127.0.0.1',
+    '--port',
+    String(port),
+    '--http-port',
+    String(await freePort()),
+    '--metrics-port',
+    String(await freePort()),
+    '--namespace',
+    namespace,
+    '--sqlite-pragma',
+    'journal_mode=wal',
+    '--sqlite-pragma',
+    'synchronous=normal',
+    '--log-level',
+    'warn',
     // Short workflow tasks fail fast in tests and drills; frontend rate limits off for benchmarks.
-    '--dynamic-config-value', 'frontend.enableUpdateWorkflowExecution=true',
-    '--dynamic-config-value', 'frontend.enableUpdateWorkflowExecutionAsyncAccepted=true',
-    '--dynamic-config-value', 'frontend.workerVersioningWorkflowAPIs=true',
+    '--dynamic-config-value',
+    'frontend.enableUpdateWorkflowExecution=true',
+    '--dynamic-config-value',
+    'frontend.enableUpdateWorkflowExecutionAsyncAccepted=true',
+    '--dynamic-config-value',
+    'frontend.workerVersioningWorkflowAPIs=true',
   ];
   for (const [name, type] of Object.entries(SEARCH_ATTRIBUTES)) args.push('--search-attribute', `${name}=${type}`);
   let uiUrl: string | undefined;
@@ -59,7 +82,12 @@ export async function startTemporalServer(options: TemporalServerOptions): Promi
     args.push('--ui-port', String(uiPort));
     uiUrl = `http://localhost:${uiPort}`;
   }
-  const proc = startProcess(bin, args, { name: 'temporal', logFile: options.logFile, echo: options.echo });
+  const proc = startProcess(bin, args, {
+    name: 'temporal',
+    logFile: options.logFile,
+    echo: options.echo,
+    pidFile: options.pidFile,
+  });
   const address = `127.0.0.1:${port}`;
   await waitUntil(
     `Temporal dev server on ${address}`,
@@ -76,6 +104,14 @@ export async function startTemporalServer(options: TemporalServerOptions): Promi
     },
     { timeoutMs: 90_000, process: proc },
   );
+  // The server that answered must be the one started here, not another one on the same port.
+  const holder = portHolder(port);
+  if (holder !== undefined && proc.child.pid !== undefined && !inGroupOf(holder, proc.child.pid)) {
+    await proc.stop();
+    throw new Error(
+      `port ${port} is held by another Temporal server, ${describeHolder(port)}; stop it or choose another port`,
+    );
+  }
   if (options.retentionDays !== undefined) await setRetention(address, namespace, options.retentionDays);
   return { address, namespace, uiUrl, dbFile, process: proc };
 }
@@ -83,7 +119,10 @@ export async function startTemporalServer(options: TemporalServerOptions): Promi
 async function setRetention(address: string, namespace: string, days: number): Promise<void> {
   const connection = await Connection.connect({ address });
   try {
-    await connection.workflowService.updateNamespace({ namespace, config: { workflowExecutionRetentionTtl: msToTs(`${days} days`) } });
+    await connection.workflowService.updateNamespace({
+      namespace,
+      config: { workflowExecutionRetentionTtl: msToTs(`${days} days`) },
+    });
   } finally {
     await connection.close();
   }

@@ -7,6 +7,7 @@ import { HttpError, sendJson } from './http.ts';
 import { handleHealth } from './routes/health.ts';
 import { handleGetChange } from './routes/changes.ts';
 import { handleGetAudit } from './routes/audit.ts';
+import { handleGetEnvironments } from './routes/environments.ts';
 import { handlePostApproval } from './routes/approvals.ts';
 import { handleSlackCommand, handleSlackInteraction } from './routes/slack.ts';
 import { handleTeamsMessage } from './routes/teams.ts';
@@ -21,7 +22,12 @@ export interface GatewayContext {
   metrics?: GatewayMetrics;
 }
 
-export type RouteHandler = (req: IncomingMessage, res: ServerResponse, params: Record<string, string>, ctx: GatewayContext) => Promise<void>;
+export type RouteHandler = (
+  req: IncomingMessage,
+  res: ServerResponse,
+  params: Record<string, string>,
+  ctx: GatewayContext,
+) => Promise<void>;
 
 interface Route {
   method: string;
@@ -48,6 +54,9 @@ export const routes: Route[] = [
   route('GET', '/api/changes/{owner}/{repo}/{number}', handleGetChange),
   route('GET', '/api/changes/{owner}/{repo}/{number}/audit', handleGetAudit),
   route('POST', '/api/changes/{owner}/{repo}/{number}/approvals', handlePostApproval),
+  route('GET', '/api/environments', handleGetEnvironments),
+  route('GET', '/api/environments/{owner}/{repo}', handleGetEnvironments),
+  route('GET', '/api/environments/{owner}/{repo}/{environment}', handleGetEnvironments),
   route('POST', '/webhooks/github', handleGitHubWebhook),
   route('POST', '/slack/commands', handleSlackCommand),
   route('POST', '/slack/interactions', handleSlackInteraction),
@@ -93,7 +102,11 @@ async function dispatch(req: IncomingMessage, res: ServerResponse, ctx: GatewayC
     const candidates = routes.filter((r) => r.pattern.test(url.pathname));
     if (candidates.length === 0) throw new HttpError(404, `no such endpoint: ${url.pathname}`);
     const match = candidates.find((r) => r.method === req.method);
-    if (!match) throw new HttpError(405, `method ${req.method} not allowed on ${url.pathname}; use ${candidates.map((r) => r.method).join(', ')}`);
+    if (!match)
+      throw new HttpError(
+        405,
+        `method ${req.method} not allowed on ${url.pathname}; use ${candidates.map((r) => r.method).join(', ')}`,
+      );
     const values = match.pattern.exec(url.pathname)?.slice(1) ?? [];
     const params: Record<string, string> = {};
     match.keys.forEach((key, i) => {

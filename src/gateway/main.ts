@@ -30,7 +30,9 @@ const tracing = startTracing('gateway', process.env, (line) => log.info(line));
 const client = await connectClient(process.env, tracing.clientInterceptors);
 const port = Number(process.env.PORT ?? 3000);
 const server = createGateway({ client, config: () => config, env: process.env });
-server.listen(port, process.env.HOST ?? '127.0.0.1', () => log.info(`listening on http://${process.env.HOST ?? '127.0.0.1'}:${port}`));
+server.listen(port, process.env.HOST ?? '127.0.0.1', () =>
+  log.info(`listening on http://${process.env.HOST ?? '127.0.0.1'}:${port}`),
+);
 const stop = () => {
   // Stop accepting; requests in flight finish (up to 5 s), idle keep-alive connections close now.
   log.info('stopping: no new connections, finishing requests in flight');

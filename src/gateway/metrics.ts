@@ -55,15 +55,25 @@ export class GatewayMetrics {
 
   render(): string {
     const lines: string[] = [];
-    lines.push('# HELP foureyes_gateway_requests_total HTTP requests answered by the gateway, by method, route and status.');
+    lines.push(
+      '# HELP foureyes_gateway_requests_total HTTP requests answered by the gateway, by method, route and status.',
+    );
     lines.push('# TYPE foureyes_gateway_requests_total counter');
-    for (const r of [...this.requests.values()].sort((a, b) => `${a.route}${a.method}${a.status}`.localeCompare(`${b.route}${b.method}${b.status}`))) {
-      lines.push(`foureyes_gateway_requests_total${labels({ method: r.method, route: r.route, status: r.status })} ${r.value}`);
+    for (const r of [...this.requests.values()].sort((a, b) =>
+      `${a.route}${a.method}${a.status}`.localeCompare(`${b.route}${b.method}${b.status}`),
+    )) {
+      lines.push(
+        `foureyes_gateway_requests_total${labels({ method: r.method, route: r.route, status: r.status })} ${r.value}`,
+      );
     }
     lines.push('# HELP foureyes_gateway_request_duration_seconds Time from request to response, by route.');
     lines.push('# TYPE foureyes_gateway_request_duration_seconds histogram');
     for (const { route, h } of [...this.durations.values()].sort((a, b) => a.route.localeCompare(b.route))) {
-      DURATION_BUCKETS.forEach((bound, i) => lines.push(`foureyes_gateway_request_duration_seconds_bucket${labels({ route, le: String(bound) })} ${h.counts[i] ?? 0}`));
+      DURATION_BUCKETS.forEach((bound, i) =>
+        lines.push(
+          `foureyes_gateway_request_duration_seconds_bucket${labels({ route, le: String(bound) })} ${h.counts[i] ?? 0}`,
+        ),
+      );
       lines.push(`foureyes_gateway_request_duration_seconds_bucket${labels({ route, le: '+Inf' })} ${h.count}`);
       lines.push(`foureyes_gateway_request_duration_seconds_sum${labels({ route })} ${num(h.sum)}`);
       lines.push(`foureyes_gateway_request_duration_seconds_count${labels({ route })} ${h.count}`);
@@ -80,6 +90,9 @@ export class GatewayMetrics {
 
 export function sendMetrics(res: ServerResponse, metrics: GatewayMetrics): void {
   const body = metrics.render();
-  res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8', 'content-length': Buffer.byteLength(body) });
+  res.writeHead(200, {
+    'content-type': 'text/plain; version=0.0.4; charset=utf-8',
+    'content-length': Buffer.byteLength(body),
+  });
   res.end(body);
 }

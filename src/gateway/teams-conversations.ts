@@ -28,7 +28,11 @@ export function installation(activity: VerifiedTeamsRequest['activity']): boolea
 }
 
 /** Signs the verified conversation and records it; logs where it was installed so an operator can set TEAMS_CONVERSATION_ID. */
-export async function storeConversation(ctx: GatewayContext, verified: VerifiedTeamsRequest, installed: boolean): Promise<TeamsConversationReference> {
+export async function storeConversation(
+  ctx: GatewayContext,
+  verified: VerifiedTeamsRequest,
+  installed: boolean,
+): Promise<TeamsConversationReference> {
   const activity = verified.activity as VerifiedTeamsRequest['activity'] & MembershipActivity;
   const reference: TeamsConversationReference = {
     v: 1,
@@ -37,7 +41,9 @@ export async function storeConversation(ctx: GatewayContext, verified: VerifiedT
     serviceUrl: String(activity.serviceUrl),
     tenantId: verified.tenantId,
     botId: String(activity.recipient?.id ?? '').slice(0, 200),
-    ...(activity.conversation?.conversationType ? { conversationType: String(activity.conversation.conversationType).slice(0, 40) } : {}),
+    ...(activity.conversation?.conversationType
+      ? { conversationType: String(activity.conversation.conversationType).slice(0, 40) }
+      : {}),
     installed,
     at: new Date().toISOString(),
   };
@@ -50,6 +56,8 @@ export async function storeConversation(ctx: GatewayContext, verified: VerifiedT
     signal: teamsConversationSignal,
     signalArgs: [signed],
   });
-  console.log(`gateway: Teams app ${installed ? 'installed in' : 'removed from'} conversation ${JSON.stringify(reference.conversationId)} (${reference.conversationType ?? 'conversation'})${installed ? '; set TEAMS_CONVERSATION_ID to it for approval cards there' : ''}`);
+  console.log(
+    `gateway: Teams app ${installed ? 'installed in' : 'removed from'} conversation ${JSON.stringify(reference.conversationId)} (${reference.conversationType ?? 'conversation'})${installed ? '; set TEAMS_CONVERSATION_ID to it for approval cards there' : ''}`,
+  );
   return reference;
 }

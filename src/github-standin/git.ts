@@ -22,7 +22,11 @@ const GIT_BASE_ENV: NodeJS.ProcessEnv = {
   LANG: 'C',
 };
 
-export function git(dir: string, args: string[], options: { input?: string | Buffer; env?: NodeJS.ProcessEnv } = {}): string {
+export function git(
+  dir: string,
+  args: string[],
+  options: { input?: string | Buffer; env?: NodeJS.ProcessEnv } = {},
+): string {
   return execFileSync('git', args, {
     cwd: dir,
     input: options.input,
@@ -48,7 +52,13 @@ export function initBareRepository(dir: string): void {
  */
 export function writeCommit(
   dir: string,
-  input: { parent?: string; files: Record<string, string | null>; message: string; author: GitPerson; committer: GitPerson },
+  input: {
+    parent?: string;
+    files: Record<string, string | null>;
+    message: string;
+    author: GitPerson;
+    committer: GitPerson;
+  },
 ): string {
   const scratch = mkdtempSync(join(tmpdir(), 'standin-index-'));
   const env = { GIT_INDEX_FILE: join(scratch, 'index') };
@@ -108,7 +118,12 @@ export function writeCommitChain(dir: string, parent: string | undefined, commit
   });
   try {
     git(dir, ['fast-import', '--quiet', `--export-marks=${marks}`], { input: stream });
-    const byMark = new Map(readFileSync(marks, 'utf8').trim().split('\n').map((line) => line.split(' ') as [string, string]));
+    const byMark = new Map(
+      readFileSync(marks, 'utf8')
+        .trim()
+        .split('\n')
+        .map((line) => line.split(' ') as [string, string]),
+    );
     return commits.map((_, i) => byMark.get(`:${i + 1}`) as string);
   } finally {
     try {
@@ -163,7 +178,10 @@ export function changedFiles(dir: string, base: string, head: string): ChangedFi
 }
 
 /** A merge commit of `head` into `base` with head's tree (the stand-in does not resolve conflicts). */
-export function writeMergeCommit(dir: string, input: { base: string; head: string; message: string; committer: GitPerson }): string {
+export function writeMergeCommit(
+  dir: string,
+  input: { base: string; head: string; message: string; committer: GitPerson },
+): string {
   const now = new Date().toISOString();
   const tree = git(dir, ['rev-parse', `${input.head}^{tree}`]);
   return git(dir, ['commit-tree', tree, '-p', input.base, '-p', input.head, '-F', '-'], {

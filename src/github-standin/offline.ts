@@ -37,14 +37,24 @@ function seedFiles(projectRoot: string, repo: string): Record<string, string> {
   return files;
 }
 
-export async function startOfflineGitHub(options: { dataDir: string; config: FoureyesConfig; projectRoot: string; port?: number }): Promise<OfflineGitHub> {
+export async function startOfflineGitHub(options: {
+  dataDir: string;
+  config: FoureyesConfig;
+  projectRoot: string;
+  port?: number;
+}): Promise<OfflineGitHub> {
   const running = await startGitHubStandin({ dataDir: options.dataDir, persist: true, port: options.port });
   const s = running.standin;
-  for (const person of options.config.people) s.addUser({ login: person.github, name: person.name, email: person.emails[0] });
+  for (const person of options.config.people)
+    s.addUser({ login: person.github, name: person.name, email: person.emails[0] });
   const bot = s.addUser({ login: OFFLINE_BOT, name: 'foureyes' });
   const remotes: Record<string, string> = {};
   for (const repo of options.config.repositories) {
-    const created = s.createRepo({ fullName: repo.name, defaultBranch: repo.defaultBranch, files: seedFiles(options.projectRoot, repo.name) });
+    const created = s.createRepo({
+      fullName: repo.name,
+      defaultBranch: repo.defaultBranch,
+      files: seedFiles(options.projectRoot, repo.name),
+    });
     remotes[repo.name] = created.gitDir;
   }
   // A fresh webhook secret per start: both ends learn it here; it is never written to disk or logs.

@@ -103,11 +103,22 @@ export class StandinServer {
     const url = new URL(req.url ?? '/', 'http://standin');
     const isControl = url.pathname.startsWith('/_standin/');
     // The REST API answers at the root (github.com's api host) and under /api/v3 (GitHub Enterprise Server).
-    const path = url.pathname === GHES_PREFIX || url.pathname.startsWith(`${GHES_PREFIX}/`) ? url.pathname.slice(GHES_PREFIX.length) || '/' : url.pathname;
+    const path =
+      url.pathname === GHES_PREFIX || url.pathname.startsWith(`${GHES_PREFIX}/`)
+        ? url.pathname.slice(GHES_PREFIX.length) || '/'
+        : url.pathname;
     let known = false;
     if (!isControl) {
       res.once('finish', () => {
-        this.requests.push({ method: req.method ?? '', path: url.pathname, query: url.search, host: req.headers.host ?? '', known, answeredAt: Date.now(), status: res.statusCode });
+        this.requests.push({
+          method: req.method ?? '',
+          path: url.pathname,
+          query: url.search,
+          host: req.headers.host ?? '',
+          known,
+          answeredAt: Date.now(),
+          status: res.statusCode,
+        });
         if (this.requests.length > 10_000) this.requests.splice(0, this.requests.length - 10_000);
       });
     }
@@ -116,7 +127,8 @@ export class StandinServer {
       for await (const chunk of req) chunks.push(chunk as Buffer);
       const raw = Buffer.concat(chunks).toString('utf8');
       let body: Json = {};
-      if (/^application\/x-www-form-urlencoded/i.test(req.headers['content-type'] ?? '')) body = Object.fromEntries(new URLSearchParams(raw));
+      if (/^application\/x-www-form-urlencoded/i.test(req.headers['content-type'] ?? ''))
+        body = Object.fromEntries(new URLSearchParams(raw));
       else if (raw.trim()) {
         try {
           body = JSON.parse(raw) as Json;
@@ -142,14 +154,17 @@ export class StandinServer {
       fail(404, 'Not Found');
     } catch (error) {
       if (res.headersSent) return void res.end();
-      if (error instanceof StandinError) send(res, error.status, { message: error.message, documentation_url: DOCS, status: String(error.status) });
+      if (error instanceof StandinError)
+        send(res, error.status, { message: error.message, documentation_url: DOCS, status: String(error.status) });
       else send(res, 500, { message: `stand-in error: ${(error as Error).message}` });
     }
   }
 
   private async injectFault(req: IncomingMessage, res: ServerResponse, path: string): Promise<boolean> {
     const faults = this.standin.state.faults;
-    const fault = faults.find((f) => f.remaining !== 0 && (!f.method || f.method === req.method) && new RegExp(f.path).test(path));
+    const fault = faults.find(
+      (f) => f.remaining !== 0 && (!f.method || f.method === req.method) && new RegExp(f.path).test(path),
+    );
     if (!fault) return false;
     if (fault.remaining > 0) fault.remaining--;
     if (fault.delayMs) await sleep(fault.delayMs);
@@ -160,7 +175,15 @@ export class StandinServer {
       headers['x-ratelimit-remaining'] = '0';
       headers['x-ratelimit-reset'] = String(Math.ceil(Date.now() / 1000) + (fault.retryAfter ?? 60));
     }
-    send(res, fault.status, { message: fault.status === 429 ? 'API rate limit exceeded (stand-in fault)' : `stand-in fault ${fault.status}`, documentation_url: DOCS }, headers);
+    send(
+      res,
+      fault.status,
+      {
+        message: fault.status === 429 ? 'API rate limit exceeded (stand-in fault)' : `stand-in fault ${fault.status}`,
+        documentation_url: DOCS,
+      },
+      headers,
+    );
     return true;
   }
 
@@ -173,17 +196,26 @@ export class StandinServer {
     if (options.jwt && value.split('.').length === 3) return this.verifyJwt(value);
     const token = this.standin.state.tokens.find((t) => t.token === value);
     if (!token || (token.expiresAt && Date.parse(token.expiresAt) < Date.now())) fail(401, 'Bad credentials');
-    return { login: token.login, kind: token.kind, ...(token.installationId !== undefined ? { installationId: token.installationId } : {}) };
+    return {
+      login: token.login,
+      kind: token.kind,
+      ...(token.installationId !== undefined ? { installationId: token.installationId } : {}),
+    };
   }
 
   /** An installation token reaches only the repositories its installation covers; others are 404, as on GitHub. */
   private requireInstallationCovers(ctx: Ctx, path: string): void {
     const repo = /^\/repos\/([^/]+)\/([^/]+)/.exec(path);
     const value = ctx.req.headers.authorization?.replace(/^(token|bearer)\s+/i, '').trim();
-    const token = repo && value ? this.standin.state.tokens.find((t) => t.token === value && t.kind === 'installation') : undefined;
+    const token =
+      repo && value ? this.standin.state.tokens.find((t) => t.token === value && t.kind === 'installation') : undefined;
     if (!repo || !token) return;
     const app = this.standin.state.apps.find((a) => a.installationId === token.installationId);
-    if (!app || !this.standin.appCovers(app, `${decodeURIComponent(repo[1] ?? '')}/${decodeURIComponent(repo[2] ?? '')}`)) fail(404, 'Not Found');
+    if (
+      !app ||
+      !this.standin.appCovers(app, `${decodeURIComponent(repo[1] ?? '')}/${decodeURIComponent(repo[2] ?? '')}`)
+    )
+      fail(404, 'Not Found');
   }
 
   private verifyJwt(jwt: string): Auth {
@@ -203,7 +235,8 @@ export class StandinServer {
     const ok = verifySignature('RSA-SHA256', Buffer.from(`${h}.${p}`), createPublicKey(app.publicKeyPem), base64url(s));
     if (!ok) fail(401, 'A JSON web token could not be decoded');
     const now = Math.floor(Date.now() / 1000);
-    if (!claims.exp || claims.exp < now || claims.exp - (claims.iat ?? now) > 660) fail(401, "'Expiration time' claim ('exp') is too far in the future or expired");
+    if (!claims.exp || claims.exp < now || claims.exp - (claims.iat ?? now) > 660)
+      fail(401, "'Expiration time' claim ('exp') is too far in the future or expired");
     return { login: `${app.slug}[bot]`, kind: 'app', appId: app.id };
   }
 
@@ -253,10 +286,21 @@ export class StandinServer {
     R('POST', '/app/installations/:id/access_tokens', (ctx) => {
       const app = jwtApp(ctx);
       if (app.installationId === undefined || String(app.installationId) !== ctx.params[0]) fail(404, 'Not Found');
-      const token: StandinToken = { token: `ghs_${randomBytes(18).toString('hex')}`, kind: 'installation', login: `${app.slug}[bot]`, installationId: app.installationId, expiresAt: new Date(Date.now() + 3_600_000).toISOString() };
+      const token: StandinToken = {
+        token: `ghs_${randomBytes(18).toString('hex')}`,
+        kind: 'installation',
+        login: `${app.slug}[bot]`,
+        installationId: app.installationId,
+        expiresAt: new Date(Date.now() + 3_600_000).toISOString(),
+      };
       s.state.tokens.push(token);
       s.save();
-      return { token: token.token, expires_at: token.expiresAt, permissions: this.appPermissions(app), repository_selection: app.repositories ? 'selected' : 'all' };
+      return {
+        token: token.token,
+        expires_at: token.expiresAt,
+        permissions: this.appPermissions(app),
+        repository_selection: app.repositories ? 'selected' : 'all',
+      };
     });
     R('GET', '/installation/repositories', (ctx) => {
       const auth = this.auth(ctx);
@@ -264,7 +308,11 @@ export class StandinServer {
       const app = s.state.apps.find((a) => a.installationId === auth.installationId) ?? fail(404, 'Not Found');
       const repos = s.state.repos.filter((r) => s.appCovers(app, `${r.owner}/${r.name}`));
       const page = paginateItems(ctx, repos);
-      return { total_count: repos.length, repository_selection: app.repositories ? 'selected' : 'all', repositories: page.map((r) => s.repoJson(r)) };
+      return {
+        total_count: repos.length,
+        repository_selection: app.repositories ? 'selected' : 'all',
+        repositories: page.map((r) => s.repoJson(r)),
+      };
     });
     // The App-manifest flow's last step: no authentication, the one-time code is the credential.
     R('POST', '/app-manifests/:code/conversions', (ctx) => {
@@ -300,8 +348,13 @@ export class StandinServer {
       this.auth(ctx);
       const repo = this.repoOf(ctx);
       const state = ctx.url.searchParams.get('state') ?? 'open';
-      const pulls = s.state.pulls.filter((p) => p.repo === `${repo.owner}/${repo.name}` && (state === 'all' || p.state === state));
-      return paginate(ctx, pulls.map((p) => s.pullJson(p)));
+      const pulls = s.state.pulls.filter(
+        (p) => p.repo === `${repo.owner}/${repo.name}` && (state === 'all' || p.state === state),
+      );
+      return paginate(
+        ctx,
+        pulls.map((p) => s.pullJson(p)),
+      );
     });
     R('GET', `${repoPath}/pulls/:number`, (ctx) => {
       this.auth(ctx);
@@ -312,7 +365,13 @@ export class StandinServer {
       const pull = s.requirePull(`${ctx.params[0]}/${ctx.params[1]}`, Number(ctx.params[2]));
       const repo = this.repoOf(ctx);
       // GitHub lists at most 250 commits of a pull request (the PR's `commits` count says how many there are).
-      return paginate(ctx, s.pullCommits(pull).slice(0, MAX_LISTED_COMMITS).map((c) => s.commitJson(repo, c)));
+      return paginate(
+        ctx,
+        s
+          .pullCommits(pull)
+          .slice(0, MAX_LISTED_COMMITS)
+          .map((c) => s.commitJson(repo, c)),
+      );
     });
     R('GET', `${repoPath}/pulls/:number/files`, (ctx) => {
       this.auth(ctx);
@@ -320,7 +379,16 @@ export class StandinServer {
       return paginate(
         ctx,
         // ... and at most 3000 files (`changed_files` counts them all).
-        s.pullFiles(pull).slice(0, MAX_LISTED_FILES).map((f) => ({ filename: f.filename, status: f.status, additions: f.additions, deletions: f.deletions, changes: f.additions + f.deletions })),
+        s
+          .pullFiles(pull)
+          .slice(0, MAX_LISTED_FILES)
+          .map((f) => ({
+            filename: f.filename,
+            status: f.status,
+            additions: f.additions,
+            deletions: f.deletions,
+            changes: f.additions + f.deletions,
+          })),
       );
     });
     R('GET', `${repoPath}/pulls/:number/reviews`, (ctx) => {
@@ -328,12 +396,28 @@ export class StandinServer {
       const pull = s.requirePull(`${ctx.params[0]}/${ctx.params[1]}`, Number(ctx.params[2]));
       return paginate(
         ctx,
-        s.state.reviews.filter((r) => r.repo === pull.repo && r.pull === pull.number).map((r) => s.reviewJson(r, 'rest')),
+        s.state.reviews
+          .filter((r) => r.repo === pull.repo && r.pull === pull.number)
+          .map((r) => s.reviewJson(r, 'rest')),
       );
     });
     R('PUT', `${repoPath}/pulls/:number/merge`, async (ctx) => {
       const auth = this.auth(ctx);
-      return s.mergePullRequest({ repo: `${ctx.params[0]}/${ctx.params[1]}`, number: Number(ctx.params[2]), by: auth.login, sha: str(ctx.body, 'sha', false) || undefined, commitTitle: str(ctx.body, 'commit_title', false) || undefined });
+      return s.mergePullRequest({
+        repo: `${ctx.params[0]}/${ctx.params[1]}`,
+        number: Number(ctx.params[2]),
+        by: auth.login,
+        sha: str(ctx.body, 'sha', false) || undefined,
+        commitTitle: str(ctx.body, 'commit_title', false) || undefined,
+      });
+    });
+    // GitHub's compare: base...head, with how far head is ahead of and behind the base.
+    R('GET', `${repoPath}/compare/:basehead`, (ctx) => {
+      this.auth(ctx);
+      const repo = this.repoOf(ctx);
+      const [base, head] = decodeURIComponent(ctx.params[2] ?? '').split('...') as [string, string | undefined];
+      if (!head) fail(404, 'Not Found');
+      return s.compare(repo, base, head);
     });
     R('GET', `${repoPath}/commits/:ref`, (ctx) => {
       this.auth(ctx);
@@ -347,7 +431,12 @@ export class StandinServer {
       const repo = this.repoOf(ctx);
       const number = Number(ctx.params[2]);
       s.requirePull(`${repo.owner}/${repo.name}`, number);
-      return paginate(ctx, s.state.comments.filter((c) => c.repo === `${repo.owner}/${repo.name}` && c.issue === number).map((c) => this.commentJson(c.id)));
+      return paginate(
+        ctx,
+        s.state.comments
+          .filter((c) => c.repo === `${repo.owner}/${repo.name}` && c.issue === number)
+          .map((c) => this.commentJson(c.id)),
+      );
     });
     R('POST', `${repoPath}/issues/:number/comments`, (ctx) => {
       const auth = this.auth(ctx);
@@ -357,7 +446,16 @@ export class StandinServer {
       const body = str(ctx.body, 'body');
       if (body.length > 65536) fail(422, 'Validation Failed: body is too long (maximum is 65536 characters)');
       const at = s.now();
-      const comment = { repo: `${repo.owner}/${repo.name}`, id: s.nextId(), issue: number, user: auth.login, body, createdAt: at, updatedAt: at, updates: 0 };
+      const comment = {
+        repo: `${repo.owner}/${repo.name}`,
+        id: s.nextId(),
+        issue: number,
+        user: auth.login,
+        body,
+        createdAt: at,
+        updatedAt: at,
+        updates: 0,
+      };
       s.state.comments.push(comment);
       s.save();
       return this.commentJson(comment.id);
@@ -410,7 +508,9 @@ export class StandinServer {
       this.auth(ctx);
       const repo = this.repoOf(ctx);
       const name = ctx.url.searchParams.get('check_name');
-      const runs = s.state.checkRuns.filter((r) => r.repo === `${repo.owner}/${repo.name}` && r.headSha === ctx.params[2] && (!name || r.name === name));
+      const runs = s.state.checkRuns.filter(
+        (r) => r.repo === `${repo.owner}/${repo.name}` && r.headSha === ctx.params[2] && (!name || r.name === name),
+      );
       const page = paginateItems(ctx, runs);
       return { total_count: runs.length, check_runs: page.map((r) => this.checkRunJson(r)) };
     });
@@ -422,7 +522,8 @@ export class StandinServer {
       const sha = ctx.params[2] ?? '';
       s.commit(repo, sha);
       const state = str(ctx.body, 'state');
-      if (!['error', 'failure', 'pending', 'success'].includes(state)) fail(422, 'Validation Failed: state is not included in the list');
+      if (!['error', 'failure', 'pending', 'success'].includes(state))
+        fail(422, 'Validation Failed: state is not included in the list');
       const status = {
         repo: `${repo.owner}/${repo.name}`,
         id: s.nextId(),
@@ -441,17 +542,27 @@ export class StandinServer {
     R('GET', `${repoPath}/commits/:ref/statuses`, (ctx) => {
       this.auth(ctx);
       const repo = this.repoOf(ctx);
-      const list = s.state.statuses.filter((x) => x.repo === `${repo.owner}/${repo.name}` && x.sha === ctx.params[2]).reverse();
-      return paginate(ctx, list.map((x) => this.statusJson(x.id)));
+      const list = s.state.statuses
+        .filter((x) => x.repo === `${repo.owner}/${repo.name}` && x.sha === ctx.params[2])
+        .reverse();
+      return paginate(
+        ctx,
+        list.map((x) => this.statusJson(x.id)),
+      );
     });
     R('GET', `${repoPath}/commits/:ref/status`, (ctx) => {
       this.auth(ctx);
       const repo = this.repoOf(ctx);
       const latest = new Map<string, number>();
-      for (const x of s.state.statuses) if (x.repo === `${repo.owner}/${repo.name}` && x.sha === ctx.params[2]) latest.set(x.context, x.id);
+      for (const x of s.state.statuses)
+        if (x.repo === `${repo.owner}/${repo.name}` && x.sha === ctx.params[2]) latest.set(x.context, x.id);
       const statuses = [...latest.values()].map((id) => this.statusJson(id));
       const states = statuses.map((x) => x.state as string);
-      const state = states.some((x) => x === 'failure' || x === 'error') ? 'failure' : states.length > 0 && states.every((x) => x === 'success') ? 'success' : 'pending';
+      const state = states.some((x) => x === 'failure' || x === 'error')
+        ? 'failure'
+        : states.length > 0 && states.every((x) => x === 'success')
+          ? 'success'
+          : 'pending';
       return { state, sha: ctx.params[2], total_count: statuses.length, statuses };
     });
 
@@ -487,15 +598,25 @@ export class StandinServer {
       const q = ctx.url.searchParams;
       const list = s.state.deployments
         .filter((d) => d.repo === `${repo.owner}/${repo.name}`)
-        .filter((d) => (!q.get('sha') || d.sha === q.get('sha')) && (!q.get('ref') || d.ref === q.get('ref')) && (!q.get('environment') || d.environment === q.get('environment')) && (!q.get('task') || d.task === q.get('task')))
+        .filter(
+          (d) =>
+            (!q.get('sha') || d.sha === q.get('sha')) &&
+            (!q.get('ref') || d.ref === q.get('ref')) &&
+            (!q.get('environment') || d.environment === q.get('environment')) &&
+            (!q.get('task') || d.task === q.get('task')),
+        )
         .reverse();
-      return paginate(ctx, list.map((d) => this.deploymentJson(d.id)));
+      return paginate(
+        ctx,
+        list.map((d) => this.deploymentJson(d.id)),
+      );
     });
     R('POST', `${repoPath}/deployments/:id/statuses`, (ctx) => {
       const auth = this.auth(ctx);
       const deployment = s.state.deployments.find((d) => d.id === Number(ctx.params[2])) ?? fail(404, 'Not Found');
       const state = str(ctx.body, 'state');
-      if (!['error', 'failure', 'inactive', 'in_progress', 'queued', 'pending', 'success'].includes(state)) fail(422, 'Validation Failed: state is not included in the list');
+      if (!['error', 'failure', 'inactive', 'in_progress', 'queued', 'pending', 'success'].includes(state))
+        fail(422, 'Validation Failed: state is not included in the list');
       const status = {
         repo: deployment.repo,
         id: s.nextId(),
@@ -515,7 +636,13 @@ export class StandinServer {
       this.auth(ctx);
       const id = Number(ctx.params[2]);
       if (!s.state.deployments.some((d) => d.id === id)) fail(404, 'Not Found');
-      return paginate(ctx, s.state.deploymentStatuses.filter((x) => x.deploymentId === id).reverse().map((x) => this.deploymentStatusJson(x.id)));
+      return paginate(
+        ctx,
+        s.state.deploymentStatuses
+          .filter((x) => x.deploymentId === id)
+          .reverse()
+          .map((x) => this.deploymentStatusJson(x.id)),
+      );
     });
   }
 
@@ -536,7 +663,17 @@ export class StandinServer {
 
   /** An App from a manifest holds what it asked for; one added directly holds what foureyes may use. */
   private appPermissions(app: StandinApp): Record<string, string> {
-    return app.manifest?.default_permissions ?? { checks: 'write', pull_requests: 'write', statuses: 'write', deployments: 'write', contents: 'write', issues: 'write', metadata: 'read' };
+    return (
+      app.manifest?.default_permissions ?? {
+        checks: 'write',
+        pull_requests: 'write',
+        statuses: 'write',
+        deployments: 'write',
+        contents: 'write',
+        issues: 'write',
+        metadata: 'read',
+      }
+    );
   }
 
   // ---------- web pages (the browser's side of the App-manifest flow) ----------
@@ -566,7 +703,9 @@ export class StandinServer {
       ctx.res.end(`<a href="${target.toString().replace(/&/g, '&amp;').replace(/"/g, '&quot;')}">continue</a>`);
       return undefined;
     };
-    W('POST', '/settings/apps/new', (ctx) => confirm(ctx, this.standin.state.users.find((u) => u.type === 'User')?.login ?? 'standin'));
+    W('POST', '/settings/apps/new', (ctx) =>
+      confirm(ctx, this.standin.state.users.find((u) => u.type === 'User')?.login ?? 'standin'),
+    );
     W('POST', '/organizations/:org/settings/apps/new', (ctx) => confirm(ctx, ctx.params[0] ?? 'standin'));
   }
 
@@ -609,7 +748,17 @@ export class StandinServer {
 
   statusJson(id: number): Json {
     const x = this.standin.state.statuses.find((y) => y.id === id) ?? fail(404, 'Not Found');
-    return { id: x.id, node_id: `S_${x.id}`, state: x.state, description: x.description, target_url: x.targetUrl, context: x.context, created_at: x.createdAt, updated_at: x.createdAt, creator: this.standin.userJson(x.creator) };
+    return {
+      id: x.id,
+      node_id: `S_${x.id}`,
+      state: x.state,
+      description: x.description,
+      target_url: x.targetUrl,
+      context: x.context,
+      created_at: x.createdAt,
+      updated_at: x.createdAt,
+      creator: this.standin.userJson(x.creator),
+    };
   }
 
   deploymentJson(id: number): Json {
@@ -661,24 +810,48 @@ export class StandinServer {
     const s = this.standin;
     const fullName = (ctx: Ctx) => `${ctx.params[0]}/${ctx.params[1]}`;
     const deliveryOpts = (body: Json) => ({ deliver: body.deliver === false ? false : undefined });
-    const delivered = (r: { delivery: { id: string }; status?: number }) => ({ deliveryId: r.delivery.id, status: r.status ?? null });
+    const delivered = (r: { delivery: { id: string }; status?: number }) => ({
+      deliveryId: r.delivery.id,
+      status: r.status ?? null,
+    });
 
-    C('GET', '/state', () => ({ ...s.state, tokens: undefined, manifestCodes: undefined, apps: s.state.apps.map((a) => ({ id: a.id, slug: a.slug, installationId: a.installationId })), webhook: s.state.webhook ? { url: s.state.webhook.url } : undefined }));
+    C('GET', '/state', () => ({
+      ...s.state,
+      tokens: undefined,
+      manifestCodes: undefined,
+      apps: s.state.apps.map((a) => ({ id: a.id, slug: a.slug, installationId: a.installationId })),
+      webhook: s.state.webhook ? { url: s.state.webhook.url } : undefined,
+    }));
     C('POST', '/webhook', (ctx) => {
       s.setWebhook(str(ctx.body, 'url'), str(ctx.body, 'secret'));
       return { url: s.state.webhook?.url };
     });
     C('POST', '/users', (ctx) => {
-      const { user, token } = s.addUser({ login: str(ctx.body, 'login'), name: str(ctx.body, 'name', false) || undefined, email: str(ctx.body, 'email', false) || undefined });
+      const { user, token } = s.addUser({
+        login: str(ctx.body, 'login'),
+        name: str(ctx.body, 'name', false) || undefined,
+        email: str(ctx.body, 'email', false) || undefined,
+      });
       return { ...user, token };
     });
-    C('POST', '/apps', (ctx) => s.addApp({ slug: str(ctx.body, 'slug'), repositories: ctx.body.repositories as string[] | undefined }));
+    C('POST', '/apps', (ctx) =>
+      s.addApp({ slug: str(ctx.body, 'slug'), repositories: ctx.body.repositories as string[] | undefined }),
+    );
     C('GET', '/apps/:id', (ctx) => {
       const app = s.requireApp(Number(ctx.params[0]));
-      return { id: app.id, slug: app.slug, installationId: app.installationId ?? null, repositories: app.repositories ?? null, owner: app.owner ?? null, manifest: app.manifest ?? null };
+      return {
+        id: app.id,
+        slug: app.slug,
+        installationId: app.installationId ?? null,
+        repositories: app.repositories ?? null,
+        owner: app.owner ?? null,
+        manifest: app.manifest ?? null,
+      };
     });
     // A person installs the App (on some repositories, or all of them when none are named).
-    C('POST', '/apps/:id/installation', (ctx) => ({ installationId: s.installApp(Number(ctx.params[0]), ctx.body.repositories as string[] | undefined) }));
+    C('POST', '/apps/:id/installation', (ctx) => ({
+      installationId: s.installApp(Number(ctx.params[0]), ctx.body.repositories as string[] | undefined),
+    }));
     C('GET', '/requests', () => this.requests);
     C('DELETE', '/requests', () => {
       this.requests.length = 0;
@@ -687,7 +860,11 @@ export class StandinServer {
     // Every token the stand-in handed out (users' and installations'), for a test's secret scan.
     C('GET', '/tokens', () => s.state.tokens.map((t) => t.token));
     C('POST', '/repos', (ctx) => {
-      const repo = s.createRepo({ fullName: str(ctx.body, 'fullName'), defaultBranch: str(ctx.body, 'defaultBranch', false) || undefined, files: ctx.body.files as Record<string, string> | undefined });
+      const repo = s.createRepo({
+        fullName: str(ctx.body, 'fullName'),
+        defaultBranch: str(ctx.body, 'defaultBranch', false) || undefined,
+        files: ctx.body.files as Record<string, string> | undefined,
+      });
       return { ...s.repoJson(repo), remote: repo.gitDir };
     });
     C('POST', '/repos/:owner/:repo/pulls', async (ctx) => {
@@ -704,7 +881,14 @@ export class StandinServer {
       return { number: r.pull.number, headSha: r.pull.headSha, ...delivered(r) };
     });
     C('POST', '/repos/:owner/:repo/pulls/:number/commits', async (ctx) => {
-      const r = await s.pushCommits({ repo: fullName(ctx), number: Number(ctx.params[2]), pusher: str(ctx.body, 'pusher'), commits: (ctx.body.commits as never) ?? [], force: ctx.body.force === true, ...deliveryOpts(ctx.body) });
+      const r = await s.pushCommits({
+        repo: fullName(ctx),
+        number: Number(ctx.params[2]),
+        pusher: str(ctx.body, 'pusher'),
+        commits: (ctx.body.commits as never) ?? [],
+        force: ctx.body.force === true,
+        ...deliveryOpts(ctx.body),
+      });
       return { before: r.before, headSha: r.pull.headSha, ...delivered(r) };
     });
     C('POST', '/repos/:owner/:repo/pulls/:number/reviews', async (ctx) => {
@@ -720,12 +904,40 @@ export class StandinServer {
       return { reviewId: r.review.id, commitId: r.review.commitId, ...delivered(r) };
     });
     C('POST', '/repos/:owner/:repo/pulls/:number/reviews/:id/dismissals', async (ctx) => {
-      const r = await s.dismissReview({ repo: fullName(ctx), number: Number(ctx.params[2]), reviewId: Number(ctx.params[3]), by: str(ctx.body, 'by'), message: str(ctx.body, 'message', false), ...deliveryOpts(ctx.body) });
+      const r = await s.dismissReview({
+        repo: fullName(ctx),
+        number: Number(ctx.params[2]),
+        reviewId: Number(ctx.params[3]),
+        by: str(ctx.body, 'by'),
+        message: str(ctx.body, 'message', false),
+        ...deliveryOpts(ctx.body),
+      });
       return { reviewId: r.review.id, ...delivered(r) };
     });
-    C('POST', '/repos/:owner/:repo/pulls/:number/close', async (ctx) => delivered(await s.closePullRequest({ repo: fullName(ctx), number: Number(ctx.params[2]), by: str(ctx.body, 'by'), ...deliveryOpts(ctx.body) })));
-    C('POST', '/repos/:owner/:repo/pulls/:number/reopen', async (ctx) => delivered(await s.reopenPullRequest({ repo: fullName(ctx), number: Number(ctx.params[2]), by: str(ctx.body, 'by'), ...deliveryOpts(ctx.body) })));
-    C('POST', '/deliveries/:id/send', async (ctx) => ({ deliveryId: ctx.params[0], status: (await s.sendDelivery(ctx.params[0] ?? '')) ?? null }));
+    C('POST', '/repos/:owner/:repo/pulls/:number/close', async (ctx) =>
+      delivered(
+        await s.closePullRequest({
+          repo: fullName(ctx),
+          number: Number(ctx.params[2]),
+          by: str(ctx.body, 'by'),
+          ...deliveryOpts(ctx.body),
+        }),
+      ),
+    );
+    C('POST', '/repos/:owner/:repo/pulls/:number/reopen', async (ctx) =>
+      delivered(
+        await s.reopenPullRequest({
+          repo: fullName(ctx),
+          number: Number(ctx.params[2]),
+          by: str(ctx.body, 'by'),
+          ...deliveryOpts(ctx.body),
+        }),
+      ),
+    );
+    C('POST', '/deliveries/:id/send', async (ctx) => ({
+      deliveryId: ctx.params[0],
+      status: (await s.sendDelivery(ctx.params[0] ?? '')) ?? null,
+    }));
     C('POST', '/faults', (ctx) => {
       const fault = {
         id: s.nextId(),
@@ -752,7 +964,9 @@ function applyCheckRun(run: StandinCheckRun, body: Json): void {
     run.conclusion = body.conclusion;
     run.status = 'completed';
   }
-  if (run.status === 'completed') run.completedAt = typeof body.completed_at === 'string' ? body.completed_at : (run.completedAt ?? new Date().toISOString());
+  if (run.status === 'completed')
+    run.completedAt =
+      typeof body.completed_at === 'string' ? body.completed_at : (run.completedAt ?? new Date().toISOString());
   if (typeof body.details_url === 'string') run.detailsUrl = body.details_url;
   if (typeof body.external_id === 'string') run.externalId = body.external_id;
   if (typeof body.name === 'string') run.name = body.name;
@@ -787,7 +1001,12 @@ function paginate<T>(ctx: Ctx, items: T[]): T[] {
 
 function send(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text), 'x-github-media-type': 'github.v3', ...headers });
+  res.writeHead(status, {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(text),
+    'x-github-media-type': 'github.v3',
+    ...headers,
+  });
   res.end(text);
 }
 
@@ -800,7 +1019,9 @@ export interface RunningStandin {
 }
 
 /** Starts a stand-in on a free port (or `port`). */
-export async function startGitHubStandin(options: StandinOptions & { port?: number; host?: string }): Promise<RunningStandin> {
+export async function startGitHubStandin(
+  options: StandinOptions & { port?: number; host?: string },
+): Promise<RunningStandin> {
   const standin = new GitHubStandin(options);
   const server = new StandinServer(standin);
   const url = await server.listen(options.port ?? 0, options.host ?? '127.0.0.1');

@@ -4,8 +4,32 @@
 import { createHmac, generateKeyPairSync, randomBytes, randomUUID } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync, existsSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
-import { changedFiles, countCommitsBetween, initBareRepository, readCommit, readCommitsBetween, resolveRef, updateRef, writeCommit, writeCommitChain, writeMergeCommit, type ChangedFile, type GitCommit } from './git.ts';
-import { emptyState, type AppManifest, type StandinApp, type StandinManifestCode, type StandinDelivery, type StandinPull, type StandinRepo, type StandinReview, type StandinState, type StandinUser } from './model.ts';
+import {
+  changedFiles,
+  countCommitsBetween,
+  initBareRepository,
+  readCommit,
+  readCommitsBetween,
+  resolveRef,
+  updateRef,
+  writeCommit,
+  writeCommitChain,
+  writeMergeCommit,
+  type ChangedFile,
+  type GitCommit,
+} from './git.ts';
+import {
+  emptyState,
+  type AppManifest,
+  type StandinApp,
+  type StandinManifestCode,
+  type StandinDelivery,
+  type StandinPull,
+  type StandinRepo,
+  type StandinReview,
+  type StandinState,
+  type StandinUser,
+} from './model.ts';
 
 /** Who did something in git: a stand-in user by login, or a bare name and e-mail (an unknown author). */
 export type PersonSpec = string | { login?: string; name?: string; email?: string };
@@ -57,7 +81,10 @@ export class GitHubStandin {
   constructor(readonly options: StandinOptions) {
     mkdirSync(options.dataDir, { recursive: true });
     this.stateFile = join(options.dataDir, 'state.json');
-    this.state = options.persist && existsSync(this.stateFile) ? { ...emptyState(), ...(JSON.parse(readFileSync(this.stateFile, 'utf8')) as StandinState) } : emptyState();
+    this.state =
+      options.persist && existsSync(this.stateFile)
+        ? { ...emptyState(), ...(JSON.parse(readFileSync(this.stateFile, 'utf8')) as StandinState) }
+        : emptyState();
     if (options.webhook) this.state.webhook = options.webhook;
   }
 
@@ -88,11 +115,21 @@ export class GitHubStandin {
 
   // ---------- users, tokens, apps ----------
 
-  addUser(input: { login: string; name?: string; email?: string; type?: 'User' | 'Bot' }): { user: StandinUser; token: string } {
-    if (!/^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})(\[bot\])?$/.test(input.login)) throw new StandinError(422, `invalid login ${JSON.stringify(input.login)}`);
+  addUser(input: { login: string; name?: string; email?: string; type?: 'User' | 'Bot' }): {
+    user: StandinUser;
+    token: string;
+  } {
+    if (!/^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})(\[bot\])?$/.test(input.login))
+      throw new StandinError(422, `invalid login ${JSON.stringify(input.login)}`);
     let user = this.findUser(input.login);
     if (!user) {
-      user = { id: this.nextId(), login: input.login, name: input.name ?? input.login, email: input.email ?? `${input.login.toLowerCase()}@users.noreply.standin.local`, type: input.type ?? 'User' };
+      user = {
+        id: this.nextId(),
+        login: input.login,
+        name: input.name ?? input.login,
+        email: input.email ?? `${input.login.toLowerCase()}@users.noreply.standin.local`,
+        type: input.type ?? 'User',
+      };
       this.state.users.push(user);
     }
     let token = this.state.tokens.find((t) => t.kind === 'user' && t.login === user.login);
@@ -122,17 +159,28 @@ export class GitHubStandin {
    * A GitHub App, installed at once on `repositories` (default: every repository of the stand-in); returns
    * its private key (PEM).
    */
-  addApp(input: { slug: string; repositories?: string[] }): { appId: number; installationId: number; privateKey: string } {
+  addApp(input: { slug: string; repositories?: string[] }): {
+    appId: number;
+    installationId: number;
+    privateKey: string;
+  } {
     const { app, privateKey } = this.newApp(input.slug);
     const installationId = this.installApp(app.id, input.repositories);
     return { appId: app.id, installationId, privateKey };
   }
 
   private newApp(slug: string, extra: Partial<StandinApp> = {}): { app: StandinApp; privateKey: string } {
-    if (!/^[a-z0-9][a-z0-9-]{0,33}$/.test(slug)) throw new StandinError(422, `invalid App slug ${JSON.stringify(slug)}`);
-    if (this.state.apps.some((a) => a.slug === slug)) throw new StandinError(422, `Name ${JSON.stringify(slug)} is already taken`);
+    if (!/^[a-z0-9][a-z0-9-]{0,33}$/.test(slug))
+      throw new StandinError(422, `invalid App slug ${JSON.stringify(slug)}`);
+    if (this.state.apps.some((a) => a.slug === slug))
+      throw new StandinError(422, `Name ${JSON.stringify(slug)} is already taken`);
     const { publicKey, privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
-    const app: StandinApp = { id: this.nextId(), slug, publicKeyPem: publicKey.export({ type: 'spki', format: 'pem' }).toString(), ...extra };
+    const app: StandinApp = {
+      id: this.nextId(),
+      slug,
+      publicKeyPem: publicKey.export({ type: 'spki', format: 'pem' }).toString(),
+      ...extra,
+    };
     this.state.apps.push(app);
     this.addUser({ login: `${slug}[bot]`, type: 'Bot', email: `${app.id}+${slug}[bot]@users.noreply.standin.local` });
     this.save();
@@ -158,7 +206,10 @@ export class GitHubStandin {
 
   /** Whether the App's installation covers the repository (GitHub answers 404 otherwise). */
   appCovers(app: StandinApp, fullName: string): boolean {
-    return app.installationId !== undefined && (app.repositories === undefined || app.repositories.includes(fullName.toLowerCase()));
+    return (
+      app.installationId !== undefined &&
+      (app.repositories === undefined || app.repositories.includes(fullName.toLowerCase()))
+    );
   }
 
   /**
@@ -175,12 +226,24 @@ export class GitHubStandin {
 
   /** POST /app-manifests/{code}/conversions: creates the App once per code; the only time its key and secret are shown. */
   convertManifest(code: string): { app: StandinApp; privateKey: string; webhookSecret: string; clientSecret: string } {
-    const index = this.state.manifestCodes.findIndex((c) => c.code === code && Date.parse(c.createdAt) > Date.now() - 3_600_000);
+    const index = this.state.manifestCodes.findIndex(
+      (c) => c.code === code && Date.parse(c.createdAt) > Date.now() - 3_600_000,
+    );
     if (index < 0) throw new StandinError(404, 'Not Found');
     const [pending] = this.state.manifestCodes.splice(index, 1) as [StandinManifestCode];
-    const slug = pending.manifest.name.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '').slice(0, 34) || 'app';
+    const slug =
+      pending.manifest.name
+        .toLowerCase()
+        .replace(/[^a-z0-9]+/g, '-')
+        .replace(/^-|-$/g, '')
+        .slice(0, 34) || 'app';
     const { app, privateKey } = this.newApp(slug, { owner: pending.owner, manifest: pending.manifest });
-    return { app, privateKey, webhookSecret: randomBytes(20).toString('hex'), clientSecret: randomBytes(20).toString('hex') };
+    return {
+      app,
+      privateKey,
+      webhookSecret: randomBytes(20).toString('hex'),
+      clientSecret: randomBytes(20).toString('hex'),
+    };
   }
 
   // ---------- repositories and git ----------
@@ -208,17 +271,36 @@ export class GitHubStandin {
    * `firstPullNumber` lets several stand-ins share one Temporal namespace (as the test files do) without
    * two of them opening `acme/shop#1`, which is the same workflow ID.
    */
-  createRepo(input: { fullName: string; defaultBranch?: string; files?: Record<string, string>; owner?: PersonSpec; firstPullNumber?: number }): StandinRepo {
+  createRepo(input: {
+    fullName: string;
+    defaultBranch?: string;
+    files?: Record<string, string>;
+    owner?: PersonSpec;
+    firstPullNumber?: number;
+  }): StandinRepo {
     const existing = this.findRepo(input.fullName);
     if (existing) return existing;
     const [owner, name] = input.fullName.split('/') as [string, string];
-    if (!owner || !name || !/^[A-Za-z0-9-]{1,39}$/.test(owner) || !/^[A-Za-z0-9._-]{1,100}$/.test(name)) throw new StandinError(422, `invalid repository name ${JSON.stringify(input.fullName)}`);
+    if (!owner || !name || !/^[A-Za-z0-9-]{1,39}$/.test(owner) || !/^[A-Za-z0-9._-]{1,100}$/.test(name))
+      throw new StandinError(422, `invalid repository name ${JSON.stringify(input.fullName)}`);
     const gitDir = join(this.options.dataDir, 'git', owner, `${name}.git`);
     initBareRepository(gitDir);
-    const repo: StandinRepo = { id: this.nextId(), owner, name, defaultBranch: input.defaultBranch ?? 'main', gitDir, nextNumber: input.firstPullNumber ?? 1 };
+    const repo: StandinRepo = {
+      id: this.nextId(),
+      owner,
+      name,
+      defaultBranch: input.defaultBranch ?? 'main',
+      gitDir,
+      nextNumber: input.firstPullNumber ?? 1,
+    };
     if (!resolveRef(gitDir, `refs/heads/${repo.defaultBranch}`)) {
       const who = this.gitPerson(input.owner ?? { name: 'Stand-in', email: 'standin@users.noreply.standin.local' });
-      const sha = writeCommit(gitDir, { files: input.files ?? { 'README.md': `# ${input.fullName}\n` }, message: 'Initial commit', author: who, committer: who });
+      const sha = writeCommit(gitDir, {
+        files: input.files ?? { 'README.md': `# ${input.fullName}\n` },
+        message: 'Initial commit',
+        author: who,
+        committer: who,
+      });
       updateRef(gitDir, `refs/heads/${repo.defaultBranch}`, sha);
       git_symbolic(gitDir, repo.defaultBranch);
     }
@@ -244,7 +326,12 @@ export class GitHubStandin {
   private writeCommits(repo: StandinRepo, parent: string, commits: CommitSpec[], defaultAuthor: PersonSpec): string {
     const chain = commits.map((c) => {
       const author = this.gitPerson(c.author ?? defaultAuthor);
-      return { files: c.files ?? { [`changes/${randomUUID()}.txt`]: `${c.message}\n` }, message: c.message, author, committer: c.committer ? this.gitPerson(c.committer) : author };
+      return {
+        files: c.files ?? { [`changes/${randomUUID()}.txt`]: `${c.message}\n` },
+        message: c.message,
+        author,
+        committer: c.committer ? this.gitPerson(c.committer) : author,
+      };
     });
     return writeCommitChain(repo.gitDir, parent, chain).at(-1) ?? parent;
   }
@@ -255,6 +342,27 @@ export class GitHubStandin {
     } catch {
       throw new StandinError(404, `No commit found for SHA: ${sha}`);
     }
+  }
+
+  /** GitHub's compare of base...head: ahead_by/behind_by count the commits each side has that the other lacks. */
+  compare(
+    repo: StandinRepo,
+    base: string,
+    head: string,
+  ): {
+    status: 'ahead' | 'behind' | 'identical' | 'diverged';
+    ahead_by: number;
+    behind_by: number;
+    total_commits: number;
+    commits: [];
+  } {
+    this.commit(repo, base);
+    this.commit(repo, head);
+    const aheadBy = countCommitsBetween(repo.gitDir, base, head);
+    const behindBy = countCommitsBetween(repo.gitDir, head, base);
+    const status =
+      aheadBy === 0 && behindBy === 0 ? 'identical' : behindBy === 0 ? 'ahead' : aheadBy === 0 ? 'behind' : 'diverged';
+    return { status, ahead_by: aheadBy, behind_by: behindBy, total_commits: aheadBy, commits: [] };
   }
 
   pullCommits(pull: StandinPull): GitCommit[] {
@@ -286,7 +394,17 @@ export class GitHubStandin {
     return pull;
   }
 
-  async openPullRequest(input: { repo: string; author: string; title: string; body?: string; head?: string; base?: string; commits: CommitSpec[] } & DeliveryOptions): Promise<ActionResult & { pull: StandinPull }> {
+  async openPullRequest(
+    input: {
+      repo: string;
+      author: string;
+      title: string;
+      body?: string;
+      head?: string;
+      base?: string;
+      commits: CommitSpec[];
+    } & DeliveryOptions,
+  ): Promise<ActionResult & { pull: StandinPull }> {
     const repo = this.requireRepo(input.repo);
     this.requireUser(input.author);
     const baseRef = input.base ?? repo.defaultBranch;
@@ -294,7 +412,8 @@ export class GitHubStandin {
     const headRef = input.head ?? `change-${number}`;
     const start = resolveRef(repo.gitDir, `refs/heads/${headRef}`) ?? resolveRef(repo.gitDir, `refs/heads/${baseRef}`);
     if (!start) throw new StandinError(422, `base branch ${baseRef} does not exist`);
-    if (input.commits.length === 0 && start === resolveRef(repo.gitDir, `refs/heads/${baseRef}`)) throw new StandinError(422, `No commits between ${baseRef} and ${headRef}`);
+    if (input.commits.length === 0 && start === resolveRef(repo.gitDir, `refs/heads/${baseRef}`))
+      throw new StandinError(422, `No commits between ${baseRef} and ${headRef}`);
     const headSha = this.writeCommits(repo, start, input.commits, input.author);
     updateRef(repo.gitDir, `refs/heads/${headRef}`, headSha);
     updateRef(repo.gitDir, `refs/pull/${number}/head`, headSha);
@@ -316,11 +435,23 @@ export class GitHubStandin {
     };
     this.state.pulls.push(pull);
     this.save();
-    const result = await this.emit('pull_request', { action: 'opened', number, pull_request: this.pullJson(pull), repository: this.repoJson(repo), sender: this.userJson(pull.author) }, input);
+    const result = await this.emit(
+      'pull_request',
+      {
+        action: 'opened',
+        number,
+        pull_request: this.pullJson(pull),
+        repository: this.repoJson(repo),
+        sender: this.userJson(pull.author),
+      },
+      input,
+    );
     return { ...result, pull };
   }
 
-  async pushCommits(input: { repo: string; number: number; pusher: string; commits: CommitSpec[]; force?: boolean } & DeliveryOptions): Promise<ActionResult & { pull: StandinPull; before: string }> {
+  async pushCommits(
+    input: { repo: string; number: number; pusher: string; commits: CommitSpec[]; force?: boolean } & DeliveryOptions,
+  ): Promise<ActionResult & { pull: StandinPull; before: string }> {
     const pull = this.requirePull(input.repo, input.number);
     const repo = this.requireRepo(pull.repo);
     this.requireUser(input.pusher);
@@ -334,65 +465,136 @@ export class GitHubStandin {
     this.save();
     const result = await this.emit(
       'pull_request',
-      { action: 'synchronize', number: pull.number, before, after, pull_request: this.pullJson(pull), repository: this.repoJson(repo), sender: this.userJson(input.pusher) },
+      {
+        action: 'synchronize',
+        number: pull.number,
+        before,
+        after,
+        pull_request: this.pullJson(pull),
+        repository: this.repoJson(repo),
+        sender: this.userJson(input.pusher),
+      },
       input,
     );
     return { ...result, pull, before };
   }
 
-  async submitReview(input: { repo: string; number: number; reviewer: string; event: 'APPROVE' | 'REQUEST_CHANGES' | 'COMMENT'; body?: string; commitId?: string } & DeliveryOptions): Promise<ActionResult & { review: StandinReview }> {
+  async submitReview(
+    input: {
+      repo: string;
+      number: number;
+      reviewer: string;
+      event: 'APPROVE' | 'REQUEST_CHANGES' | 'COMMENT';
+      body?: string;
+      commitId?: string;
+    } & DeliveryOptions,
+  ): Promise<ActionResult & { review: StandinReview }> {
     const pull = this.requirePull(input.repo, input.number);
     const user = this.requireUser(input.reviewer);
     if (input.event !== 'COMMENT' && user.login.toLowerCase() === pull.author.toLowerCase()) {
       // GitHub refuses this too; foureyes must refuse it on its own anyway (a token could act for anyone).
-      throw new StandinError(422, `Unprocessable Entity: "Can not ${input.event === 'APPROVE' ? 'approve' : 'request changes on'} your own pull request"`);
+      throw new StandinError(
+        422,
+        `Unprocessable Entity: "Can not ${input.event === 'APPROVE' ? 'approve' : 'request changes on'} your own pull request"`,
+      );
     }
-    const state = input.event === 'APPROVE' ? 'APPROVED' : input.event === 'REQUEST_CHANGES' ? 'CHANGES_REQUESTED' : 'COMMENTED';
-    const review: StandinReview = { repo: pull.repo, pull: pull.number, id: this.nextId(), user: user.login, state, body: input.body ?? '', commitId: input.commitId ?? pull.headSha, submittedAt: this.now() };
+    const state =
+      input.event === 'APPROVE' ? 'APPROVED' : input.event === 'REQUEST_CHANGES' ? 'CHANGES_REQUESTED' : 'COMMENTED';
+    const review: StandinReview = {
+      repo: pull.repo,
+      pull: pull.number,
+      id: this.nextId(),
+      user: user.login,
+      state,
+      body: input.body ?? '',
+      commitId: input.commitId ?? pull.headSha,
+      submittedAt: this.now(),
+    };
     this.state.reviews.push(review);
     this.save();
     const result = await this.emit(
       'pull_request_review',
-      { action: 'submitted', review: this.reviewJson(review, 'webhook'), pull_request: this.pullJson(pull), repository: this.repoJson(this.requireRepo(pull.repo)), sender: this.userJson(user.login) },
+      {
+        action: 'submitted',
+        review: this.reviewJson(review, 'webhook'),
+        pull_request: this.pullJson(pull),
+        repository: this.repoJson(this.requireRepo(pull.repo)),
+        sender: this.userJson(user.login),
+      },
       input,
     );
     return { ...result, review };
   }
 
-  async dismissReview(input: { repo: string; number: number; reviewId: number; by: string; message?: string } & DeliveryOptions): Promise<ActionResult & { review: StandinReview }> {
+  async dismissReview(
+    input: { repo: string; number: number; reviewId: number; by: string; message?: string } & DeliveryOptions,
+  ): Promise<ActionResult & { review: StandinReview }> {
     const pull = this.requirePull(input.repo, input.number);
-    const review = this.state.reviews.find((r) => r.id === input.reviewId && r.pull === pull.number && r.repo === pull.repo);
+    const review = this.state.reviews.find(
+      (r) => r.id === input.reviewId && r.pull === pull.number && r.repo === pull.repo,
+    );
     if (!review) throw new StandinError(404, `no review ${input.reviewId} on ${pull.repo}#${pull.number}`);
-    if (review.state !== 'APPROVED' && review.state !== 'CHANGES_REQUESTED') throw new StandinError(422, `Can not dismiss a ${review.state.toLowerCase()} pull request review`);
+    if (review.state !== 'APPROVED' && review.state !== 'CHANGES_REQUESTED')
+      throw new StandinError(422, `Can not dismiss a ${review.state.toLowerCase()} pull request review`);
     this.requireUser(input.by);
     review.state = 'DISMISSED';
     this.save();
     const result = await this.emit(
       'pull_request_review',
-      { action: 'dismissed', review: this.reviewJson(review, 'webhook'), pull_request: this.pullJson(pull), repository: this.repoJson(this.requireRepo(pull.repo)), sender: this.userJson(input.by) },
+      {
+        action: 'dismissed',
+        review: this.reviewJson(review, 'webhook'),
+        pull_request: this.pullJson(pull),
+        repository: this.repoJson(this.requireRepo(pull.repo)),
+        sender: this.userJson(input.by),
+      },
       input,
     );
     return { ...result, review };
   }
 
-  async closePullRequest(input: { repo: string; number: number; by: string } & DeliveryOptions): Promise<ActionResult & { pull: StandinPull }> {
+  async closePullRequest(
+    input: { repo: string; number: number; by: string } & DeliveryOptions,
+  ): Promise<ActionResult & { pull: StandinPull }> {
     const pull = this.requirePull(input.repo, input.number);
     this.requireUser(input.by);
     pull.state = 'closed';
     pull.closedAt = pull.updatedAt = this.now();
     this.save();
-    const result = await this.emit('pull_request', { action: 'closed', number: pull.number, pull_request: this.pullJson(pull), repository: this.repoJson(this.requireRepo(pull.repo)), sender: this.userJson(input.by) }, input);
+    const result = await this.emit(
+      'pull_request',
+      {
+        action: 'closed',
+        number: pull.number,
+        pull_request: this.pullJson(pull),
+        repository: this.repoJson(this.requireRepo(pull.repo)),
+        sender: this.userJson(input.by),
+      },
+      input,
+    );
     return { ...result, pull };
   }
 
-  async reopenPullRequest(input: { repo: string; number: number; by: string } & DeliveryOptions): Promise<ActionResult & { pull: StandinPull }> {
+  async reopenPullRequest(
+    input: { repo: string; number: number; by: string } & DeliveryOptions,
+  ): Promise<ActionResult & { pull: StandinPull }> {
     const pull = this.requirePull(input.repo, input.number);
     if (pull.merged) throw new StandinError(422, 'a merged pull request cannot be reopened');
     pull.state = 'open';
     pull.closedAt = undefined;
     pull.updatedAt = this.now();
     this.save();
-    const result = await this.emit('pull_request', { action: 'reopened', number: pull.number, pull_request: this.pullJson(pull), repository: this.repoJson(this.requireRepo(pull.repo)), sender: this.userJson(input.by) }, input);
+    const result = await this.emit(
+      'pull_request',
+      {
+        action: 'reopened',
+        number: pull.number,
+        pull_request: this.pullJson(pull),
+        repository: this.repoJson(this.requireRepo(pull.repo)),
+        sender: this.userJson(input.by),
+      },
+      input,
+    );
     return { ...result, pull };
   }
 
@@ -400,7 +602,9 @@ export class GitHubStandin {
    * Someone pushes commits straight to a branch (no pull request): GitHub sends a `push` webhook. Creates the
    * branch from `from` (default: the default branch) when it does not exist.
    */
-  async pushBranch(input: { repo: string; branch: string; from?: string; pusher: string; commits: CommitSpec[] } & DeliveryOptions): Promise<ActionResult & { before: string; after: string }> {
+  async pushBranch(
+    input: { repo: string; branch: string; from?: string; pusher: string; commits: CommitSpec[] } & DeliveryOptions,
+  ): Promise<ActionResult & { before: string; after: string }> {
     const repo = this.requireRepo(input.repo);
     this.requireUser(input.pusher);
     const existing = resolveRef(repo.gitDir, `refs/heads/${input.branch}`);
@@ -410,32 +614,64 @@ export class GitHubStandin {
     updateRef(repo.gitDir, `refs/heads/${input.branch}`, after);
     this.save();
     const before = existing ?? '0'.repeat(40);
-    const result = await this.emit('push', { ref: `refs/heads/${input.branch}`, before, after, repository: this.repoJson(repo), pusher: { name: input.pusher }, sender: this.userJson(input.pusher) }, input);
+    const result = await this.emit(
+      'push',
+      {
+        ref: `refs/heads/${input.branch}`,
+        before,
+        after,
+        repository: this.repoJson(repo),
+        pusher: { name: input.pusher },
+        sender: this.userJson(input.pusher),
+      },
+      input,
+    );
     return { ...result, before, after };
   }
 
   /** Edit → base: the pull request now targets another branch (`pull_request.edited` with `changes.base`). */
-  async retargetPullRequest(input: { repo: string; number: number; base: string; by: string } & DeliveryOptions): Promise<ActionResult & { pull: StandinPull }> {
+  async retargetPullRequest(
+    input: { repo: string; number: number; base: string; by: string } & DeliveryOptions,
+  ): Promise<ActionResult & { pull: StandinPull }> {
     const pull = this.requirePull(input.repo, input.number);
     const repo = this.requireRepo(pull.repo);
     this.requireUser(input.by);
     const from = { ref: pull.baseRef, sha: safe(() => this.baseSha(pull)) ?? '' };
-    if (!resolveRef(repo.gitDir, `refs/heads/${input.base}`)) throw new StandinError(422, `base branch ${input.base} does not exist`);
+    if (!resolveRef(repo.gitDir, `refs/heads/${input.base}`))
+      throw new StandinError(422, `base branch ${input.base} does not exist`);
     pull.baseRef = input.base;
     pull.updatedAt = this.now();
     this.save();
     const changes = { base: { ref: { from: from.ref }, sha: { from: from.sha } } };
-    const result = await this.emit('pull_request', { action: 'edited', number: pull.number, changes, pull_request: this.pullJson(pull), repository: this.repoJson(repo), sender: this.userJson(input.by) }, input);
+    const result = await this.emit(
+      'pull_request',
+      {
+        action: 'edited',
+        number: pull.number,
+        changes,
+        pull_request: this.pullJson(pull),
+        repository: this.repoJson(repo),
+        sender: this.userJson(input.by),
+      },
+      input,
+    );
     return { ...result, pull };
   }
 
   /** The REST merge (PUT /pulls/{n}/merge), guarded by `sha` as GitHub guards it. */
-  async mergePullRequest(input: { repo: string; number: number; by: string; sha?: string; commitTitle?: string }): Promise<{ sha: string; merged: true; message: string }> {
+  async mergePullRequest(input: {
+    repo: string;
+    number: number;
+    by: string;
+    sha?: string;
+    commitTitle?: string;
+  }): Promise<{ sha: string; merged: true; message: string }> {
     const pull = this.requirePull(input.repo, input.number);
     const repo = this.requireRepo(pull.repo);
     if (pull.merged) throw new StandinError(405, 'Pull Request is not mergeable (already merged)');
     if (pull.state !== 'open') throw new StandinError(405, 'Pull Request is not mergeable');
-    if (input.sha && input.sha !== pull.headSha) throw new StandinError(409, 'Head branch was modified. Review and try the merge again.');
+    if (input.sha && input.sha !== pull.headSha)
+      throw new StandinError(409, 'Head branch was modified. Review and try the merge again.');
     const user = this.requireUser(input.by);
     const mergeSha = writeMergeCommit(repo.gitDir, {
       base: this.baseSha(pull),
@@ -450,7 +686,17 @@ export class GitHubStandin {
     pull.state = 'closed';
     pull.mergedAt = pull.closedAt = pull.updatedAt = this.now();
     this.save();
-    await this.emit('pull_request', { action: 'closed', number: pull.number, pull_request: this.pullJson(pull), repository: this.repoJson(repo), sender: this.userJson(user.login) }, {});
+    await this.emit(
+      'pull_request',
+      {
+        action: 'closed',
+        number: pull.number,
+        pull_request: this.pullJson(pull),
+        repository: this.repoJson(repo),
+        sender: this.userJson(user.login),
+      },
+      {},
+    );
     return { sha: mergeSha, merged: true, message: 'Pull Request successfully merged' };
   }
 
@@ -577,8 +823,20 @@ export class GitHubStandin {
       merged_at: pull.mergedAt ?? null,
       merge_commit_sha: pull.mergeCommitSha ?? null,
       draft: false,
-      head: { label: `${repo.owner}:${pull.headRef}`, ref: pull.headRef, sha: pull.headSha, user: this.userJson(pull.author), repo: repoJson },
-      base: { label: `${repo.owner}:${pull.baseRef}`, ref: pull.baseRef, sha: safe(() => this.baseSha(pull)) ?? '', user: repoJson.owner, repo: repoJson },
+      head: {
+        label: `${repo.owner}:${pull.headRef}`,
+        ref: pull.headRef,
+        sha: pull.headSha,
+        user: this.userJson(pull.author),
+        repo: repoJson,
+      },
+      base: {
+        label: `${repo.owner}:${pull.baseRef}`,
+        ref: pull.baseRef,
+        sha: safe(() => this.baseSha(pull)) ?? '',
+        user: repoJson.owner,
+        repo: repoJson,
+      },
       author_association: 'MEMBER',
       merged: pull.merged,
       mergeable: pull.state === 'open' ? true : null,
@@ -613,7 +871,13 @@ export class GitHubStandin {
     return {
       sha: commit.sha,
       node_id: `C_${commit.sha}`,
-      commit: { author: commit.author, committer: commit.committer, message: commit.message, tree: { sha: commit.tree }, comment_count: 0 },
+      commit: {
+        author: commit.author,
+        committer: commit.committer,
+        message: commit.message,
+        tree: { sha: commit.tree },
+        comment_count: 0,
+      },
       url: `${this.baseUrl}/repos/${fullName}/commits/${commit.sha}`,
       html_url: `${this.baseUrl}/${fullName}/commit/${commit.sha}`,
       author: author ? this.userJson(author.login) : null,
@@ -647,7 +911,34 @@ export const EVENT_PERMISSIONS: Record<string, string> = {
   watch: 'metadata',
 };
 
-const PERMISSIONS = new Set(['actions', 'administration', 'checks', 'contents', 'deployments', 'environments', 'issues', 'metadata', 'packages', 'pages', 'pull_requests', 'repository_hooks', 'repository_projects', 'secret_scanning_alerts', 'secrets', 'security_events', 'single_file', 'statuses', 'vulnerability_alerts', 'workflows', 'members', 'organization_administration', 'organization_hooks', 'organization_projects', 'organization_secrets', 'email_addresses']);
+const PERMISSIONS = new Set([
+  'actions',
+  'administration',
+  'checks',
+  'contents',
+  'deployments',
+  'environments',
+  'issues',
+  'metadata',
+  'packages',
+  'pages',
+  'pull_requests',
+  'repository_hooks',
+  'repository_projects',
+  'secret_scanning_alerts',
+  'secrets',
+  'security_events',
+  'single_file',
+  'statuses',
+  'vulnerability_alerts',
+  'workflows',
+  'members',
+  'organization_administration',
+  'organization_hooks',
+  'organization_projects',
+  'organization_secrets',
+  'email_addresses',
+]);
 
 /** The checks GitHub makes before it shows the "Create GitHub App" page for a manifest; a 422 names what is wrong. */
 export function validateManifest(raw: unknown): AppManifest {
@@ -657,11 +948,15 @@ export function validateManifest(raw: unknown): AppManifest {
   };
   if (!m || typeof m !== 'object' || Array.isArray(m)) bad('expected a JSON object');
   const manifest = m as Partial<AppManifest>;
-  if (typeof manifest.name !== 'string' || manifest.name.trim() === '' || manifest.name.length > 34) bad('name is required (at most 34 characters)');
-  if (typeof manifest.url !== 'string' || !/^https?:\/\//.test(manifest.url)) bad('url is required (the homepage, http or https)');
+  if (typeof manifest.name !== 'string' || manifest.name.trim() === '' || manifest.name.length > 34)
+    bad('name is required (at most 34 characters)');
+  if (typeof manifest.url !== 'string' || !/^https?:\/\//.test(manifest.url))
+    bad('url is required (the homepage, http or https)');
   const hook = manifest.hook_attributes;
-  if (hook !== undefined && (typeof hook.url !== 'string' || !/^https?:\/\//.test(hook.url))) bad('hook_attributes.url must be an http(s) URL');
-  if (manifest.redirect_url !== undefined && !/^https?:\/\//.test(String(manifest.redirect_url))) bad('redirect_url must be an http(s) URL');
+  if (hook !== undefined && (typeof hook.url !== 'string' || !/^https?:\/\//.test(hook.url)))
+    bad('hook_attributes.url must be an http(s) URL');
+  if (manifest.redirect_url !== undefined && !/^https?:\/\//.test(String(manifest.redirect_url)))
+    bad('redirect_url must be an http(s) URL');
   const permissions = manifest.default_permissions ?? {};
   for (const [name, level] of Object.entries(permissions)) {
     if (!PERMISSIONS.has(name)) bad(`unknown permission ${JSON.stringify(name)} in default_permissions`);
@@ -672,7 +967,8 @@ export function validateManifest(raw: unknown): AppManifest {
     if (!needs) bad(`Default events unsupported: ${event}`);
     if (!permissions[needs as string]) bad(`Default events unsupported: ${event} (needs the ${needs} permission)`);
   }
-  if ((manifest.default_events?.length ?? 0) > 0 && !hook) bad('hook_attributes.url is required to subscribe to events');
+  if ((manifest.default_events?.length ?? 0) > 0 && !hook)
+    bad('hook_attributes.url is required to subscribe to events');
   return manifest as AppManifest;
 }
 

@@ -3,6 +3,14 @@
 // is decided here and returned as data. Pure and deterministic (no Node built-ins, no clock): the workflow and
 // the gateway both import it.
 import { approvalSigner, verifySignedEvent } from '../shared/approval-signature.ts';
+import {
+  laneActivityPrefix,
+  parseLaneId,
+  type CommitComparison,
+  type LaneCallerFacts,
+  type LaneRelease,
+  type LaneTicket,
+} from '../shared/lane.ts';
 import type {
   ApprovalClaim,
   ApprovalRecord,
@@ -111,18 +119,43 @@ export function collectInitiators(people: People, part: Participation, initiator
   for (const commit of part.commits ?? []) {
     const sha = shortSha(commit.sha);
     for (const p of principalsOf(people, commit.author ?? {})) addInitiator(initiators, p, `author of commit ${sha}`);
-    for (const p of principalsOf(people, commit.committer ?? {})) addInitiator(initiators, p, `committer of commit ${sha}`);
-    for (const co of parseCoAuthors(commit.message)) for (const p of principalsOf(people, co)) addInitiator(initiators, p, `co-author of commit ${sha}`);
+    for (const p of principalsOf(people, commit.committer ?? {}))
+      addInitiator(initiators, p, `committer of commit ${sha}`);
+    for (const co of parseCoAuthors(commit.message))
+      for (const p of principalsOf(people, co)) addInitiator(initiators, p, `co-author of commit ${sha}`);
   }
   for (const pusher of part.pushers ?? []) if (pusher) addInitiator(initiators, pusher.toLowerCase(), 'pusher');
   return initiators;
 }
 
-/** Commit identities (authors, committers, co-authors) that map to nobody: no linked login, no configured e-mail. */
-export function unknownIdentities(people: People, commits: readonly CommitInfo[]): UnknownIdentity[] {
+/**
+ * Commit identities (authors, committers, co-authors) that map to nobody: no linked login, no configured e-mail.
+ * With `head` (identity rules 2) also a noreply address GitHub did not link to a configured person (git lets
+ * anyone write one) and a pusher who is no configured person (a bot's push can carry anyone's commit).
+ */
+export function unknownIdentities(
+  people: People,
+  commits: readonly CommitInfo[],
+  head?: Pick<HeadFacts, 'sha' | 'pushedBy' | 'identityRules'>,
+): UnknownIdentity[] {
   const out: UnknownIdentity[] = [];
   const seen = new Set<string>();
+  const strict = head?.identityRules === 2;
+  const configured = (login: string) => people.some((p) => p.github.toLowerCase() === login.toLowerCase());
   const check = (identity: Identity, sha: string, role: UnknownIdentity['role']) => {
+    const email = identity.email?.trim().toLowerCase();
+    if (strict && !identity.login?.trim() && email) {
+      const noreply = NOREPLY.exec(email)?.[1];
+      if (
+        noreply &&
+        !configured(noreply) &&
+        !people.some((p) => p.emails.some((e) => e.toLowerCase() === email)) &&
+        !seen.has(`${email}@${sha}@${role}`)
+      ) {
+        seen.add(`${email}@${sha}@${role}`);
+        out.push({ identity: email, sha, role });
+      }
+    }
     const principals = principalsOf(people, identity);
     for (const p of principals) {
       if (!p.startsWith('email:') && !p.startsWith('name:')) continue;
@@ -137,6 +170,8 @@ export function unknownIdentities(people: People, commits: readonly CommitInfo[]
     check(c.committer ?? {}, c.sha, 'committer');
     for (const co of parseCoAuthors(c.message)) check(co, c.sha, 'co-author');
   }
+  if (strict && head?.pushedBy && !configured(head.pushedBy))
+    out.push({ identity: head.pushedBy, sha: head.sha, role: 'pusher' });
   return out;
 }
 
@@ -177,19 +212,30 @@ export interface InputDecision {
   reason: string;
 }
 
-export const UNSIGNED_EVENT = 'it is not signed by a trusted gateway key (pull request events come only through the gateway)';
+export const UNSIGNED_EVENT =
+  'it is not signed by a trusted gateway key (pull request events come only through the gateway)';
 
 /** A pull request event (or close) is taken only when a trusted gateway key signed it for this very change. */
-export function decideEvent(event: PullRequestEvent | PullRequestClosed, trustedKeys: readonly string[], change: string): InputDecision {
+export function decideEvent(
+  event: PullRequestEvent | PullRequestClosed,
+  trustedKeys: readonly string[],
+  change: string,
+): InputDecision {
   if (!verifySignedEvent(event, trustedKeys)) return { verdict: 'refused', reason: UNSIGNED_EVENT };
-  if (event.change !== change) return { verdict: 'refused', reason: `it was signed for ${String(event.change)}, not ${change}` };
+  if (event.change !== change)
+    return { verdict: 'refused', reason: `it was signed for ${String(event.change)}, not ${change}` };
   return { verdict: 'accepted', reason: 'signed by the gateway' };
 }
 
 /** The workflow ID a run must have for its input to name the change it works on. */
 export function decideRunIdentity(workflowId: string, canonicalWorkflowId: string | undefined): InputDecision {
-  if (!canonicalWorkflowId) return { verdict: 'refused', reason: `the input does not name a change (owner/repo#number)` };
-  if (workflowId !== canonicalWorkflowId) return { verdict: 'refused', reason: `the workflow ID ${workflowId} is not ${canonicalWorkflowId}: a change runs only under its own ID` };
+  if (!canonicalWorkflowId)
+    return { verdict: 'refused', reason: `the input does not name a change (owner/repo#number)` };
+  if (workflowId !== canonicalWorkflowId)
+    return {
+      verdict: 'refused',
+      reason: `the workflow ID ${workflowId} is not ${canonicalWorkflowId}: a change runs only under its own ID`,
+    };
   return { verdict: 'accepted', reason: 'the workflow ID is the change' };
 }
 
@@ -207,14 +253,31 @@ export interface Predecessor {
  * changeWorkflow on the orchestrator's own task queue (so foureyes' code wrote the record), and it continued as
  * new. Anything else is a record someone wrote.
  */
-export function decideCarriedRecord(input: { workflowId: string; continuedFromRunId?: string; taskQueue: string; predecessor?: Predecessor }): InputDecision {
+export function decideCarriedRecord(input: {
+  workflowId: string;
+  continuedFromRunId?: string;
+  taskQueue: string;
+  predecessor?: Predecessor;
+  workflowType?: string;
+}): InputDecision {
   const { workflowId, continuedFromRunId, taskQueue, predecessor } = input;
-  const refused = (why: string): InputDecision => ({ verdict: 'refused', reason: `the carried record is not from a run of ${workflowId}: ${why}` });
-  if (!continuedFromRunId) return { verdict: 'refused', reason: `a carried record was handed to a run that was not continued from a run of ${workflowId} (a start cannot carry one)` };
+  const workflowType = input.workflowType ?? 'changeWorkflow';
+  const refused = (why: string): InputDecision => ({
+    verdict: 'refused',
+    reason: `the carried record is not from a run of ${workflowId}: ${why}`,
+  });
+  if (!continuedFromRunId)
+    return {
+      verdict: 'refused',
+      reason: `a carried record was handed to a run that was not continued from a run of ${workflowId} (a start cannot carry one)`,
+    };
   if (!predecessor) return refused(`run ${continuedFromRunId} cannot be found`);
-  if (predecessor.workflowType !== 'changeWorkflow') return refused(`run ${predecessor.runId} ran ${predecessor.workflowType}, not changeWorkflow`);
-  if (predecessor.taskQueue !== taskQueue) return refused(`run ${predecessor.runId} ran on task queue ${predecessor.taskQueue}, not ${taskQueue}`);
-  if (predecessor.status !== 'continued-as-new') return refused(`run ${predecessor.runId} ${predecessor.status}, it did not continue as new`);
+  if (predecessor.workflowType !== workflowType)
+    return refused(`run ${predecessor.runId} ran ${predecessor.workflowType}, not ${workflowType}`);
+  if (predecessor.taskQueue !== taskQueue)
+    return refused(`run ${predecessor.runId} ran on task queue ${predecessor.taskQueue}, not ${taskQueue}`);
+  if (predecessor.status !== 'continued-as-new')
+    return refused(`run ${predecessor.runId} ${predecessor.status}, it did not continue as new`);
   return { verdict: 'accepted', reason: `continued from run ${predecessor.runId}` };
 }
 
@@ -237,17 +300,21 @@ export interface ChangeFacts {
 
 /** Why nobody can approve the current head for `env` (without `env`: for any environment), or undefined. */
 export function headRefusal(policy: ChangePolicy, facts: ChangeFacts, env?: EnvironmentPolicy): string | undefined {
-  if (facts.pushedHead !== undefined && facts.pushedHead !== facts.headSha) return `${shortSha(facts.pushedHead)} was just pushed and its commits are being read from GitHub`;
+  if (facts.pushedHead !== undefined && facts.pushedHead !== facts.headSha)
+    return `${shortSha(facts.pushedHead)} was just pushed and its commits are being read from GitHub`;
   if (facts.blocked) return facts.blocked;
   const head = facts.head;
-  if (!head || head.sha !== facts.headSha) return 'foureyes has not read the head commit of the pull request from GitHub yet';
+  if (!head || head.sha !== facts.headSha)
+    return 'foureyes has not read the head commit of the pull request from GitHub yet';
   if (head.incomplete) return `${head.incomplete}, so foureyes cannot see who wrote the rest: split the pull request`;
-  if (head.pusherUnknown) return `${shortSha(head.sha)} appeared while the pull request was closed, so GitHub never said who pushed it: push a new commit to the branch`;
+  if (head.pusherUnknown)
+    return `${shortSha(head.sha)} became the head without a push event naming who pushed it (pushed while the pull request was closed, or its push event never arrived), so anyone could have: push a new commit to the branch`;
   const base = policy.defaultBranch;
-  if (base && head.baseRef !== base) return `the pull request targets ${head.baseRef}, not ${base}; foureyes delivers only pull requests into ${base}: change its base to ${base}`;
+  if (base && head.baseRef !== base)
+    return `the pull request targets ${head.baseRef}, not ${base}; foureyes delivers only pull requests into ${base}: change its base to ${base}`;
   // Per environment (approval.refuseUnknownIdentities, on unless switched off).
   if (env && env.refuseUnknownIdentities !== false) {
-    const unknown = unknownIdentities(policy.people, head.commits);
+    const unknown = unknownIdentities(policy.people, head.commits, head);
     if (unknown.length > 0) return unknownIdentityText(unknown);
   }
   return undefined;
@@ -256,8 +323,12 @@ export function headRefusal(policy: ChangePolicy, facts: ChangeFacts, env?: Envi
 function unknownIdentityText(unknown: readonly UnknownIdentity[]): string {
   const first = unknown[0] as UnknownIdentity;
   const more = unknown.length > 1 ? ` (and ${unknown.length - 1} more)` : '';
+  if (first.role === 'pusher')
+    return `${shortSha(first.sha)} was pushed by ${first.identity}, who is no person in foureyes.yaml: a push by a bot or an unlisted account can carry anyone's commit, an approver's included; push from a listed person's account, or add ${first.identity} under people${more}`;
   const email = first.identity.includes('@');
-  const fix = email ? `add ${first.identity} to the emails of the person it belongs to under people in foureyes.yaml` : `amend the commit with its ${first.role}'s configured e-mail`;
+  const fix = email
+    ? `add ${first.identity} to the emails of the person it belongs to under people in foureyes.yaml`
+    : `amend the commit with its ${first.role}'s configured e-mail`;
   return `unknown identity ${first.identity} in commit ${shortSha(first.sha)}: ${fix} (as the commit's ${first.role} it could be anyone, an approver included)${more}`;
 }
 
@@ -282,22 +353,53 @@ export interface Decision {
   keyId?: string;
 }
 
-const refused = (reason: string, keyId?: string): Decision => ({ verdict: 'refused', reason, environments: [], ...(keyId ? { keyId } : {}) });
+const refused = (reason: string, keyId?: string): Decision => ({
+  verdict: 'refused',
+  reason,
+  environments: [],
+  ...(keyId ? { keyId } : {}),
+});
 
 export function eligibleFor(policy: ChangePolicy, env: EnvironmentPolicy): string[] {
-  return env.eligible.length > 0 ? env.eligible.map((e) => e.toLowerCase()) : policy.people.map((p) => p.github.toLowerCase());
+  return env.eligible.length > 0
+    ? env.eligible.map((e) => e.toLowerCase())
+    : policy.people.map((p) => p.github.toLowerCase());
 }
 
 function describeEligible(list: string[]): string {
   return list.length > 0 ? list.join(', ') : 'nobody is configured';
 }
 
-export const SIGNATURE_REFUSAL = 'the signature is not from a trusted gateway key (a claim must come through an authenticated channel)';
+export const SIGNATURE_REFUSAL =
+  'the signature is not from a trusted gateway key (a claim must come through an authenticated channel)';
+
+/**
+ * What makes a signed payload an approval claim at all. A gateway signature proves who signed, not what: an
+ * event's signed body (`{domain, event}`) is no claim, and deciding it as one would fail the workflow task.
+ */
+export function claimShapeRefusal(claim: unknown): string | undefined {
+  if (typeof claim !== 'object' || claim === null || Array.isArray(claim))
+    return 'the signed payload is not an approval claim';
+  const c = claim as Record<string, unknown>;
+  if ('domain' in c)
+    return `the signed payload is a ${JSON.stringify(String(c.domain).slice(0, 60))} message, not an approval claim`;
+  for (const field of ['change', 'person', 'nonce', 'at'] as const)
+    if (typeof c[field] !== 'string') return `the approval claim has no ${field}`;
+  if (c.decision !== 'approve' && c.decision !== 'reject' && c.decision !== 'dismiss')
+    return 'the approval claim has no decision (approve, reject or dismiss)';
+  if (c.sha !== undefined && typeof c.sha !== 'string')
+    return 'the approval claim names its commit wrongly (sha must be a string)';
+  if (c.environment !== undefined && typeof c.environment !== 'string')
+    return 'the approval claim names its environment wrongly (environment must be a string)';
+  return undefined;
+}
 
 /** A signed approval, rejection or dismissal: the signature first, then the claim. */
 export function decideApproval(signed: SignedApproval, ctx: DecisionContext): Decision {
   const keyId = approvalSigner(signed, ctx.policy.approvalKeys);
   if (!keyId) return refused(SIGNATURE_REFUSAL);
+  const malformed = claimShapeRefusal(signed.claim);
+  if (malformed) return refused(malformed, keyId);
   return { ...decideClaim(signed.claim, ctx), keyId };
 }
 
@@ -309,40 +411,61 @@ export function decideClaim(claim: ApprovalClaim, ctx: DecisionContext): Decisio
   if (ctx.nonceSeen(claim.nonce)) return refused('this claim was already received (replayed nonce)');
   const at = Date.parse(claim.at);
   if (!Number.isFinite(at)) return refused(`the claim time ${JSON.stringify(claim.at)} is not a valid time`);
-  if (ctx.now - at > policy.claimMaxAgeMs) return refused(`the claim is ${Math.round((ctx.now - at) / 1000)}s old (at most ${Math.round(policy.claimMaxAgeMs / 1000)}s)`);
+  if (ctx.now - at > policy.claimMaxAgeMs)
+    return refused(
+      `the claim is ${Math.round((ctx.now - at) / 1000)}s old (at most ${Math.round(policy.claimMaxAgeMs / 1000)}s)`,
+    );
   if (at - ctx.now > MAX_CLOCK_SKEW_MS) return refused('the claim is dated in the future');
-  if (claim.decision === 'dismiss') return { verdict: 'counted', reason: `${person} dismisses their earlier review`, environments: [] };
+  if (claim.decision === 'dismiss')
+    return { verdict: 'counted', reason: `${person} dismisses their earlier review`, environments: [] };
 
   if (!claim.sha) return refused('the approval names no commit: approve the exact commit you reviewed');
   // A push the gateway acknowledged voids the head at once, before its look-up: no approval counts meanwhile.
   if (facts.pushedHead !== undefined && facts.pushedHead !== facts.headSha) {
-    return refused(`${shortSha(facts.pushedHead)} was just pushed and its commits are being read from GitHub: ${claim.sha === facts.pushedHead ? 'approve again in a moment, once status shows it as the head' : `${shortSha(claim.sha)} is no longer the head; review ${shortSha(facts.pushedHead)}`}`);
+    return refused(
+      `${shortSha(facts.pushedHead)} was just pushed and its commits are being read from GitHub: ${claim.sha === facts.pushedHead ? 'approve again in a moment, once status shows it as the head' : `${shortSha(claim.sha)} is no longer the head; review ${shortSha(facts.pushedHead)}`}`,
+    );
   }
-  if (claim.sha !== facts.headSha) return refused(`approval names ${shortSha(claim.sha)} but the head is ${shortSha(facts.headSha)}`);
+  if (claim.sha !== facts.headSha)
+    return refused(`approval names ${shortSha(claim.sha)} but the head is ${shortSha(facts.headSha)}`);
   const blocked = headRefusal(policy, facts);
   if (blocked) return refused(`nobody can approve ${shortSha(claim.sha)}: ${blocked}`);
   const roles = facts.initiators[person];
-  if (claim.decision === 'approve' && roles && roles.length > 0) return refused(`${person} is an initiator (${roles.join(', ')})`);
+  if (claim.decision === 'approve' && roles && roles.length > 0)
+    return refused(`${person} is an initiator (${roles.join(', ')})`);
 
   let envs = policy.environments;
   if (claim.environment !== undefined) {
     const env = policy.environments.find((e) => e.name === claim.environment);
-    if (!env) return refused(`unknown environment ${claim.environment} (environments: ${policy.environments.map((e) => e.name).join(', ')})`);
+    if (!env)
+      return refused(
+        `unknown environment ${claim.environment} (environments: ${policy.environments.map((e) => e.name).join(', ')})`,
+      );
     envs = [env];
   }
   const eligibleEnvs = envs.filter((e) => eligibleFor(policy, e).includes(person));
   if (eligibleEnvs.length === 0) {
     if (envs.length === 1) {
       const env = envs[0] as EnvironmentPolicy;
-      return refused(`${person} is not eligible for ${env.name} (eligible: ${describeEligible(eligibleFor(policy, env))})`);
+      return refused(
+        `${person} is not eligible for ${env.name} (eligible: ${describeEligible(eligibleFor(policy, env))})`,
+      );
     }
-    return refused(`${person} is not eligible for any environment (${envs.map((e) => `${e.name}: ${describeEligible(eligibleFor(policy, e))}`).join('; ')})`);
+    return refused(
+      `${person} is not eligible for any environment (${envs.map((e) => `${e.name}: ${describeEligible(eligibleFor(policy, e))}`).join('; ')})`,
+    );
   }
   const approvable = eligibleEnvs.filter((e) => headRefusal(policy, facts, e) === undefined);
-  if (approvable.length === 0) return refused(`nobody can approve ${shortSha(claim.sha)}: ${headRefusal(policy, facts, eligibleEnvs[0])}`);
+  if (approvable.length === 0)
+    return refused(`nobody can approve ${shortSha(claim.sha)}: ${headRefusal(policy, facts, eligibleEnvs[0])}`);
   const names = approvable.map((e) => e.name);
-  if (claim.decision === 'reject') return { verdict: 'counted', reason: `${person} requests changes to ${shortSha(claim.sha)}`, environments: names };
-  return { verdict: 'counted', reason: `${person} approves ${shortSha(claim.sha)} for ${names.join(', ')}`, environments: names };
+  if (claim.decision === 'reject')
+    return { verdict: 'counted', reason: `${person} requests changes to ${shortSha(claim.sha)}`, environments: names };
+  return {
+    verdict: 'counted',
+    reason: `${person} approves ${shortSha(claim.sha)} for ${names.join(', ')}`,
+    environments: names,
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -354,27 +477,52 @@ export function decideClaim(claim: ApprovalClaim, ctx: DecisionContext): Decisio
  * signed it is still trusted, it names the head, its person is still eligible and still no initiator, and it
  * has not expired.
  */
-export function approvalLapse(policy: ChangePolicy, env: EnvironmentPolicy, facts: ChangeFacts, record: ApprovalRecord, now: number): string | undefined {
+export function approvalLapse(
+  policy: ChangePolicy,
+  env: EnvironmentPolicy,
+  facts: ChangeFacts,
+  record: ApprovalRecord,
+  now: number,
+): string | undefined {
   const claim = record.claim;
   const person = claim.person.toLowerCase();
   if (record.voidedAt) return record.voidReason ?? 'void';
-  if (!record.keyId || !policy.approvalKeys.includes(record.keyId)) return 'void: the gateway key that signed it is no longer trusted';
-  if (claim.change !== facts.change || claim.sha !== facts.headSha) return `void: it approves ${shortSha(claim.sha)}, the head is ${shortSha(facts.headSha)}`;
+  if (!record.keyId || !policy.approvalKeys.includes(record.keyId))
+    return 'void: the gateway key that signed it is no longer trusted';
+  if (claim.change !== facts.change || claim.sha !== facts.headSha)
+    return `void: it approves ${shortSha(claim.sha)}, the head is ${shortSha(facts.headSha)}`;
   if (!record.environments.includes(env.name)) return `it does not cover ${env.name}`;
   const roles = facts.initiators[person];
   if (roles && roles.length > 0) return `void: ${person} is an initiator (${roles.join(', ')})`;
-  if (!eligibleFor(policy, env).includes(person)) return `void: ${person} is not eligible for ${env.name} any longer (eligible: ${describeEligible(eligibleFor(policy, env))})`;
+  if (!eligibleFor(policy, env).includes(person))
+    return `void: ${person} is not eligible for ${env.name} any longer (eligible: ${describeEligible(eligibleFor(policy, env))})`;
   const at = Math.min(Date.parse(claim.at), Date.parse(record.recordedAt));
   if (!Number.isFinite(at) || now >= at + env.expiryMs) return `void: expired (approved at ${record.recordedAt})`;
   return undefined;
 }
 
-function counts(policy: ChangePolicy, env: EnvironmentPolicy, facts: ChangeFacts, record: ApprovalRecord, now: number): boolean {
-  return record.counted && record.claim.decision === 'approve' && approvalLapse(policy, env, facts, record, now) === undefined;
+function counts(
+  policy: ChangePolicy,
+  env: EnvironmentPolicy,
+  facts: ChangeFacts,
+  record: ApprovalRecord,
+  now: number,
+): boolean {
+  return (
+    record.counted &&
+    record.claim.decision === 'approve' &&
+    approvalLapse(policy, env, facts, record, now) === undefined
+  );
 }
 
 /** Distinct people whose approval counts for `env` now: one person approving twice counts once. */
-export function approversFor(policy: ChangePolicy, env: EnvironmentPolicy, facts: ChangeFacts, records: readonly ApprovalRecord[], now: number): string[] {
+export function approversFor(
+  policy: ChangePolicy,
+  env: EnvironmentPolicy,
+  facts: ChangeFacts,
+  records: readonly ApprovalRecord[],
+  now: number,
+): string[] {
   const people = new Set<string>();
   for (const r of records) if (counts(policy, env, facts, r, now)) people.add(r.claim.person.toLowerCase());
   return [...people].sort();
@@ -388,7 +536,13 @@ export interface GateState {
 }
 
 /** Whether `env` may be delivered at the head: an approvable head, enough approvers, a policy owner for a policy change. */
-export function gateState(policy: ChangePolicy, env: EnvironmentPolicy, facts: ChangeFacts, records: readonly ApprovalRecord[], now: number): GateState {
+export function gateState(
+  policy: ChangePolicy,
+  env: EnvironmentPolicy,
+  facts: ChangeFacts,
+  records: readonly ApprovalRecord[],
+  now: number,
+): GateState {
   const approvers = approversFor(policy, env, facts, records, now);
   const blocked = headRefusal(policy, facts, env);
   if (blocked) return { open: false, approvers, waitingFor: blocked };
@@ -404,12 +558,19 @@ export function gateState(policy: ChangePolicy, env: EnvironmentPolicy, facts: C
   if (facts.policyChange) {
     const owners = policy.policyOwners.map((o) => o.toLowerCase());
     // A policy owner's counted approval of this head, for any environment, covers the policy change.
-    const ownerApproved = records.some((r) => owners.includes(r.claim.person.toLowerCase()) && policy.environments.some((e) => counts(policy, e, facts, r, now)));
+    const ownerApproved = records.some(
+      (r) =>
+        owners.includes(r.claim.person.toLowerCase()) &&
+        policy.environments.some((e) => counts(policy, e, facts, r, now)),
+    );
     if (!ownerApproved) {
       return {
         open: false,
         approvers,
-        waitingFor: owners.length > 0 ? `the change touches policy paths: approval of ${shortSha(facts.headSha)} by a policy owner (${owners.join(', ')})` : 'the change touches policy paths but no policy owner is configured for this repository',
+        waitingFor:
+          owners.length > 0
+            ? `the change touches policy paths: approval of ${shortSha(facts.headSha)} by a policy owner (${owners.join(', ')})`
+            : 'the change touches policy paths but no policy owner is configured for this repository',
       };
     }
   }
@@ -429,4 +590,177 @@ export function nextExpiry(policy: ChangePolicy, records: readonly ApprovalRecor
     }
   }
   return next;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Environment lanes: who may take or give back an environment's lane, and what may deploy over what runs
+
+/** The workflow types that may hold a lane, and the ID each must have for the lane's repository. */
+const LANE_HOLDERS: Record<string, (repo: string, workflowId: string) => boolean> = {
+  changeWorkflow: (repo, id) => new RegExp(`^change:${escapeRegExp(repo)}#[1-9][0-9]{0,8}$`).test(id),
+};
+
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+/**
+ * A signal to a lane says who sent it, and anyone with Temporal access can send one. The lane believes it only
+ * when the server shows that workflow, running foureyes' code on the lane's own task queue for the lane's
+ * repository, with the matching lane activity pending right now: only the workflow itself can schedule that.
+ */
+export function decideLaneCaller(
+  laneId: string,
+  laneQueue: string,
+  kind: 'acquire' | 'release',
+  facts: LaneCallerFacts,
+): InputDecision {
+  const lane = parseLaneId(laneId);
+  const who = `${facts.workflowId} (run ${facts.runId})`;
+  if (!lane) return { verdict: 'refused', reason: `${laneId} is not a lane ID (lane:owner/repo@environment)` };
+  if (!facts.found) return { verdict: 'refused', reason: `${who} does not exist` };
+  const holder = facts.workflowType ? LANE_HOLDERS[facts.workflowType] : undefined;
+  if (!holder)
+    return {
+      verdict: 'refused',
+      reason: `${who} runs ${facts.workflowType ?? 'nothing known'}, which does not deploy through lanes`,
+    };
+  if (!holder(lane.repo, facts.workflowId))
+    return { verdict: 'refused', reason: `${who} is not a change of ${lane.repo}` };
+  if (facts.taskQueue !== laneQueue)
+    return {
+      verdict: 'refused',
+      reason: `${who} runs on task queue ${facts.taskQueue ?? '(unknown)'}, not the lane's ${laneQueue}: its code is not foureyes'`,
+    };
+  if (kind === 'release' && facts.status !== 'RUNNING')
+    return {
+      verdict: 'accepted',
+      reason: `${who} ${(facts.status ?? 'ended').toLowerCase()}: its place in the lane is given up`,
+    };
+  if (facts.status !== 'RUNNING')
+    return { verdict: 'refused', reason: `${who} is not running (${(facts.status ?? 'unknown').toLowerCase()})` };
+  const prefix = laneActivityPrefix(lane.repo, lane.environment, kind);
+  if (!facts.pending.some((a) => a.type === `${kind}Lane` && a.id.startsWith(prefix)))
+    return {
+      verdict: 'refused',
+      reason: `${who} is not asking to ${kind} this lane (no ${kind}Lane activity of it is pending): the signal did not come from the change`,
+    };
+  return { verdict: 'accepted', reason: `${who} asks to ${kind} the lane` };
+}
+
+/**
+ * A ticket's turn: a head that is an ancestor of the release running now would silently put older code over
+ * newer; it is declined. A rollback is the one deploy meant to go back, and its target was approved earlier.
+ */
+export function decideLaneGrant(
+  ticket: LaneTicket,
+  running: LaneRelease | undefined,
+  comparison: CommitComparison | undefined,
+): InputDecision {
+  if (!running || ticket.kind === 'rollback' || running.sha === ticket.sha)
+    return {
+      verdict: 'accepted',
+      reason: running ? `${shortSha(ticket.sha)} may follow ${shortSha(running.sha)}` : 'nothing runs there yet',
+    };
+  if (!comparison)
+    return {
+      verdict: 'refused',
+      reason: `GitHub could not compare ${shortSha(ticket.sha)} with the running ${shortSha(running.sha)}: not deployed, so that no older code replaces newer`,
+    };
+  // compare(base = ticket, head = running): `ahead` means the running release contains the ticket's head.
+  if (comparison.status === 'ahead')
+    return {
+      verdict: 'refused',
+      reason: `${shortSha(ticket.sha)} is older than the release running there (${shortSha(running.sha)} of ${running.change} contains it, ${comparison.aheadBy} commit(s) ahead): not deployed over it`,
+    };
+  return {
+    verdict: 'accepted',
+    reason: `${shortSha(ticket.sha)} is not contained in the running ${shortSha(running.sha)} (${comparison.status})`,
+  };
+}
+
+/** How a holder's time in the lane ended, from what its own workflow answers about that environment. */
+export function laneOutcome(
+  ticket: LaneTicket,
+  facts: LaneCallerFacts,
+): { outcome: LaneRelease['outcome']; reason: string } {
+  const env = facts.change?.environment;
+  const deployed = env?.state === 'deployed' && env.deployedSha === ticket.sha;
+  if (!facts.found) return { outcome: 'reclaimed', reason: `${facts.workflowId} no longer exists` };
+  if (facts.status !== 'RUNNING' && !deployed)
+    return {
+      outcome: 'reclaimed',
+      reason: `${facts.workflowId} ${(facts.status ?? 'ended').toLowerCase()} while holding the lane`,
+    };
+  if (deployed) return { outcome: 'deployed', reason: `${shortSha(ticket.sha)} deployed` };
+  if (env?.state === 'failed') return { outcome: 'failed', reason: `delivery of ${shortSha(ticket.sha)} failed` };
+  return {
+    outcome: 'cancelled',
+    reason: `${facts.workflowId} gave the lane back without deploying ${shortSha(ticket.sha)}`,
+  };
+}
+
+export interface RollbackDecision extends InputDecision {
+  /** The release rolled back to, when accepted. */
+  target?: LaneRelease;
+}
+
+/**
+ * A rollback deploys an earlier release of the same environment again. It is pre-approved only when that exact
+ * SHA was approved and delivered to this environment before (that release's approval is the evidence); it is
+ * asked for by someone eligible to approve that environment. Default target: the release before the running one.
+ */
+export function decideRollback(input: {
+  person: string;
+  environment: string;
+  eligible: readonly string[];
+  releases: readonly LaneRelease[];
+  running?: LaneRelease;
+  to?: string;
+}): RollbackDecision {
+  const person = input.person.toLowerCase();
+  const env = input.environment;
+  if (!input.eligible.includes(person))
+    return {
+      verdict: 'refused',
+      reason: `${person} may not roll back ${env}: only its eligible approvers may (${input.eligible.join(', ') || 'nobody'})`,
+    };
+  const delivered = input.releases.filter((r) => r.outcome === 'deployed');
+  const running = input.running;
+  if (input.to === undefined) {
+    const previous = [...delivered].reverse().find((r) => r.sha !== running?.sha);
+    if (!previous)
+      return {
+        verdict: 'refused',
+        reason: `${env} has no earlier release to roll back to${running ? ` than ${shortSha(running.sha)}` : ''}`,
+      };
+    return accepted(previous);
+  }
+  const to = input.to.toLowerCase();
+  if (!/^[0-9a-f]{7,64}$/.test(to))
+    return {
+      verdict: 'refused',
+      reason: `--to: expected a commit SHA (7 to 64 hex digits), found ${JSON.stringify(input.to.slice(0, 70))}`,
+    };
+  const matches = delivered.filter((r) => r.sha.toLowerCase().startsWith(to));
+  const shas = new Set(matches.map((r) => r.sha));
+  if (shas.size > 1)
+    return { verdict: 'refused', reason: `${to} names ${shas.size} earlier releases of ${env}: give more of the SHA` };
+  const target = matches.at(-1);
+  if (!target)
+    return {
+      verdict: 'refused',
+      reason: `${to} was never approved and delivered to ${env}: a rollback goes only to an earlier release of that environment (its approval is the evidence)`,
+    };
+  if (running && target.sha === running.sha)
+    return { verdict: 'refused', reason: `${shortSha(target.sha)} is what runs in ${env} now: nothing to roll back` };
+  return accepted(target);
+
+  function accepted(target: LaneRelease): RollbackDecision {
+    return {
+      verdict: 'accepted',
+      reason: `rollback of ${env} to ${shortSha(target.sha)} of ${target.change}: pre-approved by that release (approved by ${target.approvers.join(', ') || 'nobody recorded'}, delivered ${target.endedAt})`,
+      target,
+    };
+  }
 }

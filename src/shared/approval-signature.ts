@@ -46,7 +46,9 @@ export function verifySignedApproval(signed: SignedApproval, trustedKeys: readon
     const message = utf8ToBytes(canonicalJson(signed.claim));
     const signature = hexToBytes(signed.signature);
     const candidates = signed.keyId && trustedKeys.includes(signed.keyId) ? [signed.keyId] : trustedKeys;
-    return candidates.some((key) => /^[0-9a-f]{64}$/i.test(key) && verifyWithoutBaseTable(signature, message, hexToBytes(key)));
+    return candidates.some(
+      (key) => /^[0-9a-f]{64}$/i.test(key) && verifyWithoutBaseTable(signature, message, hexToBytes(key)),
+    );
   } catch {
     return false;
   }
@@ -62,9 +64,16 @@ function eventBytes(event: GatewaySigned): Uint8Array {
 }
 
 /** The event with the gateway's signature over everything in it (`change` and `at` included). */
-export function signEvent<T extends GatewaySigned>(event: T, key: SigningKey): T & Required<Pick<GatewaySigned, 'signature' | 'keyId'>> {
+export function signEvent<T extends GatewaySigned>(
+  event: T,
+  key: SigningKey,
+): T & Required<Pick<GatewaySigned, 'signature' | 'keyId'>> {
   const { signature: _s, keyId: _k, ...unsigned } = event;
-  return { ...(unsigned as T), signature: bytesToHex(ed.sign(eventBytes(unsigned), hexToBytes(key.privateKey))), keyId: key.publicKey };
+  return {
+    ...(unsigned as T),
+    signature: bytesToHex(ed.sign(eventBytes(unsigned), hexToBytes(key.privateKey))),
+    keyId: key.publicKey,
+  };
 }
 
 /** The trusted key that signed exactly this event, or undefined. Never throws on malformed input. */
@@ -73,8 +82,11 @@ export function verifySignedEvent(event: GatewaySigned, trustedKeys: readonly st
     if (typeof event?.signature !== 'string' || !/^[0-9a-f]{128}$/i.test(event.signature)) return undefined;
     const message = eventBytes(event);
     const signature = hexToBytes(event.signature);
-    const candidates = typeof event.keyId === 'string' && trustedKeys.includes(event.keyId) ? [event.keyId] : trustedKeys;
-    return candidates.find((key) => /^[0-9a-f]{64}$/i.test(key) && verifyWithoutBaseTable(signature, message, hexToBytes(key)));
+    const candidates =
+      typeof event.keyId === 'string' && trustedKeys.includes(event.keyId) ? [event.keyId] : trustedKeys;
+    return candidates.find(
+      (key) => /^[0-9a-f]{64}$/i.test(key) && verifyWithoutBaseTable(signature, message, hexToBytes(key)),
+    );
   } catch {
     return undefined;
   }
@@ -87,7 +99,9 @@ export function approvalSigner(signed: SignedApproval, trustedKeys: readonly str
     const message = utf8ToBytes(canonicalJson(signed.claim));
     const signature = hexToBytes(signed.signature);
     const candidates = signed.keyId && trustedKeys.includes(signed.keyId) ? [signed.keyId] : trustedKeys;
-    return candidates.find((key) => /^[0-9a-f]{64}$/i.test(key) && verifyWithoutBaseTable(signature, message, hexToBytes(key)));
+    return candidates.find(
+      (key) => /^[0-9a-f]{64}$/i.test(key) && verifyWithoutBaseTable(signature, message, hexToBytes(key)),
+    );
   } catch {
     return undefined;
   }

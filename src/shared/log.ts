@@ -36,7 +36,8 @@ export interface LogOptions {
   now?: () => Date;
 }
 
-const defaultWrite = (line: string, level: LogLevel) => (level === 'error' || level === 'warn' ? console.error(line) : console.log(line));
+const defaultWrite = (line: string, level: LogLevel) =>
+  level === 'error' || level === 'warn' ? console.error(line) : console.log(line);
 
 /** Fields that are safe to print: errors become their message, nothing else is transformed. */
 function normalise(fields: LogFields): Record<string, unknown> {
@@ -48,7 +49,14 @@ function normalise(fields: LogFields): Record<string, unknown> {
   return out;
 }
 
-export function formatLine(format: LogFormat, time: Date, level: LogLevel, component: string, msg: string, fields: LogFields): string {
+export function formatLine(
+  format: LogFormat,
+  time: Date,
+  level: LogLevel,
+  component: string,
+  msg: string,
+  fields: LogFields,
+): string {
   const extra = normalise(fields);
   if (format === 'json') return JSON.stringify({ time: time.toISOString(), level, component, msg, ...extra });
   const tail = Object.entries(extra)

@@ -5,8 +5,33 @@ import { defaultPayloadConverter, type Payload } from '@temporalio/common';
 /** The patch marker of the change workflow's second core: such a run takes only gateway-signed events. */
 export const CORE_V2_PATCH = 'core-v2';
 
+/**
+ * Heads read under this patch carry what says who moved them there: the pusher a signed push named, or that
+ * no push named one (any other event moving the head). Such heads refuse a pusher who is no configured person
+ * and a noreply address GitHub did not link, as unknown identities.
+ */
+export const HEAD_EVIDENCE_PATCH = 'head-evidence';
+
+/** A change's delivery to an environment takes that environment's lane first (src/workflows/lane.ts). */
+export const ENVIRONMENT_LANE_PATCH = 'environment-lane';
+
+/**
+ * A lane publishes who holds it, who waits and whom it turned down in its memo, which the server answers
+ * without the worker: a change waiting for its turn reads that, never a query (each replays the lane).
+ */
+export const LANE_MEMO_PATCH = 'lane-memo';
+
+/**
+ * A lane continues as new after 500 events instead of 5,000: on a worker without a workflow cache every task of
+ * the lane replays its whole history, so a long history made every grant and release of a busy lane slow.
+ */
+export const LANE_SHORT_HISTORY_PATCH = 'lane-short-history';
+
 interface MarkerEvent {
-  markerRecordedEventAttributes?: { markerName?: string | null; details?: Record<string, { payloads?: Payload[] | null }> | null } | null;
+  markerRecordedEventAttributes?: {
+    markerName?: string | null;
+    details?: Record<string, { payloads?: Payload[] | null }> | null;
+  } | null;
 }
 
 /** The patch id a history event records, if it is a patch marker. */

@@ -4,18 +4,18 @@
 
 /** Escapes Slack's control characters (&, <, >) and defuses @-mentions (@here, @channel, @everyone, @name). */
 export function escapeSlackText(text: string): string {
-  return text
-    .replace(/&/g, '&amp;')
-    .replace(/</g, '&lt;')
-    .replace(/>/g, '&gt;')
-    .replace(/@/g, '@\u200b');
+  return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/@/g, '@\u200b');
 }
 
 /** Plain text for Block Kit: no mrkdwn parsing at all, still escaped and capped. */
 export function plainText(text: string, max = 3000): { type: 'plain_text'; text: string; emoji: false } {
   const escaped = escapeSlackText(text);
   // Cutting must not split an entity (`&g…`) or separate an @ from the zero-width space that defuses it.
-  const cut = () => `${escaped.slice(0, max - 1).replace(/&[a-z]{0,3}$/, '').replace(/@$/, '')}…`;
+  const cut = () =>
+    `${escaped
+      .slice(0, max - 1)
+      .replace(/&[a-z]{0,3}$/, '')
+      .replace(/@$/, '')}…`;
   return { type: 'plain_text', text: escaped.length > max ? cut() : escaped || ' ', emoji: false };
 }
 
@@ -35,7 +35,12 @@ export interface ButtonValue {
 const MAX_BUTTON_COMMENT = 1000;
 
 export function encodeButtonValue(value: ButtonValue): string {
-  return JSON.stringify({ c: value.change, s: value.sha, ...(value.environment ? { e: value.environment } : {}), ...(value.comment ? { m: value.comment.slice(0, MAX_BUTTON_COMMENT) } : {}) });
+  return JSON.stringify({
+    c: value.change,
+    s: value.sha,
+    ...(value.environment ? { e: value.environment } : {}),
+    ...(value.comment ? { m: value.comment.slice(0, MAX_BUTTON_COMMENT) } : {}),
+  });
 }
 
 export function decodeButtonValue(text: string): ButtonValue | undefined {
@@ -43,7 +48,12 @@ export function decodeButtonValue(text: string): ButtonValue | undefined {
     const v = JSON.parse(text) as { c?: unknown; s?: unknown; e?: unknown; m?: unknown };
     if (typeof v.c !== 'string' || typeof v.s !== 'string' || !/^[0-9a-f]{40}$/.test(v.s)) return undefined;
     if (v.e !== undefined && typeof v.e !== 'string') return undefined;
-    return { change: v.c, sha: v.s, ...(typeof v.e === 'string' ? { environment: v.e } : {}), ...(typeof v.m === 'string' ? { comment: v.m.slice(0, MAX_BUTTON_COMMENT) } : {}) };
+    return {
+      change: v.c,
+      sha: v.s,
+      ...(typeof v.e === 'string' ? { environment: v.e } : {}),
+      ...(typeof v.m === 'string' ? { comment: v.m.slice(0, MAX_BUTTON_COMMENT) } : {}),
+    };
   } catch {
     return undefined;
   }
@@ -86,9 +96,20 @@ export function approvalRequestBlocks(m: ApprovalRequestMessage): { text: string
       { type: 'section', text: plainText(m.title) },
       {
         type: 'context',
-        elements: [plainText(`commit ${short} · opened by ${m.author} · approvals needed: ${needs} · the author and committers cannot approve`)],
+        elements: [
+          plainText(
+            `commit ${short} · opened by ${m.author} · approvals needed: ${needs} · the author and committers cannot approve`,
+          ),
+        ],
       },
-      ...(m.url && /^https?:\/\//.test(m.url) ? [{ type: 'context', elements: [{ type: 'mrkdwn', text: `<${m.url.replace(/[<>|]/g, '')}|Workflow in Temporal>` }] }] : []),
+      ...(m.url && /^https?:\/\//.test(m.url)
+        ? [
+            {
+              type: 'context',
+              elements: [{ type: 'mrkdwn', text: `<${m.url.replace(/[<>|]/g, '')}|Workflow in Temporal>` }],
+            },
+          ]
+        : []),
       { type: 'actions', block_id: `foureyes:${short}`, elements: [...envButtons, reject] },
     ],
   };
@@ -97,7 +118,10 @@ export function approvalRequestBlocks(m: ApprovalRequestMessage): { text: string
 export function confirmDialog(change: string, shortSha: string, environment: string) {
   return {
     title: plainText(`Approve ${environment}?`, 100),
-    text: plainText(`You approve ${change} at ${shortSha} for ${environment}. The pipeline will deploy exactly this commit.`, 300),
+    text: plainText(
+      `You approve ${change} at ${shortSha} for ${environment}. The pipeline will deploy exactly this commit.`,
+      300,
+    ),
     confirm: plainText('Approve', 30),
     deny: plainText('Cancel', 30),
     style: 'primary',

@@ -1,4 +1,4 @@
-// One task queue per trust zone (DESIGN.md): a worker polls only its own queue and holds only its own credentials.
+// One task queue per trust zone (docs/architecture.md): a worker polls only its own queue and holds only its own credentials.
 export const TASK_QUEUES = {
   orchestrator: 'foureyes',
   checks: 'foureyes-checks',

@@ -59,34 +59,66 @@ export interface TeamsButtonData {
   confirmed?: boolean;
 }
 
-export function executeAction(title: string, data: TeamsButtonData, style: 'positive' | 'destructive' | 'default' = 'default'): Record<string, unknown> {
+export function executeAction(
+  title: string,
+  data: TeamsButtonData,
+  style: 'positive' | 'destructive' | 'default' = 'default',
+): Record<string, unknown> {
   return { type: 'Action.Execute', verb: 'foureyes', title: plainCardText(title, 60), style, data };
 }
 
 /** The invoke response body Teams expects for adaptiveCard/action: a card that replaces the clicked one. */
-export function cardResponse(value: AdaptiveCard): { statusCode: 200; type: typeof ADAPTIVE_CARD_CONTENT_TYPE; value: AdaptiveCard } {
+export function cardResponse(value: AdaptiveCard): {
+  statusCode: 200;
+  type: typeof ADAPTIVE_CARD_CONTENT_TYPE;
+  value: AdaptiveCard;
+} {
   return { statusCode: 200, type: ADAPTIVE_CARD_CONTENT_TYPE, value };
 }
 
 /** A plain answer card: accepted (Good) or refused (Attention), with the reason. */
 export function outcomeCard(accepted: boolean, text: string, detail?: string): AdaptiveCard {
   return card([
-    plainParagraph(textRun(accepted ? 'Accepted: ' : 'Refused: ', { weight: 'Bolder', color: accepted ? 'Good' : 'Attention' }), text),
+    plainParagraph(
+      textRun(accepted ? 'Accepted: ' : 'Refused: ', { weight: 'Bolder', color: accepted ? 'Good' : 'Attention' }),
+      text,
+    ),
     ...(detail ? [plainParagraph(detail)] : []),
   ]);
 }
 
 /** The second card for environments with `approval.confirm`: Teams has no native confirmation dialog. */
-export function confirmationCard(input: { change: string; sha: string; title?: string; environments: string[]; environment?: string }): AdaptiveCard {
+export function confirmationCard(input: {
+  change: string;
+  sha: string;
+  title?: string;
+  environments: string[];
+  environment?: string;
+}): AdaptiveCard {
   const names = input.environments.join(', ');
   const short = input.sha.slice(0, 12);
   return card(
     [
-      plainParagraph(textRun('Confirm: ', { weight: 'Bolder', color: 'Warning' }), `approve ${input.change} at ${short} for ${names}?`),
+      plainParagraph(
+        textRun('Confirm: ', { weight: 'Bolder', color: 'Warning' }),
+        `approve ${input.change} at ${short} for ${names}?`,
+      ),
       ...(input.title ? [plainParagraph(input.title)] : []),
       plainParagraph(`This approves exactly commit ${input.sha}; a newer push needs a new approval.`),
     ],
-    [executeAction(`Approve ${names}`, { change: input.change, sha: input.sha, ...(input.environment ? { environment: input.environment } : {}), decision: 'approve', confirmed: true }, 'positive')],
+    [
+      executeAction(
+        `Approve ${names}`,
+        {
+          change: input.change,
+          sha: input.sha,
+          ...(input.environment ? { environment: input.environment } : {}),
+          decision: 'approve',
+          confirmed: true,
+        },
+        'positive',
+      ),
+    ],
   );
 }
 
@@ -103,14 +135,30 @@ export interface TeamsApprovalRequest {
 /** The "waiting for approval" card: one Approve button per waiting environment plus Reject, all for this commit. */
 export function approvalRequestCard(m: TeamsApprovalRequest): AdaptiveCard {
   const short = m.sha.slice(0, 12);
-  const waiting = m.environments.map((e) => `${e.name} (${e.required} approval${e.required === 1 ? '' : 's'}${e.confirm ? ', asks for confirmation' : ''})`).join(', ');
-  const actions = m.environments.map((e) => executeAction(`Approve ${e.name}`, { change: m.change, sha: m.sha, environment: e.name, decision: 'approve' }, 'positive'));
-  if (m.environments.length > 0) actions.push(executeAction('Reject', { change: m.change, sha: m.sha, decision: 'reject' }, 'destructive'));
+  const waiting = m.environments
+    .map(
+      (e) =>
+        `${e.name} (${e.required} approval${e.required === 1 ? '' : 's'}${e.confirm ? ', asks for confirmation' : ''})`,
+    )
+    .join(', ');
+  const actions = m.environments.map((e) =>
+    executeAction(
+      `Approve ${e.name}`,
+      { change: m.change, sha: m.sha, environment: e.name, decision: 'approve' },
+      'positive',
+    ),
+  );
+  if (m.environments.length > 0)
+    actions.push(executeAction('Reject', { change: m.change, sha: m.sha, decision: 'reject' }, 'destructive'));
   return card(
     [
       plainParagraph(textRun(`${m.change} at ${short}`, { weight: 'Bolder' }), ` by ${m.author}`),
       plainParagraph(m.title),
-      plainParagraph(m.environments.length > 0 ? `Waiting for approval: ${waiting}.` : `Nothing waiting for approval (stage ${m.stage}).`),
+      plainParagraph(
+        m.environments.length > 0
+          ? `Waiting for approval: ${waiting}.`
+          : `Nothing waiting for approval (stage ${m.stage}).`,
+      ),
     ],
     actions,
   );
@@ -134,7 +182,13 @@ export interface ChangeCardInput {
   confirm: Record<string, boolean>;
 }
 
-const FINAL_STAGES: ReadonlyArray<ChangeStatus['stage']> = ['delivered', 'abandoned', 'rejected', 'failed', 'checks-failed'];
+const FINAL_STAGES: ReadonlyArray<ChangeStatus['stage']> = [
+  'delivered',
+  'abandoned',
+  'rejected',
+  'failed',
+  'checks-failed',
+];
 
 /**
  * The card the orchestrator posts when a change waits for approval and then keeps current: waiting (with
@@ -143,7 +197,10 @@ const FINAL_STAGES: ReadonlyArray<ChangeStatus['stage']> = ['delivered', 'abando
  */
 export function changeCard({ status, cardSha, confirm }: ChangeCardInput): AdaptiveCard {
   const short = cardSha.slice(0, 12);
-  const header = plainParagraph(textRun(`${status.change} at ${short}`, { weight: 'Bolder' }), ` by ${status.author || 'unknown'}`);
+  const header = plainParagraph(
+    textRun(`${status.change} at ${short}`, { weight: 'Bolder' }),
+    ` by ${status.author || 'unknown'}`,
+  );
   if (status.headSha !== cardSha) {
     const push = [...status.timeline].reverse().find((t) => t.kind === 'pushed' && t.sha === status.headSha);
     return card([
@@ -156,29 +213,55 @@ export function changeCard({ status, cardSha, confirm }: ChangeCardInput): Adapt
     ]);
   }
   const lines: Array<Record<string, unknown>> = [header, plainParagraph(status.title)];
-  const approved = status.environments.filter((e) => e.approvedBy.length > 0).map((e) => `${e.name}: ${e.approvedBy.join(', ')}`);
-  if (approved.length > 0) lines.push(plainParagraph(textRun('Approved by ', { weight: 'Bolder', color: 'Good' }), approved.join('; ')));
+  const approved = status.environments
+    .filter((e) => e.approvedBy.length > 0)
+    .map((e) => `${e.name}: ${e.approvedBy.join(', ')}`);
+  if (approved.length > 0)
+    lines.push(plainParagraph(textRun('Approved by ', { weight: 'Bolder', color: 'Good' }), approved.join('; ')));
   lines.push(plainParagraph(stageRun(status), stageText(status)));
   const refused = [...status.approvals].reverse().find((a) => !a.counted && a.claim.sha === cardSha);
-  if (refused) lines.push(plainParagraph(textRun('Refused attempt: ', { weight: 'Bolder', color: 'Attention' }), `${refused.claim.person || 'unknown'} via ${refused.claim.channel}: ${refused.reason.replace(/^refused: /, '')}`));
+  if (refused)
+    lines.push(
+      plainParagraph(
+        textRun('Refused attempt: ', { weight: 'Bolder', color: 'Attention' }),
+        `${refused.claim.person || 'unknown'} via ${refused.claim.channel}: ${refused.reason.replace(/^refused: /, '')}`,
+      ),
+    );
   const open = !FINAL_STAGES.includes(status.stage) && status.stage !== 'checking';
   const waiting = open ? status.environments.filter((e) => e.state === 'pending' && e.required > 0) : [];
-  const actions = waiting.map((e) => executeAction(`Approve ${e.name}`, { change: status.change, sha: cardSha, environment: e.name, decision: 'approve' }, 'positive'));
-  if (waiting.length > 0) actions.push(executeAction('Reject', { change: status.change, sha: cardSha, decision: 'reject' }, 'destructive'));
-  if (waiting.length > 0) lines.push(plainParagraph(`Waiting for approval: ${waiting.map((e) => `${e.name} (${e.approvedBy.length}/${e.required}${confirm[e.name] ? ', asks for confirmation' : ''})`).join(', ')}.`));
+  const actions = waiting.map((e) =>
+    executeAction(
+      `Approve ${e.name}`,
+      { change: status.change, sha: cardSha, environment: e.name, decision: 'approve' },
+      'positive',
+    ),
+  );
+  if (waiting.length > 0)
+    actions.push(executeAction('Reject', { change: status.change, sha: cardSha, decision: 'reject' }, 'destructive'));
+  if (waiting.length > 0)
+    lines.push(
+      plainParagraph(
+        `Waiting for approval: ${waiting.map((e) => `${e.name} (${e.approvedBy.length}/${e.required}${confirm[e.name] ? ', asks for confirmation' : ''})`).join(', ')}.`,
+      ),
+    );
   return card(lines, actions);
 }
 
 function stageRun(status: ChangeStatus): TextRun {
   const good = status.stage === 'delivered';
   const bad = FINAL_STAGES.includes(status.stage) && !good;
-  return textRun(`${status.stage[0]?.toUpperCase() ?? ''}${status.stage.slice(1).replace(/-/g, ' ')}: `, { weight: 'Bolder', ...(good ? { color: 'Good' as const } : bad ? { color: 'Attention' as const } : {}) });
+  return textRun(`${status.stage[0]?.toUpperCase() ?? ''}${status.stage.slice(1).replace(/-/g, ' ')}: `, {
+    weight: 'Bolder',
+    ...(good ? { color: 'Good' as const } : bad ? { color: 'Attention' as const } : {}),
+  });
 }
 
 function stageText(status: ChangeStatus): string {
   const deployed = status.environments.filter((e) => e.state === 'deployed').map((e) => e.name);
-  if (status.stage === 'delivered') return `${status.headSha.slice(0, 12)} is deployed to ${deployed.join(', ') || 'every environment'}.`;
+  if (status.stage === 'delivered')
+    return `${status.headSha.slice(0, 12)} is deployed to ${deployed.join(', ') || 'every environment'}.`;
   const moving = status.environments.find((e) => e.state === 'deploying' || e.state === 'verifying');
-  if (moving) return `${moving.state} ${status.headSha.slice(0, 12)} in ${moving.name}${deployed.length ? ` (deployed: ${deployed.join(', ')})` : ''}.`;
+  if (moving)
+    return `${moving.state} ${status.headSha.slice(0, 12)} in ${moving.name}${deployed.length ? ` (deployed: ${deployed.join(', ')})` : ''}.`;
   return `waiting for ${status.waitingFor}.`;
 }

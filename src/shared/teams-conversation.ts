@@ -40,12 +40,20 @@ function message(reference: TeamsConversationReference): Uint8Array {
 }
 
 export function signTeamsConversation(reference: TeamsConversationReference, key: SigningKey): SignedTeamsConversation {
-  return { reference, signature: bytesToHex(ed.sign(message(reference), hexToBytes(key.privateKey))), keyId: key.publicKey };
+  return {
+    reference,
+    signature: bytesToHex(ed.sign(message(reference), hexToBytes(key.privateKey))),
+    keyId: key.publicKey,
+  };
 }
 
-export function verifyTeamsConversation(signed: SignedTeamsConversation | undefined, trustedKeys: readonly string[]): boolean {
+export function verifyTeamsConversation(
+  signed: SignedTeamsConversation | undefined,
+  trustedKeys: readonly string[],
+): boolean {
   try {
-    if (!signed?.reference || typeof signed.signature !== 'string' || !/^[0-9a-f]{128}$/.test(signed.signature)) return false;
+    if (!signed?.reference || typeof signed.signature !== 'string' || !/^[0-9a-f]{128}$/.test(signed.signature))
+      return false;
     const keyId = String(signed.keyId).toLowerCase();
     if (!trustedKeys.includes(keyId)) return false;
     return ed.verify(hexToBytes(signed.signature), message(signed.reference), hexToBytes(keyId));
@@ -55,7 +63,11 @@ export function verifyTeamsConversation(signed: SignedTeamsConversation | undefi
 }
 
 /** The newest reference for `conversationId` that the gateway signed with a trusted key, if any. */
-export function currentConversation(stored: readonly SignedTeamsConversation[], conversationId: string, trustedKeys: readonly string[]): TeamsConversationReference | undefined {
+export function currentConversation(
+  stored: readonly SignedTeamsConversation[],
+  conversationId: string,
+  trustedKeys: readonly string[],
+): TeamsConversationReference | undefined {
   const candidates = stored
     .filter((s) => s?.reference?.conversationId === conversationId && verifyTeamsConversation(s, trustedKeys))
     .map((s) => s.reference)

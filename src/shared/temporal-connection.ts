@@ -8,19 +8,31 @@ import { loadClientConnectConfig } from '@temporalio/envconfig';
 export function temporalSettings(env: NodeJS.ProcessEnv = process.env) {
   const { connectionOptions, namespace } = loadClientConnectConfig({ overrideEnvVars: env as Record<string, string> });
   return {
-    connectionOptions: { ...connectionOptions, address: env.TEMPORAL_ADDRESS ?? connectionOptions.address ?? '127.0.0.1:7233' },
+    connectionOptions: {
+      ...connectionOptions,
+      address: env.TEMPORAL_ADDRESS ?? connectionOptions.address ?? '127.0.0.1:7233',
+    },
     namespace: env.TEMPORAL_NAMESPACE ?? namespace ?? 'foureyes',
   };
 }
 
 /** `interceptors`: the gateway's tracing interceptors (src/workers/tracing.ts), so its calls carry the trace context. */
-export async function connectClient(env: NodeJS.ProcessEnv = process.env, interceptors: WorkflowClientInterceptor[] = []): Promise<Client> {
+export async function connectClient(
+  env: NodeJS.ProcessEnv = process.env,
+  interceptors: WorkflowClientInterceptor[] = [],
+): Promise<Client> {
   const { connectionOptions, namespace } = temporalSettings(env);
   const connection = await Connection.connect(connectionOptions as Parameters<typeof Connection.connect>[0]);
-  return new Client({ connection, namespace, ...(interceptors.length ? { interceptors: { workflow: interceptors } } : {}) });
+  return new Client({
+    connection,
+    namespace,
+    ...(interceptors.length ? { interceptors: { workflow: interceptors } } : {}),
+  });
 }
 
-export async function connectWorkerConnection(env: NodeJS.ProcessEnv = process.env): Promise<{ connection: NativeConnection; namespace: string }> {
+export async function connectWorkerConnection(
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<{ connection: NativeConnection; namespace: string }> {
   const { connectionOptions, namespace } = temporalSettings(env);
   const connection = await NativeConnection.connect(connectionOptions);
   return { connection, namespace };

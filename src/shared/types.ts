@@ -304,7 +304,7 @@ export interface UnknownIdentity {
   /** The e-mail or name as the commit gives it. */
   identity: string;
   sha: string;
-  role: 'author' | 'committer' | 'co-author';
+  role: 'author' | 'committer' | 'co-author' | 'pusher';
 }
 
 /** The head of a pull request as the orchestrator read it from GitHub (never from an event). */
@@ -315,8 +315,12 @@ export interface HeadFacts {
   files: string[];
   /** Why GitHub's lists are not the whole pull request (more than 250 commits or 3000 files). */
   incomplete?: string;
-  /** The head appeared with no event naming who pushed it (pushed while the pull request was closed). */
+  /** The head appeared with no push event naming who pushed it (pushed while closed, or its push was lost). */
   pusherUnknown?: boolean;
+  /** The login the signed push event of this head named (heads read with identity rules 2). */
+  pushedBy?: string;
+  /** 2: the pusher and GitHub-unlinked noreply addresses count as identities (HEAD_EVIDENCE_PATCH). */
+  identityRules?: 2;
 }
 
 /** The pull request as GitHub answers for it now (the orchestrator's look-up). */

@@ -57,7 +57,12 @@ export interface SlackStandin {
   /** `/foureyes <text>` typed by `user` in `channel`. */
   command(user: SlackUser, text: string, options?: SendOptions & { channel?: string }): Promise<SlackReply>;
   /** `user` presses the button `actionId` on a message (as posted by foureyes or returned in blocks). */
-  click(user: SlackUser, message: { ts?: string; blocks?: unknown[]; channel?: string }, actionId: string, options?: SendOptions): Promise<SlackReply>;
+  click(
+    user: SlackUser,
+    message: { ts?: string; blocks?: unknown[]; channel?: string },
+    actionId: string,
+    options?: SendOptions,
+  ): Promise<SlackReply>;
   /** Resolves with the first response_url post for `id` (waits up to timeoutMs). */
   waitForResponse(id: string, timeoutMs?: number): Promise<ResponseUrlPost>;
   waitForMessage(predicate: (m: PostedMessage) => boolean, timeoutMs?: number): Promise<PostedMessage>;
@@ -109,14 +114,25 @@ export async function startSlackStandin(options: SlackStandinOptions): Promise<S
         if (req.headers.authorization !== `Bearer ${botToken}`) return json(200, { ok: false, error: 'invalid_auth' });
         let raw: Record<string, unknown>;
         try {
-          raw = (req.headers['content-type'] ?? '').includes('json') ? (JSON.parse(body) as Record<string, unknown>) : Object.fromEntries(new URLSearchParams(body));
+          raw = (req.headers['content-type'] ?? '').includes('json')
+            ? (JSON.parse(body) as Record<string, unknown>)
+            : Object.fromEntries(new URLSearchParams(body));
         } catch {
           return json(200, { ok: false, error: 'invalid_json' });
         }
-        if (typeof raw.channel !== 'string' || !raw.channel) return json(200, { ok: false, error: 'channel_not_found' });
-        if (typeof raw.text !== 'string' && !Array.isArray(raw.blocks)) return json(200, { ok: false, error: 'no_text' });
+        if (typeof raw.channel !== 'string' || !raw.channel)
+          return json(200, { ok: false, error: 'channel_not_found' });
+        if (typeof raw.text !== 'string' && !Array.isArray(raw.blocks))
+          return json(200, { ok: false, error: 'no_text' });
         const ts = `${Math.floor(Date.now() / 1000)}.${String(++tsCounter).padStart(6, '0')}`;
-        const message: PostedMessage = { channel: raw.channel, ts, raw, ...(typeof raw.text === 'string' ? { text: raw.text } : {}), ...(Array.isArray(raw.blocks) ? { blocks: raw.blocks as Array<Record<string, unknown>> } : {}), ...(typeof raw.thread_ts === 'string' ? { thread_ts: raw.thread_ts } : {}) };
+        const message: PostedMessage = {
+          channel: raw.channel,
+          ts,
+          raw,
+          ...(typeof raw.text === 'string' ? { text: raw.text } : {}),
+          ...(Array.isArray(raw.blocks) ? { blocks: raw.blocks as Array<Record<string, unknown>> } : {}),
+          ...(typeof raw.thread_ts === 'string' ? { thread_ts: raw.thread_ts } : {}),
+        };
         messages.push(message);
         notify();
         return json(200, { ok: true, channel: raw.channel, ts, message: { type: 'message', text: raw.text, ts } });
@@ -141,7 +157,12 @@ export async function startSlackStandin(options: SlackStandinOptions): Promise<S
   await new Promise<void>((resolve) => server.listen(options.port ?? 0, '127.0.0.1', resolve));
   const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 
-  const send = async (path: string, body: string, responseUrlId: string, opts: SendOptions = {}): Promise<SlackReply> => {
+  const send = async (
+    path: string,
+    body: string,
+    responseUrlId: string,
+    opts: SendOptions = {},
+  ): Promise<SlackReply> => {
     if (!options.gatewayUrl) throw new Error('the Slack stand-in was started without gatewayUrl');
     const headers = signedSlackHeaders(opts.signingSecret ?? options.signingSecret, body, opts.timestamp);
     if (opts.signature) headers['x-slack-signature'] = opts.signature;
@@ -211,15 +232,33 @@ export async function startSlackStandin(options: SlackStandinOptions): Promise<S
         user: { id: user.id, username: user.name, name: user.name, team_id: user.teamId ?? teamId },
         api_app_id: 'A0FOUREYES',
         token: 'deprecated-verification-token',
-        container: { type: 'message', message_ts: message.ts ?? '0', channel_id: message.channel ?? 'C0FOUREYES', is_ephemeral: !message.ts },
+        container: {
+          type: 'message',
+          message_ts: message.ts ?? '0',
+          channel_id: message.channel ?? 'C0FOUREYES',
+          is_ephemeral: !message.ts,
+        },
         trigger_id: `${Date.now()}.${randomBytes(4).toString('hex')}`,
         team: { id: user.teamId ?? teamId, domain: 'standin' },
         channel: { id: message.channel ?? 'C0FOUREYES', name: 'deployments' },
         message: message.ts ? { type: 'message', ts: message.ts, blocks: message.blocks } : undefined,
         response_url: `${base}/hooks/response/${id}`,
-        actions: [{ type: 'button', action_id: actionId, block_id: 'b', value: button.value, action_ts: String(Date.now() / 1000) }],
+        actions: [
+          {
+            type: 'button',
+            action_id: actionId,
+            block_id: 'b',
+            value: button.value,
+            action_ts: String(Date.now() / 1000),
+          },
+        ],
       };
-      return send('/slack/interactions', new URLSearchParams({ payload: JSON.stringify(payload) }).toString(), id, opts);
+      return send(
+        '/slack/interactions',
+        new URLSearchParams({ payload: JSON.stringify(payload) }).toString(),
+        id,
+        opts,
+      );
     },
     waitForResponse(id, timeoutMs = 10_000) {
       return waitFor(() => responses.find((r) => r.id === id), `response_url post for ${id}`, timeoutMs);

@@ -7,7 +7,11 @@ export function slackSignature(signingSecret: string, timestamp: number, body: s
   return `v0=${createHmac('sha256', signingSecret).update(`v0:${timestamp}:${body}`).digest('hex')}`;
 }
 
-export function signedSlackHeaders(signingSecret: string, body: string, timestamp = Math.floor(Date.now() / 1000)): Record<string, string> {
+export function signedSlackHeaders(
+  signingSecret: string,
+  body: string,
+  timestamp = Math.floor(Date.now() / 1000),
+): Record<string, string> {
   return {
     'content-type': 'application/x-www-form-urlencoded',
     'x-slack-request-timestamp': String(timestamp),

@@ -17,7 +17,16 @@
 import { createHash, randomBytes, randomUUID, X509Certificate } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { decodeProtectedHeader, exportJWK, generateKeyPair, importX509, jwtVerify, SignJWT, type CryptoKey, type JWK } from 'jose';
+import {
+  decodeProtectedHeader,
+  exportJWK,
+  generateKeyPair,
+  importX509,
+  jwtVerify,
+  SignJWT,
+  type CryptoKey,
+  type JWK,
+} from 'jose';
 
 export const STANDIN_ISSUER = 'https://api.botframework.com';
 
@@ -71,7 +80,10 @@ export interface TeamsStandin {
   /** Answer every Bot Connector call with this HTTP status (an outage), or serve normally (undefined). */
   connectorOutage: number | undefined;
   /** Install the app in a conversation: the conversationUpdate goes to the gateway, signed as Teams signs it. */
-  install(conversation?: { id?: string; conversationType?: string }, options?: InvokeOptions): Promise<{ conversationId: string; reply: TeamsReply }>;
+  install(
+    conversation?: { id?: string; conversationType?: string },
+    options?: InvokeOptions,
+  ): Promise<{ conversationId: string; reply: TeamsReply }>;
   /** The messages the bot posted to a conversation, oldest first. */
   messages(conversationId: string): PostedMessage[];
   /** Makes every issued token expire now (the bot must fetch a new one). */
@@ -92,7 +104,11 @@ export interface TeamsStandin {
   /** Sends any activity (fields merged over a default message activity), signed per `options`. */
   send(user: TeamsUser, activity: Record<string, unknown>, options?: InvokeOptions): Promise<TeamsReply>;
   /** The headers and body `send` would post, for checking a verifier without a gateway. */
-  signedRequest(user: TeamsUser, activity: Record<string, unknown>, options?: InvokeOptions): Promise<{ headers: Record<string, string>; rawBody: Buffer }>;
+  signedRequest(
+    user: TeamsUser,
+    activity: Record<string, unknown>,
+    options?: InvokeOptions,
+  ): Promise<{ headers: Record<string, string>; rawBody: Buffer }>;
   /** Replaces the published signing key with a new one (new kid), as the Bot Framework rotates keys. */
   rotateKey(endorsements?: string[]): Promise<void>;
   close(): Promise<void>;
@@ -122,7 +138,11 @@ async function newKey(endorsements = ['msteams']): Promise<SigningKeyPair> {
   const { privateKey, publicKey } = await generateKeyPair('RS256', { modulusLength: 2048 });
   const kid = randomUUID();
   // `endorsements` as the Bot Framework publishes them: the channels a key may sign for.
-  return { kid, privateKey, jwk: { ...(await exportJWK(publicKey)), kid, use: 'sig', alg: 'RS256', endorsements } as JWK };
+  return {
+    kid,
+    privateKey,
+    jwk: { ...(await exportJWK(publicKey)), kid, use: 'sig', alg: 'RS256', endorsements } as JWK,
+  };
 }
 
 export async function startTeamsStandin(options: TeamsStandinOptions): Promise<TeamsStandin> {
@@ -152,10 +172,18 @@ export async function startTeamsStandin(options: TeamsStandinOptions): Promise<T
       jwksFetches += 1;
       return json(200, { keys: [published.jwk] });
     }
-    if (req.method === 'POST' && /^\/[^/]+\/oauth2\/v2\.0\/token$/.test(path)) return void answerToken(req, path).then(([status, body]) => json(status, body), () => json(500, { error: 'server_error' }));
+    if (req.method === 'POST' && /^\/[^/]+\/oauth2\/v2\.0\/token$/.test(path))
+      return void answerToken(req, path).then(
+        ([status, body]) => json(status, body),
+        () => json(500, { error: 'server_error' }),
+      );
     const connector = /^\/teams\/v3\/conversations\/([^/]+)\/activities(?:\/([^/]+))?$/.exec(path);
     if (connector && (req.method === 'POST' || req.method === 'PUT')) {
-      return void answerConnector(req, decodeURIComponent(connector[1] as string), connector[2] === undefined ? undefined : decodeURIComponent(connector[2])).then(
+      return void answerConnector(
+        req,
+        decodeURIComponent(connector[1] as string),
+        connector[2] === undefined ? undefined : decodeURIComponent(connector[2]),
+      ).then(
         ([status, body]) => json(status, body),
         () => json(500, { error: { code: 'ServiceError', message: 'stand-in failure' } }),
       );
@@ -171,26 +199,44 @@ export async function startTeamsStandin(options: TeamsStandinOptions): Promise<T
   let refusedConnectorCalls = 0;
   let connectorOutage: number | undefined;
   const certificate = options.botCertificatePem ? new X509Certificate(options.botCertificatePem) : undefined;
-  const certificateThumbprint = certificate ? createHash('sha256').update(certificate.raw).digest('base64url') : undefined;
+  const certificateThumbprint = certificate
+    ? createHash('sha256').update(certificate.raw).digest('base64url')
+    : undefined;
 
   async function answerToken(req: IncomingMessage, path: string): Promise<[number, unknown]> {
     const form = new URLSearchParams((await readBody(req)).toString('utf8'));
     const tokenUrl = `${base}${path}`;
-    const refuse = (error: string, description: string): [number, unknown] => [error === 'invalid_client' ? 401 : 400, { error, error_description: description }];
+    const refuse = (error: string, description: string): [number, unknown] => [
+      error === 'invalid_client' ? 401 : 400,
+      { error, error_description: description },
+    ];
     if (path.split('/')[1] !== tenantId) return refuse('invalid_request', 'AADSTS90002: tenant not found');
-    if (form.get('grant_type') !== 'client_credentials') return refuse('unsupported_grant_type', 'only client_credentials');
-    if (form.get('client_id') !== appId) return refuse('unauthorized_client', 'AADSTS700016: application not found in the directory');
-    if (form.get('scope') !== 'https://api.botframework.com/.default') return refuse('invalid_scope', 'AADSTS70011: the scope is not valid');
+    if (form.get('grant_type') !== 'client_credentials')
+      return refuse('unsupported_grant_type', 'only client_credentials');
+    if (form.get('client_id') !== appId)
+      return refuse('unauthorized_client', 'AADSTS700016: application not found in the directory');
+    if (form.get('scope') !== 'https://api.botframework.com/.default')
+      return refuse('invalid_scope', 'AADSTS70011: the scope is not valid');
     const secret = form.get('client_secret');
     const assertion = form.get('client_assertion');
     if (secret !== null) {
-      if (!options.appPassword || secret !== options.appPassword) return refuse('invalid_client', 'AADSTS7000215: invalid client secret provided');
-    } else if (assertion !== null && form.get('client_assertion_type') === 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer') {
+      if (!options.appPassword || secret !== options.appPassword)
+        return refuse('invalid_client', 'AADSTS7000215: invalid client secret provided');
+    } else if (
+      assertion !== null &&
+      form.get('client_assertion_type') === 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer'
+    ) {
       if (!certificate) return refuse('invalid_client', 'AADSTS700027: no certificate is registered for the app');
       try {
-        if (decodeProtectedHeader(assertion)['x5t#S256'] !== certificateThumbprint) return refuse('invalid_client', 'AADSTS700027: the assertion names a certificate that is not registered');
+        if (decodeProtectedHeader(assertion)['x5t#S256'] !== certificateThumbprint)
+          return refuse('invalid_client', 'AADSTS700027: the assertion names a certificate that is not registered');
         const key = await importX509(options.botCertificatePem as string, String(decodeProtectedHeader(assertion).alg));
-        await jwtVerify(assertion, key, { audience: tokenUrl, issuer: appId, subject: appId, requiredClaims: ['exp', 'jti'] });
+        await jwtVerify(assertion, key, {
+          audience: tokenUrl,
+          issuer: appId,
+          subject: appId,
+          requiredClaims: ['exp', 'jti'],
+        });
       } catch {
         return refuse('invalid_client', 'AADSTS700027: the client assertion failed signature validation');
       }
@@ -203,7 +249,11 @@ export async function startTeamsStandin(options: TeamsStandinOptions): Promise<T
   }
 
   // --- the Bot Connector API ------------------------------------------------------------------------
-  async function answerConnector(req: IncomingMessage, conversationId: string, activityId: string | undefined): Promise<[number, unknown]> {
+  async function answerConnector(
+    req: IncomingMessage,
+    conversationId: string,
+    activityId: string | undefined,
+  ): Promise<[number, unknown]> {
     const body = await readBody(req);
     const token = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '')?.[1];
     const expiresAt = token ? issued.get(token) : undefined;
@@ -211,23 +261,32 @@ export async function startTeamsStandin(options: TeamsStandinOptions): Promise<T
       refusedConnectorCalls += 1;
       return [401, { message: 'Authorization has been denied for this request.' }];
     }
-    if (connectorOutage !== undefined) return [connectorOutage, { error: { code: 'ServiceError', message: 'the stand-in plays an outage' } }];
-    if (!installedIn.has(conversationId)) return [403, { error: { code: 'BotNotInConversationRoster', message: 'The bot is not part of the conversation roster.' } }];
+    if (connectorOutage !== undefined)
+      return [connectorOutage, { error: { code: 'ServiceError', message: 'the stand-in plays an outage' } }];
+    if (!installedIn.has(conversationId))
+      return [
+        403,
+        { error: { code: 'BotNotInConversationRoster', message: 'The bot is not part of the conversation roster.' } },
+      ];
     let activity: { type?: string; attachments?: Array<{ contentType?: string; content?: PostedMessage['card'] }> };
     try {
       activity = JSON.parse(body.toString('utf8')) as typeof activity;
     } catch {
       return [400, { error: { code: 'BadArgument', message: 'the activity is not JSON' } }];
     }
-    const card = activity.attachments?.find((a) => a.contentType === 'application/vnd.microsoft.card.adaptive')?.content;
-    if (activity.type !== 'message' || !card) return [400, { error: { code: 'BadArgument', message: 'expected a message with an Adaptive Card' } }];
+    const card = activity.attachments?.find(
+      (a) => a.contentType === 'application/vnd.microsoft.card.adaptive',
+    )?.content;
+    if (activity.type !== 'message' || !card)
+      return [400, { error: { code: 'BadArgument', message: 'expected a message with an Adaptive Card' } }];
     if (activityId === undefined) {
       const id = `1:${randomUUID()}`;
       posted.set(id, { id, conversationId, card, versions: 1 });
       return [201, { id }];
     }
     const message = posted.get(activityId);
-    if (!message || message.conversationId !== conversationId) return [404, { error: { code: 'ActivityNotFoundInConversation', message: 'unknown activity' } }];
+    if (!message || message.conversationId !== conversationId)
+      return [404, { error: { code: 'ActivityNotFoundInConversation', message: 'unknown activity' } }];
     message.card = card;
     message.versions += 1;
     return [200, { id: activityId }];
@@ -250,7 +309,11 @@ export async function startTeamsStandin(options: TeamsStandinOptions): Promise<T
       .sign(key.privateKey);
   }
 
-  async function signedRequest(user: TeamsUser, fields: Record<string, unknown>, how: InvokeOptions = {}): Promise<{ headers: Record<string, string>; rawBody: Buffer }> {
+  async function signedRequest(
+    user: TeamsUser,
+    fields: Record<string, unknown>,
+    how: InvokeOptions = {},
+  ): Promise<{ headers: Record<string, string>; rawBody: Buffer }> {
     const tenant = how.tenantId ?? tenantId;
     const activity = {
       type: 'message',
@@ -264,7 +327,10 @@ export async function startTeamsStandin(options: TeamsStandinOptions): Promise<T
       channelData: { tenant: { id: tenant } },
       ...fields,
     };
-    const headers: Record<string, string> = { 'content-type': 'application/json; charset=utf-8', 'user-agent': 'Microsoft-SkypeBotApi (Microsoft-BotFramework 3.0)' };
+    const headers: Record<string, string> = {
+      'content-type': 'application/json; charset=utf-8',
+      'user-agent': 'Microsoft-SkypeBotApi (Microsoft-BotFramework 3.0)',
+    };
     if (!how.noToken) headers.authorization = `Bearer ${await token(how, serviceUrl)}`;
     return { headers, rawBody: Buffer.from(JSON.stringify(activity)) };
   }
@@ -272,7 +338,12 @@ export async function startTeamsStandin(options: TeamsStandinOptions): Promise<T
   async function send(user: TeamsUser, fields: Record<string, unknown>, how: InvokeOptions = {}): Promise<TeamsReply> {
     const { headers, rawBody } = await signedRequest(user, fields, how);
     const started = performance.now();
-    const response = await fetch(`${options.gatewayUrl}/teams/messages`, { method: 'POST', headers, body: rawBody, signal: AbortSignal.timeout(20_000) });
+    const response = await fetch(`${options.gatewayUrl}/teams/messages`, {
+      method: 'POST',
+      headers,
+      body: rawBody,
+      signal: AbortSignal.timeout(20_000),
+    });
     const text = await response.text();
     const elapsedMs = Math.round(performance.now() - started);
     let body: Record<string, unknown> | undefined;
@@ -281,7 +352,8 @@ export async function startTeamsStandin(options: TeamsStandinOptions): Promise<T
     } catch {
       body = undefined;
     }
-    const card = body?.type === 'application/vnd.microsoft.card.adaptive' ? (body.value as TeamsReply['card']) : undefined;
+    const card =
+      body?.type === 'application/vnd.microsoft.card.adaptive' ? (body.value as TeamsReply['card']) : undefined;
     return { status: response.status, body, ...(card ? { card } : {}), elapsedMs };
   }
 
@@ -310,8 +382,16 @@ export async function startTeamsStandin(options: TeamsStandinOptions): Promise<T
           type: 'conversationUpdate',
           recipient: bot,
           membersAdded: [bot],
-          conversation: { id: conversationId, conversationType: conversation.conversationType ?? 'channel', tenantId: invokeOptions?.tenantId ?? tenantId },
-          channelData: { eventType: 'teamMemberAdded', team: { id: conversationId, name: 'Shop team' }, tenant: { id: invokeOptions?.tenantId ?? tenantId } },
+          conversation: {
+            id: conversationId,
+            conversationType: conversation.conversationType ?? 'channel',
+            tenantId: invokeOptions?.tenantId ?? tenantId,
+          },
+          channelData: {
+            eventType: 'teamMemberAdded',
+            team: { id: conversationId, name: 'Shop team' },
+            tenant: { id: invokeOptions?.tenantId ?? tenantId },
+          },
         },
         invokeOptions,
       );
@@ -330,9 +410,29 @@ export async function startTeamsStandin(options: TeamsStandinOptions): Promise<T
       return jwksFetches;
     },
     execute: (user, data, invokeOptions) =>
-      send(user, { type: 'invoke', name: 'adaptiveCard/action', value: { action: { type: 'Action.Execute', verb: 'foureyes', data }, trigger: 'manual' } }, invokeOptions),
+      send(
+        user,
+        {
+          type: 'invoke',
+          name: 'adaptiveCard/action',
+          value: { action: { type: 'Action.Execute', verb: 'foureyes', data }, trigger: 'manual' },
+        },
+        invokeOptions,
+      ),
     search: (user, text, invokeOptions) =>
-      send(user, { type: 'invoke', name: 'composeExtension/query', value: { commandId: 'change', parameters: [{ name: 'change', value: text }], queryOptions: { skip: 0, count: 25 } } }, invokeOptions),
+      send(
+        user,
+        {
+          type: 'invoke',
+          name: 'composeExtension/query',
+          value: {
+            commandId: 'change',
+            parameters: [{ name: 'change', value: text }],
+            queryOptions: { skip: 0, count: 25 },
+          },
+        },
+        invokeOptions,
+      ),
     send,
     signedRequest,
     async rotateKey(endorsements) {

@@ -5,16 +5,21 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSy
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { dataDir } from '../dev/paths.ts';
+import { dataDir } from '../config/paths.ts';
 
 export const workflowsPath = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
 // OpenTelemetry workflow interceptors: always in the bundle, inert unless the worker turns tracing on.
 export const workflowInterceptorModules = [fileURLToPath(new URL('../workflows/tracing.ts', import.meta.url))];
 // Everything the workflow bundle imports: a change in any of them must rebuild it.
-const sourceDirs = ['../workflows', '../shared', '../policy'].map((dir) => fileURLToPath(new URL(dir, import.meta.url)));
+const sourceDirs = ['../workflows', '../shared', '../policy'].map((dir) =>
+  fileURLToPath(new URL(dir, import.meta.url)),
+);
 // Also this file (the bundle options) and the installed interceptors package (an upgrade must rebuild; npm
 // stamps package files with a fixed mtime, so its install time is the ctime).
-const sourceFiles = [fileURLToPath(import.meta.url), createRequire(import.meta.url).resolve('@temporalio/interceptors-opentelemetry/package.json')];
+const sourceFiles = [
+  fileURLToPath(import.meta.url),
+  createRequire(import.meta.url).resolve('@temporalio/interceptors-opentelemetry/package.json'),
+];
 
 function newestSource(): number {
   let newest = 0;
@@ -35,7 +40,10 @@ export function bundlePath(env: NodeJS.ProcessEnv = process.env): string {
 }
 
 /** Path of an up-to-date bundle, building it if needed. */
-export async function ensureWorkflowBundle(env: NodeJS.ProcessEnv = process.env, log: (line: string) => void = () => {}): Promise<string> {
+export async function ensureWorkflowBundle(
+  env: NodeJS.ProcessEnv = process.env,
+  log: (line: string) => void = () => {},
+): Promise<string> {
   const path = bundlePath(env);
   if (existsSync(path) && statSync(path).mtimeMs >= newestSource()) return path;
   log('foureyes: bundling workflow code …');
@@ -50,4 +58,11 @@ export function readBundle(path: string): { code: string } {
 }
 
 const noop = () => {};
-const quietLogger = { trace: noop, debug: noop, info: noop, warn: (m: string) => console.warn(m), error: (m: string) => console.error(m), log: noop };
+const quietLogger = {
+  trace: noop,
+  debug: noop,
+  info: noop,
+  warn: (m: string) => console.warn(m),
+  error: (m: string) => console.error(m),
+  log: noop,
+};

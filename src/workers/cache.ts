@@ -15,6 +15,9 @@ export const WORKFLOW_CACHE_VARIABLE = 'FOUREYES_WORKFLOW_CACHE';
 export function workflowCacheSize(env: NodeJS.ProcessEnv = process.env): number {
   const raw = env[WORKFLOW_CACHE_VARIABLE]?.trim();
   if (raw === undefined || raw === '') return 0;
-  if (!/^[0-9]{1,7}$/.test(raw)) throw new Error(`${WORKFLOW_CACHE_VARIABLE}: expected a whole number of workflows (0 or more), found ${JSON.stringify(raw.slice(0, 20))}; unset it for the default 0 (no cache)`);
+  if (!/^[0-9]{1,7}$/.test(raw))
+    throw new Error(
+      `${WORKFLOW_CACHE_VARIABLE}: expected a whole number of workflows (0 or more), found ${JSON.stringify(raw.slice(0, 20))}; unset it for the default 0 (no cache)`,
+    );
   return Number(raw);
 }

@@ -15,11 +15,15 @@ export function workerDeploymentFromEnv(env: NodeJS.ProcessEnv): WorkerDeploymen
   const buildId = env.FOUREYES_BUILD_ID?.trim();
   if (!deploymentName && !buildId) return undefined;
   if (!deploymentName || !buildId) {
-    throw new DeploymentConfigError(`Worker Versioning needs both FOUREYES_DEPLOYMENT_NAME and FOUREYES_BUILD_ID; only ${deploymentName ? 'FOUREYES_DEPLOYMENT_NAME' : 'FOUREYES_BUILD_ID'} is set`);
+    throw new DeploymentConfigError(
+      `Worker Versioning needs both FOUREYES_DEPLOYMENT_NAME and FOUREYES_BUILD_ID; only ${deploymentName ? 'FOUREYES_DEPLOYMENT_NAME' : 'FOUREYES_BUILD_ID'} is set`,
+    );
   }
   const behavior = (env.FOUREYES_VERSIONING_BEHAVIOR ?? 'pinned').trim().toLowerCase();
   if (behavior !== 'pinned' && behavior !== 'auto-upgrade') {
-    throw new DeploymentConfigError(`FOUREYES_VERSIONING_BEHAVIOR: expected "pinned" or "auto-upgrade", found "${behavior}"`);
+    throw new DeploymentConfigError(
+      `FOUREYES_VERSIONING_BEHAVIOR: expected "pinned" or "auto-upgrade", found "${behavior}"`,
+    );
   }
   return {
     version: { deploymentName, buildId },

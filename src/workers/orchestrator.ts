@@ -1,4 +1,4 @@
-// Entry point of the orchestrator worker (task queue of its trust zone; see DESIGN.md).
+// Entry point of the orchestrator worker (task queue of its trust zone; see docs/architecture.md).
 import { TeamsConfigError } from '../activities/teams-connector.ts';
 import { runZone } from './run.ts';
 

@@ -17,7 +17,11 @@ export function zoneTracing(zone: Zone, env: NodeJS.ProcessEnv = process.env): T
   return startTracing(TRACED_AS[zone], env);
 }
 
-export async function createZoneWorker(zone: Zone, env: NodeJS.ProcessEnv = process.env, tracing: Tracing = zoneTracing(zone, env)): Promise<Worker> {
+export async function createZoneWorker(
+  zone: Zone,
+  env: NodeJS.ProcessEnv = process.env,
+  tracing: Tracing = zoneTracing(zone, env),
+): Promise<Worker> {
   const definition = ZONES[zone];
   // Metrics endpoint and JSON logs (FOUREYES_METRICS_ADDRESS, FOUREYES_LOG_FORMAT): before any connection.
   installRuntime(`worker:${zone}`, env);
@@ -31,7 +35,13 @@ export async function createZoneWorker(zone: Zone, env: NodeJS.ProcessEnv = proc
     namespace,
     taskQueue: zoneTaskQueue(zone, env),
     activities,
-    ...(definition.runsWorkflows ? { workflowBundle: readBundle(await ensureWorkflowBundle(env)), sinks: tracing.workflowSinks, maxCachedWorkflows: workflowCacheSize(env) } : {}),
+    ...(definition.runsWorkflows
+      ? {
+          workflowBundle: readBundle(await ensureWorkflowBundle(env)),
+          sinks: tracing.workflowSinks,
+          maxCachedWorkflows: workflowCacheSize(env),
+        }
+      : {}),
     interceptors: tracing.workerInterceptors,
     identity: `${zone}@${process.pid}`,
     ...(workerDeploymentOptions ? { workerDeploymentOptions } : {}),
@@ -52,7 +62,9 @@ export async function createZoneWorker(zone: Zone, env: NodeJS.ProcessEnv = proc
 export async function runZone(zone: Zone): Promise<void> {
   const tracing = zoneTracing(zone);
   const worker = await createZoneWorker(zone, process.env, tracing);
-  const cache = ZONES[zone].runsWorkflows ? `; workflow cache ${workflowCacheSize()}${workflowCacheSize() === 0 ? ' (each task replays the history; FOUREYES_WORKFLOW_CACHE)' : ''}` : '';
+  const cache = ZONES[zone].runsWorkflows
+    ? `; workflow cache ${workflowCacheSize()}${workflowCacheSize() === 0 ? ' (each task replays the history; FOUREYES_WORKFLOW_CACHE)' : ''}`
+    : '';
   console.log(`${zone}: worker polling task queue ${zoneTaskQueue(zone)}${cache}`);
   await worker.run();
   // Close our connection too: the Runtime (and its log forwarding) shuts down once none is left, so the

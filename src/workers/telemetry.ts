@@ -2,7 +2,13 @@
 // 0.0.0.0:9464, serving `temporal_*` metrics at /metrics) and structured logs (FOUREYES_LOG_FORMAT=json: the
 // SDK's DefaultLogger writing JSON lines, with core logs forwarded, each carrying the change reference and
 // run ID when the SDK knows them). Must run before the first connection is made (Runtime.install).
-import { DefaultLogger, makeTelemetryFilterString, Runtime, type LogEntry, type RuntimeOptions } from '@temporalio/worker';
+import {
+  DefaultLogger,
+  makeTelemetryFilterString,
+  Runtime,
+  type LogEntry,
+  type RuntimeOptions,
+} from '@temporalio/worker';
 import { formatLine, logFormatFromEnv, logLevelFromEnv, type LogFields, type LogLevel } from '../shared/log.ts';
 
 const SDK_LEVEL = { debug: 'DEBUG', info: 'INFO', warn: 'WARN', error: 'ERROR' } as const;
@@ -36,7 +42,11 @@ export function changeFields(meta: Record<string, unknown> | undefined): LogFiel
 }
 
 /** Runtime options for this environment, or undefined when the SDK defaults are what was asked for. */
-export function runtimeOptions(component: string, env: NodeJS.ProcessEnv, write: (line: string) => void = (line) => process.stderr.write(`${line}\n`)): RuntimeOptions | undefined {
+export function runtimeOptions(
+  component: string,
+  env: NodeJS.ProcessEnv,
+  write: (line: string) => void = (line) => process.stderr.write(`${line}\n`),
+): RuntimeOptions | undefined {
   const metricsAddress = env.FOUREYES_METRICS_ADDRESS?.trim();
   const json = logFormatFromEnv(env) === 'json';
   if (!metricsAddress && !json) return undefined;
@@ -47,7 +57,10 @@ export function runtimeOptions(component: string, env: NodeJS.ProcessEnv, write:
       const time = new Date(Number(entry.timestampNanos / 1_000_000n));
       write(formatLine('json', time, levelOf(entry), component, entry.message, changeFields(entry.meta)));
     });
-    options.telemetryOptions!.logging = { filter: makeTelemetryFilterString({ core: 'WARN', other: 'ERROR' }), forward: {} };
+    options.telemetryOptions!.logging = {
+      filter: makeTelemetryFilterString({ core: 'WARN', other: 'ERROR' }),
+      forward: {},
+    };
   }
   if (metricsAddress) {
     options.telemetryOptions!.metrics = {

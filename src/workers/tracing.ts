@@ -63,10 +63,22 @@ function spanInfo(info: WorkflowInfo): WorkflowInfo {
 export const untracedWorkflowSinks: InjectedSinks<OpenTelemetrySinks> = { exporter: { export: { fn: () => {} } } };
 
 /** Tracing for this process from its environment; without an endpoint everything here is inert. */
-export function startTracing(component: TracedComponent, env: NodeJS.ProcessEnv = process.env, log: (line: string) => void = (line) => console.log(line)): Tracing {
+export function startTracing(
+  component: TracedComponent,
+  env: NodeJS.ProcessEnv = process.env,
+  log: (line: string) => void = (line) => console.log(line),
+): Tracing {
   const name = serviceName(component, env);
   const url = tracesUrl(env);
-  if (!url) return { enabled: false, serviceName: name, clientInterceptors: [], workerInterceptors: {}, workflowSinks: untracedWorkflowSinks, shutdown: async () => {} };
+  if (!url)
+    return {
+      enabled: false,
+      serviceName: name,
+      clientInterceptors: [],
+      workerInterceptors: {},
+      workflowSinks: untracedWorkflowSinks,
+      shutdown: async () => {},
+    };
 
   const resource = Resource.default().merge(new Resource({ [ATTR_SERVICE_NAME]: name }));
   // OTEL_EXPORTER_OTLP_HEADERS / _TIMEOUT are read by the exporter itself.
@@ -87,15 +99,23 @@ export function startTracing(component: TracedComponent, env: NodeJS.ProcessEnv 
     serviceName: name,
     clientInterceptors: [new OpenTelemetryWorkflowClientInterceptor({ tracer })],
     workerInterceptors: {
-      activity: [(ctx) => ({ inbound: new OpenTelemetryActivityInboundInterceptor(ctx, { tracer }), outbound: new OpenTelemetryActivityOutboundInterceptor(ctx) })],
+      activity: [
+        (ctx) => ({
+          inbound: new OpenTelemetryActivityInboundInterceptor(ctx, { tracer }),
+          outbound: new OpenTelemetryActivityOutboundInterceptor(ctx),
+        }),
+      ],
     },
     workflowSinks: {
       exporter: { export: { fn: (info, spans) => workflowExporter.export.fn(spanInfo(info), spans) } },
     },
     // At most 5 s: an unreachable collector must not hold up a worker's exit past its orchestrator's grace period.
     shutdown: () =>
-      (stopped ??= Promise.race([provider.shutdown(), new Promise<never>((_, reject) => setTimeout(() => reject(new Error('the collector did not answer within 5 s')), 5000).unref())]).catch((error: unknown) =>
-        log(`${name}: spans not flushed: ${(error as Error).message}`),
-      )),
+      (stopped ??= Promise.race([
+        provider.shutdown(),
+        new Promise<never>((_, reject) =>
+          setTimeout(() => reject(new Error('the collector did not answer within 5 s')), 5000).unref(),
+        ),
+      ]).catch((error: unknown) => log(`${name}: spans not flushed: ${(error as Error).message}`))),
   };
 }

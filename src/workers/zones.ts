@@ -1,5 +1,5 @@
 // What each trust zone's worker runs and which credentials it reads from its environment. A zone reads
-// only its own variables; `foureyes up` gives each worker process only those (DESIGN.md trust zones).
+// only its own variables; `foureyes up` gives each worker process only those (docs/architecture.md, trust zones).
 import type { FoureyesConfig } from '../config/schema.ts';
 import { createDeployActivities } from '../activities/deploy.ts';
 import { createChecksActivities } from '../activities/checks.ts';
@@ -8,6 +8,9 @@ import { createSlackActivities } from '../activities/slack.ts';
 import { createTeamsActivities } from '../activities/teams.ts';
 import { createGitHubActivities } from '../activities/github.ts';
 import { createChangeHistoryActivities } from '../activities/change-history.ts';
+import { createLaneActivities } from '../activities/lanes.ts';
+import { guardCallers } from '../activities/caller-guard.ts';
+import { assertSandboxWorks, UNSAFE_NO_SANDBOX_ENV } from '../activities/sandbox.ts';
 import { TASK_QUEUES, zoneQueue } from '../shared/task-queues.ts';
 
 export type Zone = 'orchestrator' | 'checks' | 'deploy';
@@ -27,8 +30,12 @@ function zoneInfoActivity(zone: Zone) {
       zone,
       pid: process.pid,
       env: Object.keys(process.env).sort(),
-      hasVaultCredential: Boolean(process.env.VAULT_TOKEN || process.env.VAULT_SECRET_ID || process.env.FOUREYES_VAULT_APPROLE_FILE),
-      hasGitHubCredential: Boolean(process.env.GITHUB_TOKEN || process.env.GITHUB_PRIVATE_KEY || process.env.GITHUB_PRIVATE_KEY_PATH),
+      hasVaultCredential: Boolean(
+        process.env.VAULT_TOKEN || process.env.VAULT_SECRET_ID || process.env.FOUREYES_VAULT_APPROLE_FILE,
+      ),
+      hasGitHubCredential: Boolean(
+        process.env.GITHUB_TOKEN || process.env.GITHUB_PRIVATE_KEY || process.env.GITHUB_PRIVATE_KEY_PATH,
+      ),
     }),
   };
 }
@@ -41,27 +48,75 @@ function approvalKeys(env: NodeJS.ProcessEnv): string[] {
 }
 
 /** The Teams bot's identity and credential, for proactive approval cards: the orchestrator's alone. */
-export const TEAMS_BOT_ENV = ['TEAMS_CONVERSATION_ID', 'TEAMS_APP_ID', 'TEAMS_TENANT_ID', 'TEAMS_APP_PASSWORD', 'TEAMS_APP_CERTIFICATE_FILE', 'TEAMS_APP_PRIVATE_KEY_FILE', 'TEAMS_LOGIN_URL'];
+export const TEAMS_BOT_ENV = [
+  'TEAMS_CONVERSATION_ID',
+  'TEAMS_APP_ID',
+  'TEAMS_TENANT_ID',
+  'TEAMS_APP_PASSWORD',
+  'TEAMS_APP_CERTIFICATE_FILE',
+  'TEAMS_APP_PRIVATE_KEY_FILE',
+  'TEAMS_LOGIN_URL',
+];
 
 /** The AWS SDK's default credential chain in the deploy zone (instance/task role, web identity, or keys). */
-export const DEPLOYER_AWS_ENV = ['AWS_REGION', 'AWS_DEFAULT_REGION', 'AWS_ROLE_ARN', 'AWS_ROLE_SESSION_NAME', 'AWS_WEB_IDENTITY_TOKEN_FILE', 'AWS_CONTAINER_CREDENTIALS_FULL_URI', 'AWS_CONTAINER_CREDENTIALS_RELATIVE_URI', 'AWS_CONTAINER_AUTHORIZATION_TOKEN', 'AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN'];
+export const DEPLOYER_AWS_ENV = [
+  'AWS_REGION',
+  'AWS_DEFAULT_REGION',
+  'AWS_ROLE_ARN',
+  'AWS_ROLE_SESSION_NAME',
+  'AWS_WEB_IDENTITY_TOKEN_FILE',
+  'AWS_CONTAINER_CREDENTIALS_FULL_URI',
+  'AWS_CONTAINER_CREDENTIALS_RELATIVE_URI',
+  'AWS_CONTAINER_AUTHORIZATION_TOKEN',
+  'AWS_ACCESS_KEY_ID',
+  'AWS_SECRET_ACCESS_KEY',
+  'AWS_SESSION_TOKEN',
+];
+
+/** The orchestrator's activities that act for a change (the rest read): each checks its caller (caller-guard.ts). */
+export const ORCHESTRATOR_ACTING_ACTIVITIES = ['mergePullRequest', 'syncGitHub', 'notifySlack', 'syncTeamsCard'];
 
 export const ZONES: Record<Zone, ZoneDefinition> = {
   orchestrator: {
     taskQueue: TASK_QUEUES.orchestrator,
     runsWorkflows: true,
-    allowedEnv: ['FOUREYES_APPROVAL_PUBLIC_KEYS', 'GITHUB_API_URL', 'GITHUB_TOKEN', 'GITHUB_APP_ID', 'GITHUB_PRIVATE_KEY', 'GITHUB_PRIVATE_KEY_PATH', 'GITHUB_INSTALLATION_ID', 'SLACK_BOT_TOKEN', 'SLACK_API_URL', 'SLACK_CHANNEL', 'FOUREYES_WORKFLOW_BUNDLE', ...TEAMS_BOT_ENV],
+    allowedEnv: [
+      'FOUREYES_APPROVAL_PUBLIC_KEYS',
+      'GITHUB_API_URL',
+      'GITHUB_TOKEN',
+      'GITHUB_APP_ID',
+      'GITHUB_PRIVATE_KEY',
+      'GITHUB_PRIVATE_KEY_PATH',
+      'GITHUB_INSTALLATION_ID',
+      'SLACK_BOT_TOKEN',
+      'SLACK_API_URL',
+      'SLACK_CHANNEL',
+      'FOUREYES_WORKFLOW_BUNDLE',
+      ...TEAMS_BOT_ENV,
+    ],
     async createActivities(config, env) {
       const keys = approvalKeys(env);
-      return { ...zoneInfoActivity('orchestrator'), ...createPolicyActivities(config, keys), ...createChangeHistoryActivities(config, keys), ...createSlackActivities(env), ...createTeamsActivities(config, env, keys), ...createGitHubActivities(config, env, keys) };
+      const activities = {
+        ...zoneInfoActivity('orchestrator'),
+        ...createPolicyActivities(config, keys),
+        ...createChangeHistoryActivities(config, keys),
+        ...createSlackActivities(env),
+        ...createTeamsActivities(config, env, keys),
+        ...createGitHubActivities(config, env, keys),
+        ...createLaneActivities(),
+      };
+      // What acts with foureyes' GitHub, Slack and Teams identities (merge, report, post) serves only a change's own workflow.
+      return guardCallers(activities, { zone: 'orchestrator', only: ORCHESTRATOR_ACTING_ACTIVITIES });
     },
   },
   checks: {
     taskQueue: TASK_QUEUES.checks,
     runsWorkflows: false,
     // Nothing: the change's own code runs here, so this zone holds no token of any kind.
-    allowedEnv: [],
-    async createActivities(config) {
+    allowedEnv: [UNSAFE_NO_SANDBOX_ENV],
+    async createActivities(config, env) {
+      // Refuse to start rather than run the change's code outside a sandbox by accident.
+      assertSandboxWorks(env);
       return { ...zoneInfoActivity('checks'), ...createChecksActivities(config) };
     },
   },
@@ -69,9 +124,22 @@ export const ZONES: Record<Zone, ZoneDefinition> = {
     taskQueue: TASK_QUEUES.deploy,
     runsWorkflows: false,
     // AWS_*: the deployer's own AWS identity, for `aws-secret` leases (never handed to the deploy command).
-    allowedEnv: ['VAULT_ADDR', 'VAULT_NAMESPACE', 'VAULT_ROLE_ID', 'VAULT_SECRET_ID', 'FOUREYES_VAULT_APPROLE_FILE', ...DEPLOYER_AWS_ENV],
+    allowedEnv: [
+      'VAULT_ADDR',
+      'VAULT_NAMESPACE',
+      'VAULT_ROLE_ID',
+      'VAULT_SECRET_ID',
+      'FOUREYES_VAULT_APPROLE_FILE',
+      UNSAFE_NO_SANDBOX_ENV,
+      ...DEPLOYER_AWS_ENV,
+    ],
     async createActivities(config, env) {
-      return { ...zoneInfoActivity('deploy'), ...createDeployActivities(config, env) };
+      assertSandboxWorks(env);
+      // Only a change's own workflow, on a queue foureyes polls, may ask for a deploy, a verify or a revoke.
+      return {
+        ...zoneInfoActivity('deploy'),
+        ...guardCallers(createDeployActivities(config, env), { zone: 'deploy' }),
+      };
     },
   },
 };

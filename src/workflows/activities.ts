@@ -1,7 +1,8 @@
 // Every activity the change workflow calls, with its options, in one place: the orchestrator's own (trusted
 // configuration, the change's history, GitHub, chat), the checks zone and each environment's deploy zone.
-import { ActivityCancellationType, proxyActivities, workflowInfo } from '@temporalio/workflow';
+import { ActivityCancellationType, proxyActivities, uuid4, workflowInfo } from '@temporalio/workflow';
 import type { ChecksActivities, DeployActivities, OrchestratorActivities } from '../activities/interfaces.ts';
+import { laneActivityPrefix } from '../shared/lane.ts';
 import { zoneQueue } from '../shared/task-queues.ts';
 import type { EnvironmentPolicy } from '../shared/types.ts';
 
@@ -17,7 +18,13 @@ export const orchestrator = proxyActivities<OrchestratorActivities>({
  */
 export const github = proxyActivities<OrchestratorActivities>({
   startToCloseTimeout: '1 minute',
-  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 10, nonRetryableErrorTypes: ['UnknownRepository'] },
+  retry: {
+    initialInterval: '1 second',
+    backoffCoefficient: 2,
+    maximumInterval: '1 minute',
+    maximumAttempts: 10,
+    nonRetryableErrorTypes: ['UnknownRepository'],
+  },
 });
 
 /** Reporting to GitHub and chat: best effort, bounded; never holds up or fails the change. */
@@ -39,7 +46,11 @@ export function checksZone(): ChecksActivities {
 const DEPLOY_MARGIN_MS = 120_000;
 
 /** The deploy zone of one environment: deploy, verify and the revoke backstop. */
-export function deployZone(env: EnvironmentPolicy): { deployer: DeployActivities; verifier: DeployActivities; revoker: DeployActivities } {
+export function deployZone(env: EnvironmentPolicy): {
+  deployer: DeployActivities;
+  verifier: DeployActivities;
+  revoker: DeployActivities;
+} {
   const taskQueue = zoneQueue(workflowInfo().taskQueue, 'deploy');
   return {
     deployer: proxyActivities<DeployActivities>({
@@ -59,6 +70,25 @@ export function deployZone(env: EnvironmentPolicy): { deployer: DeployActivities
       cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
       retry: { maximumAttempts: 2 },
     }),
-    revoker: proxyActivities<DeployActivities>({ taskQueue, startToCloseTimeout: '2 minutes', retry: { maximumAttempts: 10 } }),
+    revoker: proxyActivities<DeployActivities>({
+      taskQueue,
+      startToCloseTimeout: '2 minutes',
+      retry: { maximumAttempts: 10 },
+    }),
   };
+}
+
+/**
+ * The environment's lane, taken and given back from the orchestrator. The activity ID names the lane: the lane
+ * believes a request only while an activity of this workflow with such an ID is pending. Each waits for the
+ * lane's answer; cancelled, it ends before delivery goes on (so a release never overtakes its own request).
+ */
+export function laneActivities(kind: 'acquire' | 'release', repo: string, environment: string): OrchestratorActivities {
+  return proxyActivities<OrchestratorActivities>({
+    activityId: `${laneActivityPrefix(repo, environment, kind)}${uuid4()}`,
+    startToCloseTimeout: kind === 'acquire' ? '30 days' : '10 minutes',
+    heartbeatTimeout: '3 seconds',
+    cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+    retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '30 seconds' },
+  });
 }

@@ -106,13 +106,22 @@ export function iso(ms: number): string {
   return new Date(ms).toISOString();
 }
 
-export function note(record: ChangeRecord, now: number, kind: string, summary: string, extra: { sha?: string; actor?: string } = {}): void {
+export function note(
+  record: ChangeRecord,
+  now: number,
+  kind: string,
+  summary: string,
+  extra: { sha?: string; actor?: string } = {},
+): void {
   record.timeline.push({ at: iso(now), kind, summary, ...extra });
 }
 
 /** What the SoD rule decides on. */
 export function factsOf(record: ChangeRecord): ChangeFacts {
-  const pushed = record.pending.map((e) => e.headSha).filter((sha) => sha !== record.headSha).at(-1);
+  const pushed = record.pending
+    .map((e) => e.headSha)
+    .filter((sha) => sha !== record.headSha)
+    .at(-1);
   return {
     change: record.change,
     headSha: record.headSha,
@@ -128,7 +137,9 @@ export function factsOf(record: ChangeRecord): ChangeFacts {
 export function alignEnvironments(record: ChangeRecord, policy: ChangePolicy): void {
   record.environments = policy.environments.map((env) => {
     const prior = record.environments.find((e) => e.name === env.name);
-    return prior ? { ...prior, required: env.required } : { name: env.name, required: env.required, approvedBy: [], state: 'pending' };
+    return prior
+      ? { ...prior, required: env.required }
+      : { name: env.name, required: env.required, approvedBy: [], state: 'pending' };
   });
 }
 
@@ -144,16 +155,35 @@ export function fromLegacy(legacy: Record<string, unknown>, now: number): Change
   record.headRef = String(legacy.headRef ?? '');
   record.superseded = list<string>(legacy.superseded);
   record.deliveries = list<string>(legacy.deliveries);
-  record.initiators = (legacy.initiators && typeof legacy.initiators === 'object' ? legacy.initiators : {}) as Initiators;
+  record.initiators = (
+    legacy.initiators && typeof legacy.initiators === 'object' ? legacy.initiators : {}
+  ) as Initiators;
   record.nonces = list<string>(legacy.nonces);
   record.timeline = list<TimelineEntry>(legacy.timeline);
-  record.environments = list<EnvironmentStatus>(legacy.environments).map((e) => ({ ...e, state: e.state === 'deployed' ? e.state : 'pending', approvedBy: [] }));
-  record.approvals = list<ApprovalRecord>(legacy.approvals).map((a) => (a.counted && !a.voidedAt && a.claim?.decision === 'approve' ? { ...a, voidedAt: iso(now), voidReason: 'void: recorded before foureyes kept the signature of every approval; approve again' } : a));
+  record.environments = list<EnvironmentStatus>(legacy.environments).map((e) => ({
+    ...e,
+    state: e.state === 'deployed' ? e.state : 'pending',
+    approvedBy: [],
+  }));
+  record.approvals = list<ApprovalRecord>(legacy.approvals).map((a) =>
+    a.counted && !a.voidedAt && a.claim?.decision === 'approve'
+      ? {
+          ...a,
+          voidedAt: iso(now),
+          voidReason: 'void: recorded before foureyes kept the signature of every approval; approve again',
+        }
+      : a,
+  );
   record.runs = list<string>(legacy.runIds).map((runId) => ({ runId, startedAt: '', how: 'first' as const }));
   record.pending = list<PullRequestEvent>(legacy.pendingEvents);
   // The head it knew: GitHub is asked again before anything counts.
   record.headSha = String(legacy.headSha ?? '');
-  note(record, now, 'upgraded', 'the record was carried into core v2: approvals before the upgrade no longer count, checks run again');
+  note(
+    record,
+    now,
+    'upgraded',
+    'the record was carried into core v2: approvals before the upgrade no longer count, checks run again',
+  );
   return record;
 }
 
@@ -166,21 +196,46 @@ export type EventEffect = 'duplicate' | 'refused' | 'queued';
  * A pull request event or close as it arrives: refused (and recorded) unless the gateway signed it for this
  * change; a redelivery has no effect. Whoever pushed took part, whatever the look-up finds: an initiator at once.
  */
-export function receiveEvent(record: ChangeRecord, policy: ChangePolicy, event: PullRequestEvent, now: number): EventEffect {
+export function receiveEvent(
+  record: ChangeRecord,
+  policy: ChangePolicy,
+  event: PullRequestEvent,
+  now: number,
+): EventEffect {
   if (isDuplicate(record, event)) return 'duplicate';
-  if (!acceptSigned(record, policy, event, `a ${String(event?.kind)} event for ${shortSha(String(event?.headSha ?? ''))}`, now)) return 'refused';
+  if (
+    !acceptSigned(
+      record,
+      policy,
+      event,
+      `a ${String(event?.kind)} event for ${shortSha(String(event?.headSha ?? ''))}`,
+      now,
+    )
+  )
+    return 'refused';
   record.pending.push(event);
   if (event.pusher) addInitiator(record.initiators, event.pusher.toLowerCase(), `pusher of ${shortSha(event.headSha)}`);
   return 'queued';
 }
 
 /** The pull request was closed (merged or not), if the gateway says so. */
-export function receiveClosed(record: ChangeRecord, policy: ChangePolicy, closed: PullRequestClosed, now: number): EventEffect {
+export function receiveClosed(
+  record: ChangeRecord,
+  policy: ChangePolicy,
+  closed: PullRequestClosed,
+  now: number,
+): EventEffect {
   if (record.closed || isDuplicate(record, closed)) return 'duplicate';
   if (!acceptSigned(record, policy, closed, 'a close', now)) return 'refused';
   remember(record, closed.deliveryId);
   record.closed = { at: closed.at, merged: closed.merged, ...(closed.closedBy ? { closedBy: closed.closedBy } : {}) };
-  note(record, now, 'closed', `the pull request was ${closed.merged ? 'merged' : 'closed'}${closed.closedBy ? ` by ${closed.closedBy}` : ''}`, closed.closedBy ? { actor: closed.closedBy } : {});
+  note(
+    record,
+    now,
+    'closed',
+    `the pull request was ${closed.merged ? 'merged' : 'closed'}${closed.closedBy ? ` by ${closed.closedBy}` : ''}`,
+    closed.closedBy ? { actor: closed.closedBy } : {},
+  );
   return 'queued';
 }
 
@@ -189,7 +244,13 @@ function isDuplicate(record: ChangeRecord, event: { deliveryId?: unknown }): boo
   return id !== '' && (record.deliveries.includes(id) || record.pending.some((e) => e.deliveryId === id));
 }
 
-function acceptSigned(record: ChangeRecord, policy: ChangePolicy, event: PullRequestEvent | PullRequestClosed, what: string, now: number): boolean {
+function acceptSigned(
+  record: ChangeRecord,
+  policy: ChangePolicy,
+  event: PullRequestEvent | PullRequestClosed,
+  what: string,
+  now: number,
+): boolean {
   const decision = decideEvent(event, policy.approvalKeys, record.change);
   if (decision.verdict === 'accepted') return true;
   note(record, now, 'event-refused', `refused ${what}: ${decision.reason}`);
@@ -207,16 +268,34 @@ export type LookupEffect = 'stale' | 'new-head' | 'updated' | 'base-changed' | '
  * Applies an accepted event with what the orchestrator read from GitHub for it. GitHub decides the head, its
  * base, commits and files: an event whose head GitHub does not show (anymore) moves nothing.
  */
-export function applyLookedUp(record: ChangeRecord, policy: ChangePolicy, event: PullRequestEvent, found: PullRequestFacts, now: number): LookupEffect {
+/**
+ * What a signed event and GitHub's answer for it do to the record. `headEvidence` (HEAD_EVIDENCE_PATCH): the
+ * head keeps who moved it there — the pusher a signed push named, or that no push named one.
+ */
+export function applyLookedUp(
+  record: ChangeRecord,
+  policy: ChangePolicy,
+  event: PullRequestEvent,
+  found: PullRequestFacts,
+  now: number,
+  headEvidence = false,
+): LookupEffect {
   remember(record, event.deliveryId);
   const head = found.head;
   collectInitiators(policy.people, { author: found.author, commits: head.commits }, record.initiators);
-  if (event.beforeSha && event.beforeSha !== event.headSha && !record.superseded.includes(event.beforeSha)) record.superseded.push(event.beforeSha);
+  if (event.beforeSha && event.beforeSha !== event.headSha && !record.superseded.includes(event.beforeSha))
+    record.superseded.push(event.beforeSha);
   record.title = found.title;
   record.headRef = found.headRef;
   if (event.kind === 'reopened' && record.closed && found.state === 'open') {
     delete record.closed;
-    note(record, now, 'reopened', `the pull request was reopened${event.pusher ? '' : ` (${found.author}'s)`} before the run ended: the change goes on`, { sha: event.headSha });
+    note(
+      record,
+      now,
+      'reopened',
+      `the pull request was reopened${event.pusher ? '' : ` (${found.author}'s)`} before the run ended: the change goes on`,
+      { sha: event.headSha },
+    );
   }
   if (!record.author) record.author = found.author.toLowerCase();
   const actor = { sha: event.headSha, actor: event.pusher ?? event.author };
@@ -224,7 +303,13 @@ export function applyLookedUp(record: ChangeRecord, policy: ChangePolicy, event:
   if (head.sha !== event.headSha) {
     // A later event will bring GitHub's head (and its pusher); until then the current head stands only if it is GitHub's.
     if (record.pending.some((e) => e !== event && e.headSha === head.sha) || record.headSha === head.sha) {
-      note(record, now, 'event-ignored', `ignored a ${event.kind} event for ${shortSha(event.headSha)}: GitHub's head is ${shortSha(head.sha)}`, actor);
+      note(
+        record,
+        now,
+        'event-ignored',
+        `ignored a ${event.kind} event for ${shortSha(event.headSha)}: GitHub's head is ${shortSha(head.sha)}`,
+        actor,
+      );
       return 'stale';
     }
     record.blocked = `GitHub shows ${shortSha(head.sha)} as the head, but no event for it has arrived (so foureyes does not know who pushed it): redeliver the push from the webhook's recent deliveries, or push again`;
@@ -235,12 +320,28 @@ export function applyLookedUp(record: ChangeRecord, policy: ChangePolicy, event:
   delete record.blocked;
   const files = head.files;
   record.policyChange = policyFilesTouched(files, policy.policyPaths).length > 0;
+  // Only a signed push names who put a commit at the head; any other event that moves it leaves that unknown.
+  const namedPusher = event.kind === 'synchronize' && event.pusher ? event.pusher.toLowerCase() : undefined;
   if (head.sha === record.headSha && record.head) {
     const before = record.head.baseRef;
-    record.head = head;
+    const pushedBy = namedPusher ?? record.head.pushedBy;
+    record.head = headEvidence
+      ? {
+          ...head,
+          identityRules: 2,
+          ...(pushedBy ? { pushedBy } : {}),
+          ...(record.head.pusherUnknown && !namedPusher ? { pusherUnknown: true } : {}),
+        }
+      : head;
     if (before !== head.baseRef) {
       voidApprovals(record, now, () => true, `void: the pull request's base changed from ${before} to ${head.baseRef}`);
-      note(record, now, 'base-changed', `the pull request now targets ${head.baseRef} (was ${before}): approvals void, commits and files read again`, actor);
+      note(
+        record,
+        now,
+        'base-changed',
+        `the pull request now targets ${head.baseRef} (was ${before}): approvals void, commits and files read again`,
+        actor,
+      );
       return 'base-changed';
     }
     note(record, now, 'pull-request', `${event.kind}: head still ${shortSha(head.sha)}`, actor);
@@ -250,11 +351,26 @@ export function applyLookedUp(record: ChangeRecord, policy: ChangePolicy, event:
   const wasKnown = record.headSha;
   record.headSha = head.sha;
   // Reopened with a head no push event named: nobody told foureyes who pushed it.
-  record.head = { ...head, ...(event.kind === 'reopened' && wasKnown !== '' ? { pusherUnknown: true } : {}) };
+  record.head = headEvidence
+    ? {
+        ...head,
+        identityRules: 2,
+        ...(namedPusher ? { pushedBy: namedPusher } : {}),
+        ...(wasKnown !== '' && !namedPusher ? { pusherUnknown: true } : {}),
+      }
+    : { ...head, ...(event.kind === 'reopened' && wasKnown !== '' ? { pusherUnknown: true } : {}) };
   if (wasKnown && !record.superseded.includes(wasKnown)) record.superseded.push(wasKnown);
   newHead(record, now);
   const who = event.pusher ?? event.author;
-  note(record, now, first ? 'opened' : 'pushed', first ? `${found.author} opened the change at ${shortSha(head.sha)} (${head.commits.length} commit(s)${event.pusher ? `, last pushed by ${event.pusher}` : ''})` : `${who} pushed ${shortSha(head.sha)} (${head.commits.length} commit(s) in the pull request); approvals void, checks restart`, actor);
+  note(
+    record,
+    now,
+    first ? 'opened' : 'pushed',
+    first
+      ? `${found.author} opened the change at ${shortSha(head.sha)} (${head.commits.length} commit(s)${event.pusher ? `, last pushed by ${event.pusher}` : ''})`
+      : `${who} pushed ${shortSha(head.sha)} (${head.commits.length} commit(s) in the pull request); approvals void, checks restart`,
+    actor,
+  );
   return 'new-head';
 }
 
@@ -264,7 +380,8 @@ export function applyLookupFailure(record: ChangeRecord, event: PullRequestEvent
   // What the gateway signed names the pull request and its author (who took part, so an initiator either way).
   if (!record.title) record.title = event.title;
   if (!record.author && event.author) record.author = event.author.toLowerCase();
-  if (event.kind === 'opened' && event.author) addInitiator(record.initiators, event.author.toLowerCase(), 'author of the pull request');
+  if (event.kind === 'opened' && event.author)
+    addInitiator(record.initiators, event.author.toLowerCase(), 'author of the pull request');
   record.blocked = `the commits of ${shortSha(event.headSha)} could not be read from GitHub (${message}), so who initiated them is unknown: push again or close and reopen the pull request`;
   if (event.headSha !== record.headSha) {
     if (record.headSha && !record.superseded.includes(record.headSha)) record.superseded.push(record.headSha);
@@ -287,7 +404,12 @@ function newHead(record: ChangeRecord, now: number): void {
   }
 }
 
-export function voidApprovals(record: ChangeRecord, now: number, which: (r: ApprovalRecord) => boolean, reason: string): number {
+export function voidApprovals(
+  record: ChangeRecord,
+  now: number,
+  which: (r: ApprovalRecord) => boolean,
+  reason: string,
+): number {
   let count = 0;
   for (const r of record.approvals) {
     if (r.counted && !r.voidedAt && r.claim.decision === 'approve' && which(r)) {
@@ -312,7 +434,10 @@ export function lapseApprovals(record: ChangeRecord, policy: ChangePolicy, now: 
     if (envs.length > 0 && lapses.every((l) => l !== undefined)) {
       r.voidedAt = iso(now);
       r.voidReason = (lapses[0] as string).startsWith('void:') ? (lapses[0] as string) : `void: ${lapses[0] as string}`;
-      note(record, now, 'approval-void', `${r.claim.person}'s approval of ${shortSha(r.claim.sha)}: ${r.voidReason}`, { sha: r.claim.sha, actor: r.claim.person });
+      note(record, now, 'approval-void', `${r.claim.person}'s approval of ${shortSha(r.claim.sha)}: ${r.voidReason}`, {
+        sha: r.claim.sha,
+        actor: r.claim.person,
+      });
     }
   }
 }
@@ -326,7 +451,8 @@ export function sanitizeClaim(raw: unknown): ApprovalClaim {
   const text = (v: unknown) => (typeof v === 'string' ? v.slice(0, MAX_CLAIM_TEXT) : '');
   const evidence: Record<string, string> = {};
   if (c.evidence && typeof c.evidence === 'object') {
-    for (const [k, v] of Object.entries(c.evidence as Record<string, unknown>).slice(0, 20)) evidence[k.slice(0, 100)] = text(v);
+    for (const [k, v] of Object.entries(c.evidence as Record<string, unknown>).slice(0, 20))
+      evidence[k.slice(0, 100)] = text(v);
   }
   const channel = text(c.channel);
   const decision = text(c.decision);
@@ -335,7 +461,9 @@ export function sanitizeClaim(raw: unknown): ApprovalClaim {
     change: text(c.change),
     sha: text(c.sha),
     person: text(c.person).toLowerCase(),
-    channel: (['github', 'slack', 'cli', 'api', 'teams'].includes(channel) ? channel : 'api') as ApprovalClaim['channel'],
+    channel: (['github', 'slack', 'cli', 'api', 'teams'].includes(channel)
+      ? channel
+      : 'api') as ApprovalClaim['channel'],
     decision: (['approve', 'reject', 'dismiss'].includes(decision) ? decision : 'approve') as ApprovalClaim['decision'],
     ...(typeof c.environment === 'string' ? { environment: text(c.environment) } : {}),
     evidence,
@@ -346,9 +474,19 @@ export function sanitizeClaim(raw: unknown): ApprovalClaim {
 }
 
 /** Decides one signed approval, rejection or dismissal (src/policy/sod.ts) and records the attempt with its signature. */
-export function receiveApproval(record: ChangeRecord, policy: ChangePolicy, signed: SignedApproval, now: number): Decision {
+export function receiveApproval(
+  record: ChangeRecord,
+  policy: ChangePolicy,
+  signed: SignedApproval,
+  now: number,
+): Decision {
   const claim = sanitizeClaim(signed?.claim);
-  const decision = decideApproval(signed, { policy, facts: factsOf(record), now, nonceSeen: (n) => record.nonces.includes(n) });
+  const decision = decideApproval(signed, {
+    policy,
+    facts: factsOf(record),
+    now,
+    nonceSeen: (n) => record.nonces.includes(n),
+  });
   const counted = decision.verdict === 'counted';
   if (decision.keyId && claim.nonce && !record.nonces.includes(claim.nonce)) {
     record.nonces.push(claim.nonce);
@@ -365,27 +503,55 @@ export function receiveApproval(record: ChangeRecord, policy: ChangePolicy, sign
     reason: decision.reason,
     environments: decision.environments,
   });
-  if (counted && claim.decision === 'reject') record.rejection = { sha: claim.sha, person: claim.person, ...(claim.evidence.reviewId ? { reviewId: claim.evidence.reviewId } : {}) };
+  if (counted && claim.decision === 'reject')
+    record.rejection = {
+      sha: claim.sha,
+      person: claim.person,
+      ...(claim.evidence.reviewId ? { reviewId: claim.evidence.reviewId } : {}),
+    };
   if (counted && claim.decision === 'dismiss') {
     const reviewId = claim.channel === 'github' ? claim.evidence.reviewId : undefined;
-    const same = (r: ApprovalRecord) => r.claim.person === claim.person && (reviewId === undefined || (r.claim.channel === 'github' && r.claim.evidence.reviewId === reviewId));
+    const same = (r: ApprovalRecord) =>
+      r.claim.person === claim.person &&
+      (reviewId === undefined || (r.claim.channel === 'github' && r.claim.evidence.reviewId === reviewId));
     voidApprovals(record, now, same, `void: ${claim.person} dismissed the review`);
-    if (record.rejection && record.rejection.person === claim.person && (reviewId === undefined || record.rejection.reviewId === reviewId)) delete record.rejection;
+    if (
+      record.rejection &&
+      record.rejection.person === claim.person &&
+      (reviewId === undefined || record.rejection.reviewId === reviewId)
+    )
+      delete record.rejection;
   }
-  note(record, now, `${claim.decision}-${decision.verdict}`, `${claim.person || 'unknown'} via ${claim.channel}: ${decision.reason}`, { sha: claim.sha, actor: claim.person || 'unknown' });
+  note(
+    record,
+    now,
+    `${claim.decision}-${decision.verdict}`,
+    `${claim.person || 'unknown'} via ${claim.channel}: ${decision.reason}`,
+    { sha: claim.sha, actor: claim.person || 'unknown' },
+  );
   return decision;
 }
 
 /** Checks results count for the head only when one of the change's own runs recorded them. */
 export function checksPassedOn(record: ChangeRecord, head: string): boolean {
   const checks = record.checks;
-  return checks !== undefined && checks.sha === head && checks.passed && checks.runId !== undefined && record.runs.some((r) => r.runId === checks.runId);
+  return (
+    checks !== undefined &&
+    checks.sha === head &&
+    checks.passed &&
+    checks.runId !== undefined &&
+    record.runs.some((r) => r.runId === checks.runId)
+  );
 }
 
 // ---------------------------------------------------------------------------------------------
 // Status
 
-export function environmentsView(record: ChangeRecord, policy: ChangePolicy | undefined, now: number): EnvironmentStatus[] {
+export function environmentsView(
+  record: ChangeRecord,
+  policy: ChangePolicy | undefined,
+  now: number,
+): EnvironmentStatus[] {
   const facts = factsOf(record);
   return record.environments.map((env) => {
     const envPolicy = policy?.environments.find((e) => e.name === env.name);
@@ -396,7 +562,7 @@ export function environmentsView(record: ChangeRecord, policy: ChangePolicy | un
 }
 
 export function statusOf(record: ChangeRecord, policy: ChangePolicy | undefined, now: number): ChangeStatus {
-  const unknown = record.head && policy ? unknownIdentities(policy.people, record.head.commits) : [];
+  const unknown = record.head && policy ? unknownIdentities(policy.people, record.head.commits, record.head) : [];
   return {
     change: record.change,
     title: record.title,
@@ -421,12 +587,18 @@ export function statusOf(record: ChangeRecord, policy: ChangePolicy | undefined,
 export function currentApprovers(record: ChangeRecord, policy: ChangePolicy, now: number): string[] {
   const facts = factsOf(record);
   const all = new Set<string>();
-  for (const env of policy.environments) for (const p of gateState(policy, env, facts, record.approvals, now).approvers) all.add(p);
+  for (const env of policy.environments)
+    for (const p of gateState(policy, env, facts, record.approvals, now).approvers) all.add(p);
   return [...all].sort();
 }
 
 /** Why `env` cannot be delivered at `head` now, in one line, or undefined when its gate is open. */
-export function gateWait(record: ChangeRecord, policy: ChangePolicy, env: EnvironmentPolicy, now: number): string | undefined {
+export function gateWait(
+  record: ChangeRecord,
+  policy: ChangePolicy,
+  env: EnvironmentPolicy,
+  now: number,
+): string | undefined {
   const gate = gateState(policy, env, factsOf(record), record.approvals, now);
   return gate.open ? undefined : gate.waitingFor;
 }

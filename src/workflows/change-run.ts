@@ -16,7 +16,15 @@ import {
 import { decideCarriedRecord, decideRunIdentity, nextExpiry, shortSha } from '../policy/sod.ts';
 import { APPROVAL_MEMO_KEY, type ApprovalDecisionMemo } from '../shared/audit-memo.ts';
 import { parseChangeRef, workflowIdFor, type ChangeRef } from '../shared/change-ref.ts';
-import type { ApprovalOutcome, ChangePolicy, ChangeStage, ChangeStatus, EnvironmentPolicy, RunInfo, SignedApproval } from '../shared/types.ts';
+import type {
+  ApprovalOutcome,
+  ChangePolicy,
+  ChangeStage,
+  ChangeStatus,
+  EnvironmentPolicy,
+  RunInfo,
+  SignedApproval,
+} from '../shared/types.ts';
 import { github, orchestrator } from './activities.ts';
 import {
   alignEnvironments,
@@ -32,7 +40,14 @@ import {
   voidApprovals,
   type ChangeRecord,
 } from './change-record.ts';
-import { approvalSignal, approvalUpdate, pullRequestClosedSignal, pullRequestSignal, statusQuery, type ChangeWorkflowInput } from './definitions.ts';
+import {
+  approvalSignal,
+  approvalUpdate,
+  pullRequestClosedSignal,
+  pullRequestSignal,
+  statusQuery,
+  type ChangeWorkflowInput,
+} from './definitions.ts';
 import { Inbox } from './inbox.ts';
 import { startTeamsCard, type TeamsCardTracker } from './teams-card.ts';
 import { Visibility } from './visibility.ts';
@@ -46,7 +61,8 @@ export interface ChangeResult {
 }
 
 /** What one attempt at delivering a head came to; anything but `delivered` waits for new commits. */
-export type HeadOutcome = 'delivered' | 'checks-failed' | 'rejected' | 'failed' | 'unreadable' | 'continue-as-new' | 'superseded' | 'closed';
+export type HeadOutcome =
+  'delivered' | 'checks-failed' | 'rejected' | 'failed' | 'unreadable' | 'continue-as-new' | 'superseded' | 'closed';
 
 const DEFAULT_HISTORY_LIMIT = 10_000;
 /** The history limit a start may ask for: low enough for tests, never so low that a run does nothing but continue. */
@@ -95,7 +111,8 @@ export class ChangeRun {
 
   setStage(stage: ChangeStage, waitingFor: string): void {
     if (this.record.stage === stage && this.record.waitingFor === waitingFor) return;
-    if (this.record.stage !== stage) note(this.record, this.now(), 'stage', `${this.record.stage} -> ${stage}`, { sha: this.record.headSha });
+    if (this.record.stage !== stage)
+      note(this.record, this.now(), 'stage', `${this.record.stage} -> ${stage}`, { sha: this.record.headSha });
     this.record.stage = stage;
     this.record.waitingFor = waitingFor;
     this.changed();
@@ -117,11 +134,23 @@ export class ChangeRun {
     const policy = await this.ready();
     const decision = receiveApproval(this.record, policy, signed, this.now());
     const counted = decision.verdict === 'counted';
-    const memo: ApprovalDecisionMemo = { n: this.record.approvals.length - 1, counted, reason: decision.reason, environments: decision.environments };
+    const memo: ApprovalDecisionMemo = {
+      n: this.record.approvals.length - 1,
+      counted,
+      reason: decision.reason,
+      environments: decision.environments,
+    };
     upsertMemo({ [APPROVAL_MEMO_KEY]: memo });
-    if (this.record.rejection?.sha === this.record.headSha && this.record.stage === 'awaiting-approval') this.setStage('rejected', this.rejectionWait());
+    if (this.record.rejection?.sha === this.record.headSha && this.record.stage === 'awaiting-approval')
+      this.setStage('rejected', this.rejectionWait());
     this.changed();
-    return { counted, verdict: decision.verdict, reason: decision.reason, environments: decision.environments, stage: this.record.stage };
+    return {
+      counted,
+      verdict: decision.verdict,
+      reason: decision.reason,
+      environments: decision.environments,
+      stage: this.record.stage,
+    };
   }
 
   /**
@@ -144,10 +173,18 @@ export class ChangeRun {
     let how: RunInfo['how'] = 'first';
     if (this.input.carried !== undefined || continuedFrom) {
       // The task queue as the server has it (in the activity's result): a replaying worker polls another one.
-      const origin = decideCarriedRecord({ workflowId: info.workflowId, ...(continuedFrom ? { continuedFromRunId: continuedFrom } : {}), taskQueue: begun.taskQueue, ...(begun.predecessor ? { predecessor: begun.predecessor } : {}) });
+      const origin = decideCarriedRecord({
+        workflowId: info.workflowId,
+        ...(continuedFrom ? { continuedFromRunId: continuedFrom } : {}),
+        taskQueue: begun.taskQueue,
+        ...(begun.predecessor ? { predecessor: begun.predecessor } : {}),
+      });
       if (origin.verdict === 'refused') return this.refuseStart(origin.reason);
-      if (this.input.carried === undefined) return this.refuseStart(`run ${continuedFrom} continued as new without the change's record`);
-      this.record = isRecord(this.input.carried) ? this.input.carried : fromLegacy(this.input.carried as Record<string, unknown>, this.now());
+      if (this.input.carried === undefined)
+        return this.refuseStart(`run ${continuedFrom} continued as new without the change's record`);
+      this.record = isRecord(this.input.carried)
+        ? this.input.carried
+        : fromLegacy(this.input.carried as Record<string, unknown>, this.now());
       how = 'continued';
     } else if (begun.prior) {
       this.record = reopenedRecord(this.record.change, begun.prior, this.now());
@@ -209,7 +246,13 @@ export class ChangeRun {
   /** After an attempt that did not deliver: wait for new commits, a readable head, or the end. */
   async untilNewHead(head: string, outcome: HeadOutcome): Promise<void> {
     const unreadable = outcome === 'unreadable';
-    await condition(() => this.record.headSha !== head || this.closed || this.historyTooLong() || (unreadable && this.record.head?.sha === head && !this.record.blocked));
+    await condition(
+      () =>
+        this.record.headSha !== head ||
+        this.closed ||
+        this.historyTooLong() ||
+        (unreadable && this.record.head?.sha === head && !this.record.blocked),
+    );
   }
 
   /** Per environment: waits until the gate is open, then confirms it against a fresh policy and GitHub. */
@@ -232,7 +275,11 @@ export class ChangeRun {
       if (this.historyTooLong()) return 'continue-as-new';
       const before = this.version;
       const woken = () => this.version !== before || this.historyTooLong();
-      const expiry = nextExpiry(policy, this.record.approvals.filter((r) => r.claim.sha === head), this.now());
+      const expiry = nextExpiry(
+        policy,
+        this.record.approvals.filter((r) => r.claim.sha === head),
+        this.now(),
+      );
       if (expiry === undefined) await condition(woken);
       else await condition(woken, Math.max(1, expiry - this.now()));
     }
@@ -244,7 +291,12 @@ export class ChangeRun {
    */
   private async confirmed(env: EnvironmentPolicy, head: string): Promise<boolean> {
     const record = this.record;
-    const reviewIds = record.approvals.filter((r) => r.claim.channel === 'github' && r.counted && !r.voidedAt && r.claim.sha === head && r.claim.evidence.reviewId).map((r) => r.claim.evidence.reviewId as string);
+    const reviewIds = record.approvals
+      .filter(
+        (r) =>
+          r.claim.channel === 'github' && r.counted && !r.voidedAt && r.claim.sha === head && r.claim.evidence.reviewId,
+      )
+      .map((r) => r.claim.evidence.reviewId as string);
     const confirmation = await github.confirmDelivery({ change: record.change, sha: head, reviewIds });
     this.policy = confirmation.policy;
     record.policyDigest = confirmation.policy.digest;
@@ -256,17 +308,42 @@ export class ChangeRun {
       record.blocked = `GitHub shows ${shortSha(pull.headSha)} as the head, not ${shortSha(head)}: waiting for its push event`;
       voidApprovals(record, now, () => true, `void: GitHub's head is now ${shortSha(pull.headSha)}`);
     } else if (record.head && pull.baseRef !== record.head.baseRef) {
-      voidApprovals(record, now, () => true, `void: the pull request's base changed from ${record.head.baseRef} to ${pull.baseRef}`);
-      note(record, now, 'base-changed', `GitHub says the pull request now targets ${pull.baseRef} (was ${record.head.baseRef}): approvals void, its commits are read again`, { sha: head });
+      voidApprovals(
+        record,
+        now,
+        () => true,
+        `void: the pull request's base changed from ${record.head.baseRef} to ${pull.baseRef}`,
+      );
+      note(
+        record,
+        now,
+        'base-changed',
+        `GitHub says the pull request now targets ${pull.baseRef} (was ${record.head.baseRef}): approvals void, its commits are read again`,
+        { sha: head },
+      );
       record.head = { ...record.head, baseRef: pull.baseRef };
       this.inbox.refresh(head);
     } else if (!reviews.ok) {
-      voidApprovals(record, now, (r) => r.claim.channel === 'github' && r.claim.sha === head, `void: GitHub no longer confirms the review (${reviews.reason})`);
-      note(record, now, 'reviews-not-confirmed', `GitHub no longer confirms the approving reviews: ${reviews.reason}`, { sha: head });
+      voidApprovals(
+        record,
+        now,
+        (r) => r.claim.channel === 'github' && r.claim.sha === head,
+        `void: GitHub no longer confirms the review (${reviews.reason})`,
+      );
+      note(record, now, 'reviews-not-confirmed', `GitHub no longer confirms the approving reviews: ${reviews.reason}`, {
+        sha: head,
+      });
     }
     lapseApprovals(record, confirmation.policy, now);
     const waiting = gateWait(record, confirmation.policy, env, now);
-    if (waiting === undefined) note(record, now, 'gate-open', `${env.name}: approved under policy ${confirmation.policy.digest ?? '(no digest)'}; GitHub confirms ${shortSha(head)} into ${pull.baseRef}`, { sha: head });
+    if (waiting === undefined)
+      note(
+        record,
+        now,
+        'gate-open',
+        `${env.name}: approved under policy ${confirmation.policy.digest ?? '(no digest)'}; GitHub confirms ${shortSha(head)} into ${pull.baseRef}`,
+        { sha: head },
+      );
     this.changed();
     return waiting === undefined;
   }
@@ -276,7 +353,12 @@ export class ChangeRun {
   }
 
   delivered(head: string): void {
-    this.setStage('delivered', this.policy?.merge ? `merge of ${shortSha(head)}` : `nothing: ${shortSha(head)} is delivered to every environment`);
+    this.setStage(
+      'delivered',
+      this.policy?.merge
+        ? `merge of ${shortSha(head)}`
+        : `nothing: ${shortSha(head)} is delivered to every environment`,
+    );
   }
 
   async mergeIfConfigured(head: string): Promise<boolean> {
@@ -290,7 +372,13 @@ export class ChangeRun {
       return merged.merged;
     } catch (error) {
       if (isCancellation(error)) throw error;
-      note(this.record, this.now(), 'merge-failed', `merging ${shortSha(head)} failed: ${error instanceof Error ? error.message : String(error)}`, { sha: head });
+      note(
+        this.record,
+        this.now(),
+        'merge-failed',
+        `merging ${shortSha(head)} failed: ${error instanceof Error ? error.message : String(error)}`,
+        { sha: head },
+      );
       this.changed();
       return false;
     }
@@ -306,9 +394,18 @@ export class ChangeRun {
     await condition(allHandlersFinished);
     await this.visibility.flush();
     await this.teamsCard?.flush();
-    note(this.record, this.now(), 'continued-as-new', `history of run ${workflowInfo().runId} reached ${workflowInfo().historyLength} events; the record continues in a new run`);
+    note(
+      this.record,
+      this.now(),
+      'continued-as-new',
+      `history of run ${workflowInfo().runId} reached ${workflowInfo().historyLength} events; the record continues in a new run`,
+    );
     this.endRun('continued-as-new');
-    return await continueAsNew<(input: ChangeWorkflowInput) => Promise<ChangeResult>>({ change: this.record.change, carried: this.record, ...(this.input.historyEventLimit ? { historyEventLimit: this.input.historyEventLimit } : {}) });
+    return await continueAsNew<(input: ChangeWorkflowInput) => Promise<ChangeResult>>({
+      change: this.record.change,
+      carried: this.record,
+      ...(this.input.historyEventLimit ? { historyEventLimit: this.input.historyEventLimit } : {}),
+    });
   }
 
   /**
@@ -330,7 +427,12 @@ export class ChangeRun {
       }
       return undefined;
     }
-    return { outcome: delivered ? 'delivered' : 'abandoned', change: this.record.change, headSha: this.record.headSha, record: this.record };
+    return {
+      outcome: delivered ? 'delivered' : 'abandoned',
+      change: this.record.change,
+      headSha: this.record.headSha,
+      record: this.record,
+    };
   }
 
   private endRun(outcome: string): void {
@@ -349,7 +451,9 @@ function changeRefOf(input: ChangeWorkflowInput | undefined): ChangeRef | undefi
 
 function historyLimit(input: ChangeWorkflowInput): number {
   const asked = input.historyEventLimit;
-  return typeof asked === 'number' && Number.isFinite(asked) ? Math.max(MIN_HISTORY_LIMIT, asked) : DEFAULT_HISTORY_LIMIT;
+  return typeof asked === 'number' && Number.isFinite(asked)
+    ? Math.max(MIN_HISTORY_LIMIT, asked)
+    : DEFAULT_HISTORY_LIMIT;
 }
 
 function isRecord(carried: unknown): carried is ChangeRecord {
@@ -357,15 +461,27 @@ function isRecord(carried: unknown): carried is ChangeRecord {
 }
 
 /** What the change's earlier runs leave to a run started when the pull request reopens. */
-function reopenedRecord(change: string, prior: NonNullable<Awaited<ReturnType<typeof orchestrator.beginChange>>['prior']>, now: number): ChangeRecord {
+function reopenedRecord(
+  change: string,
+  prior: NonNullable<Awaited<ReturnType<typeof orchestrator.beginChange>>['prior']>,
+  now: number,
+): ChangeRecord {
   const record = isRecord(prior.record) && prior.record.change === change ? prior.record : newRecord(change);
-  for (const [who, roles] of Object.entries(prior.initiators)) for (const role of roles) if (!(record.initiators[who] ??= []).includes(role)) record.initiators[who]?.push(role);
+  for (const [who, roles] of Object.entries(prior.initiators))
+    for (const role of roles) if (!(record.initiators[who] ??= []).includes(role)) record.initiators[who]?.push(role);
   for (const n of prior.nonces) if (!record.nonces.includes(n)) record.nonces.push(n);
   const known = new Set(record.runs.map((r) => r.runId));
-  record.runs = [...prior.runs.filter((r) => !known.has(r.runId)), ...record.runs].sort((a, b) => a.startedAt.localeCompare(b.startedAt));
+  record.runs = [...prior.runs.filter((r) => !known.has(r.runId)), ...record.runs].sort((a, b) =>
+    a.startedAt.localeCompare(b.startedAt),
+  );
   delete record.closed;
   record.pending = [];
   voidApprovals(record, now, () => true, 'void: the pull request was closed');
-  note(record, now, 'reopened', `the change starts again from its earlier runs: ${prior.notes.join('; ') || 'nothing recorded'}`);
+  note(
+    record,
+    now,
+    'reopened',
+    `the change starts again from its earlier runs: ${prior.notes.join('; ') || 'nothing recorded'}`,
+  );
   return record;
 }

@@ -17,7 +17,6 @@ import { changeWorkflowV1 } from './v1/change.ts';
 
 export type { ChangeResult };
 
-
 export async function changeWorkflow(input: ChangeWorkflowInput): Promise<ChangeResult> {
   // Runs started before core v2 keep the code they started with (src/workflows/v1).
   if (!patched(CORE_V2_PATCH)) return changeWorkflowV1(input);

@@ -1,7 +1,13 @@
 // Signals, updates and queries of changeWorkflow: shared by the workflow, the gateway, the CLI and tests,
 // so that a name exists once.
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
-import type { ApprovalOutcome, ChangeStatus, PullRequestClosed, PullRequestEvent, SignedApproval } from '../shared/types.ts';
+import type {
+  ApprovalOutcome,
+  ChangeStatus,
+  PullRequestClosed,
+  PullRequestEvent,
+  SignedApproval,
+} from '../shared/types.ts';
 
 /** A pull request opened, reopened or received commits (sent with signalWithStart). */
 export const pullRequestSignal = defineSignal<[PullRequestEvent]>('pullRequest');

@@ -1,8 +1,9 @@
 // The change's pull request inbox: events and closes arrive as signals, are taken only when the gateway signed
 // them for this change, and are applied one at a time in arrival order, each with what the orchestrator read
 // from GitHub for it — so what a head is, who wrote it and what it changes never comes from an event.
-import { condition, isCancellation, log } from '@temporalio/workflow';
+import { condition, isCancellation, log, patched } from '@temporalio/workflow';
 import { shortSha } from '../policy/sod.ts';
+import { HEAD_EVIDENCE_PATCH } from '../shared/patches.ts';
 import type { ChangePolicy, PullRequestClosed, PullRequestEvent } from '../shared/types.ts';
 import { github } from './activities.ts';
 import { applyLookedUp, applyLookupFailure, receiveClosed, receiveEvent, type ChangeRecord } from './change-record.ts';
@@ -35,7 +36,16 @@ export class Inbox {
 
   /** Read the pull request from GitHub again (its base changed under an approval): the workflow's own request. */
   refresh(head: string): void {
-    this.host.record.pending.push({ kind: 'edited', deliveryId: `${INTERNAL}${head}:${++this.refreshes}`, headSha: head, updatedAt: '', author: '', title: '', baseRef: '', headRef: '' });
+    this.host.record.pending.push({
+      kind: 'edited',
+      deliveryId: `${INTERNAL}${head}:${++this.refreshes}`,
+      headSha: head,
+      updatedAt: '',
+      author: '',
+      title: '',
+      baseRef: '',
+      headRef: '',
+    });
   }
 
   /** Applies queued events for as long as the run lives. */
@@ -64,12 +74,16 @@ export class Inbox {
     if (record.headSha === '') record.waitingFor = `the pull request from GitHub (${shortSha(event.headSha)})`;
     try {
       const found = await github.lookUpPullRequest({ change: record.change });
-      applyLookedUp(record, policy, event, found, this.host.now());
+      applyLookedUp(record, policy, event, found, this.host.now(), patched(HEAD_EVIDENCE_PATCH));
     } catch (error) {
       if (isCancellation(error)) throw error;
       // Fail safe: the head moves (the push did happen), but nobody can approve it until a later event reads it.
       applyLookupFailure(record, event, failureMessage(error), this.host.now());
-      log.warn('pull request look-up failed', { change: record.change, headSha: event.headSha, error: failureMessage(error) });
+      log.warn('pull request look-up failed', {
+        change: record.change,
+        headSha: event.headSha,
+        error: failureMessage(error),
+      });
     }
   }
 }

@@ -1,3 +1,4 @@
 // Workflow entry point bundled into Temporal's sandbox.
 export { changeWorkflow } from './change.ts';
 export { teamsConversationsWorkflow } from './teams-conversations.ts';
+export { laneWorkflow } from './lane.ts';

@@ -20,7 +20,13 @@ export interface CardState {
 
 const { syncTeamsCard } = proxyActivities<OrchestratorActivities>({
   startToCloseTimeout: '30 seconds',
-  retry: { initialInterval: '2 seconds', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 15, nonRetryableErrorTypes: ['TeamsConfigError', 'TeamsConversationError'] },
+  retry: {
+    initialInterval: '2 seconds',
+    backoffCoefficient: 2,
+    maximumInterval: '1 minute',
+    maximumAttempts: 15,
+    nonRetryableErrorTypes: ['TeamsConfigError', 'TeamsConversationError'],
+  },
 });
 
 export interface TeamsCardTracker {
@@ -32,7 +38,14 @@ export interface TeamsCardTracker {
 
 /** Everything the card shows, as one string: a different view is a reason to update the message. */
 function view(state: CardState): string {
-  return [state.headSha, state.stage, state.waitingFor, state.approvals.length, state.approvals.filter((a) => a.voidedAt).length, ...state.environments.map((e) => e.state)].join('|');
+  return [
+    state.headSha,
+    state.stage,
+    state.waitingFor,
+    state.approvals.length,
+    state.approvals.filter((a) => a.voidedAt).length,
+    ...state.environments.map((e) => e.state),
+  ].join('|');
 }
 
 export function startTeamsCard(state: CardState, snapshot: () => ChangeStatus): TeamsCardTracker {
@@ -40,7 +53,11 @@ export function startTeamsCard(state: CardState, snapshot: () => ChangeStatus): 
   let notConfigured = false;
   let attempted = '';
   let busy = false;
-  const wantsPost = () => !notConfigured && asked === state.headSha && state.stage === 'awaiting-approval' && state.teamsCard?.sha !== state.headSha;
+  const wantsPost = () =>
+    !notConfigured &&
+    asked === state.headSha &&
+    state.stage === 'awaiting-approval' &&
+    state.teamsCard?.sha !== state.headSha;
   const due = () => (wantsPost() || state.teamsCard !== undefined) && view(state) !== attempted;
 
   const loop = async () => {
@@ -49,13 +66,19 @@ export function startTeamsCard(state: CardState, snapshot: () => ChangeStatus): 
       const target = view(state);
       busy = true;
       try {
-        const result = await syncTeamsCard({ status: snapshot(), ...(state.teamsCard ? { card: state.teamsCard } : {}), post: wantsPost() });
+        const result = await syncTeamsCard({
+          status: snapshot(),
+          ...(state.teamsCard ? { card: state.teamsCard } : {}),
+          post: wantsPost(),
+        });
         if (!result.configured) notConfigured = true;
         if (result.card) state.teamsCard = result.card;
         else delete state.teamsCard;
       } catch (error) {
         if (isCancellation(error)) throw error;
-        log.warn('Teams approval card not updated; the change goes on', { error: error instanceof Error ? error.message : String(error) });
+        log.warn('Teams approval card not updated; the change goes on', {
+          error: error instanceof Error ? error.message : String(error),
+        });
       } finally {
         busy = false;
       }

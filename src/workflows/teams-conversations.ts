@@ -3,7 +3,15 @@
 // orchestrator's Teams activity queries. Temporal is the store every zone already shares, so nothing is lost
 // when the gateway restarts. The workflow keeps what it is sent; the orchestrator uses only references whose
 // gateway signature verifies (src/shared/teams-conversation.ts).
-import { allHandlersFinished, condition, continueAsNew, defineQuery, defineSignal, setHandler, workflowInfo } from '@temporalio/workflow';
+import {
+  allHandlersFinished,
+  condition,
+  continueAsNew,
+  defineQuery,
+  defineSignal,
+  setHandler,
+  workflowInfo,
+} from '@temporalio/workflow';
 import type { SignedTeamsConversation } from '../shared/teams-conversation.ts';
 
 /** One per orchestrator task queue (`teams-conversations:foureyes` by default), so deployments sharing a namespace stay apart. */

@@ -6,8 +6,17 @@
 // any worker. Active, they continue the client's trace and hand their spans to the worker's `exporter` sink
 // (src/workers/tracing.ts), which drops them unless that worker traces.
 import { TRACE_HEADER } from '@temporalio/interceptors-opentelemetry/lib/instrumentation.js';
-import { OpenTelemetryInboundInterceptor, OpenTelemetryInternalsInterceptor, OpenTelemetryOutboundInterceptor } from '@temporalio/interceptors-opentelemetry/lib/workflow/index.js';
-import type { WorkflowInboundCallsInterceptor, WorkflowInterceptors, WorkflowInternalsInterceptor, WorkflowOutboundCallsInterceptor } from '@temporalio/workflow';
+import {
+  OpenTelemetryInboundInterceptor,
+  OpenTelemetryInternalsInterceptor,
+  OpenTelemetryOutboundInterceptor,
+} from '@temporalio/interceptors-opentelemetry/lib/workflow/index.js';
+import type {
+  WorkflowInboundCallsInterceptor,
+  WorkflowInterceptors,
+  WorkflowInternalsInterceptor,
+  WorkflowOutboundCallsInterceptor,
+} from '@temporalio/workflow';
 
 type Method = (input: unknown, next: (input: unknown) => unknown) => unknown;
 
@@ -26,22 +35,39 @@ function gated<T extends object>(prototype: object, traced: () => T | undefined)
 
 export const interceptors = (): WorkflowInterceptors => {
   // Per run: created when execute() sees the trace header, never otherwise.
-  let otel: { inbound: OpenTelemetryInboundInterceptor; outbound: OpenTelemetryOutboundInterceptor; internals: OpenTelemetryInternalsInterceptor } | undefined;
-  const inbound = gated<WorkflowInboundCallsInterceptor>(OpenTelemetryInboundInterceptor.prototype, () => otel?.inbound);
+  let otel:
+    | {
+        inbound: OpenTelemetryInboundInterceptor;
+        outbound: OpenTelemetryOutboundInterceptor;
+        internals: OpenTelemetryInternalsInterceptor;
+      }
+    | undefined;
+  const inbound = gated<WorkflowInboundCallsInterceptor>(
+    OpenTelemetryInboundInterceptor.prototype,
+    () => otel?.inbound,
+  );
   return {
     inbound: [
       {
         ...inbound,
         execute(input, next) {
           if (input.headers[TRACE_HEADER] !== undefined) {
-            otel = { inbound: new OpenTelemetryInboundInterceptor(), outbound: new OpenTelemetryOutboundInterceptor(), internals: new OpenTelemetryInternalsInterceptor() };
+            otel = {
+              inbound: new OpenTelemetryInboundInterceptor(),
+              outbound: new OpenTelemetryOutboundInterceptor(),
+              internals: new OpenTelemetryInternalsInterceptor(),
+            };
             return otel.inbound.execute(input, next);
           }
           return next(input);
         },
       },
     ],
-    outbound: [gated<WorkflowOutboundCallsInterceptor>(OpenTelemetryOutboundInterceptor.prototype, () => otel?.outbound)],
-    internals: [gated<WorkflowInternalsInterceptor>(OpenTelemetryInternalsInterceptor.prototype, () => otel?.internals)],
+    outbound: [
+      gated<WorkflowOutboundCallsInterceptor>(OpenTelemetryOutboundInterceptor.prototype, () => otel?.outbound),
+    ],
+    internals: [
+      gated<WorkflowInternalsInterceptor>(OpenTelemetryInternalsInterceptor.prototype, () => otel?.internals),
+    ],
   };
 };

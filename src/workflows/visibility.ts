@@ -3,9 +3,24 @@
 // comment) and the approval request in chat. Each is written only when what it shows has changed; GitHub and
 // chat are best effort (an outage never holds up or fails the change).
 import type { SearchAttributeUpdatePair } from '@temporalio/common';
-import { condition, isCancellation, log, setCurrentDetails, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import {
+  condition,
+  isCancellation,
+  log,
+  setCurrentDetails,
+  upsertSearchAttributes,
+  workflowInfo,
+} from '@temporalio/workflow';
 import { shortSha } from '../policy/sod.ts';
-import { ApproversAttr, AuthorAttr, HeadShaAttr, InitiatorsAttr, PullNumberAttr, RepoAttr, StageAttr } from '../shared/search-attributes.ts';
+import {
+  ApproversAttr,
+  AuthorAttr,
+  HeadShaAttr,
+  InitiatorsAttr,
+  PullNumberAttr,
+  RepoAttr,
+  StageAttr,
+} from '../shared/search-attributes.ts';
 import type { ChangePolicy, ChangeStatus, EnvironmentPolicy } from '../shared/types.ts';
 import { reporting } from './activities.ts';
 import { currentApprovers, type ChangeRecord } from './change-record.ts';
@@ -30,7 +45,9 @@ export class Visibility {
           await reporting.syncGitHub({ status: this.snapshot() });
         } catch (error) {
           if (isCancellation(error)) throw error;
-          log.warn('GitHub report failed; the change goes on', { error: error instanceof Error ? error.message : String(error) });
+          log.warn('GitHub report failed; the change goes on', {
+            error: error instanceof Error ? error.message : String(error),
+          });
         } finally {
           this.busy = false;
         }
@@ -64,7 +81,14 @@ export class Visibility {
     const info = workflowInfo();
     const url = `${policy.temporalUiUrl.replace(/\/$/, '')}/namespaces/${encodeURIComponent(info.namespace)}/workflows/${encodeURIComponent(info.workflowId)}/${info.runId}`;
     reporting
-      .notifySlack({ change: record.change, title: record.title, sha: head, author: record.author, environments: pending.map((e) => ({ name: e.name, required: e.required, confirm: e.confirm })), url })
+      .notifySlack({
+        change: record.change,
+        title: record.title,
+        sha: head,
+        author: record.author,
+        environments: pending.map((e) => ({ name: e.name, required: e.required, confirm: e.confirm })),
+        url,
+      })
       .then(
         (r) => log.info('approval request posted to chat', { posted: r.posted, reason: r.reason }),
         (error: unknown) => {
@@ -90,7 +114,10 @@ export class Visibility {
     if (record.headSha) attributes.push({ key: HeadShaAttr, value: record.headSha });
     const initiators = Object.keys(record.initiators).sort();
     if (initiators.length > 0) attributes.push({ key: InitiatorsAttr, value: initiators });
-    attributes.push({ key: ApproversAttr, value: policy && record.headSha ? currentApprovers(record, policy, now) : [] });
+    attributes.push({
+      key: ApproversAttr,
+      value: policy && record.headSha ? currentApprovers(record, policy, now) : [],
+    });
     const key = JSON.stringify(attributes.map((a) => a.value));
     if (key === this.lastAttributes) return;
     this.lastAttributes = key;

@@ -6,7 +6,7 @@ import { ActivityFailure, ApplicationFailure, CancelledFailure } from '@temporal
 import { bundleWorkflowCode, DefaultLogger, Runtime, Worker } from '@temporalio/worker';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -25,7 +25,13 @@ import { zoneQueue } from '../../src/shared/task-queues.ts';
 import { ZONES } from '../../src/workers/zones.ts';
 import type { DeployStepInput, DeployStepResult } from './fixtures/deploy-workflows.ts';
 import { startPostgres, type PostgresCluster } from '../helpers/postgres.ts';
-import { testClient, testWorker, testWorkerConnection, uniqueQueue } from '../helpers/temporal.ts';
+import {
+  testClient,
+  testWorker,
+  testWorkerConnection,
+  uniquePullNumberBase,
+  uniqueQueue,
+} from '../helpers/temporal.ts';
 
 // Everything the deployer logs in this process, captured for the secret scan.
 const logs: string[] = [];
@@ -37,6 +43,8 @@ const handles: WorkflowHandle[] = [];
 const prefix = `t4d${randomBytes(3).toString('hex')}`;
 const work = mkdtempSync(join(tmpdir(), 'foureyes-deploy-test-'));
 const secretsDir = join(work, 'seen');
+/** Makes the sleeps of this file's commands findable in /proc from outside their sandbox. */
+const mark = `${process.pid % 10000}${Date.now() % 1000}`;
 let pg: PostgresCluster;
 let admin: VaultAdmin;
 let creds: DeployerCredentials;
@@ -46,6 +54,7 @@ let sha: string;
 let queue: string;
 let workers: Worker[] = [];
 let running: Promise<unknown>;
+let workflowBundle: { code: string };
 const children: ManagedProcess[] = [];
 
 function yaml(pgPort: number, psql: string, remote: string): string {
@@ -61,11 +70,13 @@ environments:
         echo "connecting as $PGUSER with password $PGPASSWORD" &&
         ${pgConn} -c "insert into deploys(who, key) values (current_user, '$FOUREYES_IDEMPOTENCY_KEY')"
       timeout: 60s
+      writable: [${JSON.stringify(work)}]
     verify:
       run: >-
         printf '%s\\n' "$PGPASSWORD" >> ${secretsDir}/values &&
         test "$(${pgConn} -tA -c "select count(*) from deploys where key = '$FOUREYES_IDEMPOTENCY_KEY'")" = 1
       timeout: 30s
+      writable: [${JSON.stringify(work)}]
     verifyWithLease: true
     lease:
       kind: dynamic
@@ -79,21 +90,25 @@ ${tokenLease}
     deploy:
       run: 'printf "%s\\n" "$VAULT_TOKEN" >> ${secretsDir}/values; echo "token is $VAULT_TOKEN"; echo boom >&2; exit 3'
       timeout: 60s
+      writable: [${JSON.stringify(work)}]
 ${tokenLease}
   - name: slow
     deploy:
-      run: 'printf "%s\\n" "$VAULT_TOKEN" >> ${secretsDir}/values; echo $$ > ${work}/slow.pid; sleep 60'
+      run: 'printf "%s\\n" "$VAULT_TOKEN" >> ${secretsDir}/values; touch ${work}/slow.started; sleep 60.${mark}1'
       timeout: 2s
+      writable: [${JSON.stringify(work)}]
 ${tokenLease}
   - name: hang
     deploy:
-      run: 'printf "%s\\n" "$VAULT_TOKEN" >> ${secretsDir}/values; echo $$ > ${work}/hang.pid; sleep 300'
+      run: 'printf "%s\\n" "$VAULT_TOKEN" >> ${secretsDir}/values; touch ${work}/hang.started; sleep 300.${mark}2'
       timeout: 5m
+      writable: [${JSON.stringify(work)}]
 ${tokenLease}
   - name: crash
     deploy:
-      run: 'printf "%s\\n" "$VAULT_TOKEN" >> ${secretsDir}/values; echo $$ >> ${work}/crash.started; sleep 4; echo "$FOUREYES_IDEMPOTENCY_KEY" >> ${work}/crash.ledger'
+      run: 'printf "%s\\n" "$VAULT_TOKEN" >> ${secretsDir}/values; echo started >> ${work}/crash.started; sleep 4.${mark}3; echo "$FOUREYES_IDEMPOTENCY_KEY" >> ${work}/crash.ledger'
       timeout: 60s
+      writable: [${JSON.stringify(work)}]
 ${tokenLease}
 repositories:
   - name: acme/shop
@@ -105,7 +120,11 @@ vault:
 
 function gitRepo(): { remote: string; sha: string } {
   const remote = join(work, 'remote');
-  const git = (...args: string[]) => execFileSync('git', ['-C', remote, ...args], { encoding: 'utf8', env: { PATH: process.env.PATH ?? '', GIT_CONFIG_NOSYSTEM: '1', HOME: work } }).trim();
+  const git = (...args: string[]) =>
+    execFileSync('git', ['-C', remote, ...args], {
+      encoding: 'utf8',
+      env: { PATH: process.env.PATH ?? '', GIT_CONFIG_NOSYSTEM: '1', HOME: work },
+    }).trim();
   execFileSync('git', ['init', '-q', remote]);
   writeFileSync(join(remote, 'app.txt'), 'v1\n');
   git('add', 'app.txt');
@@ -116,17 +135,35 @@ function gitRepo(): { remote: string; sha: string } {
 function collectValues(): void {
   const file = join(secretsDir, 'values');
   if (!existsSync(file)) return;
-  for (const line of readFileSync(file, 'utf8').split('\n')) if (line.trim().length >= 3) leakedCandidates.add(line.trim());
+  for (const line of readFileSync(file, 'utf8').split('\n'))
+    if (line.trim().length >= 3) leakedCandidates.add(line.trim());
 }
 
 function input(environment: string, n: number, extra: Partial<DeployStepInput> = {}): DeployStepInput {
   const change = `acme/shop#${n}`;
-  return { change, environment, sha, idempotencyKey: `${change}@${environment}@${sha}`, deployQueue: zoneQueue(queue, 'deploy'), ...extra };
+  return {
+    change,
+    environment,
+    sha,
+    idempotencyKey: `${change}@${environment}@${sha}`,
+    deployQueue: zoneQueue(queue, 'deploy'),
+    ...extra,
+  };
 }
 
-async function start(args: DeployStepInput): Promise<WorkflowHandle> {
+async function start(args: DeployStepInput, asChange?: { taskQueue: string }): Promise<WorkflowHandle> {
   const client = await testClient();
-  const handle = await client.workflow.start('deployStepWorkflow', { taskQueue: queue, workflowId: `deploy-test-${randomBytes(4).toString('hex')}`, args: [args] });
+  const handle = asChange
+    ? await client.workflow.start('changeWorkflow', {
+        taskQueue: asChange.taskQueue,
+        workflowId: `change:${args.change}`,
+        args: [args],
+      })
+    : await client.workflow.start('deployStepWorkflow', {
+        taskQueue: queue,
+        workflowId: `deploy-test-${randomBytes(4).toString('hex')}`,
+        args: [args],
+      });
   handles.push(handle);
   return handle;
 }
@@ -147,12 +184,18 @@ async function failureOf(handle: WorkflowHandle): Promise<Error> {
 }
 
 /** The accessor no longer names a token, and a dynamic lease is unknown to OpenBao. */
-async function expectRevoked(leases: Array<{ kind: string; leaseId: string; accessor?: string; revokedAt?: string }>): Promise<void> {
+async function expectRevoked(
+  leases: Array<{ kind: string; leaseId: string; accessor?: string; revokedAt?: string }>,
+): Promise<void> {
   expect(leases.length).toBeGreaterThan(0);
   for (const lease of leases) {
     expect(lease.revokedAt, lease.leaseId).toBeTruthy();
-    if (lease.kind === 'dynamic') await expect(admin.request('PUT', 'sys/leases/lookup', { lease_id: lease.leaseId })).rejects.toThrow(/HTTP 400/);
-    else await expect(admin.request('POST', 'auth/token/lookup-accessor', { accessor: lease.accessor })).rejects.toThrow(/HTTP 400|HTTP 403/);
+    if (lease.kind === 'dynamic')
+      await expect(admin.request('PUT', 'sys/leases/lookup', { lease_id: lease.leaseId })).rejects.toThrow(/HTTP 400/);
+    else
+      await expect(admin.request('POST', 'auth/token/lookup-accessor', { accessor: lease.accessor })).rejects.toThrow(
+        /HTTP 400|HTTP 403/,
+      );
   }
 }
 
@@ -160,29 +203,21 @@ async function tokenIsDead(token: string): Promise<void> {
   await expect(admin.request('POST', 'auth/token/lookup', { token })).rejects.toThrow(/HTTP 4\d\d/);
 }
 
-/** PIDs whose process group is `pgid` (from /proc). */
-function groupMembers(pgid: number): number[] {
+/** Running processes (zombies excluded) whose command line contains `needle`, from /proc. */
+function processesWith(needle: string): number[] {
   const out: number[] = [];
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     try {
       const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      if (Number(fields[2]) === pgid && fields[0] !== 'Z') out.push(Number(entry));
+      if (stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z')) continue;
+      if (readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0').join(' ').includes(needle))
+        out.push(Number(entry));
     } catch {
       // exited meanwhile
     }
   }
   return out;
-}
-
-function pidGone(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return false;
-  } catch {
-    return true;
-  }
 }
 
 async function waitFor<T>(what: string, probe: () => T | undefined, timeoutMs = 20_000): Promise<T> {
@@ -208,6 +243,13 @@ beforeAll(async () => {
     }),
   });
   execFileSync('mkdir', ['-p', secretsDir]);
+  // The folder the test's deploy commands report into is writable for their sandboxes' fresh uids
+  // (the configured `writable` folder of a deploy step must be, like any shared drop folder).
+  for (const dir of [work, secretsDir]) chmodSync(dir, 0o777);
+  for (const file of [join(secretsDir, 'values'), join(work, 'crash.started'), join(work, 'crash.ledger')]) {
+    writeFileSync(file, '');
+    chmodSync(file, 0o666);
+  }
   pg = await startPostgres();
   await pg.query('create table deploys (id serial primary key, who text not null, key text not null)');
   const repo = gitRepo();
@@ -228,17 +270,30 @@ beforeAll(async () => {
   });
   await admin.request('POST', `database/roles/${prefix}-app`, {
     db_name: `${prefix}-pg`,
-    creation_statements: [`CREATE ROLE "{{name}}" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';`, `GRANT SELECT, INSERT ON deploys TO "{{name}}";`, `GRANT USAGE ON SEQUENCE deploys_id_seq TO "{{name}}";`],
+    creation_statements: [
+      `CREATE ROLE "{{name}}" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';`,
+      `GRANT SELECT, INSERT ON deploys TO "{{name}}";`,
+      `GRANT USAGE ON SEQUENCE deploys_id_seq TO "{{name}}";`,
+    ],
     default_ttl: '1h',
     max_ttl: '2h',
   });
-  for (const env of ['staging', 'production']) await admin.request('POST', `secret/data/${prefix}/${env}/app`, { data: { marker: `${env}-only` } });
+  for (const env of ['staging', 'production'])
+    await admin.request('POST', `secret/data/${prefix}/${env}/app`, { data: { marker: `${env}-only` } });
 
   queue = uniqueQueue('deploy-test');
-  const workflowBundle = await bundleWorkflowCode({ workflowsPath: fileURLToPath(new URL('./fixtures/deploy-workflows.ts', import.meta.url)), logger: new DefaultLogger('WARN') });
+  workflowBundle = await bundleWorkflowCode({
+    workflowsPath: fileURLToPath(new URL('./fixtures/deploy-workflows.ts', import.meta.url)),
+    logger: new DefaultLogger('WARN'),
+  });
   const env = { VAULT_ADDR: creds.address, VAULT_ROLE_ID: creds.roleId, VAULT_SECRET_ID: creds.secretId };
   workers = [
-    await Worker.create({ connection: await testWorkerConnection(), namespace: inject('temporalNamespace'), taskQueue: queue, workflowBundle }),
+    await Worker.create({
+      connection: await testWorkerConnection(),
+      namespace: inject('temporalNamespace'),
+      taskQueue: queue,
+      workflowBundle,
+    }),
     await testWorker({ taskQueue: zoneQueue(queue, 'deploy'), activities: createDeployActivities(() => config, env) }),
   ];
   running = Promise.all(workers.map((w) => w.run()));
@@ -264,7 +319,9 @@ describe('deployer activities', () => {
     expect(username).toMatch(/^v-/);
     expect(password.length).toBeGreaterThan(8);
     // The row was written by the leased role...
-    const rows = await pg.query<{ who: string }>('select who from deploys where key = $1', [input('staging', 1).idempotencyKey]);
+    const rows = await pg.query<{ who: string }>('select who from deploys where key = $1', [
+      input('staging', 1).idempotencyKey,
+    ]);
     expect(rows.map((r) => r.who)).toEqual([username]);
     // ...which is gone now, as are the verify step's role and every lease.
     const roles = await pg.query<{ rolname: string }>("select rolname from pg_roles where rolname like 'v-%'");
@@ -277,7 +334,10 @@ describe('deployer activities', () => {
     // Output went to the record redacted.
     expect(result.deploy.outputTail).toContain('connecting as [redacted] with password [redacted]');
     // Nothing stays outstanding.
-    const state = await admin.request<{ data: { data: { leases: unknown[] } } }>('GET', leaseStatePath(config, 'acme/shop#1', 'staging'));
+    const state = await admin.request<{ data: { data: { leases: unknown[] } } }>(
+      'GET',
+      leaseStatePath(config, 'acme/shop#1', 'staging'),
+    );
     expect(state.data.data.leases).toEqual([]);
   });
 
@@ -292,7 +352,10 @@ describe('deployer activities', () => {
     expect(failure.message).toMatch(/exited with code 3/);
     expect(failure.message).toContain('boom');
     expect(failure.message).toContain('token is [redacted]');
-    const report = failure.details?.[0] as { status: string; leases: Array<{ kind: string; leaseId: string; accessor?: string; revokedAt?: string }> };
+    const report = failure.details?.[0] as {
+      status: string;
+      leases: Array<{ kind: string; leaseId: string; accessor?: string; revokedAt?: string }>;
+    };
     expect(report.status).toBe('failed');
     await expectRevoked(report.leases);
     await tokenIsDead(lastToken());
@@ -304,26 +367,29 @@ describe('deployer activities', () => {
     collectValues();
     expect((cause as ApplicationFailure).type).toBe('DeployTimedOut');
     expect(cause.message).toMatch(/timed out after 2s/);
-    const pid = Number(readFileSync(join(work, 'slow.pid'), 'utf8'));
-    expect(pidGone(pid)).toBe(true);
+    expect(existsSync(join(work, 'slow.started'))).toBe(true);
+    expect(processesWith(`sleep 60.${mark}1`)).toEqual([]);
     await tokenIsDead(lastToken());
-    const report = (cause as ApplicationFailure).details?.[0] as { leases: Array<{ kind: string; leaseId: string; accessor?: string; revokedAt?: string }> };
+    const report = (cause as ApplicationFailure).details?.[0] as {
+      leases: Array<{ kind: string; leaseId: string; accessor?: string; revokedAt?: string }>;
+    };
     await expectRevoked(report.leases);
   });
 
   it('cancelling the workflow mid-deploy kills the command and revokes', async () => {
     const handle = await start(input('hang', 4, { heartbeatTimeoutMs: 3000 }));
-    const pidFile = join(work, 'hang.pid');
-    const pid = await waitFor('the deploy command to start', () => (existsSync(pidFile) ? Number(readFileSync(pidFile, 'utf8')) : undefined));
+    const hang = `sleep 300.${mark}2`;
+    await waitFor(
+      'the deploy command to start',
+      () => existsSync(join(work, 'hang.started')) && processesWith(hang).length > 0,
+    );
     const token = lastToken();
     collectValues();
-    expect(pidGone(pid)).toBe(false);
     await handle.cancel();
     const cause = await failureOf(handle);
     expect(cause).toBeInstanceOf(CancelledFailure);
-    expect(pidGone(pid)).toBe(true);
-    // `sleep 300` ran in the command's process group: nothing of that group is left.
-    expect(groupMembers(pid)).toEqual([]);
+    // `sleep 300` ran in the command's sandbox: nothing of it is left.
+    expect(processesWith(hang)).toEqual([]);
     await tokenIsDead(token);
     const vault = new DeployerVault(creds);
     expect(await new LeaseManager(vault, config).outstanding('acme/shop#4', 'hang')).toEqual([]);
@@ -336,7 +402,9 @@ describe('deployer activities', () => {
     const revoked: LeaseRecord[] = [];
     try {
       const read = async (token: string, env: string) => {
-        const response = await fetch(`${creds.address}/v1/secret/data/${prefix}/${env}/app`, { headers: { 'X-Vault-Token': token } });
+        const response = await fetch(`${creds.address}/v1/secret/data/${prefix}/${env}/app`, {
+          headers: { 'X-Vault-Token': token },
+        });
         return response.status;
       };
       const stagingToken = staging.secrets[0] as string;
@@ -353,7 +421,10 @@ describe('deployer activities', () => {
       );
       expect(deployerRead).toMatch(/HTTP 403/);
     } finally {
-      revoked.push(...(await leases.revokeAll('acme/shop#5', 'production', lease.records)), ...(await leases.revokeAll('acme/shop#5', 'staging', staging.records)));
+      revoked.push(
+        ...(await leases.revokeAll('acme/shop#5', 'production', lease.records)),
+        ...(await leases.revokeAll('acme/shop#5', 'staging', staging.records)),
+      );
     }
     for (const s of [...lease.secrets, ...staging.secrets]) leakedCandidates.add(s);
     await expectRevoked(revoked);
@@ -374,22 +445,50 @@ describe('deployer activities', () => {
       VAULT_SECRET_ID: creds.secretId,
     };
     const spawnWorker = (n: number) => {
-      const proc = startProcess(process.execPath, ['--import', 'tsx', 'src/workers/deployer.ts'], { name: `deployer-${n}`, cwd: projectRoot(), env: workerEnv, logFile: join(work, `deployer-${n}.log`) });
+      const proc = startProcess(process.execPath, ['--import', 'tsx', 'src/workers/deployer.ts'], {
+        name: `deployer-${n}`,
+        cwd: projectRoot(),
+        env: workerEnv,
+        logFile: join(work, `deployer-${n}.log`),
+      });
       children.push(proc);
       return proc;
     };
     const first = spawnWorker(1);
-    const args = input('crash', 6, { deployQueue: zoneQueue(crashQueue, 'deploy'), heartbeatTimeoutMs: 3000, maxAttempts: 5 });
-    const handle = await start(args);
+    // The spawned deployer is the real zone, caller check included: the workflow is the change's own, on
+    // the orchestrator queue of that deployer.
+    const orchestrator = await Worker.create({
+      connection: await testWorkerConnection(),
+      namespace: inject('temporalNamespace'),
+      taskQueue: crashQueue,
+      workflowBundle,
+    });
+    workers.push(orchestrator);
+    const orchestratorRun = orchestrator.run();
+    running = running.then(() => orchestratorRun);
+    const args = input('crash', uniquePullNumberBase() + 6, {
+      deployQueue: zoneQueue(crashQueue, 'deploy'),
+      heartbeatTimeoutMs: 3000,
+      maxAttempts: 5,
+    });
+    const handle = await start(args, { taskQueue: crashQueue });
     const started = join(work, 'crash.started');
-    const pid = await waitFor('the first attempt to start its command', () => (existsSync(started) ? Number(readFileSync(started, 'utf8').trim()) : undefined), 60_000);
+    await waitFor(
+      'the first attempt to start its command',
+      () => (existsSync(started) && processesWith(`sleep 4.${mark}3`).length > 0) || undefined,
+      60_000,
+    );
     const firstToken = lastToken();
 
     // A real crash: SIGKILL to the worker process alone (not its group).
     process.kill(first.child.pid as number, 'SIGKILL');
     await first.exited;
-    // The command dies with its worker (watchdog), so it cannot race the retry.
-    await waitFor('the orphaned command to die', () => pidGone(pid) || undefined, 5000);
+    // The command's sandbox dies with its worker, so it cannot race the retry.
+    await waitFor(
+      'the orphaned command to die',
+      () => processesWith(`sleep 4.${mark}3`).length === 0 || undefined,
+      5000,
+    );
     // Its lease is still alive until the next worker revokes it.
     expect(await admin.request('POST', 'auth/token/lookup', { token: firstToken }).then(() => 'alive')).toBe('alive');
 
@@ -403,10 +502,12 @@ describe('deployer activities', () => {
     // The report names the orphaned lease (revoked first) and its own (revoked after).
     expect(result.deploy.leases).toHaveLength(2);
     await expectRevoked(result.deploy.leases);
-    expect(Date.parse(result.deploy.leases[0]?.revokedAt as string)).toBeLessThan(Date.parse(result.deploy.leases[1]?.issuedAt as string));
+    expect(Date.parse(result.deploy.leases[0]?.revokedAt as string)).toBeLessThan(
+      Date.parse(result.deploy.leases[1]?.issuedAt as string),
+    );
 
     // Once deployed, the same idempotency key never runs the command again.
-    const again = await start({ ...args });
+    const again = await start({ ...args }, { taskQueue: crashQueue });
     const second = (await again.result()) as DeployStepResult;
     expect(second.deploy.status).toBe('already-deployed');
     expect(readFileSync(join(work, 'crash.ledger'), 'utf8').trim().split('\n')).toHaveLength(1);
@@ -431,7 +532,12 @@ describe('deployer activities', () => {
     const base = ['PATH', 'FOUREYES_CONFIG', 'TEMPORAL_ADDRESS', 'TEMPORAL_NAMESPACE', 'FOUREYES_TASK_QUEUE'];
     const allowed = new Set([...base, ...ZONES.checks.allowedEnv]);
     const env = Object.fromEntries(Object.entries(full).filter(([k]) => allowed.has(k)));
-    const proc = startProcess(process.execPath, ['--import', 'tsx', 'src/workers/checks.ts'], { name: 'checks', cwd: projectRoot(), env, logFile: join(work, 'checks.log') });
+    const proc = startProcess(process.execPath, ['--import', 'tsx', 'src/workers/checks.ts'], {
+      name: 'checks',
+      cwd: projectRoot(),
+      env,
+      logFile: join(work, 'checks.log'),
+    });
     children.push(proc);
     const client = await testClient();
     const info = (await client.workflow.execute('zoneInfoWorkflow', {
@@ -461,7 +567,8 @@ describe('deployer activities', () => {
     // see a value there: the accessor of a lease is recorded in the reports.
     expect(corpus).toContain('"change":"acme/shop#1"');
     expect(corpus).toMatch(/"accessor":"[A-Za-z0-9]{8,}"/);
-    for (const value of leakedCandidates) expect(corpus.includes(value), `a leased value leaked (${value.slice(0, 4)}…)`).toBe(false);
+    for (const value of leakedCandidates)
+      expect(corpus.includes(value), `a leased value leaked (${value.slice(0, 4)}…)`).toBe(false);
   });
 });
 
@@ -474,7 +581,8 @@ function historyJson(history: unknown): string {
   const decoded: string[] = [];
   const walk = (value: unknown) => {
     if (typeof value === 'string') {
-      if (value.length >= 8 && /^[A-Za-z0-9+/]+=*$/.test(value)) decoded.push(Buffer.from(value, 'base64').toString('utf8'));
+      if (value.length >= 8 && /^[A-Za-z0-9+/]+=*$/.test(value))
+        decoded.push(Buffer.from(value, 'base64').toString('utf8'));
     } else if (Array.isArray(value)) value.forEach(walk);
     else if (value && typeof value === 'object') Object.values(value).forEach(walk);
   };

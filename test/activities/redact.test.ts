@@ -39,3 +39,46 @@ describe('redaction of leased values', () => {
     );
   });
 });
+
+describe('secrets in every form a command may print them in', () => {
+  const pem = [
+    '-----BEGIN PRIVATE KEY-----',
+    'MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7VJTUt9Us8cKj',
+    'MZR5tPx0Q2rwPP4e1n6V4k6ZbW9Y8W3a0p3e2sFq1t9h0b2m3n4o5p6q7r8s9t0u',
+    '-----END PRIVATE KEY-----',
+    '',
+  ].join('\n');
+
+  it('a multi-line secret (a PEM key) printed line by line, base64-encoded, wrapped, URL-encoded or JSON-escaped leaves nothing behind', () => {
+    const b64 = Buffer.from(pem).toString('base64');
+    const wrapped = (b64.match(/.{1,76}/g) ?? []).join('\n');
+    const printed = [
+      pem,
+      b64,
+      wrapped,
+      Buffer.from(pem).toString('base64url'),
+      encodeURIComponent(pem),
+      JSON.stringify({ key: pem }),
+    ].join('\n');
+    const lines = feed(printed, [13, 200, 401], [pem]);
+    const out = lines.join('\n');
+    for (const line of pem.split('\n').filter((l) => l.length >= 8 && !l.startsWith('-----')))
+      expect(out).not.toContain(line);
+    expect(out).not.toContain(b64.slice(0, 40));
+    for (const piece of wrapped.split('\n').filter((p) => p.length >= 8)) expect(out).not.toContain(piece);
+    expect(out).not.toContain(encodeURIComponent(pem).slice(0, 30));
+    expect(out).not.toContain('MIIEvQIBADANBgkq');
+  });
+
+  it('credentials in URLs are stripped, the rest of the URL stays', () => {
+    expect(
+      redactText('fatal: unable to access https://x-access-token:ghs_abc123@github.com/acme/shop.git/: 403', []),
+    ).toBe(`fatal: unable to access https://${REDACTED}@github.com/acme/shop.git/: 403`);
+    expect(redactText('postgres://app:s3cret@db:5432/x and ssh://git@host/repo', [])).toBe(
+      `postgres://${REDACTED}@db:5432/x and ssh://${REDACTED}@host/repo`,
+    );
+    expect(redactText('see https://github.com/acme/shop/pull/1 (user@example.com)', [])).toBe(
+      'see https://github.com/acme/shop/pull/1 (user@example.com)',
+    );
+  });
+});

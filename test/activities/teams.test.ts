@@ -19,10 +19,16 @@ import type { ChangeStatus } from '../../src/shared/types.ts';
 import { startTeamsStandin, type PostedMessage, type TeamsStandin } from '../../src/teams-standin/server.ts';
 import { pullRequestSignal, statusQuery } from '../../src/workflows/definitions.ts';
 import { teamsConversationSignal, teamsConversationsWorkflowId } from '../../src/workflows/teams-conversations.ts';
-import { changeStatus } from '../../src/gateway/routes/changes.ts';
+import { changeStatus } from '../../src/client/read-change.ts';
 import { startFoureyes } from '../helpers/foureyes-process.ts';
 import { encodeHistory } from '../workflows/harness.ts';
-import { deployZoneDouble, pullRequestEvent, startGatewayStack, threePeopleConfig, type GatewayStack } from '../helpers/gateway-stack.ts';
+import {
+  deployZoneDouble,
+  pullRequestEvent,
+  startGatewayStack,
+  threePeopleConfig,
+  type GatewayStack,
+} from '../helpers/gateway-stack.ts';
 
 const sam = { aadObjectId: '5a3d0c1e-0000-4000-8000-00000000b001', name: 'Sam' };
 const alex = { aadObjectId: '5a3d0c1e-0000-4000-8000-00000000b002', name: 'Alex' };
@@ -34,24 +40,40 @@ let teams: TeamsStandin;
 let client: Client;
 let conversationId: string;
 
-
 beforeAll(async () => {
   stack = await startGatewayStack({
     name: 'teams-card',
     configYaml: (remote) =>
-      threePeopleConfig(remote, { channels: { 'sam-dev': `teams: ${sam.aadObjectId}`, 'alex-reviewer': `teams: ${alex.aadObjectId}`, 'jo-platform': `teams: ${jo.aadObjectId}` }, production: 'confirm: true' }),
+      threePeopleConfig(remote, {
+        channels: {
+          'sam-dev': `teams: ${sam.aadObjectId}`,
+          'alex-reviewer': `teams: ${alex.aadObjectId}`,
+          'jo-platform': `teams: ${jo.aadObjectId}`,
+        },
+        production: 'confirm: true',
+      }),
     users: ['foureyes-bot', 'sam-dev', 'alex-reviewer', 'jo-platform'],
     orchestratorEnv: (s) => ({ GITHUB_TOKEN: s.tokens['foureyes-bot'] }),
     deployActivities: deployZoneDouble(),
     beforeWorkers: async (s) => {
       teams = await startTeamsStandin({ gatewayUrl: s.gatewayUrl, appPassword: APP_PASSWORD });
       s.onStop(() => teams.close());
-      Object.assign(s.gatewayEnv, { TEAMS_APP_ID: teams.appId, TEAMS_TENANT_ID: teams.tenantId, TEAMS_OPENID_METADATA_URL: teams.openIdMetadataUrl });
+      Object.assign(s.gatewayEnv, {
+        TEAMS_APP_ID: teams.appId,
+        TEAMS_TENANT_ID: teams.tenantId,
+        TEAMS_OPENID_METADATA_URL: teams.openIdMetadataUrl,
+      });
       // An administrator adds the app to the team: Teams tells the bot, the gateway keeps the reference.
       const installed = await teams.install();
       expect(installed.reply.status).toBe(200);
       conversationId = installed.conversationId;
-      return { TEAMS_CONVERSATION_ID: conversationId, TEAMS_APP_ID: teams.appId, TEAMS_TENANT_ID: teams.tenantId, TEAMS_APP_PASSWORD: APP_PASSWORD, TEAMS_LOGIN_URL: teams.loginUrl };
+      return {
+        TEAMS_CONVERSATION_ID: conversationId,
+        TEAMS_APP_ID: teams.appId,
+        TEAMS_TENANT_ID: teams.tenantId,
+        TEAMS_APP_PASSWORD: APP_PASSWORD,
+        TEAMS_LOGIN_URL: teams.loginUrl,
+      };
     },
   });
   ({ client } = stack);
@@ -61,10 +83,24 @@ afterAll(async () => {
   await stack?.stop();
 });
 
-async function openChange(title = 'Speed up checkout'): Promise<{ number: number; change: string; head: string; handle: WorkflowHandle }> {
-  const { pull } = await stack.github.standin.openPullRequest({ repo: 'acme/shop', author: 'sam-dev', title, commits: [{ message: 'faster checkout', author: 'sam-dev' }], deliver: false });
+async function openChange(
+  title = 'Speed up checkout',
+): Promise<{ number: number; change: string; head: string; handle: WorkflowHandle }> {
+  const { pull } = await stack.github.standin.openPullRequest({
+    repo: 'acme/shop',
+    author: 'sam-dev',
+    title,
+    commits: [{ message: 'faster checkout', author: 'sam-dev' }],
+    deliver: false,
+  });
   const change = `acme/shop#${pull.number}`;
-  const handle = await client.workflow.signalWithStart('changeWorkflow', { workflowId: `change:${change}`, taskQueue: stack.taskQueue, args: [{ change }], signal: pullRequestSignal, signalArgs: [stack.signed(change, pullRequestEvent(stack.github, pull.number, 'opened'))] });
+  const handle = await client.workflow.signalWithStart('changeWorkflow', {
+    workflowId: `change:${change}`,
+    taskQueue: stack.taskQueue,
+    args: [{ change }],
+    signal: pullRequestSignal,
+    signalArgs: [stack.signed(change, pullRequestEvent(stack.github, pull.number, 'opened'))],
+  });
   stack.track(handle);
   return { number: pull.number, change, head: pull.headSha, handle };
 }
@@ -73,8 +109,13 @@ async function openChange(title = 'Speed up checkout'): Promise<{ number: number
 function textOf(card: PostedMessage['card']): { runs: string; blocks: string } {
   const body = card.body ?? [];
   return {
-    runs: body.flatMap((b) => (b.type === 'RichTextBlock' ? (b.inlines as Array<{ text: string }>).map((i) => i.text) : [])).join(''),
-    blocks: body.filter((b) => b.type === 'TextBlock').map((b) => String(b.text)).join('\n'),
+    runs: body
+      .flatMap((b) => (b.type === 'RichTextBlock' ? (b.inlines as Array<{ text: string }>).map((i) => i.text) : []))
+      .join(''),
+    blocks: body
+      .filter((b) => b.type === 'TextBlock')
+      .map((b) => String(b.text))
+      .join('\n'),
   };
 }
 
@@ -82,7 +123,11 @@ type Button = { title: string; data: Record<string, unknown> };
 /** The buttons of the card as it is now (the stand-in's message changes with every update). */
 const buttons = (m: PostedMessage) => structuredClone((m.card.actions ?? []) as Button[]);
 
-async function eventually<T>(what: string, probe: () => T | undefined | Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
+async function eventually<T>(
+  what: string,
+  probe: () => T | undefined | Promise<T | undefined>,
+  timeoutMs = 30_000,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await probe();
@@ -96,7 +141,10 @@ async function eventually<T>(what: string, probe: () => T | undefined | Promise<
 function cardFor(sha: string, pattern: RegExp, timeoutMs?: number): Promise<PostedMessage> {
   return eventually(
     `the card for ${sha.slice(0, 12)} to show ${pattern}`,
-    () => teams.messages(conversationId).find((m) => textOf(m.card).runs.includes(sha.slice(0, 12)) && pattern.test(textOf(m.card).runs)),
+    () =>
+      teams
+        .messages(conversationId)
+        .find((m) => textOf(m.card).runs.includes(sha.slice(0, 12)) && pattern.test(textOf(m.card).runs)),
     timeoutMs,
   );
 }
@@ -105,7 +153,10 @@ describe('the proactive Teams approval card', () => {
   it('is posted when the change waits, and the same message follows the clicks on it to delivered', async () => {
     const title = '**urgent** [click](https://evil.example) <at>Alex</at>';
     const { change, head, handle } = await openChange(title);
-    const posted = await cardFor(head, /Waiting for approval: staging \(0\/1\), production \(0\/1, asks for confirmation\)/);
+    const posted = await cardFor(
+      head,
+      /Waiting for approval: staging \(0\/1\), production \(0\/1, asks for confirmation\)/,
+    );
     const [approveStaging, approveProduction] = buttons(posted);
     expect(textOf(posted.card).runs).toContain(title);
     expect(textOf(posted.card).blocks).not.toContain('evil.example');
@@ -123,7 +174,9 @@ describe('the proactive Teams approval card', () => {
     const started = Date.now();
     await teams.execute(alex, approveStaging?.data as Record<string, unknown>);
     const approved = await cardFor(head, /Approved by staging: alex-reviewer/);
-    console.log(`Teams card updated with the approval ${Date.now() - started} ms after the click (message ${approved.id}, version ${approved.versions})`);
+    console.log(
+      `Teams card updated with the approval ${Date.now() - started} ms after the click (message ${approved.id}, version ${approved.versions})`,
+    );
     expect(approved.id).toBe(posted.id);
 
     // Production asks for confirmation; the confirmed click counts; the pipeline delivers.
@@ -131,7 +184,10 @@ describe('the proactive Teams approval card', () => {
     const confirm = (ask.card?.actions?.[0] as Button | undefined)?.data;
     expect(confirm).toMatchObject({ sha: head, environment: 'production', confirmed: true });
     await teams.execute(jo, confirm as Record<string, unknown>);
-    const delivered = await cardFor(head, new RegExp(`Delivered: ${head.slice(0, 12)} is deployed to staging, production`));
+    const delivered = await cardFor(
+      head,
+      new RegExp(`Delivered: ${head.slice(0, 12)} is deployed to staging, production`),
+    );
     expect(delivered.id).toBe(posted.id);
     expect(buttons(delivered)).toEqual([]);
     expect(textOf(delivered.card).runs).toMatch(/Approved by staging: alex-reviewer; production: jo-platform/);
@@ -143,16 +199,37 @@ describe('the proactive Teams approval card', () => {
     const history = JSON.stringify(events.events);
     for (const secret of [APP_PASSWORD, ...teams.issuedTokens()]) expect(history).not.toContain(secret);
     // The replay test keeps this path (patch teams-approval-card, syncTeamsCard) replaying.
-    if (process.env.FOUREYES_WRITE_HISTORIES === '1') writeFileSync(join(import.meta.dirname, '../workflows/histories/teams-card.json'), encodeHistory(handle.workflowId, (await handle.describe()).runId, events));
+    if (process.env.FOUREYES_WRITE_HISTORIES === '1')
+      writeFileSync(
+        join(import.meta.dirname, '../workflows/histories/teams-card.json'),
+        encodeHistory(handle.workflowId, (await handle.describe()).runId, events),
+      );
     expect(teams.refusedConnectorCalls).toBe(0);
   });
 
   it('says "voided by a push" on the old card and posts a new one for the new head', async () => {
     const { number, head, handle } = await openChange();
     const first = await cardFor(head, /Waiting for approval/);
-    const { pull, before } = await stack.github.standin.pushCommits({ repo: 'acme/shop', number, pusher: 'sam-dev', commits: [{ message: 'one more', author: 'sam-dev' }], deliver: false });
-    await handle.signal(pullRequestSignal, stack.signed(`acme/shop#${number}`, pullRequestEvent(stack.github, number, 'synchronize', { before, pusher: 'sam-dev' })));
-    const voided = await cardFor(head, new RegExp(`Voided by a push: sam-dev pushed ${pull.headSha.slice(0, 12)}, so approvals of ${head.slice(0, 12)} no longer count`));
+    const { pull, before } = await stack.github.standin.pushCommits({
+      repo: 'acme/shop',
+      number,
+      pusher: 'sam-dev',
+      commits: [{ message: 'one more', author: 'sam-dev' }],
+      deliver: false,
+    });
+    await handle.signal(
+      pullRequestSignal,
+      stack.signed(
+        `acme/shop#${number}`,
+        pullRequestEvent(stack.github, number, 'synchronize', { before, pusher: 'sam-dev' }),
+      ),
+    );
+    const voided = await cardFor(
+      head,
+      new RegExp(
+        `Voided by a push: sam-dev pushed ${pull.headSha.slice(0, 12)}, so approvals of ${head.slice(0, 12)} no longer count`,
+      ),
+    );
     expect(voided.id).toBe(first.id);
     expect(buttons(voided)).toEqual([]);
     const second = await cardFor(pull.headSha, /Waiting for approval/);
@@ -171,7 +248,9 @@ describe('the proactive Teams approval card', () => {
         const status: ChangeStatus = await changeStatus(handle);
         return status.retrying?.find((r) => r.activity === 'syncTeamsCard');
       });
-      expect(retrying.lastFailure).toMatch(/Teams: the Bot Connector did not post the approval card \(HTTP 503\); retrying/);
+      expect(retrying.lastFailure).toMatch(
+        /Teams: the Bot Connector did not post the approval card \(HTTP 503\); retrying/,
+      );
       // Approvals through the gateway do not need the Bot Connector: the change moves on.
       const reply = await teams.execute(alex, { change, sha: head, environment: 'staging', decision: 'approve' });
       expect(reply.card?.body?.length).toBeGreaterThan(0);
@@ -194,9 +273,21 @@ describe('the proactive Teams approval card', () => {
     await new Promise<void>((resolve) => attacker.listen(0, '127.0.0.1', resolve));
     try {
       const serviceUrl = `http://127.0.0.1:${(attacker.address() as AddressInfo).port}/`;
-      const reference = { v: 1 as const, conversationId, serviceUrl, tenantId: teams.tenantId, botId: `28:${teams.appId}`, installed: true, at: new Date(Date.now() + 86_400_000).toISOString() };
+      const reference = {
+        v: 1 as const,
+        conversationId,
+        serviceUrl,
+        tenantId: teams.tenantId,
+        botId: `28:${teams.appId}`,
+        installed: true,
+        at: new Date(Date.now() + 86_400_000).toISOString(),
+      };
       const registry = client.workflow.getHandle(teamsConversationsWorkflowId(stack.taskQueue));
-      await registry.signal(teamsConversationSignal, { reference, signature: '00'.repeat(64), keyId: stack.key.publicKey });
+      await registry.signal(teamsConversationSignal, {
+        reference,
+        signature: '00'.repeat(64),
+        keyId: stack.key.publicKey,
+      });
       await registry.signal(teamsConversationSignal, signTeamsConversation(reference, generateSigningKey()));
       const { head } = await openChange();
       await cardFor(head, /Waiting for approval/);
@@ -209,27 +300,71 @@ describe('the proactive Teams approval card', () => {
 
 describe('the bot credential', () => {
   const openssl = (dir: string, name: string) => {
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(dir, `${name}.key`), '-out', join(dir, `${name}.pem`), '-days', '1', '-subj', `/CN=${name}`], { stdio: 'ignore' });
-    return { TEAMS_APP_CERTIFICATE_FILE: join(dir, `${name}.pem`), TEAMS_APP_PRIVATE_KEY_FILE: join(dir, `${name}.key`) };
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-keyout',
+        join(dir, `${name}.key`),
+        '-out',
+        join(dir, `${name}.pem`),
+        '-days',
+        '1',
+        '-subj',
+        `/CN=${name}`,
+      ],
+      { stdio: 'ignore' },
+    );
+    return {
+      TEAMS_APP_CERTIFICATE_FILE: join(dir, `${name}.pem`),
+      TEAMS_APP_PRIVATE_KEY_FILE: join(dir, `${name}.key`),
+    };
   };
 
   it('a certificate gets a token; another certificate, a wrong password and an unknown tenant are refused for good, naming what to check', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'foureyes-teams-cert-'));
     const registered = openssl(dir, 'foureyes-bot');
     const other = openssl(dir, 'someone-else');
-    const standin = await startTeamsStandin({ gatewayUrl: stack.gatewayUrl, botCertificatePem: readFileSync(registered.TEAMS_APP_CERTIFICATE_FILE, 'utf8'), appPassword: APP_PASSWORD });
+    const standin = await startTeamsStandin({
+      gatewayUrl: stack.gatewayUrl,
+      botCertificatePem: readFileSync(registered.TEAMS_APP_CERTIFICATE_FILE, 'utf8'),
+      appPassword: APP_PASSWORD,
+    });
     try {
-      const base = { TEAMS_CONVERSATION_ID: '19:x@thread.tacv2', TEAMS_APP_ID: standin.appId, TEAMS_TENANT_ID: standin.tenantId, TEAMS_LOGIN_URL: standin.loginUrl };
-      const tokens = (env: NodeJS.ProcessEnv) => new BotConnectorTokens(teamsBotSettings(env) as NonNullable<ReturnType<typeof teamsBotSettings>>);
+      const base = {
+        TEAMS_CONVERSATION_ID: '19:x@thread.tacv2',
+        TEAMS_APP_ID: standin.appId,
+        TEAMS_TENANT_ID: standin.tenantId,
+        TEAMS_LOGIN_URL: standin.loginUrl,
+      };
+      const tokens = (env: NodeJS.ProcessEnv) =>
+        new BotConnectorTokens(teamsBotSettings(env) as NonNullable<ReturnType<typeof teamsBotSettings>>);
       expect(await tokens({ ...base, ...registered }).token()).toMatch(/^[\w-]{20,}$/);
       expect(standin.tokenRequests).toBe(1);
       const refusals = await Promise.allSettled([
         tokens({ ...base, ...other }).token(),
         tokens({ ...base, TEAMS_APP_PASSWORD: 'wrong' }).token(),
-        tokens({ ...base, TEAMS_APP_PASSWORD: APP_PASSWORD, TEAMS_TENANT_ID: '00000000-0000-4000-8000-000000000bad' }).token(),
+        tokens({
+          ...base,
+          TEAMS_APP_PASSWORD: APP_PASSWORD,
+          TEAMS_TENANT_ID: '00000000-0000-4000-8000-000000000bad',
+        }).token(),
       ]);
       for (const refusal of refusals) {
-        expect(refusal).toMatchObject({ status: 'rejected', reason: { type: 'TeamsConfigError', nonRetryable: true, message: expect.stringMatching(/Entra ID refused the bot's token request \((invalid_client|invalid_request)\).*check TEAMS_APP_ID/) } });
+        expect(refusal).toMatchObject({
+          status: 'rejected',
+          reason: {
+            type: 'TeamsConfigError',
+            nonRetryable: true,
+            message: expect.stringMatching(
+              /Entra ID refused the bot's token request \((invalid_client|invalid_request)\).*check TEAMS_APP_ID/,
+            ),
+          },
+        });
         expect(String((refusal as PromiseRejectedResult).reason.message)).not.toContain(APP_PASSWORD);
       }
     } finally {
@@ -238,9 +373,15 @@ describe('the bot credential', () => {
   });
 
   it('an orchestrator with TEAMS_CONVERSATION_ID but no bot credential refuses to start and names the variables', async () => {
-    const orchestrator = startFoureyes(['worker', 'orchestrator'], { TEAMS_CONVERSATION_ID: '19:abc@thread.tacv2', TEAMS_TENANT_ID: teams.tenantId, FOUREYES_TASK_QUEUE: `teams-start-${randomBytes(4).toString('hex')}` });
+    const orchestrator = startFoureyes(['worker', 'orchestrator'], {
+      TEAMS_CONVERSATION_ID: '19:abc@thread.tacv2',
+      TEAMS_TENANT_ID: teams.tenantId,
+      FOUREYES_TASK_QUEUE: `teams-start-${randomBytes(4).toString('hex')}`,
+    });
     expect(await orchestrator.exited).toBe(1);
-    expect(orchestrator.output()).toMatch(/TEAMS_CONVERSATION_ID is set, .* but TEAMS_APP_ID, TEAMS_APP_PASSWORD \(or TEAMS_APP_CERTIFICATE_FILE and TEAMS_APP_PRIVATE_KEY_FILE\) are not set/);
+    expect(orchestrator.output()).toMatch(
+      /TEAMS_CONVERSATION_ID is set, .* but TEAMS_APP_ID, TEAMS_APP_PASSWORD \(or TEAMS_APP_CERTIFICATE_FILE and TEAMS_APP_PRIVATE_KEY_FILE\) are not set/,
+    );
     expect(orchestrator.output()).not.toMatch(/at .*\.ts:\d+/);
   });
 });

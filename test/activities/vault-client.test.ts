@@ -30,10 +30,19 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe('deployer Vault client', () => {
   it('reads its AppRole from the environment or a file, and says what is missing', () => {
-    expect(appRoleFromEnv({ VAULT_ADDR: 'http://x', VAULT_ROLE_ID: 'r', VAULT_SECRET_ID: 's' })).toEqual({ address: 'http://x', roleId: 'r', secretId: 's' });
+    expect(appRoleFromEnv({ VAULT_ADDR: 'http://x', VAULT_ROLE_ID: 'r', VAULT_SECRET_ID: 's' })).toEqual({
+      address: 'http://x',
+      roleId: 'r',
+      secretId: 's',
+    });
     const file = join(dir, 'approle.json');
     writeFileSync(file, JSON.stringify({ address: 'http://y', roleId: 'r2', secretId: 's2' }));
-    expect(appRoleFromEnv({ FOUREYES_VAULT_APPROLE_FILE: file, VAULT_NAMESPACE: 'team' })).toEqual({ address: 'http://y', roleId: 'r2', secretId: 's2', namespace: 'team' });
+    expect(appRoleFromEnv({ FOUREYES_VAULT_APPROLE_FILE: file, VAULT_NAMESPACE: 'team' })).toEqual({
+      address: 'http://y',
+      roleId: 'r2',
+      secretId: 's2',
+      namespace: 'team',
+    });
     expect(() => appRoleFromEnv({})).toThrow(/VAULT_ROLE_ID and VAULT_SECRET_ID, or FOUREYES_VAULT_APPROLE_FILE/);
   });
 
@@ -61,10 +70,19 @@ describe('deployer Vault client', () => {
     expect(error).toBeInstanceOf(VaultUnavailableError);
     expect((error as Error).message).toMatch(/waiting for OpenBao at http:\/\/127\.0\.0\.1:\d+ to be reachable/);
 
-    const activities = createDeployActivities(() => config, { VAULT_ADDR: dead.address, VAULT_ROLE_ID: creds.roleId, VAULT_SECRET_ID: creds.secretId });
+    const activities = createDeployActivities(() => config, {
+      VAULT_ADDR: dead.address,
+      VAULT_ROLE_ID: creds.roleId,
+      VAULT_SECRET_ID: creds.secretId,
+    });
     const env = new MockActivityEnvironment({ attempt: 1 });
     const failure = await env
-      .run(activities.deploy, { change: 'acme/shop#1', environment: 'staging', sha: 'a'.repeat(40), idempotencyKey: `acme/shop#1@staging@${'a'.repeat(40)}` })
+      .run(activities.deploy, {
+        change: 'acme/shop#1',
+        environment: 'staging',
+        sha: 'a'.repeat(40),
+        idempotencyKey: `acme/shop#1@staging@${'a'.repeat(40)}`,
+      })
       .catch((e: unknown) => e);
     expect(failure).toBeInstanceOf(ApplicationFailure);
     expect((failure as ApplicationFailure).nonRetryable).toBe(false);
@@ -74,9 +92,20 @@ describe('deployer Vault client', () => {
   });
 
   it('a configuration the trusted config does not know is refused without retries', async () => {
-    const activities = createDeployActivities(() => config, { VAULT_ADDR: creds.address, VAULT_ROLE_ID: creds.roleId, VAULT_SECRET_ID: creds.secretId });
+    const activities = createDeployActivities(() => config, {
+      VAULT_ADDR: creds.address,
+      VAULT_ROLE_ID: creds.roleId,
+      VAULT_SECRET_ID: creds.secretId,
+    });
     const env = new MockActivityEnvironment();
-    const failure = (await env.run(activities.deploy, { change: 'acme/shop#1', environment: 'production', sha: 'a'.repeat(40), idempotencyKey: 'k' }).catch((e: unknown) => e)) as ApplicationFailure;
+    const failure = (await env
+      .run(activities.deploy, {
+        change: 'acme/shop#1',
+        environment: 'production',
+        sha: 'a'.repeat(40),
+        idempotencyKey: 'k',
+      })
+      .catch((e: unknown) => e)) as ApplicationFailure;
     expect(failure.type).toBe('UnknownEnvironment');
     expect(failure.nonRetryable).toBe(true);
   });

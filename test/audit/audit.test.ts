@@ -4,7 +4,7 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { execFile, execFileSync } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -19,14 +19,24 @@ import { projectRoot } from '../../src/dev/paths.ts';
 import { generateSigningKey, signClaim, signEvent } from '../../src/shared/approval-signature.ts';
 import { zoneQueue } from '../../src/shared/task-queues.ts';
 import type { ApprovalClaim, PullRequestEvent } from '../../src/shared/types.ts';
-import { approvalSignal, approvalUpdate, pullRequestClosedSignal, pullRequestSignal } from '../../src/workflows/definitions.ts';
+import {
+  approvalSignal,
+  approvalUpdate,
+  pullRequestClosedSignal,
+  pullRequestSignal,
+} from '../../src/workflows/definitions.ts';
 import { testClient, testWorker, uniqueQueue } from '../helpers/temporal.ts';
 import { factsOf, signedEvent } from '../workflows/harness.ts';
 import { GitHubModel, orchestratorDoubles } from '../workflows/orchestrator-doubles.ts';
 
 const run = promisify(execFile);
 const work = mkdtempSync(join(tmpdir(), 'foureyes-audit-test-'));
+// Deploy commands run sandboxed as a uid of their own: the folder they report into is writable for it.
+chmodSync(work, 0o777);
 const seen = join(work, 'leased-values');
+// Each command has a uid of its own: the file they all append to is writable for every one.
+writeFileSync(seen, '');
+chmodSync(seen, 0o666);
 const prefix = `aud${randomBytes(3).toString('hex')}`;
 const repo = `acme-audit/shop${randomBytes(2).toString('hex')}`;
 const approvalKey = generateSigningKey();
@@ -41,7 +51,11 @@ let headSha = '';
 
 function gitRepo(): { remote: string; sha: string } {
   const remote = join(work, 'remote');
-  const git = (...args: string[]) => execFileSync('git', ['-C', remote, ...args], { encoding: 'utf8', env: { PATH: process.env.PATH ?? '', HOME: work, GIT_CONFIG_NOSYSTEM: '1' } }).trim();
+  const git = (...args: string[]) =>
+    execFileSync('git', ['-C', remote, ...args], {
+      encoding: 'utf8',
+      env: { PATH: process.env.PATH ?? '', HOME: work, GIT_CONFIG_NOSYSTEM: '1' },
+    }).trim();
   execFileSync('git', ['init', '-q', remote]);
   writeFileSync(join(remote, 'app.txt'), 'v1\n');
   git('add', 'app.txt');
@@ -57,14 +71,16 @@ environments:
   - name: staging
     deploy:
       # The deploy command sees the leased token: it keeps a copy for the scan and even tries to print it.
-      run: 'printf "%s\\n" "$VAULT_TOKEN" >> ${seen}; echo "deploying with token $VAULT_TOKEN"'
+      run: 'printf "%s\\n" "$VAULT_TOKEN" >> ${seen} && echo "deploying with token $VAULT_TOKEN"'
       timeout: 60s
+      writable: [${JSON.stringify(work)}]
     lease: { kind: token, ttl: 5m, env: { VAULT_TOKEN: token, VAULT_ADDR: addr } }
     approval: { required: 1, expiry: 1h }
   - name: production
     deploy:
-      run: 'printf "%s\\n" "$VAULT_TOKEN" >> ${seen}; echo "production token $VAULT_TOKEN"'
+      run: 'printf "%s\\n" "$VAULT_TOKEN" >> ${seen} && echo "production token $VAULT_TOKEN"'
       timeout: 60s
+      writable: [${JSON.stringify(work)}]
     lease: { kind: token, ttl: 5m, env: { VAULT_TOKEN: token } }
     approval: { required: 1, expiry: 1h }
 repositories:
@@ -101,7 +117,12 @@ beforeAll(async () => {
       taskQueue: zoneQueue(queue, 'checks'),
       activities: {
         async runChecks(input: { change: string; sha: string }) {
-          return { sha: input.sha, passed: true, durationMs: 3, results: [{ name: 'unit', passed: true, exitCode: 0, durationMs: 3, timedOut: false, outputTail: 'ok' }] };
+          return {
+            sha: input.sha,
+            passed: true,
+            durationMs: 3,
+            results: [{ name: 'unit', passed: true, exitCode: 0, durationMs: 3, timedOut: false, outputTail: 'ok' }],
+          };
         },
       },
     }),
@@ -109,7 +130,11 @@ beforeAll(async () => {
       taskQueue: zoneQueue(queue, 'deploy'),
       identity: 'deploy@audit-test',
       ...quiet,
-      activities: createDeployActivities(() => config, { VAULT_ADDR: creds.address, VAULT_ROLE_ID: creds.roleId, VAULT_SECRET_ID: creds.secretId }),
+      activities: createDeployActivities(() => config, {
+        VAULT_ADDR: creds.address,
+        VAULT_ROLE_ID: creds.roleId,
+        VAULT_SECRET_ID: creds.secretId,
+      }),
     }),
   ];
   running = workers.map((w) => w.run());
@@ -136,18 +161,42 @@ function opened(head: string): PullRequestEvent {
     title: 'Faster checkout [click](http://evil) @everyone',
     baseRef: 'main',
     headRef: 'fast',
-    commits: [{ sha: head, author: { login: 'sam-dev', email: 'sam@example.com' }, committer: { login: 'sam-dev', email: 'sam@example.com' }, message: 'v1' }],
+    commits: [
+      {
+        sha: head,
+        author: { login: 'sam-dev', email: 'sam@example.com' },
+        committer: { login: 'sam-dev', email: 'sam@example.com' },
+        message: 'v1',
+      },
+    ],
   };
 }
 
 function claim(change: string, sha: string, person: string, extra: Partial<ApprovalClaim> = {}): ApprovalClaim {
-  return { v: 1, change, sha, person, channel: 'cli', decision: 'approve', evidence: { githubLogin: person }, at: new Date().toISOString(), nonce: randomUUID(), ...extra };
+  return {
+    v: 1,
+    change,
+    sha,
+    person,
+    channel: 'cli',
+    decision: 'approve',
+    evidence: { githubLogin: person },
+    at: new Date().toISOString(),
+    nonce: randomUUID(),
+    ...extra,
+  };
 }
 
 async function open(change: string, extra: Record<string, unknown> = {}): Promise<WorkflowHandle> {
   const event = opened(headSha);
   github.set(change, factsOf(event));
-  return client.workflow.signalWithStart('changeWorkflow', { workflowId: `change:${change}`, taskQueue: queue, args: [{ change, ...extra }], signal: pullRequestSignal, signalArgs: [signedEvent({ key: approvalKey }, change, event)] });
+  return client.workflow.signalWithStart('changeWorkflow', {
+    workflowId: `change:${change}`,
+    taskQueue: queue,
+    args: [{ change, ...extra }],
+    signal: pullRequestSignal,
+    signalArgs: [signedEvent({ key: approvalKey }, change, event)],
+  });
 }
 
 async function untilStage(handle: WorkflowHandle, stage: string): Promise<void> {
@@ -160,7 +209,12 @@ async function untilStage(handle: WorkflowHandle, stage: string): Promise<void> 
 }
 const untilAwaiting = (handle: WorkflowHandle) => untilStage(handle, 'awaiting-approval');
 
-const leasedValues = () => (existsSync(seen) ? readFileSync(seen, 'utf8').split('\n').filter((v) => v.length >= 8) : []);
+const leasedValues = () =>
+  existsSync(seen)
+    ? readFileSync(seen, 'utf8')
+        .split('\n')
+        .filter((v) => v.length >= 8)
+    : [];
 
 describe('audit export', () => {
   let delivered: AuditDocument;
@@ -170,11 +224,18 @@ describe('audit export', () => {
     deliveredChange = newChange();
     const handle = await open(deliveredChange);
     await untilAwaiting(handle);
-    const self = await handle.executeUpdate(approvalUpdate, { args: [signClaim(claim(deliveredChange, headSha, 'sam-dev'), approvalKey)] });
+    const self = await handle.executeUpdate(approvalUpdate, {
+      args: [signClaim(claim(deliveredChange, headSha, 'sam-dev'), approvalKey)],
+    });
     expect(self.counted).toBe(false);
     // Someone with access to Temporal sends an approval straight to the workflow, with a forged signature.
-    await handle.signal(approvalSignal, { claim: claim(deliveredChange, headSha, 'alex-reviewer'), signature: 'ab'.repeat(64) });
-    const ok = await handle.executeUpdate(approvalUpdate, { args: [signClaim(claim(deliveredChange, headSha, 'alex-reviewer', { comment: 'LGTM *ship it*' }), approvalKey)] });
+    await handle.signal(approvalSignal, {
+      claim: claim(deliveredChange, headSha, 'alex-reviewer'),
+      signature: 'ab'.repeat(64),
+    });
+    const ok = await handle.executeUpdate(approvalUpdate, {
+      args: [signClaim(claim(deliveredChange, headSha, 'alex-reviewer', { comment: 'LGTM *ship it*' }), approvalKey)],
+    });
     expect(ok.counted).toBe(true);
     // Without merge configured, a delivered change stays open until its pull request closes.
     await untilStage(handle, 'delivered');
@@ -182,13 +243,30 @@ describe('audit export', () => {
     const whileOpen = await exportChange(client, deliveredChange, {});
     expect(whileOpen.summary.outcome).toBe('delivered (pull request still open)');
     expect(renderMarkdown(whileOpen)).toMatch(/^# Change .*: delivered \(pull request still open\)$/m);
-    expect(whileOpen.entries.filter((e) => e.kind === 'approval-attempt').map((e) => e.summary).join('\n')).not.toMatch(/(refused|counted): (refused|counted):/);
-    await handle.signal(pullRequestClosedSignal, signEvent({ deliveryId: randomUUID(), merged: true, closedBy: 'alex-reviewer', at: new Date().toISOString(), change: handle.workflowId.replace(/^change:/, '') }, approvalKey));
+    expect(
+      whileOpen.entries
+        .filter((e) => e.kind === 'approval-attempt')
+        .map((e) => e.summary)
+        .join('\n'),
+    ).not.toMatch(/(refused|counted): (refused|counted):/);
+    await handle.signal(
+      pullRequestClosedSignal,
+      signEvent(
+        {
+          deliveryId: randomUUID(),
+          merged: true,
+          closedBy: 'alex-reviewer',
+          at: new Date().toISOString(),
+          change: handle.workflowId.replace(/^change:/, ''),
+        },
+        approvalKey,
+      ),
+    );
     expect(await handle.result()).toMatchObject({ outcome: 'delivered' });
 
     delivered = await exportChange(client, deliveredChange, { signingKey: auditKey.privateKey });
     // What the workflow decided on is in the record: the policy read at the start and again before each deploy,
-    // and the pull request as the orchestrator read it from GitHub.
+    // the pull request as the orchestrator read it from GitHub, and each environment's lane taken and given back.
     expect(delivered.entries.map((e) => e.kind)).toEqual([
       'run-started',
       'pull-request',
@@ -199,15 +277,21 @@ describe('audit export', () => {
       'approval-attempt',
       'approval-attempt',
       'policy',
+      'lane-acquired',
       'deploy',
       'revoke',
+      'lane-released',
       'policy',
+      'lane-acquired',
       'deploy',
       'revoke',
+      'lane-released',
       'closed',
       'completed',
     ]);
-    const attempts = delivered.entries.filter((e) => e.kind === 'approval-attempt').map((e) => e.data as Record<string, unknown>);
+    const attempts = delivered.entries
+      .filter((e) => e.kind === 'approval-attempt')
+      .map((e) => e.data as Record<string, unknown>);
     expect(attempts.map((a) => [a.person, a.deliveredAs, a.counted])).toEqual([
       ['sam-dev', 'update', false],
       ['alex-reviewer', 'signal', false],
@@ -215,7 +299,16 @@ describe('audit export', () => {
     ]);
     expect(attempts[0]?.reason).toMatch(/^sam-dev is an initiator \(author of the pull request/);
     expect(attempts[1]?.reason).toMatch(/signature is not from a trusted gateway key/);
-    const deploys = delivered.entries.filter((e) => e.kind === 'deploy').map((e) => e.data as { environment: string; leases: Array<{ leaseId: string; ttlSeconds: number; revokedAt?: string; accessor?: string }>; executor: string });
+    const deploys = delivered.entries
+      .filter((e) => e.kind === 'deploy')
+      .map(
+        (e) =>
+          e.data as {
+            environment: string;
+            leases: Array<{ leaseId: string; ttlSeconds: number; revokedAt?: string; accessor?: string }>;
+            executor: string;
+          },
+      );
     expect(deploys.map((d) => d.environment)).toEqual(['staging', 'production']);
     for (const d of deploys) {
       expect(d.executor).toBe('deploy@audit-test');
@@ -283,7 +376,9 @@ describe('audit export', () => {
     expect(bad?.stdout).toContain('was altered');
 
     writeFileSync(file, '{"format": "something else"}');
-    const foreign = await run(process.execPath, [cli, 'verify-audit', file]).catch((error: { stdout: string }) => error);
+    const foreign = await run(process.execPath, [cli, 'verify-audit', file]).catch(
+      (error: { stdout: string }) => error,
+    );
     expect(foreign.stdout).toContain('not a foureyes audit export');
   });
 
@@ -292,15 +387,30 @@ describe('audit export', () => {
     const handle = await open(change, { historyEventLimit: 30 });
     await untilAwaiting(handle);
     // Refused attempts make history grow until the workflow continues as new, more than once.
-    for (let i = 0; i < 12; i++) await handle.executeUpdate(approvalUpdate, { args: [signClaim(claim(change, headSha, 'sam-dev'), approvalKey)] });
-    await handle.signal(pullRequestClosedSignal, signEvent({ deliveryId: randomUUID(), merged: false, closedBy: 'sam-dev', at: new Date().toISOString(), change: handle.workflowId.replace(/^change:/, '') }, approvalKey));
+    for (let i = 0; i < 12; i++)
+      await handle.executeUpdate(approvalUpdate, { args: [signClaim(claim(change, headSha, 'sam-dev'), approvalKey)] });
+    await handle.signal(
+      pullRequestClosedSignal,
+      signEvent(
+        {
+          deliveryId: randomUUID(),
+          merged: false,
+          closedBy: 'sam-dev',
+          at: new Date().toISOString(),
+          change: handle.workflowId.replace(/^change:/, ''),
+        },
+        approvalKey,
+      ),
+    );
     await client.workflow.getHandle(`change:${change}`).result();
     const doc = await exportChange(client, change, { signingKey: auditKey.privateKey });
     expect(doc.summary.runIds.length).toBeGreaterThan(1);
     expect(doc.entries.filter((e) => e.kind === 'continued-as-new')).toHaveLength(doc.summary.runIds.length - 1);
     const attempts = doc.entries.filter((e) => e.kind === 'approval-attempt');
     expect(attempts).toHaveLength(12);
-    expect(attempts.every((e) => (e.data as { reason: string }).reason.startsWith('sam-dev is an initiator'))).toBe(true);
+    expect(attempts.every((e) => (e.data as { reason: string }).reason.startsWith('sam-dev is an initiator'))).toBe(
+      true,
+    );
     expect(doc.entries.filter((e) => e.kind === 'pull-request')).toHaveLength(1);
     expect(doc.summary.outcome).toBe('abandoned');
     // Asking for any run of the chain gives the same record.
@@ -323,7 +433,11 @@ describe('audit export', () => {
     expect(await changesInPeriod(client, repo, new Date(startedAt.getTime() - 3_600_000), startedAt)).toEqual([]);
     const progress: Array<[number, number]> = [];
     const docs: AuditDocument[] = [];
-    for await (const doc of exportPeriod(client, repo, startedAt, undefined, { signingKey: auditKey.privateKey, onProgress: (d, t) => progress.push([d, t]) })) docs.push(doc);
+    for await (const doc of exportPeriod(client, repo, startedAt, undefined, {
+      signingKey: auditKey.privateKey,
+      onProgress: (d, t) => progress.push([d, t]),
+    }))
+      docs.push(doc);
     expect(docs.map((d) => d.workflowId).sort()).toEqual(ids);
     expect(progress).toEqual([
       [0, 2],

@@ -24,7 +24,9 @@ describe('trusted configuration', () => {
   });
 
   it('names the file, the field, what was found and what was expected for a wrong type', () => {
-    const message = problemsOf(example.replace('required: 1                       # distinct', 'required: two                     # distinct'));
+    const message = problemsOf(
+      example.replace('required: 1                       # distinct', 'required: two                     # distinct'),
+    );
     expect(message).toContain('conf/foureyes.yaml');
     expect(message).toContain('environments[0].approval.required: expected number, found string "two"');
   });
@@ -36,7 +38,9 @@ describe('trusted configuration', () => {
 
   it('refuses an unknown environment in a repository policy', () => {
     const message = problemsOf(example.replace('environments: [staging, production]', 'environments: [staging, prod]'));
-    expect(message).toContain('repositories[0].environments[1]: unknown environment "prod"; expected one of "staging", "production"');
+    expect(message).toContain(
+      'repositories[0].environments[1]: unknown environment "prod"; expected one of "staging", "production"',
+    );
   });
 
   it('refuses an unknown team or person among the eligible approvers', () => {
@@ -46,22 +50,41 @@ describe('trusted configuration', () => {
   });
 
   it('refuses a duplicate person, however the login is cased', () => {
-    const message = problemsOf(example.replace('  - github: jo-platform', '  - github: Sam-Dev\n    emails: [sam2@example.com]\n  - github: jo-platform'));
+    const message = problemsOf(
+      example.replace(
+        '  - github: jo-platform',
+        '  - github: Sam-Dev\n    emails: [sam2@example.com]\n  - github: jo-platform',
+      ),
+    );
     expect(message).toContain('people[2].github: duplicate person "Sam-Dev", already listed at people[0]');
   });
 
   it('names what an aws or aws-secret lease lacks', () => {
-    const minimal = (lease: string) => `environments:\n  - { name: staging, deploy: { run: "true" }, lease: ${lease} }\nrepositories:\n  - { name: acme/shop, remote: /tmp/r.git }\n`;
-    expect(problemsOf(minimal('{ kind: aws }'))).toContain('environments[0].lease.role: an aws lease needs the role of the AWS secrets engine');
+    const minimal = (lease: string) =>
+      `environments:\n  - { name: staging, deploy: { run: "true" }, lease: ${lease} }\nrepositories:\n  - { name: acme/shop, remote: /tmp/r.git }\n`;
+    expect(problemsOf(minimal('{ kind: aws }'))).toContain(
+      'environments[0].lease.role: an aws lease needs the role of the AWS secrets engine',
+    );
     const secret = problemsOf(minimal('{ kind: aws-secret, region: eu-west-1 }'));
     expect(secret).toContain('environments[0].lease.secret: an aws-secret lease needs the Secrets Manager secret');
-    expect(problemsOf(minimal('{ kind: aws-secret, secret: prod/db, region: Europe }'))).toContain('environments[0].lease.region');
-    expect(parseConfig(minimal('{ kind: aws, role: deployer, ttl: 15m }')).environments[0]?.lease).toMatchObject({ kind: 'aws', mount: 'aws', role: 'deployer', ttl: 900_000 });
+    expect(problemsOf(minimal('{ kind: aws-secret, secret: prod/db, region: Europe }'))).toContain(
+      'environments[0].lease.region',
+    );
+    expect(parseConfig(minimal('{ kind: aws, role: deployer, ttl: 15m }')).environments[0]?.lease).toMatchObject({
+      kind: 'aws',
+      mount: 'aws',
+      role: 'deployer',
+      ttl: 900_000,
+    });
   });
 
   it('refuses misspelt fields and bad durations', () => {
-    const message = problemsOf(example.replace('expiry: 24h', 'expiry: 24 hours').replace('    timeout: 15m', '    timout: 15m'));
-    expect(message).toContain('environments[1].approval.expiry: expected a duration such as "90s", "10m", "72h" or a number of seconds, found string "24 hours"');
+    const message = problemsOf(
+      example.replace('expiry: 24h', 'expiry: 24 hours').replace('    timeout: 15m', '    timout: 15m'),
+    );
+    expect(message).toContain(
+      'environments[1].approval.expiry: expected a duration such as "90s", "10m", "72h" or a number of seconds, found string "24 hours"',
+    );
     expect(message).toContain('environments[1].deploy: unknown field "timout"');
   });
 
@@ -70,6 +93,8 @@ describe('trusted configuration', () => {
   });
 
   it('tells what to do when the file is missing', () => {
-    expect(() => loadConfig('/nonexistent/foureyes.yaml')).toThrow(/not found; copy foureyes.example.yaml to foureyes.yaml or set FOUREYES_CONFIG/);
+    expect(() => loadConfig('/nonexistent/foureyes.yaml')).toThrow(
+      /not found; copy foureyes.example.yaml to foureyes.yaml or set FOUREYES_CONFIG/,
+    );
   });
 });

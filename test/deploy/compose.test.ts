@@ -58,7 +58,18 @@ const SECRET_NAME = /SECRET|TOKEN|PASSWORD|PWD|PRIVATE_KEY|API_KEY|SIGNING_KEY/;
 
 describe('docker-compose.yml', () => {
   it('parses, and every service has a health check', () => {
-    expect(Object.keys(compose.services)).toEqual(expect.arrayContaining(['postgresql', 'temporal', 'temporal-ui', 'openbao', 'gateway', 'orchestrator', 'checks', 'deploy']));
+    expect(Object.keys(compose.services)).toEqual(
+      expect.arrayContaining([
+        'postgresql',
+        'temporal',
+        'temporal-ui',
+        'openbao',
+        'gateway',
+        'orchestrator',
+        'checks',
+        'deploy',
+      ]),
+    );
     for (const [name, service] of Object.entries(compose.services)) {
       expect(service.healthcheck?.test, `${name} has no healthcheck`).toBeDefined();
       expect(service.healthcheck?.disable, name).not.toBe(true);
@@ -83,7 +94,9 @@ describe('docker-compose.yml', () => {
     expect(compose.services.openbao?.ports ?? []).toEqual([]);
     for (const n of bao) expect(compose.networks[n]?.internal, `network ${n}`).toBe(true);
     // Only the deploy worker shares a network with OpenBao.
-    const neighbours = Object.entries(compose.services).filter(([name, s]) => name !== 'openbao' && (s.networks ?? []).some((n) => bao.has(n)));
+    const neighbours = Object.entries(compose.services).filter(
+      ([name, s]) => name !== 'openbao' && (s.networks ?? []).some((n) => bao.has(n)),
+    );
     expect(neighbours.map(([n]) => n)).toEqual(['deploy']);
   });
 
@@ -105,7 +118,11 @@ describe('docker-compose.yml', () => {
       for (const [, v] of JSON.stringify(service).matchAll(/\$\{([A-Z0-9_]+)/g)) used.add(v!);
     }
     const compositionOnly = new Set(['FOUREYES_IMAGE', 'FOUREYES_GATEWAY_BIND']);
-    const undocumented = [...used].filter((v) => !documented(v) && !(compositionOnly.has(v) && composeText.includes(v) && read('docs/operations.md').includes(v)));
+    const undocumented = [...used].filter(
+      (v) =>
+        !documented(v) &&
+        !(compositionOnly.has(v) && composeText.includes(v) && read('docs/operations.md').includes(v)),
+    );
     expect(undocumented).toEqual([]);
   });
 
@@ -116,7 +133,8 @@ describe('docker-compose.yml', () => {
         expect(String(value), `${name}.${key}`).toMatch(/^\$\{[A-Z0-9_]+(:\?[^}]*|:-)?\}$/);
       }
       for (const [key, value] of Object.entries(service.environment ?? {})) {
-        if (/_(PATH|FILE)$/.test(key) && SECRET_NAME.test(key)) expect(String(value), `${name}.${key}`).toMatch(/^\/run\/secrets\//);
+        if (/_(PATH|FILE)$/.test(key) && SECRET_NAME.test(key))
+          expect(String(value), `${name}.${key}`).toMatch(/^\/run\/secrets\//);
       }
     }
     for (const [name, secret] of Object.entries(compose.secrets)) expect(Object.keys(secret), name).toEqual(['file']);
@@ -141,7 +159,9 @@ describe('Dockerfile', () => {
     expect(users.at(-1)).toMatch(/^[1-9]\d*(:[1-9]\d*)?$/);
     expect(dockerfile).toMatch(/^CMD \["node", "bin\/foureyes\.js", "gateway"\]/m);
     // tsx runs the sources in the image: it must be a production dependency.
-    expect((JSON.parse(read('package.json')) as { dependencies: Record<string, string> }).dependencies.tsx).toBeDefined();
+    expect(
+      (JSON.parse(read('package.json')) as { dependencies: Record<string, string> }).dependencies.tsx,
+    ).toBeDefined();
     const ignore = read('.dockerignore');
     expect(ignore).toMatch(/^\.foureyes$/m);
     expect(ignore).toMatch(/\.pem/);
@@ -161,10 +181,17 @@ describe('deploy/openbao/config.hcl', () => {
       .replace('http://openbao:8200', `http://127.0.0.1:${port}`)
       .replace('http://openbao:8201', `http://127.0.0.1:${cluster}`);
     writeFileSync(join(dir, 'config.hcl'), config);
-    const server = spawn(bao, ['server', `-config=${join(dir, 'config.hcl')}`], { stdio: 'ignore', env: { PATH: process.env.PATH, HOME: dir } });
+    const server = spawn(bao, ['server', `-config=${join(dir, 'config.hcl')}`], {
+      stdio: 'ignore',
+      env: { PATH: process.env.PATH, HOME: dir },
+    });
     const env = { PATH: process.env.PATH, HOME: dir, BAO_ADDR: `http://127.0.0.1:${port}` };
     try {
-      const health = async () => (await fetch(`http://127.0.0.1:${port}/v1/sys/health?sealedcode=200&uninitcode=200`)).json() as Promise<{ initialized: boolean; sealed: boolean }>;
+      const health = async () =>
+        (await fetch(`http://127.0.0.1:${port}/v1/sys/health?sealedcode=200&uninitcode=200`)).json() as Promise<{
+          initialized: boolean;
+          sealed: boolean;
+        }>;
       const deadline = Date.now() + 15_000;
       let first: { initialized: boolean; sealed: boolean } | undefined;
       while (!first) {
@@ -173,9 +200,17 @@ describe('deploy/openbao/config.hcl', () => {
         if (!first) await new Promise((r) => setTimeout(r, 200));
       }
       expect(first).toMatchObject({ initialized: false, sealed: true });
-      const init = JSON.parse(execFileSync(bao, ['operator', 'init', '-key-shares=1', '-key-threshold=1', '-format=json'], { env, encoding: 'utf8' })) as { unseal_keys_b64: string[] };
+      const init = JSON.parse(
+        execFileSync(bao, ['operator', 'init', '-key-shares=1', '-key-threshold=1', '-format=json'], {
+          env,
+          encoding: 'utf8',
+        }),
+      ) as { unseal_keys_b64: string[] };
       execFileSync(bao, ['operator', 'unseal', init.unseal_keys_b64[0]!], { env, stdio: 'ignore' });
-      const status = JSON.parse(execFileSync(bao, ['status', '-format=json'], { env, encoding: 'utf8' })) as { sealed: boolean; storage_type: string };
+      const status = JSON.parse(execFileSync(bao, ['status', '-format=json'], { env, encoding: 'utf8' })) as {
+        sealed: boolean;
+        storage_type: string;
+      };
       expect(status).toMatchObject({ sealed: false, storage_type: 'raft' });
     } finally {
       server.kill('SIGTERM');

@@ -60,20 +60,30 @@ async function changeStatus(up: UpProcess): Promise<ChangeStatus | undefined> {
   return res?.ok ? ((await res.json()) as ChangeStatus) : undefined;
 }
 
-async function until(up: UpProcess, what: string, done: (s: ChangeStatus) => boolean, timeoutMs = 180_000): Promise<ChangeStatus> {
+async function until(
+  up: UpProcess,
+  what: string,
+  done: (s: ChangeStatus) => boolean,
+  timeoutMs = 180_000,
+): Promise<ChangeStatus> {
   const deadline = Date.now() + timeoutMs;
   let last: ChangeStatus | undefined;
   for (;;) {
     last = (await changeStatus(up)) ?? last;
     if (last && done(last)) return last;
-    if (Date.now() > deadline || up.child.exitCode !== null) throw new Error(`acme/shop#1 never reached ${what}; last status: ${JSON.stringify(last, null, 2)}\n${up.output().slice(-4000)}`);
+    if (Date.now() > deadline || up.child.exitCode !== null)
+      throw new Error(
+        `acme/shop#1 never reached ${what}; last status: ${JSON.stringify(last, null, 2)}\n${up.output().slice(-4000)}`,
+      );
     await new Promise((r) => setTimeout(r, 500));
   }
 }
 
 /** History as text with every payload decoded, so a secret inside one would show. */
 function historyText(history: unknown): string {
-  return JSON.stringify(history, (_key, value: unknown) => (value instanceof Uint8Array ? Buffer.from(value).toString('utf8') : value));
+  return JSON.stringify(history, (_key, value: unknown) =>
+    value instanceof Uint8Array ? Buffer.from(value).toString('utf8') : value,
+  );
 }
 
 /** The names (never the values) of the variables of each process `foureyes up` started, by what it runs. */
@@ -89,7 +99,11 @@ function zoneVariables(up: UpProcess): Record<'orchestrator' | 'checks' | 'deplo
       continue;
     }
     const zone = /src\/(?:workers\/(orchestrator|checks|deployer)|gateway\/main)\.ts/.exec(cmdline);
-    if (zone) out[zone[1] ?? 'gateway'] = environ.split('\0').filter(Boolean).map((kv) => kv.split('=')[0] as string);
+    if (zone)
+      out[zone[1] ?? 'gateway'] = environ
+        .split('\0')
+        .filter(Boolean)
+        .map((kv) => kv.split('=')[0] as string);
   }
   return out as Record<'orchestrator' | 'checks' | 'deployer' | 'gateway', string[]>;
 }
@@ -108,19 +122,31 @@ const scenarios: Scenario[] = [
       return {
         env: { GITHUB_TOKEN: bot.token, GITHUB_API_URL: gh.apiUrl, GITHUB_WEBHOOK_SECRET: WEBHOOK_SECRET },
         secrets: [bot.token],
-        expectLine: new RegExp(`GitHub +token of foureyes-bot on GitHub Enterprise Server ${gh.url} \\(API ${gh.apiUrl}\\); stages reported as commit statuses`),
+        expectLine: new RegExp(
+          `GitHub +token of foureyes-bot on GitHub Enterprise Server ${gh.url} \\(API ${gh.apiUrl}\\); stages reported as commit statuses`,
+        ),
       };
     },
   },
   {
     mode: 'app',
     async env(gh) {
-      const app = await gh.control<{ appId: number; installationId: number; privateKey: string }>('POST', '/apps', { slug: 'foureyes-e2e', repositories: ['acme/shop'] });
+      const app = await gh.control<{ appId: number; installationId: number; privateKey: string }>('POST', '/apps', {
+        slug: 'foureyes-e2e',
+        repositories: ['acme/shop'],
+      });
       // The key as a user exports it from a secret manager: one line, with \n escapes.
       return {
-        env: { GITHUB_APP_ID: String(app.appId), GITHUB_PRIVATE_KEY: app.privateKey.replace(/\n/g, '\\n'), GITHUB_API_URL: gh.apiUrl, GITHUB_WEBHOOK_SECRET: WEBHOOK_SECRET },
+        env: {
+          GITHUB_APP_ID: String(app.appId),
+          GITHUB_PRIVATE_KEY: app.privateKey.replace(/\n/g, '\\n'),
+          GITHUB_API_URL: gh.apiUrl,
+          GITHUB_WEBHOOK_SECRET: WEBHOOK_SECRET,
+        },
         secrets: app.privateKey.split('\n').filter((line) => line.length > 20 && !line.startsWith('-----')),
-        expectLine: new RegExp(`GitHub +GitHub App foureyes-e2e \\(App ID ${app.appId}, installation looked up per repository\\) on GitHub Enterprise Server ${gh.url} \\(API ${gh.apiUrl}\\); stages reported as check runs`),
+        expectLine: new RegExp(
+          `GitHub +GitHub App foureyes-e2e \\(App ID ${app.appId}, installation looked up per repository\\) on GitHub Enterprise Server ${gh.url} \\(API ${gh.apiUrl}\\); stages reported as check runs`,
+        ),
       };
     },
   },
@@ -132,8 +158,14 @@ describe('foureyes up with real GitHub credentials', () => {
       const dir = mkdtempSync(join(work, `${scenario.mode}-`));
       const gh = await startStandinProcess(join(dir, 'github'));
       const tokens: Record<string, string> = {};
-      for (const login of ['sam-dev', 'alex-reviewer', 'jo-platform']) tokens[login] = (await gh.control<{ token: string }>('POST', '/users', { login, email: `${login.split('-')[0]}@example.com` })).token;
-      const repo = await gh.control<{ remote: string }>('POST', '/repos', { fullName: 'acme/shop', files: seedFiles() });
+      for (const login of ['sam-dev', 'alex-reviewer', 'jo-platform'])
+        tokens[login] = (
+          await gh.control<{ token: string }>('POST', '/users', { login, email: `${login.split('-')[0]}@example.com` })
+        ).token;
+      const repo = await gh.control<{ remote: string }>('POST', '/repos', {
+        fullName: 'acme/shop',
+        files: seedFiles(),
+      });
       const { env, secrets, expectLine } = await scenario.env(gh, dir);
       const configFile = join(dir, 'foureyes.yaml');
       writeFileSync(configFile, configYaml(repo.remote, 8233));
@@ -157,25 +189,44 @@ describe('foureyes up with real GitHub credentials', () => {
 
         // GitHub's webhook, signed with the secret the user gave both ends.
         await gh.control('POST', '/webhook', { url: `${up.gatewayUrl}/webhooks/github`, secret: WEBHOOK_SECRET });
-        const opened = await gh.control<{ number: number; headSha: string; status: number }>('POST', '/repos/acme/shop/pulls', {
-          author: 'sam-dev',
-          title: 'Faster checkout',
-          commits: [{ message: 'Faster checkout', files: { 'src/checkout.js': 'export const fast = true;\n' } }],
-        });
+        const opened = await gh.control<{ number: number; headSha: string; status: number }>(
+          'POST',
+          '/repos/acme/shop/pulls',
+          {
+            author: 'sam-dev',
+            title: 'Faster checkout',
+            commits: [{ message: 'Faster checkout', files: { 'src/checkout.js': 'export const fast = true;\n' } }],
+          },
+        );
         expect(opened).toMatchObject({ number: 1, status: 202 });
         const head = opened.headSha;
-        const waiting = await until(up, 'awaiting approval with its initiators known', (s) => s.stage === 'awaiting-approval' && s.initiators.includes('sam-dev'));
+        const waiting = await until(
+          up,
+          'awaiting approval with its initiators known',
+          (s) => s.stage === 'awaiting-approval' && s.initiators.includes('sam-dev'),
+        );
         expect(waiting.headSha).toBe(head);
 
         // A colleague's review (lower case in the webhook) counts for staging; production needs a second person.
-        const review = await gh.control<{ status: number }>('POST', '/repos/acme/shop/pulls/1/reviews', { reviewer: 'alex-reviewer', event: 'APPROVE' });
+        const review = await gh.control<{ status: number }>('POST', '/repos/acme/shop/pulls/1/reviews', {
+          reviewer: 'alex-reviewer',
+          event: 'APPROVE',
+        });
         expect(review.status).toBe(202);
-        await until(up, 'staging deployed', (s) => s.environments.find((e) => e.name === 'staging')?.state === 'deployed');
+        await until(
+          up,
+          'staging deployed',
+          (s) => s.environments.find((e) => e.name === 'staging')?.state === 'deployed',
+        );
 
         // jo approves from the command line with a token of their own, which the gateway checks at GITHUB_API_URL.
-        const cli = await promisify(execFile)(process.execPath, [join(projectRoot(), 'bin/foureyes.js'), 'approve', 'acme/shop#1', '--gateway', up.gatewayUrl], {
-          env: { PATH: process.env.PATH, HOME: process.env.HOME, GITHUB_TOKEN: tokens['jo-platform'] },
-        });
+        const cli = await promisify(execFile)(
+          process.execPath,
+          [join(projectRoot(), 'bin/foureyes.js'), 'approve', 'acme/shop#1', '--gateway', up.gatewayUrl],
+          {
+            env: { PATH: process.env.PATH, HOME: process.env.HOME, GITHUB_TOKEN: tokens['jo-platform'] },
+          },
+        );
         expect(cli.stdout).toContain('foureyes: your approval of acme/shop#1 was accepted');
         const delivered = await until(up, 'delivered', (s) => s.stage === 'delivered');
         expect(delivered.environments.map((e) => [e.name, e.state])).toEqual([
@@ -183,20 +234,28 @@ describe('foureyes up with real GitHub credentials', () => {
           ['production', 'deployed'],
         ]);
 
-        // What GitHub received, read back from the outside service.
-        const state = await gh.control<{
+        // What GitHub received, read back from the outside service. Reporting follows the status (it is
+        // best-effort and retried), so wait for the pull request's comment to say delivered.
+        type GitHubState = {
           checkRuns: Array<{ headSha: string; name: string; status: string; conclusion: string | null }>;
           statuses: Array<{ sha: string; context: string; state: string; creator: string }>;
           deployments: Array<{ id: number; sha: string; environment: string; creator: string }>;
           deploymentStatuses: Array<{ deploymentId: number; state: string }>;
           comments: Array<{ issue: number; user: string; body: string }>;
-        }>('GET', '/state');
+        };
+        let state = await gh.control<GitHubState>('GET', '/state');
+        for (const deadline = Date.now() + 30_000; Date.now() < deadline;) {
+          if (state.comments.some((c) => c.issue === 1 && c.body.includes('### foureyes: delivered'))) break;
+          await new Promise((r) => setTimeout(r, 250));
+          state = await gh.control<GitHubState>('GET', '/state');
+        }
         const stages = ['foureyes / checks', 'foureyes / approval', 'foureyes / staging', 'foureyes / production'];
         if (scenario.mode === 'app') {
           // GitHub lets only Apps create check runs: one per stage on the head, each completed successfully.
           const runs = state.checkRuns.filter((r) => r.headSha === head);
           expect(runs.map((r) => r.name).sort()).toEqual([...stages].sort());
-          for (const run of runs) expect([run.name, run.status, run.conclusion]).toEqual([run.name, 'completed', 'success']);
+          for (const run of runs)
+            expect([run.name, run.status, run.conclusion]).toEqual([run.name, 'completed', 'success']);
           expect(state.statuses).toEqual([]);
         } else {
           // With a token: commit statuses of the same names, the latest of each a success, by the token's user.
@@ -234,18 +293,26 @@ describe('foureyes up with real GitHub credentials', () => {
           expect(calls).toContain('GET /api/v3/repos/acme/shop/installation');
           expect(calls).toContain('POST /api/v3/app/installations/N/access_tokens');
         }
-        for (const logs of [join(dir, 'data', 'logs')]) for (const file of readdirSync(logs)) expect(readFileSync(join(logs, file), 'utf8'), file).not.toContain('api.github.com');
+        for (const logs of [join(dir, 'data', 'logs')])
+          for (const file of readdirSync(logs))
+            expect(readFileSync(join(logs, file), 'utf8'), file).not.toContain('api.github.com');
 
         // No token, key or secret in any log line, the output or the change's history.
         const issued = await gh.control<string[]>('GET', '/tokens');
         const values = [...new Set([...secrets, WEBHOOK_SECRET, ...issued])];
         expect(issued.length).toBeGreaterThanOrEqual(scenario.mode === 'app' ? 4 : 4);
         const connection = await Connection.connect({ address: `127.0.0.1:${up.ports.temporal}` });
-        const history = historyText(await new Client({ connection, namespace: 'foureyes' }).workflow.getHandle('change:acme/shop#1').fetchHistory());
+        const history = historyText(
+          await new Client({ connection, namespace: 'foureyes' }).workflow
+            .getHandle('change:acme/shop#1')
+            .fetchHistory(),
+        );
         await connection.close();
         const texts: Record<string, string> = { output: up.output(), history, status: JSON.stringify(delivered) };
-        for (const file of readdirSync(join(dir, 'data', 'logs'))) texts[`logs/${file}`] = readFileSync(join(dir, 'data', 'logs', file), 'utf8');
-        for (const [where, text] of Object.entries(texts)) for (const value of values) expect(text.includes(value), `a secret in ${where}`).toBe(false);
+        for (const file of readdirSync(join(dir, 'data', 'logs')))
+          texts[`logs/${file}`] = readFileSync(join(dir, 'data', 'logs', file), 'utf8');
+        for (const [where, text] of Object.entries(texts))
+          for (const value of values) expect(text.includes(value), `a secret in ${where}`).toBe(false);
       } finally {
         expect(await up.stop()).toBe(0);
         await gh.stop();
@@ -268,12 +335,46 @@ describe('foureyes up refuses a GitHub set it cannot use', () => {
     const otherKey = join(dir, 'other.pem');
     writeFileSync(otherKey, other.privateKey, { mode: 0o600 });
     const cases: Array<[string, Record<string, string>, string]> = [
-      ['a token GitHub refuses', { GITHUB_TOKEN: 'ghp_not_a_real_token_0000', GITHUB_API_URL: gh.apiUrl, GITHUB_WEBHOOK_SECRET: WEBHOOK_SECRET }, `foureyes up: GitHub at ${gh.apiUrl} refused GITHUB_TOKEN (401 Bad credentials)`],
-      ['a GHES URL without /api/v3', { GITHUB_TOKEN: 'ghp_x', GITHUB_API_URL: 'https://ghes.example.com', GITHUB_WEBHOOK_SECRET: WEBHOOK_SECRET }, 'foureyes up: GITHUB_API_URL=https://ghes.example.com does not end in /api/v3'],
-      ['an App key that is not PEM', { GITHUB_APP_ID: String(app.appId), GITHUB_PRIVATE_KEY_PATH: notPem, GITHUB_API_URL: gh.apiUrl, GITHUB_WEBHOOK_SECRET: WEBHOOK_SECRET }, `foureyes up: GITHUB_PRIVATE_KEY_PATH=${notPem} is not a GitHub App private key`],
-      ['a key of another App', { GITHUB_APP_ID: String(app.appId), GITHUB_PRIVATE_KEY_PATH: otherKey, GITHUB_API_URL: gh.apiUrl, GITHUB_WEBHOOK_SECRET: WEBHOOK_SECRET }, `foureyes up: GitHub at ${gh.apiUrl} refused the GitHub App's credentials`],
-      ['an App ID without a key', { GITHUB_APP_ID: String(app.appId), GITHUB_API_URL: gh.apiUrl, GITHUB_WEBHOOK_SECRET: WEBHOOK_SECRET }, 'foureyes up: GITHUB_APP_ID is set but neither GITHUB_PRIVATE_KEY nor GITHUB_PRIVATE_KEY_PATH'],
-      ['no webhook secret', { GITHUB_APP_ID: String(app.appId), GITHUB_PRIVATE_KEY: app.privateKey, GITHUB_API_URL: gh.apiUrl }, 'foureyes up: GITHUB_WEBHOOK_SECRET is not set, but GitHub credentials are'],
+      [
+        'a token GitHub refuses',
+        { GITHUB_TOKEN: 'ghp_not_a_real_token_0000', GITHUB_API_URL: gh.apiUrl, GITHUB_WEBHOOK_SECRET: WEBHOOK_SECRET },
+        `foureyes up: GitHub at ${gh.apiUrl} refused GITHUB_TOKEN (401 Bad credentials)`,
+      ],
+      [
+        'a GHES URL without /api/v3',
+        { GITHUB_TOKEN: 'ghp_x', GITHUB_API_URL: 'https://ghes.example.com', GITHUB_WEBHOOK_SECRET: WEBHOOK_SECRET },
+        'foureyes up: GITHUB_API_URL=https://ghes.example.com does not end in /api/v3',
+      ],
+      [
+        'an App key that is not PEM',
+        {
+          GITHUB_APP_ID: String(app.appId),
+          GITHUB_PRIVATE_KEY_PATH: notPem,
+          GITHUB_API_URL: gh.apiUrl,
+          GITHUB_WEBHOOK_SECRET: WEBHOOK_SECRET,
+        },
+        `foureyes up: GITHUB_PRIVATE_KEY_PATH=${notPem} is not a GitHub App private key`,
+      ],
+      [
+        'a key of another App',
+        {
+          GITHUB_APP_ID: String(app.appId),
+          GITHUB_PRIVATE_KEY_PATH: otherKey,
+          GITHUB_API_URL: gh.apiUrl,
+          GITHUB_WEBHOOK_SECRET: WEBHOOK_SECRET,
+        },
+        `foureyes up: GitHub at ${gh.apiUrl} refused the GitHub App's credentials`,
+      ],
+      [
+        'an App ID without a key',
+        { GITHUB_APP_ID: String(app.appId), GITHUB_API_URL: gh.apiUrl, GITHUB_WEBHOOK_SECRET: WEBHOOK_SECRET },
+        'foureyes up: GITHUB_APP_ID is set but neither GITHUB_PRIVATE_KEY nor GITHUB_PRIVATE_KEY_PATH',
+      ],
+      [
+        'no webhook secret',
+        { GITHUB_APP_ID: String(app.appId), GITHUB_PRIVATE_KEY: app.privateKey, GITHUB_API_URL: gh.apiUrl },
+        'foureyes up: GITHUB_WEBHOOK_SECRET is not set, but GitHub credentials are',
+      ],
     ];
     try {
       for (const [what, env, message] of cases) {
@@ -284,7 +385,12 @@ describe('foureyes up refuses a GitHub set it cannot use', () => {
         expect(up.output(), what).not.toContain('starting Temporal');
         expect(readdirSync(data), what).not.toContain('temporal.sqlite');
         expect(readdirSync(data), what).not.toContain('keys');
-        for (const secret of [WEBHOOK_SECRET, 'ghp_not_a_real_token_0000', ...app.privateKey.split('\n').filter((l) => l.length > 20 && !l.startsWith('-----'))]) expect(up.output()).not.toContain(secret);
+        for (const secret of [
+          WEBHOOK_SECRET,
+          'ghp_not_a_real_token_0000',
+          ...app.privateKey.split('\n').filter((l) => l.length > 20 && !l.startsWith('-----')),
+        ])
+          expect(up.output()).not.toContain(secret);
       }
     } finally {
       await gh.stop();

@@ -2,116 +2,34 @@
 // the outside: the gateway answers, the namespace and search attributes exist, the deployer's AppRole is
 // confined to one environment at a time, a restart keeps open workflows, and Ctrl-C leaves nothing behind.
 import { afterAll, describe, expect, it } from 'vitest';
-import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client, Connection } from '@temporalio/client';
-import { freePort } from '../../src/dev/process.ts';
 import { projectRoot } from '../../src/dev/paths.ts';
+import { startUp, upTree, type UpProcess } from '../helpers/foureyes-up.ts';
+import { survivors } from '../helpers/processes.ts';
 import { SEARCH_ATTRIBUTES } from '../../src/shared/search-attributes.ts';
 
-interface Up {
-  child: ChildProcess;
-  output: () => string;
-  ports: { temporal: number; ui: number; bao: number; gateway: number };
-}
-
 const dataDir = mkdtempSync(join(tmpdir(), 'foureyes-up-'));
+const configFile = join(projectRoot(), 'foureyes.example.yaml');
+// Offline mode would start the GitHub stand-in; a webhook secret keeps this test about the stack itself.
+const env = { GITHUB_WEBHOOK_SECRET: 'up-test-webhook-secret' };
 
-async function startUp(): Promise<Up> {
-  const ports = { temporal: await freePort(), ui: await freePort(), bao: await freePort(), gateway: await freePort() };
-  const child = spawn(process.execPath, [join(projectRoot(), 'bin/foureyes.js'), 'up'], {
-    cwd: dataDir,
-    env: {
-      PATH: process.env.PATH,
-      HOME: process.env.HOME,
-      FOUREYES_DATA: dataDir,
-      FOUREYES_CONFIG: join(projectRoot(), 'foureyes.example.yaml'),
-      FOUREYES_TEMPORAL_PORT: String(ports.temporal),
-      FOUREYES_UI_PORT: String(ports.ui),
-      FOUREYES_BAO_PORT: String(ports.bao),
-      PORT: String(ports.gateway),
-      // Offline mode would start the GitHub stand-in; a webhook secret keeps this test about the stack itself.
-      GITHUB_WEBHOOK_SECRET: 'up-test-webhook-secret',
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr?.on('data', (d: Buffer) => (out += d.toString()));
-  const deadline = Date.now() + 150_000;
-  while (!out.includes('foureyes is up.')) {
-    if (child.exitCode !== null) throw new Error(`foureyes up exited early:\n${out}`);
-    if (Date.now() > deadline) throw new Error(`foureyes up not ready:\n${out}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-  return { child, output: () => out, ports };
-}
-
-/** Every process descended from `pid`, through process groups as well (children run detached). */
-function descendants(pid: number): number[] {
-  const table = execFileSync('ps', ['-eo', 'pid=,ppid='], { encoding: 'utf8' })
-    .trim()
-    .split('\n')
-    .map((line) => line.trim().split(/\s+/).map(Number) as [number, number]);
-  const found = new Set<number>();
-  const walk = (parent: number) => {
-    for (const [child, ppid] of table) {
-      if (ppid === parent && !found.has(child)) {
-        found.add(child);
-        walk(child);
-      }
-    }
-  };
-  walk(pid);
-  return [...found];
-}
-
-/** Processes still alive a few seconds after the stop, with their command lines for the failure message. */
-async function survivors(pids: number[]): Promise<string[]> {
-  for (let i = 0; i < 20 && pids.some(alive); i++) await new Promise((r) => setTimeout(r, 250));
-  return pids.filter(alive).map((pid) => {
-    try {
-      return `${pid} ${readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ')} (${readFileSync(`/proc/${pid}/stat`, 'utf8').split(' ')[2]})`;
-    } catch {
-      return String(pid);
-    }
-  });
-}
-
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
-
-async function stopWithCtrlC(up: Up): Promise<number[]> {
-  const pids = descendants(up.child.pid as number);
-  const exited = new Promise<number | null>((resolve) => up.child.once('exit', (code) => resolve(code)));
-  up.child.kill('SIGINT');
-  const code = await exited;
-  expect(code).toBe(0);
-  expect(up.output()).toContain('foureyes: stopped.');
+async function stopWithCtrlC(up: UpProcess): Promise<number[]> {
+  const pids = upTree(up);
+  expect(await up.stop()).toBe(0);
+  expect(up.output()).toMatch(
+    /foureyes: stopped gateway, worker:deploy, worker:checks, worker:orchestrator, openbao, temporal\./,
+  );
   return pids;
 }
 
-let current: Up | undefined;
-afterAll(async () => {
-  if (current && current.child.exitCode === null) {
-    for (const pid of descendants(current.child.pid as number)) if (alive(pid)) process.kill(pid, 'SIGKILL');
-    current.child.kill('SIGKILL');
-  }
-  rmSync(dataDir, { recursive: true, force: true });
-});
+afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
 
 describe('foureyes up', () => {
   it('runs the whole stack, confines the deployer, survives a restart and stops cleanly on Ctrl-C', async () => {
-    current = await startUp();
-    const up = current;
+    const up = await startUp({ dataDir, configFile, env });
     const text = up.output();
     // It tells the user where everything is.
     expect(text).toContain(`gateway          http://127.0.0.1:${up.ports.gateway}`);
@@ -136,8 +54,14 @@ describe('foureyes up', () => {
     // The deployer's AppRole: it can log in, can mint a staging token, but neither it nor the staging token
     // can read production's paths.
     const bao = `http://127.0.0.1:${up.ports.bao}`;
-    const creds = JSON.parse(readFileSync(join(dataDir, 'deployer-approle.json'), 'utf8')) as { roleId: string; secretId: string };
-    const login = await fetch(`${bao}/v1/auth/approle/login`, { method: 'POST', body: JSON.stringify({ role_id: creds.roleId, secret_id: creds.secretId }) });
+    const creds = JSON.parse(readFileSync(join(dataDir, 'deployer-approle.json'), 'utf8')) as {
+      roleId: string;
+      secretId: string;
+    };
+    const login = await fetch(`${bao}/v1/auth/approle/login`, {
+      method: 'POST',
+      body: JSON.stringify({ role_id: creds.roleId, secret_id: creds.secretId }),
+    });
     expect(login.status).toBe(200);
     const deployerToken = ((await login.json()) as { auth: { client_token: string; policies: string[] } }).auth;
     expect(deployerToken.policies).toContain('foureyes-deployer');
@@ -163,16 +87,22 @@ describe('foureyes up', () => {
 
     // An open workflow (any long-lived workflow will do) survives a restart on the same data folder.
     const client = new Client({ connection, namespace: 'foureyes' });
-    const handle = await client.workflow.start('changeWorkflow', { taskQueue: 'up-test-parked', workflowId: `up-test-${Date.now()}`, args: [{ change: 'acme/shop#1' }] });
+    const handle = await client.workflow.start('changeWorkflow', {
+      taskQueue: 'up-test-parked',
+      workflowId: `up-test-${Date.now()}`,
+      args: [{ change: 'acme/shop#1' }],
+    });
     await connection.close();
 
     const first = await stopWithCtrlC(up);
     expect(first.length).toBeGreaterThanOrEqual(5);
     expect(await survivors(first)).toEqual([]);
 
-    current = await startUp();
+    const current = await startUp({ dataDir, configFile, env });
     const again = await Connection.connect({ address: `127.0.0.1:${current.ports.temporal}` });
-    const described = await new Client({ connection: again, namespace: 'foureyes' }).workflow.getHandle(handle.workflowId).describe();
+    const described = await new Client({ connection: again, namespace: 'foureyes' }).workflow
+      .getHandle(handle.workflowId)
+      .describe();
     expect(described.status.name).toBe('RUNNING');
     await again.close();
 

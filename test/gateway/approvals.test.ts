@@ -28,7 +28,10 @@ let taskQueue: string;
 let tokens: Record<string, string>;
 
 function configYaml(remote: string): string {
-  return threePeopleConfig(remote, { channels: { 'sam-dev': 'slack: U0SAMDEV1', 'alex-reviewer': 'slack: U0ALEXRV1', 'jo-platform': 'slack: U0JOPLAT1' }, production: 'confirm: true' });
+  return threePeopleConfig(remote, {
+    channels: { 'sam-dev': 'slack: U0SAMDEV1', 'alex-reviewer': 'slack: U0ALEXRV1', 'jo-platform': 'slack: U0JOPLAT1' },
+    production: 'confirm: true',
+  });
 }
 
 beforeAll(async () => {
@@ -54,8 +57,16 @@ afterAll(async () => {
 });
 
 /** Sam opens a pull request on the GitHub stand-in; the change starts as the webhook would start it. */
-async function openChange(title = 'Speed up checkout'): Promise<{ change: string; number: number; head: string; handle: WorkflowHandle }> {
-  const { pull } = await github.standin.openPullRequest({ repo: 'acme/shop', author: 'sam-dev', title, commits: [{ message: 'faster checkout', author: 'sam-dev' }], deliver: false });
+async function openChange(
+  title = 'Speed up checkout',
+): Promise<{ change: string; number: number; head: string; handle: WorkflowHandle }> {
+  const { pull } = await github.standin.openPullRequest({
+    repo: 'acme/shop',
+    author: 'sam-dev',
+    title,
+    commits: [{ message: 'faster checkout', author: 'sam-dev' }],
+    deliver: false,
+  });
   const change = `acme/shop#${pull.number}`;
   const handle = await client.workflow.signalWithStart('changeWorkflow', {
     workflowId: `change:${change}`,
@@ -78,19 +89,28 @@ async function waitForStage(handle: WorkflowHandle, stage: string, timeoutMs = 3
   for (;;) {
     const status = await handle.query(statusQuery).catch(() => undefined);
     if (status?.stage === stage) return status;
-    if (Date.now() > deadline) throw new Error(`stage never became ${stage}; last: ${status?.stage} (${status?.waitingFor})`);
+    if (Date.now() > deadline)
+      throw new Error(`stage never became ${stage}; last: ${status?.stage} (${status?.waitingFor})`);
     await new Promise((r) => setTimeout(r, 150));
   }
 }
 
-async function postApproval(number: number, token: string | undefined, body: unknown): Promise<{ status: number; body: Record<string, unknown>; ms: number }> {
+async function postApproval(
+  number: number,
+  token: string | undefined,
+  body: unknown,
+): Promise<{ status: number; body: Record<string, unknown>; ms: number }> {
   const started = performance.now();
   const response = await fetch(`${gatewayUrl}/api/changes/acme/shop/${number}/approvals`, {
     method: 'POST',
     headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
     body: typeof body === 'string' ? body : JSON.stringify(body),
   });
-  return { status: response.status, body: (await response.json()) as Record<string, unknown>, ms: Math.round(performance.now() - started) };
+  return {
+    status: response.status,
+    body: (await response.json()) as Record<string, unknown>,
+    ms: Math.round(performance.now() - started),
+  };
 }
 
 function runCli(args: string[], token: string): Promise<{ code: number; stdout: string; stderr: string; ms: number }> {
@@ -99,8 +119,18 @@ function runCli(args: string[], token: string): Promise<{ code: number; stdout: 
     execFile(
       process.execPath,
       ['bin/foureyes.js', 'approve', ...args, '--gateway', gatewayUrl],
-      { cwd: join(import.meta.dirname, '..', '..'), env: { PATH: process.env.PATH, HOME: process.env.HOME, GITHUB_TOKEN: token }, timeout: 60_000 },
-      (error, stdout, stderr) => resolve({ code: error ? Number((error as { code?: number }).code ?? 1) : 0, stdout, stderr, ms: Math.round(performance.now() - started) }),
+      {
+        cwd: join(import.meta.dirname, '..', '..'),
+        env: { PATH: process.env.PATH, HOME: process.env.HOME, GITHUB_TOKEN: token },
+        timeout: 60_000,
+      },
+      (error, stdout, stderr) =>
+        resolve({
+          code: error ? Number((error as { code?: number }).code ?? 1) : 0,
+          stdout,
+          stderr,
+          ms: Math.round(performance.now() - started),
+        }),
     );
   });
 }
@@ -119,9 +149,16 @@ describe('Slack request signatures', () => {
     const future = await slack.command(alex, 'status acme/shop#1', { timestamp: now() + 6 * 60 });
     const forged = await slack.command(alex, 'status acme/shop#1', { signingSecret: 'not-the-secret' });
     const garbage = await slack.command(alex, 'status acme/shop#1', { signature: 'v0=deadbeef' });
-    const buttonForged = await slack.click(alex, { blocks: [{ elements: [{ action_id: 'foureyes_reject', value: '{}' }] }] }, 'foureyes_reject', { signingSecret: 'nope' });
+    const buttonForged = await slack.click(
+      alex,
+      { blocks: [{ elements: [{ action_id: 'foureyes_reject', value: '{}' }] }] },
+      'foureyes_reject',
+      { signingSecret: 'nope' },
+    );
     const unsigned = await fetch(`${gatewayUrl}/slack/commands`, { method: 'POST', body: 'text=status' });
-    expect([stale.status, future.status, forged.status, garbage.status, buttonForged.status, unsigned.status]).toEqual([401, 401, 401, 401, 401, 401]);
+    expect([stale.status, future.status, forged.status, garbage.status, buttonForged.status, unsigned.status]).toEqual([
+      401, 401, 401, 401, 401, 401,
+    ]);
     expect(String(stale.body?.error)).toMatch(/older than five minutes/);
     expect(String(future.body?.error)).toMatch(/future/);
     // Nothing reached the forger's response_url.
@@ -141,14 +178,21 @@ describe('approvals', () => {
   it('counts a CLI approval with a colleague token, refuses the author token with the reason', async () => {
     const { change, handle } = await openChange();
     const author = await runCli([change], tokens['sam-dev'] as string);
-    console.log(`CLI approval by the author: exit ${author.code}, ${/answered in \d+ ms/.exec(author.stdout)?.[0]}, ${author.ms} ms with process start`);
+    console.log(
+      `CLI approval by the author: exit ${author.code}, ${/answered in \d+ ms/.exec(author.stdout)?.[0]}, ${author.ms} ms with process start`,
+    );
     expect(author.code).not.toBe(0);
     expect(author.stdout).toMatch(/REFUSED: sam-dev is an initiator/);
     expect(author.stdout).toMatch(/— refused: sam-dev is an initiator/);
     expect(author.stdout).toContain(`${change}  Speed up checkout`);
 
-    const colleague = await runCli([change, '--env', 'staging', '--comment', 'looks right'], tokens['alex-reviewer'] as string);
-    console.log(`CLI approval by a colleague: exit ${colleague.code}, ${/answered in \d+ ms/.exec(colleague.stdout)?.[0]}, ${colleague.ms} ms with process start`);
+    const colleague = await runCli(
+      [change, '--env', 'staging', '--comment', 'looks right'],
+      tokens['alex-reviewer'] as string,
+    );
+    console.log(
+      `CLI approval by a colleague: exit ${colleague.code}, ${/answered in \d+ ms/.exec(colleague.stdout)?.[0]}, ${colleague.ms} ms with process start`,
+    );
     expect(colleague.stderr).toBe('');
     expect(colleague.code).toBe(0);
     expect(colleague.stdout).toMatch(/approval of .* was accepted for staging/);
@@ -169,7 +213,10 @@ describe('approvals', () => {
     // Every approval names the commit the person saw.
     const noSha = await postApproval(number, tokens['jo-platform'], {});
     expect(noSha.status).toBe(400);
-    expect(noSha.body).toMatchObject({ field: 'sha', error: expect.stringMatching(/^missing field sha: name the commit you reviewed/) });
+    expect(noSha.body).toMatchObject({
+      field: 'sha',
+      error: expect.stringMatching(/^missing field sha: name the commit you reviewed/),
+    });
     const badDecision = await postApproval(number, tokens['jo-platform'], { sha: head, decision: 'maybe' });
     expect(badDecision.status).toBe(400);
     expect(badDecision.body.field).toBe('decision');
@@ -187,11 +234,15 @@ describe('approvals', () => {
   it('Slack: the waiting message has safe text and buttons; a click counts and the outcome reaches the thread', async () => {
     const { change, head, handle } = await openChange('<!channel> @here fix & <@U0JOPLAT1> *bold*');
     // The workflow itself posts the request when the change starts waiting for approval, once per head.
-    const message = await slack.waitForMessage((m) => JSON.stringify(m.raw).includes(change) && JSON.stringify(m.raw).includes(head.slice(0, 12)));
+    const message = await slack.waitForMessage(
+      (m) => JSON.stringify(m.raw).includes(change) && JSON.stringify(m.raw).includes(head.slice(0, 12)),
+    );
     const everything = JSON.stringify(message.raw);
     expect(everything).not.toMatch(/<!channel>|<@U0JOPLAT1>|[^\\]@here/);
     expect(everything).toContain('&lt;!channel&gt;');
-    const buttons = (message.blocks?.find((b) => b.type === 'actions') as { elements: Array<{ action_id: string; confirm?: unknown }> }).elements;
+    const buttons = (
+      message.blocks?.find((b) => b.type === 'actions') as { elements: Array<{ action_id: string; confirm?: unknown }> }
+    ).elements;
     expect(buttons.map((b) => [b.action_id, Boolean(b.confirm)])).toEqual([
       ['foureyes_approve:staging', false],
       ['foureyes_approve:production', true],
@@ -206,12 +257,16 @@ describe('approvals', () => {
     const started = performance.now();
     const click = await slack.click(alex, message, 'foureyes_approve:staging');
     const answer = await slack.waitForResponse(click.responseUrlId);
-    console.log(`Slack button: acknowledged in ${click.elapsedMs} ms, outcome in the thread after ${Math.round(performance.now() - started)} ms`);
+    console.log(
+      `Slack button: acknowledged in ${click.elapsedMs} ms, outcome in the thread after ${Math.round(performance.now() - started)} ms`,
+    );
     expect(click.status).toBe(200);
     expect(answer.body).toMatchObject({ thread_ts: message.ts, replace_original: false });
     expect(String(answer.body.text)).toMatch(/alex-reviewer's approval of .* counted/);
     const after = await handle.query(statusQuery);
-    expect(after.approvals.map((a) => [a.claim.person, a.claim.channel, a.counted, a.claim.evidence.slackUser])).toEqual([
+    expect(
+      after.approvals.map((a) => [a.claim.person, a.claim.channel, a.counted, a.claim.evidence.slackUser]),
+    ).toEqual([
       ['sam-dev', 'slack', false, 'U0SAMDEV1'],
       ['alex-reviewer', 'slack', true, 'U0ALEXRV1'],
     ]);
@@ -237,21 +292,37 @@ describe('approvals', () => {
     const stagingBlocks = staging.body?.blocks as Array<{ elements?: Array<{ confirm?: unknown }> }>;
     expect(stagingBlocks.find((b) => b.elements)?.elements?.[0]?.confirm).toBeUndefined();
     const stagingClick = await slack.click(alex, { blocks: stagingBlocks }, 'foureyes_approve:pinned');
-    expect(String((await slack.waitForResponse(stagingClick.responseUrlId)).body.text)).toMatch(/alex-reviewer's approval .* for staging counted/);
-    expect((await handle.query(statusQuery)).approvals.find((a) => a.claim.person === 'alex-reviewer')?.claim.comment).toBe('fine by me');
+    expect(String((await slack.waitForResponse(stagingClick.responseUrlId)).body.text)).toMatch(
+      /alex-reviewer's approval .* for staging counted/,
+    );
+    expect(
+      (await handle.query(statusQuery)).approvals.find((a) => a.claim.person === 'alex-reviewer')?.claim.comment,
+    ).toBe('fine by me');
   });
 
   it('a forged signal sent straight to Temporal is refused, visible in status and history', async () => {
     const { change, head, handle } = await openChange();
     const forged: SignedApproval = {
-      claim: { v: 1, change, sha: head, person: 'alex-reviewer', channel: 'slack', decision: 'approve', evidence: { slackUser: 'U0ALEXRV1' }, at: new Date().toISOString(), nonce: 'forged-1' },
+      claim: {
+        v: 1,
+        change,
+        sha: head,
+        person: 'alex-reviewer',
+        channel: 'slack',
+        decision: 'approve',
+        evidence: { slackUser: 'U0ALEXRV1' },
+        at: new Date().toISOString(),
+        nonce: 'forged-1',
+      },
       signature: 'bad',
     };
     await handle.signal(approvalSignal, forged);
     // A real-looking but wrong signature (signed by another key) is refused the same way, and answered.
     const other = generateSigningKey();
     const { signClaim } = await import('../../src/shared/approval-signature.ts');
-    const outcome: ApprovalOutcome = await handle.executeUpdate(approvalUpdate, { args: [signClaim({ ...forged.claim, nonce: 'forged-2' }, other)] });
+    const outcome: ApprovalOutcome = await handle.executeUpdate(approvalUpdate, {
+      args: [signClaim({ ...forged.claim, nonce: 'forged-2' }, other)],
+    });
     expect(outcome.counted).toBe(false);
     const status = await handle.query(statusQuery);
     expect(status.approvals.map((a) => [a.claim.nonce, a.counted])).toEqual([
@@ -261,7 +332,8 @@ describe('approvals', () => {
     expect(status.approvals[0]?.reason).toMatch(/signature/i);
     expect(status.stage).toBe('awaiting-approval');
     const history = await handle.fetchHistory();
-    const signaled = history.events?.filter((e) => e.workflowExecutionSignaledEventAttributes?.signalName === 'approval') ?? [];
+    const signaled =
+      history.events?.filter((e) => e.workflowExecutionSignaledEventAttributes?.signalName === 'approval') ?? [];
     expect(signaled).toHaveLength(1);
     expect(JSON.stringify(status.timeline)).toMatch(/approve-refused/);
   });
@@ -271,13 +343,24 @@ describe('approvals', () => {
     const first = await postApproval(number, tokens['jo-platform'], { sha: head, environment: 'production' });
     expect(first.body.counted).toBe(true);
     // Sam pushes: the approval of the old head is void.
-    const { before } = await github.standin.pushCommits({ repo: 'acme/shop', number, pusher: 'sam-dev', commits: [{ message: 'one more thing', author: 'sam-dev' }], deliver: false });
+    const { before } = await github.standin.pushCommits({
+      repo: 'acme/shop',
+      number,
+      pusher: 'sam-dev',
+      commits: [{ message: 'one more thing', author: 'sam-dev' }],
+      deliver: false,
+    });
     expect(before).toBe(head);
-    await handle.signal(pullRequestSignal, stack.signed(`acme/shop#${number}`, pullEvent('synchronize', number, before)));
+    await handle.signal(
+      pullRequestSignal,
+      stack.signed(`acme/shop#${number}`, pullEvent('synchronize', number, before)),
+    );
     await waitForStage(handle, 'awaiting-approval');
     // An operator with read access to history takes the gateway's signed claim out of it and replays it.
     const history = await handle.fetchHistory();
-    const accepted = history.events?.find((e) => e.workflowExecutionUpdateAcceptedEventAttributes)?.workflowExecutionUpdateAcceptedEventAttributes;
+    const accepted = history.events?.find(
+      (e) => e.workflowExecutionUpdateAcceptedEventAttributes,
+    )?.workflowExecutionUpdateAcceptedEventAttributes;
     const payload = accepted?.acceptedRequest?.input?.args?.payloads?.[0]?.data;
     const signed = JSON.parse(Buffer.from(payload as Uint8Array).toString('utf8')) as SignedApproval;
     expect(signed.claim.sha).toBe(head);
@@ -286,7 +369,11 @@ describe('approvals', () => {
     expect(replayed.reason).toMatch(/replay|head|superseded|older|not the current/i);
     await handle.signal(approvalSignal, signed);
     const status = await handle.query(statusQuery);
-    expect(status.approvals.filter((a) => a.claim.nonce === signed.claim.nonce).map((a) => a.counted)).toEqual([true, false, false]);
+    expect(status.approvals.filter((a) => a.claim.nonce === signed.claim.nonce).map((a) => a.counted)).toEqual([
+      true,
+      false,
+      false,
+    ]);
     expect(status.environments.find((e) => e.name === 'production')?.approvedBy).toEqual([]);
   });
 });

@@ -42,14 +42,22 @@ describe('gateway /metrics', () => {
     const text = await res.text();
     expect(sample(text, 'foureyes_gateway_requests_total', 'method="GET",route="/healthz",status="503"')).toBe(1);
     // The raw path never becomes a label: the route pattern does.
-    expect(sample(text, 'foureyes_gateway_requests_total', 'method="DELETE",route="/api/changes/{owner}/{repo}/{number}",status="405"')).toBe(1);
+    expect(
+      sample(
+        text,
+        'foureyes_gateway_requests_total',
+        'method="DELETE",route="/api/changes/{owner}/{repo}/{number}",status="405"',
+      ),
+    ).toBe(1);
     expect(sample(text, 'foureyes_gateway_requests_total', 'method="GET",route="unmatched",status="404"')).toBe(2);
     expect(text).not.toContain('acme');
     expect(text).toContain('# TYPE foureyes_gateway_request_duration_seconds histogram');
     expect(sample(text, 'foureyes_gateway_request_duration_seconds_count', 'route="unmatched"')).toBe(2);
     expect(sample(text, 'foureyes_gateway_request_duration_seconds_bucket', 'route="unmatched",le="+Inf"')).toBe(2);
     // Cumulative buckets never decrease.
-    const buckets = DURATION_BUCKETS.map((le) => sample(text, 'foureyes_gateway_request_duration_seconds_bucket', `route="/healthz",le="${le}"`) ?? -1);
+    const buckets = DURATION_BUCKETS.map(
+      (le) => sample(text, 'foureyes_gateway_request_duration_seconds_bucket', `route="/healthz",le="${le}"`) ?? -1,
+    );
     expect(buckets.every((v, i) => v >= 0 && (i === 0 || v >= (buckets[i - 1] ?? 0)))).toBe(true);
 
     // The scrape itself is counted by the next one.

@@ -24,10 +24,22 @@ describe('foureyes gateway (production entry point)', () => {
     // A webhook delivery whose body is still arriving when SIGTERM comes.
     const body = JSON.stringify({ zen: 'Keep it logically awesome.' });
     const answer = new Promise<number>((resolve, reject) => {
-      const req = request(`${base}/webhooks/github`, { method: 'POST', headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'x-github-event': 'ping', 'x-github-delivery': 'shutdown-1' } }, (res) => {
-        res.resume();
-        resolve(res.statusCode ?? 0);
-      });
+      const req = request(
+        `${base}/webhooks/github`,
+        {
+          method: 'POST',
+          headers: {
+            'content-type': 'application/json',
+            'content-length': Buffer.byteLength(body),
+            'x-github-event': 'ping',
+            'x-github-delivery': 'shutdown-1',
+          },
+        },
+        (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        },
+      );
       req.on('error', reject);
       req.write(body.slice(0, 5));
       setTimeout(() => {
@@ -42,8 +54,14 @@ describe('foureyes gateway (production entry point)', () => {
     // Unsigned: the gateway answers it (401) rather than dropping the connection.
     expect(await answer).toBe(401);
     expect(await exited).toBe(0);
-    const lines = gateway.output().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { component: string; msg: string });
-    expect(lines.map((l) => l.msg)).toEqual(expect.arrayContaining([expect.stringMatching(/^listening on /), expect.stringMatching(/^stopping/)]));
+    const lines = gateway
+      .output()
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as { component: string; msg: string });
+    expect(lines.map((l) => l.msg)).toEqual(
+      expect.arrayContaining([expect.stringMatching(/^listening on /), expect.stringMatching(/^stopping/)]),
+    );
     expect(lines.every((l) => l.component === 'gateway')).toBe(true);
   });
 });

@@ -14,22 +14,41 @@ import { GitHubStandin } from '../../src/github-standin/index.ts';
 import type { ChangeStatus } from '../../src/shared/types.ts';
 import { startGatewayStack, threePeopleConfig, type GatewayStack } from '../helpers/gateway-stack.ts';
 
-const EVENTS = ['pull_request', 'pull_request_review', 'pull_request_review_comment', 'push', 'check_suite', 'check_run', 'installation', 'ping'];
+const EVENTS = [
+  'pull_request',
+  'pull_request_review',
+  'pull_request_review_comment',
+  'push',
+  'check_suite',
+  'check_run',
+  'installation',
+  'ping',
+];
 
 interface Example {
   source: string;
   event: string;
   index: number;
-  payload: Record<string, unknown> & { action?: string; repository?: { full_name: string }; pull_request?: { number: number; title: string; user: { login: string }; head: { sha: string } } };
+  payload: Record<string, unknown> & {
+    action?: string;
+    repository?: { full_name: string };
+    pull_request?: { number: number; title: string; user: { login: string }; head: { sha: string } };
+  };
 }
 
 /** Every example file of the installed package (api.github.com and ghes-*), for the events above. */
 function examples(): Example[] {
   const root = dirname(createRequire(import.meta.url).resolve('@octokit/webhooks-examples/package.json'));
   const out: Example[] = [];
-  for (const source of readdirSync(root).filter((d) => d === 'api.github.com' || d.startsWith('ghes-')).sort()) {
-    const definitions = JSON.parse(readFileSync(join(root, source, 'index.json'), 'utf8')) as Array<{ name: string; examples: Example['payload'][] }>;
-    for (const d of definitions.filter((x) => EVENTS.includes(x.name))) d.examples.forEach((payload, index) => out.push({ source, event: d.name, index, payload }));
+  for (const source of readdirSync(root)
+    .filter((d) => d === 'api.github.com' || d.startsWith('ghes-'))
+    .sort()) {
+    const definitions = JSON.parse(readFileSync(join(root, source, 'index.json'), 'utf8')) as Array<{
+      name: string;
+      examples: Example['payload'][];
+    }>;
+    for (const d of definitions.filter((x) => EVENTS.includes(x.name)))
+      d.examples.forEach((payload, index) => out.push({ source, event: d.name, index, payload }));
   }
   return out;
 }
@@ -43,7 +62,8 @@ beforeAll(async () => {
   stack = await startGatewayStack({
     name: 'examples',
     // The examples' repositories are configured (an unconfigured one is a 422 by design, tested elsewhere).
-    configYaml: (remote) => `${threePeopleConfig(remote)}${repositories.map((name) => `  - { name: ${name}, remote: ${JSON.stringify(remote)} }\n`).join('')}`,
+    configYaml: (remote) =>
+      `${threePeopleConfig(remote)}${repositories.map((name) => `  - { name: ${name}, remote: ${JSON.stringify(remote)} }\n`).join('')}`,
     users: ['sam-dev', 'alex-reviewer', 'jo-platform', 'foureyes-bot'],
     gatewayEnv: (s) => ({ GITHUB_WEBHOOK_SECRET: SECRET, GITHUB_TOKEN: s.tokens['foureyes-bot'] as string }),
     orchestratorEnv: (s) => ({ GITHUB_TOKEN: s.tokens['foureyes-bot'] as string }),
@@ -55,7 +75,12 @@ async function deliver(example: Example): Promise<{ status: number; body: Record
   const text = JSON.stringify(example.payload);
   const res = await fetch(`${stack.gatewayUrl}/webhooks/github`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json', 'x-github-event': example.event, 'x-github-delivery': randomUUID(), 'x-hub-signature-256': GitHubStandin.sign(text, SECRET) },
+    headers: {
+      'content-type': 'application/json',
+      'x-github-event': example.event,
+      'x-github-delivery': randomUUID(),
+      'x-hub-signature-256': GitHubStandin.sign(text, SECRET),
+    },
     body: text,
   });
   return { status: res.status, body: (await res.json()) as Record<string, unknown> };
@@ -85,9 +110,11 @@ async function statusOf(e: Example, ok: (s: ChangeStatus) => boolean): Promise<C
 }
 
 const label = (e: Example) => `${e.source} ${e.event}${e.payload.action ? `.${e.payload.action}` : ''} [${e.index}]`;
-const opened = all.find((e) => e.source === 'api.github.com' && e.event === 'pull_request' && e.payload.action === 'opened') as Example;
+const opened = all.find(
+  (e) => e.source === 'api.github.com' && e.event === 'pull_request' && e.payload.action === 'opened',
+) as Example;
 
-describe('GitHub\'s example webhook payloads', () => {
+describe("GitHub's example webhook payloads", () => {
   it('covers every listed event in every example file of the package', () => {
     expect(new Set(all.map((e) => e.event))).toEqual(new Set(EVENTS));
     expect(new Set(all.map((e) => e.source))).toContain('api.github.com');
@@ -108,22 +135,40 @@ describe('GitHub\'s example webhook payloads', () => {
     }
     // What foureyes acts on is accepted; the rest is ignored, each with why.
     const accepted = answers.filter((a) => a.includes('"accepted"'));
-    expect(accepted.length).toBeGreaterThanOrEqual(all.filter((e) => e.event === 'pull_request' && ['opened', 'reopened', 'synchronize'].includes(String(e.payload.action))).length);
-    for (const e of ['push', 'check_suite', 'check_run', 'installation', 'pull_request_review_comment']) expect(answers.filter((a) => a.includes(` ${e}`) && a.includes('"accepted"'))).toEqual([]);
+    expect(accepted.length).toBeGreaterThanOrEqual(
+      all.filter(
+        (e) => e.event === 'pull_request' && ['opened', 'reopened', 'synchronize'].includes(String(e.payload.action)),
+      ).length,
+    );
+    for (const e of ['push', 'check_suite', 'check_run', 'installation', 'pull_request_review_comment'])
+      expect(answers.filter((a) => a.includes(` ${e}`) && a.includes('"accepted"'))).toEqual([]);
   });
 
   it('starts a change from each opened, reopened and synchronize example with its head SHA, author and title', async () => {
-    for (const example of all.filter((e) => e.event === 'pull_request' && ['opened', 'reopened', 'synchronize'].includes(String(e.payload.action)))) {
+    for (const example of all.filter(
+      (e) => e.event === 'pull_request' && ['opened', 'reopened', 'synchronize'].includes(String(e.payload.action)),
+    )) {
       await fresh(example);
       const { status, body } = await deliver(example);
-      expect([status, body.accepted, body.action], label(example)).toEqual([202, 'pull_request', example.payload.action]);
+      expect([status, body.accepted, body.action], label(example)).toEqual([
+        202,
+        'pull_request',
+        example.payload.action,
+      ]);
       const pr = example.payload.pull_request as NonNullable<Example['payload']['pull_request']>;
       const s = await statusOf(example, (x) => x.headSha === pr.head.sha);
-      expect([s.change, s.headSha, s.author.toLowerCase(), s.title], label(example)).toEqual([`${example.payload.repository?.full_name}#${pr.number}`, pr.head.sha, pr.user.login.toLowerCase(), pr.title]);
+      expect([s.change, s.headSha, s.author.toLowerCase(), s.title], label(example)).toEqual([
+        `${example.payload.repository?.full_name}#${pr.number}`,
+        pr.head.sha,
+        pr.user.login.toLowerCase(),
+        pr.title,
+      ]);
       expect(s.initiators, label(example)).toContain(pr.user.login.toLowerCase());
       // The example repository does not exist for this token: the change says so, naming the repository.
       const entry = s.timeline.find((t) => t.kind === 'commits-unknown');
-      expect(entry?.summary, label(example)).toContain(`GITHUB_TOKEN cannot see ${example.payload.repository?.full_name} (GitHub answers 404)`);
+      expect(entry?.summary, label(example)).toContain(
+        `GITHUB_TOKEN cannot see ${example.payload.repository?.full_name} (GitHub answers 404)`,
+      );
     }
   });
 

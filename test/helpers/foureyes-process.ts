@@ -4,6 +4,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { afterAll, inject } from 'vitest';
 import { projectRoot } from '../../src/dev/paths.ts';
+import { killTree } from './processes.ts';
 
 export interface FoureyesProcess {
   child: ChildProcess;
@@ -21,7 +22,7 @@ export function startFoureyes(args: string[], extraEnv: Record<string, string>):
   if (!cleanupRegistered) {
     cleanupRegistered = true;
     afterAll(() => {
-      for (const child of started) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      for (const child of started) if (child.exitCode === null && child.signalCode === null) killTree(child.pid);
     });
   }
   const child = spawn(process.execPath, [join(projectRoot(), 'bin/foureyes.js'), ...args], {
@@ -47,8 +48,14 @@ export function startFoureyes(args: string[], extraEnv: Record<string, string>):
 /** Polls until the gateway at `base` answers /healthz, or fails with its output. */
 export async function untilHealthy(base: string, gateway: FoureyesProcess, timeoutMs = 60_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  while (!(await fetch(`${base}/healthz`).then((r) => r.ok, () => false))) {
-    if (Date.now() > deadline || gateway.child.exitCode !== null) throw new Error(`gateway did not become healthy:\n${gateway.output()}`);
+  while (
+    !(await fetch(`${base}/healthz`).then(
+      (r) => r.ok,
+      () => false,
+    ))
+  ) {
+    if (Date.now() > deadline || gateway.child.exitCode !== null)
+      throw new Error(`gateway did not become healthy:\n${gateway.output()}`);
     await new Promise((r) => setTimeout(r, 250));
   }
 }

@@ -18,6 +18,7 @@ import { generateSigningKey, signEvent, type SigningKey } from '../../src/shared
 import { zoneQueue } from '../../src/shared/task-queues.ts';
 import type { DeployInput, DeployReport, PullRequestEvent, VerifyReport } from '../../src/shared/types.ts';
 import { ZONES } from '../../src/workers/zones.ts';
+import { guardCallers } from '../../src/activities/caller-guard.ts';
 import { testClient, testWorker, uniquePullNumberBase, uniqueQueue } from './temporal.ts';
 
 /**
@@ -25,7 +26,14 @@ import { testClient, testWorker, uniquePullNumberBase, uniqueQueue } from './tem
  * review; staging needs one approval, production one from platform. `channels` adds each person's chat
  * identity (e.g. `slack: U0SAMDEV1`), `production` more approval settings, `repository` more repository lines.
  */
-export function threePeopleConfig(remote: string, options: { channels?: Partial<Record<'sam-dev' | 'alex-reviewer' | 'jo-platform', string>>; production?: string; repository?: string[] } = {}): string {
+export function threePeopleConfig(
+  remote: string,
+  options: {
+    channels?: Partial<Record<'sam-dev' | 'alex-reviewer' | 'jo-platform', string>>;
+    production?: string;
+    repository?: string[];
+  } = {},
+): string {
   const person = (login: 'sam-dev' | 'alex-reviewer' | 'jo-platform') => {
     const channel = options.channels?.[login];
     return `  - { github: ${login}, ${channel ? `${channel}, ` : ''}emails: [${login.split('-')[0]}@example.com] }`;
@@ -48,8 +56,12 @@ repositories:
   - name: acme/shop
     remote: ${JSON.stringify(remote)}
     checks: [{ name: unit, run: "true", timeout: 60s }]
-${(options.repository ?? []).map((line) => `    ${line}
-`).join('')}`;
+${(options.repository ?? [])
+  .map(
+    (line) => `    ${line}
+`,
+  )
+  .join('')}`;
 }
 
 export interface GatewayStackOptions {
@@ -103,9 +115,15 @@ export async function startGatewayStack(options: GatewayStackOptions): Promise<G
   const dataDir = mkdtempSync(join(tmpdir(), `foureyes-${options.name}-`));
   const github = await startGitHubStandin({ dataDir: join(dataDir, 'github') });
   const tokens: Record<string, string> = {};
-  for (const login of options.users) tokens[login] = github.standin.addUser({ login, email: `${login.split('-')[0]}@example.com` }).token;
-  github.standin.createRepo({ fullName: 'acme/shop', firstPullNumber: uniquePullNumberBase(), ...(options.repoFiles ? { files: options.repoFiles } : {}) });
-  for (const fullName of options.otherRepos ?? []) github.standin.createRepo({ fullName, firstPullNumber: uniquePullNumberBase() });
+  for (const login of options.users)
+    tokens[login] = github.standin.addUser({ login, email: `${login.split('-')[0]}@example.com` }).token;
+  github.standin.createRepo({
+    fullName: 'acme/shop',
+    firstPullNumber: uniquePullNumberBase(),
+    ...(options.repoFiles ? { files: options.repoFiles } : {}),
+  });
+  for (const fullName of options.otherRepos ?? [])
+    github.standin.createRepo({ fullName, firstPullNumber: uniquePullNumberBase() });
   const config = parseConfig(options.configYaml(github.standin.remoteOf('acme/shop')), 'test.yaml');
   const key = generateSigningKey();
   const taskQueue = uniqueQueue(options.name);
@@ -127,7 +145,11 @@ export async function startGatewayStack(options: GatewayStackOptions): Promise<G
     client,
     gateway: undefined as unknown as Server,
     gatewayUrl: '',
-    gatewayEnv: { FOUREYES_APPROVAL_SIGNING_KEY: key.privateKey, GITHUB_API_URL: github.url, FOUREYES_TASK_QUEUE: taskQueue },
+    gatewayEnv: {
+      FOUREYES_APPROVAL_SIGNING_KEY: key.privateKey,
+      GITHUB_API_URL: github.url,
+      FOUREYES_TASK_QUEUE: taskQueue,
+    },
     async startGateway() {
       const server = createGateway({ client, config: () => config, env: stack.gatewayEnv });
       await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -146,7 +168,11 @@ export async function startGatewayStack(options: GatewayStackOptions): Promise<G
       orchestrator.shutdown();
       await running[index];
       orchestratorEnv = { ...orchestratorEnv, ...env };
-      orchestrator = await testWorker({ taskQueue, workflows: true, activities: await ZONES.orchestrator.createActivities(() => config, orchestratorEnv) });
+      orchestrator = await testWorker({
+        taskQueue,
+        workflows: true,
+        activities: await ZONES.orchestrator.createActivities(() => config, orchestratorEnv),
+      });
       workers[index] = orchestrator;
       running[index] = orchestrator.run();
     },
@@ -170,21 +196,49 @@ export async function startGatewayStack(options: GatewayStackOptions): Promise<G
   stack.gateway = await stack.startGateway();
   stack.gatewayUrl = `http://127.0.0.1:${(stack.gateway.address() as AddressInfo).port}`;
   const channelEnv = (await options.beforeWorkers?.(stack)) ?? {};
-  orchestratorEnv = { FOUREYES_APPROVAL_PUBLIC_KEYS: key.publicKey, GITHUB_API_URL: github.url, ...options.orchestratorEnv?.(stack), ...channelEnv };
-  orchestrator = await testWorker({ taskQueue, workflows: true, activities: await ZONES.orchestrator.createActivities(() => config, orchestratorEnv) });
+  orchestratorEnv = {
+    FOUREYES_APPROVAL_PUBLIC_KEYS: key.publicKey,
+    GITHUB_API_URL: github.url,
+    ...options.orchestratorEnv?.(stack),
+    ...channelEnv,
+  };
+  orchestrator = await testWorker({
+    taskQueue,
+    workflows: true,
+    activities: await ZONES.orchestrator.createActivities(() => config, orchestratorEnv),
+  });
   workers.push(
     orchestrator,
-    await testWorker({ taskQueue: zoneQueue(taskQueue, 'checks'), activities: await ZONES.checks.createActivities(() => config, {}) }),
+    await testWorker({
+      taskQueue: zoneQueue(taskQueue, 'checks'),
+      activities: await ZONES.checks.createActivities(() => config, {}),
+    }),
   );
-  if (options.deployActivities) workers.push(await testWorker({ taskQueue: zoneQueue(taskQueue, 'deploy'), activities: options.deployActivities }));
+  if (options.deployActivities)
+    workers.push(
+      await testWorker({
+        taskQueue: zoneQueue(taskQueue, 'deploy'),
+        activities: guardCallers(options.deployActivities, { zone: 'deploy' }),
+      }),
+    );
   running.push(...workers.map((w) => w.run()));
   return stack;
 }
 
 /** The pull request event the gateway would signal for the stand-in's pull request as it is now (with its commits). */
-export function pullRequestEvent(github: RunningStandin, number: number, kind: 'opened' | 'synchronize', pushed?: { before: string; pusher: string }): PullRequestEvent {
+export function pullRequestEvent(
+  github: RunningStandin,
+  number: number,
+  kind: 'opened' | 'synchronize',
+  pushed?: { before: string; pusher: string },
+): PullRequestEvent {
   const pull = github.standin.requirePull('acme/shop', number);
-  const commits = github.standin.pullCommits(pull).map((c) => ({ sha: c.sha, author: { email: c.author.email, name: c.author.name }, committer: { email: c.committer.email, name: c.committer.name }, message: c.message }));
+  const commits = github.standin.pullCommits(pull).map((c) => ({
+    sha: c.sha,
+    author: { email: c.author.email, name: c.author.name },
+    committer: { email: c.committer.email, name: c.committer.name },
+    message: c.message,
+  }));
   return {
     kind,
     deliveryId: randomBytes(8).toString('hex'),
@@ -204,10 +258,26 @@ export function deployZoneDouble(deployed: DeployInput[] = []) {
   return {
     async deploy(input: DeployInput): Promise<DeployReport> {
       deployed.push(input);
-      return { environment: input.environment, sha: input.sha, status: 'deployed', exitCode: 0, durationMs: 1, outputTail: '', leases: [] };
+      return {
+        environment: input.environment,
+        sha: input.sha,
+        status: 'deployed',
+        exitCode: 0,
+        durationMs: 1,
+        outputTail: '',
+        leases: [],
+      };
     },
     async verify(input: DeployInput): Promise<VerifyReport> {
-      return { environment: input.environment, sha: input.sha, passed: true, exitCode: 0, durationMs: 1, outputTail: '', leases: [] };
+      return {
+        environment: input.environment,
+        sha: input.sha,
+        passed: true,
+        exitCode: 0,
+        durationMs: 1,
+        outputTail: '',
+        leases: [],
+      };
     },
     async revokeOutstanding() {
       return [];

@@ -4,6 +4,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { afterAll } from 'vitest';
 import { projectRoot } from '../../src/dev/paths.ts';
+import { killTree } from './processes.ts';
 import type { StandinRequest } from '../../src/github-standin/server.ts';
 
 export interface StandinProcess {
@@ -24,15 +25,19 @@ const started: ChildProcess[] = [];
 // Registered when a test file imports this module (a hook registered from inside a running test is not run).
 
 afterAll(() => {
-  for (const child of started) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  for (const child of started) if (child.exitCode === null && child.signalCode === null) killTree(child.pid);
 });
 
 export async function startStandinProcess(dataDir: string): Promise<StandinProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', join(projectRoot(), 'src/github-standin/main.ts'), '--port', '0', '--data', dataDir], {
-    cwd: projectRoot(),
-    env: { PATH: process.env.PATH, HOME: process.env.HOME },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', join(projectRoot(), 'src/github-standin/main.ts'), '--port', '0', '--data', dataDir],
+    {
+      cwd: projectRoot(),
+      env: { PATH: process.env.PATH, HOME: process.env.HOME },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   started.push(child);
   let output = '';
   const url = await new Promise<string>((resolve, reject) => {
@@ -50,7 +55,11 @@ export async function startStandinProcess(dataDir: string): Promise<StandinProce
     child.once('exit', (code) => reject(new Error(`the GitHub stand-in exited (${code}):\n${output}`)));
   });
   const control = async <T>(method: string, path: string, body?: unknown): Promise<T> => {
-    const res = await fetch(`${url}/_standin${path}`, { method, headers: { 'content-type': 'application/json' }, ...(body === undefined ? {} : { body: JSON.stringify(body) }) });
+    const res = await fetch(`${url}/_standin${path}`, {
+      method,
+      headers: { 'content-type': 'application/json' },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    });
     const json = (await res.json()) as T;
     if (!res.ok) throw new Error(`stand-in ${method} ${path}: ${res.status} ${JSON.stringify(json)}`);
     return json;

@@ -27,7 +27,11 @@ export function uniqueQueue(prefix: string): string {
 }
 
 /** A worker for the test's own task queue; pass `workflows: true` to run the bundled workflows. */
-export async function testWorker(options: Omit<WorkerOptions, 'connection' | 'namespace' | 'workflowBundle' | 'workflowsPath'> & { workflows?: boolean }): Promise<Worker> {
+export async function testWorker(
+  options: Omit<WorkerOptions, 'connection' | 'namespace' | 'workflowBundle' | 'workflowsPath'> & {
+    workflows?: boolean;
+  },
+): Promise<Worker> {
   const { workflows, ...rest } = options;
   return Worker.create({
     connection: await testWorkerConnection(),

@@ -4,7 +4,14 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { approvalBodySchema } from '../../src/gateway/approvals/github-token.ts';
-import { expectHealthy, expectNothingStarted, expectRefusal, request, startHostileGateway, type HostileGateway } from './harness.ts';
+import {
+  expectHealthy,
+  expectNothingStarted,
+  expectRefusal,
+  request,
+  startHostileGateway,
+  type HostileGateway,
+} from './harness.ts';
 
 let gw: HostileGateway;
 beforeAll(async () => {
@@ -16,7 +23,11 @@ afterAll(async () => {
 
 const approvals = (path: string) => `${gw.url}/api/changes/${path}/approvals`;
 const postApproval = (path: string, body: string, token: string | undefined = gw.token) =>
-  request(approvals(path), { method: 'POST', headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) }, body });
+  request(approvals(path), {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
+    body,
+  });
 
 /** Hostile path segments, percent-encoded as a client would send them. */
 const hostileSegments = [
@@ -48,8 +59,15 @@ describe('hostile approval API and change endpoints', () => {
         .record(
           {
             decision: fc.oneof(fc.constantFrom('approve', 'reject', 'dismiss', 'APPROVE', ''), fc.integer()),
-            comment: fc.oneof(fc.string({ maxLength: 100 }), fc.string({ minLength: 2001, maxLength: 2100 }), fc.constant(null)),
-            environment: fc.oneof(fc.constantFrom('staging', 'production', '../staging', 'staging\u0000', 'Staging', 'x'.repeat(64)), fc.string({ maxLength: 20 })),
+            comment: fc.oneof(
+              fc.string({ maxLength: 100 }),
+              fc.string({ minLength: 2001, maxLength: 2100 }),
+              fc.constant(null),
+            ),
+            environment: fc.oneof(
+              fc.constantFrom('staging', 'production', '../staging', 'staging\u0000', 'Staging', 'x'.repeat(64)),
+              fc.string({ maxLength: 20 }),
+            ),
             sha: fc.oneof(fc.constant('a'.repeat(40)), fc.constant('A'.repeat(40)), fc.string({ maxLength: 45 })),
             person: fc.constantFrom('sam-dev', 'jo-platform'),
           },
@@ -83,18 +101,24 @@ describe('hostile approval API and change endpoints', () => {
     const [owner, repo] = gw.repo.split('/') as [string, string];
     const paths: string[] = [];
     for (const s of hostileSegments) paths.push(`${s}/${repo}/1`, `${owner}/${s}/1`, `${owner}/${repo}/${s}`);
-    for (const n of ['0', '-1', '1.5', '1e3', '0x10', '9'.repeat(10), '9'.repeat(400), 'NaN', 'Infinity', '%201', '١٢']) paths.push(`${owner}/${repo}/${n}`);
+    for (const n of ['0', '-1', '1.5', '1e3', '0x10', '9'.repeat(10), '9'.repeat(400), 'NaN', 'Infinity', '%201', '١٢'])
+      paths.push(`${owner}/${repo}/${n}`);
     for (const path of paths) {
       for (const [method, url, body] of [
         ['GET', `${gw.url}/api/changes/${path}`, undefined],
         ['GET', `${gw.url}/api/changes/${path}/audit`, undefined],
         ['POST', approvals(path), '{}'],
       ] as const) {
-        const answer = await request(url, { method, headers: { authorization: `Bearer ${gw.token}`, 'content-type': 'application/json' }, ...(body ? { body } : {}) });
+        const answer = await request(url, {
+          method,
+          headers: { authorization: `Bearer ${gw.token}`, 'content-type': 'application/json' },
+          ...(body ? { body } : {}),
+        });
         // 404/405 only where the path no longer matches that route: fetch resolves a literal `..` or `.`
         // segment before sending, like any HTTP client.
         expectRefusal(answer, [400, 404, 405]);
-        if (answer.status === 404) expect(String(answer.json?.error), `${method} ${path}`).toMatch(/no such endpoint|no (open )?change/);
+        if (answer.status === 404)
+          expect(String(answer.json?.error), `${method} ${path}`).toMatch(/no such endpoint|no (open )?change/);
         // Echoed input stays inside the JSON string: no raw CR/LF, so no header or log line can be forged.
         expect(answer.text, `${method} ${path}`).not.toMatch(/[\r\n\u0000]/);
       }
@@ -107,26 +131,52 @@ describe('hostile approval API and change endpoints', () => {
   });
 
   it('property: any path parameters either name a valid reference or are refused with 400; never a 5xx', async () => {
-    const segment = fc.oneof(fc.string({ minLength: 1, maxLength: 60 }), fc.string({ unit: 'grapheme', minLength: 1, maxLength: 20 }), fc.constantFrom('..', '.', 'a', 'shop'));
+    const segment = fc.oneof(
+      fc.string({ minLength: 1, maxLength: 60 }),
+      fc.string({ unit: 'grapheme', minLength: 1, maxLength: 20 }),
+      fc.constantFrom('..', '.', 'a', 'shop'),
+    );
     await fc.assert(
-      fc.asyncProperty(segment, segment, fc.oneof(fc.nat().map(String), fc.string({ minLength: 1, maxLength: 12 })), async (o, r, n) => {
-        const path = [o, r, n].map(encodeURIComponent).join('/');
-        const answer = await request(`${gw.url}/api/changes/${path}`, {});
-        expect(answer.status, `${path}: ${answer.text}`).toBeLessThan(500);
-        expectRefusal(answer, [400, 404]);
-      }),
+      fc.asyncProperty(
+        segment,
+        segment,
+        fc.oneof(fc.nat().map(String), fc.string({ minLength: 1, maxLength: 12 })),
+        async (o, r, n) => {
+          const path = [o, r, n].map(encodeURIComponent).join('/');
+          const answer = await request(`${gw.url}/api/changes/${path}`, {});
+          expect(answer.status, `${path}: ${answer.text}`).toBeLessThan(500);
+          expectRefusal(answer, [400, 404]);
+        },
+      ),
       { numRuns: 80 },
     );
     await expectHealthy(gw);
   });
 
   it('hostile tokens and audit query parameters: 401 / 400 with a reason, tokens never echoed', async () => {
-    for (const auth of ['', 'Bearer', 'Bearer a b', 'Basic dXNlcjpwYXNz', `Bearer ${'x'.repeat(8000)}`, 'Bearer ghp_not_a_real_token']) {
-      const answer = await request(approvals(`${gw.repo}/${gw.pullBase}`), { method: 'POST', headers: { 'content-type': 'application/json', authorization: auth }, body: JSON.stringify({ sha: 'a'.repeat(40) }) });
+    for (const auth of [
+      '',
+      'Bearer',
+      'Bearer a b',
+      'Basic dXNlcjpwYXNz',
+      `Bearer ${'x'.repeat(8000)}`,
+      'Bearer ghp_not_a_real_token',
+    ]) {
+      const answer = await request(approvals(`${gw.repo}/${gw.pullBase}`), {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: auth },
+        body: JSON.stringify({ sha: 'a'.repeat(40) }),
+      });
       expectRefusal(answer, [401, 431]);
       if (auth.length > 12) expect(answer.text).not.toContain(auth.slice(7, 40));
     }
-    for (const query of ['format=html', 'format=../../etc/passwd', 'run=../../x', 'run=%00', `format=${'x'.repeat(3000)}`]) {
+    for (const query of [
+      'format=html',
+      'format=../../etc/passwd',
+      'run=../../x',
+      'run=%00',
+      `format=${'x'.repeat(3000)}`,
+    ]) {
       expectRefusal(await request(`${gw.url}/api/changes/${gw.repo}/${gw.pullBase}/audit?${query}`, {}), [400]);
     }
     // The audit of a change that does not exist is a 404 that says so (it was a 500).

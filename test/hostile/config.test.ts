@@ -20,10 +20,24 @@ const BASE = {
   ],
   teams: { platform: ['alex-reviewer'] },
   environments: [
-    { name: 'staging', deploy: { run: './deploy.sh', timeout: '10m' }, approval: { required: 1, eligible: ['team:platform'], expiry: '72h' } },
-    { name: 'production', deploy: { run: './deploy.sh', timeout: '10m' }, approval: { required: 1, expiry: '1h', confirm: true } },
+    {
+      name: 'staging',
+      deploy: { run: './deploy.sh', timeout: '10m' },
+      approval: { required: 1, eligible: ['team:platform'], expiry: '72h' },
+    },
+    {
+      name: 'production',
+      deploy: { run: './deploy.sh', timeout: '10m' },
+      approval: { required: 1, expiry: '1h', confirm: true },
+    },
   ],
-  repositories: [{ name: 'acme/shop', remote: 'https://github.com/acme/shop.git', checks: [{ name: 'unit', run: 'npm test', timeout: '5m' }] }],
+  repositories: [
+    {
+      name: 'acme/shop',
+      remote: 'https://github.com/acme/shop.git',
+      checks: [{ name: 'unit', run: 'npm test', timeout: '5m' }],
+    },
+  ],
 };
 
 /** Every failure must be a ConfigError that names the file and says something per problem. */
@@ -32,7 +46,11 @@ function expectConfigErrorOrConfig(run: () => unknown): { error?: ConfigError } 
     run();
     return {};
   } catch (error) {
-    if (!(error instanceof ConfigError)) throw new Error(`expected a ConfigError, got ${(error as Error)?.constructor?.name}: ${(error as Error)?.message}`, { cause: error });
+    if (!(error instanceof ConfigError))
+      throw new Error(
+        `expected a ConfigError, got ${(error as Error)?.constructor?.name}: ${(error as Error)?.message}`,
+        { cause: error },
+      );
     expect(error.message.startsWith(`${error.file}: invalid configuration`)).toBe(true);
     expect(error.problems.length).toBeGreaterThan(0);
     for (const p of error.problems) expect(p.trim().length).toBeGreaterThan(0);
@@ -44,7 +62,8 @@ function expectConfigErrorOrConfig(run: () => unknown): { error?: ConfigError } 
 function paths(value: unknown, prefix: Array<string | number> = []): Array<Array<string | number>> {
   const out: Array<Array<string | number>> = [prefix];
   if (Array.isArray(value)) value.forEach((v, i) => out.push(...paths(v, [...prefix, i])));
-  else if (value && typeof value === 'object') for (const [k, v] of Object.entries(value)) out.push(...paths(v, [...prefix, k]));
+  else if (value && typeof value === 'object')
+    for (const [k, v] of Object.entries(value)) out.push(...paths(v, [...prefix, k]));
   return out;
 }
 
@@ -59,7 +78,19 @@ function setAt(root: unknown, path: Array<string | number>, value: unknown): unk
 
 const anyValue = fc.oneof(
   fc.string({ maxLength: 80 }),
-  fc.constantFrom('', '../../etc/passwd', '$(rm -rf /)', '-1s', '0', 'NaN', 'x'.repeat(5000), '\u0000', 'acme/../shop', 'team:nobody', 'ѕam-dev'),
+  fc.constantFrom(
+    '',
+    '../../etc/passwd',
+    '$(rm -rf /)',
+    '-1s',
+    '0',
+    'NaN',
+    'x'.repeat(5000),
+    '\u0000',
+    'acme/../shop',
+    'team:nobody',
+    'ѕam-dev',
+  ),
   fc.integer(),
   fc.double(),
   fc.boolean(),
@@ -81,7 +112,20 @@ describe('hostile configuration files', () => {
           fc.string({ unit: 'binary', maxLength: 300 }),
           fc.uint8Array({ maxLength: 400 }).map((b) => Buffer.from(b).toString('utf8')),
           fc.jsonValue({ maxDepth: 4 }).map((v) => stringify(v)),
-          fc.constantFrom('a: &a [*a]', '&x [*x, *x]', '!!binary ZZZ', '!!js/function "x"', 'people: !!set {a}', '<<: *nope', 'key: value\nkey: again', '---\n---\n', 'a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]\ne: [*d, *d, *d, *d, *d, *d, *d, *d, *d]', '%YAML 9.9\n---\na: 1', `${'- '.repeat(2000)}x`, `${'['.repeat(5000)}`),
+          fc.constantFrom(
+            'a: &a [*a]',
+            '&x [*x, *x]',
+            '!!binary ZZZ',
+            '!!js/function "x"',
+            'people: !!set {a}',
+            '<<: *nope',
+            'key: value\nkey: again',
+            '---\n---\n',
+            'a: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\nc: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c]\ne: [*d, *d, *d, *d, *d, *d, *d, *d, *d]',
+            '%YAML 9.9\n---\na: 1',
+            `${'- '.repeat(2000)}x`,
+            `${'['.repeat(5000)}`,
+          ),
         ),
         (text) => {
           const { error } = expectConfigErrorOrConfig(() => parseConfig(text, FILE));
@@ -101,7 +145,9 @@ describe('hostile configuration files', () => {
         if (error) {
           // The problem list names the field by its path (people[0].github) or its section.
           const top = String(path[0]);
-          expect(error.message, `${path.join('.')} = ${JSON.stringify(value)?.slice(0, 80)}`).toMatch(new RegExp(`${top}|\\(root\\)|YAML`));
+          expect(error.message, `${path.join('.')} = ${JSON.stringify(value)?.slice(0, 80)}`).toMatch(
+            new RegExp(`${top}|\\(root\\)|YAML`),
+          );
         }
       }),
       { numRuns: 400 },
@@ -145,11 +191,19 @@ describe('hostile configuration files', () => {
   it('FOUREYES_REMOTE_OVERRIDES with garbage: a ConfigError, never another error', () => {
     const config = parseConfig(stringify(BASE), FILE);
     fc.assert(
-      fc.property(fc.oneof(fc.string({ maxLength: 100 }), fc.jsonValue({ maxDepth: 2 }).map((v) => JSON.stringify(v)), fc.constant('{"__proto__": {"x": 1}}'), fc.constant('{"acme/shop": 5}')), (raw) => {
-        expectConfigErrorOrConfig(() => applyRemoteOverrides(config, FILE, { FOUREYES_REMOTE_OVERRIDES: raw }));
-        // Whatever happened, the prototype of plain objects is untouched.
-        expect(({} as Record<string, unknown>).x).toBeUndefined();
-      }),
+      fc.property(
+        fc.oneof(
+          fc.string({ maxLength: 100 }),
+          fc.jsonValue({ maxDepth: 2 }).map((v) => JSON.stringify(v)),
+          fc.constant('{"__proto__": {"x": 1}}'),
+          fc.constant('{"acme/shop": 5}'),
+        ),
+        (raw) => {
+          expectConfigErrorOrConfig(() => applyRemoteOverrides(config, FILE, { FOUREYES_REMOTE_OVERRIDES: raw }));
+          // Whatever happened, the prototype of plain objects is untouched.
+          expect(({} as Record<string, unknown>).x).toBeUndefined();
+        },
+      ),
       { numRuns: 200 },
     );
   });

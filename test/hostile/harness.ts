@@ -143,7 +143,9 @@ export async function expectHealthy(gw: HostileGateway): Promise<void> {
 /** No change workflow exists for any pull request of the hostile repository (by ID and by search attribute). */
 export async function expectNothingStarted(gw: HostileGateway, numbers: number[] = []): Promise<void> {
   for (const n of new Set([gw.pullBase, gw.pullBase + 1, ...numbers])) {
-    await expect(gw.client.workflow.getHandle(`change:${gw.repo}#${n}`).describe()).rejects.toBeInstanceOf(WorkflowNotFoundError);
+    await expect(gw.client.workflow.getHandle(`change:${gw.repo}#${n}`).describe()).rejects.toBeInstanceOf(
+      WorkflowNotFoundError,
+    );
   }
   const started: string[] = [];
   for await (const wf of gw.client.workflow.list({ query: `FoureyesRepo = '${gw.repo}'` })) started.push(wf.workflowId);
@@ -151,8 +153,18 @@ export async function expectNothingStarted(gw: HostileGateway, numbers: number[]
   expect(gw.unhandled).toEqual([]);
 }
 
-export function githubHeaders(gw: HostileGateway, body: string | Buffer, event = 'pull_request', delivery: string = randomUUID()): Record<string, string> {
-  return { 'content-type': 'application/json', 'x-github-event': event, 'x-github-delivery': delivery, 'x-hub-signature-256': GitHubStandin.sign(body.toString(), gw.webhookSecret) };
+export function githubHeaders(
+  gw: HostileGateway,
+  body: string | Buffer,
+  event = 'pull_request',
+  delivery: string = randomUUID(),
+): Record<string, string> {
+  return {
+    'content-type': 'application/json',
+    'x-github-event': event,
+    'x-github-delivery': delivery,
+    'x-hub-signature-256': GitHubStandin.sign(body.toString(), gw.webhookSecret),
+  };
 }
 
 export function slackHeaders(gw: HostileGateway, body: string): Record<string, string> {
@@ -187,7 +199,17 @@ export async function rawHttp(gw: HostileGateway, bytes: string | Buffer, timeou
 }
 
 /** A valid `pull_request` payload for the hostile repository, to mutate. */
-export function pullRequestBody(gw: HostileGateway, overrides: { number?: unknown; fullName?: unknown; title?: unknown; headRef?: unknown; sha?: unknown; action?: unknown } = {}): Record<string, unknown> {
+export function pullRequestBody(
+  gw: HostileGateway,
+  overrides: {
+    number?: unknown;
+    fullName?: unknown;
+    title?: unknown;
+    headRef?: unknown;
+    sha?: unknown;
+    action?: unknown;
+  } = {},
+): Record<string, unknown> {
   const [owner, name] = gw.repo.split('/') as [string, string];
   const number = 'number' in overrides ? overrides.number : gw.pullBase;
   return {
@@ -200,7 +222,10 @@ export function pullRequestBody(gw: HostileGateway, overrides: { number?: unknow
       user: { login: 'sam-dev' },
       updated_at: new Date().toISOString(),
       merged: false,
-      head: { ref: 'headRef' in overrides ? overrides.headRef : 'feature', sha: 'sha' in overrides ? overrides.sha : 'a'.repeat(40) },
+      head: {
+        ref: 'headRef' in overrides ? overrides.headRef : 'feature',
+        sha: 'sha' in overrides ? overrides.sha : 'a'.repeat(40),
+      },
       base: { ref: 'main' },
     },
     repository: { full_name: 'fullName' in overrides ? overrides.fullName : gw.repo, name, owner: { login: owner } },

@@ -7,7 +7,15 @@ import fc from 'fast-check';
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ChangeRefError, changeRefFromWorkflowId, formatChangeRef, makeChangeRef, parseChangeRef, workflowIdFor, type ChangeRef } from '../../src/shared/change-ref.ts';
+import {
+  ChangeRefError,
+  changeRefFromWorkflowId,
+  formatChangeRef,
+  makeChangeRef,
+  parseChangeRef,
+  workflowIdFor,
+  type ChangeRef,
+} from '../../src/shared/change-ref.ts';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const SAFE_OWNER = /^[A-Za-z0-9][A-Za-z0-9-]{0,38}$/;
@@ -92,38 +100,50 @@ describe('hostile change references', () => {
       .tuple(
         fc.oneof(fc.string({ maxLength: 45 }), fc.constantFrom('acme', '..', '.', 'a-b', 'аcme', '-x')),
         fc.oneof(fc.string({ maxLength: 105 }), fc.constantFrom('shop', '..', '.', 'a.b_c-d', 'ѕhop')),
-        fc.oneof(fc.nat().map(String), fc.string({ maxLength: 12 }), fc.constantFrom('0', '007', '999999999', '1000000000')),
+        fc.oneof(
+          fc.nat().map(String),
+          fc.string({ maxLength: 12 }),
+          fc.constantFrom('0', '007', '999999999', '1000000000'),
+        ),
         fc.constantFrom('/', '\\', '∕', '%2f'),
         fc.constantFrom('#', '＃', ' #'),
       )
       .map(([o, r, n, slash, hash]) => `${o}${slash}${r}${hash}${n}`);
     fc.assert(
-      fc.property(fc.oneof(refLike, fc.string({ maxLength: 300 }), fc.string({ unit: 'binary', maxLength: 60 })), (text) => {
-        let ref: ChangeRef | undefined;
-        try {
-          ref = parseChangeRef(text);
-        } catch {
-          expectClearRefusal(() => parseChangeRef(text), JSON.stringify(text.slice(0, 60)));
-          return;
-        }
-        expectSafe(ref, JSON.stringify(text));
-      }),
+      fc.property(
+        fc.oneof(refLike, fc.string({ maxLength: 300 }), fc.string({ unit: 'binary', maxLength: 60 })),
+        (text) => {
+          let ref: ChangeRef | undefined;
+          try {
+            ref = parseChangeRef(text);
+          } catch {
+            expectClearRefusal(() => parseChangeRef(text), JSON.stringify(text.slice(0, 60)));
+            return;
+          }
+          expectSafe(ref, JSON.stringify(text));
+        },
+      ),
       { numRuns: 2000 },
     );
   });
 
   it('property: makeChangeRef (the gateway path parameters) accepts only safe parts', () => {
     fc.assert(
-      fc.property(fc.string({ maxLength: 50 }), fc.string({ maxLength: 110 }), fc.oneof(fc.integer(), fc.double(), fc.constant(Number.NaN)), (owner, repo, number) => {
-        let ref: ChangeRef | undefined;
-        try {
-          ref = makeChangeRef(owner, repo, number);
-        } catch {
-          expectClearRefusal(() => makeChangeRef(owner, repo, number), `${owner}/${repo}#${number}`);
-          return;
-        }
-        expectSafe(ref, `${owner}/${repo}#${number}`);
-      }),
+      fc.property(
+        fc.string({ maxLength: 50 }),
+        fc.string({ maxLength: 110 }),
+        fc.oneof(fc.integer(), fc.double(), fc.constant(Number.NaN)),
+        (owner, repo, number) => {
+          let ref: ChangeRef | undefined;
+          try {
+            ref = makeChangeRef(owner, repo, number);
+          } catch {
+            expectClearRefusal(() => makeChangeRef(owner, repo, number), `${owner}/${repo}#${number}`);
+            return;
+          }
+          expectSafe(ref, `${owner}/${repo}#${number}`);
+        },
+      ),
       { numRuns: 2000 },
     );
   });
@@ -138,10 +158,24 @@ describe('hostile change references', () => {
     const run = (command: string, ref: string) =>
       new Promise<{ code: number; output: string }>((resolve) => {
         // An unreachable Temporal and GitHub: a refusal must come before any connection attempt.
-        const env = { PATH: process.env.PATH, HOME: process.env.HOME, TEMPORAL_ADDRESS: '127.0.0.1:9', FOUREYES_GATEWAY_URL: 'http://127.0.0.1:9', GITHUB_TOKEN: 'not-used' };
-        execFile('node', ['bin/foureyes.js', command, ref], { cwd: ROOT, env, timeout: 60_000 }, (error, stdout, stderr) => {
-          resolve({ code: error ? Number((error as { code?: unknown }).code ?? 1) : 0, output: `${stdout}${stderr}` });
-        });
+        const env = {
+          PATH: process.env.PATH,
+          HOME: process.env.HOME,
+          TEMPORAL_ADDRESS: '127.0.0.1:9',
+          FOUREYES_GATEWAY_URL: 'http://127.0.0.1:9',
+          GITHUB_TOKEN: 'not-used',
+        };
+        execFile(
+          'node',
+          ['bin/foureyes.js', command, ref],
+          { cwd: ROOT, env, timeout: 60_000 },
+          (error, stdout, stderr) => {
+            resolve({
+              code: error ? Number((error as { code?: unknown }).code ?? 1) : 0,
+              output: `${stdout}${stderr}`,
+            });
+          },
+        );
       });
     for (let i = 0; i < cases.length; i += 3) {
       const batch = cases.slice(i, i + 3);
@@ -150,7 +184,9 @@ describe('hostile change references', () => {
         const [command, ref] = batch[j] as [string, string];
         const label = `${command} ${JSON.stringify(ref.slice(0, 40))}: ${result.output.slice(0, 300)}`;
         expect(result.code, label).toBe(2);
-        expect(result.output, label).toMatch(/invalid (change reference|repository owner|repository name|pull request number)/);
+        expect(result.output, label).toMatch(
+          /invalid (change reference|repository owner|repository name|pull request number)/,
+        );
         expect(result.output, label).not.toMatch(/^\s+at .+[:(]\d+/m);
         expect(result.output, label).not.toMatch(/ECONNREFUSED|127\.0\.0\.1:9/);
       });

@@ -9,7 +9,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { md, renderSummary, stageReports, SUMMARY_MARKER } from '../../src/activities/github.ts';
 import { checkoutExactly } from '../../src/activities/checks.ts';
 import { renderMarkdown, sealRecord } from '../../src/audit/document.ts';
-import { outcomeText } from '../../src/gateway/routes/slack.ts';
+import { outcomeText } from '../../src/presentation/texts.ts';
 import { approvalRequestBlocks, escapeSlackText, plainText } from '../../src/shared/slack-format.ts';
 import type { ApprovalRecord, ChangeStatus } from '../../src/shared/types.ts';
 
@@ -53,7 +53,9 @@ const PAYLOADS = [
 const untrusted = fc.oneof(
   fc.string({ maxLength: 120 }),
   fc.string({ unit: 'grapheme', maxLength: 40 }),
-  fc.array(fc.oneof(fc.constantFrom(...PAYLOADS), fc.string({ maxLength: 10 })), { minLength: 1, maxLength: 5 }).map((parts) => parts.join('')),
+  fc
+    .array(fc.oneof(fc.constantFrom(...PAYLOADS), fc.string({ maxLength: 10 })), { minLength: 1, maxLength: 5 })
+    .map((parts) => parts.join('')),
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -78,7 +80,19 @@ describe('GitHub Markdown (md, the summary comment, check runs)', () => {
 
   function status(t: (i: number) => string, sha: string): ChangeStatus {
     const approval = (i: number, counted: boolean, voided: boolean): ApprovalRecord => ({
-      claim: { v: 1, change: 'acme/shop#12', sha, person: t(i), channel: 'api', decision: 'approve', environment: t(i + 1), evidence: {}, comment: t(i + 2), at: '2026-11-01T10:00:00Z', nonce: `n${i}` },
+      claim: {
+        v: 1,
+        change: 'acme/shop#12',
+        sha,
+        person: t(i),
+        channel: 'api',
+        decision: 'approve',
+        environment: t(i + 1),
+        evidence: {},
+        comment: t(i + 2),
+        at: '2026-11-01T10:00:00Z',
+        nonce: `n${i}`,
+      },
       recordedAt: '2026-11-01T10:00:00Z',
       counted,
       reason: t(i + 3),
@@ -97,7 +111,21 @@ describe('GitHub Markdown (md, the summary comment, check runs)', () => {
       approvals: [approval(10, true, false), approval(20, false, false), approval(30, true, true)],
       environments: [
         { name: 'staging', required: 1, approvedBy: [t(5)], state: 'pending' },
-        { name: 'production', required: 2, approvedBy: [t(6), t(7)], state: 'failed', deploy: { environment: 'production', sha, status: 'failed', exitCode: 1, durationMs: 1, outputTail: t(8), leases: [] } },
+        {
+          name: 'production',
+          required: 2,
+          approvedBy: [t(6), t(7)],
+          state: 'failed',
+          deploy: {
+            environment: 'production',
+            sha,
+            status: 'failed',
+            exitCode: 1,
+            durationMs: 1,
+            outputTail: t(8),
+            leases: [],
+          },
+        },
       ],
       timeline: [],
       runIds: ['run-1'],
@@ -109,22 +137,29 @@ describe('GitHub Markdown (md, the summary comment, check runs)', () => {
 
   it('the summary comment with hostile titles, logins, reasons and SHAs has the structure of a benign one', () => {
     fc.assert(
-      fc.property(fc.array(untrusted, { minLength: 40, maxLength: 40 }), fc.oneof(fc.constant('a'.repeat(40)), untrusted), (texts, sha) => {
-        const link = 'https://temporal.example/namespaces/default/workflows/change%3Aacme%2Fshop%2312';
-        const hostile = renderSummary(status((i) => texts[i % texts.length] as string, sha), link);
-        // The twin keeps empty strings empty: an empty field legitimately drops its line.
-        const twin = (i: number) => ((texts[i % texts.length] as string) === '' ? '' : 'x');
-        const benign = renderSummary(status(twin, 'a'.repeat(40)), link);
-        expect(skeleton(hostile), hostile).toBe(skeleton(benign));
-        expect(hostile.split('\n').length).toBe(benign.split('\n').length);
-        // The hidden marker that finds the comment again appears once, where foureyes put it.
-        expect(hostile.split(SUMMARY_MARKER).length).toBe(2);
-        expect(hostile.startsWith(SUMMARY_MARKER)).toBe(true);
-        for (const report of stageReports(status((i) => texts[i % texts.length] as string, sha))) {
-          const benignReport = stageReports(status(twin, 'a'.repeat(40))).find((r) => r.name === report.name);
-          expect(skeleton(report.summary), report.summary).toBe(skeleton(benignReport?.summary ?? ''));
-        }
-      }),
+      fc.property(
+        fc.array(untrusted, { minLength: 40, maxLength: 40 }),
+        fc.oneof(fc.constant('a'.repeat(40)), untrusted),
+        (texts, sha) => {
+          const link = 'https://temporal.example/namespaces/default/workflows/change%3Aacme%2Fshop%2312';
+          const hostile = renderSummary(
+            status((i) => texts[i % texts.length] as string, sha),
+            link,
+          );
+          // The twin keeps empty strings empty: an empty field legitimately drops its line.
+          const twin = (i: number) => ((texts[i % texts.length] as string) === '' ? '' : 'x');
+          const benign = renderSummary(status(twin, 'a'.repeat(40)), link);
+          expect(skeleton(hostile), hostile).toBe(skeleton(benign));
+          expect(hostile.split('\n').length).toBe(benign.split('\n').length);
+          // The hidden marker that finds the comment again appears once, where foureyes put it.
+          expect(hostile.split(SUMMARY_MARKER).length).toBe(2);
+          expect(hostile.startsWith(SUMMARY_MARKER)).toBe(true);
+          for (const report of stageReports(status((i) => texts[i % texts.length] as string, sha))) {
+            const benignReport = stageReports(status(twin, 'a'.repeat(40))).find((r) => r.name === report.name);
+            expect(skeleton(report.summary), report.summary).toBe(skeleton(benignReport?.summary ?? ''));
+          }
+        },
+      ),
       { numRuns: 300 },
     );
   });
@@ -225,7 +260,8 @@ describe('Slack messages', () => {
               expect(o.text).toBe('<https://temporal.example/x|Workflow in Temporal>');
               return;
             }
-            for (const [k, x] of Object.entries(o)) if (k !== 'value' && k !== 'action_id' && k !== 'block_id' && k !== 'style' && k !== 'type') walk(x, k);
+            for (const [k, x] of Object.entries(o))
+              if (k !== 'value' && k !== 'action_id' && k !== 'block_id' && k !== 'style' && k !== 'type') walk(x, k);
           }
         };
         walk(blocks);
@@ -239,7 +275,17 @@ describe('Slack messages', () => {
     fc.assert(
       fc.property(untrusted, untrusted, fc.boolean(), (person, reason, counted) => {
         const text = outcomeText({
-          claim: { v: 1, change: 'acme/shop#12', sha: 'a'.repeat(40), person, channel: 'slack', decision: 'approve', evidence: {}, at: '2026-11-01T10:00:00Z', nonce: 'n' },
+          claim: {
+            v: 1,
+            change: 'acme/shop#12',
+            sha: 'a'.repeat(40),
+            person,
+            channel: 'slack',
+            decision: 'approve',
+            evidence: {},
+            at: '2026-11-01T10:00:00Z',
+            nonce: 'n',
+          },
           outcome: { counted, reason, environments: counted ? ['staging'] : [], stage: 'awaiting-approval' },
         } as unknown as Parameters<typeof outcomeText>[0]);
         expectInertSlack(text.replace(/^:[a-z_]+: /, ''));
@@ -254,23 +300,41 @@ describe('Slack messages', () => {
 
 describe('the shell', () => {
   it('checks and deploy never hand untrusted text to a shell: sh -c only runs configured commands or quoted git arguments', () => {
-    const sources = ['src/activities/checks.ts', 'src/activities/deploy.ts', ...readdirSync('src/activities').filter((f) => f.startsWith('deploy') && f.endsWith('.ts')).map((f) => `src/activities/${f}`)];
+    const sources = [
+      'src/activities/checks.ts',
+      'src/activities/deploy.ts',
+      ...readdirSync('src/activities')
+        .filter((f) => f.startsWith('deploy') && f.endsWith('.ts'))
+        .map((f) => `src/activities/${f}`),
+    ];
     for (const file of new Set(sources)) {
       const text = readFileSync(file, 'utf8');
       expect(text, file).not.toMatch(/shell:\s*true/);
       expect(text, file).not.toMatch(/\bexec(Sync)?\(/);
       // Every sh -c gets a configured command (check.run / options.run / a fixed kill) or the quoted git line.
       for (const m of text.matchAll(/spawn\('sh', \['-c', ([^\]]+)\]/g)) {
-        expect(m[1], `${file}: ${m[0]}`).toMatch(/^(command|options\.run|`read _ignored; kill -KILL -\$\{pgid\} 2>\/dev\/null`)$/);
+        expect(m[1], `${file}: ${m[0]}`).toMatch(
+          /^(command|options\.run|`read _ignored; kill -KILL -\$\{pgid\} 2>\/dev\/null`)$/,
+        );
       }
-      for (const m of text.matchAll(/(?<!function )runInGroup\(([^,]+),/g)) expect(m[1], `${file}: ${m[0]}`).toMatch(/^(check\.run|`git \$\{args\.map\(shellQuote\)\.join\(' '\)\}`)$/);
+      for (const m of text.matchAll(/(?<!function )runInGroup\(([^,]+),/g))
+        expect(m[1], `${file}: ${m[0]}`).toMatch(/^(check\.run|`git \$\{args\.map\(shellQuote\)\.join\(' '\)\}`)$/);
     }
   });
 
   it('the quoted git command line: hostile remotes and revisions reach git as one argument, never as shell code', async () => {
     const marker = join(dir, 'pwned');
     const hostile = fc.oneof(
-      fc.constantFrom(`$(touch ${marker})`, `\`touch ${marker}\``, `'; touch ${marker}; '`, `"; touch ${marker}; "`, `x' && touch ${marker} && echo '`, `x\ntouch ${marker}`, `--upload-pack=touch ${marker}`, `-c core.sshCommand=touch ${marker}`),
+      fc.constantFrom(
+        `$(touch ${marker})`,
+        `\`touch ${marker}\``,
+        `'; touch ${marker}; '`,
+        `"; touch ${marker}; "`,
+        `x' && touch ${marker} && echo '`,
+        `x\ntouch ${marker}`,
+        `--upload-pack=touch ${marker}`,
+        `-c core.sshCommand=touch ${marker}`,
+      ),
       fc.string({ maxLength: 30 }).map((s) => `${s.replace(/\u0000/g, '')}$(touch ${marker})`),
     );
     await fc.assert(
@@ -278,7 +342,14 @@ describe('the shell', () => {
         const work = mkdtempSync(join(dir, 'wc-'));
         const home = mkdtempSync(join(dir, 'home-'));
         // A hostile remote or revision must make git fail (it names neither a repository nor a commit).
-        await expect(checkoutExactly(where === 'remote' ? text : join(dir, 'no-such-repo'), where === 'sha' ? text : 'a'.repeat(40), work, home)).rejects.toThrow();
+        await expect(
+          checkoutExactly(
+            where === 'remote' ? text : join(dir, 'no-such-repo'),
+            where === 'sha' ? text : 'a'.repeat(40),
+            work,
+            home,
+          ),
+        ).rejects.toThrow();
         expect(existsSync(marker), `${where} = ${JSON.stringify(text)} ran as shell code`).toBe(false);
       }),
       { numRuns: 25 },

@@ -6,7 +6,17 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WEBHOOK_BODY_LIMIT } from '../../src/gateway/routes/github-webhook.ts';
 import { GitHubStandin } from '../../src/github-standin/index.ts';
-import { expectHealthy, expectNothingStarted, expectRefusal, githubHeaders, pullRequestBody, rawHttp, request, startHostileGateway, type HostileGateway } from './harness.ts';
+import {
+  expectHealthy,
+  expectNothingStarted,
+  expectRefusal,
+  githubHeaders,
+  pullRequestBody,
+  rawHttp,
+  request,
+  startHostileGateway,
+  type HostileGateway,
+} from './harness.ts';
 
 let gw: HostileGateway;
 const hook = () => `${gw.url}/webhooks/github`;
@@ -18,20 +28,35 @@ afterAll(async () => {
   await gw?.stop();
 });
 
-const post = (body: string | Buffer, headers: Record<string, string>) => request(hook(), { method: 'POST', headers, body });
+const post = (body: string | Buffer, headers: Record<string, string>) =>
+  request(hook(), { method: 'POST', headers, body });
 
 describe('hostile GitHub webhooks', () => {
   it('arbitrary unsigned or wrongly signed deliveries: 401 with a reason', async () => {
     await fc.assert(
       fc.asyncProperty(
         fc.string({ maxLength: 2000 }),
-        fc.option(fc.oneof(fc.string({ maxLength: 80 }), fc.stringMatching(/^[0-9a-f]{64}$/).map((h) => `sha256=${h}`), fc.constant('sha256=')), { nil: undefined }),
+        fc.option(
+          fc.oneof(
+            fc.string({ maxLength: 80 }),
+            fc.stringMatching(/^[0-9a-f]{64}$/).map((h) => `sha256=${h}`),
+            fc.constant('sha256='),
+          ),
+          { nil: undefined },
+        ),
         fc.constantFrom('pull_request', 'pull_request_review', 'ping', 'push', ''),
         async (body, signature, event) => {
-          const headers: Record<string, string> = { 'content-type': 'application/json', 'x-github-event': event, 'x-github-delivery': randomUUID() };
+          const headers: Record<string, string> = {
+            'content-type': 'application/json',
+            'x-github-event': event,
+            'x-github-delivery': randomUUID(),
+          };
           // fetch refuses control characters in header values; those are a raw-socket case below.
           if (signature !== undefined && /^[\x20-\x7e]*$/.test(signature)) headers['x-hub-signature-256'] = signature;
-          expectRefusal(await post(body, headers), body === '' && /^sha256=[0-9a-f]{64}$/.test(headers['x-hub-signature-256'] ?? '') ? [400, 401] : [401]);
+          expectRefusal(
+            await post(body, headers),
+            body === '' && /^sha256=[0-9a-f]{64}$/.test(headers['x-hub-signature-256'] ?? '') ? [400, 401] : [401],
+          );
         },
       ),
       { numRuns: 60 },
@@ -66,7 +91,15 @@ describe('hostile GitHub webhooks', () => {
   });
 
   it('a correctly shaped payload with one field replaced by anything is refused, never started', async () => {
-    const hostileValue = fc.oneof(fc.string({ maxLength: 300 }), fc.integer(), fc.double(), fc.constant(null), fc.boolean(), fc.array(fc.string(), { maxLength: 3 }), fc.dictionary(fc.string({ maxLength: 5 }), fc.string({ maxLength: 5 }), { maxKeys: 3 }));
+    const hostileValue = fc.oneof(
+      fc.string({ maxLength: 300 }),
+      fc.integer(),
+      fc.double(),
+      fc.constant(null),
+      fc.boolean(),
+      fc.array(fc.string(), { maxLength: 3 }),
+      fc.dictionary(fc.string({ maxLength: 5 }), fc.string({ maxLength: 5 }), { maxKeys: 3 }),
+    );
     const field = fc.constantFrom('number', 'fullName', 'sha', 'title', 'headRef');
     await fc.assert(
       fc.asyncProperty(field, hostileValue, async (which, value) => {
@@ -114,11 +147,20 @@ describe('hostile GitHub webhooks', () => {
     const body = JSON.stringify(pullRequestBody(gw));
     for (const delivery of ['../../x', 'a'.repeat(101), 'id with space', '', 'ünïcode']) {
       const headers = { ...githubHeaders(gw, body), 'x-github-delivery': delivery };
-      const answer = await request(hook(), { method: 'POST', headers: Object.fromEntries(Object.entries(headers).map(([k, v]) => [k, encodeURI(v) === v ? v : encodeURIComponent(v)])), body });
+      const answer = await request(hook(), {
+        method: 'POST',
+        headers: Object.fromEntries(
+          Object.entries(headers).map(([k, v]) => [k, encodeURI(v) === v ? v : encodeURIComponent(v)]),
+        ),
+        body,
+      });
       expectRefusal(answer, [400]);
     }
     // Control characters and NUL in headers can only be sent raw; Node's parser refuses them with 400.
-    const raw = await rawHttp(gw, `POST /webhooks/github HTTP/1.1\r\nHost: x\r\nX-GitHub-Delivery: a\u0001b\r\nContent-Length: 2\r\n\r\n{}`);
+    const raw = await rawHttp(
+      gw,
+      `POST /webhooks/github HTTP/1.1\r\nHost: x\r\nX-GitHub-Delivery: a\u0001b\r\nContent-Length: 2\r\n\r\n{}`,
+    );
     expect(raw).toMatch(/^HTTP\/1\.1 4\d\d/);
     await expectHealthy(gw);
     await expectNothingStarted(gw);
@@ -137,7 +179,12 @@ describe('hostile GitHub webhooks', () => {
         controller.close();
       },
     });
-    const chunked = await fetch(hook(), { method: 'POST', headers: { 'content-type': 'application/json', 'x-hub-signature-256': GitHubStandin.sign('x', gw.webhookSecret) }, body: stream, duplex: 'half' } as RequestInit).then(
+    const chunked = await fetch(hook(), {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-hub-signature-256': GitHubStandin.sign('x', gw.webhookSecret) },
+      body: stream,
+      duplex: 'half',
+    } as RequestInit).then(
       async (res) => ({ status: res.status, text: await res.text() }),
       (error: unknown) => ({ status: 0, text: String(error) }),
     );
@@ -165,7 +212,13 @@ describe('hostile GitHub webhooks', () => {
     const title = '@here <!channel> [click](https://evil.example) ![x](y) `code` **b** <img src=x> # h\n| a | b |';
     const head = 'feat/$(touch_pwned)_<!here>_@octocat_`x`';
     gw.github.standin.setWebhook(hook(), gw.webhookSecret);
-    const { pull, delivery } = await gw.github.standin.openPullRequest({ repo: gw.repo, author: 'sam-dev', title, head, commits: [{ message: '<!everyone> $(id) `id` [x](y)\n\n@alex-reviewer' }] });
+    const { pull, delivery } = await gw.github.standin.openPullRequest({
+      repo: gw.repo,
+      author: 'sam-dev',
+      title,
+      head,
+      commits: [{ message: '<!everyone> $(id) `id` [x](y)\n\n@alex-reviewer' }],
+    });
     const workflowId = `change:${gw.repo}#${pull.number}`;
     try {
       expect(delivery.attempts.at(-1)?.status, JSON.stringify(delivery.attempts)).toBe(202);
@@ -180,7 +233,10 @@ describe('hostile GitHub webhooks', () => {
         expect(text.replace(/@\u200b/g, ''), text).not.toMatch(/@/);
       }
     } finally {
-      await gw.client.workflow.getHandle(workflowId).terminate('hostile-input test over').catch(() => undefined);
+      await gw.client.workflow
+        .getHandle(workflowId)
+        .terminate('hostile-input test over')
+        .catch(() => undefined);
     }
   });
 });

@@ -13,7 +13,11 @@ export interface InsiderStack extends GatewayStack {
   /** Every deploy the deploy zone was asked to run. */
   deployed: DeployInput[];
   /** POST /api/changes/acme/shop/{n}/approvals as `login` (their stand-in token); the answer's status and JSON. */
-  approveApi(login: string, number: number, body: Record<string, unknown>): Promise<{ status: number; json: Record<string, unknown> }>;
+  approveApi(
+    login: string,
+    number: number,
+    body: Record<string, unknown>,
+  ): Promise<{ status: number; json: Record<string, unknown> }>;
   /** The change's status through the gateway (undefined: no such change). */
   statusOf(number: number): Promise<ChangeStatus | undefined>;
   until(number: number, what: string, ok: (s: ChangeStatus) => boolean, timeoutMs?: number): Promise<ChangeStatus>;
@@ -23,7 +27,10 @@ export interface InsiderStack extends GatewayStack {
 
 export const PEOPLE = ['sam-dev', 'alex-reviewer', 'jo-platform'];
 
-export async function startInsiderStack(name: string, options: { repository?: string[]; production?: string } = {}): Promise<InsiderStack> {
+export async function startInsiderStack(
+  name: string,
+  options: { repository?: string[]; production?: string } = {},
+): Promise<InsiderStack> {
   const secret = randomBytes(20).toString('hex');
   const app: { appId?: number; privateKey?: string } = {};
   const appEnv = (s: GatewayStack) => {
@@ -34,10 +41,26 @@ export async function startInsiderStack(name: string, options: { repository?: st
   const deployDouble = {
     async deploy(input: DeployInput): Promise<DeployReport> {
       deployed.push(input);
-      return { environment: input.environment, sha: input.sha, status: 'deployed', exitCode: 0, durationMs: 1, outputTail: '', leases: [] };
+      return {
+        environment: input.environment,
+        sha: input.sha,
+        status: 'deployed',
+        exitCode: 0,
+        durationMs: 1,
+        outputTail: '',
+        leases: [],
+      };
     },
     async verify(input: DeployInput): Promise<VerifyReport> {
-      return { environment: input.environment, sha: input.sha, passed: true, exitCode: 0, durationMs: 1, outputTail: '', leases: [] };
+      return {
+        environment: input.environment,
+        sha: input.sha,
+        passed: true,
+        exitCode: 0,
+        durationMs: 1,
+        outputTail: '',
+        leases: [],
+      };
     },
     async revokeOutstanding() {
       return [];
@@ -45,7 +68,11 @@ export async function startInsiderStack(name: string, options: { repository?: st
   };
   const base = await startGatewayStack({
     name,
-    configYaml: (remote) => threePeopleConfig(remote, { repository: options.repository ?? [], ...(options.production ? { production: options.production } : {}) }),
+    configYaml: (remote) =>
+      threePeopleConfig(remote, {
+        repository: options.repository ?? [],
+        ...(options.production ? { production: options.production } : {}),
+      }),
     users: PEOPLE,
     repoFiles: { 'README.md': 'shop\n' },
     gatewayEnv: (s) => ({ GITHUB_WEBHOOK_SECRET: secret, ...appEnv(s) }),
@@ -58,13 +85,19 @@ export async function startInsiderStack(name: string, options: { repository?: st
   stack.approveApi = async (login, number, body) => {
     const res = await fetch(`${stack.gatewayUrl}/api/changes/acme/shop/${number}/approvals`, {
       method: 'POST',
-      headers: { authorization: `Bearer ${stack.tokens[login]}`, 'content-type': 'application/json', 'x-foureyes-client': 'cli' },
+      headers: {
+        authorization: `Bearer ${stack.tokens[login]}`,
+        'content-type': 'application/json',
+        'x-foureyes-client': 'cli',
+      },
       body: JSON.stringify(body),
     });
     return { status: res.status, json: (await res.json()) as Record<string, unknown> };
   };
   stack.statusOf = async (number) => {
-    const res = await fetch(`${stack.gatewayUrl}/api/changes/acme/shop/${number}`, { headers: { authorization: `Bearer ${stack.tokens['jo-platform']}` } });
+    const res = await fetch(`${stack.gatewayUrl}/api/changes/acme/shop/${number}`, {
+      headers: { authorization: `Bearer ${stack.tokens['jo-platform']}` },
+    });
     if (res.status === 404) return undefined;
     if (res.status !== 200) throw new Error(`status of #${number}: HTTP ${res.status} ${await res.text()}`);
     return (await res.json()) as ChangeStatus;
@@ -77,7 +110,9 @@ export async function startInsiderStack(name: string, options: { repository?: st
       if (last && ok(last)) return last;
       await sleep(200);
     }
-    throw new Error(`timed out waiting for ${what}; last status: ${JSON.stringify(last && { stage: last.stage, headSha: last.headSha, waitingFor: last.waitingFor, timeline: last.timeline.slice(-6) })}`);
+    throw new Error(
+      `timed out waiting for ${what}; last status: ${JSON.stringify(last && { stage: last.stage, headSha: last.headSha, waitingFor: last.waitingFor, timeline: last.timeline.slice(-6) })}`,
+    );
   };
   stack.mainSha = () => stack.github.standin.baseSha({ repo: 'acme/shop', baseRef: 'main' } as StandinPull);
   return stack;
@@ -91,6 +126,6 @@ export function deploysOf(stack: InsiderStack, sha: string): string[] {
 /** Waits a little and asserts that nothing was deployed for `sha` (the deploy zone would have been asked by now). */
 export async function neverDeployed(stack: InsiderStack, sha: string, settleMs = 3000): Promise<void> {
   await sleep(settleMs);
-  if (deploysOf(stack, sha).length > 0) throw new Error(`${sha.slice(0, 7)} was deployed to ${deploysOf(stack, sha).join(', ')}`);
+  if (deploysOf(stack, sha).length > 0)
+    throw new Error(`${sha.slice(0, 7)} was deployed to ${deploysOf(stack, sha).join(', ')}`);
 }
-

@@ -23,7 +23,17 @@ afterAll(async () => {
 function forgedRecord(change: string, head: string) {
   const now = new Date().toISOString();
   const approval = (person: string) => ({
-    claim: { v: 1, change, sha: head, person, channel: 'cli', decision: 'approve', evidence: {}, at: now, nonce: randomUUID() },
+    claim: {
+      v: 1,
+      change,
+      sha: head,
+      person,
+      channel: 'cli',
+      decision: 'approve',
+      evidence: {},
+      at: now,
+      nonce: randomUUID(),
+    },
     signature: '00'.repeat(64),
     recordedAt: now,
     counted: true,
@@ -62,7 +72,13 @@ function forgedRecord(change: string, head: string) {
 
 /** sam's pull request as GitHub has it, without foureyes having heard of it (the webhook is not sent). */
 async function quietPullRequest(title: string): Promise<{ number: number; change: string; head: string }> {
-  const { pull } = await stack.github.standin.openPullRequest({ repo: 'acme/shop', author: 'sam-dev', title, commits: [{ message: title }], deliver: false });
+  const { pull } = await stack.github.standin.openPullRequest({
+    repo: 'acme/shop',
+    author: 'sam-dev',
+    title,
+    commits: [{ message: title }],
+    deliver: false,
+  });
   return { number: pull.number, change: `acme/shop#${pull.number}`, head: pull.headSha };
 }
 
@@ -86,16 +102,33 @@ describe('an insider with a Temporal client but no gateway key', () => {
     expect(cause.message).toMatch(/carried record .* not continued from a run of change:acme\/shop#\d+/);
     // What an operator sees in `foureyes status` (the gateway's view).
     const s = await stack.statusOf(number);
-    expect(s?.failure).toMatchObject({ type: 'UntrustedStart', message: expect.stringMatching(/not continued from a run/) });
+    expect(s?.failure).toMatchObject({
+      type: 'UntrustedStart',
+      message: expect.stringMatching(/not continued from a run/),
+    });
   });
 
   it('starts it under another workflow ID, or for a change whose ID it does not own: refused the same way', async () => {
     const { change, head } = await quietPullRequest('wrong id');
-    for (const workflowId of [`change:${change}-copy`, `change:other/repo#${change.split('#')[1]}`, `deploy-${randomUUID()}`]) {
-      const handle = stack.track(await stack.client.workflow.start('changeWorkflow', { workflowId, taskQueue: stack.taskQueue, args: [{ change }], workflowExecutionTimeout: '20s' }));
+    for (const workflowId of [
+      `change:${change}-copy`,
+      `change:other/repo#${change.split('#')[1]}`,
+      `deploy-${randomUUID()}`,
+    ]) {
+      const handle = stack.track(
+        await stack.client.workflow.start('changeWorkflow', {
+          workflowId,
+          taskQueue: stack.taskQueue,
+          args: [{ change }],
+          workflowExecutionTimeout: '20s',
+        }),
+      );
       const failure = (await handle.result().catch((e: unknown) => e)) as WorkflowFailedError;
       expect(failure).toBeInstanceOf(WorkflowFailedError);
-      expect(failure.cause).toMatchObject({ type: 'UntrustedStart', message: expect.stringMatching(/workflow ID .* is not change:acme\/shop#\d+/) });
+      expect(failure.cause).toMatchObject({
+        type: 'UntrustedStart',
+        message: expect.stringMatching(/workflow ID .* is not change:acme\/shop#\d+/),
+      });
     }
     await neverDeployed(stack, head, 500);
   });
@@ -123,7 +156,10 @@ describe('an insider with a Temporal client but no gateway key', () => {
       await neverDeployed(stack, head);
       const failure = (await handle.result().catch((e: unknown) => e)) as WorkflowFailedError;
       expect(failure).toBeInstanceOf(WorkflowFailedError);
-      expect(failure.cause).toMatchObject({ type: 'UntrustedStart', message: expect.stringMatching(new RegExp(`task queue ${evilQueue}`)) });
+      expect(failure.cause).toMatchObject({
+        type: 'UntrustedStart',
+        message: expect.stringMatching(new RegExp(`task queue ${evilQueue}`)),
+      });
     } finally {
       evil.shutdown();
       await running;
@@ -131,11 +167,21 @@ describe('an insider with a Temporal client but no gateway key', () => {
   });
 
   it('signals a pull request event that moves the head to its own commit and names someone else as its author: refused and recorded; its own approval of that commit is refused', async () => {
-    const opened = await stack.github.standin.openPullRequest({ repo: 'acme/shop', author: 'sam-dev', title: 'Honest change', commits: [{ message: 'honest' }] });
+    const opened = await stack.github.standin.openPullRequest({
+      repo: 'acme/shop',
+      author: 'sam-dev',
+      title: 'Honest change',
+      commits: [{ message: 'honest' }],
+    });
     const number = opened.pull.number;
     await stack.until(number, 'awaiting approval', (s) => s.stage === 'awaiting-approval');
     // alex writes a commit of their own on a branch and points the change at it, claiming sam wrote it.
-    const evil = await stack.github.standin.pushBranch({ repo: 'acme/shop', branch: `evil-${number}`, pusher: 'alex-reviewer', commits: [{ message: 'backdoor', author: 'alex-reviewer' }] });
+    const evil = await stack.github.standin.pushBranch({
+      repo: 'acme/shop',
+      branch: `evil-${number}`,
+      pusher: 'alex-reviewer',
+      commits: [{ message: 'backdoor', author: 'alex-reviewer' }],
+    });
     const handle = stack.client.workflow.getHandle(`change:acme/shop#${number}`);
     const sam = { login: 'sam-dev', email: 'sam@example.com', name: 'Sam' };
     await handle.signal(pullRequestSignal, {
@@ -152,14 +198,28 @@ describe('an insider with a Temporal client but no gateway key', () => {
       commits: [{ sha: evil.after, author: sam, committer: sam, message: 'honest' }],
       changedFiles: [],
     });
-    const s = await stack.until(number, 'the refused event on record', (x) => x.timeline.some((t) => t.kind === 'event-refused'));
+    const s = await stack.until(number, 'the refused event on record', (x) =>
+      x.timeline.some((t) => t.kind === 'event-refused'),
+    );
     expect(s.headSha).toBe(opened.pull.headSha);
     expect(s.timeline.find((t) => t.kind === 'event-refused')?.summary).toMatch(/not signed by a trusted gateway key/);
     const attempt = await stack.approveApi('alex-reviewer', number, { sha: evil.after });
-    expect(attempt.json).toMatchObject({ counted: false, reason: expect.stringMatching(/approval names .* but the head is/) });
+    expect(attempt.json).toMatchObject({
+      counted: false,
+      reason: expect.stringMatching(/approval names .* but the head is/),
+    });
     // A forged "closed" does not end the change either.
-    await handle.signal(pullRequestClosedSignal, { deliveryId: randomUUID(), merged: false, closedBy: 'sam-dev', at: new Date().toISOString() });
-    const still = await stack.until(number, 'the refused close on record', (x) => x.timeline.filter((t) => t.kind === 'event-refused').length >= 2);
+    await handle.signal(pullRequestClosedSignal, {
+      deliveryId: randomUUID(),
+      merged: false,
+      closedBy: 'sam-dev',
+      at: new Date().toISOString(),
+    });
+    const still = await stack.until(
+      number,
+      'the refused close on record',
+      (x) => x.timeline.filter((t) => t.kind === 'event-refused').length >= 2,
+    );
     expect(still.stage).toBe('awaiting-approval');
     await neverDeployed(stack, evil.after);
     expect(deploysOf(stack, opened.pull.headSha)).toEqual([]);

@@ -38,28 +38,41 @@ describe('verifyWithoutBaseTable', () => {
 
   it('refuses what ed.verify refuses: a flipped bit in the signature, message or key, or another key', () => {
     fc.assert(
-      fc.property(seed, seed, message, fc.nat(), fc.integer({ min: 0, max: 7 }), fc.constantFrom('sig', 'msg', 'pub', 'other-key'), (secret, other, msg, at, bit, where) => {
-        const pub = ed.getPublicKey(secret);
-        const sig = ed.sign(msg, secret);
-        const flip = (bytes: Uint8Array) => {
-          const copy = Uint8Array.from(bytes);
-          if (copy.length > 0) copy[at % copy.length]! ^= 1 << bit;
-          return copy;
-        };
-        if (where === 'sig') same(flip(sig), msg, pub);
-        else if (where === 'msg') same(sig, msg.length > 0 ? flip(msg) : Uint8Array.of(1), pub);
-        else if (where === 'pub') same(sig, msg, flip(pub));
-        else same(sig, msg, ed.getPublicKey(other));
-      }),
+      fc.property(
+        seed,
+        seed,
+        message,
+        fc.nat(),
+        fc.integer({ min: 0, max: 7 }),
+        fc.constantFrom('sig', 'msg', 'pub', 'other-key'),
+        (secret, other, msg, at, bit, where) => {
+          const pub = ed.getPublicKey(secret);
+          const sig = ed.sign(msg, secret);
+          const flip = (bytes: Uint8Array) => {
+            const copy = Uint8Array.from(bytes);
+            if (copy.length > 0) copy[at % copy.length]! ^= 1 << bit;
+            return copy;
+          };
+          if (where === 'sig') same(flip(sig), msg, pub);
+          else if (where === 'msg') same(sig, msg.length > 0 ? flip(msg) : Uint8Array.of(1), pub);
+          else if (where === 'pub') same(sig, msg, flip(pub));
+          else same(sig, msg, ed.getPublicKey(other));
+        },
+      ),
       { numRuns: 120 },
     );
   });
 
   it('agrees with ed.verify on random bytes', () => {
     fc.assert(
-      fc.property(fc.uint8Array({ minLength: 64, maxLength: 64 }), message, fc.uint8Array({ minLength: 32, maxLength: 32 }), (sig, msg, pub) => {
-        same(sig, msg, pub);
-      }),
+      fc.property(
+        fc.uint8Array({ minLength: 64, maxLength: 64 }),
+        message,
+        fc.uint8Array({ minLength: 32, maxLength: 32 }),
+        (sig, msg, pub) => {
+          same(sig, msg, pub);
+        },
+      ),
       { numRuns: 80 },
     );
   });
@@ -102,7 +115,17 @@ describe('verifyWithoutBaseTable', () => {
 describe('verifySignedApproval', () => {
   const key = { privateKey: '11'.repeat(32), publicKey: '' };
   key.publicKey = ed.etc.bytesToHex(ed.getPublicKey(ed.etc.hexToBytes(key.privateKey)));
-  const claim: ApprovalClaim = { v: 1, change: 'acme/shop#7', sha: 'a'.repeat(40), person: 'alex', channel: 'cli', decision: 'approve', evidence: { tokenLogin: 'alex' }, at: '2026-12-01T00:00:00.000Z', nonce: 'n-1' };
+  const claim: ApprovalClaim = {
+    v: 1,
+    change: 'acme/shop#7',
+    sha: 'a'.repeat(40),
+    person: 'alex',
+    channel: 'cli',
+    decision: 'approve',
+    evidence: { tokenLogin: 'alex' },
+    at: '2026-12-01T00:00:00.000Z',
+    nonce: 'n-1',
+  };
 
   it('counts a claim signed by a trusted key and nothing altered after signing', () => {
     const signed = signClaim(claim, key);

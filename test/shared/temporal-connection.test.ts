@@ -29,7 +29,11 @@ describe('temporalSettings', () => {
     });
     expect(namespace).toBe('foureyes-prod');
     expect(connectionOptions.address).toBe('temporal.internal:7233');
-    const tls = connectionOptions.tls as { serverNameOverride?: string; serverRootCACertificate?: unknown; clientCertPair?: { crt: unknown; key: unknown } };
+    const tls = connectionOptions.tls as {
+      serverNameOverride?: string;
+      serverRootCACertificate?: unknown;
+      clientCertPair?: { crt: unknown; key: unknown };
+    };
     expect(tls.serverNameOverride).toBe('temporal.internal');
     expect(text(tls.serverRootCACertificate)).toBe('CA CERT');
     expect(text(tls.clientCertPair?.crt)).toBe('CLIENT CERT');
@@ -37,23 +41,42 @@ describe('temporalSettings', () => {
   });
 
   it('takes TEMPORAL_API_KEY (Temporal Cloud) and turns TLS on with it', () => {
-    const { connectionOptions } = temporalSettings({ TEMPORAL_ADDRESS: 'foureyes.a1b2c.tmprl.cloud:7233', TEMPORAL_NAMESPACE: 'foureyes.a1b2c', TEMPORAL_API_KEY: 'test-api-key' });
+    const { connectionOptions } = temporalSettings({
+      TEMPORAL_ADDRESS: 'foureyes.a1b2c.tmprl.cloud:7233',
+      TEMPORAL_NAMESPACE: 'foureyes.a1b2c',
+      TEMPORAL_API_KEY: 'test-api-key',
+    });
     expect(connectionOptions.apiKey).toBe('test-api-key');
     expect(connectionOptions.tls).toBeTruthy();
   });
 
   it('reads a profile from TEMPORAL_CONFIG_FILE + TEMPORAL_PROFILE; variables override it', () => {
-    const config = file('temporal.toml', ['[profile.prod]', 'address = "prod.example:7233"', 'namespace = "from-profile"', 'api_key = "profile-key"', ''].join('\n'));
+    const config = file(
+      'temporal.toml',
+      [
+        '[profile.prod]',
+        'address = "prod.example:7233"',
+        'namespace = "from-profile"',
+        'api_key = "profile-key"',
+        '',
+      ].join('\n'),
+    );
     const fromProfile = temporalSettings({ TEMPORAL_CONFIG_FILE: config, TEMPORAL_PROFILE: 'prod' });
     expect(fromProfile.connectionOptions.address).toBe('prod.example:7233');
     expect(fromProfile.namespace).toBe('from-profile');
     expect(fromProfile.connectionOptions.apiKey).toBe('profile-key');
-    const overridden = temporalSettings({ TEMPORAL_CONFIG_FILE: config, TEMPORAL_PROFILE: 'prod', TEMPORAL_NAMESPACE: 'foureyes' });
+    const overridden = temporalSettings({
+      TEMPORAL_CONFIG_FILE: config,
+      TEMPORAL_PROFILE: 'prod',
+      TEMPORAL_NAMESPACE: 'foureyes',
+    });
     expect(overridden.namespace).toBe('foureyes');
   });
 
   it('defaults to the local dev server and the foureyes namespace', () => {
-    const { connectionOptions, namespace } = temporalSettings({ TEMPORAL_CONFIG_FILE: file('other.toml', '[profile.other]\naddress = "elsewhere:7233"\n') });
+    const { connectionOptions, namespace } = temporalSettings({
+      TEMPORAL_CONFIG_FILE: file('other.toml', '[profile.other]\naddress = "elsewhere:7233"\n'),
+    });
     expect(connectionOptions.address).toBe('127.0.0.1:7233');
     expect(namespace).toBe('foureyes');
     expect(connectionOptions.tls).toBeFalsy();
@@ -66,16 +89,32 @@ describe('workerDeploymentFromEnv', () => {
     expect(workerDeploymentFromEnv({ FOUREYES_DEPLOYMENT_NAME: '', FOUREYES_BUILD_ID: '' })).toBeUndefined();
   });
   it('pins by default and allows auto-upgrade', () => {
-    expect(workerDeploymentFromEnv({ FOUREYES_DEPLOYMENT_NAME: 'foureyes', FOUREYES_BUILD_ID: '2026.11.28-abc1234' })).toEqual({
+    expect(
+      workerDeploymentFromEnv({ FOUREYES_DEPLOYMENT_NAME: 'foureyes', FOUREYES_BUILD_ID: '2026.11.28-abc1234' }),
+    ).toEqual({
       version: { deploymentName: 'foureyes', buildId: '2026.11.28-abc1234' },
       useWorkerVersioning: true,
       defaultVersioningBehavior: 'PINNED',
     });
-    expect(workerDeploymentFromEnv({ FOUREYES_DEPLOYMENT_NAME: 'foureyes', FOUREYES_BUILD_ID: 'b', FOUREYES_VERSIONING_BEHAVIOR: 'auto-upgrade' })?.defaultVersioningBehavior).toBe('AUTO_UPGRADE');
+    expect(
+      workerDeploymentFromEnv({
+        FOUREYES_DEPLOYMENT_NAME: 'foureyes',
+        FOUREYES_BUILD_ID: 'b',
+        FOUREYES_VERSIONING_BEHAVIOR: 'auto-upgrade',
+      })?.defaultVersioningBehavior,
+    ).toBe('AUTO_UPGRADE');
   });
   it('refuses half a configuration and unknown behaviours', () => {
-    expect(() => workerDeploymentFromEnv({ FOUREYES_BUILD_ID: 'b' })).toThrow(/FOUREYES_DEPLOYMENT_NAME and FOUREYES_BUILD_ID/);
-    expect(() => workerDeploymentFromEnv({ FOUREYES_DEPLOYMENT_NAME: 'd', FOUREYES_BUILD_ID: 'b', FOUREYES_VERSIONING_BEHAVIOR: 'sometimes' })).toThrow(/pinned/);
+    expect(() => workerDeploymentFromEnv({ FOUREYES_BUILD_ID: 'b' })).toThrow(
+      /FOUREYES_DEPLOYMENT_NAME and FOUREYES_BUILD_ID/,
+    );
+    expect(() =>
+      workerDeploymentFromEnv({
+        FOUREYES_DEPLOYMENT_NAME: 'd',
+        FOUREYES_BUILD_ID: 'b',
+        FOUREYES_VERSIONING_BEHAVIOR: 'sometimes',
+      }),
+    ).toThrow(/pinned/);
   });
 });
 
@@ -84,13 +123,27 @@ describe('worker telemetry options', () => {
     expect(runtimeOptions('worker:checks', {})).toBeUndefined();
   });
   it('maps the SDK log metadata to the change reference and run ID', () => {
-    expect(changeFields({ workflowId: 'change:acme/app#7', runId: 'r1', taskQueue: 'foureyes' })).toEqual({ change: 'acme/app#7', runId: 'r1', taskQueue: 'foureyes' });
-    expect(changeFields({ workflowId: 'change:acme/app#7', workflowRunId: 'r2', activityType: 'deploy' })).toEqual({ change: 'acme/app#7', runId: 'r2', activityType: 'deploy' });
+    expect(changeFields({ workflowId: 'change:acme/app#7', runId: 'r1', taskQueue: 'foureyes' })).toEqual({
+      change: 'acme/app#7',
+      runId: 'r1',
+      taskQueue: 'foureyes',
+    });
+    expect(changeFields({ workflowId: 'change:acme/app#7', workflowRunId: 'r2', activityType: 'deploy' })).toEqual({
+      change: 'acme/app#7',
+      runId: 'r2',
+      activityType: 'deploy',
+    });
   });
   it('writes SDK log entries as JSON lines', () => {
     const lines: string[] = [];
     const options = runtimeOptions('worker:orchestrator', { FOUREYES_LOG_FORMAT: 'json' }, (line) => lines.push(line));
     options?.logger?.info('Workflow started', { workflowId: 'change:acme/app#7', runId: 'r1' });
-    expect(JSON.parse(lines[0] ?? '{}')).toMatchObject({ level: 'info', component: 'worker:orchestrator', msg: 'Workflow started', change: 'acme/app#7', runId: 'r1' });
+    expect(JSON.parse(lines[0] ?? '{}')).toMatchObject({
+      level: 'info',
+      component: 'worker:orchestrator',
+      msg: 'Workflow started',
+      change: 'acme/app#7',
+      runId: 'r1',
+    });
   });
 });

@@ -12,6 +12,8 @@ describe('FOUREYES_WORKFLOW_CACHE', () => {
   });
 
   it.each(['-1', '1.5', 'lots', '99999999'])('refuses %s, naming the variable and the way out', (value) => {
-    expect(() => workflowCacheSize({ FOUREYES_WORKFLOW_CACHE: value })).toThrow(/^FOUREYES_WORKFLOW_CACHE: expected a whole number of workflows \(0 or more\), found .*; unset it for the default 0/);
+    expect(() => workflowCacheSize({ FOUREYES_WORKFLOW_CACHE: value })).toThrow(
+      /^FOUREYES_WORKFLOW_CACHE: expected a whole number of workflows \(0 or more\), found .*; unset it for the default 0/,
+    );
   });
 });

@@ -12,7 +12,12 @@ function startWorker(zone: string, extraEnv: Record<string, string>) {
   return startFoureyes(['worker', zone], extraEnv);
 }
 
-async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs: number, output: () => string): Promise<T> {
+async function until<T>(
+  what: string,
+  probe: () => Promise<T | undefined>,
+  timeoutMs: number,
+  output: () => string,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await probe().catch(() => undefined);
@@ -53,7 +58,11 @@ describe('foureyes worker <zone> (production entry point)', () => {
       const deployment = await until(
         'the orchestrator poller with its deployment version',
         async () => {
-          const res = await client.workflowService.describeTaskQueue({ namespace: inject('temporalNamespace'), taskQueue: { name: queue }, taskQueueType: 1 });
+          const res = await client.workflowService.describeTaskQueue({
+            namespace: inject('temporalNamespace'),
+            taskQueue: { name: queue },
+            taskQueueType: 1,
+          });
           const poller = res.pollers?.find((p) => p.deploymentOptions?.buildId === queue);
           return poller?.deploymentOptions ?? undefined;
         },
@@ -77,8 +86,16 @@ describe('foureyes worker <zone> (production entry point)', () => {
     expect(worker.output()).toContain('workflow cache 0 (each task replays the history; FOUREYES_WORKFLOW_CACHE)');
 
     // Every structured line is one JSON object with time, level, component and msg.
-    const jsonLines = worker.output().split('\n').filter((l) => l.startsWith('{'));
+    const jsonLines = worker
+      .output()
+      .split('\n')
+      .filter((l) => l.startsWith('{'));
     expect(jsonLines.length).toBeGreaterThan(0);
-    for (const line of jsonLines) expect(JSON.parse(line)).toMatchObject({ level: expect.any(String), component: 'worker:orchestrator', msg: expect.any(String) });
+    for (const line of jsonLines)
+      expect(JSON.parse(line)).toMatchObject({
+        level: expect.any(String),
+        component: 'worker:orchestrator',
+        msg: expect.any(String),
+      });
   });
 });

@@ -18,7 +18,13 @@ import { parseConfig } from '../../src/config/load.ts';
 import { generateSigningKey, signClaim } from '../../src/shared/approval-signature.ts';
 import { connectClient } from '../../src/shared/temporal-connection.ts';
 import { zoneQueue } from '../../src/shared/task-queues.ts';
-import type { ChangeStatus, DeployInput, DeployReport, PullRequestEvent, VerifyReport } from '../../src/shared/types.ts';
+import type {
+  ChangeStatus,
+  DeployInput,
+  DeployReport,
+  PullRequestEvent,
+  VerifyReport,
+} from '../../src/shared/types.ts';
 import { approvalUpdate, pullRequestSignal, statusQuery } from '../../src/workflows/definitions.ts';
 import type { changeWorkflow } from '../../src/workflows/change.ts';
 import { serviceName, startTracing, tracesUrl, type Tracing } from '../../src/workers/tracing.ts';
@@ -60,13 +66,31 @@ beforeAll(async () => {
       type KeyValue = { key: string; value: AnyValue };
       const value = (v: AnyValue) => v.stringValue ?? v.intValue ?? v.boolValue;
       const parsed = JSON.parse(body) as {
-        resourceSpans: Array<{ resource: { attributes: KeyValue[] }; scopeSpans: Array<{ spans: Array<{ name: string; traceId: string; spanId: string; parentSpanId?: string; attributes?: KeyValue[] }> }> }>;
+        resourceSpans: Array<{
+          resource: { attributes: KeyValue[] };
+          scopeSpans: Array<{
+            spans: Array<{
+              name: string;
+              traceId: string;
+              spanId: string;
+              parentSpanId?: string;
+              attributes?: KeyValue[];
+            }>;
+          }>;
+        }>;
       };
       for (const rs of parsed.resourceSpans) {
         const service = String(value(rs.resource.attributes.find((a) => a.key === 'service.name')?.value ?? {}));
         for (const ss of rs.scopeSpans)
           for (const s of ss.spans)
-            received.push({ service, name: s.name, traceId: s.traceId, spanId: s.spanId, parentSpanId: s.parentSpanId ?? '', attributes: Object.fromEntries((s.attributes ?? []).map((a) => [a.key, value(a.value)])) });
+            received.push({
+              service,
+              name: s.name,
+              traceId: s.traceId,
+              spanId: s.spanId,
+              parentSpanId: s.parentSpanId ?? '',
+              attributes: Object.fromEntries((s.attributes ?? []).map((a) => [a.key, value(a.value)])),
+            });
       }
       res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
     });
@@ -91,7 +115,10 @@ function openedEvent(change: string, head: string): PullRequestEvent {
 }
 
 /** The three zones on their own queues, with each zone's tracing; `sinks` replaces the orchestrator's sink. */
-async function startWorkers(tracing: Record<'orchestrator' | 'checks' | 'deployer', Tracing>, sinks?: InjectedSinks<OpenTelemetrySinks>) {
+async function startWorkers(
+  tracing: Record<'orchestrator' | 'checks' | 'deployer', Tracing>,
+  sinks?: InjectedSinks<OpenTelemetrySinks>,
+) {
   const taskQueue = uniqueQueue('tracing');
   const workers = [
     await testWorker({
@@ -106,7 +133,12 @@ async function startWorkers(tracing: Record<'orchestrator' | 'checks' | 'deploye
       interceptors: tracing.checks.workerInterceptors,
       activities: {
         async runChecks(input: { sha: string }) {
-          return { sha: input.sha, passed: true, durationMs: 1, results: [{ name: 'unit', passed: true, exitCode: 0, durationMs: 1, timedOut: false, outputTail: 'ok' }] };
+          return {
+            sha: input.sha,
+            passed: true,
+            durationMs: 1,
+            results: [{ name: 'unit', passed: true, exitCode: 0, durationMs: 1, timedOut: false, outputTail: 'ok' }],
+          };
         },
       },
     }),
@@ -115,10 +147,26 @@ async function startWorkers(tracing: Record<'orchestrator' | 'checks' | 'deploye
       interceptors: tracing.deployer.workerInterceptors,
       activities: {
         async deploy(input: DeployInput): Promise<DeployReport> {
-          return { environment: input.environment, sha: input.sha, status: 'deployed', exitCode: 0, durationMs: 1, outputTail: `deployed ${RESULT_MARKER}`, leases: [] };
+          return {
+            environment: input.environment,
+            sha: input.sha,
+            status: 'deployed',
+            exitCode: 0,
+            durationMs: 1,
+            outputTail: `deployed ${RESULT_MARKER}`,
+            leases: [],
+          };
         },
         async verify(input: DeployInput): Promise<VerifyReport> {
-          return { environment: input.environment, sha: input.sha, passed: true, exitCode: 0, durationMs: 1, outputTail: RESULT_MARKER, leases: [] };
+          return {
+            environment: input.environment,
+            sha: input.sha,
+            passed: true,
+            exitCode: 0,
+            durationMs: 1,
+            outputTail: RESULT_MARKER,
+            leases: [],
+          };
         },
         async revokeOutstanding() {
           return [];
@@ -154,7 +202,9 @@ async function deliverChange(client: Client, taskQueue: string): Promise<Workflo
     await new Promise((r) => setTimeout(r, 100));
     status = await handle.query(statusQuery).catch(() => undefined);
   }
-  const outcome = await handle.executeUpdate(approvalUpdate, { args: [signClaim(claim(change, head, 'alex-reviewer'), key)] });
+  const outcome = await handle.executeUpdate(approvalUpdate, {
+    args: [signClaim(claim(change, head, 'alex-reviewer'), key)],
+  });
   expect(outcome.counted).toBe(true);
   expect(await handle.result()).toMatchObject({ outcome: 'delivered', change });
   return handle;
@@ -167,8 +217,15 @@ function temporalEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
 describe('tracing configuration', () => {
   it('is on only with an OTLP endpoint, and names each component', () => {
     expect(tracesUrl({})).toBeUndefined();
-    expect(tracesUrl({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318/' })).toBe('http://collector:4318/v1/traces');
-    expect(tracesUrl({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://a:4318', OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'http://b:4318/custom' })).toBe('http://b:4318/custom');
+    expect(tracesUrl({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318/' })).toBe(
+      'http://collector:4318/v1/traces',
+    );
+    expect(
+      tracesUrl({
+        OTEL_EXPORTER_OTLP_ENDPOINT: 'http://a:4318',
+        OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'http://b:4318/custom',
+      }),
+    ).toBe('http://b:4318/custom');
     expect(tracesUrl({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://a:4318', OTEL_SDK_DISABLED: 'true' })).toBeUndefined();
     expect(serviceName('deployer', {})).toBe('foureyes-deployer');
     expect(serviceName('gateway', { OTEL_SERVICE_NAME: 'edge' })).toBe('edge');
@@ -180,7 +237,12 @@ describe('tracing configuration', () => {
 describe('a change delivered', () => {
   it('without OTEL_EXPORTER_OTLP_ENDPOINT exports nothing and leaves the workflow untraced', async () => {
     const env = temporalEnv({});
-    const tracing = { gateway: startTracing('gateway', env), orchestrator: startTracing('orchestrator', env), checks: startTracing('checks', env), deployer: startTracing('deployer', env) };
+    const tracing = {
+      gateway: startTracing('gateway', env),
+      orchestrator: startTracing('orchestrator', env),
+      checks: startTracing('checks', env),
+      deployer: startTracing('deployer', env),
+    };
     expect(Object.values(tracing).map((t) => t.enabled)).toEqual([false, false, false, false]);
     let sinkCalls = 0;
     const workers = await startWorkers(tracing, { exporter: { export: { fn: () => void sinkCalls++ } } });
@@ -192,7 +254,8 @@ describe('a change delivered', () => {
       const history = await handle.fetchHistory();
       const scheduled = history.events?.filter((e) => e.activityTaskScheduledEventAttributes) ?? [];
       expect(scheduled.length).toBeGreaterThan(3);
-      for (const e of scheduled) expect(Object.keys(e.activityTaskScheduledEventAttributes?.header?.fields ?? {})).not.toContain('_tracer-data');
+      for (const e of scheduled)
+        expect(Object.keys(e.activityTaskScheduledEventAttributes?.header?.fields ?? {})).not.toContain('_tracer-data');
     } finally {
       await workers.stop();
       await client.connection.close();
@@ -206,8 +269,14 @@ describe('a change delivered', () => {
   it('with OTEL_EXPORTER_OTLP_ENDPOINT exports one trace from the webhook through the workflow to every zone, and one for the approval', async () => {
     const logged: string[] = [];
     const env = temporalEnv({ OTEL_EXPORTER_OTLP_ENDPOINT: endpoint });
-    const start = (c: 'gateway' | 'orchestrator' | 'checks' | 'deployer') => startTracing(c, env, (line) => logged.push(line));
-    const tracing = { gateway: start('gateway'), orchestrator: start('orchestrator'), checks: start('checks'), deployer: start('deployer') };
+    const start = (c: 'gateway' | 'orchestrator' | 'checks' | 'deployer') =>
+      startTracing(c, env, (line) => logged.push(line));
+    const tracing = {
+      gateway: start('gateway'),
+      orchestrator: start('orchestrator'),
+      checks: start('checks'),
+      deployer: start('deployer'),
+    };
     expect(logged).toContain(`foureyes-gateway: tracing on, spans to ${endpoint} (OTLP/HTTP)`);
     const workers = await startWorkers(tracing);
     const client = await connectClient(env, tracing.gateway.clientInterceptors);
@@ -227,10 +296,15 @@ describe('a change delivered', () => {
       await Promise.all(Object.values(tracing).map((t) => t.shutdown()));
     }
     expect(requests.every((r) => r === 'POST /v1/traces application/json')).toBe(true);
-    const spans = received.filter((s) => s.attributes.temporalWorkflowId === workflowId || s.attributes.workflowId === workflowId);
+    const spans = received.filter(
+      (s) => s.attributes.temporalWorkflowId === workflowId || s.attributes.workflowId === workflowId,
+    );
     const one = (name: string) => {
       const found = spans.filter((s) => s.name === name);
-      expect(found.map((s) => s.name), `${name} among ${[...new Set(spans.map((s) => s.name))].join(', ')}`).toHaveLength(1);
+      expect(
+        found.map((s) => s.name),
+        `${name} among ${[...new Set(spans.map((s) => s.name))].join(', ')}`,
+      ).toHaveLength(1);
       return found[0]!;
     };
     const start_ = one('SignalWithStartWorkflow:changeWorkflow');
@@ -248,19 +322,34 @@ describe('a change delivered', () => {
     expect(startActivity?.traceId).toBe(trace);
     expect(checks.parentSpanId).toBe(startActivity?.spanId);
     // Each span under its own process's name.
-    expect([start_, run, begun, checks, deploys[0]!].map((s) => s.service)).toEqual(['foureyes-gateway', 'foureyes-orchestrator', 'foureyes-orchestrator', 'foureyes-checks', 'foureyes-deployer']);
+    expect([start_, run, begun, checks, deploys[0]!].map((s) => s.service)).toEqual([
+      'foureyes-gateway',
+      'foureyes-orchestrator',
+      'foureyes-orchestrator',
+      'foureyes-checks',
+      'foureyes-deployer',
+    ]);
     // The approval: its own trace from the client's update to the workflow's handler.
     const update = one('StartWorkflowUpdate:approve');
     const handled = one('HandleUpdate:approve');
     expect(handled.traceId).toBe(update.traceId);
     expect(update.traceId).not.toBe(trace);
     // Names and IDs only: the workflow spans carry these of the run's info, nothing of its memo or results.
-    expect(Object.keys(run.attributes).sort()).toEqual(['attempt', 'namespace', 'runId', 'taskQueue', 'workflowId', 'workflowType']);
+    expect(Object.keys(run.attributes).sort()).toEqual([
+      'attempt',
+      'namespace',
+      'runId',
+      'taskQueue',
+      'workflowId',
+      'workflowType',
+    ]);
     const everything = JSON.stringify(received);
     expect(everything).not.toContain(RESULT_MARKER);
     expect(everything).not.toContain('alex-reviewer');
     expect(everything).not.toContain('signature');
-    console.log(`tracing: ${received.length} spans in ${requests.length} OTLP requests; ${spans.length} of this change, trace ${trace}`);
+    console.log(
+      `tracing: ${received.length} spans in ${requests.length} OTLP requests; ${spans.length} of this change, trace ${trace}`,
+    );
   });
 });
 
@@ -278,13 +367,16 @@ describe('foureyes worker <zone> with OTEL_EXPORTER_OTLP_ENDPOINT', () => {
     const client = await connectClient(env, gateway.clientInterceptors);
     try {
       const change = newChange();
-      const handle = await client.workflow.signalWithStart<typeof changeWorkflow, [PullRequestEvent]>('changeWorkflow', {
-        workflowId: `change:${change}`,
-        taskQueue: queue,
-        args: [{ change }],
-        signal: pullRequestSignal,
-        signalArgs: [opened(sha())],
-      });
+      const handle = await client.workflow.signalWithStart<typeof changeWorkflow, [PullRequestEvent]>(
+        'changeWorkflow',
+        {
+          workflowId: `change:${change}`,
+          taskQueue: queue,
+          args: [{ change }],
+          signal: pullRequestSignal,
+          signalArgs: [opened(sha())],
+        },
+      );
       // The orchestrator has run beginChange (no checks worker here: the run then waits).
       const deadline = Date.now() + 60_000;
       for (;;) {
@@ -297,11 +389,16 @@ describe('foureyes worker <zone> with OTEL_EXPORTER_OTLP_ENDPOINT', () => {
       child.kill('SIGTERM');
       expect(await exited).toBe(0);
       expect(worker.output()).toContain('foureyes-orchestrator: tracing on');
-      const mine = received.filter((s) => s.attributes.temporalWorkflowId === handle.workflowId || s.attributes.workflowId === handle.workflowId);
+      const mine = received.filter(
+        (s) => s.attributes.temporalWorkflowId === handle.workflowId || s.attributes.workflowId === handle.workflowId,
+      );
       const run = mine.find((s) => s.name === 'RunActivity:beginChange' && s.service === 'foureyes-orchestrator');
       expect(run, `spans: ${mine.map((s) => `${s.service} ${s.name}`).join(', ')}`).toBeDefined();
       await gateway.shutdown();
-      const root = received.find((s) => s.name === 'SignalWithStartWorkflow:changeWorkflow' && s.attributes.temporalWorkflowId === handle.workflowId);
+      const root = received.find(
+        (s) =>
+          s.name === 'SignalWithStartWorkflow:changeWorkflow' && s.attributes.temporalWorkflowId === handle.workflowId,
+      );
       expect(run!.traceId).toBe(root?.traceId);
       await handle.terminate('test over');
     } finally {
@@ -330,7 +427,9 @@ describe('foureyes gateway with OTEL_EXPORTER_OTLP_ENDPOINT', () => {
       child.kill('SIGTERM');
       expect(await exited).toBe(0);
       expect(gateway.output()).toContain('foureyes-gateway: tracing on');
-      const query = received.find((s) => s.name === 'QueryWorkflow:status' && s.attributes.temporalWorkflowId === `change:acme/shop#${number}`);
+      const query = received.find(
+        (s) => s.name === 'QueryWorkflow:status' && s.attributes.temporalWorkflowId === `change:acme/shop#${number}`,
+      );
       expect(query, gateway.output()).toBeDefined();
       expect(query!.service).toBe('foureyes-gateway');
     } finally {
@@ -348,7 +447,9 @@ describe('an unreachable collector', () => {
     await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
     const address = silent.address();
     const logged: string[] = [];
-    const env = temporalEnv({ OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}` });
+    const env = temporalEnv({
+      OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}`,
+    });
     const tracing = startTracing('gateway', env, (line) => logged.push(line));
     const client = await connectClient(env, tracing.clientInterceptors);
     try {

@@ -52,7 +52,10 @@ describe('changeWorkflow', () => {
       ['production', 'deployed', ['alex-reviewer']],
     ]);
     const mine = <T extends { change: string }>(list: T[]) => list.filter((c) => c.change === change);
-    expect(mine(stack.calls.deploy).map((d) => d.idempotencyKey)).toEqual([`${change}@staging@${head}`, `${change}@production@${head}`]);
+    expect(mine(stack.calls.deploy).map((d) => d.idempotencyKey)).toEqual([
+      `${change}@staging@${head}`,
+      `${change}@production@${head}`,
+    ]);
     expect(mine(stack.calls.verify).map((d) => d.environment)).toEqual(['staging']);
     expect(mine(stack.calls.revoke).map((r) => r.environment)).toEqual(['staging', 'production']);
     expect(stack.calls.merge).toContainEqual({ change, sha: head });
@@ -72,7 +75,12 @@ describe('changeWorkflow', () => {
     const first = sha();
     const second = sha();
     const commits = [
-      commit(first, { email: 'KIM@example.com', name: 'Kim' }, { email: '4242+pat-peer@users.noreply.github.com', name: 'Pat' }, 'Speed up\n\nCo-authored-by: Jo <jo@EXAMPLE.com>'),
+      commit(
+        first,
+        { email: 'KIM@example.com', name: 'Kim' },
+        { email: '4242+pat-peer@users.noreply.github.com', name: 'Pat' },
+        'Speed up\n\nCo-authored-by: Jo <jo@EXAMPLE.com>',
+      ),
     ];
     const handle = await openChange(stack, change, opened(first, 'sam-dev', commits));
     await waitForStatus(handle, (s) => awaiting(s) && s.headSha === first);
@@ -81,14 +89,26 @@ describe('changeWorkflow', () => {
     expect(s.initiators).toEqual(['alex-reviewer', 'jo-platform', 'kim-qa', 'pat-peer', 'sam-dev']);
 
     const attempt = (person: string, extra = {}) => approve(stack, handle, claim(change, second, person, extra));
-    expect((await attempt('sam-dev')).reason).toBe(`sam-dev is an initiator (author of the pull request, author of commit ${second.slice(0, 7)}, committer of commit ${second.slice(0, 7)})`);
+    expect((await attempt('sam-dev')).reason).toBe(
+      `sam-dev is an initiator (author of the pull request, author of commit ${second.slice(0, 7)}, committer of commit ${second.slice(0, 7)})`,
+    );
     expect((await attempt('kim-qa')).reason).toBe(`kim-qa is an initiator (author of commit ${first.slice(0, 7)})`);
-    expect((await attempt('pat-peer')).reason).toBe(`pat-peer is an initiator (committer of commit ${first.slice(0, 7)})`);
-    expect((await attempt('jo-platform')).reason).toBe(`jo-platform is an initiator (co-author of commit ${first.slice(0, 7)})`);
-    expect((await attempt('alex-reviewer')).reason).toBe(`alex-reviewer is an initiator (pusher of ${second.slice(0, 7)})`);
-    expect((await approve(stack, handle, claim(change, first, 'lee-ops'))).reason).toBe(`approval names ${first.slice(0, 7)} but the head is ${second.slice(0, 7)}`);
+    expect((await attempt('pat-peer')).reason).toBe(
+      `pat-peer is an initiator (committer of commit ${first.slice(0, 7)})`,
+    );
+    expect((await attempt('jo-platform')).reason).toBe(
+      `jo-platform is an initiator (co-author of commit ${first.slice(0, 7)})`,
+    );
+    expect((await attempt('alex-reviewer')).reason).toBe(
+      `alex-reviewer is an initiator (pusher of ${second.slice(0, 7)})`,
+    );
+    expect((await approve(stack, handle, claim(change, first, 'lee-ops'))).reason).toBe(
+      `approval names ${first.slice(0, 7)} but the head is ${second.slice(0, 7)}`,
+    );
     const ineligible = await attempt('lee-ops', { environment: 'production' });
-    expect(ineligible.reason).toBe('lee-ops is not eligible for production (eligible: alex-reviewer, jo-platform, kim-qa)');
+    expect(ineligible.reason).toBe(
+      'lee-ops is not eligible for production (eligible: alex-reviewer, jo-platform, kim-qa)',
+    );
     expect(ineligible.counted).toBe(false);
 
     // lee may approve staging only: staging is delivered, production keeps waiting for an eligible non-initiator.
@@ -152,7 +172,11 @@ describe('changeWorkflow', () => {
     const first = sha();
     const handle = await openChange(stack, change, opened(first));
     await waitForStatus(handle, awaiting);
-    const rejected = await approve(stack, handle, claim(change, first, 'kim-qa', { decision: 'reject', comment: 'missing a test' }));
+    const rejected = await approve(
+      stack,
+      handle,
+      claim(change, first, 'kim-qa', { decision: 'reject', comment: 'missing a test' }),
+    );
     expect(rejected).toMatchObject({ counted: true, stage: 'rejected' });
     expect((await approve(stack, handle, claim(change, first, 'alex-reviewer'))).counted).toBe(true);
     const still = await status(handle);
@@ -181,7 +205,11 @@ describe('changeWorkflow', () => {
     await waitForStatus(handle, (s) => s.headSha === second && awaiting(s));
     // The opened event again (duplicate) and an out-of-order event naming the superseded head.
     await deliverOnly(stack, handle, open);
-    await deliverOnly(stack, handle, { ...opened(first), kind: 'synchronize', updatedAt: new Date(Date.now() - 60_000).toISOString() });
+    await deliverOnly(stack, handle, {
+      ...opened(first),
+      kind: 'synchronize',
+      updatedAt: new Date(Date.now() - 60_000).toISOString(),
+    });
     const s = await waitForStatus(handle, (st) => st.timeline.some((t) => t.kind === 'event-ignored'));
     expect(s.headSha).toBe(second);
     expect(s.stage).toBe('awaiting-approval');

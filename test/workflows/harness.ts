@@ -11,11 +11,28 @@ import { randomUUID } from 'node:crypto';
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { guardCallers } from '../../src/activities/caller-guard.ts';
 import { parseConfig } from '../../src/config/load.ts';
 import { generateSigningKey, signClaim, signEvent, type SigningKey } from '../../src/shared/approval-signature.ts';
 import { zoneQueue } from '../../src/shared/task-queues.ts';
-import type { ApprovalClaim, ApprovalOutcome, ChangeStatus, CommitInfo, DeployInput, DeployReport, PullRequestEvent, PullRequestFacts, VerifyReport } from '../../src/shared/types.ts';
-import { approvalUpdate, pullRequestClosedSignal, pullRequestSignal, statusQuery, type ChangeWorkflowInput } from '../../src/workflows/definitions.ts';
+import type {
+  ApprovalClaim,
+  ApprovalOutcome,
+  ChangeStatus,
+  CommitInfo,
+  DeployInput,
+  DeployReport,
+  PullRequestEvent,
+  PullRequestFacts,
+  VerifyReport,
+} from '../../src/shared/types.ts';
+import {
+  approvalUpdate,
+  pullRequestClosedSignal,
+  pullRequestSignal,
+  statusQuery,
+  type ChangeWorkflowInput,
+} from '../../src/workflows/definitions.ts';
 import type { changeWorkflow, ChangeResult } from '../../src/workflows/change.ts';
 import { GitHubModel, orchestratorDoubles } from './orchestrator-doubles.ts';
 import { testClient, testWorker, uniqueQueue } from '../helpers/temporal.ts';
@@ -48,12 +65,13 @@ repositories:
   - { name: acme/shop, remote: /nonexistent, environments: [staging, production], merge: true, policyOwners: [jo-platform] }
   - { name: acme/dual, remote: /nonexistent, environments: [dual] }
   - { name: acme/quick, remote: /nonexistent, environments: [quick] }
+  - { name: acme/busy, remote: /nonexistent, environments: [staging] }
 `;
 
 export interface Calls {
   checks: string[];
   /** Each deploy the deploy zone was asked to run, with when (ms) it was. */
-  deploy: Array<DeployInput & { at: number }>;
+  deploy: Array<DeployInput & { at: number; endedAt?: number }>;
   verify: DeployInput[];
   revoke: Array<{ change: string; environment: string }>;
   merge: Array<{ change: string; sha: string }>;
@@ -73,16 +91,20 @@ export interface Stack {
   failingShas: Set<string>;
   /** Deploys of these changes run until cancelled. */
   hangingDeploys: Set<string>;
+  /** Deploys of these changes take this long (ms). */
+  slowDeploys: Map<string, number>;
   stop(): Promise<void>;
 }
 
-export async function startStack(): Promise<Stack> {
+/** `workflowCache: 0` runs the orchestrator as production does by default (each task and query replays). */
+export async function startStack(options: { workflowCache?: number } = {}): Promise<Stack> {
   const config = parseConfig(CONFIG, 'test.yaml');
   const key = generateSigningKey();
   const taskQueue = uniqueQueue('change');
   const calls: Calls = { checks: [], deploy: [], verify: [], revoke: [], merge: [], sync: 0, slack: [] };
   const failingShas = new Set<string>();
   const hangingDeploys = new Set<string>();
+  const slowDeploys = new Map<string, number>();
   const quickHeartbeats = { maxHeartbeatThrottleInterval: '200ms', defaultHeartbeatThrottleInterval: '200ms' } as const;
 
   const github = new GitHubModel(mkdtempSync(join(tmpdir(), 'foureyes-github-model-')));
@@ -90,6 +112,7 @@ export async function startStack(): Promise<Stack> {
   const orchestrator = await testWorker({
     taskQueue,
     workflows: true,
+    ...(options.workflowCache !== undefined ? { maxCachedWorkflows: options.workflowCache } : {}),
     activities: {
       ...doubles,
       async syncGitHub() {
@@ -115,35 +138,73 @@ export async function startStack(): Promise<Stack> {
       async runChecks(input: { change: string; sha: string }) {
         calls.checks.push(input.sha);
         const passed = !failingShas.has(input.sha);
-        return { sha: input.sha, passed, durationMs: 1, results: [{ name: 'unit', passed, exitCode: passed ? 0 : 1, durationMs: 1, timedOut: false, outputTail: passed ? 'ok' : 'FAIL: 1 test' }] };
+        return {
+          sha: input.sha,
+          passed,
+          durationMs: 1,
+          results: [
+            {
+              name: 'unit',
+              passed,
+              exitCode: passed ? 0 : 1,
+              durationMs: 1,
+              timedOut: false,
+              outputTail: passed ? 'ok' : 'FAIL: 1 test',
+            },
+          ],
+        };
       },
     },
   });
   const deployer = await testWorker({
     taskQueue: zoneQueue(taskQueue, 'deploy'),
     ...quickHeartbeats,
-    activities: {
-      async deploy(input: DeployInput): Promise<DeployReport> {
-        calls.deploy.push({ ...input, at: Date.now() });
-        if (hangingDeploys.has(input.change)) {
-          const ctx = Context.current();
-          for (;;) {
-            ctx.heartbeat();
-            if (ctx.cancellationSignal.aborted) throw new CancelledFailure('deploy cancelled');
-            await new Promise((r) => setTimeout(r, 100));
+    // The deploy zone's own caller check, in front of recording doubles.
+    activities: guardCallers(
+      {
+        async deploy(input: DeployInput): Promise<DeployReport> {
+          const call: Calls['deploy'][number] = { ...input, at: Date.now() };
+          calls.deploy.push(call);
+          const slow = slowDeploys.get(input.change);
+          if (slow !== undefined) await new Promise((r) => setTimeout(r, slow));
+          call.endedAt = Date.now();
+          if (hangingDeploys.has(input.change)) {
+            const ctx = Context.current();
+            for (;;) {
+              ctx.heartbeat();
+              if (ctx.cancellationSignal.aborted) throw new CancelledFailure('deploy cancelled');
+              await new Promise((r) => setTimeout(r, 100));
+            }
           }
-        }
-        return { environment: input.environment, sha: input.sha, status: 'deployed', exitCode: 0, durationMs: 1, outputTail: 'deployed', leases: [] };
+          return {
+            environment: input.environment,
+            sha: input.sha,
+            status: 'deployed',
+            exitCode: 0,
+            durationMs: 1,
+            outputTail: 'deployed',
+            leases: [],
+          };
+        },
+        async verify(input: DeployInput): Promise<VerifyReport> {
+          calls.verify.push(input);
+          return {
+            environment: input.environment,
+            sha: input.sha,
+            passed: true,
+            exitCode: 0,
+            durationMs: 1,
+            outputTail: 'ok',
+            leases: [],
+          };
+        },
+        async revokeOutstanding(input: { change: string; environment: string }) {
+          calls.revoke.push(input);
+          return [];
+        },
       },
-      async verify(input: DeployInput): Promise<VerifyReport> {
-        calls.verify.push(input);
-        return { environment: input.environment, sha: input.sha, passed: true, exitCode: 0, durationMs: 1, outputTail: 'ok', leases: [] };
-      },
-      async revokeOutstanding(input: { change: string; environment: string }) {
-        calls.revoke.push(input);
-        return [];
-      },
-    },
+      { zone: 'deploy' },
+    ),
   });
   const workers: Worker[] = [orchestrator, checks, deployer];
   const running = workers.map((w) => w.run());
@@ -156,6 +217,7 @@ export async function startStack(): Promise<Stack> {
     calls,
     failingShas,
     hangingDeploys,
+    slowDeploys,
     async stop() {
       for (const w of workers) w.shutdown();
       await Promise.all(running);
@@ -174,24 +236,67 @@ export function sha(): string {
   return randomUUID().replace(/-/g, '') + randomUUID().replace(/-/g, '').slice(0, 8);
 }
 
-export function commit(sha: string, author: CommitInfo['author'], committer: CommitInfo['committer'] = author, message = 'change'): CommitInfo {
+export function commit(
+  sha: string,
+  author: CommitInfo['author'],
+  committer: CommitInfo['committer'] = author,
+  message = 'change',
+): CommitInfo {
   return { sha, author, committer, message };
 }
 
 let delivery = 0;
-export function opened(head: string, author = 'sam-dev', commits: CommitInfo[] = [commit(head, { login: author, email: `${author.split('-')[0]}@example.com` })]): PullRequestEvent {
-  return { kind: 'opened', deliveryId: `d-${++delivery}-${randomUUID()}`, headSha: head, updatedAt: new Date().toISOString(), author, title: 'Make checkout faster', baseRef: 'main', headRef: 'fast', commits };
+export function opened(
+  head: string,
+  author = 'sam-dev',
+  commits: CommitInfo[] = [commit(head, { login: author, email: `${author.split('-')[0]}@example.com` })],
+): PullRequestEvent {
+  return {
+    kind: 'opened',
+    deliveryId: `d-${++delivery}-${randomUUID()}`,
+    headSha: head,
+    updatedAt: new Date().toISOString(),
+    author,
+    title: 'Make checkout faster',
+    baseRef: 'main',
+    headRef: 'fast',
+    commits,
+  };
 }
 
-export function pushed(before: string, head: string, pusher = 'sam-dev', commits: CommitInfo[] = [commit(head, { login: pusher })]): PullRequestEvent {
-  return { kind: 'synchronize', deliveryId: `d-${++delivery}-${randomUUID()}`, headSha: head, beforeSha: before, pusher, updatedAt: new Date().toISOString(), author: 'sam-dev', title: 'Make checkout faster', baseRef: 'main', headRef: 'fast', commits };
+export function pushed(
+  before: string,
+  head: string,
+  pusher = 'sam-dev',
+  commits: CommitInfo[] = [commit(head, { login: pusher })],
+): PullRequestEvent {
+  return {
+    kind: 'synchronize',
+    deliveryId: `d-${++delivery}-${randomUUID()}`,
+    headSha: head,
+    beforeSha: before,
+    pusher,
+    updatedAt: new Date().toISOString(),
+    author: 'sam-dev',
+    title: 'Make checkout faster',
+    baseRef: 'main',
+    headRef: 'fast',
+    commits,
+  };
 }
 
 export type ChangeHandle = WorkflowHandle<typeof changeWorkflow>;
 
 /** The pull request as GitHub shows it once `event` happened (its commits are then the pull request's). */
 export function factsOf(event: PullRequestEvent, state: 'open' | 'closed' = 'open'): PullRequestFacts {
-  return { state, merged: false, title: event.title, author: event.author, headRef: event.headRef, head: { sha: event.headSha, baseRef: event.baseRef, commits: event.commits ?? [], files: event.changedFiles ?? [] } };
+  return {
+    state,
+    merged: false,
+    title: event.title,
+    author: event.author,
+    headRef: event.headRef,
+    head: { sha: event.headSha, baseRef: event.baseRef, commits: event.commits ?? [], files: event.changedFiles ?? [] },
+  };
 }
 
 /** The event as the gateway forwards it: the webhook's facts only, signed for the change. */
@@ -201,7 +306,12 @@ export function signedEvent(stack: Pick<Stack, 'key'>, change: string, event: Pu
 }
 
 /** Opens the change: GitHub shows the pull request, and the gateway's signed event starts the workflow. */
-export async function openChange(stack: Pick<Stack, 'client' | 'taskQueue' | 'key' | 'github'>, change: string, event: PullRequestEvent, extra: Partial<ChangeWorkflowInput> = {}): Promise<ChangeHandle> {
+export async function openChange(
+  stack: Pick<Stack, 'client' | 'taskQueue' | 'key' | 'github'>,
+  change: string,
+  event: PullRequestEvent,
+  extra: Partial<ChangeWorkflowInput> = {},
+): Promise<ChangeHandle> {
   stack.github.set(change, factsOf(event));
   return stack.client.workflow.signalWithStart<typeof changeWorkflow, [PullRequestEvent]>('changeWorkflow', {
     workflowId: `change:${change}`,
@@ -213,24 +323,49 @@ export async function openChange(stack: Pick<Stack, 'client' | 'taskQueue' | 'ke
 }
 
 /** A push: GitHub shows the new head, and the gateway's signed event reaches the change. */
-export async function push(stack: Pick<Stack, 'key' | 'github'>, handle: ChangeHandle, event: PullRequestEvent): Promise<void> {
+export async function push(
+  stack: Pick<Stack, 'key' | 'github'>,
+  handle: ChangeHandle,
+  event: PullRequestEvent,
+): Promise<void> {
   const change = handle.workflowId.replace(/^change:/, '');
   stack.github.set(change, factsOf(event));
   await handle.signal(pullRequestSignal, signedEvent(stack, change, event));
 }
 
 /** A signed event GitHub's state does not follow (a redelivery, an event delivered late). */
-export async function deliverOnly(stack: Pick<Stack, 'key'>, handle: ChangeHandle, event: PullRequestEvent): Promise<void> {
+export async function deliverOnly(
+  stack: Pick<Stack, 'key'>,
+  handle: ChangeHandle,
+  event: PullRequestEvent,
+): Promise<void> {
   await handle.signal(pullRequestSignal, signedEvent(stack, handle.workflowId.replace(/^change:/, ''), event));
 }
 
 export async function close(stack: Pick<Stack, 'key'>, handle: ChangeHandle): Promise<void> {
   const change = handle.workflowId.replace(/^change:/, '');
-  await handle.signal(pullRequestClosedSignal, signEvent({ deliveryId: randomUUID(), merged: false, closedBy: 'sam-dev', at: new Date().toISOString(), change }, stack.key));
+  await handle.signal(
+    pullRequestClosedSignal,
+    signEvent(
+      { deliveryId: randomUUID(), merged: false, closedBy: 'sam-dev', at: new Date().toISOString(), change },
+      stack.key,
+    ),
+  );
 }
 
 export function claim(change: string, sha: string, person: string, extra: Partial<ApprovalClaim> = {}): ApprovalClaim {
-  return { v: 1, change, sha, person, channel: 'cli', decision: 'approve', evidence: { tokenLogin: person }, at: new Date().toISOString(), nonce: randomUUID(), ...extra };
+  return {
+    v: 1,
+    change,
+    sha,
+    person,
+    channel: 'cli',
+    decision: 'approve',
+    evidence: { tokenLogin: person },
+    at: new Date().toISOString(),
+    nonce: randomUUID(),
+    ...extra,
+  };
 }
 
 export async function approve(stack: Stack, handle: ChangeHandle, c: ApprovalClaim): Promise<ApprovalOutcome> {
@@ -242,7 +377,11 @@ export async function status(handle: ChangeHandle): Promise<ChangeStatus> {
 }
 
 /** Polls the status query until `predicate` holds (the workflow reacts asynchronously to signals). */
-export async function waitForStatus(handle: ChangeHandle, predicate: (s: ChangeStatus) => boolean, timeoutMs = 20_000): Promise<ChangeStatus> {
+export async function waitForStatus(
+  handle: ChangeHandle,
+  predicate: (s: ChangeStatus) => boolean,
+  timeoutMs = 20_000,
+): Promise<ChangeStatus> {
   const deadline = Date.now() + timeoutMs;
   let last: ChangeStatus | undefined;
   for (;;) {
@@ -252,7 +391,10 @@ export async function waitForStatus(handle: ChangeHandle, predicate: (s: ChangeS
     } catch (error) {
       if (Date.now() > deadline) throw error;
     }
-    if (Date.now() > deadline) throw new Error(`status never matched; last: stage=${last?.stage} waitingFor=${last?.waitingFor}\n${JSON.stringify(last?.timeline, null, 1)}`);
+    if (Date.now() > deadline)
+      throw new Error(
+        `status never matched; last: stage=${last?.stage} waitingFor=${last?.waitingFor}\n${JSON.stringify(last?.timeline, null, 1)}`,
+      );
     await new Promise((r) => setTimeout(r, 100));
   }
 }
@@ -262,6 +404,17 @@ export async function result(handle: ChangeHandle): Promise<ChangeResult> {
 }
 
 /** With FOUREYES_WRITE_HISTORIES=1, keeps this run's history (every run of it) for the replay test. */
+/** Saves the latest run of a lane (FOUREYES_WRITE_HISTORIES=1) for replay.test.ts. */
+export async function saveLaneHistory(stack: Stack, lane: string, name: string): Promise<void> {
+  if (process.env.FOUREYES_WRITE_HISTORIES !== '1') return;
+  const handle = stack.client.workflow.getHandle(lane);
+  const { runId } = await handle.describe();
+  writeFileSync(
+    join(import.meta.dirname, 'histories', `${name}.json`),
+    encodeHistory(lane, runId, await handle.fetchHistory()),
+  );
+}
+
 export async function saveHistory(stack: Stack, handle: ChangeHandle, name: string): Promise<void> {
   if (process.env.FOUREYES_WRITE_HISTORIES !== '1') return;
   const dir = join(import.meta.dirname, 'histories');
@@ -273,7 +426,10 @@ export async function saveHistory(stack: Stack, handle: ChangeHandle, name: stri
   let i = 0;
   for (const runId of all) {
     const history = await stack.client.workflow.getHandle(handle.workflowId, runId).fetchHistory();
-    writeFileSync(join(dir, `${name}${all.size > 1 ? `-run${++i}` : ''}.json`), encodeHistory(handle.workflowId, runId, history));
+    writeFileSync(
+      join(dir, `${name}${all.size > 1 ? `-run${++i}` : ''}.json`),
+      encodeHistory(handle.workflowId, runId, history),
+    );
   }
 }
 
@@ -289,5 +445,8 @@ export function encodeHistory(workflowId: string, runId: string, history: tempor
 export function decodeHistory(text: string): { workflowId: string; history: temporal.api.history.v1.History } {
   const parsed = JSON.parse(text) as { workflowId: string; encoding: string; data: string };
   if (parsed.encoding !== HISTORY_ENCODING) throw new Error(`unknown history encoding ${parsed.encoding}`);
-  return { workflowId: parsed.workflowId, history: temporal.api.history.v1.History.decode(Buffer.from(parsed.data, 'base64')) };
+  return {
+    workflowId: parsed.workflowId,
+    history: temporal.api.history.v1.History.decode(Buffer.from(parsed.data, 'base64')),
+  };
 }

@@ -7,8 +7,10 @@ import { ApplicationFailure } from '@temporalio/activity';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createChangeHistoryActivities } from '../../src/activities/change-history.ts';
+import { createLaneActivities } from '../../src/activities/lanes.ts';
 import { policyFor, createPolicyActivities } from '../../src/activities/policy.ts';
 import type { FoureyesConfig } from '../../src/config/schema.ts';
+import type { CommitComparison } from '../../src/shared/lane.ts';
 import type { PullRequestFacts } from '../../src/shared/types.ts';
 
 /** Pull requests as "GitHub" shows them to the orchestrator's look-ups, one file per change. */
@@ -25,11 +27,35 @@ export class GitHubModel {
     writeFileSync(this.file(change), JSON.stringify(facts));
   }
 
+  /** `child` is a descendant of `parent` (and so of every ancestor of `parent`), as GitHub's compare sees it. */
+  descend(child: string, parent: string): void {
+    writeFileSync(join(this.dir, `ancestry-${child}.json`), JSON.stringify([parent, ...this.ancestors(parent)]));
+  }
+
+  ancestors(sha: string): string[] {
+    try {
+      return JSON.parse(readFileSync(join(this.dir, `ancestry-${sha}.json`), 'utf8')) as string[];
+    } catch {
+      return [];
+    }
+  }
+
+  /** GitHub's compare of base...head over the ancestry the test wrote. */
+  compare(base: string, head: string): CommitComparison {
+    if (base === head) return { status: 'identical', aheadBy: 0, behindBy: 0 };
+    if (this.ancestors(head).includes(base)) return { status: 'ahead', aheadBy: 1, behindBy: 0 };
+    if (this.ancestors(base).includes(head)) return { status: 'behind', aheadBy: 0, behindBy: 1 };
+    return { status: 'diverged', aheadBy: 1, behindBy: 1 };
+  }
+
   get(change: string): PullRequestFacts {
     try {
       return JSON.parse(readFileSync(this.file(change), 'utf8')) as PullRequestFacts;
     } catch {
-      throw ApplicationFailure.nonRetryable(`GitHub API GET /repos/${change.replace('#', '/pulls/')} answered 404: Not Found`, 'GitHubHttp404');
+      throw ApplicationFailure.nonRetryable(
+        `GitHub API GET /repos/${change.replace('#', '/pulls/')} answered 404: Not Found`,
+        'GitHubHttp404',
+      );
     }
   }
 }
@@ -39,6 +65,10 @@ export function orchestratorDoubles(config: FoureyesConfig, approvalPublicKey: s
   return {
     ...createPolicyActivities(() => config, keys),
     ...createChangeHistoryActivities(() => config, keys),
+    ...createLaneActivities(),
+    async compareCommits(input: { base: string; head: string }): Promise<CommitComparison> {
+      return github.compare(input.base, input.head);
+    },
     async syncGitHub() {},
     async confirmReviews() {
       return { ok: true, reason: 'reviews stand' };
@@ -53,7 +83,11 @@ export function orchestratorDoubles(config: FoureyesConfig, approvalPublicKey: s
     },
     async confirmDelivery(input: { change: string; sha: string }) {
       const facts = github.get(input.change);
-      return { policy: policyFor(config, input.change.split('#')[0] as string, keys), pull: { state: facts.state, headSha: facts.head.sha, baseRef: facts.head.baseRef }, reviews: { ok: true, reason: 'reviews stand' } };
+      return {
+        policy: policyFor(config, input.change.split('#')[0] as string, keys),
+        pull: { state: facts.state, headSha: facts.head.sha, baseRef: facts.head.baseRef },
+        reviews: { ok: true, reason: 'reviews stand' },
+      };
     },
     async notifySlack() {
       return { posted: true };

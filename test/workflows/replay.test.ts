@@ -13,12 +13,17 @@ import { decodeHistory } from './harness.ts';
 const dir = join(import.meta.dirname, 'histories');
 
 it('replays every saved change history deterministically with the current workflow code', async () => {
-  const files = readdirSync(dir).filter((f) => f.endsWith('.json')).sort();
+  const files = readdirSync(dir)
+    .filter((f) => f.endsWith('.json'))
+    .sort();
   expect(files.length).toBeGreaterThanOrEqual(8);
   const histories = files.map((f) => decodeHistory(readFileSync(join(dir, f), 'utf8')));
   const failures: string[] = [];
   let replayed = 0;
-  for await (const result of Worker.runReplayHistories({ workflowBundle: workflowBundle(), replayName: 'foureyes-replay', sinks: untracedWorkflowSinks }, histories)) {
+  for await (const result of Worker.runReplayHistories(
+    { workflowBundle: workflowBundle(), replayName: 'foureyes-replay', sinks: untracedWorkflowSinks },
+    histories,
+  )) {
     replayed++;
     if (result.error) failures.push(`${result.workflowId}: ${result.error.message}`);
   }

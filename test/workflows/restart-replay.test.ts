@@ -42,7 +42,12 @@ it('a change whose orchestrator was killed between tasks still replays after a s
       async runChecks(input: { sha: string }) {
         checksStarted();
         await checksReleased;
-        return { sha: input.sha, passed: true, durationMs: 1, results: [{ name: 'unit', passed: true, exitCode: 0, durationMs: 1, timedOut: false, outputTail: 'ok' }] };
+        return {
+          sha: input.sha,
+          passed: true,
+          durationMs: 1,
+          results: [{ name: 'unit', passed: true, exitCode: 0, durationMs: 1, timedOut: false, outputTail: 'ok' }],
+        };
       },
     },
   });
@@ -50,10 +55,26 @@ it('a change whose orchestrator was killed between tasks still replays after a s
     taskQueue: zoneQueue(taskQueue, 'deploy'),
     activities: {
       async deploy(input: DeployInput) {
-        return { environment: input.environment, sha: input.sha, status: 'deployed' as const, exitCode: 0, durationMs: 1, outputTail: 'deployed', leases: [] };
+        return {
+          environment: input.environment,
+          sha: input.sha,
+          status: 'deployed' as const,
+          exitCode: 0,
+          durationMs: 1,
+          outputTail: 'deployed',
+          leases: [],
+        };
       },
       async verify(input: DeployInput) {
-        return { environment: input.environment, sha: input.sha, passed: true, exitCode: 0, durationMs: 1, outputTail: 'ok', leases: [] };
+        return {
+          environment: input.environment,
+          sha: input.sha,
+          passed: true,
+          exitCode: 0,
+          durationMs: 1,
+          outputTail: 'ok',
+          leases: [],
+        };
       },
       async revokeOutstanding() {
         return [];
@@ -64,19 +85,23 @@ it('a change whose orchestrator was killed between tasks still replays after a s
   const client = await testClient();
   // The first orchestrator runs in a process of its own: only a real kill -9 leaves its sticky queue without a
   // poller while the server still routes the change's tasks and queries there.
-  const first = spawn(process.execPath, ['--import', 'tsx', new URL('./fixtures/orchestrator-process.ts', import.meta.url).pathname], {
-    env: {
-      ...process.env,
-      TEST_TEMPORAL_ADDRESS: inject('temporalAddress'),
-      TEST_TEMPORAL_NAMESPACE: inject('temporalNamespace'),
-      TEST_TASK_QUEUE: taskQueue,
-      TEST_WORKFLOW_BUNDLE: inject('workflowBundle'),
-      TEST_APPROVAL_PUBLIC_KEY: key.publicKey,
-      TEST_CONFIG: CONFIG,
-      TEST_GITHUB_MODEL_DIR: github.dir,
+  const first = spawn(
+    process.execPath,
+    ['--import', 'tsx', new URL('./fixtures/orchestrator-process.ts', import.meta.url).pathname],
+    {
+      env: {
+        ...process.env,
+        TEST_TEMPORAL_ADDRESS: inject('temporalAddress'),
+        TEST_TEMPORAL_NAMESPACE: inject('temporalNamespace'),
+        TEST_TASK_QUEUE: taskQueue,
+        TEST_WORKFLOW_BUNDLE: inject('workflowBundle'),
+        TEST_APPROVAL_PUBLIC_KEY: key.publicKey,
+        TEST_CONFIG: CONFIG,
+        TEST_GITHUB_MODEL_DIR: github.dir,
+      },
+      stdio: ['ignore', 'pipe', 'inherit'],
     },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+  );
   try {
     await new Promise<void>((resolve, reject) => {
       first.stdout.on('data', (d: Buffer) => d.toString().includes('ready') && resolve());
@@ -104,7 +129,8 @@ it('a change whose orchestrator was killed between tasks still replays after a s
       releaseChecks();
       // Approve as soon as the change asks for it, as a reviewer watching `foureyes status` would.
       // (Without a cache the first query was answered at once, before the checks finished.)
-      if ((await query).stage !== 'awaiting-approval') await waitForStatus(handle, (s) => s.stage === 'awaiting-approval', 30_000);
+      if ((await query).stage !== 'awaiting-approval')
+        await waitForStatus(handle, (s) => s.stage === 'awaiting-approval', 30_000);
       await handle.signal(approvalSignal, signClaim(claim(change, head, 'alex-reviewer'), key));
       const done = await waitForStatus(handle, (s) => s.environments.every((e) => e.state === 'deployed'), 60_000);
       expect(done.environments.map((e) => `${e.name}:${e.state}`)).toEqual(['staging:deployed', 'production:deployed']);
@@ -118,7 +144,13 @@ it('a change whose orchestrator was killed between tasks still replays after a s
     expect(failedTasks.map((e) => e.workflowTaskFailedEventAttributes?.failure?.message)).toEqual([]);
     // What the next orchestrator (after a restart or an eviction) does with this change.
     // Under its own workflow ID: a run checks that its input names the change it runs for.
-    await expect(Worker.runReplayHistory({ workflowBundle: workflowBundle(), replayName: 'restart-replay', sinks: untracedWorkflowSinks }, history, handle.workflowId)).resolves.toBeUndefined();
+    await expect(
+      Worker.runReplayHistory(
+        { workflowBundle: workflowBundle(), replayName: 'restart-replay', sinks: untracedWorkflowSinks },
+        history,
+        handle.workflowId,
+      ),
+    ).resolves.toBeUndefined();
   } finally {
     first.kill('SIGKILL');
     for (const w of [checks, deployer]) w.shutdown();

@@ -1,8 +1,12 @@
 // One mechanism under every approval channel: build the claim from what the channel authenticated, sign it
 // with the gateway key, and hand it to the change's workflow as an update, so the person learns at once
 // whether it counted and why. The workflow verifies the signature itself before counting anything, and
-// records refusals in its history (DESIGN.md invariants 1 and 3).
-import { WorkflowNotFoundError, WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError } from '@temporalio/client';
+// records refusals in its history (docs/architecture.md, invariants 1 and 3).
+import {
+  WorkflowNotFoundError,
+  WorkflowUpdateFailedError,
+  WorkflowUpdateRPCTimeoutOrCancelledError,
+} from '@temporalio/client';
 import { randomUUID } from 'node:crypto';
 import { signClaim } from '../../shared/approval-signature.ts';
 import { formatChangeRef, workflowIdFor, type ChangeRef } from '../../shared/change-ref.ts';
@@ -74,7 +78,9 @@ export async function recordApproval(ctx: GatewayContext, request: ApprovalReque
     let outcome: ApprovalOutcome;
     try {
       // executeUpdate waits for the COMPLETED stage: the answer is the workflow's decision, not an ack.
-      outcome = await ctx.client.withDeadline(deadline, () => handle.executeUpdate(approvalUpdate, { args: [signed], updateId: `approval:${claim.nonce}` }));
+      outcome = await ctx.client.withDeadline(deadline, () =>
+        handle.executeUpdate(approvalUpdate, { args: [signed], updateId: `approval:${claim.nonce}` }),
+      );
     } catch (error) {
       // The workflow refused the update outright (a validator or a failed handler): report it as a refusal.
       if (error instanceof WorkflowUpdateFailedError) {
@@ -93,12 +99,22 @@ export async function recordApproval(ctx: GatewayContext, request: ApprovalReque
 function deliveryError(error: unknown, change: string): unknown {
   if (error instanceof ApprovalDeliveryError) return error;
   if (error instanceof WorkflowNotFoundError) {
-    return new ApprovalDeliveryError('unknown-change', `no open change ${change}: foureyes has not received its pull request, or the change is closed`);
+    return new ApprovalDeliveryError(
+      'unknown-change',
+      `no open change ${change}: foureyes has not received its pull request, or the change is closed`,
+    );
   }
   const message = (error as Error)?.message ?? '';
-  if (/already completed|already closed/i.test(message)) return new ApprovalDeliveryError('closed', `change ${change} is closed; nothing left to approve`);
-  if (error instanceof WorkflowUpdateRPCTimeoutOrCancelledError || /deadline|timed? ?out|UNAVAILABLE|DEADLINE_EXCEEDED/i.test(message)) {
-    return new ApprovalDeliveryError('unavailable', `no answer from ${change} within ${ANSWER_DEADLINE_MS / 1000}s (is the orchestrator worker running?); check \`foureyes status ${change}\` before trying again`);
+  if (/already completed|already closed/i.test(message))
+    return new ApprovalDeliveryError('closed', `change ${change} is closed; nothing left to approve`);
+  if (
+    error instanceof WorkflowUpdateRPCTimeoutOrCancelledError ||
+    /deadline|timed? ?out|UNAVAILABLE|DEADLINE_EXCEEDED/i.test(message)
+  ) {
+    return new ApprovalDeliveryError(
+      'unavailable',
+      `no answer from ${change} within ${ANSWER_DEADLINE_MS / 1000}s (is the orchestrator worker running?); check \`foureyes status ${change}\` before trying again`,
+    );
   }
   return error;
 }

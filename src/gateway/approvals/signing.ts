@@ -19,7 +19,9 @@ export function loadSigningKey(env: NodeJS.ProcessEnv = process.env): SigningKey
   const cached = cache.get(raw);
   if (cached) return cached;
   if (!/^[0-9a-fA-F]{64}$/.test(raw)) {
-    throw new SigningKeyError(`FOUREYES_APPROVAL_SIGNING_KEY is malformed: expected 64 hex characters (a 32-byte Ed25519 seed), found ${raw.length} characters`);
+    throw new SigningKeyError(
+      `FOUREYES_APPROVAL_SIGNING_KEY is malformed: expected 64 hex characters (a 32-byte Ed25519 seed), found ${raw.length} characters`,
+    );
   }
   const key = { privateKey: raw.toLowerCase(), publicKey: publicKeyOf(raw.toLowerCase()) };
   cache.set(raw, key);

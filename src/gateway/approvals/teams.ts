@@ -11,7 +11,13 @@ import { ChangeRefError, parseChangeRef } from '../../shared/change-ref.ts';
 import type { ApprovalDecision } from '../../shared/types.ts';
 import type { GatewayContext } from '../app.ts';
 import { HttpError } from '../http.ts';
-import { ChannelRefusal, type ApprovalChannelAdapter, type ApprovalIntent, type AuthenticatedPerson, type ChannelRequest } from './channel.ts';
+import {
+  ChannelRefusal,
+  type ApprovalChannelAdapter,
+  type ApprovalIntent,
+  type AuthenticatedPerson,
+  type ChannelRequest,
+} from './channel.ts';
 
 export const BOT_FRAMEWORK_OPENID_METADATA_URL = 'https://login.botframework.com/v1/.well-known/openidconfiguration';
 export const BOT_FRAMEWORK_ISSUER = 'https://api.botframework.com';
@@ -63,8 +69,13 @@ function keySetFor(metadataUrl: string, cooldownMs: number): Promise<KeySet> {
     const response = await fetch(metadataUrl, { signal: AbortSignal.timeout(10_000) });
     if (!response.ok) throw new Error(`OpenID metadata answered ${response.status}`);
     const metadata = (await response.json()) as { jwks_uri?: unknown };
-    if (typeof metadata.jwks_uri !== 'string' || !/^https?:\/\//.test(metadata.jwks_uri)) throw new Error('OpenID metadata has no jwks_uri');
-    return createRemoteJWKSet(new URL(metadata.jwks_uri), { cooldownDuration: cooldownMs, cacheMaxAge: METADATA_MAX_AGE_MS, timeoutDuration: 10_000 });
+    if (typeof metadata.jwks_uri !== 'string' || !/^https?:\/\//.test(metadata.jwks_uri))
+      throw new Error('OpenID metadata has no jwks_uri');
+    return createRemoteJWKSet(new URL(metadata.jwks_uri), {
+      cooldownDuration: cooldownMs,
+      cacheMaxAge: METADATA_MAX_AGE_MS,
+      timeoutDuration: 10_000,
+    });
   })();
   keySets.set(cacheKey, { at: Date.now(), keys });
   // A failed fetch is not cached: the next request tries again.
@@ -80,17 +91,23 @@ function one(value: string | string[] | undefined): string | undefined {
 
 /** Why a token was refused, in words an operator can act on; never the token itself. */
 function tokenProblem(error: unknown): HttpError {
-  if (error instanceof errors.JWTExpired) return new HttpError(401, 'Bot Framework token has expired (exp is more than 5 minutes in the past)');
+  if (error instanceof errors.JWTExpired)
+    return new HttpError(401, 'Bot Framework token has expired (exp is more than 5 minutes in the past)');
   if (error instanceof errors.JWTClaimValidationFailed) {
     const claim = error.claim;
-    if (claim === 'aud') return new HttpError(401, 'Bot Framework token is for another bot: its audience is not TEAMS_APP_ID');
+    if (claim === 'aud')
+      return new HttpError(401, 'Bot Framework token is for another bot: its audience is not TEAMS_APP_ID');
     if (claim === 'iss') return new HttpError(401, `Bot Framework token was not issued by ${BOT_FRAMEWORK_ISSUER}`);
-    if (claim === 'nbf') return new HttpError(401, 'Bot Framework token is not valid yet (nbf is more than 5 minutes in the future)');
+    if (claim === 'nbf')
+      return new HttpError(401, 'Bot Framework token is not valid yet (nbf is more than 5 minutes in the future)');
     return new HttpError(401, `Bot Framework token claim ${claim} is invalid`);
   }
-  if (error instanceof errors.JWKSNoMatchingKey) return new HttpError(401, 'Bot Framework token is signed by a key the Bot Framework does not publish');
-  if (error instanceof errors.JWSSignatureVerificationFailed) return new HttpError(401, 'invalid Bot Framework token signature');
-  if (error instanceof errors.JWKSTimeout || error instanceof errors.JWKSInvalid) return new HttpError(503, 'cannot fetch the Bot Framework signing keys; try again later');
+  if (error instanceof errors.JWKSNoMatchingKey)
+    return new HttpError(401, 'Bot Framework token is signed by a key the Bot Framework does not publish');
+  if (error instanceof errors.JWSSignatureVerificationFailed)
+    return new HttpError(401, 'invalid Bot Framework token signature');
+  if (error instanceof errors.JWKSTimeout || error instanceof errors.JWKSInvalid)
+    return new HttpError(503, 'cannot fetch the Bot Framework signing keys; try again later');
   if (error instanceof errors.JOSEError) return new HttpError(401, 'invalid Bot Framework token');
   return new HttpError(503, 'cannot fetch the Bot Framework signing keys; try again later');
 }
@@ -99,10 +116,18 @@ function tokenProblem(error: unknown): HttpError {
  * Throws HttpError(401) unless the Bot Framework signed a token for this bot that matches the activity,
  * and the activity comes from the configured tenant; 503 when Teams is not configured. Returns the activity.
  */
-export async function verifyTeamsRequest(request: Pick<ChannelRequest, 'headers' | 'rawBody'>, env: NodeJS.ProcessEnv, options: TeamsVerifyOptions = {}): Promise<VerifiedTeamsRequest> {
+export async function verifyTeamsRequest(
+  request: Pick<ChannelRequest, 'headers' | 'rawBody'>,
+  env: NodeJS.ProcessEnv,
+  options: TeamsVerifyOptions = {},
+): Promise<VerifiedTeamsRequest> {
   const appId = env.TEAMS_APP_ID;
   const configuredTenant = env.TEAMS_TENANT_ID?.toLowerCase();
-  if (!appId || !configuredTenant) throw new HttpError(503, 'Microsoft Teams is not configured on this gateway: set TEAMS_APP_ID (the bot registration) and TEAMS_TENANT_ID');
+  if (!appId || !configuredTenant)
+    throw new HttpError(
+      503,
+      'Microsoft Teams is not configured on this gateway: set TEAMS_APP_ID (the bot registration) and TEAMS_TENANT_ID',
+    );
   const authorization = one(request.headers.authorization) ?? '';
   const token = /^Bearer\s+(\S+)$/i.exec(authorization)?.[1];
   if (!token) throw new HttpError(401, 'not a Bot Framework request: Authorization: Bearer <token> is required');
@@ -111,8 +136,14 @@ export async function verifyTeamsRequest(request: Pick<ChannelRequest, 'headers'
   let kid: string | undefined;
   let keys: KeySet;
   try {
-    keys = await keySetFor(env.TEAMS_OPENID_METADATA_URL || BOT_FRAMEWORK_OPENID_METADATA_URL, options.keyRefreshCooldownMs ?? 30_000);
-    ({ payload: claims, protectedHeader: { kid } } = await jwtVerify(token, keys, {
+    keys = await keySetFor(
+      env.TEAMS_OPENID_METADATA_URL || BOT_FRAMEWORK_OPENID_METADATA_URL,
+      options.keyRefreshCooldownMs ?? 30_000,
+    );
+    ({
+      payload: claims,
+      protectedHeader: { kid },
+    } = await jwtVerify(token, keys, {
       issuer: BOT_FRAMEWORK_ISSUER,
       audience: appId,
       algorithms: ['RS256'],
@@ -137,12 +168,20 @@ export async function verifyTeamsRequest(request: Pick<ChannelRequest, 'headers'
   if (typeof claims.serviceurl !== 'string' || claims.serviceurl !== activity.serviceUrl) {
     throw new HttpError(401, "the activity's serviceUrl does not match the token's serviceurl claim");
   }
-  if (activity.channelId !== 'msteams') throw new HttpError(401, `activity is from channel ${JSON.stringify(String(activity.channelId ?? '')).slice(0, 40)}, not msteams`);
+  if (activity.channelId !== 'msteams')
+    throw new HttpError(
+      401,
+      `activity is from channel ${JSON.stringify(String(activity.channelId ?? '')).slice(0, 40)}, not msteams`,
+    );
   // The Bot Framework lists on each key the channels it may sign for; a key not endorsed for Teams is not
   // Teams speaking, even with a valid signature.
-  const endorsements = (keys.jwks()?.keys.find((k) => k.kid === kid) as { endorsements?: unknown } | undefined)?.endorsements;
-  if (Array.isArray(endorsements) && !endorsements.includes('msteams')) throw new HttpError(401, 'the key that signed this token is not endorsed for the msteams channel');
-  const tenants = [activity.conversation?.tenantId, activity.channelData?.tenant?.id].filter((t): t is string => typeof t === 'string');
+  const endorsements = (keys.jwks()?.keys.find((k) => k.kid === kid) as { endorsements?: unknown } | undefined)
+    ?.endorsements;
+  if (Array.isArray(endorsements) && !endorsements.includes('msteams'))
+    throw new HttpError(401, 'the key that signed this token is not endorsed for the msteams channel');
+  const tenants = [activity.conversation?.tenantId, activity.channelData?.tenant?.id].filter(
+    (t): t is string => typeof t === 'string',
+  );
   if (tenants.length === 0 || tenants.some((t) => t.toLowerCase() !== configuredTenant)) {
     throw new HttpError(401, 'the conversation does not belong to the tenant in TEAMS_TENANT_ID');
   }
@@ -153,12 +192,17 @@ export async function verifyTeamsRequest(request: Pick<ChannelRequest, 'headers'
 export function teamsPerson(config: FoureyesConfig, verified: VerifiedTeamsRequest): AuthenticatedPerson {
   const raw = verified.activity.from?.aadObjectId;
   const aadObjectId = typeof raw === 'string' ? raw.toLowerCase() : '';
-  if (!aadObjectId) throw new ChannelRefusal('Teams did not send your Entra ID (AAD) object id, so foureyes cannot tell who you are; approve from a Teams chat or channel inside your organisation');
+  if (!aadObjectId)
+    throw new ChannelRefusal(
+      'Teams did not send your Entra ID (AAD) object id, so foureyes cannot tell who you are; approve from a Teams chat or channel inside your organisation',
+    );
   const person = config.people.find((p) => p.teams === aadObjectId);
   if (!person) {
     // The id is checked against a GUID shape before it is echoed back.
     const shown = /^[0-9a-f-]{36}$/.test(aadObjectId) ? aadObjectId : '(not a valid object id)';
-    throw new ChannelRefusal(`your Teams user ${shown} is not listed in foureyes.yaml, so foureyes cannot tell who you are; ask a foureyes administrator to add "teams: ${shown}" to your entry under people`);
+    throw new ChannelRefusal(
+      `your Teams user ${shown} is not listed in foureyes.yaml, so foureyes cannot tell who you are; ask a foureyes administrator to add "teams: ${shown}" to your entry under people`,
+    );
   }
   return { person: person.github, evidence: { teamsUser: aadObjectId, teamsTenant: verified.tenantId } };
 }
@@ -182,8 +226,11 @@ export function isSearch(activity: TeamsActivity): boolean {
 
 /** The text typed into the message extension's search box (first parameter), trimmed; '' on the initial run. */
 export function searchText(activity: TeamsActivity): string {
-  const parameters = (activity.value as { parameters?: Array<{ name?: unknown; value?: unknown }> } | undefined)?.parameters;
-  const value = Array.isArray(parameters) ? parameters.find((p) => p?.name === 'change')?.value ?? parameters[0]?.value : undefined;
+  const parameters = (activity.value as { parameters?: Array<{ name?: unknown; value?: unknown }> } | undefined)
+    ?.parameters;
+  const value = Array.isArray(parameters)
+    ? (parameters.find((p) => p?.name === 'change')?.value ?? parameters[0]?.value)
+    : undefined;
   return typeof value === 'string' ? value.trim().slice(0, 200) : '';
 }
 
@@ -194,24 +241,35 @@ export function isCardAction(activity: TeamsActivity): boolean {
 /** Reads and checks the button's data; a ChannelRefusal is shown on the card, nothing is recorded. */
 export function readCardAction(activity: TeamsActivity): { intent: ApprovalIntent; confirmed: boolean } {
   const action = activity.value?.action;
-  if (action?.type !== 'Action.Execute') throw new ChannelRefusal('this is not a foureyes button (expected an Action.Execute); nothing was recorded');
+  if (action?.type !== 'Action.Execute')
+    throw new ChannelRefusal('this is not a foureyes button (expected an Action.Execute); nothing was recorded');
   const data = (action.data ?? {}) as Record<string, unknown>;
   if (typeof data.change !== 'string' || typeof data.sha !== 'string' || !/^[0-9a-f]{40}$/.test(data.sha)) {
     throw new ChannelRefusal('this button does not name a change and commit; nothing was recorded');
   }
-  if (data.decision !== 'approve' && data.decision !== 'reject') throw new ChannelRefusal('this button does not say approve or reject; nothing was recorded');
-  if (data.environment !== undefined && (typeof data.environment !== 'string' || !/^[a-z0-9][a-z0-9_-]{0,62}$/.test(data.environment))) {
+  if (data.decision !== 'approve' && data.decision !== 'reject')
+    throw new ChannelRefusal('this button does not say approve or reject; nothing was recorded');
+  if (
+    data.environment !== undefined &&
+    (typeof data.environment !== 'string' || !/^[a-z0-9][a-z0-9_-]{0,62}$/.test(data.environment))
+  ) {
     throw new ChannelRefusal('this button names an invalid environment; nothing was recorded');
   }
   let ref;
   try {
     ref = parseChangeRef(data.change);
   } catch (error) {
-    if (error instanceof ChangeRefError) throw new ChannelRefusal('this button names an invalid change; nothing was recorded');
+    if (error instanceof ChangeRefError)
+      throw new ChannelRefusal('this button names an invalid change; nothing was recorded');
     throw error;
   }
   return {
-    intent: { ref, decision: data.decision, sha: data.sha, ...(typeof data.environment === 'string' ? { environment: data.environment } : {}) },
+    intent: {
+      ref,
+      decision: data.decision,
+      sha: data.sha,
+      ...(typeof data.environment === 'string' ? { environment: data.environment } : {}),
+    },
     confirmed: data.confirmed === true,
   };
 }

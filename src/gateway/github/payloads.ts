@@ -56,7 +56,13 @@ export type PullRequestPayload = z.output<typeof pullRequestPayload>;
 export type ReviewPayload = z.output<typeof reviewPayload>;
 export type PullRequestJson = z.output<typeof pullRequestSchema>;
 
-type EventInput = { kind: PullRequestEvent['kind']; deliveryId: string; pr: PullRequestJson; sender?: string; before?: string };
+type EventInput = {
+  kind: PullRequestEvent['kind'];
+  deliveryId: string;
+  pr: PullRequestJson;
+  sender?: string;
+  before?: string;
+};
 
 /** The webhook's facts only: no `commits`, so the workflow looks them (and the files) up itself. */
 export function pullRequestFacts(input: EventInput): PullRequestEvent {
@@ -75,7 +81,10 @@ export function pullRequestFacts(input: EventInput): PullRequestEvent {
 }
 
 /** The webhook's facts plus the commits and files from the API (a review that starts a change). */
-export async function pullRequestEvent(octokit: Octokit, input: EventInput & { owner: string; repo: string }): Promise<PullRequestEvent> {
+export async function pullRequestEvent(
+  octokit: Octokit,
+  input: EventInput & { owner: string; repo: string },
+): Promise<PullRequestEvent> {
   const { commits, changedFiles } = await fetchPullRequestChanges(octokit, input.owner, input.repo, input.pr.number);
   return { ...pullRequestFacts(input), commits, changedFiles };
 }

@@ -15,7 +15,14 @@ export const handlePostApproval: RouteHandler = async (req, res, params, ctx) =>
   const intent = githubTokenChannel.intent(request, ctx);
   const { person, evidence } = await githubTokenChannel.authenticate(request, ctx);
   if (intent.environment && !ctx.config().environments.some((e) => e.name === intent.environment)) {
-    throw new HttpError(400, `invalid field environment: no environment ${intent.environment} in foureyes.yaml (known: ${ctx.config().environments.map((e) => e.name).join(', ')})`, { field: 'environment' });
+    throw new HttpError(
+      400,
+      `invalid field environment: no environment ${intent.environment} in foureyes.yaml (known: ${ctx
+        .config()
+        .environments.map((e) => e.name)
+        .join(', ')})`,
+      { field: 'environment' },
+    );
   }
   // The CLI labels itself; the label only names the channel in the record, it grants nothing.
   const channel = header(req, 'x-foureyes-client') === 'cli' ? 'cli' : 'api';

@@ -11,9 +11,11 @@ export const handleGetAudit: RouteHandler = async (req, res, params, ctx) => {
   const ref = changeFromParams(params);
   const url = new URL(req.url ?? '/', 'http://gateway');
   const format = url.searchParams.get('format') ?? 'json';
-  if (format !== 'json' && format !== 'md') throw new HttpError(400, `format: expected json or md, found ${JSON.stringify(format.slice(0, 20))}`);
+  if (format !== 'json' && format !== 'md')
+    throw new HttpError(400, `format: expected json or md, found ${JSON.stringify(format.slice(0, 20))}`);
   const run = url.searchParams.get('run') ?? undefined;
-  if (run !== undefined && !/^[0-9a-f-]{36}$/i.test(run)) throw new HttpError(400, 'run: expected a Temporal run ID (a UUID)');
+  if (run !== undefined && !/^[0-9a-f-]{36}$/i.test(run))
+    throw new HttpError(400, 'run: expected a Temporal run ID (a UUID)');
   try {
     const doc = await exportChange(ctx.client, ref, { runId: run, signingKey: ctx.env.FOUREYES_AUDIT_SIGNING_KEY });
     if (format === 'json') sendJson(res, 200, doc);
@@ -23,7 +25,8 @@ export const handleGetAudit: RouteHandler = async (req, res, params, ctx) => {
       res.end(text);
     }
   } catch (error) {
-    if (error instanceof WorkflowNotFoundError) throw new HttpError(404, `no change ${formatChangeRef(ref)}${run ? ` with run ${run}` : ''}`);
+    if (error instanceof WorkflowNotFoundError)
+      throw new HttpError(404, `no change ${formatChangeRef(ref)}${run ? ` with run ${run}` : ''}`);
     throw error;
   }
 };

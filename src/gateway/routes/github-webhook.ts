@@ -25,7 +25,13 @@ import { pullRequestFacts, pullRequestPayload, reviewPayload, type PullRequestJs
 import { createGitHubClients, GitHubConfigError, type GitHubClients } from '../../activities/github-client.ts';
 import { loadSigningKey } from '../approvals/signing.ts';
 import { signClaim, signEvent } from '../../shared/approval-signature.ts';
-import { ChangeRefError, formatChangeRef, makeChangeRef, workflowIdFor, type ChangeRef } from '../../shared/change-ref.ts';
+import {
+  ChangeRefError,
+  formatChangeRef,
+  makeChangeRef,
+  workflowIdFor,
+  type ChangeRef,
+} from '../../shared/change-ref.ts';
 import { AuthorAttr, PullNumberAttr, RepoAttr } from '../../shared/search-attributes.ts';
 import type { ApprovalClaim, ApprovalDecision, PullRequestEvent } from '../../shared/types.ts';
 import { approvalSignal, pullRequestClosedSignal, pullRequestSignal } from '../../workflows/definitions.ts';
@@ -71,7 +77,8 @@ function githubOf(ctx: GatewayContext, state: WebhookState): GitHubClients {
     state.github ??= createGitHubClients(ctx.env, { maxInlineWaitMs: 3000, timeoutMs: 5000, retries: 1 });
     return state.github;
   } catch (error) {
-    if (error instanceof GitHubConfigError) throw new HttpError(500, `the gateway cannot read pull requests: ${error.message}`);
+    if (error instanceof GitHubConfigError)
+      throw new HttpError(500, `the gateway cannot read pull requests: ${error.message}`);
     throw error;
   }
 }
@@ -86,30 +93,41 @@ export const handleGitHubWebhook: RouteHandler = async (req, res, _params, ctx) 
   }
   const raw = await readBody(req, WEBHOOK_BODY_LIMIT);
   const signature = header(req, 'x-hub-signature-256');
-  if (!signature) throw new HttpError(401, 'missing X-Hub-Signature-256: the delivery is not signed (set the webhook secret in GitHub)');
+  if (!signature)
+    throw new HttpError(
+      401,
+      'missing X-Hub-Signature-256: the delivery is not signed (set the webhook secret in GitHub)',
+    );
   // verify() compares HMAC-SHA256(secret, body) with the header in constant time.
   const wellFormed = /^sha256=[0-9a-f]{64}$/i.test(signature);
   // @octokit/webhooks refuses to verify an empty payload; say so rather than blame the secret.
-  if (wellFormed && raw.length === 0) throw new HttpError(400, 'empty request body: expected the JSON payload of a GitHub webhook delivery');
+  if (wellFormed && raw.length === 0)
+    throw new HttpError(400, 'empty request body: expected the JSON payload of a GitHub webhook delivery');
   const valid = wellFormed && (await state.webhooks.verify(raw.toString('utf8'), signature).catch(() => false));
-  if (!valid) throw new HttpError(401, 'bad X-Hub-Signature-256: the body was not signed with the configured webhook secret');
+  if (!valid)
+    throw new HttpError(401, 'bad X-Hub-Signature-256: the body was not signed with the configured webhook secret');
 
   const event = header(req, 'x-github-event');
   const deliveryId = header(req, 'x-github-delivery');
   if (!event) throw new HttpError(400, 'missing X-GitHub-Event header');
-  if (!deliveryId || !/^[A-Za-z0-9-]{1,100}$/.test(deliveryId)) throw new HttpError(400, 'missing or malformed X-GitHub-Delivery header');
+  if (!deliveryId || !/^[A-Za-z0-9-]{1,100}$/.test(deliveryId))
+    throw new HttpError(400, 'missing or malformed X-GitHub-Delivery header');
   let payload: unknown;
   try {
     payload = JSON.parse(raw.toString('utf8'));
   } catch (error) {
     throw new HttpError(400, `malformed JSON: ${(error as Error).message.slice(0, 200)}`);
   }
-  if (payload === null || typeof payload !== 'object' || Array.isArray(payload)) throw new HttpError(400, 'malformed payload: expected a JSON object');
+  if (payload === null || typeof payload !== 'object' || Array.isArray(payload))
+    throw new HttpError(400, 'malformed payload: expected a JSON object');
 
   if (event === 'ping') return sendJson(res, 200, { pong: true });
-  if (event !== 'pull_request' && event !== 'pull_request_review') return sendJson(res, 202, { ignored: `event ${event} is not used by foureyes` });
+  if (event !== 'pull_request' && event !== 'pull_request_review')
+    return sendJson(res, 202, { ignored: `event ${event} is not used by foureyes` });
 
-  const answer = await state.deliveries.once(deliveryId, () => handleEvent(ctx, state, req, event, deliveryId, payload));
+  const answer = await state.deliveries.once(deliveryId, () =>
+    handleEvent(ctx, state, req, event, deliveryId, payload),
+  );
   sendJson(res, answer.status, answer.duplicate ? { ...answer.body, duplicate: true } : answer.body);
 };
 
@@ -117,12 +135,20 @@ function parse<T extends z.ZodType>(schema: T, payload: unknown, event: string):
   const parsed = schema.safeParse(payload);
   if (parsed.success) return parsed.data;
   const issue = parsed.error.issues[0];
-  throw new HttpError(400, `malformed ${event} payload: ${issue?.path.join('.') || '(root)'}: ${issue?.message ?? 'invalid'}`);
+  throw new HttpError(
+    400,
+    `malformed ${event} payload: ${issue?.path.join('.') || '(root)'}: ${issue?.message ?? 'invalid'}`,
+  );
 }
 
 function configuredRef(ctx: GatewayContext, fullName: string, number: number): ChangeRef {
   const repo = ctx.config().repositories.find((r) => r.name.toLowerCase() === fullName.toLowerCase());
-  if (!repo) throw new HttpError(422, `repository ${fullName} is not configured in foureyes.yaml; add it under repositories (or remove the webhook)`, { repository: fullName });
+  if (!repo)
+    throw new HttpError(
+      422,
+      `repository ${fullName} is not configured in foureyes.yaml; add it under repositories (or remove the webhook)`,
+      { repository: fullName },
+    );
   const [owner, name] = repo.name.split('/') as [string, string];
   try {
     return makeChangeRef(owner, name, number);
@@ -132,13 +158,25 @@ function configuredRef(ctx: GatewayContext, fullName: string, number: number): C
   }
 }
 
-async function handleEvent(ctx: GatewayContext, state: WebhookState, _req: IncomingMessage, event: string, deliveryId: string, payload: unknown): Promise<DeliveryAnswer> {
+async function handleEvent(
+  ctx: GatewayContext,
+  state: WebhookState,
+  _req: IncomingMessage,
+  event: string,
+  deliveryId: string,
+  payload: unknown,
+): Promise<DeliveryAnswer> {
   const action = (payload as { action?: unknown }).action;
   if (event === 'pull_request') {
-    if (!['opened', 'reopened', 'synchronize', 'closed', 'edited'].includes(String(action))) return { status: 202, body: { ignored: `pull_request action ${String(action)} is not used by foureyes` } };
+    if (!['opened', 'reopened', 'synchronize', 'closed', 'edited'].includes(String(action)))
+      return { status: 202, body: { ignored: `pull_request action ${String(action)} is not used by foureyes` } };
     const p = parse(pullRequestPayload, payload, event);
     // An edit matters when it retargets the base: the commits and files of the pull request change with it.
-    if (p.action === 'edited' && !p.changes?.base) return { status: 202, body: { ignored: 'an edit of the title or description changes nothing foureyes decides on' } };
+    if (p.action === 'edited' && !p.changes?.base)
+      return {
+        status: 202,
+        body: { ignored: 'an edit of the title or description changes nothing foureyes decides on' },
+      };
     const ref = configuredRef(ctx, p.repository.full_name, p.pull_request.number);
     if (p.action === 'closed') return closeChange(ctx, ref, deliveryId, p.pull_request.merged ?? false, p.sender.login);
     // No GitHub look-up before the answer: the event goes without `commits`, and the orchestrator looks the
@@ -150,11 +188,21 @@ async function handleEvent(ctx: GatewayContext, state: WebhookState, _req: Incom
       ...(p.action === 'synchronize' ? { sender: p.sender.login, before: p.before } : {}),
     });
     await startOrSignal(ctx, ref, prEvent, p.pull_request);
-    return { status: 202, body: { accepted: 'pull_request', action: p.action, change: formatChangeRef(ref), headSha: prEvent.headSha, workflowId: workflowIdFor(ref) } };
+    return {
+      status: 202,
+      body: {
+        accepted: 'pull_request',
+        action: p.action,
+        change: formatChangeRef(ref),
+        headSha: prEvent.headSha,
+        workflowId: workflowIdFor(ref),
+      },
+    };
   }
 
   // pull_request_review
-  if (!['submitted', 'dismissed'].includes(String(action))) return { status: 202, body: { ignored: `pull_request_review action ${String(action)} is not used by foureyes` } };
+  if (!['submitted', 'dismissed'].includes(String(action)))
+    return { status: 202, body: { ignored: `pull_request_review action ${String(action)} is not used by foureyes` } };
   const p = parse(reviewPayload, payload, event);
   const ref = configuredRef(ctx, p.repository.full_name, p.pull_request.number);
   let decision: ApprovalDecision;
@@ -183,25 +231,44 @@ async function handleEvent(ctx: GatewayContext, state: WebhookState, _req: Incom
     await handle.signal(approvalSignal, signed);
   } catch (error) {
     if (!(error instanceof WorkflowNotFoundError)) throw temporalFailure(error);
-    if (decision === 'dismiss') return { status: 202, body: { ignored: `no running change ${formatChangeRef(ref)}: nothing to dismiss` } };
+    if (decision === 'dismiss')
+      return { status: 202, body: { ignored: `no running change ${formatChangeRef(ref)}: nothing to dismiss` } };
     // The review arrived before any pull request event (or after the change ended): start the change from
     // the pull request as the API shows it now, then hand it the review. Both are durable before we answer.
     const octokit = await githubFor(ctx, state, ref);
-    const pr = await octokit.rest.pulls.get({ owner: ref.owner, repo: ref.repo, pull_number: ref.number }).catch(apiFailure);
-    if (pr.data.state !== 'open') return { status: 202, body: { ignored: `${formatChangeRef(ref)} is ${pr.data.state}: a review does not reopen it` } };
+    const pr = await octokit.rest.pulls
+      .get({ owner: ref.owner, repo: ref.repo, pull_number: ref.number })
+      .catch(apiFailure);
+    if (pr.data.state !== 'open')
+      return {
+        status: 202,
+        body: { ignored: `${formatChangeRef(ref)} is ${pr.data.state}: a review does not reopen it` },
+      };
     const prJson = { ...pr.data, merged: pr.data.merged ?? false } as unknown as PullRequestJson;
-    await startOrSignal(ctx, ref, pullRequestFacts({ kind: 'opened', deliveryId: `${deliveryId}:pull-request`, pr: prJson }), prJson);
+    await startOrSignal(
+      ctx,
+      ref,
+      pullRequestFacts({ kind: 'opened', deliveryId: `${deliveryId}:pull-request`, pr: prJson }),
+      prJson,
+    );
     await handle.signal(approvalSignal, signed).catch((e: unknown) => {
       throw temporalFailure(e);
     });
   }
-  return { status: 202, body: { accepted: 'pull_request_review', decision, change: formatChangeRef(ref), sha: claim.sha, reviewId: claim.evidence.reviewId } };
+  return {
+    status: 202,
+    body: {
+      accepted: 'pull_request_review',
+      decision,
+      change: formatChangeRef(ref),
+      sha: claim.sha,
+      reviewId: claim.evidence.reviewId,
+    },
+  };
 }
 
 async function githubFor(ctx: GatewayContext, state: WebhookState, ref: ChangeRef) {
-  return githubOf(ctx, state)
-    .forRepo(ref.owner, ref.repo)
-    .catch(apiFailure);
+  return githubOf(ctx, state).forRepo(ref.owner, ref.repo).catch(apiFailure);
 }
 
 function gatewayKey(ctx: GatewayContext) {
@@ -212,7 +279,12 @@ function gatewayKey(ctx: GatewayContext) {
   }
 }
 
-async function startOrSignal(ctx: GatewayContext, ref: ChangeRef, unsigned: PullRequestEvent, pr: PullRequestJson): Promise<void> {
+async function startOrSignal(
+  ctx: GatewayContext,
+  ref: ChangeRef,
+  unsigned: PullRequestEvent,
+  pr: PullRequestJson,
+): Promise<void> {
   const change = formatChangeRef(ref);
   // Signed for this change: the workflow applies no pull request event the gateway did not sign.
   const event = signEvent({ ...unsigned, change, at: new Date().toISOString() }, gatewayKey(ctx));
@@ -236,13 +308,20 @@ async function startOrSignal(ctx: GatewayContext, ref: ChangeRef, unsigned: Pull
   }
 }
 
-async function closeChange(ctx: GatewayContext, ref: ChangeRef, deliveryId: string, merged: boolean, closedBy: string): Promise<DeliveryAnswer> {
+async function closeChange(
+  ctx: GatewayContext,
+  ref: ChangeRef,
+  deliveryId: string,
+  merged: boolean,
+  closedBy: string,
+): Promise<DeliveryAnswer> {
   const at = new Date().toISOString();
   const closed = signEvent({ deliveryId, merged, closedBy, at, change: formatChangeRef(ref) }, gatewayKey(ctx));
   try {
     await ctx.client.workflow.getHandle(workflowIdFor(ref)).signal(pullRequestClosedSignal, closed);
   } catch (error) {
-    if (error instanceof WorkflowNotFoundError) return { status: 202, body: { ignored: `no running change ${formatChangeRef(ref)}` } };
+    if (error instanceof WorkflowNotFoundError)
+      return { status: 202, body: { ignored: `no running change ${formatChangeRef(ref)}` } };
     throw temporalFailure(error);
   }
   return { status: 202, body: { accepted: 'pull_request', action: 'closed', change: formatChangeRef(ref) } };
@@ -259,12 +338,18 @@ function summaryText(text: string): string {
 
 function temporalFailure(error: unknown): HttpError {
   console.error(`gateway: Temporal did not accept a GitHub delivery: ${(error as Error)?.message?.split('\n')[0]}`);
-  return new HttpError(503, 'Temporal did not accept the event; nothing was recorded. Redeliver it from GitHub once Temporal is reachable');
+  return new HttpError(
+    503,
+    'Temporal did not accept the event; nothing was recorded. Redeliver it from GitHub once Temporal is reachable',
+  );
 }
 
 function apiFailure(error: unknown): never {
   if (error instanceof HttpError) throw error;
   const status = (error as { status?: number }).status;
   console.error(`gateway: GitHub API look-up failed: ${status ?? ''} ${(error as Error)?.message?.split('\n')[0]}`);
-  throw new HttpError(502, `could not read the pull request from the GitHub API${status ? ` (HTTP ${status})` : ''}; nothing was recorded. Redeliver it once the API answers`);
+  throw new HttpError(
+    502,
+    `could not read the pull request from the GitHub API${status ? ` (HTTP ${status})` : ''}; nothing was recorded. Redeliver it once the API answers`,
+  );
 }

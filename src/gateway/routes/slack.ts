@@ -3,16 +3,23 @@
 // answer within Slack's three seconds: the slash command in its HTTP reply, a button click in the message's
 // thread through response_url.
 import { WorkflowNotFoundError } from '@temporalio/client';
-import { reasonText } from '../../policy/sod.ts';
 import type { FoureyesConfig } from '../../config/schema.ts';
 import { ChangeRefError, parseChangeRef, workflowIdFor, type ChangeRef } from '../../shared/change-ref.ts';
-import { APPROVE_ACTION, confirmDialog, decodeButtonValue, encodeButtonValue, escapeSlackText, plainText, REJECT_ACTION } from '../../shared/slack-format.ts';
+import {
+  APPROVE_ACTION,
+  confirmDialog,
+  decodeButtonValue,
+  encodeButtonValue,
+  escapeSlackText,
+  plainText,
+  REJECT_ACTION,
+} from '../../shared/slack-format.ts';
 import type { ApprovalDecision, ChangeStatus } from '../../shared/types.ts';
 import { statusQuery } from '../../workflows/definitions.ts';
-import { formatStatus } from '../../cli/status.ts';
+import { formatStatus, outcomeText } from '../../presentation/texts.ts';
 import type { GatewayContext, RouteHandler } from '../app.ts';
 import { ChannelRefusal } from '../approvals/channel.ts';
-import { ApprovalDeliveryError, recordApproval, type RecordedApproval } from '../approvals/record.ts';
+import { ApprovalDeliveryError, recordApproval } from '../approvals/record.ts';
 import { parseSlashCommand, slackPerson, SLASH_USAGE, verifySlackSignature } from '../approvals/slack.ts';
 import { HttpError, readBody, sendJson } from '../http.ts';
 
@@ -28,7 +35,11 @@ interface SlackReply {
   thread_ts?: string;
 }
 
-const ephemeral = (text: string, blocks?: unknown[]): SlackReply => ({ response_type: 'ephemeral', text, ...(blocks ? { blocks } : {}) });
+const ephemeral = (text: string, blocks?: unknown[]): SlackReply => ({
+  response_type: 'ephemeral',
+  text,
+  ...(blocks ? { blocks } : {}),
+});
 
 function repoEnvironments(config: FoureyesConfig, ref: ChangeRef) {
   const repo = config.repositories.find((r) => r.name.toLowerCase() === `${ref.owner}/${ref.repo}`.toLowerCase());
@@ -36,19 +47,15 @@ function repoEnvironments(config: FoureyesConfig, ref: ChangeRef) {
   return config.environments.filter((e) => names.includes(e.name));
 }
 
-export function outcomeText(recorded: RecordedApproval): string {
-  const { outcome, claim } = recorded;
-  const what = `${claim.person}'s ${claim.decision === 'reject' ? 'rejection' : 'approval'} of ${claim.change} at ${claim.sha.slice(0, 12)}${claim.environment ? ` for ${claim.environment}` : ''}`;
-  const body = outcome.counted
-    ? `:white_check_mark: ${what} counted${outcome.environments.length ? ` (${outcome.environments.join(', ')})` : ''}: ${reasonText(outcome.reason)}`
-    : `:x: ${what} was refused: ${reasonText(outcome.reason)}`;
-  return `${escapeSlackText(body)} · stage ${outcome.stage}`;
-}
-
 async function postToResponseUrl(responseUrl: string, reply: SlackReply): Promise<void> {
   if (!/^https?:\/\//.test(responseUrl)) return;
   try {
-    const response = await fetch(responseUrl, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(reply), signal: AbortSignal.timeout(10_000) });
+    const response = await fetch(responseUrl, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(reply),
+      signal: AbortSignal.timeout(10_000),
+    });
     if (!response.ok) console.error(`gateway: Slack response_url answered ${response.status}`);
   } catch (error) {
     console.error(`gateway: posting to Slack response_url failed: ${(error as Error).name}`);
@@ -56,12 +63,26 @@ async function postToResponseUrl(responseUrl: string, reply: SlackReply): Promis
 }
 
 function deliveryText(error: unknown): string {
-  if (error instanceof ApprovalDeliveryError || error instanceof ChannelRefusal) return `:x: ${escapeSlackText(error.message)}`;
+  if (error instanceof ApprovalDeliveryError || error instanceof ChannelRefusal)
+    return `:x: ${escapeSlackText(error.message)}`;
   console.error(`gateway: Slack approval failed: ${(error as Error).message}`);
   return ':x: foureyes could not record this (internal error; see the gateway log). Nothing was approved.';
 }
 
-async function approveFromSlack(ctx: GatewayContext, input: { ref: ChangeRef; decision: ApprovalDecision; userId: string; teamId?: string; userName?: string; environment?: string; sha: string; comment?: string; via: string }): Promise<SlackReply> {
+async function approveFromSlack(
+  ctx: GatewayContext,
+  input: {
+    ref: ChangeRef;
+    decision: ApprovalDecision;
+    userId: string;
+    teamId?: string;
+    userName?: string;
+    environment?: string;
+    sha: string;
+    comment?: string;
+    via: string;
+  },
+): Promise<SlackReply> {
   try {
     const { person, evidence } = slackPerson(ctx.config(), input.userId, input.teamId, input.userName);
     const recorded = await recordApproval(ctx, {
@@ -88,19 +109,29 @@ export const handleSlackCommand: RouteHandler = async (req, res, _params, ctx) =
   const userId = form.get('user_id') ?? '';
   const teamId = form.get('team_id') ?? undefined;
   const config = ctx.config();
-  const command = parseSlashCommand(form.get('text') ?? '', config.environments.map((e) => e.name));
-  if (command.kind === 'help') return sendJson(res, 200, ephemeral(`${command.problem ? `${escapeSlackText(command.problem)}. ` : ''}${SLASH_USAGE}`));
+  const command = parseSlashCommand(
+    form.get('text') ?? '',
+    config.environments.map((e) => e.name),
+  );
+  if (command.kind === 'help')
+    return sendJson(
+      res,
+      200,
+      ephemeral(`${command.problem ? `${escapeSlackText(command.problem)}. ` : ''}${SLASH_USAGE}`),
+    );
   let ref: ChangeRef;
   try {
     ref = parseChangeRef(command.change);
   } catch (error) {
-    if (error instanceof ChangeRefError) return sendJson(res, 200, ephemeral(`${escapeSlackText(error.message)}. ${SLASH_USAGE}`));
+    if (error instanceof ChangeRefError)
+      return sendJson(res, 200, ephemeral(`${escapeSlackText(error.message)}. ${SLASH_USAGE}`));
     throw error;
   }
   try {
     slackPerson(config, userId, teamId);
   } catch (error) {
-    if (error instanceof ChannelRefusal) return sendJson(res, 200, ephemeral(`:x: refused: ${escapeSlackText(error.message)}`));
+    if (error instanceof ChannelRefusal)
+      return sendJson(res, 200, ephemeral(`:x: refused: ${escapeSlackText(error.message)}`));
     throw error;
   }
   const handle = ctx.client.workflow.getHandle(workflowIdFor(ref));
@@ -108,9 +139,18 @@ export const handleSlackCommand: RouteHandler = async (req, res, _params, ctx) =
   if (command.kind === 'status') {
     try {
       const status = await ctx.client.withDeadline(Date.now() + SLASH_ANSWER_MS, () => handle.query(statusQuery));
-      return sendJson(res, 200, ephemeral(`\`\`\`${escapeSlackText(formatStatus(status)).replace(/```/g, "'''")}\`\`\``));
+      return sendJson(
+        res,
+        200,
+        ephemeral(`\`\`\`${escapeSlackText(formatStatus(status)).replace(/```/g, "'''")}\`\`\``),
+      );
     } catch (error) {
-      if (error instanceof WorkflowNotFoundError) return sendJson(res, 200, ephemeral(`no change ${escapeSlackText(command.change)}: foureyes has not received its pull request`));
+      if (error instanceof WorkflowNotFoundError)
+        return sendJson(
+          res,
+          200,
+          ephemeral(`no change ${escapeSlackText(command.change)}: foureyes has not received its pull request`),
+        );
       throw error;
     }
   }
@@ -122,27 +162,56 @@ export const handleSlackCommand: RouteHandler = async (req, res, _params, ctx) =
     const status = await ctx.client.withDeadline(Date.now() + SLASH_ANSWER_MS, () => handle.query(statusQuery));
     return sendJson(res, 200, pinnedToHead(status, command.kind, affected, command.environment, command.comment));
   } catch (error) {
-    if (error instanceof WorkflowNotFoundError) return sendJson(res, 200, ephemeral(`:x: no change ${escapeSlackText(command.change)}: foureyes has not received its pull request`));
+    if (error instanceof WorkflowNotFoundError)
+      return sendJson(
+        res,
+        200,
+        ephemeral(`:x: no change ${escapeSlackText(command.change)}: foureyes has not received its pull request`),
+      );
     throw error;
   }
 };
 
 /** Approve (or Reject) buttons for the exact head the person is shown. */
-function pinnedToHead(status: ChangeStatus, kind: 'approve' | 'reject', affected: ReturnType<typeof repoEnvironments>, environment: string | undefined, comment: string | undefined): SlackReply {
+function pinnedToHead(
+  status: ChangeStatus,
+  kind: 'approve' | 'reject',
+  affected: ReturnType<typeof repoEnvironments>,
+  environment: string | undefined,
+  comment: string | undefined,
+): SlackReply {
   const short = status.headSha.slice(0, 12);
   const names = affected.map((e) => e.name).join(', ');
   const confirmEnv = kind === 'approve' ? affected.find((e) => e.approval.confirm)?.name : undefined;
-  const value = encodeButtonValue({ change: status.change, sha: status.headSha, ...(environment ? { environment } : {}), ...(comment ? { comment } : {}) });
+  const value = encodeButtonValue({
+    change: status.change,
+    sha: status.headSha,
+    ...(environment ? { environment } : {}),
+    ...(comment ? { comment } : {}),
+  });
   const button =
     kind === 'approve'
-      ? { type: 'button', action_id: `${APPROVE_ACTION}:pinned`, style: 'primary', text: plainText(`Approve ${names}`, 75), value, ...(confirmEnv ? { confirm: confirmDialog(status.change, short, confirmEnv) } : {}) }
+      ? {
+          type: 'button',
+          action_id: `${APPROVE_ACTION}:pinned`,
+          style: 'primary',
+          text: plainText(`Approve ${names}`, 75),
+          value,
+          ...(confirmEnv ? { confirm: confirmDialog(status.change, short, confirmEnv) } : {}),
+        }
       : { type: 'button', action_id: REJECT_ACTION, style: 'danger', text: plainText('Request changes', 75), value };
-  const question = kind === 'approve' ? `Approve ${status.change} at ${short} for ${names}? ${status.title}` : `Request changes to ${status.change} at ${short}? ${status.title}`;
+  const question =
+    kind === 'approve'
+      ? `Approve ${status.change} at ${short} for ${names}? ${status.title}`
+      : `Request changes to ${status.change} at ${short}? ${status.title}`;
   const blocks = [
     { type: 'section', text: plainText(question) },
     { type: 'actions', elements: [button] },
   ];
-  return ephemeral(`press the button below to ${kind === 'approve' ? 'approve' : 'request changes to'} ${escapeSlackText(status.change)} at ${short}, the commit shown here: an approval counts for the commit you saw.`, blocks);
+  return ephemeral(
+    `press the button below to ${kind === 'approve' ? 'approve' : 'request changes to'} ${escapeSlackText(status.change)} at ${short}, the commit shown here: an approval counts for the commit you saw.`,
+    blocks,
+  );
 }
 
 interface BlockActionsPayload {
@@ -166,17 +235,28 @@ export const handleSlackInteraction: RouteHandler = async (req, res, _params, ct
     throw new HttpError(400, 'expected a form field payload= with Slack interaction JSON');
   }
   // `null`, a number or a list parse as JSON too; reading fields of them was a 500.
-  if (payload === null || typeof payload !== 'object' || Array.isArray(payload)) throw new HttpError(400, 'expected a form field payload= with a Slack interaction JSON object');
+  if (payload === null || typeof payload !== 'object' || Array.isArray(payload))
+    throw new HttpError(400, 'expected a form field payload= with a Slack interaction JSON object');
   const first: unknown = payload.actions?.[0];
   const action = first && typeof first === 'object' ? (first as { action_id?: unknown; value?: unknown }) : undefined;
   const actionId = typeof action?.action_id === 'string' ? action.action_id : '';
-  const decision: ApprovalDecision | undefined = actionId.startsWith(APPROVE_ACTION) ? 'approve' : actionId === REJECT_ACTION ? 'reject' : undefined;
+  const decision: ApprovalDecision | undefined = actionId.startsWith(APPROVE_ACTION)
+    ? 'approve'
+    : actionId === REJECT_ACTION
+      ? 'reject'
+      : undefined;
   // Acknowledge first: Slack shows an error to the user if the answer takes more than three seconds.
   res.writeHead(200, { 'content-length': 0 });
   res.end();
   if (payload.type !== 'block_actions' || !decision || !payload.response_url) return;
-  const threadTs = payload.message?.thread_ts ?? payload.container?.thread_ts ?? payload.message?.ts ?? payload.container?.message_ts;
-  const respond = (reply: SlackReply) => postToResponseUrl(payload.response_url as string, { ...reply, replace_original: false, ...(threadTs ? { thread_ts: threadTs } : {}) });
+  const threadTs =
+    payload.message?.thread_ts ?? payload.container?.thread_ts ?? payload.message?.ts ?? payload.container?.message_ts;
+  const respond = (reply: SlackReply) =>
+    postToResponseUrl(payload.response_url as string, {
+      ...reply,
+      replace_original: false,
+      ...(threadTs ? { thread_ts: threadTs } : {}),
+    });
   const value = decodeButtonValue(typeof action?.value === 'string' ? action.value : '');
   let ref: ChangeRef | undefined;
   try {
@@ -184,7 +264,8 @@ export const handleSlackInteraction: RouteHandler = async (req, res, _params, ct
   } catch {
     ref = undefined;
   }
-  if (!value || !ref) return respond(ephemeral(':x: this button does not name a change and commit; nothing was recorded'));
+  if (!value || !ref)
+    return respond(ephemeral(':x: this button does not name a change and commit; nothing was recorded'));
   const teamId = payload.user?.team_id ?? payload.team?.id;
   const userName = payload.user?.username ?? payload.user?.name;
   await respond(

@@ -7,14 +7,35 @@
 import { WorkflowNotFoundError } from '@temporalio/client';
 import type { ServerResponse } from 'node:http';
 import type { FoureyesConfig } from '../../config/schema.ts';
-import { reasonText } from '../../policy/sod.ts';
-import { ChangeRefError, formatChangeRef, parseChangeRef, workflowIdFor, type ChangeRef } from '../../shared/change-ref.ts';
-import { ADAPTIVE_CARD_CONTENT_TYPE, approvalRequestCard, cardResponse, confirmationCard, outcomeCard, plainCardText } from '../../shared/teams-card.ts';
+import { teamsOutcomeText } from '../../presentation/texts.ts';
+import {
+  ChangeRefError,
+  formatChangeRef,
+  parseChangeRef,
+  workflowIdFor,
+  type ChangeRef,
+} from '../../shared/change-ref.ts';
+import {
+  ADAPTIVE_CARD_CONTENT_TYPE,
+  approvalRequestCard,
+  cardResponse,
+  confirmationCard,
+  outcomeCard,
+  plainCardText,
+} from '../../shared/teams-card.ts';
 import { statusQuery } from '../../workflows/definitions.ts';
 import type { GatewayContext, RouteHandler } from '../app.ts';
 import { ChannelRefusal } from '../approvals/channel.ts';
-import { ApprovalDeliveryError, recordApproval, type RecordedApproval } from '../approvals/record.ts';
-import { isCardAction, isSearch, readCardAction, searchText, teamsPerson, verifyTeamsRequest, type VerifiedTeamsRequest } from '../approvals/teams.ts';
+import { ApprovalDeliveryError, recordApproval } from '../approvals/record.ts';
+import {
+  isCardAction,
+  isSearch,
+  readCardAction,
+  searchText,
+  teamsPerson,
+  verifyTeamsRequest,
+  type VerifiedTeamsRequest,
+} from '../approvals/teams.ts';
 import { readBody, sendJson } from '../http.ts';
 import { installation, storeConversation } from '../teams-conversations.ts';
 
@@ -24,14 +45,6 @@ function repoEnvironments(config: FoureyesConfig, ref: ChangeRef) {
   const repo = config.repositories.find((r) => r.name.toLowerCase() === `${ref.owner}/${ref.repo}`.toLowerCase());
   const names = repo?.environments ?? config.environments.map((e) => e.name);
   return config.environments.filter((e) => names.includes(e.name));
-}
-
-export function teamsOutcomeText(recorded: RecordedApproval): string {
-  const { outcome, claim } = recorded;
-  const what = `${claim.person}'s ${claim.decision === 'reject' ? 'rejection' : 'approval'} of ${claim.change} at ${claim.sha.slice(0, 12)}${claim.environment ? ` for ${claim.environment}` : ''}`;
-  return outcome.counted
-    ? `${what} counted${outcome.environments.length ? ` (${outcome.environments.join(', ')})` : ''}: ${reasonText(outcome.reason)} · stage ${outcome.stage}`
-    : `${what} was refused: ${reasonText(outcome.reason)} · stage ${outcome.stage}`;
 }
 
 export const handleTeamsMessage: RouteHandler = async (req, res, _params, ctx) => {
@@ -63,16 +76,36 @@ export const handleTeamsMessage: RouteHandler = async (req, res, _params, ctx) =
 
   // Approvals that include an environment with `confirm: true` (production) are recorded only from the
   // confirmation card's button, which pins the same commit.
-  const affected = repoEnvironments(config, intent.ref).filter((e) => !intent.environment || e.name === intent.environment);
+  const affected = repoEnvironments(config, intent.ref).filter(
+    (e) => !intent.environment || e.name === intent.environment,
+  );
   if (intent.decision === 'approve' && !confirmed && affected.some((e) => e.approval.confirm)) {
     let title: string | undefined;
     try {
-      title = (await ctx.client.withDeadline(Date.now() + 5000, () => ctx.client.workflow.getHandle(workflowIdFor(intent.ref)).query(statusQuery))).title;
+      title = (
+        await ctx.client.withDeadline(Date.now() + 5000, () =>
+          ctx.client.workflow.getHandle(workflowIdFor(intent.ref)).query(statusQuery),
+        )
+      ).title;
     } catch (error) {
-      if (error instanceof WorkflowNotFoundError) return reply(outcomeCard(false, `no open change ${change}: foureyes has not received its pull request, or the change is closed`));
+      if (error instanceof WorkflowNotFoundError)
+        return reply(
+          outcomeCard(
+            false,
+            `no open change ${change}: foureyes has not received its pull request, or the change is closed`,
+          ),
+        );
       title = undefined;
     }
-    return reply(confirmationCard({ change, sha: intent.sha, ...(title ? { title } : {}), environments: affected.map((e) => e.name), ...(intent.environment ? { environment: intent.environment } : {}) }));
+    return reply(
+      confirmationCard({
+        change,
+        sha: intent.sha,
+        ...(title ? { title } : {}),
+        environments: affected.map((e) => e.name),
+        ...(intent.environment ? { environment: intent.environment } : {}),
+      }),
+    );
   }
 
   try {
@@ -87,14 +120,22 @@ export const handleTeamsMessage: RouteHandler = async (req, res, _params, ctx) =
     });
     return reply(outcomeCard(recorded.outcome.counted, teamsOutcomeText(recorded)));
   } catch (error) {
-    if (error instanceof ApprovalDeliveryError) return reply(outcomeCard(false, error.message, 'Nothing was recorded.'));
+    if (error instanceof ApprovalDeliveryError)
+      return reply(outcomeCard(false, error.message, 'Nothing was recorded.'));
     console.error(`gateway: Teams approval failed: ${(error as Error).message}`);
-    return reply(outcomeCard(false, 'foureyes could not record this (internal error; see the gateway log).', 'Nothing was approved.'));
+    return reply(
+      outcomeCard(
+        false,
+        'foureyes could not record this (internal error; see the gateway log).',
+        'Nothing was approved.',
+      ),
+    );
   }
 };
 
 /** A message-extension answer that is a note, not a card (Teams shows it in the search pane). */
-const searchNote = (res: ServerResponse, text: string) => sendJson(res, 200, { composeExtension: { type: 'message', text: plainCardText(text, 500) } });
+const searchNote = (res: ServerResponse, text: string) =>
+  sendJson(res, 200, { composeExtension: { type: 'message', text: plainCardText(text, 500) } });
 
 /**
  * composeExtension/query: the person searches for `owner/repo#12` in the foureyes message extension and gets
@@ -122,9 +163,15 @@ async function answerSearch(res: ServerResponse, ctx: GatewayContext, verified: 
   const change = formatChangeRef(ref);
   let status;
   try {
-    status = await ctx.client.withDeadline(Date.now() + 5000, () => ctx.client.workflow.getHandle(workflowIdFor(ref)).query(statusQuery));
+    status = await ctx.client.withDeadline(Date.now() + 5000, () =>
+      ctx.client.workflow.getHandle(workflowIdFor(ref)).query(statusQuery),
+    );
   } catch (error) {
-    if (error instanceof WorkflowNotFoundError) return searchNote(res, `no open change ${change}: foureyes has not received its pull request, or the change is closed`);
+    if (error instanceof WorkflowNotFoundError)
+      return searchNote(
+        res,
+        `no open change ${change}: foureyes has not received its pull request, or the change is closed`,
+      );
     throw error;
   }
   const confirm = new Map(repoEnvironments(config, ref).map((e) => [e.name, e.approval.confirm]));
@@ -138,6 +185,15 @@ async function answerSearch(res: ServerResponse, ctx: GatewayContext, verified: 
     environments: waiting.map((e) => ({ name: e.name, required: e.required, confirm: confirm.get(e.name) ?? false })),
   });
   // The preview in the result list holds no untrusted text (the title could carry markup).
-  const preview = { contentType: 'application/vnd.microsoft.card.thumbnail', content: { title: `${status.change} at ${status.headSha.slice(0, 12)}`, text: `stage ${status.stage}` } };
-  sendJson(res, 200, { composeExtension: { type: 'result', attachmentLayout: 'list', attachments: [{ contentType: ADAPTIVE_CARD_CONTENT_TYPE, content, preview }] } });
+  const preview = {
+    contentType: 'application/vnd.microsoft.card.thumbnail',
+    content: { title: `${status.change} at ${status.headSha.slice(0, 12)}`, text: `stage ${status.stage}` },
+  };
+  sendJson(res, 200, {
+    composeExtension: {
+      type: 'result',
+      attachmentLayout: 'list',
+      attachments: [{ contentType: ADAPTIVE_CARD_CONTENT_TYPE, content, preview }],
+    },
+  });
 }

@@ -3,7 +3,16 @@
 // The activity contracts of each trust zone. Workflow code imports these types only (never the
 // implementations), and proxies each set on its own task queue.
 import type { ApprovalRequestMessage } from '../../shared/slack-format.ts';
-import type { ChangePolicy, ChangeStatus, ChecksReport, CommitInfo, DeployInput, DeployReport, LeaseRecord, VerifyReport } from '../../shared/types.ts';
+import type {
+  ChangePolicy,
+  ChangeStatus,
+  ChecksReport,
+  CommitInfo,
+  DeployInput,
+  DeployReport,
+  LeaseRecord,
+  VerifyReport,
+} from '../../shared/types.ts';
 
 /** Orchestrator (task queue `foureyes`): trusted configuration and GitHub/Slack reporting. */
 export interface OrchestratorActivities {
@@ -17,14 +26,21 @@ export interface OrchestratorActivities {
    * The commits and changed files of the pull request as GitHub lists them now, for a pull request event the
    * gateway recorded without them (`headSha`/`beforeSha` only name the event in the history and the logs).
    */
-  lookUpPullRequestChanges(input: { change: string; kind: string; headSha: string; beforeSha?: string }): Promise<{ commits: CommitInfo[]; changedFiles: string[] }>;
+  lookUpPullRequestChanges(input: {
+    change: string;
+    kind: string;
+    headSha: string;
+    beforeSha?: string;
+  }): Promise<{ commits: CommitInfo[]; changedFiles: string[] }>;
   /** Optional merge after production, guarded by the head SHA. */
   mergePullRequest(input: { change: string; sha: string }): Promise<{ merged: boolean; reason: string }>;
   /**
    * Post "waiting for approval" to Slack (Block Kit, Approve per environment + Reject buttons carrying the
    * change and head SHA). Not configured (no SLACK_BOT_TOKEN/SLACK_CHANNEL) = `{ posted: false }`, no error.
    */
-  notifySlack(input: ApprovalRequestMessage): Promise<{ posted: boolean; reason?: string; channel?: string; ts?: string }>;
+  notifySlack(
+    input: ApprovalRequestMessage,
+  ): Promise<{ posted: boolean; reason?: string; channel?: string; ts?: string }>;
 }
 
 /** Checks (task queue `foureyes-checks`): runs the change's own tests; holds no secrets. */

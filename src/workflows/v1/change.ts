@@ -30,10 +30,27 @@ import {
 import type { SearchAttributeUpdatePair } from '@temporalio/common';
 import type { ChecksActivities, DeployActivities, OrchestratorActivities } from './activity-types.ts';
 import { addInitiator, gateState, shortSha } from './sod.ts';
-import { ApproversAttr, AuthorAttr, HeadShaAttr, InitiatorsAttr, PullNumberAttr, RepoAttr, StageAttr } from '../../shared/search-attributes.ts';
+import {
+  ApproversAttr,
+  AuthorAttr,
+  HeadShaAttr,
+  InitiatorsAttr,
+  PullNumberAttr,
+  RepoAttr,
+  StageAttr,
+} from '../../shared/search-attributes.ts';
 import { zoneQueue } from '../../shared/task-queues.ts';
 import { APPROVAL_MEMO_KEY, type ApprovalDecisionMemo } from '../../shared/audit-memo.ts';
-import type { ApprovalOutcome, ChangePolicy, ChangeStage, DeployInput, EnvironmentPolicy, EnvironmentStatus, PullRequestEvent, SignedApproval } from '../../shared/types.ts';
+import type {
+  ApprovalOutcome,
+  ChangePolicy,
+  ChangeStage,
+  DeployInput,
+  EnvironmentPolicy,
+  EnvironmentStatus,
+  PullRequestEvent,
+  SignedApproval,
+} from '../../shared/types.ts';
 import {
   alignEnvironments,
   currentApprovers,
@@ -46,7 +63,14 @@ import {
   voidApprovals,
   type ChangeState,
 } from './change-state.ts';
-import { approvalSignal, approvalUpdate, pullRequestClosedSignal, pullRequestSignal, statusQuery, type ChangeWorkflowInput } from '../definitions.ts';
+import {
+  approvalSignal,
+  approvalUpdate,
+  pullRequestClosedSignal,
+  pullRequestSignal,
+  statusQuery,
+  type ChangeWorkflowInput,
+} from '../definitions.ts';
 import { startReporter } from './reporter.ts';
 import { startTeamsCard, type TeamsCardTracker } from '../teams-card.ts';
 
@@ -63,7 +87,10 @@ const DEFAULT_HISTORY_LIMIT = 10_000;
 // A deploy step may take its configured timeout, plus the time to lease and revoke.
 const DEPLOY_MARGIN_MS = 120_000;
 
-const chat = proxyActivities<OrchestratorActivities>({ startToCloseTimeout: '30 seconds', retry: { maximumAttempts: 3 } });
+const chat = proxyActivities<OrchestratorActivities>({
+  startToCloseTimeout: '30 seconds',
+  retry: { maximumAttempts: 3 },
+});
 
 const orchestrator = proxyActivities<OrchestratorActivities>({
   startToCloseTimeout: '1 minute',
@@ -74,7 +101,13 @@ const orchestrator = proxyActivities<OrchestratorActivities>({
 // the network down, rate limits); after that the head fails safe: it cannot be approved or delivered.
 const lookups = proxyActivities<OrchestratorActivities>({
   startToCloseTimeout: '1 minute',
-  retry: { initialInterval: '1 second', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 10, nonRetryableErrorTypes: ['UnknownRepository'] },
+  retry: {
+    initialInterval: '1 second',
+    backoffCoefficient: 2,
+    maximumInterval: '1 minute',
+    maximumAttempts: 10,
+    nonRetryableErrorTypes: ['UnknownRepository'],
+  },
 });
 
 export async function changeWorkflowV1(input: ChangeWorkflowInput): Promise<ChangeResult> {
@@ -114,16 +147,28 @@ export async function changeWorkflowV1(input: ChangeWorkflowInput): Promise<Chan
     if (state.closed || state.deliveries.includes(closed.deliveryId)) return;
     state.deliveries.push(closed.deliveryId);
     state.closed = { at: closed.at, merged: closed.merged, ...(closed.closedBy ? { closedBy: closed.closedBy } : {}) };
-    note(state, now(), 'closed', `the pull request was ${closed.merged ? 'merged' : 'closed'}${closed.closedBy ? ` by ${closed.closedBy}` : ''}`, closed.closedBy ? { actor: closed.closedBy } : {});
+    note(
+      state,
+      now(),
+      'closed',
+      `the pull request was ${closed.merged ? 'merged' : 'closed'}${closed.closedBy ? ` by ${closed.closedBy}` : ''}`,
+      closed.closedBy ? { actor: closed.closedBy } : {},
+    );
     changed();
   });
   const approve = async (signed: SignedApproval): Promise<ApprovalOutcome> => {
     await condition(() => policy !== undefined);
     const decision = receiveApproval(state, policy as ChangePolicy, signed, now());
-    const memo: ApprovalDecisionMemo = { n: state.approvals.length - 1, counted: decision.counted, reason: decision.reason, environments: decision.environments };
+    const memo: ApprovalDecisionMemo = {
+      n: state.approvals.length - 1,
+      counted: decision.counted,
+      reason: decision.reason,
+      environments: decision.environments,
+    };
     // patched(): runs recorded before the memo existed still replay (see docs/operations.md).
     if (patched('approval-decision-memo')) upsertMemo({ [APPROVAL_MEMO_KEY]: memo });
-    if (state.rejection?.sha === state.headSha && state.stage === 'awaiting-approval') setStage('rejected', rejectionWait());
+    if (state.rejection?.sha === state.headSha && state.stage === 'awaiting-approval')
+      setStage('rejected', rejectionWait());
     changed();
     return { ...decision, stage: state.stage };
   };
@@ -164,7 +209,13 @@ export async function changeWorkflowV1(input: ChangeWorkflowInput): Promise<Chan
     // Wait for new commits (or the end of the pull request) before trying again; a head whose commits were
     // unknown is tried again once an event for it brought them.
     const unknown = state.commitsUnknown === head;
-    await condition(() => state.headSha !== head || state.closed !== undefined || historyTooLong() || (unknown && state.commitsUnknown !== head));
+    await condition(
+      () =>
+        state.headSha !== head ||
+        state.closed !== undefined ||
+        historyTooLong() ||
+        (unknown && state.commitsUnknown !== head),
+    );
     if (historyTooLong() && state.headSha === head && !state.closed) return await continueAsNewQuietly();
   }
 
@@ -187,7 +238,8 @@ export async function changeWorkflowV1(input: ChangeWorkflowInput): Promise<Chan
     }
     pending.push(event);
     // Whoever pushed took part, whatever the look-up finds: an initiator at once.
-    if (event.pusher) addInitiator(state.initiators, event.pusher.toLowerCase(), `pusher of ${shortSha(event.headSha)}`);
+    if (event.pusher)
+      addInitiator(state.initiators, event.pusher.toLowerCase(), `pusher of ${shortSha(event.headSha)}`);
   }
 
   /**
@@ -214,17 +266,37 @@ export async function changeWorkflowV1(input: ChangeWorkflowInput): Promise<Chan
     }
     if (state.headSha === '') state.waitingFor = `the commits of ${shortSha(event.headSha)} from GitHub`;
     try {
-      const found = await lookups.lookUpPullRequestChanges({ change: state.change, kind: event.kind, headSha: event.headSha, ...(event.beforeSha ? { beforeSha: event.beforeSha } : {}) });
-      if (receivePullRequest(state, p, { ...event, commits: found.commits, changedFiles: found.changedFiles }, now()) !== 'duplicate') changed();
+      const found = await lookups.lookUpPullRequestChanges({
+        change: state.change,
+        kind: event.kind,
+        headSha: event.headSha,
+        ...(event.beforeSha ? { beforeSha: event.beforeSha } : {}),
+      });
+      if (
+        receivePullRequest(state, p, { ...event, commits: found.commits, changedFiles: found.changedFiles }, now()) !==
+        'duplicate'
+      )
+        changed();
     } catch (error) {
       if (isCancellation(error)) throw error;
       // Fail safe: the people the webhook names still count, the head moves (the push did happen), but with
       // its commits unknown nobody can approve it and nothing delivers it until a later event brings them.
       const effect = receivePullRequest(state, p, { ...event, commits: [] }, now(), { commitsUnknown: true });
-      note(state, now(), 'commits-unknown', `the commits of ${shortSha(event.headSha)} could not be read from GitHub (${failureMessage(error)}); it cannot be approved until they are: push again or close and reopen the pull request`, {
-        sha: event.headSha,
+      note(
+        state,
+        now(),
+        'commits-unknown',
+        `the commits of ${shortSha(event.headSha)} could not be read from GitHub (${failureMessage(error)}); it cannot be approved until they are: push again or close and reopen the pull request`,
+        {
+          sha: event.headSha,
+        },
+      );
+      log.warn('pull request look-up failed', {
+        change: state.change,
+        headSha: event.headSha,
+        effect,
+        error: failureMessage(error),
       });
-      log.warn('pull request look-up failed', { change: state.change, headSha: event.headSha, effect, error: failureMessage(error) });
       changed();
     }
   }
@@ -233,7 +305,10 @@ export async function changeWorkflowV1(input: ChangeWorkflowInput): Promise<Chan
   async function deliverHead(head: string): Promise<HeadOutcome> {
     const p = policy as ChangePolicy;
     if (state.commitsUnknown === head) {
-      setStage('failed', `the commits of ${shortSha(head)} from GitHub (the look-up failed; push again or close and reopen the pull request)`);
+      setStage(
+        'failed',
+        `the commits of ${shortSha(head)} from GitHub (the look-up failed; push again or close and reopen the pull request)`,
+      );
       return 'failed';
     }
     if (!(state.checks?.sha === head && state.checks.passed)) {
@@ -257,7 +332,10 @@ export async function changeWorkflowV1(input: ChangeWorkflowInput): Promise<Chan
       }
       if (!(await deliver(env, head))) return 'failed';
     }
-    setStage('delivered', p.merge ? `merge of ${shortSha(head)}` : `nothing: ${shortSha(head)} is delivered to every environment`);
+    setStage(
+      'delivered',
+      p.merge ? `merge of ${shortSha(head)}` : `nothing: ${shortSha(head)} is delivered to every environment`,
+    );
     return 'delivered';
   }
 
@@ -276,8 +354,18 @@ export async function changeWorkflowV1(input: ChangeWorkflowInput): Promise<Chan
       note(state, now(), 'checks-error', `the checks could not run: ${failureMessage(error)}`, { sha: head });
       return false;
     }
-    const failed = state.checks.results.filter((r) => !r.passed).map((r) => (r.timedOut ? `${r.name} (timed out)` : r.name));
-    note(state, now(), state.checks.passed ? 'checks-passed' : 'checks-failed', state.checks.passed ? `checks passed on ${shortSha(head)}` : `checks failed on ${shortSha(head)}: ${failed.join(', ')}`, { sha: head });
+    const failed = state.checks.results
+      .filter((r) => !r.passed)
+      .map((r) => (r.timedOut ? `${r.name} (timed out)` : r.name));
+    note(
+      state,
+      now(),
+      state.checks.passed ? 'checks-passed' : 'checks-failed',
+      state.checks.passed
+        ? `checks passed on ${shortSha(head)}`
+        : `checks failed on ${shortSha(head)}: ${failed.join(', ')}`,
+      { sha: head },
+    );
     changed();
     return state.checks.passed;
   }
@@ -293,7 +381,9 @@ export async function changeWorkflowV1(input: ChangeWorkflowInput): Promise<Chan
       }
       const gate = gateState(p, env, state.approvals, head, now(), state.policyChange);
       if (gate.open) {
-        note(state, now(), 'gate-open', `${env.name}: approved by ${gate.approvers.join(', ') || 'no one required'}`, { sha: head });
+        note(state, now(), 'gate-open', `${env.name}: approved by ${gate.approvers.join(', ') || 'no one required'}`, {
+          sha: head,
+        });
         changed();
         return 'open';
       }
@@ -312,15 +402,26 @@ export async function changeWorkflowV1(input: ChangeWorkflowInput): Promise<Chan
    * a chat outage must never hold up or fail the change.
    */
   function askApproversInChat(head: string): void {
-    if (patched('teams-approval-card')) (teamsCard ??= startTeamsCard(state, () => statusOf(state, policy, now()))).ask(head);
+    if (patched('teams-approval-card'))
+      (teamsCard ??= startTeamsCard(state, () => statusOf(state, policy, now()))).ask(head);
     if (state.slackNotified === head || !patched('slack-approval-request')) return;
     state.slackNotified = head;
     const p = policy as ChangePolicy;
-    const pending = state.environments.filter((e) => e.state === 'pending').map((e) => p.environments.find((pe) => pe.name === e.name)).filter((e): e is EnvironmentPolicy => e !== undefined && e.required > 0);
+    const pending = state.environments
+      .filter((e) => e.state === 'pending')
+      .map((e) => p.environments.find((pe) => pe.name === e.name))
+      .filter((e): e is EnvironmentPolicy => e !== undefined && e.required > 0);
     const info = workflowInfo();
     const url = `${p.temporalUiUrl.replace(/\/$/, '')}/namespaces/${encodeURIComponent(info.namespace)}/workflows/${encodeURIComponent(info.workflowId)}/${info.runId}`;
     chat
-      .notifySlack({ change: state.change, title: state.title, sha: head, author: state.author, environments: pending.map((e) => ({ name: e.name, required: e.required, confirm: e.confirm })), url })
+      .notifySlack({
+        change: state.change,
+        title: state.title,
+        sha: head,
+        author: state.author,
+        environments: pending.map((e) => ({ name: e.name, required: e.required, confirm: e.confirm })),
+        url,
+      })
       .then(
         (r) => log.info('approval request posted to chat', { posted: r.posted, reason: r.reason }),
         (error: unknown) => {
@@ -332,13 +433,28 @@ export async function changeWorkflowV1(input: ChangeWorkflowInput): Promise<Chan
   /** Approvals through GitHub are confirmed against GitHub before the last environment. */
   async function githubReviewsStillStand(head: string): Promise<boolean> {
     const p = policy as ChangePolicy;
-    const viaGithub = state.approvals.filter((r) => r.claim.channel === 'github' && p.environments.some((e) => gateState(p, e, [r], head, now(), false).approvers.length > 0));
+    const viaGithub = state.approvals.filter(
+      (r) =>
+        r.claim.channel === 'github' &&
+        p.environments.some((e) => gateState(p, e, [r], head, now(), false).approvers.length > 0),
+    );
     if (viaGithub.length === 0) return true;
     const reviewIds = viaGithub.map((r) => r.claim.evidence.reviewId).filter((id): id is string => Boolean(id));
     const confirmed = await orchestrator.confirmReviews({ change: state.change, sha: head, reviewIds });
     if (confirmed.ok) return true;
-    voidApprovals(state, now(), (r) => viaGithub.includes(r), `void: GitHub no longer confirms the review (${confirmed.reason})`);
-    note(state, now(), 'reviews-not-confirmed', `GitHub no longer confirms the approving reviews: ${confirmed.reason}`, { sha: head });
+    voidApprovals(
+      state,
+      now(),
+      (r) => viaGithub.includes(r),
+      `void: GitHub no longer confirms the review (${confirmed.reason})`,
+    );
+    note(
+      state,
+      now(),
+      'reviews-not-confirmed',
+      `GitHub no longer confirms the approving reviews: ${confirmed.reason}`,
+      { sha: head },
+    );
     changed();
     return false;
   }
@@ -369,20 +485,33 @@ export async function changeWorkflowV1(input: ChangeWorkflowInput): Promise<Chan
       retry: { maximumAttempts: 10 },
     });
     const envStatus = environmentStatus(env.name);
-    const job: DeployInput = { change: state.change, environment: env.name, sha: head, idempotencyKey: `${state.change}@${env.name}@${head}` };
+    const job: DeployInput = {
+      change: state.change,
+      environment: env.name,
+      sha: head,
+      idempotencyKey: `${state.change}@${env.name}@${head}`,
+    };
     try {
       envStatus.state = 'deploying';
       setStage('deploying', `deploy of ${shortSha(head)} to ${env.name}`);
       const deployed = await deployer.deploy(job);
       envStatus.deploy = deployed;
-      if (deployed.status === 'failed') return failDelivery(envStatus, `deploy of ${shortSha(head)} to ${env.name} failed (exit ${deployed.exitCode ?? 'none'})`);
+      if (deployed.status === 'failed')
+        return failDelivery(
+          envStatus,
+          `deploy of ${shortSha(head)} to ${env.name} failed (exit ${deployed.exitCode ?? 'none'})`,
+        );
       note(state, now(), 'deployed', `${shortSha(head)} ${deployed.status} to ${env.name}`, { sha: head });
       if (env.verifyTimeoutMs !== undefined) {
         envStatus.state = 'verifying';
         setStage('verifying', `verification of ${shortSha(head)} in ${env.name}`);
         const verified = await verifier.verify(job);
         envStatus.verify = verified;
-        if (!verified.passed) return failDelivery(envStatus, `verification of ${shortSha(head)} in ${env.name} failed (exit ${verified.exitCode ?? 'none'})`);
+        if (!verified.passed)
+          return failDelivery(
+            envStatus,
+            `verification of ${shortSha(head)} in ${env.name} failed (exit ${verified.exitCode ?? 'none'})`,
+          );
         note(state, now(), 'verified', `${shortSha(head)} verified in ${env.name}`, { sha: head });
       }
       envStatus.state = 'deployed';
@@ -391,7 +520,9 @@ export async function changeWorkflowV1(input: ChangeWorkflowInput): Promise<Chan
     } catch (error) {
       if (isCancellation(error)) {
         envStatus.state = 'pending';
-        note(state, now(), 'delivery-cancelled', `delivery of ${shortSha(head)} to ${env.name} cancelled`, { sha: head });
+        note(state, now(), 'delivery-cancelled', `delivery of ${shortSha(head)} to ${env.name} cancelled`, {
+          sha: head,
+        });
         throw error;
       }
       return failDelivery(envStatus, `delivery of ${shortSha(head)} to ${env.name} failed: ${failureMessage(error)}`);
@@ -399,10 +530,21 @@ export async function changeWorkflowV1(input: ChangeWorkflowInput): Promise<Chan
       await CancellationScope.nonCancellable(async () => {
         try {
           const revoked = await revoker.revokeOutstanding({ change: state.change, environment: env.name });
-          if (revoked.length > 0) note(state, now(), 'leases-revoked', `${revoked.length} lease(s) for ${env.name} revoked`, { sha: head });
+          if (revoked.length > 0)
+            note(state, now(), 'leases-revoked', `${revoked.length} lease(s) for ${env.name} revoked`, { sha: head });
         } catch (error) {
-          note(state, now(), 'revoke-failed', `revoking the leases for ${env.name} failed: ${failureMessage(error)}; they expire with their TTL`, { sha: head });
-          log.error('revokeOutstanding failed', { change: state.change, environment: env.name, error: failureMessage(error) });
+          note(
+            state,
+            now(),
+            'revoke-failed',
+            `revoking the leases for ${env.name} failed: ${failureMessage(error)}; they expire with their TTL`,
+            { sha: head },
+          );
+          log.error('revokeOutstanding failed', {
+            change: state.change,
+            environment: env.name,
+            error: failureMessage(error),
+          });
         }
         changed();
       });
@@ -454,7 +596,9 @@ export async function changeWorkflowV1(input: ChangeWorkflowInput): Promise<Chan
 
   /** The operator's view in the Temporal UI: search attributes and one line of current details. */
   function publish(): void {
-    setCurrentDetails(`**${state.stage}** ${state.change} @ ${shortSha(state.headSha) || '—'}: waiting for ${state.waitingFor}`);
+    setCurrentDetails(
+      `**${state.stage}** ${state.change} @ ${shortSha(state.headSha) || '—'}: waiting for ${state.waitingFor}`,
+    );
     const [, number] = state.change.split('#');
     const attrs: SearchAttributeUpdatePair[] = [
       { key: RepoAttr, value: repo },
@@ -478,7 +622,12 @@ export async function changeWorkflowV1(input: ChangeWorkflowInput): Promise<Chan
     await condition(allHandlersFinished);
     await reporter.flush();
     await teamsCard?.flush();
-    note(state, now(), 'continued-as-new', `history of run ${workflowInfo().runId} reached ${workflowInfo().historyLength} events; the record continues in a new run`);
+    note(
+      state,
+      now(),
+      'continued-as-new',
+      `history of run ${workflowInfo().runId} reached ${workflowInfo().historyLength} events; the record continues in a new run`,
+    );
     return await continueAsNew<typeof changeWorkflowV1>({ ...input, carried: state });
   }
 }

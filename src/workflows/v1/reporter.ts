@@ -31,7 +31,9 @@ export function startReporter(snapshot: () => ChangeStatus): Reporter {
         await syncGitHub({ status: snapshot() });
       } catch (error) {
         if (isCancellation(error)) throw error;
-        log.warn('GitHub report failed; the change goes on', { error: error instanceof Error ? error.message : String(error) });
+        log.warn('GitHub report failed; the change goes on', {
+          error: error instanceof Error ? error.message : String(error),
+        });
       } finally {
         busy = false;
       }

@@ -3,7 +3,15 @@
 // The Segregation of Duties rule, once: who initiated a change, and whether an approval counts.
 // Pure and deterministic (no Node built-ins, no clock): the workflow and the gateway both import it.
 import { verifySignedApproval } from '../../shared/approval-signature.ts';
-import type { ApprovalClaim, ApprovalRecord, ChangePolicy, CommitInfo, EnvironmentPolicy, Identity, SignedApproval } from '../../shared/types.ts';
+import type {
+  ApprovalClaim,
+  ApprovalRecord,
+  ChangePolicy,
+  CommitInfo,
+  EnvironmentPolicy,
+  Identity,
+  SignedApproval,
+} from '../../shared/types.ts';
 
 /** Claims dated further ahead than this (clock skew between gateway and workflow) are refused. */
 export const MAX_CLOCK_SKEW_MS = 60_000;
@@ -92,8 +100,10 @@ export function collectInitiators(people: People, part: Participation, initiator
   for (const commit of part.commits ?? []) {
     const sha = shortSha(commit.sha);
     for (const p of principalsOf(people, commit.author ?? {})) addInitiator(initiators, p, `author of commit ${sha}`);
-    for (const p of principalsOf(people, commit.committer ?? {})) addInitiator(initiators, p, `committer of commit ${sha}`);
-    for (const co of parseCoAuthors(commit.message)) for (const p of principalsOf(people, co)) addInitiator(initiators, p, `co-author of commit ${sha}`);
+    for (const p of principalsOf(people, commit.committer ?? {}))
+      addInitiator(initiators, p, `committer of commit ${sha}`);
+    for (const co of parseCoAuthors(commit.message))
+      for (const p of principalsOf(people, co)) addInitiator(initiators, p, `co-author of commit ${sha}`);
   }
   for (const pusher of part.pushers ?? []) if (pusher) addInitiator(initiators, pusher.toLowerCase(), 'pusher');
   return initiators;
@@ -159,18 +169,22 @@ function refused(reason: string): ApprovalDecisionResult {
 }
 
 export function eligibleFor(policy: ChangePolicy, env: EnvironmentPolicy): string[] {
-  return env.eligible.length > 0 ? env.eligible.map((e) => e.toLowerCase()) : policy.people.map((p) => p.github.toLowerCase());
+  return env.eligible.length > 0
+    ? env.eligible.map((e) => e.toLowerCase())
+    : policy.people.map((p) => p.github.toLowerCase());
 }
 
 function describeEligible(list: string[]): string {
   return list.length > 0 ? list.join(', ') : 'nobody is configured';
 }
 
-export const SIGNATURE_REFUSAL = 'refused: the signature is not from a trusted gateway key (a claim must come through an authenticated channel)';
+export const SIGNATURE_REFUSAL =
+  'refused: the signature is not from a trusted gateway key (a claim must come through an authenticated channel)';
 
 /** A signed approval, rejection or dismissal: the signature first, then the claim. */
 export function decideApproval(signed: SignedApproval, ctx: DecisionContext): ApprovalDecisionResult {
-  if (!verifySignedApproval(signed, ctx.policy.approvalKeys)) return { counted: false, reason: SIGNATURE_REFUSAL, environments: [] };
+  if (!verifySignedApproval(signed, ctx.policy.approvalKeys))
+    return { counted: false, reason: SIGNATURE_REFUSAL, environments: [] };
   return decideClaim(signed.claim, ctx);
 }
 
@@ -182,38 +196,65 @@ export function decideClaim(claim: ApprovalClaim, ctx: DecisionContext): Approva
   if (ctx.nonceSeen(claim.nonce)) return refused('this claim was already received (replayed nonce)');
   const at = Date.parse(claim.at);
   if (!Number.isFinite(at)) return refused(`the claim time ${JSON.stringify(claim.at)} is not a valid time`);
-  if (ctx.now - at > policy.claimMaxAgeMs) return refused(`the claim is ${Math.round((ctx.now - at) / 1000)}s old (at most ${Math.round(policy.claimMaxAgeMs / 1000)}s)`);
+  if (ctx.now - at > policy.claimMaxAgeMs)
+    return refused(
+      `the claim is ${Math.round((ctx.now - at) / 1000)}s old (at most ${Math.round(policy.claimMaxAgeMs / 1000)}s)`,
+    );
   if (at - ctx.now > MAX_CLOCK_SKEW_MS) return refused('the claim is dated in the future');
-  if (claim.decision === 'dismiss') return { counted: true, reason: `counted: ${person} dismisses their earlier review`, environments: [] };
+  if (claim.decision === 'dismiss')
+    return { counted: true, reason: `counted: ${person} dismisses their earlier review`, environments: [] };
 
-  if (claim.sha !== ctx.headSha) return refused(`approval names ${shortSha(claim.sha)} but the head is ${shortSha(ctx.headSha)}`);
+  if (claim.sha !== ctx.headSha)
+    return refused(`approval names ${shortSha(claim.sha)} but the head is ${shortSha(ctx.headSha)}`);
   const roles = ctx.initiators[person];
-  if (claim.decision === 'approve' && roles && roles.length > 0) return refused(`${person} is an initiator (${roles.join(', ')})`);
+  if (claim.decision === 'approve' && roles && roles.length > 0)
+    return refused(`${person} is an initiator (${roles.join(', ')})`);
 
   let envs = policy.environments;
   if (claim.environment !== undefined) {
     const env = policy.environments.find((e) => e.name === claim.environment);
-    if (!env) return refused(`unknown environment ${claim.environment} (environments: ${policy.environments.map((e) => e.name).join(', ')})`);
+    if (!env)
+      return refused(
+        `unknown environment ${claim.environment} (environments: ${policy.environments.map((e) => e.name).join(', ')})`,
+      );
     envs = [env];
   }
   const eligibleEnvs = envs.filter((e) => eligibleFor(policy, e).includes(person));
   if (eligibleEnvs.length === 0) {
     if (envs.length === 1) {
       const env = envs[0] as EnvironmentPolicy;
-      return refused(`${person} is not eligible for ${env.name} (eligible: ${describeEligible(eligibleFor(policy, env))})`);
+      return refused(
+        `${person} is not eligible for ${env.name} (eligible: ${describeEligible(eligibleFor(policy, env))})`,
+      );
     }
-    return refused(`${person} is not eligible for any environment (${envs.map((e) => `${e.name}: ${describeEligible(eligibleFor(policy, e))}`).join('; ')})`);
+    return refused(
+      `${person} is not eligible for any environment (${envs.map((e) => `${e.name}: ${describeEligible(eligibleFor(policy, e))}`).join('; ')})`,
+    );
   }
   const names = eligibleEnvs.map((e) => e.name);
-  if (claim.decision === 'reject') return { counted: true, reason: `counted: ${person} requests changes to ${shortSha(claim.sha)}`, environments: names };
-  return { counted: true, reason: `counted: ${person} approves ${shortSha(claim.sha)} for ${names.join(', ')}`, environments: names };
+  if (claim.decision === 'reject')
+    return {
+      counted: true,
+      reason: `counted: ${person} requests changes to ${shortSha(claim.sha)}`,
+      environments: names,
+    };
+  return {
+    counted: true,
+    reason: `counted: ${person} approves ${shortSha(claim.sha)} for ${names.join(', ')}`,
+    environments: names,
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
 // The gate of one environment
 
 /** True while a counted approval is still valid for `env` (same head, not voided, not expired). */
-export function approvalValidFor(record: ApprovalRecord, env: EnvironmentPolicy, headSha: string, now: number): boolean {
+export function approvalValidFor(
+  record: ApprovalRecord,
+  env: EnvironmentPolicy,
+  headSha: string,
+  now: number,
+): boolean {
   return (
     record.counted &&
     record.claim.decision === 'approve' &&
@@ -225,7 +266,12 @@ export function approvalValidFor(record: ApprovalRecord, env: EnvironmentPolicy,
 }
 
 /** Distinct people whose approval currently counts for `env`: one person approving twice counts once. */
-export function approversFor(records: readonly ApprovalRecord[], env: EnvironmentPolicy, headSha: string, now: number): string[] {
+export function approversFor(
+  records: readonly ApprovalRecord[],
+  env: EnvironmentPolicy,
+  headSha: string,
+  now: number,
+): string[] {
   const people = new Set<string>();
   for (const r of records) if (approvalValidFor(r, env, headSha, now)) people.add(r.claim.person.toLowerCase());
   return [...people].sort();
@@ -239,7 +285,14 @@ export interface GateState {
 }
 
 /** Whether `env` may be delivered: enough distinct approvers and, for a policy change, a policy owner among them. */
-export function gateState(policy: ChangePolicy, env: EnvironmentPolicy, records: readonly ApprovalRecord[], headSha: string, now: number, policyChange: boolean): GateState {
+export function gateState(
+  policy: ChangePolicy,
+  env: EnvironmentPolicy,
+  records: readonly ApprovalRecord[],
+  headSha: string,
+  now: number,
+  policyChange: boolean,
+): GateState {
   const approvers = approversFor(records, env, headSha, now);
   const missing = env.required - approvers.length;
   if (missing > 0) {
@@ -253,12 +306,19 @@ export function gateState(policy: ChangePolicy, env: EnvironmentPolicy, records:
   if (policyChange) {
     const owners = policy.policyOwners.map((o) => o.toLowerCase());
     // A policy owner's counted approval of this head, for any environment, covers the policy change.
-    const ownerApproved = records.some((r) => owners.includes(r.claim.person.toLowerCase()) && policy.environments.some((e) => approvalValidFor(r, e, headSha, now)));
+    const ownerApproved = records.some(
+      (r) =>
+        owners.includes(r.claim.person.toLowerCase()) &&
+        policy.environments.some((e) => approvalValidFor(r, e, headSha, now)),
+    );
     if (!ownerApproved) {
       return {
         open: false,
         approvers,
-        waitingFor: owners.length > 0 ? `the change touches policy paths: approval of ${shortSha(headSha)} by a policy owner (${owners.join(', ')})` : 'the change touches policy paths but no policy owner is configured for this repository',
+        waitingFor:
+          owners.length > 0
+            ? `the change touches policy paths: approval of ${shortSha(headSha)} by a policy owner (${owners.join(', ')})`
+            : 'the change touches policy paths but no policy owner is configured for this repository',
       };
     }
   }

@@ -26,7 +26,14 @@ let taskQueue: string;
 
 function configYaml(remote: string): string {
   // jo's object ID in lower case: the gateway matches Entra IDs case-insensitively.
-  return threePeopleConfig(remote, { channels: { 'sam-dev': `teams: ${sam.aadObjectId}`, 'alex-reviewer': `teams: ${alex.aadObjectId}`, 'jo-platform': `teams: ${jo.aadObjectId.toLowerCase()}` }, production: 'confirm: true' });
+  return threePeopleConfig(remote, {
+    channels: {
+      'sam-dev': `teams: ${sam.aadObjectId}`,
+      'alex-reviewer': `teams: ${alex.aadObjectId}`,
+      'jo-platform': `teams: ${jo.aadObjectId.toLowerCase()}`,
+    },
+    production: 'confirm: true',
+  });
 }
 
 beforeAll(async () => {
@@ -40,7 +47,11 @@ beforeAll(async () => {
     beforeWorkers: async (s) => {
       teams = await startTeamsStandin({ gatewayUrl: s.gatewayUrl });
       s.onStop(() => teams.close());
-      Object.assign(s.gatewayEnv, { TEAMS_APP_ID: teams.appId, TEAMS_TENANT_ID: teams.tenantId, TEAMS_OPENID_METADATA_URL: teams.openIdMetadataUrl });
+      Object.assign(s.gatewayEnv, {
+        TEAMS_APP_ID: teams.appId,
+        TEAMS_TENANT_ID: teams.tenantId,
+        TEAMS_OPENID_METADATA_URL: teams.openIdMetadataUrl,
+      });
       return {};
     },
   });
@@ -52,12 +63,41 @@ afterAll(async () => {
 });
 
 /** Sam opens a pull request on the GitHub stand-in; the change starts as the webhook would start it. */
-async function openChange(title = 'Speed up checkout'): Promise<{ change: string; head: string; handle: WorkflowHandle }> {
-  const { pull } = await github.standin.openPullRequest({ repo: 'acme/shop', author: 'sam-dev', title, commits: [{ message: 'faster checkout', author: 'sam-dev' }], deliver: false });
+async function openChange(
+  title = 'Speed up checkout',
+): Promise<{ change: string; head: string; handle: WorkflowHandle }> {
+  const { pull } = await github.standin.openPullRequest({
+    repo: 'acme/shop',
+    author: 'sam-dev',
+    title,
+    commits: [{ message: 'faster checkout', author: 'sam-dev' }],
+    deliver: false,
+  });
   const change = `acme/shop#${pull.number}`;
-  const commits = github.standin.pullCommits(pull).map((c) => ({ sha: c.sha, author: { email: c.author.email, name: c.author.name }, committer: { email: c.committer.email, name: c.committer.name }, message: c.message }));
-  const event: PullRequestEvent = { kind: 'opened', deliveryId: randomBytes(8).toString('hex'), headSha: pull.headSha, updatedAt: pull.updatedAt, author: pull.author, title: pull.title, baseRef: pull.baseRef, headRef: pull.headRef, commits };
-  const handle = await client.workflow.signalWithStart('changeWorkflow', { workflowId: `change:${change}`, taskQueue, args: [{ change }], signal: pullRequestSignal, signalArgs: [stack.signed(change, event)] });
+  const commits = github.standin.pullCommits(pull).map((c) => ({
+    sha: c.sha,
+    author: { email: c.author.email, name: c.author.name },
+    committer: { email: c.committer.email, name: c.committer.name },
+    message: c.message,
+  }));
+  const event: PullRequestEvent = {
+    kind: 'opened',
+    deliveryId: randomBytes(8).toString('hex'),
+    headSha: pull.headSha,
+    updatedAt: pull.updatedAt,
+    author: pull.author,
+    title: pull.title,
+    baseRef: pull.baseRef,
+    headRef: pull.headRef,
+    commits,
+  };
+  const handle = await client.workflow.signalWithStart('changeWorkflow', {
+    workflowId: `change:${change}`,
+    taskQueue,
+    args: [{ change }],
+    signal: pullRequestSignal,
+    signalArgs: [stack.signed(change, event)],
+  });
   stack.track(handle);
   await waitForStage(handle, 'awaiting-approval');
   return { change, head: pull.headSha, handle };
@@ -68,7 +108,8 @@ async function waitForStage(handle: WorkflowHandle, stage: string, timeoutMs = 3
   for (;;) {
     const status = await handle.query(statusQuery).catch(() => undefined);
     if (status?.stage === stage) return status;
-    if (Date.now() > deadline) throw new Error(`stage never became ${stage}; last: ${status?.stage} (${status?.waitingFor})`);
+    if (Date.now() > deadline)
+      throw new Error(`stage never became ${stage}; last: ${status?.stage} (${status?.waitingFor})`);
     await new Promise((r) => setTimeout(r, 150));
   }
 }
@@ -76,7 +117,9 @@ async function waitForStage(handle: WorkflowHandle, stage: string, timeoutMs = 3
 /** All plain text on a card, and all TextBlock text (which Teams would read as markdown). */
 function cardText(reply: TeamsReply): { runs: string; blocks: string[] } {
   const body = reply.card?.body ?? [];
-  const runs = body.flatMap((b) => (b.type === 'RichTextBlock' ? (b.inlines as Array<{ text: string }>).map((i) => i.text) : [])).join('');
+  const runs = body
+    .flatMap((b) => (b.type === 'RichTextBlock' ? (b.inlines as Array<{ text: string }>).map((i) => i.text) : []))
+    .join('');
   const blocks = body.filter((b) => b.type === 'TextBlock').map((b) => String(b.text));
   return { runs, blocks };
 }
@@ -90,9 +133,15 @@ describe('Teams approvals (Action.Execute)', () => {
     expect(cardText(author).runs).toMatch(/^Refused: sam-dev's approval of .* was refused: sam-dev is an initiator/);
 
     const colleague = await teams.execute(alex, { change, sha: head, environment: 'staging', decision: 'approve' });
-    console.log(`Teams Action.Execute answered with the outcome card in ${colleague.elapsedMs} ms (author's refusal: ${author.elapsedMs} ms, includes the first JWKS fetch)`);
+    console.log(
+      `Teams Action.Execute answered with the outcome card in ${colleague.elapsedMs} ms (author's refusal: ${author.elapsedMs} ms, includes the first JWKS fetch)`,
+    );
     expect(colleague.status).toBe(200);
-    expect(cardText(colleague).runs).toMatch(new RegExp(`^Accepted: alex-reviewer's approval of ${change} at ${head.slice(0, 12)} for staging counted \\(staging\\)`));
+    expect(cardText(colleague).runs).toMatch(
+      new RegExp(
+        `^Accepted: alex-reviewer's approval of ${change} at ${head.slice(0, 12)} for staging counted \\(staging\\)`,
+      ),
+    );
     const status = await handle.query(statusQuery);
     expect(status.approvals.map((a) => [a.claim.person, a.claim.channel, a.counted, a.claim.evidence])).toEqual([
       ['sam-dev', 'teams', false, { teamsUser: sam.aadObjectId, teamsTenant: teams.tenantId }],
@@ -104,7 +153,9 @@ describe('Teams approvals (Action.Execute)', () => {
     const { change, head, handle } = await openChange();
     const reply = await teams.execute(stranger, { change, sha: head, decision: 'approve', environment: 'staging' });
     expect(reply.status).toBe(200);
-    expect(cardText(reply).runs).toContain(`Refused: your Teams user ${stranger.aadObjectId} is not listed in foureyes.yaml`);
+    expect(cardText(reply).runs).toContain(
+      `Refused: your Teams user ${stranger.aadObjectId} is not listed in foureyes.yaml`,
+    );
     expect(cardText(reply).runs).toContain(`teams: ${stranger.aadObjectId}`);
     expect((await handle.query(statusQuery)).approvals).toEqual([]);
   });
@@ -121,12 +172,17 @@ describe('Teams approvals (Action.Execute)', () => {
     expect(blocks.join('\n')).not.toContain('evil.example');
     expect((await handle.query(statusQuery)).approvals).toEqual([]);
     const button = ask.card?.actions?.[0] as { type: string; data: Record<string, unknown> };
-    expect(button).toMatchObject({ type: 'Action.Execute', data: { change, sha: head, environment: 'production', decision: 'approve', confirmed: true } });
+    expect(button).toMatchObject({
+      type: 'Action.Execute',
+      data: { change, sha: head, environment: 'production', decision: 'approve', confirmed: true },
+    });
 
     const confirmed = await teams.execute(jo, button.data);
     expect(cardText(confirmed).runs).toMatch(/^Accepted: jo-platform's approval of .* for production counted/);
     const status = await handle.query(statusQuery);
-    expect(status.approvals.map((a) => [a.claim.person, a.claim.channel, a.claim.environment, a.counted])).toEqual([['jo-platform', 'teams', 'production', true]]);
+    expect(status.approvals.map((a) => [a.claim.person, a.claim.channel, a.claim.environment, a.counted])).toEqual([
+      ['jo-platform', 'teams', 'production', true],
+    ]);
     // Upper-case object id from Teams matched the lower-case one in foureyes.yaml, and is recorded lower case.
     expect(status.approvals[0]?.claim.evidence.teamsUser).toBe(jo.aadObjectId.toLowerCase());
   });
@@ -135,7 +191,14 @@ describe('Teams approvals (Action.Execute)', () => {
     const { change, head, handle } = await openChange('Add <at>Jo</at> **retry**');
     const found = await teams.search(alex, ` ${change} `);
     expect(found.status).toBe(200);
-    const result = found.body?.composeExtension as { type: string; attachments: Array<{ contentType: string; content: NonNullable<TeamsReply['card']>; preview: { content: { title: string } } }> };
+    const result = found.body?.composeExtension as {
+      type: string;
+      attachments: Array<{
+        contentType: string;
+        content: NonNullable<TeamsReply['card']>;
+        preview: { content: { title: string } };
+      }>;
+    };
     expect(result.type).toBe('result');
     const attachment = result.attachments[0];
     expect(attachment?.contentType).toBe('application/vnd.microsoft.card.adaptive');
@@ -155,14 +218,22 @@ describe('Teams approvals (Action.Execute)', () => {
     expect(cardText(staging).runs).toMatch(/^Accepted: alex-reviewer's approval .* for staging counted/);
     const ask = await teams.execute(jo, buttons[1]?.data as Record<string, unknown>);
     expect(cardText(ask).runs).toMatch(/^Confirm: /);
-    expect((await handle.query(statusQuery)).approvals.map((a) => [a.claim.person, a.claim.environment])).toEqual([['alex-reviewer', 'staging']]);
+    expect((await handle.query(statusQuery)).approvals.map((a) => [a.claim.person, a.claim.environment])).toEqual([
+      ['alex-reviewer', 'staging'],
+    ]);
 
     const strangerSearch = await teams.search(stranger, change);
-    expect(strangerSearch.body).toMatchObject({ composeExtension: { type: 'message', text: expect.stringMatching(/^refused: your Teams user/) } });
+    expect(strangerSearch.body).toMatchObject({
+      composeExtension: { type: 'message', text: expect.stringMatching(/^refused: your Teams user/) },
+    });
     const unknown = await teams.search(alex, 'acme/shop#999996');
-    expect(unknown.body).toMatchObject({ composeExtension: { type: 'message', text: expect.stringMatching(/no open change acme\/shop#999996/) } });
+    expect(unknown.body).toMatchObject({
+      composeExtension: { type: 'message', text: expect.stringMatching(/no open change acme\/shop#999996/) },
+    });
     const empty = await teams.search(alex, '');
-    expect(empty.body).toMatchObject({ composeExtension: { type: 'message', text: expect.stringMatching(/type a change/) } });
+    expect(empty.body).toMatchObject({
+      composeExtension: { type: 'message', text: expect.stringMatching(/type a change/) },
+    });
     expect((await teams.search(alex, change, { audience: 'other-bot' })).status).toBe(401);
   });
 
@@ -170,13 +241,20 @@ describe('Teams approvals (Action.Execute)', () => {
     const { change, head, handle } = await openChange();
     const reply = await teams.execute(jo, { change, sha: head, environment: 'production', decision: 'reject' });
     expect(cardText(reply).runs).toMatch(/jo-platform's rejection of/);
-    expect((await handle.query(statusQuery)).approvals.map((a) => [a.claim.person, a.claim.decision])).toEqual([['jo-platform', 'reject']]);
+    expect((await handle.query(statusQuery)).approvals.map((a) => [a.claim.person, a.claim.decision])).toEqual([
+      ['jo-platform', 'reject'],
+    ]);
   });
 
   it('refuses a button that does not name a change and commit, and an unknown change', async () => {
     const bad = await teams.execute(alex, { change: 'acme/shop#1', decision: 'approve' });
     expect(cardText(bad).runs).toMatch(/does not name a change and commit; nothing was recorded/);
-    const unknown = await teams.execute(alex, { change: 'acme/shop#999997', sha: 'a'.repeat(40), environment: 'staging', decision: 'approve' });
+    const unknown = await teams.execute(alex, {
+      change: 'acme/shop#999997',
+      sha: 'a'.repeat(40),
+      environment: 'staging',
+      decision: 'approve',
+    });
     expect(cardText(unknown).runs).toMatch(/no open change acme\/shop#999997/);
   });
 });
@@ -218,9 +296,18 @@ describe('Teams request authentication', () => {
   });
 
   it('fetches the JWKS again when a token names an unknown kid (key rotation), and otherwise uses the cached keys', async () => {
-    const env = { TEAMS_APP_ID: teams.appId, TEAMS_TENANT_ID: teams.tenantId, TEAMS_OPENID_METADATA_URL: teams.openIdMetadataUrl };
+    const env = {
+      TEAMS_APP_ID: teams.appId,
+      TEAMS_TENANT_ID: teams.tenantId,
+      TEAMS_OPENID_METADATA_URL: teams.openIdMetadataUrl,
+    };
     // Cooldown 0 so the refetch is not held back by the 30 s the gateway uses against kid floods.
-    const verify = async () => (await verifyTeamsRequest(await teams.signedRequest(alex, { type: 'message', text: 'hi' }), env, { keyRefreshCooldownMs: 0 })).activity.type;
+    const verify = async () =>
+      (
+        await verifyTeamsRequest(await teams.signedRequest(alex, { type: 'message', text: 'hi' }), env, {
+          keyRefreshCooldownMs: 0,
+        })
+      ).activity.type;
     const start = teams.jwksFetches;
     expect(await verify()).toBe('message');
     expect(teams.jwksFetches).toBe(start + 1);
@@ -231,21 +318,37 @@ describe('Teams request authentication', () => {
     expect(teams.jwksFetches).toBe(start + 2);
     // A key the Bot Framework endorses only for another channel does not speak for Teams.
     await teams.rotateKey(['skype']);
-    await expect(verify()).rejects.toMatchObject({ status: 401, message: expect.stringMatching(/not endorsed for the msteams channel/) });
+    await expect(verify()).rejects.toMatchObject({
+      status: 401,
+      message: expect.stringMatching(/not endorsed for the msteams channel/),
+    });
     await teams.rotateKey();
   });
 });
 
 describe('Teams configuration', () => {
-  const minimal = (people: string) => `people:\n${people}\nenvironments:\n  - { name: staging, deploy: { run: "true" } }\nrepositories:\n  - { name: acme/shop, remote: /tmp/none.git }\n`;
+  const minimal = (people: string) =>
+    `people:\n${people}\nenvironments:\n  - { name: staging, deploy: { run: "true" } }\nrepositories:\n  - { name: acme/shop, remote: /tmp/none.git }\n`;
 
   it('people[].teams must be an Entra ID object id, one person per id', () => {
-    expect(() => parseConfig(minimal('  - { github: sam-dev, teams: "sam@example.com" }'), 't.yaml')).toThrow(/people\[0\]\.teams.*Entra ID/s);
-    expect(() => parseConfig(minimal(`  - { github: sam-dev, teams: ${sam.aadObjectId} }\n  - { github: alex-reviewer, teams: ${sam.aadObjectId.toUpperCase()} }`), 't.yaml')).toThrow(/people\[1\]\.teams: Teams user .* is already people\[0\]/);
+    expect(() => parseConfig(minimal('  - { github: sam-dev, teams: "sam@example.com" }'), 't.yaml')).toThrow(
+      /people\[0\]\.teams.*Entra ID/s,
+    );
+    expect(() =>
+      parseConfig(
+        minimal(
+          `  - { github: sam-dev, teams: ${sam.aadObjectId} }\n  - { github: alex-reviewer, teams: ${sam.aadObjectId.toUpperCase()} }`,
+        ),
+        't.yaml',
+      ),
+    ).toThrow(/people\[1\]\.teams: Teams user .* is already people\[0\]/);
   });
 
   it('a gateway without TEAMS_APP_ID / TEAMS_TENANT_ID answers 503 and names the variables', async () => {
     const request = await teams.signedRequest(alex, { type: 'message' });
-    await expect(verifyTeamsRequest(request, {})).rejects.toMatchObject({ status: 503, message: expect.stringMatching(/TEAMS_APP_ID.*TEAMS_TENANT_ID/) });
+    await expect(verifyTeamsRequest(request, {})).rejects.toMatchObject({
+      status: 503,
+      message: expect.stringMatching(/TEAMS_APP_ID.*TEAMS_TENANT_ID/),
+    });
   });
 });

@@ -1,0 +1,111 @@
+// Who may schedule a deploy-zone activity. Anyone who can reach Temporal can run a worker of their own and
+// schedule an activity onto the deploy queue from a workflow they wrote, so the deploy zone checks its
+// caller against what the Temporal server records for it, not against what the caller says.
+import { ApplicationFailure, Context } from '@temporalio/activity';
+import { parseChangeRef, workflowIdFor } from '../shared/change-ref.ts';
+
+export interface CallerRule {
+  /** The workflow type the server recorded for the caller. */
+  workflowType: string;
+  /** The workflow ID that caller must have for this activity input (undefined: the input names no such ID). */
+  workflowIdFor(input: unknown): string | undefined;
+}
+
+/** A change's own workflow, acting for its own change: `change:<owner>/<repo>#<n>` for `input.change` (or `input.status.change`). */
+export const CHANGE_WORKFLOW_CALLER: CallerRule = {
+  workflowType: 'changeWorkflow',
+  workflowIdFor(input) {
+    const given = input as { change?: unknown; status?: { change?: unknown } } | undefined;
+    const change = given?.change ?? given?.status?.change;
+    if (typeof change !== 'string') return undefined;
+    try {
+      return workflowIdFor(parseChangeRef(change));
+    } catch {
+      return undefined;
+    }
+  },
+};
+
+export interface CallerFacts {
+  workflowType: string;
+  workflowId: string;
+  runId: string;
+  /** The task queue of the caller's workflow as the server has it. */
+  taskQueue: string;
+}
+
+/** The reason a caller is refused, or undefined when one of the rules admits it. */
+export function refuseCaller(
+  caller: CallerFacts,
+  input: unknown,
+  rules: CallerRule[],
+  workflowQueues: string[],
+): string | undefined {
+  const rule = rules.find((r) => r.workflowType === caller.workflowType);
+  if (!rule)
+    return `these activities are scheduled only by ${rules.map((r) => r.workflowType).join(', ')}; this call came from a ${caller.workflowType} (${caller.workflowId})`;
+  const expected = rule.workflowIdFor(input);
+  if (expected === undefined || expected !== caller.workflowId)
+    return `a ${caller.workflowType} may deliver only its own change: ${caller.workflowId} asked for ${expected ?? 'an input without a change'}`;
+  if (!workflowQueues.includes(caller.taskQueue))
+    return `${caller.workflowId} runs on task queue ${caller.taskQueue}, which no foureyes orchestrator polls (${workflowQueues.join(', ')}): the workflow code that scheduled this is not foureyes'`;
+  return undefined;
+}
+
+/** The orchestrator queue a zone queue belongs to: `foureyes-deploy` -> `foureyes` (the orchestrator's is its own). */
+export function workflowQueueOf(zoneQueue: string, zone: 'orchestrator' | 'checks' | 'deploy'): string {
+  if (zone === 'orchestrator') return zoneQueue;
+  return zoneQueue.endsWith(`-${zone}`) ? zoneQueue.slice(0, -`-${zone}`.length) : zoneQueue;
+}
+
+async function callerFacts(): Promise<CallerFacts> {
+  const ctx = Context.current();
+  const { workflowExecution, workflowType } = ctx.info;
+  // An activity started on its own (no workflow) has no caller the server vouches for.
+  if (!workflowExecution || !workflowType)
+    return { workflowType: '(no workflow)', workflowId: '(none)', runId: '', taskQueue: '' };
+  // The server's view of the caller: its type and ID come with the task, its queue only from a describe.
+  const description = await ctx.client.workflow
+    .getHandle(workflowExecution.workflowId, workflowExecution.runId)
+    .describe();
+  return {
+    workflowType: description.type ?? workflowType,
+    workflowId: workflowExecution.workflowId,
+    runId: workflowExecution.runId,
+    taskQueue: description.taskQueue,
+  };
+}
+
+/**
+ * Wraps a zone's activities so each call first checks its caller. A refusal is non-retryable and names the
+ * caller; the activity itself never runs. Activities named in `open` (read-only ones) are left as they are;
+ * with `only`, just the activities named there are guarded.
+ */
+export function guardCallers<T extends object>(
+  activities: T,
+  options: { zone: 'orchestrator' | 'deploy'; rules?: CallerRule[]; open?: string[]; only?: string[] },
+): T {
+  const rules = options.rules ?? [CHANGE_WORKFLOW_CALLER];
+  const guarded: Record<string, unknown> = {};
+  for (const [name, fn] of Object.entries(activities)) {
+    if (typeof fn !== 'function' || options.open?.includes(name) || (options.only && !options.only.includes(name))) {
+      guarded[name] = fn;
+      continue;
+    }
+    guarded[name] = async (...args: unknown[]) => {
+      const caller = await callerFacts();
+      const refusal = refuseCaller(caller, args[0], rules, [
+        workflowQueueOf(Context.current().info.taskQueue, options.zone),
+      ]);
+      if (refusal) {
+        Context.current().log.warn(`refused ${name}: ${refusal}`, {
+          workflowId: caller.workflowId,
+          runId: caller.runId,
+        });
+        throw ApplicationFailure.nonRetryable(`refused ${name}: ${refusal}`, 'UntrustedCaller');
+      }
+      return (fn as (...a: unknown[]) => unknown).apply(activities, args);
+    };
+  }
+  return guarded as T;
+}

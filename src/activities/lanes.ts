@@ -1,0 +1,260 @@
+// Orchestrator activities of environment lanes. The change workflow's side (acquireLane, releaseLane) asks its
+// environment's lane and waits, heartbeating, until the lane has answered it; it stays pending while it waits,
+// which is how the lane tells the change's own request from an insider's signal. The lane's side
+// (lookUpLaneCaller) asks the Temporal server who a signal claims to come from.
+import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activity';
+import { WorkflowNotFoundError, type Client } from '@temporalio/client';
+import {
+  laneIdFor,
+  laneMemoOf,
+  type LaneCallerFacts,
+  type LaneGrant,
+  type LaneMemo,
+  type LaneState,
+} from '../shared/lane.ts';
+import type { ChangeStatus } from '../shared/types.ts';
+
+/** How often a waiting change reads the lane's memo (the server answers it; no worker replays anything). */
+const POLL_MS = 250;
+/** A lane run from before its memo (LANE_MEMO_PATCH) is asked with a query, each of which replays it: rarely. */
+const QUERY_POLL_MS = 2_000;
+/** A running lane without a memo of its own after this long is taken for a run from before the memo. */
+const MEMO_GRACE_MS = 15_000;
+const HEARTBEAT_MS = 1_000;
+/** How often an acquire whose lane is not running starts it again. */
+const RESTART_MS = 2_000;
+/**
+ * How often an acquire the lane does not list asks again: a request can be lost to a run that never read it (one
+ * an insider started under the lane's ID, or one terminated before it did). Asking again is harmless.
+ */
+const REASK_MS = 5_000;
+
+interface LaneCall {
+  repo: string;
+  environment: string;
+}
+
+function me(): { workflowId: string; runId: string } {
+  const execution = Context.current().info.workflowExecution;
+  if (!execution)
+    throw ApplicationFailure.nonRetryable('a lane is taken only from a change workflow', 'UntrustedCaller');
+  return { workflowId: execution.workflowId, runId: execution.runId };
+}
+
+/**
+ * What the lane answers now. `none`: no lane runs under that ID on this task queue. `pending`: it runs but has
+ * not answered yet (a new run that has not written its memo, or a memo that another run wrote).
+ */
+type LaneAnswer = { kind: 'memo'; memo: LaneMemo; fromQuery: boolean } | { kind: 'none' } | { kind: 'pending' };
+
+async function laneAnswer(client: Client, lane: string, taskQueue: string): Promise<LaneAnswer> {
+  const handle = client.workflow.getHandle(lane);
+  let described;
+  try {
+    described = await handle.describe();
+  } catch (error) {
+    if (error instanceof WorkflowNotFoundError) return { kind: 'none' };
+    return { kind: 'pending' };
+  }
+  if (described.status.name !== 'RUNNING' || described.type !== 'laneWorkflow' || described.taskQueue !== taskQueue)
+    return { kind: 'none' };
+  const memo = described.memo?.lane as LaneMemo | undefined;
+  if (memo?.v === 1 && memo.run === described.runId) return { kind: 'memo', memo, fromQuery: false };
+  if (memo !== undefined || Date.now() - described.startTime.getTime() < MEMO_GRACE_MS) return { kind: 'pending' };
+  const state = await handle.query<LaneState>('state').catch(() => undefined);
+  return state ? { kind: 'memo', memo: laneMemoOf(state, described.runId), fromQuery: true } : { kind: 'pending' };
+}
+
+/**
+ * Waits (heartbeating, cancellable) until `done` says the lane has answered. The heartbeat beats on its own so
+ * that a slow answer of a busy server is not taken for a dead worker.
+ */
+async function until<T>(
+  client: Client,
+  lane: string,
+  done: (answer: Exclude<LaneAnswer, { kind: 'pending' }>) => Promise<T | undefined> | T | undefined,
+): Promise<T> {
+  const ctx = Context.current();
+  const beat = setInterval(() => ctx.heartbeat(), HEARTBEAT_MS);
+  try {
+    for (;;) {
+      ctx.heartbeat();
+      if (ctx.cancellationSignal.aborted) throw new CancelledFailure('cancelled while waiting for the lane');
+      const answer = await laneAnswer(client, lane, ctx.info.taskQueue);
+      const result = answer.kind === 'pending' ? undefined : await done(answer);
+      if (result !== undefined) return result;
+      await ctx.sleep(answer.kind === 'memo' && answer.fromQuery ? QUERY_POLL_MS : POLL_MS).catch(() => undefined);
+    }
+  } finally {
+    clearInterval(beat);
+  }
+}
+
+export function createLaneActivities() {
+  return {
+    /** Joins the lane (starting it if it is not running) and returns once this run holds it, or was declined. */
+    async acquireLane(input: LaneCall): Promise<LaneGrant> {
+      const ctx = Context.current();
+      const client = ctx.client;
+      const lane = laneIdFor(input.repo, input.environment, ctx.info.taskQueue);
+      const self = me();
+      const ask = () =>
+        client.workflow.signalWithStart('laneWorkflow', {
+          workflowId: lane,
+          taskQueue: ctx.info.taskQueue,
+          args: [{ lane }],
+          signal: 'request',
+          signalArgs: [self],
+        });
+      await ask();
+      let askedAt = Date.now();
+      /** Sends the request again once `ms` have passed since the last one (a duplicate is harmless). */
+      const askAgainAfter = async (ms: number) => {
+        if (Date.now() - askedAt < ms) return;
+        askedAt = Date.now();
+        await ask().catch(() => undefined);
+      };
+      return until(client, lane, async (answer): Promise<LaneGrant | undefined> => {
+        // The lane ended (terminated, failed) before answering: its next run takes over what it knew.
+        if (answer.kind === 'none') return void (await askAgainAfter(RESTART_MS));
+        const { memo } = answer;
+        if (memo.holder?.workflowId === self.workflowId && memo.holder.runId === self.runId)
+          return { granted: true, lane, ...(memo.running ? { running: memo.running.sha } : {}) };
+        const declined = memo.declined[self.runId];
+        if (declined) return { granted: false, lane, reason: declined };
+        const refused = memo.refused[self.runId];
+        if (refused) return { granted: false, lane, reason: `the lane refused the request: ${refused}` };
+        if (!memo.queue.some((t) => t.workflowId === self.workflowId && t.runId === self.runId))
+          await askAgainAfter(REASK_MS);
+        return undefined;
+      });
+    },
+
+    /** Gives the lane back (or leaves its queue) and returns once the lane has let go of this run. */
+    async releaseLane(input: LaneCall): Promise<{ released: boolean }> {
+      const ctx = Context.current();
+      const client = ctx.client;
+      const lane = laneIdFor(input.repo, input.environment, ctx.info.taskQueue);
+      const self = me();
+      const ours = (m: LaneMemo) =>
+        (m.holder?.runId === self.runId && m.holder.workflowId === self.workflowId) ||
+        m.queue.some((t) => t.runId === self.runId && t.workflowId === self.workflowId);
+      const before = await until(client, lane, (answer) => answer);
+      if (before.kind === 'none' || !ours(before.memo)) return { released: false };
+      await client.workflow.getHandle(lane).signal('release', self);
+      return until(client, lane, (answer) =>
+        answer.kind === 'memo' && ours(answer.memo) ? undefined : { released: true },
+      );
+    },
+
+    /** Who a lane signal claims to come from, as the Temporal server and that workflow itself answer. */
+    async lookUpLaneCaller(input: {
+      workflowId: string;
+      runId: string;
+      environment: string;
+      /** Ask the change for its status only when its run has ended (the lane's check that its holder still runs). */
+      changeOnlyIfEnded?: boolean;
+    }): Promise<LaneCallerFacts> {
+      const client = Context.current().client;
+      const facts: LaneCallerFacts = {
+        workflowId: String(input.workflowId),
+        runId: String(input.runId),
+        found: false,
+        pending: [],
+      };
+      let handle;
+      try {
+        handle = client.workflow.getHandle(facts.workflowId, facts.runId);
+        const described = await handle.describe();
+        Object.assign(facts, {
+          found: true,
+          workflowType: described.type,
+          taskQueue: described.taskQueue,
+          status: described.status.name,
+          pending: (described.raw.pendingActivities ?? []).map((a) => ({
+            type: a.activityType?.name ?? '',
+            id: a.activityId ?? '',
+          })),
+        });
+      } catch (error) {
+        // Only the server saying there is no such run means the holder is gone; anything else (a timeout, the
+        // server busy) is retried — taking a running holder's lane for a slow answer lets two deploys overlap.
+        if (error instanceof WorkflowNotFoundError || isInvalidArgument(error)) return facts;
+        throw error;
+      }
+      if (
+        facts.workflowType === 'changeWorkflow' &&
+        !(input.changeOnlyIfEnded === true && facts.status === 'RUNNING')
+      ) {
+        const status = await handle.query<ChangeStatus>('status').catch(() => undefined);
+        const env = status?.environments.find((e) => e.name === input.environment);
+        if (status)
+          facts.change = {
+            change: status.change,
+            headSha: status.headSha,
+            ...(env
+              ? {
+                  environment: {
+                    state: env.state,
+                    approvedBy: env.approvedBy,
+                    ...(env.deploy?.sha ? { deployedSha: env.deploy.sha } : {}),
+                  },
+                }
+              : {}),
+          };
+      }
+      return facts;
+    },
+
+    /**
+     * A lane started afresh (its previous run terminated, say by someone with Temporal access) takes over what
+     * its latest earlier run knew — holder, queue, releases — read from that run itself (a query replays it).
+     */
+    async priorLaneState(input: {
+      workflowId: string;
+      runId: string;
+      taskQueue: string;
+    }): Promise<{ runId: string; status: string; state: LaneState } | undefined> {
+      const client = Context.current().client;
+      const runs: Array<{ runId: string; status: string; startTime: Date }> = [];
+      for await (const e of client.workflow.list({ query: `WorkflowId = ${JSON.stringify(input.workflowId)}` })) {
+        if (e.runId !== input.runId && e.type === 'laneWorkflow' && e.taskQueue === input.taskQueue)
+          runs.push({ runId: e.runId, status: e.status.name, startTime: e.startTime });
+      }
+      runs.sort((a, b) => b.startTime.getTime() - a.startTime.getTime());
+      for (const run of runs.slice(0, 5)) {
+        const state = await client.workflow
+          .getHandle(input.workflowId, run.runId)
+          .query<LaneState>('state')
+          .catch(() => undefined);
+        if (state && state.v === 1 && state.lane === input.workflowId)
+          return { runId: run.runId, status: run.status.toLowerCase(), state };
+      }
+      return undefined;
+    },
+
+    /** Which run a lane continued from, as the server has it. */
+    async describeLaneRun(input: {
+      workflowId: string;
+      runId: string;
+    }): Promise<{ workflowType: string; taskQueue: string; status: string } | undefined> {
+      try {
+        const described = await Context.current().client.workflow.getHandle(input.workflowId, input.runId).describe();
+        return {
+          workflowType: described.type,
+          taskQueue: described.taskQueue,
+          status:
+            described.status.name === 'CONTINUED_AS_NEW' ? 'continued-as-new' : described.status.name.toLowerCase(),
+        };
+      } catch {
+        return undefined;
+      }
+    },
+  };
+}
+
+/** A gRPC INVALID_ARGUMENT (a workflow or run ID no run can have): no such caller, as with NOT_FOUND. */
+function isInvalidArgument(error: unknown): boolean {
+  const cause = (error as { cause?: { code?: unknown } } | undefined)?.cause;
+  return cause?.code === 3 || (error as { code?: unknown } | undefined)?.code === 3;
+}

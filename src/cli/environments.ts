@@ -1,0 +1,91 @@
+// `foureyes environments [owner/repo] [--env name] [--last N] [--json] [--gateway URL]`: what runs where — per
+// environment the release running now (SHA, change, approvers, deployed at), the changes waiting for its lane,
+// and the last releases. Read through the gateway (GET /api/environments/…).
+import type { EnvironmentView } from '../shared/lane.ts';
+import { validateRepoName, ChangeRefError } from '../shared/change-ref.ts';
+import { CliError, parseArgs } from './commands.ts';
+
+const USAGE = 'usage: foureyes environments [owner/repo] [--env name] [--last N] [--json] [--gateway URL]';
+
+export async function run(args: string[]): Promise<number> {
+  const { positionals, flags, options } = parseArgs(args, {
+    flags: ['json', 'help'],
+    options: ['env', 'last', 'gateway'],
+  });
+  if (flags.has('help')) {
+    console.log(USAGE);
+    return 0;
+  }
+  if (positionals.length > 1) throw new CliError(USAGE, 2);
+  const repo = positionals[0];
+  if (repo !== undefined) {
+    const [owner, name, extra] = repo.split('/');
+    try {
+      if (extra !== undefined || name === undefined)
+        throw new ChangeRefError(`invalid repository ${JSON.stringify(repo.slice(0, 80))}: expected owner/repo`);
+      validateRepoName(owner ?? '', name);
+    } catch (error) {
+      if (error instanceof ChangeRefError) throw new CliError(error.message, 2);
+      throw error;
+    }
+  }
+  if (options.has('env') && !repo)
+    throw new CliError('--env needs a repository: foureyes environments owner/repo --env name', 2);
+  const gateway = (options.get('gateway') ?? process.env.FOUREYES_GATEWAY_URL ?? 'http://127.0.0.1:3000').replace(
+    /\/+$/,
+    '',
+  );
+  const path = [
+    '/api/environments',
+    ...(repo ? repo.split('/').map(encodeURIComponent) : []),
+    ...(options.has('env') ? [encodeURIComponent(options.get('env') as string)] : []),
+  ].join('/');
+  const query = options.has('last') ? `?last=${encodeURIComponent(options.get('last') as string)}` : '';
+  let response: Response;
+  try {
+    response = await fetch(`${gateway}${path}${query}`, {
+      headers: { 'user-agent': 'foureyes-cli' },
+      signal: AbortSignal.timeout(30_000),
+    });
+  } catch (error) {
+    throw new CliError(
+      `cannot reach the foureyes gateway at ${gateway} (${(error as Error).message}); is \`foureyes up\` running? Point at another gateway with --gateway URL or FOUREYES_GATEWAY_URL`,
+    );
+  }
+  const body = (await response.json().catch(() => ({}))) as { environments?: EnvironmentView[]; error?: string };
+  if (response.status !== 200)
+    throw new CliError(
+      `the gateway answered ${response.status}: ${body.error ?? 'no reason given'}`,
+      response.status === 400 ? 2 : 1,
+    );
+  const views = body.environments ?? [];
+  console.log(flags.has('json') ? JSON.stringify(views, null, 2) : formatEnvironments(views));
+  return 0;
+}
+
+export function formatEnvironments(views: EnvironmentView[]): string {
+  const lines: string[] = [];
+  for (const v of views) {
+    lines.push(`${v.repo} @ ${v.environment}`);
+    const r = v.running;
+    lines.push(
+      r
+        ? `  running      ${r.sha.slice(0, 12)}  ${r.change}${r.kind === 'rollback' ? ' (rollback)' : ''}  approved by ${r.approvers.join(', ') || '(none)'}  deployed ${r.endedAt}`
+        : '  running      nothing deployed through foureyes yet',
+    );
+    if (v.holder)
+      lines.push(
+        `  deploying    ${v.holder.sha.slice(0, 12)}  ${v.holder.change} since ${v.holder.grantedAt ?? v.holder.requestedAt}`,
+      );
+    for (const [i, t] of v.queue.entries())
+      lines.push(
+        `  ${i === 0 ? 'waiting' : ''.padEnd(7)}      ${t.sha.slice(0, 12)}  ${t.change} since ${t.requestedAt}`,
+      );
+    if (v.releases.length) lines.push('  releases (newest first):');
+    for (const x of v.releases)
+      lines.push(
+        `    ${x.endedAt}  ${x.sha.slice(0, 12)}  ${x.change}  ${x.outcome}${x.outcome === 'deployed' ? ` (approved by ${x.approvers.join(', ') || 'none'})` : `: ${x.reason}`}`,
+      );
+  }
+  return lines.join('\n');
+}

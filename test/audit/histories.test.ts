@@ -1,0 +1,55 @@
+// The audit built from saved histories of real workflow runs (test/workflows/histories/, also replayed by
+// test/workflows/replay.test.ts): what the record says must be what those runs used, not hand-made events.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { buildAuditRecord } from '../../src/audit/record.ts';
+import { decodeHistory } from '../workflows/harness.ts';
+
+const dir = join(import.meta.dirname, '..', 'workflows', 'histories');
+
+function record(...files: string[]) {
+  const runs = files.map((f) => {
+    const { workflowId, history } = decodeHistory(readFileSync(join(dir, f), 'utf8'));
+    const runId = history.events?.[0]?.workflowExecutionStartedEventAttributes?.originalExecutionRunId ?? f;
+    return { workflowId, run: { runId, events: history.events ?? [] } };
+  });
+  return buildAuditRecord(
+    (runs[0]?.workflowId ?? '').replace(/^change:/, ''),
+    runs.map((r) => r.run),
+  );
+}
+
+describe('audit records from saved core v2 histories', () => {
+  it('takes initiators and commits from the look-ups the workflow made (the events carry no commits)', () => {
+    const rec = record('v2-refusals.json');
+    const heads = rec.summary.heads ?? [];
+    expect(heads).toHaveLength(2);
+    expect(heads.map((h) => h.source)).toEqual(['lookUpPullRequest', 'lookUpPullRequest']);
+    // One head: kim-qa authored (by e-mail), pat-peer committed (noreply address), jo-platform co-authored.
+    const c = heads.flatMap((h) => h.commits).find((x) => x.author.email === 'KIM@example.com');
+    expect(c?.author.person).toBe('kim-qa');
+    expect(c?.committer.person).toBe('pat-peer');
+    expect(c?.coAuthors.map((a) => a.person)).toContain('jo-platform');
+    expect(Object.keys(rec.summary.initiators).sort()).toEqual([
+      'alex-reviewer',
+      'jo-platform',
+      'kim-qa',
+      'pat-peer',
+      'sam-dev',
+    ]);
+    expect(rec.summary.initiators['alex-reviewer']).toEqual(['pusher']);
+    // The events as the gateway signed them name no commits, and the record does not pretend they did.
+    for (const e of rec.entries.filter((x) => x.kind === 'pull-request'))
+      expect(e.summary).toContain('its commits are read from GitHub');
+  });
+
+  it('a change continued as new is one record across its runs', () => {
+    const files = [1, 2, 3, 4, 5, 6, 7].map((n) => `v2-continue-as-new-run${n}.json`);
+    const rec = record(...files);
+    expect(rec.summary.runIds).toHaveLength(7);
+    expect(rec.entries.filter((e) => e.kind === 'continued-as-new')).toHaveLength(6);
+    expect(rec.summary.heads?.length).toBeGreaterThanOrEqual(5);
+    expect(Object.keys(rec.summary.initiators)).toEqual(['sam-dev']);
+  });
+});

@@ -1,0 +1,179 @@
+// Environment lanes on the real Temporal dev server: one deploy at a time per repository and environment, in
+// the order the changes reached it; an older head never replaces a newer release; a holder that ended without
+// giving the lane back loses it; the lane's history stays bounded and its releases stay.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { laneIdFor, type LaneState } from '../../src/shared/lane.ts';
+import { laneStateQuery } from '../../src/workflows/lane.ts';
+import {
+  approve,
+  claim,
+  close,
+  saveLaneHistory,
+  newChange,
+  opened,
+  openChange,
+  result,
+  saveHistory,
+  sha,
+  startStack,
+  status,
+  waitForStatus,
+  type Stack,
+} from './harness.ts';
+
+let stack: Stack;
+beforeAll(async () => {
+  stack = await startStack();
+});
+afterAll(async () => {
+  await stack?.stop();
+});
+
+const awaiting = (s: { stage: string }) => s.stage === 'awaiting-approval';
+
+async function laneState(lane: string): Promise<LaneState> {
+  return stack.client.workflow.getHandle(lane).query(laneStateQuery);
+}
+
+async function untilLane(
+  lane: string,
+  what: string,
+  ok: (s: LaneState) => boolean,
+  timeoutMs = 30_000,
+): Promise<LaneState> {
+  const deadline = Date.now() + timeoutMs;
+  let last: LaneState | undefined;
+  for (;;) {
+    last = await laneState(lane).catch(() => undefined);
+    if (last && ok(last)) return last;
+    if (Date.now() > deadline) throw new Error(`lane never showed ${what}; last: ${JSON.stringify(last, null, 1)}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+describe('environment lanes', () => {
+  it(
+    'two approved changes racing deploy one after the other, in approval order, and the lane records both',
+    { timeout: 60_000 },
+    async () => {
+      const [a, b] = [newChange(), newChange()];
+      const [ha, hb] = [sha(), sha()];
+      for (const c of [a, b]) stack.slowDeploys.set(c, 400);
+      const handleA = await openChange(stack, a, opened(ha));
+      const handleB = await openChange(stack, b, opened(hb));
+      await waitForStatus(handleA, awaiting);
+      await waitForStatus(handleB, awaiting);
+      await approve(stack, handleA, claim(a, ha, 'alex-reviewer'));
+      await approve(stack, handleB, claim(b, hb, 'jo-platform'));
+      expect(await result(handleA)).toMatchObject({ outcome: 'delivered' });
+      expect(await result(handleB)).toMatchObject({ outcome: 'delivered' });
+
+      for (const env of ['staging', 'production']) {
+        const [da, db] = [a, b].map((c) => stack.calls.deploy.find((d) => d.change === c && d.environment === env));
+        expect(da && db, `both deployed to ${env}`).toBeTruthy();
+        // Measured from the deploy worker's own timestamps: A's window ends before B's begins.
+        expect(da?.endedAt).toBeLessThanOrEqual(db?.at ?? 0);
+        const lane = await laneState(laneIdFor('acme/shop', env, stack.taskQueue));
+        const mine = lane.releases.filter((r) => r.change === a || r.change === b);
+        expect(mine.map((r) => [r.change, r.sha, r.approvers, r.outcome])).toEqual([
+          [a, ha, ['alex-reviewer'], 'deployed'],
+          [b, hb, ['jo-platform'], 'deployed'],
+        ]);
+        expect(lane.running).toMatchObject({ change: b, sha: hb });
+        expect(lane.holder).toBeUndefined();
+      }
+      const timeline = (await status(handleA)).timeline.map((t) => t.kind);
+      expect(timeline.filter((k) => k === 'lane-acquired')).toHaveLength(2);
+      expect(timeline.filter((k) => k === 'lane-released')).toHaveLength(2);
+      await saveHistory(stack, handleA, 'v2-lane-race');
+      await saveLaneHistory(stack, laneIdFor('acme/shop', 'staging', stack.taskQueue), 'v2-lane-staging');
+    },
+  );
+
+  it(
+    'an older change approved after a newer one is not deployed over it, with the reason in its status',
+    { timeout: 60_000 },
+    async () => {
+      const [older, newer] = [newChange(), newChange()];
+      const [ho, hn] = [sha(), sha()];
+      stack.github.descend(hn, ho);
+      const handleOld = await openChange(stack, older, opened(ho));
+      const handleNew = await openChange(stack, newer, opened(hn));
+      await waitForStatus(handleOld, awaiting);
+      await approve(stack, handleNew, claim(newer, hn, 'alex-reviewer'));
+      expect(await result(handleNew)).toMatchObject({ outcome: 'delivered' });
+      await approve(stack, handleOld, claim(older, ho, 'alex-reviewer'));
+      const refused = await waitForStatus(handleOld, (s) => s.stage === 'failed');
+      expect(refused.waitingFor).toContain(
+        `${ho.slice(0, 7)} is older than the release running there (${hn.slice(0, 7)} of ${newer} contains it`,
+      );
+      expect(refused.environments.find((e) => e.name === 'staging')?.state).toBe('failed');
+      expect(stack.calls.deploy.filter((d) => d.change === older)).toEqual([]);
+      const lane = await laneState(laneIdFor('acme/shop', 'staging', stack.taskQueue));
+      expect(lane.running?.sha).toBe(hn);
+      expect(Object.values(lane.declined)).toContainEqual(expect.stringContaining(`${ho.slice(0, 7)} is older`));
+      await saveHistory(stack, handleOld, 'v2-lane-older-declined');
+      await close(stack, handleOld);
+    },
+  );
+
+  it(
+    'a holder terminated mid-deploy loses the lane; the next change deploys, nothing deploys twice',
+    { timeout: 60_000 },
+    async () => {
+      const [a, b] = [newChange(), newChange()];
+      const [ha, hb] = [sha(), sha()];
+      stack.hangingDeploys.add(a);
+      const lane = laneIdFor('acme/shop', 'staging', stack.taskQueue);
+      const handleA = await openChange(stack, a, opened(ha));
+      const handleB = await openChange(stack, b, opened(hb));
+      await waitForStatus(handleB, awaiting);
+      await approve(stack, handleA, claim(a, ha, 'alex-reviewer'));
+      await untilLane(lane, 'A holding', (s) => s.holder?.change === a);
+      await approve(stack, handleB, claim(b, hb, 'alex-reviewer'));
+      await untilLane(lane, 'B waiting', (s) => s.queue.some((t) => t.change === b));
+      await waitForStatus(
+        handleA,
+        (s) => s.environments[0]?.state === 'deploying' && stack.calls.deploy.some((d) => d.change === a),
+      );
+      await handleA.terminate('worker lost, operator terminated the change');
+      const reclaimed = await untilLane(lane, 'A reclaimed', (s) => s.releases.some((r) => r.change === a));
+      expect(reclaimed.releases.find((r) => r.change === a)).toMatchObject({
+        outcome: 'reclaimed',
+        reason: expect.stringContaining('terminated while holding the lane'),
+      });
+      expect(await result(handleB)).toMatchObject({ outcome: 'delivered' });
+      expect(stack.calls.deploy.filter((d) => d.change === a).map((d) => d.environment)).toEqual(['staging']);
+      expect(stack.calls.deploy.filter((d) => d.change === b).map((d) => d.environment)).toEqual([
+        'staging',
+        'production',
+      ]);
+    },
+  );
+
+  it('continues as new with a bounded history and keeps every release', { timeout: 90_000 }, async () => {
+    const lane = laneIdFor('acme/dual', 'dual', stack.taskQueue);
+    const first = await stack.client.workflow.start('laneWorkflow', {
+      workflowId: lane,
+      taskQueue: stack.taskQueue,
+      args: [{ lane, historyEventLimit: 40 }],
+    });
+    const changes: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const c = newChange('acme/dual');
+      const h = sha();
+      changes.push(c);
+      const handle = await openChange(stack, c, opened(h));
+      await waitForStatus(handle, awaiting);
+      await approve(stack, handle, claim(c, h, 'alex-reviewer'));
+      await approve(stack, handle, claim(c, h, 'jo-platform'));
+      await waitForStatus(handle, (s) => s.environments[0]?.state === 'deployed');
+      await close(stack, handle);
+    }
+    const state = await untilLane(lane, 'three releases', (s) => s.releases.length === 3 && !s.holder);
+    expect(state.releases.map((r) => [r.change, r.outcome])).toEqual(changes.map((c) => [c, 'deployed']));
+    const now = await stack.client.workflow.getHandle(lane).describe();
+    expect(now.runId).not.toBe(first.firstExecutionRunId);
+    expect(now.historyLength).toBeLessThan(80);
+  });
+});
