@@ -468,7 +468,8 @@ describe('deployer activities', () => {
     running = running.then(() => orchestratorRun);
     const args = input('crash', uniquePullNumberBase() + 6, {
       deployQueue: zoneQueue(crashQueue, 'deploy'),
-      heartbeatTimeoutMs: 3000,
+      // Long enough that a starved worker's late heartbeat does not start a second attempt before the kill.
+      heartbeatTimeoutMs: 8000,
       maxAttempts: 5,
     });
     const handle = await start(args, { taskQueue: crashQueue });

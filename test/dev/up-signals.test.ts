@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { projectRoot } from '../../src/dev/paths.ts';
 import { startTemporalServer } from '../../src/dev/temporal-server.ts';
+import { freePort } from '../../src/dev/process.ts';
 import { freeUpPorts, startUp, upTree, type UpProcess } from '../helpers/foureyes-up.ts';
 import { alive, heldPorts, survivors } from '../helpers/processes.ts';
 
@@ -111,20 +112,22 @@ describe('foureyes up, interrupted', () => {
 
   it('an orphaned Temporal of an earlier start on the same data folder is stopped, with a message, and the stack comes up', async () => {
     const dataDir = freshDir();
-    const ports = await freeUpPorts();
+    const temporalPorts = { temporal: await freePort(), ui: await freePort() };
     // What a crash that took the watchdogs too leaves: the pid file and a running Temporal on the port. Started
     // here rather than by SIGKILLing an `up` and its watchdogs: that orphan loses the reader of its output and
     // may die at its next log line (it did under load), leaving the test nothing to clean up.
     mkdirSync(join(dataDir, 'pids'), { recursive: true });
     const orphan = await startTemporalServer({
       dataDir,
-      port: ports.temporal,
-      uiPort: ports.ui,
+      port: temporalPorts.temporal,
+      uiPort: temporalPorts.ui,
       logFile: join(dataDir, 'orphan-temporal.log'),
       pidFile: join(dataDir, 'pids', 'temporal.pid'),
     });
     const temporalPid = orphan.process.child.pid as number;
     expect(alive(temporalPid)).toBe(true);
+    // The other ports are picked once the orphan holds its own internal ones, so none of them can be among these.
+    const ports = { ...temporalPorts, bao: await freePort(), gateway: await freePort() };
 
     const second = await startUp({ dataDir, configFile, env, ports });
     expect(second.output()).toMatch(
