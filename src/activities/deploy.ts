@@ -385,27 +385,22 @@ export function createDeployActivities(
       await revokeNow();
       const body = report(result, recovered);
       if (result.exitCode !== 0 || result.timedOut) {
-        const why = result.timedOut
+        // A command that ran and failed is an outcome of the change, not a fault of the pipeline: it is returned,
+        // so its exit code, output tail and leases reach status, the pull request and the audit. Only what kept
+        // the command from running (OpenBao, the remote, the worker) throws.
+        const failure = result.timedOut
           ? `timed out after ${Math.round(command.timeout / 1000)}s and was killed`
           : result.exitCode === null
             ? `was killed by ${result.signal ?? 'a signal'}`
             : `exited with code ${result.exitCode}`;
-        const tail = result.outputTail.trim().split('\n').slice(-20).join('\n');
-        const message = `${step} command for ${input.environment} ${why}${tail ? `; last output:\n${tail}` : ''}`;
-        ctx.log.warn(message, logAttrs);
-        throw ApplicationFailure.create({
-          message,
-          type:
-            step === 'deploy'
-              ? result.timedOut
-                ? 'DeployTimedOut'
-                : 'DeployFailed'
-              : result.timedOut
-                ? 'VerifyTimedOut'
-                : 'VerifyFailed',
-          nonRetryable: true,
-          details: [step === 'deploy' ? { ...body, status: 'failed' } : { ...body, passed: false }],
+        ctx.log.warn(`${step} command for ${input.environment} ${failure}`, {
+          ...logAttrs,
+          durationMs: body.durationMs,
         });
+        const failed = { ...body, failure, ...(result.timedOut ? { timedOut: true } : {}) };
+        return step === 'deploy'
+          ? ({ ...failed, status: 'failed' } satisfies DeployReport)
+          : ({ ...failed, passed: false } satisfies VerifyReport);
       }
       if (step === 'verify') return { ...body, passed: true } satisfies VerifyReport;
       await writeMarker(input, config);

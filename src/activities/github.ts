@@ -18,6 +18,7 @@ import type { CommitComparison } from '../shared/lane.ts';
 import type { Octokit } from '@octokit/rest';
 import type { FoureyesConfig } from '../config/schema.ts';
 import { parseChangeRef, workflowIdFor, type ChangeRef } from '../shared/change-ref.ts';
+import { failedStep, failureOf } from '../shared/step-report.ts';
 import type {
   ApprovalRecord,
   ChangePolicy,
@@ -233,6 +234,20 @@ export function renderSummary(status: ChangeStatus, link: string): string {
         `| ${md(e.name)} | ${e.approvedBy.length}/${e.required} | ${e.approvedBy.map((p) => md(p)).join(', ') || '—'} | ${md(e.state)} |`,
       );
     lines.push('');
+  }
+  const failures = status.environments.flatMap((e) => {
+    const failed = failedStep(e);
+    return failed ? [{ env: e.name, ...failed }] : [];
+  });
+  for (const f of failures) {
+    lines.push(
+      `**${md(f.env)}: ${f.step === 'deploy' ? 'deploy' : 'verification'} failed** — the command ${md(failureOf(f.report))} after ${(f.report.durationMs / 1000).toFixed(1)} s`,
+      '',
+    );
+    const tail = f.report.outputTail.trim().split('\n').slice(-20).join('\n');
+    // A fence longer than any run of backticks in the output, so the output cannot close it.
+    const fence = '`'.repeat(Math.max(3, ...[...tail.matchAll(/`+/g)].map((m) => m[0].length + 1)));
+    if (tail) lines.push('Last output (secrets redacted):', '', fence, tail, fence, '');
   }
   if (status.initiators.length > 0)
     lines.push(`Initiators (may not approve): ${status.initiators.map((p) => md(p)).join(', ')}`, '');

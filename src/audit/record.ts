@@ -28,6 +28,7 @@ import type {
 } from '../shared/types.ts';
 import { decodePayloads, eventTime, type HistoryEvent, type RunHistory } from './history.ts';
 import type { UnchainedEntry } from './seal.ts';
+import { failureOf, reportOfFailure, stepFailureText } from '../shared/step-report.ts';
 
 import { APPROVAL_MEMO_KEY, type ApprovalDecisionMemo } from '../shared/audit-memo.ts';
 import { CORE_V2_PATCH, patchOf } from '../shared/patches.ts';
@@ -169,6 +170,50 @@ export function buildAuditRecord(change: string, runs: RunHistory[]): AuditRecor
   const updateAttempt = new Map<string, number>();
 
   const push = (entry: UnchainedEntry) => entries.push(entry);
+  /** A deploy or verify step that ran: deployed, failed with its exit code and output tail, or verified. */
+  const recordStep = (
+    step: 'deploy' | 'verify',
+    report: DeployReport | VerifyReport,
+    taskQueue: string,
+    at: string,
+    executor: string | undefined,
+  ) => {
+    const failed = step === 'deploy' ? (report as DeployReport).status === 'failed' : !(report as VerifyReport).passed;
+    const outcome = failed ? { failure: failureOf(report), outputTail: report.outputTail } : {};
+    const data = {
+      environment: report.environment,
+      sha: report.sha,
+      ...(step === 'deploy' ? { status: (report as DeployReport).status } : { passed: !failed }),
+      exitCode: report.exitCode,
+      durationMs: report.durationMs,
+      ...outcome,
+      leases: report.leases,
+      executor,
+      ...(step === 'deploy' ? { taskQueue } : {}),
+    };
+    if (step === 'verify') {
+      push({
+        at,
+        kind: 'verify',
+        summary: `${failed ? stepFailureText('verify', report) : `${report.environment}: verification passed at ${shortSha(report.sha)}`}; ${leaseText(report.leases)}`,
+        data,
+      });
+      return;
+    }
+    if (executor) executors.add(executor);
+    if (!isDeployQueue(taskQueue))
+      findings.push(`${report.environment} was deployed from task queue ${taskQueue}, outside the deploy zone`);
+    if (!failed) {
+      deployed.push(report.environment);
+      deployedAt.add(`${report.environment}@${report.sha}`);
+    }
+    push({
+      at,
+      kind: 'deploy',
+      summary: `${failed ? stepFailureText('deploy', report) : `${report.environment}: ${(report as DeployReport).status} ${shortSha(report.sha)}`} by the pipeline (${executor ?? 'deploy worker'}); ${leaseText(report.leases)}`,
+      data,
+    });
+  };
   /** A head as the workflow read it: its commits, each identity resolved under the policy in force then. */
   const pushHead = (
     at: string,
@@ -409,52 +454,10 @@ export function buildAuditRecord(change: string, runs: RunHistory[]): AuditRecor
             });
             break;
           }
-          case 'deploy': {
-            const report = result as DeployReport;
-            if (executor) executors.add(executor);
-            if (!isDeployQueue(pending.taskQueue))
-              findings.push(
-                `${report.environment} was deployed from task queue ${pending.taskQueue}, outside the deploy zone`,
-              );
-            if (report.status !== 'failed') {
-              deployed.push(report.environment);
-              deployedAt.add(`${report.environment}@${report.sha}`);
-            }
-            push({
-              at,
-              kind: 'deploy',
-              summary: `${report.environment}: ${report.status} ${shortSha(report.sha)} by the pipeline (${executor ?? 'deploy worker'}); ${leaseText(report.leases)}`,
-              data: {
-                environment: report.environment,
-                sha: report.sha,
-                status: report.status,
-                exitCode: report.exitCode,
-                durationMs: report.durationMs,
-                leases: report.leases,
-                executor,
-                taskQueue: pending.taskQueue,
-              },
-            });
+          case 'deploy':
+          case 'verify':
+            recordStep(pending.type, result as DeployReport & VerifyReport, pending.taskQueue, at, executor);
             break;
-          }
-          case 'verify': {
-            const report = result as VerifyReport;
-            push({
-              at,
-              kind: 'verify',
-              summary: `${report.environment}: verification ${report.passed ? 'passed' : 'FAILED'} at ${shortSha(report.sha)}; ${leaseText(report.leases)}`,
-              data: {
-                environment: report.environment,
-                sha: report.sha,
-                passed: report.passed,
-                exitCode: report.exitCode,
-                durationMs: report.durationMs,
-                leases: report.leases,
-                executor,
-              },
-            });
-            break;
-          }
           case 'revokeOutstanding': {
             const leases = (result as LeaseRecord[]) ?? [];
             const env = (pending.input as { environment?: string })?.environment;
@@ -502,6 +505,13 @@ export function buildAuditRecord(change: string, runs: RunHistory[]): AuditRecor
         const pending = scheduled.get(String(a?.scheduledEventId ?? ''));
         if (!pending || QUIET_ACTIVITIES.has(pending.type)) continue;
         const message = a?.failure?.message ?? 'timed out';
+        // A failed command recorded before failed commands were results: its report is in the failure's details.
+        const info = a?.failure?.applicationFailureInfo;
+        const carried = info ? reportOfFailure(info.type, decodePayloads(info.details)[0]) : undefined;
+        if (carried && carried.step === pending.type) {
+          recordStep(carried.step, carried.report, pending.taskQueue, at, pending.identity);
+          continue;
+        }
         push({
           at,
           kind: 'activity-failed',

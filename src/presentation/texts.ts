@@ -2,6 +2,7 @@
 // gateway show them. Pure text from shared types (no I/O), so every channel says the same thing.
 import { reasonText } from '../policy/sod.ts';
 import { escapeSlackText } from '../shared/slack-format.ts';
+import { failedStep, stepFailureText } from '../shared/step-report.ts';
 import type { ApprovalClaim, ApprovalOutcome, ChangeStatus } from '../shared/types.ts';
 
 /** An approval the workflow answered: the signed claim and the workflow's outcome. */
@@ -35,10 +36,13 @@ export function formatStatus(s: ChangeStatus): string {
     lines.push(
       `  checks       ${s.checks.passed ? 'passed' : 'FAILED'} at ${s.checks.sha.slice(0, 12)} (${s.checks.results.map((r) => `${r.name}: ${r.passed ? 'ok' : r.timedOut ? 'timed out' : `exit ${r.exitCode}`}`).join(', ')})`,
     );
-  for (const env of s.environments)
+  for (const env of s.environments) {
     lines.push(
       `  ${env.name.padEnd(12)} ${env.state}; approvals ${env.approvedBy.length}/${env.required}${env.approvedBy.length ? ` (${env.approvedBy.join(', ')})` : ''}`,
     );
+    const failed = failedStep(env);
+    if (failed) lines.push(`  ${''.padEnd(12)} ${stepFailureText(failed.step, failed.report)}`);
+  }
   const attempts = s.approvals.slice(-10);
   if (attempts.length) {
     lines.push('  approval attempts:');

@@ -203,6 +203,9 @@ export interface DeployReport {
   durationMs: number;
   outputTail: string;
   leases: LeaseRecord[];
+  /** Why a command that ran failed: 'exited with code 3', 'timed out after 60s and was killed'. */
+  failure?: string;
+  timedOut?: boolean;
 }
 
 export interface VerifyReport {
@@ -213,6 +216,9 @@ export interface VerifyReport {
   durationMs: number;
   outputTail: string;
   leases: LeaseRecord[];
+  /** Why a command that ran failed: 'exited with code 3', 'timed out after 60s and was killed'. */
+  failure?: string;
+  timedOut?: boolean;
 }
 
 export interface ApprovalRecord {

@@ -1,9 +1,18 @@
 // What only the pipeline does: run the change's own checks on the exact head in the checks zone, and deliver it
 // to one environment in that environment's deploy zone — lease, deploy, verify, and revoke whatever happens.
-import { CancellationScope, isCancellation, log, patched, workflowInfo } from '@temporalio/workflow';
+import {
+  ActivityFailure,
+  ApplicationFailure,
+  CancellationScope,
+  isCancellation,
+  log,
+  patched,
+  workflowInfo,
+} from '@temporalio/workflow';
 import { shortSha } from '../policy/sod.ts';
 import type { ChangeStage, DeployInput, EnvironmentPolicy, EnvironmentStatus } from '../shared/types.ts';
 import { ENVIRONMENT_LANE_PATCH } from '../shared/patches.ts';
+import { reportOfFailure, stepFailureText } from '../shared/step-report.ts';
 import { checksZone, deployZone, laneActivities } from './activities.ts';
 import { note, type ChangeRecord } from './change-record.ts';
 import { failureMessage } from './failures.ts';
@@ -106,26 +115,14 @@ async function deliverNow(run: DeliveryHost, env: EnvironmentPolicy, head: strin
     run.setStage('deploying', `deploy of ${shortSha(head)} to ${env.name}`);
     const deployed = await deployer.deploy(job);
     status.deploy = deployed;
-    if (deployed.status === 'failed')
-      return failDelivery(
-        run,
-        status,
-        head,
-        `deploy of ${shortSha(head)} to ${env.name} failed (exit ${deployed.exitCode ?? 'none'})`,
-      );
+    if (deployed.status === 'failed') return failDelivery(run, status, head, stepFailureText('deploy', deployed));
     note(record, run.now(), 'deployed', `${shortSha(head)} ${deployed.status} to ${env.name}`, { sha: head });
     if (env.verifyTimeoutMs !== undefined) {
       status.state = 'verifying';
       run.setStage('verifying', `verification of ${shortSha(head)} in ${env.name}`);
       const verified = await verifier.verify(job);
       status.verify = verified;
-      if (!verified.passed)
-        return failDelivery(
-          run,
-          status,
-          head,
-          `verification of ${shortSha(head)} in ${env.name} failed (exit ${verified.exitCode ?? 'none'})`,
-        );
+      if (!verified.passed) return failDelivery(run, status, head, stepFailureText('verify', verified));
       note(record, run.now(), 'verified', `${shortSha(head)} verified in ${env.name}`, { sha: head });
     }
     status.state = 'deployed';
@@ -138,6 +135,13 @@ async function deliverNow(run: DeliveryHost, env: EnvironmentPolicy, head: strin
         sha: head,
       });
       throw error;
+    }
+    // Runs recorded before failed commands were results: the report rode in the failure's details.
+    const failed = commandFailure(error);
+    if (failed) {
+      if (failed.step === 'deploy') status.deploy = failed.report;
+      else status.verify = failed.report;
+      return failDelivery(run, status, head, stepFailureText(failed.step, failed.report));
     }
     return failDelivery(
       run,
@@ -170,6 +174,11 @@ async function deliverNow(run: DeliveryHost, env: EnvironmentPolicy, head: strin
       run.changed();
     });
   }
+}
+
+function commandFailure(error: unknown): ReturnType<typeof reportOfFailure> {
+  const cause = error instanceof ActivityFailure ? error.cause : undefined;
+  return cause instanceof ApplicationFailure ? reportOfFailure(cause.type, cause.details?.[0]) : undefined;
 }
 
 function failDelivery(run: DeliveryHost, status: EnvironmentStatus, head: string, summary: string): false {

@@ -341,39 +341,33 @@ describe('deployer activities', () => {
     expect(state.data.data.leases).toEqual([]);
   });
 
-  it('a failing deploy command stops with its exit code and redacted output, and still revokes', async () => {
+  it('a failing deploy command is a result: its exit code, redacted output and revoked leases come back', async () => {
     const handle = await start(input('broken', 2));
-    const cause = await failureOf(handle);
+    const result = (await handle.result()) as DeployStepResult;
     collectValues();
-    expect(cause).toBeInstanceOf(ApplicationFailure);
-    const failure = cause as ApplicationFailure;
-    expect(failure.type).toBe('DeployFailed');
-    expect(failure.nonRetryable).toBe(true);
-    expect(failure.message).toMatch(/exited with code 3/);
-    expect(failure.message).toContain('boom');
-    expect(failure.message).toContain('token is [redacted]');
-    const report = failure.details?.[0] as {
-      status: string;
-      leases: Array<{ kind: string; leaseId: string; accessor?: string; revokedAt?: string }>;
-    };
-    expect(report.status).toBe('failed');
-    await expectRevoked(report.leases);
+    // An outcome of the change, not a fault of the pipeline: returned, not thrown, so nothing retries it.
+    expect(result.deploy.status).toBe('failed');
+    expect(result.deploy.exitCode).toBe(3);
+    expect(result.deploy.failure).toBe('exited with code 3');
+    expect(result.deploy.outputTail).toContain('boom');
+    expect(result.deploy.outputTail).toContain('token is [redacted]');
+    expect(result.deploy.durationMs).toBeGreaterThan(0);
+    expect(result.deploy.leases.length).toBeGreaterThan(0);
+    await expectRevoked(result.deploy.leases);
     await tokenIsDead(lastToken());
   });
 
-  it('a deploy that outlives its timeout is killed and still revokes', async () => {
+  it('a deploy that outlives its timeout is killed, reported as timed out, and still revokes', async () => {
     const handle = await start(input('slow', 3));
-    const cause = await failureOf(handle);
+    const result = (await handle.result()) as DeployStepResult;
     collectValues();
-    expect((cause as ApplicationFailure).type).toBe('DeployTimedOut');
-    expect(cause.message).toMatch(/timed out after 2s/);
+    expect(result.deploy.status).toBe('failed');
+    expect(result.deploy.timedOut).toBe(true);
+    expect(result.deploy.failure).toMatch(/timed out after 2s/);
     expect(existsSync(join(work, 'slow.started'))).toBe(true);
     expect(processesWith(`sleep 60.${mark}1`)).toEqual([]);
     await tokenIsDead(lastToken());
-    const report = (cause as ApplicationFailure).details?.[0] as {
-      leases: Array<{ kind: string; leaseId: string; accessor?: string; revokedAt?: string }>;
-    };
-    await expectRevoked(report.leases);
+    await expectRevoked(result.deploy.leases);
   });
 
   it('cancelling the workflow mid-deploy kills the command and revokes', async () => {

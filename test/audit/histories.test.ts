@@ -52,4 +52,25 @@ describe('audit records from saved core v2 histories', () => {
     expect(rec.summary.heads?.length).toBeGreaterThanOrEqual(5);
     expect(Object.keys(rec.summary.initiators)).toEqual(['sam-dev']);
   });
+
+  for (const file of ['v2-deploy-failed.json', 'v2-deploy-failed-thrown.json'])
+    it(`a failed deploy command is evidence: exit code, why and last output (${file})`, () => {
+      const rec = record(file);
+      const deploys = rec.entries.filter((e) => e.kind === 'deploy');
+      expect(deploys).toHaveLength(1);
+      expect(deploys[0]?.data).toMatchObject({
+        environment: 'staging',
+        status: 'failed',
+        exitCode: 3,
+        durationMs: 1200,
+        failure: 'exited with code 3',
+      });
+      expect(String(deploys[0]?.data.outputTail)).toContain('migration 0042_orders failed');
+      expect(deploys[0]?.summary).toMatch(
+        /^deploy of [0-9a-f]{7} to staging failed: the command exited with code 3 after 1\.2 s; last output: .*migration 0042_orders failed/,
+      );
+      // Whichever shape the deploy zone answered in, the record says it the same way, not as a pipeline fault.
+      expect(rec.entries.filter((e) => e.kind === 'activity-failed')).toEqual([]);
+      expect(rec.summary.environmentsDeployed).toEqual([]);
+    });
 });

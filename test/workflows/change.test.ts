@@ -245,6 +245,30 @@ describe('changeWorkflow', () => {
     await saveHistory(stack, handle, 'v2-closed-mid-deploy');
   });
 
+  for (const shape of ['result', 'thrown'] as const)
+    it(`a deploy command that fails (${shape === 'result' ? 'returned as a result' : 'thrown, as older deploy zones did'}): its exit code and last output are in status`, async () => {
+      const change = newChange();
+      stack.failingDeploys.set(change, shape);
+      const head = sha();
+      const handle = await openChange(stack, change, opened(head));
+      await waitForStatus(handle, awaiting);
+      await approve(stack, handle, claim(change, head, 'alex-reviewer'));
+      const failed = await waitForStatus(handle, (s) => s.stage === 'failed');
+      const staging = failed.environments.find((e) => e.name === 'staging');
+      expect(staging?.state).toBe('failed');
+      expect(staging?.deploy).toMatchObject({ status: 'failed', exitCode: 3, durationMs: 1200 });
+      expect(staging?.deploy?.outputTail).toContain('migration 0042_orders failed');
+      expect(failed.waitingFor).toBe(
+        `new commits: deploy of ${head.slice(0, 7)} to staging failed: the command exited with code 3 after 1.2 s; last output: applying migration 0042 ⏎ error: migration 0042_orders failed`,
+      );
+      // Nothing went further, the leases were revoked, and production was never tried.
+      expect(stack.calls.deploy.filter((d) => d.change === change).map((d) => d.environment)).toEqual(['staging']);
+      expect(stack.calls.revoke).toContainEqual({ change, environment: 'staging' });
+      await close(stack, handle);
+      expect((await result(handle)).outcome).toBe('abandoned');
+      await saveHistory(stack, handle, shape === 'result' ? 'v2-deploy-failed' : 'v2-deploy-failed-thrown');
+    });
+
   it('a forged approval signalled straight to Temporal is refused and visible in status', async () => {
     const change = newChange();
     const head = sha();

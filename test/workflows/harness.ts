@@ -4,7 +4,7 @@
 // test's gateway key, as the gateway signs them.
 import { Context } from '@temporalio/activity';
 import type { Client, WorkflowHandle } from '@temporalio/client';
-import { CancelledFailure } from '@temporalio/common';
+import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { temporal } from '@temporalio/proto';
 import type { Worker } from '@temporalio/worker';
 import { randomUUID } from 'node:crypto';
@@ -93,6 +93,11 @@ export interface Stack {
   hangingDeploys: Set<string>;
   /** Deploys of these changes take this long (ms). */
   slowDeploys: Map<string, number>;
+  /**
+   * Deploys of these changes run and fail (exit 3, output below): `result` as the deploy zone answers now,
+   * `thrown` as it answered before failed commands were results (a DeployFailed failure carrying the report).
+   */
+  failingDeploys: Map<string, 'result' | 'thrown'>;
   stop(): Promise<void>;
 }
 
@@ -105,6 +110,7 @@ export async function startStack(options: { workflowCache?: number } = {}): Prom
   const failingShas = new Set<string>();
   const hangingDeploys = new Set<string>();
   const slowDeploys = new Map<string, number>();
+  const failingDeploys = new Map<string, 'result' | 'thrown'>();
   const quickHeartbeats = { maxHeartbeatThrottleInterval: '200ms', defaultHeartbeatThrottleInterval: '200ms' } as const;
 
   const github = new GitHubModel(mkdtempSync(join(tmpdir(), 'foureyes-github-model-')));
@@ -176,6 +182,25 @@ export async function startStack(options: { workflowCache?: number } = {}): Prom
               await new Promise((r) => setTimeout(r, 100));
             }
           }
+          const failing = failingDeploys.get(input.change);
+          if (failing) {
+            const report = {
+              environment: input.environment,
+              sha: input.sha,
+              exitCode: 3,
+              durationMs: 1200,
+              outputTail: 'applying migration 0042\nerror: migration 0042_orders failed\n',
+              leases: [],
+            };
+            if (failing === 'thrown')
+              throw ApplicationFailure.create({
+                message: `deploy command for ${input.environment} exited with code 3; last output:\n${report.outputTail}`,
+                type: 'DeployFailed',
+                nonRetryable: true,
+                details: [{ ...report, status: 'failed' }],
+              });
+            return { ...report, status: 'failed', failure: 'exited with code 3' };
+          }
           return {
             environment: input.environment,
             sha: input.sha,
@@ -218,6 +243,7 @@ export async function startStack(options: { workflowCache?: number } = {}): Prom
     failingShas,
     hangingDeploys,
     slowDeploys,
+    failingDeploys,
     async stop() {
       for (const w of workers) w.shutdown();
       await Promise.all(running);
