@@ -1,5 +1,6 @@
 // The audit export: the record as a sealed JSON document (hash chain + Ed25519 signature) and as Markdown
 // that a person who has never seen Temporal can read.
+import { deriveControls, type ControlEntry } from './controls.ts';
 import type { AuditRecord, AuditSummary } from './record.ts';
 import {
   chainEntries,
@@ -19,15 +20,31 @@ export interface AuditDocument {
   namespace: string;
   generatedAt: string;
   summary: AuditSummary;
+  /** Absent in exports written before controls were mapped. */
+  controls?: ControlEntry[];
   entries: ChainedEntry[];
   chainHead: string;
   signature?: AuditSignature;
 }
 
-/** What the signature covers: everything but the signature itself. */
+/**
+ * What the signature covers: everything but the signature itself (entries through the chain head). The
+ * controls are signed when present, so they can be neither edited nor added to or removed from a signed file;
+ * a file written before them keeps verifying.
+ */
 export function signedPart(doc: Omit<AuditDocument, 'signature'>): unknown {
-  const { format, change, workflowId, namespace, generatedAt, summary, chainHead } = doc;
-  return { format, change, workflowId, namespace, generatedAt, summary, chainHead, entryCount: doc.entries.length };
+  const { format, change, workflowId, namespace, generatedAt, summary, controls, chainHead } = doc;
+  return {
+    format,
+    change,
+    workflowId,
+    namespace,
+    generatedAt,
+    summary,
+    ...(controls !== undefined ? { controls } : {}),
+    chainHead,
+    entryCount: doc.entries.length,
+  };
 }
 
 export function sealRecord(
@@ -43,6 +60,7 @@ export function sealRecord(
     namespace: meta.namespace,
     generatedAt: meta.generatedAt,
     summary: record.summary,
+    controls: record.controls ?? deriveControls(record.summary, record.entries),
     entries,
     chainHead: entries.at(-1)?.hash ?? '0'.repeat(64),
   };
@@ -92,7 +110,7 @@ export function checkDocument(raw: unknown, trustedKeys: string[] = []): Documen
   else if (!verifyPayload(signedPart(doc as AuditDocument), doc.signature)) {
     tampered = true;
     problems.push(
-      'the signature does not match the header, summary or chain head: the file was altered after it was signed',
+      'the signature does not match the header, summary, controls or chain head: the file was altered after it was signed',
     );
   } else if (trustedKeys.length > 0 && !trustedKeys.includes(String(doc.signature.publicKey).toLowerCase()))
     problems.push(`signed by key ${doc.signature.publicKey}, which is not one of the trusted keys`);
@@ -143,6 +161,7 @@ export function renderMarkdown(doc: AuditDocument): string {
     `- Approval attempts refused: ${s.refusedAttempts}`,
     `- Period: ${s.firstEventAt} to ${s.lastEventAt}`,
     '',
+    ...controlsTable(doc),
     '## Timeline',
     '',
     '| # | time (UTC) | event | what happened |',
@@ -156,4 +175,25 @@ export function renderMarkdown(doc: AuditDocument): string {
     '',
   ];
   return lines.join('\n');
+}
+
+function controlsTable(doc: AuditDocument): string[] {
+  if (!doc.controls) return [];
+  const evidence = (c: ControlEntry) =>
+    [...c.evidence.entries.map((e) => `#${e.seq} ${e.kind}`), ...c.evidence.summary.map((f) => `summary.${f}`)]
+      .map(mdEscape)
+      .join(', ') || '—';
+  return [
+    '## Controls',
+    '',
+    'Which evidence of this record answers which control; `#n` is an entry of the timeline below.',
+    '',
+    '| framework | control | status | evidence | why |',
+    '| --- | --- | --- | --- | --- |',
+    ...doc.controls.map(
+      (c) =>
+        `| ${mdEscape(c.framework)} | ${mdEscape(c.id)} ${mdEscape(c.title)} | **${mdEscape(c.status)}** | ${evidence(c)} | ${mdEscape(c.reason)} |`,
+    ),
+    '',
+  ];
 }

@@ -29,6 +29,7 @@ import type {
 import { decodePayloads, eventTime, type HistoryEvent, type RunHistory } from './history.ts';
 import type { UnchainedEntry } from './seal.ts';
 import { failureOf, reportOfFailure, stepFailureText } from '../shared/step-report.ts';
+import { deriveControls, type ControlEntry } from './controls.ts';
 
 import { APPROVAL_MEMO_KEY, type ApprovalDecisionMemo } from '../shared/audit-memo.ts';
 import { CORE_V2_PATCH, patchOf } from '../shared/patches.ts';
@@ -82,6 +83,8 @@ export interface AuditSummary {
 export interface AuditRecord {
   summary: AuditSummary;
   entries: UnchainedEntry[];
+  /** Which evidence answers which control (src/audit/controls.ts); sealRecord derives it when left out. */
+  controls?: ControlEntry[];
 }
 
 interface PendingActivity {
@@ -623,25 +626,23 @@ export function buildAuditRecord(change: string, runs: RunHistory[]): AuditRecor
     .map((e) => e.at)
     .filter(Boolean)
     .sort();
-  return {
-    summary: {
-      change,
-      outcome,
-      headSha,
-      initiators,
-      heads,
-      approvers: [...approvers].sort(),
-      refusedAttempts: refused,
-      executors: [...executors].sort(),
-      environmentsDeployed: deployed,
-      dutiesSegregated: findings.length === 0,
-      segregationFindings: findings,
-      runIds: runs.map((r) => r.runId),
-      firstEventAt: times[0] ?? '',
-      lastEventAt: times.at(-1) ?? '',
-    },
-    entries,
+  const summary: AuditSummary = {
+    change,
+    outcome,
+    headSha,
+    initiators,
+    heads,
+    approvers: [...approvers].sort(),
+    refusedAttempts: refused,
+    executors: [...executors].sort(),
+    environmentsDeployed: deployed,
+    dutiesSegregated: findings.length === 0,
+    segregationFindings: findings,
+    runIds: runs.map((r) => r.runId),
+    firstEventAt: times[0] ?? '',
+    lastEventAt: times.at(-1) ?? '',
   };
+  return { summary, entries, controls: deriveControls(summary, entries) };
 }
 
 function approvalEntry(

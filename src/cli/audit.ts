@@ -1,8 +1,12 @@
-// `foureyes audit <ref> [--format md|json] [--run <runId>] [--out file]`
-// `foureyes audit --repo owner/repo --since <date> [--until <date>] [--out dir]` (bulk, streaming, NDJSON on stdout)
-import { mkdirSync, writeFileSync } from 'node:fs';
+// `foureyes audit <ref> [--format md|json|csv] [--run <runId>] [--out file]`
+// `foureyes audit --repo owner/repo --since <date> [--until <date>] [--format json|md|csv] [--out dir]`
+// (bulk, streaming: NDJSON, Markdown or one CSV row per change on stdout; progress on stderr)
+import { createWriteStream, mkdirSync, writeFileSync } from 'node:fs';
+import { once } from 'node:events';
+import type { Writable } from 'node:stream';
 import { join } from 'node:path';
 import { WorkflowNotFoundError } from '@temporalio/client';
+import { csvHeaderLine, csvLine, csvRow } from '../audit/csv.ts';
 import { renderMarkdown } from '../audit/document.ts';
 import { auditSigningKey, exportChange, exportPeriod, parseDate } from '../audit/export.ts';
 import { connectClient } from '../shared/temporal-connection.ts';
@@ -11,17 +15,17 @@ import { changeRefArg, CliError, parseArgs } from './commands.ts';
 export async function run(args: string[]): Promise<number> {
   const { positionals, options } = parseArgs(args, { options: ['format', 'run', 'repo', 'since', 'until', 'out'] });
   const format = options.get('format') ?? (options.has('repo') ? 'json' : 'md');
-  if (format !== 'md' && format !== 'json')
-    throw new CliError(`--format: expected md or json, found ${JSON.stringify(format)}`, 2);
+  if (format !== 'md' && format !== 'json' && format !== 'csv')
+    throw new CliError(`--format: expected md, json or csv, found ${JSON.stringify(format)}`, 2);
   const signingKey = auditSigningKey();
   if (options.has('repo')) return bulk(options, format, signingKey);
   if (positionals.length !== 1)
     throw new CliError(
-      'usage: foureyes audit <owner/repo#number> [--format md|json] [--run <runId>] [--out file]\n       foureyes audit --repo owner/repo --since <date> [--until <date>] [--out dir]',
+      'usage: foureyes audit <owner/repo#number> [--format md|json|csv] [--run <runId>] [--out file]\n       foureyes audit --repo owner/repo --since <date> [--until <date>] [--format json|md|csv] [--out dir]',
       2,
     );
   const ref = changeRefArg(positionals[0] as string);
-  warnUnsigned(signingKey);
+  if (format !== 'csv') warnUnsigned(signingKey);
   const client = await connectClient();
   try {
     const doc = await exportChange(client, ref, {
@@ -29,7 +33,12 @@ export async function run(args: string[]): Promise<number> {
       onlyChain: options.has('run'),
       signingKey,
     });
-    const text = format === 'json' ? `${JSON.stringify(doc, null, 2)}\n` : renderMarkdown(doc);
+    const text =
+      format === 'json'
+        ? `${JSON.stringify(doc, null, 2)}\n`
+        : format === 'csv'
+          ? csvHeaderLine() + csvLine(csvRow(doc))
+          : renderMarkdown(doc);
     const out = options.get('out');
     if (out) {
       writeFileSync(out, text);
@@ -58,7 +67,7 @@ async function bulk(options: Map<string, string>, format: string, signingKey: st
   } catch (error) {
     throw new CliError((error as Error).message, 2);
   }
-  warnUnsigned(signingKey);
+  if (format !== 'csv') warnUnsigned(signingKey);
   const out = options.get('out');
   if (out) mkdirSync(out, { recursive: true });
   const tty = process.stderr.isTTY;
@@ -72,10 +81,18 @@ async function bulk(options: Map<string, string>, format: string, signingKey: st
   };
   const client = await connectClient();
   let count = 0;
+  // CSV is one table: a single file (audit.csv in --out) or stdout, header first, one row written per change.
+  const table: Writable | undefined =
+    format === 'csv' ? (out ? createWriteStream(join(out, 'audit.csv')) : process.stdout) : undefined;
+  const write = async (stream: Writable, text: string) => {
+    if (!stream.write(text)) await once(stream, 'drain');
+  };
   try {
+    if (table) await write(table, csvHeaderLine());
     for await (const doc of exportPeriod(client, repo, since, until, { signingKey, onProgress: progress })) {
       count++;
-      if (out) {
+      if (table) await write(table, csvLine(csvRow(doc)));
+      else if (out) {
         const name = doc.change.replace(/[/#]/g, '_');
         writeFileSync(
           join(out, `${name}.${format === 'md' ? 'md' : 'json'}`),
@@ -83,7 +100,13 @@ async function bulk(options: Map<string, string>, format: string, signingKey: st
         );
       } else process.stdout.write(format === 'md' ? `${renderMarkdown(doc)}\n---\n\n` : `${JSON.stringify(doc)}\n`);
     }
-    console.error(`foureyes audit: exported ${count} change(s)${out ? ` to ${out}` : ''}`);
+    if (table && table !== process.stdout) {
+      table.end();
+      await once(table, 'finish');
+    }
+    console.error(
+      `foureyes audit: exported ${count} change(s)${out ? ` to ${table ? join(out, 'audit.csv') : out}` : ''}`,
+    );
     return 0;
   } finally {
     await client.connection.close();

@@ -104,6 +104,25 @@ async function rederive(doc: AuditDocument): Promise<string[]> {
           );
       }
     }
+    // The control mapping is signed with the rest: a file whose statuses were edited must not pass either.
+    if (!doc.controls) problems.push('the file has no controls section, which history yields');
+    else if (canonicalJson(doc.controls) !== canonicalJson(fresh.controls)) {
+      const want = new Map((fresh.controls ?? []).map((c) => [`${c.framework} ${c.id}`, c]));
+      const have = Array.isArray(doc.controls) ? doc.controls : [];
+      const before = problems.length;
+      for (const c of have) {
+        const key = `${c?.framework} ${c?.id}`;
+        const f = want.get(key);
+        if (!f) problems.push(`controls: the file has ${key}, which history does not yield`);
+        else if (canonicalJson(c) !== canonicalJson(f))
+          problems.push(
+            `controls: ${key} differs from history: file says ${JSON.stringify(c.status)} (${c.reason}), history says ${JSON.stringify(f.status)} (${f.reason})`,
+          );
+        want.delete(key);
+      }
+      for (const key of want.keys()) problems.push(`controls: history yields ${key}, which the file lacks`);
+      if (problems.length === before) problems.push('controls: listed in another order than history yields');
+    }
     return problems;
   } finally {
     await client.connection.close();

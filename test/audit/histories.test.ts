@@ -65,7 +65,9 @@ describe('audit records from saved core v2 histories', () => {
         durationMs: 1200,
         failure: 'exited with code 3',
       });
-      expect(String(deploys[0]?.data.outputTail)).toContain('migration 0042_orders failed');
+      expect(String((deploys[0]?.data as { outputTail?: string }).outputTail)).toContain(
+        'migration 0042_orders failed',
+      );
       expect(deploys[0]?.summary).toMatch(
         /^deploy of [0-9a-f]{7} to staging failed: the command exited with code 3 after 1\.2 s; last output: .*migration 0042_orders failed/,
       );

@@ -101,9 +101,13 @@ export interface Stack {
   stop(): Promise<void>;
 }
 
-/** `workflowCache: 0` runs the orchestrator as production does by default (each task and query replays). */
-export async function startStack(options: { workflowCache?: number } = {}): Promise<Stack> {
-  const config = parseConfig(CONFIG, 'test.yaml');
+/**
+ * `workflowCache: 0` runs the orchestrator as production does by default (each task and query replays).
+ * `repositories` adds entries (YAML flow maps) to CONFIG's, for a test that must be alone in a repository.
+ */
+export async function startStack(options: { workflowCache?: number; repositories?: string[] } = {}): Promise<Stack> {
+  const extra = (options.repositories ?? []).map((r) => `  - ${r}\n`).join('');
+  const config = parseConfig(`${CONFIG}${extra}`, 'test.yaml');
   const key = generateSigningKey();
   const taskQueue = uniqueQueue('change');
   const calls: Calls = { checks: [], deploy: [], verify: [], revoke: [], merge: [], sync: 0, slack: [] };

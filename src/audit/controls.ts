@@ -1,0 +1,298 @@
+// Which evidence of a change's record answers which control, so an auditor does not have to interpret the
+// timeline. Derived only from the record's summary and entries (never from the clock or the server), so
+// `verify-audit --rederive` rebuilds exactly the same section from history.
+import type { UnchainedEntry } from './seal.ts';
+import type { AuditSummary } from './record.ts';
+
+export type ControlStatus = 'met' | 'not met' | 'not covered';
+
+export interface ControlEvidence {
+  /** Timeline entries (their `seq` in the sealed export) that show it. */
+  entries: Array<{ seq: number; kind: string }>;
+  /** Summary fields that show it. */
+  summary: string[];
+}
+
+export interface ControlEntry {
+  framework: 'ISO/IEC 27001:2022' | 'PCI DSS v4.0' | 'SOC 2';
+  id: string;
+  title: string;
+  status: ControlStatus;
+  evidence: ControlEvidence;
+  reason: string;
+}
+
+interface Approval {
+  seq: number;
+  person: string;
+  sha: string;
+  environments: string[];
+}
+
+interface Deploy {
+  seq: number;
+  environment: string;
+  sha: string;
+  status: string;
+  taskQueue: string;
+  leases: Array<{ leaseId?: string; revokedAt?: string }>;
+}
+
+const short = (sha: string) => sha.slice(0, 7);
+const isDeployQueue = (queue: string) => queue === 'foureyes-deploy' || queue.endsWith('-deploy');
+const ref = (entries: UnchainedEntry[], seqs: number[]) =>
+  [...new Set(seqs)].sort((a, b) => a - b).map((seq) => ({ seq, kind: entries[seq]?.kind ?? '?' }));
+
+export function deriveControls(summary: AuditSummary, entries: UnchainedEntry[]): ControlEntry[] {
+  const data = (e: UnchainedEntry) => (e.data ?? {}) as Record<string, unknown>;
+  const seqsOf = (kind: string) => entries.flatMap((e, seq) => (e.kind === kind ? [seq] : []));
+  const head = summary.headSha;
+  const initiators = new Set(Object.keys(summary.initiators));
+
+  const approvals: Approval[] = entries.flatMap((e, seq) => {
+    const d = data(e);
+    if (e.kind !== 'approval-attempt' || d.counted !== true || (d.decision ?? 'approve') !== 'approve') return [];
+    return [
+      {
+        seq,
+        person: String(d.person ?? '?'),
+        sha: String(d.sha ?? ''),
+        environments: Array.isArray(d.environments) ? d.environments.map(String) : [],
+      },
+    ];
+  });
+  const headApprovals = approvals.filter((a) => a.sha === head);
+  const checks = entries.flatMap((e, seq) =>
+    e.kind === 'checks' ? [{ seq, sha: String(data(e).sha ?? ''), passed: data(e).passed === true, e }] : [],
+  );
+  const headChecks = checks.filter((c) => c.sha === head).at(-1);
+  const deploys: Deploy[] = entries.flatMap((e, seq) => {
+    if (e.kind !== 'deploy') return [];
+    const d = data(e);
+    return [
+      {
+        seq,
+        environment: String(d.environment ?? '?'),
+        sha: String(d.sha ?? ''),
+        status: String(d.status ?? '?'),
+        taskQueue: String(d.taskQueue ?? ''),
+        leases: Array.isArray(d.leases) ? (d.leases as Deploy['leases']) : [],
+      },
+    ];
+  });
+  const deployed = deploys.filter((d) => d.status !== 'failed');
+  const policySeqs = seqsOf('policy');
+  // The number of approvals the policy in force before a deploy asked of its environment (1 if unknown).
+  const required = (d: Deploy): number => {
+    const policy = policySeqs.filter((s) => s < d.seq).at(-1);
+    const envs = (policy !== undefined ? data(entries[policy] as UnchainedEntry).environments : undefined) as
+      Array<{ name: string; required: number }> | undefined;
+    return envs?.find((e) => e.name === d.environment)?.required ?? 1;
+  };
+  const approvalsFor = (d: Deploy) =>
+    approvals.filter(
+      (a) =>
+        a.seq < d.seq && a.sha === d.sha && (a.environments.length === 0 || a.environments.includes(d.environment)),
+    );
+  const unapproved = deployed.filter((d) => approvalsFor(d).length < required(d));
+  const untested = deployed.filter((d) => !checks.some((c) => c.seq < d.seq && c.sha === d.sha && c.passed));
+  const revokedIds = new Set(
+    entries.flatMap((e) =>
+      e.kind === 'revoke' && Array.isArray(data(e).leases)
+        ? (data(e).leases as Array<{ leaseId?: string }>).map((l) => String(l.leaseId))
+        : [],
+    ),
+  );
+  const leaseHolders = [...deploys, ...entries.flatMap((e, seq) => (e.kind === 'verify' ? [{ seq, e }] : []))];
+  const unrevoked = leaseHolders.flatMap((h) => {
+    const leases = 'leases' in h ? h.leases : ((data(h.e).leases ?? []) as Deploy['leases']);
+    return leases.filter((l) => !l.revokedAt && !revokedIds.has(String(l.leaseId))).map((l) => String(l.leaseId));
+  });
+  const leaseCount = leaseHolders.reduce(
+    (n, h) => n + ('leases' in h ? h.leases : ((data(h.e).leases ?? []) as unknown[])).length,
+    0,
+  );
+  const outsideZone = deploys.filter((d) => !isDeployQueue(d.taskQueue));
+  const approverInitiators = summary.approvers.filter((a) => initiators.has(a));
+  const deployedText = deployed.map((d) => `${d.environment} at ${short(d.sha)}`).join(', ');
+  const deployEvidence = ref(entries, [...deploys.map((d) => d.seq), ...seqsOf('verify'), ...seqsOf('revoke')]);
+
+  const control = (
+    framework: ControlEntry['framework'],
+    id: string,
+    title: string,
+    status: ControlStatus,
+    reason: string,
+    seqs: number[],
+    fields: string[],
+  ): ControlEntry => ({
+    framework,
+    id,
+    title,
+    status,
+    evidence: { entries: ref(entries, seqs), summary: fields },
+    reason,
+  });
+
+  // A.5.3: the duties were held apart and someone other than the initiators approved.
+  const sod: [ControlStatus, string] = !summary.dutiesSegregated
+    ? ['not met', summary.segregationFindings.join('; ')]
+    : summary.approvers.length === 0
+      ? ['not met', 'no counted approval: nobody but the initiators has vouched for the change']
+      : [
+          'met',
+          `initiated by ${[...initiators].join(', ') || 'nobody recorded'}; approved by ${summary.approvers.join(', ')}, none of whom initiated; ${deployed.length ? 'deployed only by the pipeline' : 'nothing deployed'}`,
+        ];
+
+  const testing: [ControlStatus, string] =
+    untested.length > 0
+      ? [
+          'not met',
+          `deployed without passing checks of the deployed commit: ${untested.map((d) => `${d.environment} at ${short(d.sha)}`).join(', ')}`,
+        ]
+      : !headChecks
+        ? ['not met', `no checks ran on the head ${short(head) || '(unknown)'}`]
+        : !headChecks.passed
+          ? ['not met', `checks FAILED on the head ${short(head)}`]
+          : (data(headChecks.e).results as unknown[] | undefined)?.length === 0
+            ? ['not met', `no checks are configured: nothing tested the head ${short(head)}`]
+            : [
+                'met',
+                `checks passed on the head ${short(head)}${deployed.length ? ' and on every deployed commit before it was deployed' : ''}`,
+              ];
+
+  const approvalStatus: [ControlStatus, string] =
+    unapproved.length > 0
+      ? [
+          'not met',
+          `deployed without the approvals the policy requires: ${unapproved.map((d) => `${d.environment} at ${short(d.sha)} (${approvalsFor(d).length} of ${required(d)})`).join(', ')}`,
+        ]
+      : approverInitiators.length > 0
+        ? ['not met', `approved by an initiator: ${approverInitiators.join(', ')}`]
+        : headApprovals.length === 0
+          ? ['not met', `no counted approval of the head ${short(head) || '(unknown)'}`]
+          : [
+              'met',
+              `the head ${short(head)} was approved by ${[...new Set(headApprovals.map((a) => a.person))].join(', ')} (counted by the workflow under the policy in force)${deployed.length ? '; every deployment carried the approvals its environment requires' : ''}`,
+            ];
+
+  const changeMgmt: [ControlStatus, string] =
+    policySeqs.length === 0
+      ? ['not met', 'no policy was read: the change was not under a recorded procedure']
+      : approvalStatus[0] !== 'met'
+        ? ['not met', approvalStatus[1]]
+        : testing[0] !== 'met'
+          ? ['not met', testing[1]]
+          : [
+              'met',
+              `under policy ${String(data(entries[policySeqs[0] as number] as UnchainedEntry).digest ?? '').slice(0, 12) || '(no digest)'}: tested, approved${deployed.length ? `, deployed by the pipeline (${deployedText})` : ', nothing deployed'}; outcome ${summary.outcome}`,
+            ];
+
+  const separation: [ControlStatus, string] =
+    deploys.length === 0
+      ? ['not covered', 'nothing was deployed: no environment role was exercised by this change']
+      : outsideZone.length > 0
+        ? [
+            'not met',
+            `deployed outside the deploy zone: ${outsideZone.map((d) => `${d.environment} from ${d.taskQueue}`).join(', ')}`,
+          ]
+        : unrevoked.length > 0
+          ? ['not met', `short-lived credentials not revoked: ${unrevoked.join(', ')}`]
+          : unapproved.length > 0
+            ? ['not met', approvalStatus[1]]
+            : [
+                'met',
+                `each environment was deployed by the pipeline in the deploy zone with its own approvals (${deployedText || 'no successful deployment'}); ${leaseCount ? `${leaseCount} short-lived lease(s), all revoked` : 'no credential was leased'}; no person held deploy credentials`,
+              ];
+
+  const implemented: [ControlStatus, string] =
+    changeMgmt[0] !== 'met'
+      ? ['not met', changeMgmt[1]]
+      : sod[0] !== 'met'
+        ? ['not met', sod[1]]
+        : deployed.length === 0
+          ? ['not met', `not implemented: nothing was deployed (outcome ${summary.outcome})`]
+          : [
+              'met',
+              `authorised by policy, tested, approved by ${summary.approvers.join(', ')}, implemented by the pipeline: ${deployedText}`,
+            ];
+
+  const approvalSeqs = [...seqsOf('approval-attempt')];
+  const checkSeqs = checks.map((c) => c.seq);
+  return [
+    control(
+      'ISO/IEC 27001:2022',
+      'A.5.3',
+      'Segregation of duties',
+      ...sod,
+      [...seqsOf('pull-request'), ...seqsOf('pull-request-read'), ...approvalSeqs, ...deploys.map((d) => d.seq)],
+      ['initiators', 'approvers', 'executors', 'dutiesSegregated', 'segregationFindings'],
+    ),
+    control(
+      'ISO/IEC 27001:2022',
+      'A.8.32',
+      'Change management',
+      ...changeMgmt,
+      [
+        ...policySeqs,
+        ...checkSeqs,
+        ...approvals.map((a) => a.seq),
+        ...deploys.map((d) => d.seq),
+        ...seqsOf('completed'),
+      ],
+      ['outcome', 'headSha', 'approvers', 'environmentsDeployed'],
+    ),
+    control(
+      'PCI DSS v4.0',
+      '6.5.1 (approval)',
+      'Changes approved by authorised parties',
+      ...approvalStatus,
+      [...policySeqs, ...approvalSeqs],
+      ['approvers', 'refusedAttempts', 'initiators'],
+    ),
+    control('PCI DSS v4.0', '6.5.1 (testing)', 'Changes tested before deployment', ...testing, checkSeqs, ['headSha']),
+    control(
+      'PCI DSS v4.0',
+      '6.5.1 (back-out)',
+      'Back-out procedures',
+      'not covered',
+      'foureyes has no back-out or rollback feature yet: no back-out procedure is recorded or tested for this change',
+      [],
+      [],
+    ),
+    control(
+      'PCI DSS v4.0',
+      '6.5.2',
+      'Requirements confirmed and documentation updated after a significant change',
+      'not covered',
+      'covered: this sealed record documents the change (initiators, approvals, checks, deployments); not covered: foureyes does not classify changes as significant, confirm PCI DSS requirements on the changed systems or update their documentation',
+      [],
+      ['runIds', 'firstEventAt', 'lastEventAt'],
+    ),
+    control(
+      'PCI DSS v4.0',
+      '6.5.4',
+      'Separation of pre-production and production roles',
+      ...separation,
+      [...policySeqs, ...deployEvidence.map((e) => e.seq)],
+      ['executors', 'environmentsDeployed'],
+    ),
+    control(
+      'SOC 2',
+      'CC8.1',
+      'Changes authorised, tested, approved and implemented',
+      ...implemented,
+      [...policySeqs, ...checkSeqs, ...approvals.map((a) => a.seq), ...deploys.map((d) => d.seq)],
+      ['approvers', 'environmentsDeployed', 'dutiesSegregated', 'outcome'],
+    ),
+    control(
+      'SOC 2',
+      'CC8.1 (emergency changes)',
+      'Emergency changes',
+      'not covered',
+      'foureyes has no emergency-change path yet: this change took the standard path; no emergency procedure is recorded',
+      [],
+      [],
+    ),
+  ];
+}
