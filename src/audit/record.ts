@@ -31,7 +31,12 @@ import type { UnchainedEntry } from './seal.ts';
 import { failureOf, reportOfFailure, stepFailureText } from '../shared/step-report.ts';
 import { deriveControls, type ControlEntry } from './controls.ts';
 
-import { APPROVAL_MEMO_KEY, type ApprovalDecisionMemo } from '../shared/audit-memo.ts';
+import {
+  APPROVAL_MEMO_KEY,
+  AUDIT_VIEW_KEY,
+  type ApprovalDecisionMemo,
+  type AuditViewMemo,
+} from '../shared/audit-memo.ts';
 import { CORE_V2_PATCH, patchOf } from '../shared/patches.ts';
 
 /** An identity of a commit as the workflow read it, and the person it resolved to under the policy then in force. */
@@ -169,6 +174,8 @@ export function buildAuditRecord(change: string, runs: RunHistory[]): AuditRecor
   let attempts = 0;
   const pendingApprovals: Array<{ entry: UnchainedEntry; signed: SignedApproval }> = [];
   const decisions: ApprovalDecisionMemo[] = [];
+  const views: AuditViewMemo[] = [];
+  const policyDigests = new Set<string>();
   const updateResults = new Map<string, ApprovalOutcome>();
   const updateAttempt = new Map<string, number>();
 
@@ -351,6 +358,11 @@ export function buildAuditRecord(change: string, runs: RunHistory[]): AuditRecor
           const [decision] = decodePayloads({ payloads: [memo] });
           if (decision && typeof decision === 'object') decisions.push(decision as ApprovalDecisionMemo);
         }
+        const view = fields[AUDIT_VIEW_KEY];
+        if (view) {
+          const [seen] = decodePayloads({ payloads: [view] });
+          if (seen && typeof seen === 'object') views.push(seen as AuditViewMemo);
+        }
       } else if (event.activityTaskScheduledEventAttributes) {
         const a = event.activityTaskScheduledEventAttributes;
         const [input] = decodePayloads(a.input);
@@ -414,6 +426,7 @@ export function buildAuditRecord(change: string, runs: RunHistory[]): AuditRecor
             policy = (
               pending.type === 'loadPolicy' ? result : (result as { policy: ChangePolicy }).policy
             ) as ChangePolicy;
+            if (policy.digest) policyDigests.add(policy.digest);
             // A run started when the pull request reopened takes the initiators of the change's earlier runs.
             const prior =
               pending.type === 'beginChange' ? (result as { prior?: { initiators?: Initiators } }).prior : undefined;
@@ -610,6 +623,7 @@ export function buildAuditRecord(change: string, runs: RunHistory[]): AuditRecor
     if (initiatorNames.includes(approver))
       findings.push(`${approver} both initiated (${(initiators[approver] ?? []).join(', ')}) and approved`);
   }
+  findings.push(...crossCheck(views, initiators, approvers, policyDigests));
   if (deployed.length > 0 && approvers.size === 0 && (policy?.environments.some((e) => e.required > 0) ?? true))
     findings.push('deployed without any counted approval');
 
@@ -672,4 +686,35 @@ function approvalEntry(
       sender: senderIdentity,
     },
   };
+}
+
+/**
+ * The workflow's own view at each decision against the record derived from history: anyone it held to be an
+ * initiator or whose approval it counted must be so in the record too, no counted approver may be an initiator,
+ * and each policy it decided under must be one the history read. A disagreement is a finding.
+ */
+function crossCheck(
+  views: AuditViewMemo[],
+  initiators: Initiators,
+  approvers: Set<string>,
+  policyDigests: Set<string>,
+): string[] {
+  const found = new Set<string>();
+  for (const view of views) {
+    const where = `at ${view.at === 'gate' ? `the ${view.environment} gate` : `approval attempt ${view.n}`} on ${shortSha(view.head)}`;
+    for (const [who, why] of Object.entries(view.initiators ?? {}))
+      if (!(who in initiators))
+        found.add(
+          `the workflow held ${who} to be an initiator (${why.join(', ')}) ${where}, which the record derived from history does not show`,
+        );
+    for (const who of view.counted ?? []) {
+      if (who in (view.initiators ?? {}) || who in initiators)
+        found.add(`the workflow counted ${who}'s approval ${where}, but ${who} is an initiator`);
+      if (!approvers.has(who))
+        found.add(`the workflow counted ${who}'s approval ${where}, which the record derived from history does not`);
+    }
+    if (view.policyDigest && policyDigests.size > 0 && !policyDigests.has(view.policyDigest))
+      found.add(`the workflow decided ${where} under policy ${view.policyDigest}, which history never read`);
+  }
+  return [...found];
 }

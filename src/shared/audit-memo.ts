@@ -9,3 +9,19 @@ export interface ApprovalDecisionMemo {
   reason: string;
   environments: string[];
 }
+
+/** The workflow's own view at each decision, which the audit export cross-checks against what it derives. */
+export const AUDIT_VIEW_KEY = 'foureyesAuditView';
+
+export interface AuditViewMemo {
+  /** What was decided: an approval attempt (`n` as in ApprovalDecisionMemo) or an environment's open gate. */
+  at: 'approval' | 'gate';
+  n?: number;
+  environment?: string;
+  head: string;
+  /** Everyone the workflow held to be an initiator then, with why. */
+  initiators: Record<string, string[]>;
+  /** Whose approvals counted toward the environment (gate) or toward any environment (approval) then. */
+  counted: string[];
+  policyDigest?: string;
+}

@@ -46,3 +46,6 @@ export function patchOf(event: MarkerEvent): string | undefined {
     return undefined;
   }
 }
+
+/** At each approval decision and each open gate the change writes its own view (AUDIT_VIEW_KEY) to its memo. */
+export const AUDIT_VIEW_MEMO_PATCH = 'audit-view-memo';

@@ -583,6 +583,16 @@ export function statusOf(record: ChangeRecord, policy: ChangePolicy | undefined,
   };
 }
 
+/** Whose approvals count toward `env` at the head now. */
+export function gateApprovers(
+  record: ChangeRecord,
+  policy: ChangePolicy,
+  env: EnvironmentPolicy,
+  now: number,
+): string[] {
+  return [...gateState(policy, env, factsOf(record), record.approvals, now).approvers].sort();
+}
+
 /** Everyone whose approval currently counts toward some environment of the head. */
 export function currentApprovers(record: ChangeRecord, policy: ChangePolicy, now: number): string[] {
   const facts = factsOf(record);

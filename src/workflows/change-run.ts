@@ -9,12 +9,19 @@ import {
   condition,
   continueAsNew,
   isCancellation,
+  patched,
   setHandler,
   upsertMemo,
   workflowInfo,
 } from '@temporalio/workflow';
 import { decideCarriedRecord, decideRunIdentity, nextExpiry, shortSha } from '../policy/sod.ts';
-import { APPROVAL_MEMO_KEY, type ApprovalDecisionMemo } from '../shared/audit-memo.ts';
+import {
+  APPROVAL_MEMO_KEY,
+  AUDIT_VIEW_KEY,
+  type ApprovalDecisionMemo,
+  type AuditViewMemo,
+} from '../shared/audit-memo.ts';
+import { AUDIT_VIEW_MEMO_PATCH } from '../shared/patches.ts';
 import { parseChangeRef, workflowIdFor, type ChangeRef } from '../shared/change-ref.ts';
 import type {
   ApprovalOutcome,
@@ -29,6 +36,8 @@ import { github, orchestrator } from './activities.ts';
 import {
   alignEnvironments,
   checksPassedOn,
+  currentApprovers,
+  gateApprovers,
   fromLegacy,
   gateWait,
   iso,
@@ -140,7 +149,10 @@ export class ChangeRun {
       reason: decision.reason,
       environments: decision.environments,
     };
-    upsertMemo({ [APPROVAL_MEMO_KEY]: memo });
+    upsertMemo({
+      [APPROVAL_MEMO_KEY]: memo,
+      ...(patched(AUDIT_VIEW_MEMO_PATCH) ? { [AUDIT_VIEW_KEY]: this.auditView('approval', memo.n) } : {}),
+    });
     if (this.record.rejection?.sha === this.record.headSha && this.record.stage === 'awaiting-approval')
       this.setStage('rejected', this.rejectionWait());
     this.changed();
@@ -336,7 +348,7 @@ export class ChangeRun {
     }
     lapseApprovals(record, confirmation.policy, now);
     const waiting = gateWait(record, confirmation.policy, env, now);
-    if (waiting === undefined)
+    if (waiting === undefined) {
       note(
         record,
         now,
@@ -344,8 +356,30 @@ export class ChangeRun {
         `${env.name}: approved under policy ${confirmation.policy.digest ?? '(no digest)'}; GitHub confirms ${shortSha(head)} into ${pull.baseRef}`,
         { sha: head },
       );
+      if (patched(AUDIT_VIEW_MEMO_PATCH)) upsertMemo({ [AUDIT_VIEW_KEY]: this.auditView('gate', undefined, env) });
+    }
     this.changed();
     return waiting === undefined;
+  }
+
+  /** What the workflow itself holds at a decision, for the audit to cross-check against what it derives. */
+  private auditView(at: AuditViewMemo['at'], n?: number, env?: EnvironmentPolicy): AuditViewMemo {
+    const policy = this.policy;
+    const now = this.now();
+    const counted = !policy
+      ? []
+      : env
+        ? gateApprovers(this.record, policy, env, now)
+        : currentApprovers(this.record, policy, now);
+    return {
+      at,
+      ...(n !== undefined ? { n } : {}),
+      ...(env ? { environment: env.name } : {}),
+      head: this.record.headSha,
+      initiators: this.record.initiators,
+      counted,
+      ...(policy?.digest ? { policyDigest: policy.digest } : {}),
+    };
   }
 
   rejectionWait(): string {

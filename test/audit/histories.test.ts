@@ -3,7 +3,9 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { defaultPayloadConverter, type Payload } from '@temporalio/common';
 import { buildAuditRecord } from '../../src/audit/record.ts';
+import { AUDIT_VIEW_KEY, type AuditViewMemo } from '../../src/shared/audit-memo.ts';
 import { decodeHistory } from '../workflows/harness.ts';
 
 const dir = join(import.meta.dirname, '..', 'workflows', 'histories');
@@ -75,4 +77,39 @@ describe('audit records from saved core v2 histories', () => {
       expect(rec.entries.filter((e) => e.kind === 'activity-failed')).toEqual([]);
       expect(rec.summary.environmentsDeployed).toEqual([]);
     });
+
+  it("cross-checks the workflow's own view at each decision against what it derives from history", () => {
+    const honest = record('v2-audit-view.json');
+    expect(honest.summary.segregationFindings).toEqual([]);
+    expect(honest.summary.dutiesSegregated).toBe(true);
+    const { workflowId, history } = decodeHistory(readFileSync(join(dir, 'v2-audit-view.json'), 'utf8'));
+    const views = (history.events ?? []).filter(
+      (e) => e.workflowPropertiesModifiedEventAttributes?.upsertedMemo?.fields?.[AUDIT_VIEW_KEY],
+    );
+    // Two approval attempts and two open gates (staging, production).
+    expect(views).toHaveLength(4);
+
+    // A history whose derived record and the workflow's view disagree: the view names an initiator the record
+    // lacks and counts an initiator's approval. Each is a finding, and the duties are not shown segregated.
+    const last = views.at(-1)?.workflowPropertiesModifiedEventAttributes?.upsertedMemo?.fields ?? {};
+    const seen = defaultPayloadConverter.fromPayload(last[AUDIT_VIEW_KEY] as Payload) as AuditViewMemo;
+    last[AUDIT_VIEW_KEY] = defaultPayloadConverter.toPayload({
+      ...seen,
+      initiators: { ...seen.initiators, 'kim-qa': ['committer of abc1234'] },
+      counted: [...seen.counted, 'sam-dev'],
+    }) as never;
+    const runId = history.events?.[0]?.workflowExecutionStartedEventAttributes?.originalExecutionRunId ?? 'run';
+    const tampered = buildAuditRecord(workflowId.replace(/^change:/, ''), [{ runId, events: history.events ?? [] }]);
+    expect(tampered.summary.dutiesSegregated).toBe(false);
+    expect(tampered.summary.segregationFindings).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(
+          /^the workflow held kim-qa to be an initiator \(committer of abc1234\) at the production gate/,
+        ),
+        expect.stringMatching(
+          /^the workflow counted sam-dev's approval at the production gate .*, but sam-dev is an initiator$/,
+        ),
+      ]),
+    );
+  });
 });

@@ -245,6 +245,21 @@ describe('changeWorkflow', () => {
     await saveHistory(stack, handle, 'v2-closed-mid-deploy');
   });
 
+  it('the workflow writes its own view at each decision: who initiated, whose approval counted, under which policy', async () => {
+    const change = newChange();
+    const head = sha();
+    const handle = await openChange(stack, change, opened(head));
+    await waitForStatus(handle, awaiting);
+    expect((await approve(stack, handle, claim(change, head, 'sam-dev'))).counted).toBe(false);
+    expect((await approve(stack, handle, claim(change, head, 'alex-reviewer'))).counted).toBe(true);
+    expect(await result(handle)).toMatchObject({ outcome: 'delivered' });
+    const described = await handle.describe();
+    const view = described.memo?.foureyesAuditView as { at: string; initiators: object; counted: string[] };
+    expect(view).toMatchObject({ at: 'gate', environment: 'production', counted: ['alex-reviewer'] });
+    expect(Object.keys(view.initiators)).toEqual(['sam-dev']);
+    await saveHistory(stack, handle, 'v2-audit-view');
+  });
+
   for (const shape of ['result', 'thrown'] as const)
     it(`a deploy command that fails (${shape === 'result' ? 'returned as a result' : 'thrown, as older deploy zones did'}): its exit code and last output are in status`, async () => {
       const change = newChange();
