@@ -13,7 +13,7 @@ import { loadConfig } from '../src/config/load.ts';
 import { bootstrapOpenBao, startOpenBao, VaultAdmin, type OpenBaoServer } from '../src/dev/openbao.ts';
 import { projectRoot } from '../src/dev/paths.ts';
 import { freePort, startProcess, waitUntil, type ManagedProcess } from '../src/dev/process.ts';
-import { loadOrCreateSigningKey, nodeEntry } from '../src/dev/stack.ts';
+import { loadOrCreateOperatorToken, loadOrCreateSigningKey, nodeEntry } from '../src/dev/stack.ts';
 import { startTemporalServer, type TemporalServer } from '../src/dev/temporal-server.ts';
 import { startGitHubStandin, type RunningStandin } from '../src/github-standin/server.ts';
 import { ensureWorkflowBundle } from '../src/workers/bundle.ts';
@@ -276,6 +276,7 @@ export async function startDrillStack(options: {
     };
     const gatewayPort = await freePort();
     const gatewayUrl = `http://127.0.0.1:${gatewayPort}`;
+    const operator = loadOrCreateOperatorToken(dir);
     const envOf: Record<Role, Record<string, string>> = {
       orchestrator: {},
       checks: {},
@@ -285,6 +286,8 @@ export async function startDrillStack(options: {
         PORT: String(gatewayPort),
         FOUREYES_APPROVAL_SIGNING_KEY: signingKey.privateKey,
         FOUREYES_AUDIT_SIGNING_KEY: auditKey.privateKey,
+        // The drill reads status with the operator token, as an operator's dashboard would.
+        FOUREYES_OPERATOR_TOKENS_FILE: operator.file,
         GITHUB_WEBHOOK_SECRET: webhookSecret,
         ...githubEnv,
       },
@@ -400,7 +403,9 @@ export async function startDrillStack(options: {
         return { delivery: r.delivery.id, status: r.status };
       },
       async status(n) {
-        const res = await fetch(`${gatewayUrl}/api/changes/${REPO}/${n}`);
+        const res = await fetch(`${gatewayUrl}/api/changes/${REPO}/${n}`, {
+          headers: { authorization: `Bearer ${operator.token}` },
+        });
         if (res.status === 404) return undefined;
         if (!res.ok) throw new Error(`status of #${n}: HTTP ${res.status}`);
         return (await res.json()) as ChangeStatus;

@@ -3,6 +3,8 @@
 // your GitHub token (GITHUB_TOKEN or `gh auth token`), which the gateway checks against GitHub; the answer
 // says whether the approval counted and why.
 import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { dataDir, operatorTokenPath } from '../config/paths.ts';
 import { reasonText } from '../policy/sod.ts';
 import { formatStatus } from '../presentation/texts.ts';
 import { promisify } from 'node:util';
@@ -26,6 +28,32 @@ export async function githubToken(env: NodeJS.ProcessEnv = process.env): Promise
   throw new CliError(
     'no GitHub token: set GITHUB_TOKEN, or install the GitHub CLI and run `gh auth login` (foureyes uses `gh auth token`)',
   );
+}
+
+/**
+ * The token the CLI reads changes and environments with: an operator token for the gateway
+ * (FOUREYES_GATEWAY_TOKEN) when set, else your own GitHub token, which must be able to read the repository.
+ */
+export async function readToken(env: NodeJS.ProcessEnv = process.env): Promise<string> {
+  const explicit = env.FOUREYES_GATEWAY_TOKEN?.trim();
+  if (explicit) return explicit;
+  // On the machine that runs `foureyes up`: its data folder (which holds the signing keys too) has one.
+  try {
+    const local = readFileSync(operatorTokenPath(dataDir(env)), 'utf8').trim();
+    if (local) return local;
+  } catch {
+    // no local stack here: your own GitHub token
+  }
+  return githubToken(env);
+}
+
+/** What to do about a 401 or 403 from a read endpoint; undefined for any other status. */
+export function readRefusal(status: number, reason: string): string | undefined {
+  if (status === 401)
+    return `the gateway did not accept your token: ${reason}. Set GITHUB_TOKEN to a valid token of your own (or run \`gh auth login\`), or FOUREYES_GATEWAY_TOKEN to an operator token of this gateway`;
+  if (status === 403)
+    return `the gateway refused: ${reason}. Ask for read access to the repository on GitHub, or set FOUREYES_GATEWAY_TOKEN to an operator token of this gateway`;
+  return undefined;
 }
 
 function apiPath(ref: ChangeRef): string {
@@ -78,6 +106,8 @@ export async function run(args: string[]): Promise<number> {
   let sha = options.get('sha');
   if (!sha) {
     const current = await call(gateway, apiPath(ref), { headers });
+    const refused = readRefusal(current.status, String(current.body.error ?? `HTTP ${current.status}`));
+    if (refused) throw new CliError(refused);
     if (current.status === 404)
       throw new CliError(
         `${String(current.body.error ?? `no change ${change}`)}. Check the reference, or open the pull request first`,

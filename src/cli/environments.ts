@@ -1,9 +1,11 @@
 // `foureyes environments [owner/repo] [--env name] [--last N] [--json] [--gateway URL]`: what runs where — per
 // environment the release running now (SHA, change, approvers, deployed at), the changes waiting for its lane,
-// and the last releases. Read through the gateway (GET /api/environments/…).
+// and the last releases. Read through the gateway (GET /api/environments/…) with FOUREYES_GATEWAY_TOKEN (an
+// operator token) or your GitHub token (GITHUB_TOKEN or `gh auth token`), which must be able to read the repository.
 import type { EnvironmentView } from '../shared/lane.ts';
 import { validateRepoName, ChangeRefError } from '../shared/change-ref.ts';
 import { CliError, parseArgs } from './commands.ts';
+import { readRefusal, readToken } from './approve.ts';
 
 const USAGE = 'usage: foureyes environments [owner/repo] [--env name] [--last N] [--json] [--gateway URL]';
 
@@ -41,10 +43,11 @@ export async function run(args: string[]): Promise<number> {
     ...(options.has('env') ? [encodeURIComponent(options.get('env') as string)] : []),
   ].join('/');
   const query = options.has('last') ? `?last=${encodeURIComponent(options.get('last') as string)}` : '';
+  const token = await readToken();
   let response: Response;
   try {
     response = await fetch(`${gateway}${path}${query}`, {
-      headers: { 'user-agent': 'foureyes-cli' },
+      headers: { authorization: `Bearer ${token}`, 'user-agent': 'foureyes-cli' },
       signal: AbortSignal.timeout(30_000),
     });
   } catch (error) {
@@ -53,6 +56,8 @@ export async function run(args: string[]): Promise<number> {
     );
   }
   const body = (await response.json().catch(() => ({}))) as { environments?: EnvironmentView[]; error?: string };
+  const refused = readRefusal(response.status, body.error ?? 'no reason given');
+  if (refused) throw new CliError(refused);
   if (response.status !== 200)
     throw new CliError(
       `the gateway answered ${response.status}: ${body.error ?? 'no reason given'}`,

@@ -4,6 +4,7 @@
 // process even on SIGKILL (each has a watchdog, see src/dev/process.ts).
 import { join } from 'node:path';
 import { dataDir } from '../dev/paths.ts';
+import { operatorTokenPath } from '../config/paths.ts';
 import {
   InterruptedError,
   killAllNow,
@@ -115,6 +116,7 @@ export async function run(args: string[]): Promise<number> {
     '',
     'foureyes is up.',
     `  gateway          ${stack.gatewayUrl}   (POST /webhooks/github, /slack/*, /api/changes/…; GET /healthz)`,
+    `  operator token   ${operatorTokenPath(data)}   (reads /api/changes/… and /api/environments…; the CLI here uses it, elsewhere set FOUREYES_GATEWAY_TOKEN)`,
     `  Temporal         ${stack.temporal.address}   namespace ${stack.temporal.namespace}`,
     `  Temporal UI      ${stack.temporal.uiUrl ?? '(headless)'}`,
     `  OpenBao          ${stack.openbao.address}   (dev server; deployer logs in with AppRole ${stack.config.vault.prefix}-deployer)`,

@@ -10,3 +10,8 @@ export function projectRoot(): string {
 export function dataDir(env: NodeJS.ProcessEnv = process.env): string {
   return resolve(env.FOUREYES_DATA ?? join(projectRoot(), '.foureyes'));
 }
+
+/** The local stack's operator token for the gateway's read endpoints (`foureyes up` creates it, mode 0600). */
+export function operatorTokenPath(dir: string = dataDir()): string {
+  return join(dir, 'keys', 'operator-token');
+}

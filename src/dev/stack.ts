@@ -2,8 +2,10 @@
 // the three workers of the trust zones as separate processes with separate credentials, and the gateway.
 // Tests start it the same way, on free ports.
 import { Connection } from '@temporalio/client';
+import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { operatorTokenPath } from '../config/paths.ts';
 import { loadConfig } from '../config/load.ts';
 import type { FoureyesConfig } from '../config/schema.ts';
 import { generateSigningKey, type SigningKey } from '../shared/approval-signature.ts';
@@ -59,6 +61,8 @@ export interface Stack {
   deployerCredentials: DeployerCredentials;
   signingKey: SigningKey;
   gatewayUrl: string;
+  /** Reads GET /api/changes/… and /api/environments… (FOUREYES_GATEWAY_TOKEN for the CLI). */
+  operatorToken: string;
   workers: Record<Zone, ManagedProcess>;
   gateway: ManagedProcess;
   processes: ManagedProcess[];
@@ -67,6 +71,19 @@ export interface Stack {
   github?: OfflineGitHub;
   /** Which GitHub the stack talks to, and how, in one line. */
   githubSummary: string;
+}
+
+/**
+ * The local gateway's operator token (reads changes, audits and environments without a GitHub token): made
+ * once per data folder, readable by its owner only, like the signing keys beside it.
+ */
+export function loadOrCreateOperatorToken(dataDir: string): { file: string; token: string } {
+  const file = operatorTokenPath(dataDir);
+  if (existsSync(file)) return { file, token: readFileSync(file, 'utf8').trim() };
+  mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
+  const token = randomBytes(32).toString('hex');
+  writeFileSync(file, `${token}\n`, { mode: 0o600 });
+  return { file, token };
 }
 
 /** The approval signing key pair: generated once per data folder; the private half goes to the gateway only. */
@@ -214,6 +231,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     const signingKey = loadOrCreateSigningKey(options.dataDir);
     // Audit exports are signed with a key of their own, so the approval key never leaves the gateway's duty.
     const auditKey = loadOrCreateSigningKey(options.dataDir, 'audit-signing');
+    const operator = loadOrCreateOperatorToken(options.dataDir);
     const bundle = await ensureWorkflowBundle({ ...process.env, FOUREYES_DATA: options.dataDir }, log);
     let githubEnv = options.githubEnv ?? realGitHub?.vars;
     let githubSummary = realGitHub?.summary ?? `the GitHub at ${githubEnv?.GITHUB_API_URL ?? 'https://api.github.com'}`;
@@ -280,6 +298,8 @@ export async function startStack(options: StackOptions): Promise<Stack> {
       PORT: String(gatewayPort),
       FOUREYES_APPROVAL_SIGNING_KEY: signingKey.privateKey,
       FOUREYES_AUDIT_SIGNING_KEY: auditKey.privateKey,
+      // The file, not the value: the token stays out of the gateway's environment and `ps e`.
+      FOUREYES_OPERATOR_TOKENS_FILE: operator.file,
       ...githubZones.gateway,
       ...(process.env.SLACK_SIGNING_SECRET ? { SLACK_SIGNING_SECRET: process.env.SLACK_SIGNING_SECRET } : {}),
       // Microsoft Teams: the bot registration, its tenant, and (for a stand-in) where the Bot Framework keys are.
@@ -315,6 +335,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
       deployerCredentials,
       signingKey,
       gatewayUrl,
+      operatorToken: operator.token,
       workers,
       gateway,
       processes,

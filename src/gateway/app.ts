@@ -13,6 +13,7 @@ import { handleSlackCommand, handleSlackInteraction } from './routes/slack.ts';
 import { handleTeamsMessage } from './routes/teams.ts';
 import { handleGitHubWebhook } from './routes/github-webhook.ts';
 import { GatewayMetrics, sendMetrics } from './metrics.ts';
+import { ReadAccess } from './read-access.ts';
 
 export interface GatewayContext {
   client: Client;
@@ -20,6 +21,8 @@ export interface GatewayContext {
   env: NodeJS.ProcessEnv;
   /** Request counts and latencies served at GET /metrics; createGateway makes one when absent. */
   metrics?: GatewayMetrics;
+  /** Who may read changes, audits and environments (and GitHub's cached answers); createGateway makes one when absent. */
+  readAccess?: ReadAccess;
 }
 
 export type RouteHandler = (
@@ -66,7 +69,11 @@ export const routes: Route[] = [
 const KNOWN_METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS']);
 
 export function createGateway(ctx: GatewayContext): Server {
-  const withMetrics = { ...ctx, metrics: ctx.metrics ?? new GatewayMetrics() };
+  const withMetrics = {
+    ...ctx,
+    metrics: ctx.metrics ?? new GatewayMetrics(),
+    readAccess: ctx.readAccess ?? new ReadAccess(),
+  };
   return createServer((req, res) => {
     // A request target the URL parser refuses (`//[`) must be a 400, not an exception that ends the process.
     const pathname = safePathname(req.url);

@@ -6,6 +6,7 @@ import { startTracing } from '../workers/tracing.ts';
 import { createGateway } from './app.ts';
 import { loadSigningKey, SigningKeyError } from './approvals/signing.ts';
 import { requireWebhookSecret, WebhookSecretError } from './routes/github-webhook.ts';
+import { OperatorTokenError, ReadAccess } from './read-access.ts';
 
 const log = logFor('gateway', process.env);
 const config = loadConfig();
@@ -25,11 +26,20 @@ try {
   log.error(error.message);
   process.exit(1);
 }
+const readAccess = new ReadAccess();
+try {
+  // A malformed operator token list is a configuration error: say so now, not as a 500 on the first read.
+  readAccess.operatorDigests(process.env);
+} catch (error) {
+  if (!(error instanceof OperatorTokenError)) throw error;
+  log.error(error.message);
+  process.exit(1);
+}
 // Optional OpenTelemetry tracing (OTEL_EXPORTER_OTLP_ENDPOINT): webhooks' signalWithStart and approvals carry the trace.
 const tracing = startTracing('gateway', process.env, (line) => log.info(line));
 const client = await connectClient(process.env, tracing.clientInterceptors);
 const port = Number(process.env.PORT ?? 3000);
-const server = createGateway({ client, config: () => config, env: process.env });
+const server = createGateway({ client, config: () => config, env: process.env, readAccess });
 server.listen(port, process.env.HOST ?? '127.0.0.1', () =>
   log.info(`listening on http://${process.env.HOST ?? '127.0.0.1'}:${port}`),
 );

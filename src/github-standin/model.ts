@@ -61,7 +61,13 @@ export interface StandinRepo {
   defaultBranch: string;
   gitDir: string;
   nextNumber: number;
+  /** A private repository is visible only to its owner, its collaborators and Apps installed on it (404 to others). */
+  private?: boolean;
+  /** Collaborators by lower-case login, with GitHub's role names. */
+  collaborators?: Record<string, CollaboratorRole>;
 }
+
+export type CollaboratorRole = 'read' | 'triage' | 'write' | 'maintain' | 'admin';
 
 export interface StandinPull {
   repo: string;

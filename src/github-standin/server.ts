@@ -8,7 +8,7 @@ import { createPublicKey, randomBytes, verify as verifySignature } from 'node:cr
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { AddressInfo } from 'node:net';
 import { GitHubStandin, StandinError, type StandinOptions } from './standin.ts';
-import type { AppManifest, StandinApp, StandinCheckRun, StandinToken } from './model.ts';
+import type { AppManifest, CollaboratorRole, StandinApp, StandinCheckRun, StandinToken } from './model.ts';
 
 /** GitHub's caps on a pull request's listed commits and files. */
 export const MAX_LISTED_COMMITS = 250;
@@ -145,7 +145,10 @@ export class StandinServer {
           if (!m || method !== req.method) continue;
           known = true;
           const ctx = { req, res, url, params: m.slice(1).map(decodeURIComponent), body, standin: this.standin };
-          if (table === this.rest) this.requireInstallationCovers(ctx, path);
+          if (table === this.rest) {
+            this.requireInstallationCovers(ctx, path);
+            this.requireUserCanSee(ctx, path);
+          }
           const result = await handler(ctx);
           if (!res.headersSent) send(res, req.method === 'POST' ? 201 : 200, result ?? {});
           return;
@@ -216,6 +219,19 @@ export class StandinServer {
       !this.standin.appCovers(app, `${decodeURIComponent(repo[1] ?? '')}/${decodeURIComponent(repo[2] ?? '')}`)
     )
       fail(404, 'Not Found');
+  }
+
+  /** A private repository does not exist for a user who is neither its owner nor a collaborator: 404, as on GitHub. */
+  private requireUserCanSee(ctx: Ctx, path: string): void {
+    const repoPath = /^\/repos\/([^/]+)\/([^/]+)/.exec(path);
+    const value = ctx.req.headers.authorization?.replace(/^(token|bearer)\s+/i, '').trim();
+    const token =
+      repoPath && value ? this.standin.state.tokens.find((t) => t.token === value && t.kind === 'user') : undefined;
+    if (!repoPath || !token) return;
+    const repo = this.standin.findRepo(
+      `${decodeURIComponent(repoPath[1] ?? '')}/${decodeURIComponent(repoPath[2] ?? '')}`,
+    );
+    if (repo && !this.standin.permissionsOf(repo, token.login)) fail(404, 'Not Found');
   }
 
   private verifyJwt(jwt: string): Auth {
@@ -339,8 +355,11 @@ export class StandinServer {
     });
 
     R('GET', repoPath, (ctx) => {
-      this.auth(ctx);
-      return s.repoJson(this.repoOf(ctx));
+      const auth = this.auth(ctx);
+      const repo = this.repoOf(ctx);
+      // GitHub adds what the authenticated user may do (requireUserCanSee already answered 404 to a stranger).
+      const permissions = auth.kind === 'user' ? s.permissionsOf(repo, auth.login) : undefined;
+      return { ...s.repoJson(repo), ...(permissions ? { permissions } : {}) };
     });
 
     // pull requests
@@ -864,8 +883,17 @@ export class StandinServer {
         fullName: str(ctx.body, 'fullName'),
         defaultBranch: str(ctx.body, 'defaultBranch', false) || undefined,
         files: ctx.body.files as Record<string, string> | undefined,
+        private: ctx.body.private === true,
       });
       return { ...s.repoJson(repo), remote: repo.gitDir };
+    });
+    // A collaborator with a role (read, triage, write, maintain, admin), or removed with {"permission": null}.
+    C('PUT', '/repos/:owner/:repo/collaborators/:login', (ctx) => {
+      const role = ctx.body.permission;
+      if (role !== null && !['read', 'triage', 'write', 'maintain', 'admin'].includes(role as string))
+        fail(422, 'permission: expected read, triage, write, maintain, admin or null');
+      s.setCollaborator(fullName(ctx), ctx.params[2] ?? '', (role ?? undefined) as CollaboratorRole | undefined);
+      return { collaborators: s.requireRepo(fullName(ctx)).collaborators ?? {} };
     });
     C('POST', '/repos/:owner/:repo/pulls', async (ctx) => {
       const r = await s.openPullRequest({

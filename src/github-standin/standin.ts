@@ -26,6 +26,7 @@ import {
   type StandinDelivery,
   type StandinPull,
   type StandinRepo,
+  type CollaboratorRole,
   type StandinReview,
   type StandinState,
   type StandinUser,
@@ -277,6 +278,7 @@ export class GitHubStandin {
     files?: Record<string, string>;
     owner?: PersonSpec;
     firstPullNumber?: number;
+    private?: boolean;
   }): StandinRepo {
     const existing = this.findRepo(input.fullName);
     if (existing) return existing;
@@ -292,6 +294,7 @@ export class GitHubStandin {
       defaultBranch: input.defaultBranch ?? 'main',
       gitDir,
       nextNumber: input.firstPullNumber ?? 1,
+      ...(input.private ? { private: true } : {}),
     };
     if (!resolveRef(gitDir, `refs/heads/${repo.defaultBranch}`)) {
       const who = this.gitPerson(input.owner ?? { name: 'Stand-in', email: 'standin@users.noreply.standin.local' });
@@ -779,6 +782,29 @@ export class GitHubStandin {
     };
   }
 
+  /** Adds (or changes, or with `undefined` removes) a collaborator, as `PUT /repos/{o}/{r}/collaborators/{u}` does once accepted. */
+  setCollaborator(fullName: string, login: string, role: CollaboratorRole | undefined): void {
+    const repo = this.requireRepo(fullName);
+    const user = this.requireUser(login);
+    const collaborators = { ...repo.collaborators };
+    if (role) collaborators[user.login.toLowerCase()] = role;
+    else delete collaborators[user.login.toLowerCase()];
+    repo.collaborators = collaborators;
+    this.save();
+  }
+
+  /**
+   * What a user may do in a repository, as GitHub's `permissions` object says it: the owner is admin, a
+   * collaborator has their role, anyone else can pull a public repository; undefined = cannot see it.
+   */
+  permissionsOf(repo: StandinRepo, login: string): Record<string, boolean> | undefined {
+    const role: CollaboratorRole | undefined =
+      login.toLowerCase() === repo.owner.toLowerCase() ? 'admin' : repo.collaborators?.[login.toLowerCase()];
+    if (!role && repo.private) return undefined;
+    const rank = ['read', 'triage', 'write', 'maintain', 'admin'].indexOf(role ?? 'read');
+    return { admin: rank >= 4, maintain: rank >= 3, push: rank >= 2, triage: rank >= 1, pull: true };
+  }
+
   repoJson(repo: StandinRepo): Record<string, unknown> {
     const fullName = `${repo.owner}/${repo.name}`;
     return {
@@ -786,7 +812,8 @@ export class GitHubStandin {
       node_id: `R_${repo.id}`,
       name: repo.name,
       full_name: fullName,
-      private: false,
+      private: repo.private === true,
+      visibility: repo.private ? 'private' : 'public',
       owner: { ...this.userJson(repo.owner), type: 'Organization' },
       html_url: `${this.baseUrl}/${fullName}`,
       url: `${this.baseUrl}/repos/${fullName}`,

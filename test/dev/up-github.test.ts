@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
+import { operatorTokenPath } from '../../src/config/paths.ts';
 import { projectRoot } from '../../src/dev/paths.ts';
 import type { ChangeStatus } from '../../src/shared/types.ts';
 import { descendants, startUp, type UpProcess } from '../helpers/foureyes-up.ts';
@@ -56,7 +57,10 @@ temporal: { namespace: foureyes, uiUrl: "http://localhost:${uiPort}" }
 }
 
 async function changeStatus(up: UpProcess): Promise<ChangeStatus | undefined> {
-  const res = await fetch(`${up.gatewayUrl}/api/changes/acme/shop/1`).catch(() => undefined);
+  const token = readFileSync(operatorTokenPath(up.dataDir), 'utf8').trim();
+  const res = await fetch(`${up.gatewayUrl}/api/changes/acme/shop/1`, {
+    headers: { authorization: `Bearer ${token}` },
+  }).catch(() => undefined);
   return res?.ok ? ((await res.json()) as ChangeStatus) : undefined;
 }
 

@@ -19,6 +19,10 @@ import {
   type Stack,
 } from '../workflows/harness.ts';
 
+// The read endpoints need an identity (read-identity.test.ts covers GitHub tokens); here the operator's.
+const OPERATOR = 'environments-operator-token-0123456789abcdef';
+const headers = { authorization: `Bearer ${OPERATOR}` };
+const savedGatewayToken = process.env.FOUREYES_GATEWAY_TOKEN;
 let stack: Stack;
 let server: ReturnType<typeof createGateway>;
 let base: string;
@@ -30,8 +34,9 @@ beforeAll(async () => {
   server = createGateway({
     client: stack.client,
     config: () => parseConfig(CONFIG, 'test.yaml'),
-    env: { FOUREYES_TASK_QUEUE: stack.taskQueue },
+    env: { FOUREYES_TASK_QUEUE: stack.taskQueue, FOUREYES_OPERATOR_TOKENS: OPERATOR },
   });
+  process.env.FOUREYES_GATEWAY_TOKEN = OPERATOR; // what `foureyes environments` sends
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   const handle = await openChange(stack, change, opened(head));
@@ -40,13 +45,15 @@ beforeAll(async () => {
   await waitForStatus(handle, (s) => s.stage === 'delivered', 40_000);
 }, 60_000);
 afterAll(async () => {
+  if (savedGatewayToken === undefined) delete process.env.FOUREYES_GATEWAY_TOKEN;
+  else process.env.FOUREYES_GATEWAY_TOKEN = savedGatewayToken;
   await new Promise((resolve) => server?.close(resolve));
   await stack?.stop();
 });
 
 describe('environments', () => {
   it('GET /api/environments/acme/shop: what runs in staging and production, approved by whom, and the last releases', async () => {
-    const res = await fetch(`${base}/api/environments/acme/shop`);
+    const res = await fetch(`${base}/api/environments/acme/shop`, { headers });
     expect(res.status).toBe(200);
     const { environments } = (await res.json()) as { environments: EnvironmentView[] };
     expect(
@@ -57,7 +64,9 @@ describe('environments', () => {
     ]);
     expect(environments[1]?.releases[0]).toMatchObject({ sha: head, outcome: 'deployed', endedAt: expect.any(String) });
     // A repository nothing was delivered to yet: its environments, with nothing running.
-    const all = (await (await fetch(`${base}/api/environments`)).json()) as { environments: EnvironmentView[] };
+    const all = (await (await fetch(`${base}/api/environments`, { headers })).json()) as {
+      environments: EnvironmentView[];
+    };
     expect(all.environments.find((e) => e.repo === 'acme/dual')).toMatchObject({
       environment: 'dual',
       queue: [],
@@ -67,17 +76,17 @@ describe('environments', () => {
   });
 
   it('bad input is a 4xx that says why', async () => {
-    const unknown = await fetch(`${base}/api/environments/acme/nope`);
+    const unknown = await fetch(`${base}/api/environments/acme/nope`, { headers });
     expect([unknown.status, ((await unknown.json()) as { error: string }).error]).toEqual([
       404,
       'repository acme/nope is not configured in foureyes.yaml',
     ]);
-    const env = await fetch(`${base}/api/environments/acme/shop/qa`);
+    const env = await fetch(`${base}/api/environments/acme/shop/qa`, { headers });
     expect([env.status, ((await env.json()) as { error: string }).error]).toEqual([
       404,
       'acme/shop has no environment qa (it has staging, production)',
     ]);
-    const last = await fetch(`${base}/api/environments/acme/shop?last=0`);
+    const last = await fetch(`${base}/api/environments/acme/shop?last=0`, { headers });
     expect([last.status, ((await last.json()) as { error: string }).error]).toEqual([
       400,
       'last: expected a whole number from 1 to 200, found "0"',

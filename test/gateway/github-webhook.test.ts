@@ -77,7 +77,9 @@ function signed(body: string, event: string, deliveryId: string = crypto.randomU
 }
 
 async function status(number: number): Promise<ChangeStatus | undefined> {
-  const res = await fetch(`${gatewayUrl}/api/changes/acme/shop/${number}`);
+  const res = await fetch(`${gatewayUrl}/api/changes/acme/shop/${number}`, {
+    headers: { authorization: `Bearer ${stack.tokens['jo-platform']}` },
+  });
   if (res.status === 404) return undefined;
   expect(res.status).toBe(200);
   return (await res.json()) as ChangeStatus;

@@ -23,6 +23,8 @@ export interface UpProcess {
   output(): string;
   ports: UpPorts;
   gatewayUrl: string;
+  /** The data folder; its keys/operator-token reads the gateway's change and environment endpoints. */
+  dataDir: string;
   /** Resolves with the exit code. */
   exited: Promise<number | null>;
   /** Ctrl-C, then the exit code. */
@@ -101,6 +103,7 @@ export async function startUp(options: {
     output: () => out,
     ports,
     gatewayUrl: `http://127.0.0.1:${ports.gateway}`,
+    dataDir: options.dataDir,
     exited,
     waitFor,
     stop: async () => {

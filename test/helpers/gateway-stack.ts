@@ -73,6 +73,8 @@ export interface GatewayStackOptions {
   users: string[];
   /** Files of acme/shop's first commit. */
   repoFiles?: Record<string, string>;
+  /** acme/shop is private: only its collaborators (`standin.setCollaborator`) can see it, as on GitHub. */
+  privateRepo?: boolean;
   /** More repositories on the stand-in, with nothing in them. */
   otherRepos?: string[];
   /** The gateway's environment beyond the signing key, the task queue and GITHUB_API_URL. */
@@ -121,6 +123,7 @@ export async function startGatewayStack(options: GatewayStackOptions): Promise<G
     fullName: 'acme/shop',
     firstPullNumber: uniquePullNumberBase(),
     ...(options.repoFiles ? { files: options.repoFiles } : {}),
+    ...(options.privateRepo ? { private: true } : {}),
   });
   for (const fullName of options.otherRepos ?? [])
     github.standin.createRepo({ fullName, firstPullNumber: uniquePullNumberBase() });

@@ -21,6 +21,7 @@ afterAll(async () => {
   await gw?.stop();
 });
 
+const reader = () => ({ authorization: `Bearer ${gw.token}` });
 const approvals = (path: string) => `${gw.url}/api/changes/${path}/approvals`;
 const postApproval = (path: string, body: string, token: string | undefined = gw.token) =>
   request(approvals(path), {
@@ -115,8 +116,10 @@ describe('hostile approval API and change endpoints', () => {
           ...(body ? { body } : {}),
         });
         // 404/405 only where the path no longer matches that route: fetch resolves a literal `..` or `.`
-        // segment before sending, like any HTTP client.
-        expectRefusal(answer, [400, 404, 405]);
+        // segment before sending, like any HTTP client. 403: a well-formed name of a repository the reader's
+        // token cannot see on GitHub (the read endpoints ask).
+        expectRefusal(answer, method === 'GET' ? [400, 403, 404, 405] : [400, 404, 405]);
+        if (answer.status === 403) expect(String(answer.json?.error), `${method} ${path}`).toMatch(/cannot read/);
         if (answer.status === 404)
           expect(String(answer.json?.error), `${method} ${path}`).toMatch(/no such endpoint|no (open )?change/);
         // Echoed input stays inside the JSON string: no raw CR/LF, so no header or log line can be forged.
@@ -143,9 +146,10 @@ describe('hostile approval API and change endpoints', () => {
         fc.oneof(fc.nat().map(String), fc.string({ minLength: 1, maxLength: 12 })),
         async (o, r, n) => {
           const path = [o, r, n].map(encodeURIComponent).join('/');
-          const answer = await request(`${gw.url}/api/changes/${path}`, {});
+          const answer = await request(`${gw.url}/api/changes/${path}`, { headers: reader() });
           expect(answer.status, `${path}: ${answer.text}`).toBeLessThan(500);
-          expectRefusal(answer, [400, 404]);
+          // 403: a well-formed repository the reader's token cannot see on GitHub.
+          expectRefusal(answer, [400, 403, 404]);
         },
       ),
       { numRuns: 80 },
@@ -177,10 +181,13 @@ describe('hostile approval API and change endpoints', () => {
       'run=%00',
       `format=${'x'.repeat(3000)}`,
     ]) {
-      expectRefusal(await request(`${gw.url}/api/changes/${gw.repo}/${gw.pullBase}/audit?${query}`, {}), [400]);
+      expectRefusal(
+        await request(`${gw.url}/api/changes/${gw.repo}/${gw.pullBase}/audit?${query}`, { headers: reader() }),
+        [400],
+      );
     }
     // The audit of a change that does not exist is a 404 that says so (it was a 500).
-    const missing = await request(`${gw.url}/api/changes/${gw.repo}/${gw.pullBase}/audit`, {});
+    const missing = await request(`${gw.url}/api/changes/${gw.repo}/${gw.pullBase}/audit`, { headers: reader() });
     expectRefusal(missing, [404]);
     expect(String(missing.json?.error)).toMatch(/no change/);
     const huge = JSON.stringify({ comment: 'x'.repeat(20 * 1024) });

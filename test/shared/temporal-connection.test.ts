@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { temporalSettings } from '../../src/shared/temporal-connection.ts';
+import { TemporalSettingsError, temporalSettings } from '../../src/shared/temporal-connection.ts';
 import { workerDeploymentFromEnv } from '../../src/workers/deployment.ts';
 import { changeFields, runtimeOptions } from '../../src/workers/telemetry.ts';
 
@@ -38,6 +38,26 @@ describe('temporalSettings', () => {
     expect(text(tls.serverRootCACertificate)).toBe('CA CERT');
     expect(text(tls.clientCertPair?.crt)).toBe('CLIENT CERT');
     expect(text(tls.clientCertPair?.key)).toBe('CLIENT KEY');
+  });
+
+  it('a missing mTLS file, or a certificate without its key, is an error naming the variable', () => {
+    const tls = {
+      TEMPORAL_TLS_CLIENT_CERT_PATH: file('c.pem', 'CLIENT CERT'),
+      TEMPORAL_TLS_CLIENT_KEY_PATH: file('c.key', 'CLIENT KEY'),
+      TEMPORAL_TLS_SERVER_CA_CERT_PATH: file('ca2.pem', 'CA CERT'),
+    };
+    for (const name of Object.keys(tls)) {
+      const missing = join(dir, `absent-${name}.pem`);
+      expect(() => temporalSettings({ ...tls, [name]: missing })).toThrow(
+        new TemporalSettingsError(`${name}: cannot read ${missing} (missing, or not readable by this process)`),
+      );
+    }
+    expect(() => temporalSettings({ TEMPORAL_TLS_CLIENT_CERT_PATH: tls.TEMPORAL_TLS_CLIENT_CERT_PATH })).toThrow(
+      /^TEMPORAL_TLS_CLIENT_KEY_PATH is missing/,
+    );
+    expect(() => temporalSettings({ TEMPORAL_TLS_CLIENT_KEY_PATH: tls.TEMPORAL_TLS_CLIENT_KEY_PATH })).toThrow(
+      /^TEMPORAL_TLS_CLIENT_CERT_PATH is missing/,
+    );
   });
 
   it('takes TEMPORAL_API_KEY (Temporal Cloud) and turns TLS on with it', () => {

@@ -46,6 +46,8 @@ interface ReceivedSpan {
 // In the deploy's and verify's results (so in the history, as any activity result); it must never reach a span,
 // as a leased credential in a real deploy's environment must not.
 const RESULT_MARKER = 'deploy-output-4c1e9a';
+// The gateway's status endpoint needs an identity; an operator token reads without asking GitHub.
+const OPERATOR = 'tracing-operator-token-0123456789abcdef';
 
 let receiver: Server;
 let endpoint: string;
@@ -415,6 +417,7 @@ describe('foureyes gateway with OTEL_EXPORTER_OTLP_ENDPOINT', () => {
       FOUREYES_APPROVAL_SIGNING_KEY: generateSigningKey().privateKey,
       GITHUB_WEBHOOK_SECRET: 'tracing-test-secret',
       OTEL_EXPORTER_OTLP_ENDPOINT: endpoint,
+      FOUREYES_OPERATOR_TOKENS: OPERATOR,
       PORT: String(port),
     });
     const { child, exited } = gateway;
@@ -423,7 +426,8 @@ describe('foureyes gateway with OTEL_EXPORTER_OTLP_ENDPOINT', () => {
       await untilHealthy(base, gateway);
       // The status query of a change nobody opened: a traced call that fails (404 to the caller).
       const number = 900_000 + Math.floor(Math.random() * 99_999);
-      expect((await fetch(`${base}/api/changes/acme/shop/${number}`)).status).toBe(404);
+      const headers = { authorization: `Bearer ${OPERATOR}` };
+      expect((await fetch(`${base}/api/changes/acme/shop/${number}`, { headers })).status).toBe(404);
       child.kill('SIGTERM');
       expect(await exited).toBe(0);
       expect(gateway.output()).toContain('foureyes-gateway: tracing on');

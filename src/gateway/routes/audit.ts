@@ -4,10 +4,12 @@ import { HttpError, sendJson } from '../http.ts';
 import { renderMarkdown } from '../../audit/document.ts';
 import { exportChange } from '../../audit/export.ts';
 import { formatChangeRef } from '../../shared/change-ref.ts';
-import { changeFromParams } from './changes.ts';
+import { bearerToken } from '../approvals/github-token.ts';
+import { changeFromParams, requireReader } from './changes.ts';
 
 /** GET /api/changes/{owner}/{repo}/{number}/audit[?format=md|json][&run=<runId>]: the sealed audit record. */
 export const handleGetAudit: RouteHandler = async (req, res, params, ctx) => {
+  bearerToken(req.headers); // 401 at once without a token
   const ref = changeFromParams(params);
   const url = new URL(req.url ?? '/', 'http://gateway');
   const format = url.searchParams.get('format') ?? 'json';
@@ -16,6 +18,8 @@ export const handleGetAudit: RouteHandler = async (req, res, params, ctx) => {
   const run = url.searchParams.get('run') ?? undefined;
   if (run !== undefined && !/^[0-9a-f-]{36}$/i.test(run))
     throw new HttpError(400, 'run: expected a Temporal run ID (a UUID)');
+  // Input checked first: a malformed request costs no GitHub API call.
+  await requireReader(req, ctx, ref);
   try {
     const doc = await exportChange(ctx.client, ref, { runId: run, signingKey: ctx.env.FOUREYES_AUDIT_SIGNING_KEY });
     if (format === 'json') sendJson(res, 200, doc);

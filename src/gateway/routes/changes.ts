@@ -2,7 +2,15 @@ import { WorkflowNotFoundError } from '@temporalio/client';
 import { changeStatus } from '../../client/read-change.ts';
 import type { RouteHandler } from '../app.ts';
 import { HttpError, sendJson } from '../http.ts';
-import { ChangeRefError, formatChangeRef, makeChangeRef, workflowIdFor } from '../../shared/change-ref.ts';
+import { bearerToken } from '../approvals/github-token.ts';
+import { ReadAccess } from '../read-access.ts';
+import {
+  ChangeRefError,
+  formatChangeRef,
+  makeChangeRef,
+  workflowIdFor,
+  type ChangeRef,
+} from '../../shared/change-ref.ts';
 
 export function changeFromParams(params: Record<string, string>) {
   try {
@@ -13,9 +21,20 @@ export function changeFromParams(params: Record<string, string>) {
   }
 }
 
+/** 401/403 unless the caller may read the change's repository (see read-access.ts). */
+export async function requireReader(
+  req: Parameters<RouteHandler>[0],
+  ctx: Parameters<RouteHandler>[3],
+  ref: ChangeRef,
+): Promise<void> {
+  await (ctx.readAccess ?? new ReadAccess()).requireReader(req, ctx.env, `${ref.owner}/${ref.repo}`);
+}
+
 /** GET /api/changes/{owner}/{repo}/{number}: the change's status (the workflow's `status` query). */
-export const handleGetChange: RouteHandler = async (_req, res, params, ctx) => {
+export const handleGetChange: RouteHandler = async (req, res, params, ctx) => {
+  bearerToken(req.headers); // 401 at once without a token
   const ref = changeFromParams(params);
+  await requireReader(req, ctx, ref);
   const handle = ctx.client.workflow.getHandle(workflowIdFor(ref));
   try {
     sendJson(res, 200, await changeStatus(handle));

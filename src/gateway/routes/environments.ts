@@ -9,6 +9,9 @@ export type { EnvironmentView };
 import { laneStateQuery } from '../../workflows/lane.ts';
 import type { RouteHandler } from '../app.ts';
 import { HttpError, sendJson } from '../http.ts';
+import { bearerToken } from '../approvals/github-token.ts';
+import { ReadAccess } from '../read-access.ts';
+import { ChangeRefError, validateRepoName } from '../../shared/change-ref.ts';
 
 export const DEFAULT_LAST = 10;
 const MAX_LAST = 200;
@@ -67,13 +70,41 @@ export function lastParam(raw: string | null): number {
 }
 
 export const handleGetEnvironments: RouteHandler = async (req, res, params, ctx) => {
+  bearerToken(req.headers); // 401 at once without a token
   const url = new URL(req.url ?? '/', 'http://gateway');
   const last = lastParam(url.searchParams.get('last'));
   const repo = params.owner && params.repo ? `${params.owner}/${params.repo}` : undefined;
+  if (repo) {
+    try {
+      validateRepoName(params.owner ?? '', params.repo ?? '');
+    } catch (error) {
+      if (error instanceof ChangeRefError) throw new HttpError(400, error.message);
+      throw error;
+    }
+  }
   const environment = params.environment;
   const taskQueue = ctx.env.FOUREYES_TASK_QUEUE || 'foureyes';
+  const access = ctx.readAccess ?? new ReadAccess();
+  const config = ctx.config();
+  // Asked before saying whether a repository is configured, so a stranger learns nothing about the set-up.
+  if (repo) await access.requireReader(req, ctx.env, repo);
+  const readable = repo
+    ? undefined
+    : await access.readable(
+        req,
+        ctx.env,
+        config.repositories.map((r) => r.name),
+      );
+  if (readable && readable.length === 0 && config.repositories.length > 0)
+    throw new HttpError(
+      403,
+      'your GitHub token cannot read any repository foureyes delivers: ask for read access, or use a token that has it',
+    );
+  const visible = readable
+    ? { ...config, repositories: config.repositories.filter((r) => readable.includes(r.name)) }
+    : config;
   sendJson(res, 200, {
-    environments: await environmentsOf(ctx.client, ctx.config(), {
+    environments: await environmentsOf(ctx.client, visible, {
       ...(repo ? { repo } : {}),
       ...(environment ? { environment } : {}),
       last,
