@@ -690,8 +690,9 @@ function approvalEntry(
 
 /**
  * The workflow's own view at each decision against the record derived from history: anyone it held to be an
- * initiator or whose approval it counted must be so in the record too, no counted approver may be an initiator,
- * and each policy it decided under must be one the history read. A disagreement is a finding.
+ * initiator or whose approval it counted must be so in the record too, no approver it counted may be one it held
+ * to be an initiator at that moment, and each policy it decided under must be one the history read. A
+ * disagreement is a finding.
  */
 function crossCheck(
   views: AuditViewMemo[],
@@ -708,7 +709,7 @@ function crossCheck(
           `the workflow held ${who} to be an initiator (${why.join(', ')}) ${where}, which the record derived from history does not show`,
         );
     for (const who of view.counted ?? []) {
-      if (who in (view.initiators ?? {}) || who in initiators)
+      if (who in (view.initiators ?? {}))
         found.add(`the workflow counted ${who}'s approval ${where}, but ${who} is an initiator`);
       if (!approvers.has(who))
         found.add(`the workflow counted ${who}'s approval ${where}, which the record derived from history does not`);
