@@ -227,6 +227,21 @@ export function decideEvent(
   return { verdict: 'accepted', reason: 'signed by the gateway' };
 }
 
+/**
+ * A signed close is taken only when it is newer than every close already taken: an old close replayed once its
+ * delivery ID has left the (bounded) list of deliveries would otherwise end a reopened change.
+ */
+export function decideCloseOrder(closedAt: string, lastClosedAt: string | undefined): InputDecision {
+  const at = Date.parse(closedAt);
+  if (!Number.isFinite(at)) return { verdict: 'refused', reason: `its time ${JSON.stringify(closedAt)} is not a time` };
+  if (lastClosedAt !== undefined && at <= Date.parse(lastClosedAt))
+    return {
+      verdict: 'refused',
+      reason: `it is the close of ${closedAt}, not later than the close of ${lastClosedAt} already taken: a replayed close`,
+    };
+  return { verdict: 'accepted', reason: 'newer than any close taken' };
+}
+
 /** The workflow ID a run must have for its input to name the change it works on. */
 export function decideRunIdentity(workflowId: string, canonicalWorkflowId: string | undefined): InputDecision {
   if (!canonicalWorkflowId)

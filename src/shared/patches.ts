@@ -49,3 +49,6 @@ export function patchOf(event: MarkerEvent): string | undefined {
 
 /** At each approval decision and each open gate the change writes its own view (AUDIT_VIEW_KEY) to its memo. */
 export const AUDIT_VIEW_MEMO_PATCH = 'audit-view-memo';
+
+/** A signed close is refused unless it is newer than every close already taken (no replayed close). */
+export const CLOSE_ORDER_PATCH = 'close-order';

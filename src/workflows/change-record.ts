@@ -6,6 +6,7 @@ import {
   approvalLapse,
   collectInitiators,
   decideApproval,
+  decideCloseOrder,
   decideEvent,
   gateState,
   headRefusal,
@@ -67,6 +68,8 @@ export interface ChangeRecord {
   timeline: TimelineEntry[];
   runs: RunInfo[];
   closed?: { at: string; merged: boolean; closedBy?: string };
+  /** The signed time of the latest close taken; kept when the pull request reopens. */
+  lastClosedAt?: string;
   /** Head SHA whose approval request was posted to chat (once per head). */
   notified?: string;
   /** The approval card posted to Teams and kept current (./teams-card.ts). */
@@ -224,9 +227,17 @@ export function receiveClosed(
   policy: ChangePolicy,
   closed: PullRequestClosed,
   now: number,
+  /** Whether closes are ordered (a patch in the workflow: runs recorded before it took any signed close). */
+  ordered: () => boolean = () => true,
 ): EventEffect {
   if (record.closed || isDuplicate(record, closed)) return 'duplicate';
   if (!acceptSigned(record, policy, closed, 'a close', now)) return 'refused';
+  const order = decideCloseOrder(closed.at, record.lastClosedAt);
+  if (order.verdict === 'refused' && ordered()) {
+    note(record, now, 'event-refused', `refused a close: ${order.reason}`);
+    return 'refused';
+  }
+  if (order.verdict === 'accepted') record.lastClosedAt = closed.at;
   remember(record, closed.deliveryId);
   record.closed = { at: closed.at, merged: closed.merged, ...(closed.closedBy ? { closedBy: closed.closedBy } : {}) };
   note(

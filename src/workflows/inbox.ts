@@ -3,7 +3,7 @@
 // from GitHub for it — so what a head is, who wrote it and what it changes never comes from an event.
 import { condition, isCancellation, log, patched } from '@temporalio/workflow';
 import { shortSha } from '../policy/sod.ts';
-import { HEAD_EVIDENCE_PATCH } from '../shared/patches.ts';
+import { CLOSE_ORDER_PATCH, HEAD_EVIDENCE_PATCH } from '../shared/patches.ts';
 import type { ChangePolicy, PullRequestClosed, PullRequestEvent } from '../shared/types.ts';
 import { github } from './activities.ts';
 import { applyLookedUp, applyLookupFailure, receiveClosed, receiveEvent, type ChangeRecord } from './change-record.ts';
@@ -31,7 +31,8 @@ export class Inbox {
 
   async close(closed: PullRequestClosed): Promise<void> {
     const policy = await this.host.ready();
-    if (receiveClosed(this.host.record, policy, closed, this.host.now()) !== 'duplicate') this.host.changed();
+    const ordered = () => patched(CLOSE_ORDER_PATCH);
+    if (receiveClosed(this.host.record, policy, closed, this.host.now(), ordered) !== 'duplicate') this.host.changed();
   }
 
   /** Read the pull request from GitHub again (its base changed under an approval): the workflow's own request. */
