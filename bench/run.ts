@@ -13,12 +13,13 @@ import { scale } from './scenarios/scale.ts';
 import { approval } from './scenarios/approval.ts';
 import { webhook } from './scenarios/webhook.ts';
 import { replay } from './scenarios/replay.ts';
+import { sandbox } from './scenarios/sandbox.ts';
 import { goals, say, type Scenario } from './scenarios/types.ts';
 
 // The replay scenario's workers would log every state change.
 Runtime.install({ logger: new DefaultLogger('WARN') });
 
-const scenarios: Scenario[] = [webhook, overhead, approval, scale, throughput, replay];
+const scenarios: Scenario[] = [webhook, overhead, approval, scale, throughput, replay, sandbox];
 
 const { values } = parseArgs({
   options: {

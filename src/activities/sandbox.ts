@@ -259,6 +259,8 @@ export async function runSandboxed(command: SandboxCommand): Promise<SandboxResu
       };
     }
     const child = spawn(file, args, options);
+    // Listened for from the start: 'close' can follow 'exit' in the same tick, before an await after 'exit' resumes.
+    const closed = new Promise((resolve) => child.once('close', resolve));
     const redactors = [child.stdout, child.stderr].map((stream) => {
       const redactor = new LineRedactor(secrets, keep);
       stream?.setEncoding('utf8');
@@ -296,10 +298,10 @@ export async function runSandboxed(command: SandboxCommand): Promise<SandboxResu
         child.once('exit', (c, s) => resolve({ code: c, signal: s }));
       });
       if (unsafe) kill();
-      await Promise.race([
-        new Promise((resolve) => child.once('close', resolve)),
-        new Promise((resolve) => setTimeout(resolve, 2000)),
-      ]);
+      // Output still in flight is read to its end, but a process that escaped with the pipes open holds nothing up.
+      let grace: NodeJS.Timeout | undefined;
+      await Promise.race([closed, new Promise((resolve) => (grace = setTimeout(resolve, 2000)))]);
+      clearTimeout(grace);
       for (const r of redactors) r.flush();
       return {
         exitCode: code,

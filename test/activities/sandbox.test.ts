@@ -93,6 +93,26 @@ describe('the sandbox runner', () => {
     expect(processesWith(bomb)).toEqual([]);
   });
 
+  it('a command that ends at once is reported at once, with its output (no wait for a close that already came)', async () => {
+    const times: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      const started = Date.now();
+      const result = await runSandboxed({
+        run: 'echo ready',
+        checkout: checkout(),
+        env: {},
+        network: false,
+        timeoutMs: 30_000,
+        tailChars: 2000,
+      });
+      times.push(Date.now() - started);
+      expect(result.exitCode).toBe(0);
+      expect(result.output).toContain('ready');
+    }
+    // Each check and deploy step used to wait out a 2 s grace after its command had ended.
+    expect(Math.min(...times)).toBeLessThan(1000);
+  });
+
   it('network is off by default and on when asked for', async () => {
     const run = `node -e "require('dns').lookup('localhost',()=>{});const s=require('net').connect(9,'127.0.0.1');s.on('error',e=>{console.log(e.code)});s.on('connect',()=>console.log('open'))"; ip -o link 2>/dev/null | wc -l`;
     const off = await runSandboxed({
