@@ -90,8 +90,12 @@ interface PendingActivity {
   identity?: string;
 }
 
-/** The deploy trust zone: `foureyes-deploy`, or `<queue>-deploy` for a renamed stack. */
-const isDeployQueue = (queue: string) => queue === 'foureyes-deploy' || queue.endsWith('-deploy');
+/**
+ * The deploy trust zone of an environment: its own `<queue>-deploy-<env>` (`foureyes-deploy-staging`), or the
+ * shared `<queue>-deploy` of runs recorded before the per-environment deployers. Another environment's queue is not.
+ */
+const isDeployQueue = (queue: string, environment: string) =>
+  queue.endsWith('-deploy') || queue.endsWith(`-deploy-${environment}`);
 
 const QUIET_ACTIVITIES = new Set(['syncGitHub', 'notifySlack', 'syncTeamsCard', 'zoneInfo_orchestrator']);
 
@@ -412,9 +416,9 @@ export function buildAuditRecord(change: string, runs: RunHistory[]): AuditRecor
           case 'deploy': {
             const report = result as DeployReport;
             if (executor) executors.add(executor);
-            if (!isDeployQueue(pending.taskQueue))
+            if (!isDeployQueue(pending.taskQueue, report.environment))
               findings.push(
-                `${report.environment} was deployed from task queue ${pending.taskQueue}, outside the deploy zone`,
+                `${report.environment} was deployed from task queue ${pending.taskQueue}, outside its deploy zone`,
               );
             if (report.status !== 'failed') {
               deployed.push(report.environment);
