@@ -10,8 +10,9 @@ import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { defaultPayloadConverter } from '@temporalio/common';
-import type { Client } from '@temporalio/client';
-import type { Worker } from '@temporalio/worker';
+import { WorkflowFailedError, type Client } from '@temporalio/client';
+import { ActivityFailure, ApplicationFailure } from '@temporalio/common';
+import { Worker } from '@temporalio/worker';
 import { parseConfig } from '../../src/config/load.ts';
 import { bootstrapDeployers, VaultAdmin, type DeployerCredentials } from '../../src/dev/openbao.ts';
 import { generateSigningKey, signClaim } from '../../src/shared/approval-signature.ts';
@@ -19,7 +20,8 @@ import { patchOf, PER_ENVIRONMENT_DEPLOYER_PATCH } from '../../src/shared/patche
 import { deployQueue, zoneQueue } from '../../src/shared/task-queues.ts';
 import { DEPLOY_ENVIRONMENT_ENV, ZONES } from '../../src/workers/zones.ts';
 import { approvalSignal } from '../../src/workflows/definitions.ts';
-import { testClient, testWorker, uniqueQueue } from '../helpers/temporal.ts';
+import { testClient, testWorker, testWorkerConnection, uniqueQueue } from '../helpers/temporal.ts';
+import type { DeployStepInput } from '../activities/fixtures/deploy-workflows.ts';
 import { claim, encodeHistory, newChange, openChange, opened, waitForStatus } from './harness.ts';
 import { GitHubModel, orchestratorDoubles } from './orchestrator-doubles.ts';
 
@@ -190,4 +192,51 @@ it('delivers to staging and production, each environment’s steps on its own de
     );
   }
   console.log(`per-environment delivery took ${Date.now() - started} ms`);
+}, 120_000);
+
+it('a deployer serves its own environment alone: production’s step sent to the staging queue is refused and never runs', async () => {
+  // A workflow of someone else's (the deploy fixture, on a queue of its own) sends a production deploy to staging's
+  // deployer: it refuses it before anything else, whoever the caller is.
+  const otherQueue = uniqueQueue('envdeploy-other');
+  const other = await Worker.create({
+    connection: await testWorkerConnection(),
+    namespace: inject('temporalNamespace'),
+    taskQueue: otherQueue,
+    workflowsPath: join(import.meta.dirname, '..', 'activities', 'fixtures', 'deploy-workflows.ts'),
+  });
+  const otherRun = other.run();
+  try {
+    const before = readFileSync(ledger, 'utf8');
+    const change = newChange('acme/shop');
+    const input: DeployStepInput = {
+      deployQueue: deployQueue(queue, 'staging'),
+      change,
+      environment: 'production',
+      sha: head,
+      idempotencyKey: `${change}@production@${head}`,
+      maxAttempts: 1,
+    };
+    const failure = await client.workflow
+      .execute('deployStepWorkflow', {
+        workflowId: `change:${change}`,
+        taskQueue: otherQueue,
+        args: [input],
+        workflowExecutionTimeout: '1 minute',
+      })
+      .then(
+        () => undefined,
+        (error: unknown) => error,
+      );
+    expect(failure).toBeInstanceOf(WorkflowFailedError);
+    const activity = (failure as WorkflowFailedError).cause;
+    expect(activity).toBeInstanceOf(ActivityFailure);
+    const cause = (activity as ActivityFailure).cause as ApplicationFailure;
+    expect(cause).toBeInstanceOf(ApplicationFailure);
+    expect(cause.type).toBe('UntrustedCaller');
+    expect(cause.message).toMatch(/this deployer serves staging alone; it was asked for production/);
+    expect(readFileSync(ledger, 'utf8')).toBe(before);
+  } finally {
+    other.shutdown();
+    await otherRun;
+  }
 }, 120_000);
