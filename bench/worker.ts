@@ -11,6 +11,7 @@ import { workflowCacheSize } from '../src/workers/cache.ts';
 import { startTracing } from '../src/workers/tracing.ts';
 import type { DeployInput, DeployReport, VerifyReport } from '../src/shared/types.ts';
 import { nowMs } from './stats.ts';
+import { deployQueue } from '../src/shared/task-queues.ts';
 
 export type WorkerMessage =
   | { type: 'ready' }
@@ -131,20 +132,33 @@ async function main(): Promise<void> {
       : workflowCacheSize(process.env),
   };
   // The same options as src/workers/run.ts (the production entry point), plus the bench's tuning knob.
+  // The change workflow sends each environment's deploy steps to `<queue>-deploy-<env>`: in production one deploy
+  // process per environment (each with its own AppRole); here, with instant activities and no credentials, one
+  // process polls every environment's queue, so the bench's per-zone figures stay comparable.
+  const base = process.env.BENCH_TASK_QUEUE as string;
+  const changeQueues =
+    zone === 'deploy'
+      ? (process.env.BENCH_DEPLOY_ENVIRONMENTS ?? 'staging,production').split(',').map((e) => deployQueue(base, e))
+      : [queue(base)];
+  const changeWorkers = await Promise.all(
+    changeQueues.map((taskQueue) =>
+      Worker.create({
+        connection,
+        namespace,
+        taskQueue,
+        activities: changeActivities(),
+        ...(zone === 'orchestrator'
+          ? { workflowBundle: readBundle(process.env.FOUREYES_WORKFLOW_BUNDLE as string), sinks: tracing.workflowSinks }
+          : {}),
+        interceptors: tracing.workerInterceptors,
+        identity: `${zone}@${process.pid}`,
+        shutdownGraceTime: '5s',
+        ...tuning,
+      }),
+    ),
+  );
   const workers = [
-    await Worker.create({
-      connection,
-      namespace,
-      taskQueue: queue(process.env.BENCH_TASK_QUEUE as string),
-      activities: changeActivities(),
-      ...(zone === 'orchestrator'
-        ? { workflowBundle: readBundle(process.env.FOUREYES_WORKFLOW_BUNDLE as string), sinks: tracing.workflowSinks }
-        : {}),
-      interceptors: tracing.workerInterceptors,
-      identity: `${zone}@${process.pid}`,
-      shutdownGraceTime: '5s',
-      ...tuning,
-    }),
+    ...changeWorkers,
     await Worker.create({
       connection,
       namespace,

@@ -10,14 +10,20 @@ import { createConnection, createServer, type Server, type Socket } from 'node:n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig } from '../src/config/load.ts';
-import { bootstrapOpenBao, startOpenBao, VaultAdmin, type OpenBaoServer } from '../src/dev/openbao.ts';
+import {
+  bootstrapDeployers,
+  startOpenBao,
+  VaultAdmin,
+  type DeployerCredentials,
+  type OpenBaoServer,
+} from '../src/dev/openbao.ts';
 import { projectRoot } from '../src/dev/paths.ts';
 import { freePort, startProcess, waitUntil, type ManagedProcess } from '../src/dev/process.ts';
 import { loadOrCreateOperatorToken, loadOrCreateSigningKey, nodeEntry } from '../src/dev/stack.ts';
 import { startTemporalServer, type TemporalServer } from '../src/dev/temporal-server.ts';
 import { startGitHubStandin, type RunningStandin } from '../src/github-standin/server.ts';
 import { ensureWorkflowBundle } from '../src/workers/bundle.ts';
-import { ZONES, zoneTaskQueue, type Zone } from '../src/workers/zones.ts';
+import { DEPLOY_ENVIRONMENT_ENV, ZONES, zoneTaskQueue, type Zone } from '../src/workers/zones.ts';
 import type { ChangeStatus } from '../src/shared/types.ts';
 import { startPostgres, type PostgresCluster } from '../test/helpers/postgres.ts';
 
@@ -79,7 +85,10 @@ export interface DrillStack {
   gatewayUrl: string;
   /** The workflow bundle the orchestrators run (read at start), to replay the changes' histories with. */
   workflowBundleCode: string;
+  /** `deploy` is the staging deployer; every environment's deployer is in `deployers`. */
   procs: Record<Role, ManagedProcess>;
+  /** One deploy worker per environment, with that environment's AppRole (`deploy` as a role means all of them). */
+  deployers: Record<string, ManagedProcess>;
   /** SIGKILL one process (only it, as `kill -9 <pid>` would) and start it again with the same environment. */
   kill9(role: Role, restart?: boolean): Promise<void>;
   start(role: Role): Promise<void>;
@@ -224,7 +233,8 @@ export async function startDrillStack(options: {
     const openbao = await startOpenBao({ logFile: join(logs, 'openbao.log') });
     cleanups.push(() => openbao.process.stop());
     const admin = new VaultAdmin(openbao.address, openbao.rootToken);
-    const creds = await bootstrapOpenBao(admin, config);
+    // One deployer AppRole per environment, as `foureyes up` bootstraps them; no shared deployer.
+    const creds = await bootstrapDeployers(admin, config, { sharedDeployer: false });
     // The administrator's part: the database secrets engine behind staging's dynamic lease.
     await admin.request('POST', 'database/config/drill-pg', {
       plugin_name: 'postgresql-database-plugin',
@@ -267,12 +277,17 @@ export async function startDrillStack(options: {
     const zoneEnv: Record<Zone, Record<string, string>> = {
       orchestrator: { ...base, FOUREYES_APPROVAL_PUBLIC_KEYS: signingKey.publicKey, ...githubEnv },
       checks: { ...base },
-      deploy: {
-        ...base,
-        VAULT_ADDR: `http://127.0.0.1:${relay.port}`,
-        VAULT_ROLE_ID: creds.roleId,
-        VAULT_SECRET_ID: creds.secretId,
-      },
+      deploy: { ...base, VAULT_ADDR: `http://127.0.0.1:${relay.port}` },
+    };
+    const environments = config.environments.map((e) => e.name);
+    const deployEnvOf = (environment: string): Record<string, string> => {
+      const own = creds.environments[environment] as DeployerCredentials;
+      return {
+        ...envOf.deploy,
+        VAULT_ROLE_ID: own.roleId,
+        VAULT_SECRET_ID: own.secretId,
+        [DEPLOY_ENVIRONMENT_ENV]: environment,
+      };
     };
     const gatewayPort = await freePort();
     const gatewayUrl = `http://127.0.0.1:${gatewayPort}`;
@@ -299,8 +314,21 @@ export async function startDrillStack(options: {
     const script_ = (role: Role) =>
       role === 'gateway' ? 'src/gateway/main.ts' : `src/workers/${role === 'deploy' ? 'deployer' : role}.ts`;
     const procs = {} as Record<Role, ManagedProcess>;
+    const deployers: Record<string, ManagedProcess> = {};
     const spawnRole = (role: Role) => {
       const entry = nodeEntry(script_(role));
+      if (role === 'deploy') {
+        // Each environment's deployer is a process of its own, with that environment's AppRole alone.
+        for (const environment of environments)
+          deployers[environment] = startProcess(entry.command, entry.args, {
+            name: `deploy-${environment}`,
+            cwd: projectRoot(),
+            env: deployEnvOf(environment),
+            logFile: join(logs, `deploy-${environment}.log`),
+          });
+        procs.deploy = deployers[environments[0] as string] as ManagedProcess;
+        return;
+      }
       procs[role] = startProcess(entry.command, entry.args, {
         name: role,
         cwd: projectRoot(),
@@ -311,8 +339,8 @@ export async function startDrillStack(options: {
     const connection = await Connection.connect({ address: temporal.address });
     const client = new Client({ connection, namespace: temporal.namespace });
     cleanups.push(async () => {
-      for (const role of ['gateway', 'orchestrator', 'checks', 'deploy'] as const)
-        await procs[role]?.stop('SIGTERM', 5000);
+      for (const role of ['gateway', 'orchestrator', 'checks'] as const) await procs[role]?.stop('SIGTERM', 5000);
+      for (const deployer of Object.values(deployers)) await deployer.stop('SIGTERM', 5000);
       await client.connection.close().catch(() => undefined);
     });
     const ready = async (role: Role) => {
@@ -323,27 +351,31 @@ export async function startDrillStack(options: {
         });
         return;
       }
-      const name = zoneTaskQueue(role, {});
       const types = role === 'orchestrator' ? [1] : [2];
-      await waitUntil(
-        `worker ${role}`,
-        async () => {
-          for (const taskQueueType of types) {
-            const r = await client.connection.workflowService.describeTaskQueue({
-              namespace: temporal.namespace,
-              taskQueue: { name },
-              taskQueueType,
-            });
-            // A killed worker's poller lingers in the list for a while; require one seen in the last 2 s.
-            const fresh = (r.pollers ?? []).some(
-              (p) => Date.now() - Number(p.lastAccessTime?.seconds ?? 0) * 1000 < 2000,
-            );
-            if (!fresh) return false;
-          }
-          return true;
-        },
-        { timeoutMs: 120_000, process: procs[role] },
-      );
+      const pollers =
+        role === 'deploy'
+          ? environments.map((e) => ({ name: zoneTaskQueue('deploy', deployEnvOf(e)), proc: deployers[e] }))
+          : [{ name: zoneTaskQueue(role, {}), proc: procs[role] }];
+      for (const { name, proc } of pollers)
+        await waitUntil(
+          `worker ${role} on ${name}`,
+          async () => {
+            for (const taskQueueType of types) {
+              const r = await client.connection.workflowService.describeTaskQueue({
+                namespace: temporal.namespace,
+                taskQueue: { name },
+                taskQueueType,
+              });
+              // A killed worker's poller lingers in the list for a while; require one seen in the last 2 s.
+              const fresh = (r.pollers ?? []).some(
+                (p) => Date.now() - Number(p.lastAccessTime?.seconds ?? 0) * 1000 < 2000,
+              );
+              if (!fresh) return false;
+            }
+            return true;
+          },
+          { timeoutMs: 120_000, process: proc },
+        );
     };
     const start = async (role: Role) => {
       spawnRole(role);
@@ -367,11 +399,15 @@ export async function startDrillStack(options: {
       gatewayUrl,
       workflowBundleCode: readFileSync(bundle, 'utf8'),
       procs,
+      deployers,
       baseline: { leases: new Set(), roles: new Set() },
       async kill9(role, restart = true) {
-        const child = procs[role].child;
-        if (child.pid !== undefined && child.exitCode === null) process.kill(child.pid, 'SIGKILL');
-        await procs[role].exited;
+        // `deploy`: every environment's deployer at once (each holds only its own environment's AppRole).
+        for (const proc of role === 'deploy' ? Object.values(deployers) : [procs[role]]) {
+          const child = proc.child;
+          if (child.pid !== undefined && child.exitCode === null) process.kill(child.pid, 'SIGKILL');
+          await proc.exited;
+        }
         // Whatever the killed process had started in its group (a deploy command) is its own watchdog's business.
         if (restart) await start(role);
       },

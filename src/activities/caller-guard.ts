@@ -52,10 +52,24 @@ export function refuseCaller(
   return undefined;
 }
 
-/** The orchestrator queue a zone queue belongs to: `foureyes-deploy` -> `foureyes` (the orchestrator's is its own). */
-export function workflowQueueOf(zoneQueue: string, zone: 'orchestrator' | 'checks' | 'deploy'): string {
+/**
+ * The orchestrator queue a zone queue belongs to: `foureyes-deploy` -> `foureyes`, and for an environment's
+ * deployer `foureyes-deploy-staging` -> `foureyes` (the orchestrator's is its own).
+ */
+export function workflowQueueOf(
+  zoneQueue: string,
+  zone: 'orchestrator' | 'checks' | 'deploy',
+  environment?: string,
+): string {
   if (zone === 'orchestrator') return zoneQueue;
-  return zoneQueue.endsWith(`-${zone}`) ? zoneQueue.slice(0, -`-${zone}`.length) : zoneQueue;
+  const suffix = environment ? `-${zone}-${environment}` : `-${zone}`;
+  return zoneQueue.endsWith(suffix) ? zoneQueue.slice(0, -suffix.length) : zoneQueue;
+}
+
+/** The environment a deploy input names (`input.environment`), if any. */
+function environmentOf(input: unknown): string | undefined {
+  const environment = (input as { environment?: unknown } | undefined)?.environment;
+  return typeof environment === 'string' ? environment : undefined;
 }
 
 async function callerFacts(): Promise<CallerFacts> {
@@ -83,7 +97,14 @@ async function callerFacts(): Promise<CallerFacts> {
  */
 export function guardCallers<T extends object>(
   activities: T,
-  options: { zone: 'orchestrator' | 'deploy'; rules?: CallerRule[]; open?: string[]; only?: string[] },
+  options: {
+    zone: 'orchestrator' | 'deploy';
+    rules?: CallerRule[];
+    open?: string[];
+    only?: string[];
+    /** A deployer of one environment: it serves `<queue>-deploy-<env>` and only inputs for that environment. */
+    environment?: string;
+  },
 ): T {
   const rules = options.rules ?? [CHANGE_WORKFLOW_CALLER];
   const guarded: Record<string, unknown> = {};
@@ -94,9 +115,13 @@ export function guardCallers<T extends object>(
     }
     guarded[name] = async (...args: unknown[]) => {
       const caller = await callerFacts();
-      const refusal = refuseCaller(caller, args[0], rules, [
-        workflowQueueOf(Context.current().info.taskQueue, options.zone),
-      ]);
+      const asked = environmentOf(args[0]);
+      const refusal =
+        options.environment !== undefined && asked !== options.environment
+          ? `this deployer serves ${options.environment} alone; it was asked for ${asked ?? 'no environment'}`
+          : refuseCaller(caller, args[0], rules, [
+              workflowQueueOf(Context.current().info.taskQueue, options.zone, options.environment),
+            ]);
       if (refusal) {
         Context.current().log.warn(`refused ${name}: ${refusal}`, {
           workflowId: caller.workflowId,

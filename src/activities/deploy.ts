@@ -1,4 +1,5 @@
-// The deployer's activities (task queue `foureyes-deploy`, the only zone with a Vault credential):
+// The deployer's activities (task queue `foureyes-deploy-<env>`, one worker per environment, the only zone with a
+// Vault credential):
 // lease -> run the environment's deploy command in a working copy of the approved SHA -> revoke.
 //
 // Only identifiers cross the history boundary: the workflow passes change, environment, SHA and the

@@ -20,7 +20,7 @@ export type OrchestratorActivities = ReturnType<typeof createPolicyActivities> &
 /** Checks (task queue `foureyes-checks`): runs the change's own tests; holds no secrets. */
 export type ChecksActivities = ReturnType<typeof createChecksActivities>;
 
-/** Deployer (task queue `foureyes-deploy`): the only zone with a Vault credential. */
+/** Deployer (task queue `foureyes-deploy-<env>`, one per environment): the only zone with a Vault credential. */
 export interface DeployActivities {
   /** lease -> run the deploy command with leased values -> revoke, all inside the deployer process. */
   deploy(input: DeployInput): Promise<DeployReport>;

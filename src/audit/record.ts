@@ -99,8 +99,12 @@ interface PendingActivity {
   identity?: string;
 }
 
-/** The deploy trust zone: `foureyes-deploy`, or `<queue>-deploy` for a renamed stack. */
-const isDeployQueue = (queue: string) => queue === 'foureyes-deploy' || queue.endsWith('-deploy');
+/**
+ * The deploy trust zone of an environment: its own `<queue>-deploy-<env>` (`foureyes-deploy-staging`), or the
+ * shared `<queue>-deploy` of runs recorded before the per-environment deployers. Another environment's queue is not.
+ */
+const isDeployQueue = (queue: string, environment: string) =>
+  queue.endsWith('-deploy') || queue.endsWith(`-deploy-${environment}`);
 
 const QUIET_ACTIVITIES = new Set(['syncGitHub', 'notifySlack', 'syncTeamsCard', 'zoneInfo_orchestrator']);
 
@@ -211,8 +215,8 @@ export function buildAuditRecord(change: string, runs: RunHistory[]): AuditRecor
       return;
     }
     if (executor) executors.add(executor);
-    if (!isDeployQueue(taskQueue))
-      findings.push(`${report.environment} was deployed from task queue ${taskQueue}, outside the deploy zone`);
+    if (!isDeployQueue(taskQueue, report.environment))
+      findings.push(`${report.environment} was deployed from task queue ${taskQueue}, outside its deploy zone`);
     if (!failed) {
       deployed.push(report.environment);
       deployedAt.add(`${report.environment}@${report.sha}`);

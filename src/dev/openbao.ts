@@ -1,12 +1,21 @@
 // OpenBao dev server for the local stack and the tests, and the bootstrap a Vault administrator would do:
 // one policy per environment that allows only that environment's paths, a token role per environment,
-// an AppRole for the deployer worker, and the secrets engines the lease paths name. The root token is
+// one AppRole per environment for that environment's deployer worker (it may mint only that environment's
+// leases), the shared deployer AppRole while runs recorded before the per-environment deployers still need it,
+// and the secrets engines the lease paths name. The root token is
 // used here alone; workers log in with AppRole.
 import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { FoureyesConfig } from '../config/schema.ts';
-import { deployerPolicyName, policyName, stateMount, statePath, tokenRoleName } from '../shared/openbao-layout.ts';
+import {
+  deployerPolicyName,
+  environmentDeployerName,
+  policyName,
+  stateMount,
+  statePath,
+  tokenRoleName,
+} from '../shared/openbao-layout.ts';
 import { ensureTool } from './tools.ts';
 import { freePort, startProcess, waitUntil, type ManagedProcess } from './process.ts';
 
@@ -85,7 +94,7 @@ export interface DeployerCredentials {
   namespace?: string;
 }
 
-export { deployerPolicyName, policyName, stateMount, statePath, tokenRoleName };
+export { deployerPolicyName, environmentDeployerName, policyName, stateMount, statePath, tokenRoleName };
 
 export function environmentPolicy(config: FoureyesConfig, envName: string): string {
   const prefix = config.vault.prefix;
@@ -101,16 +110,22 @@ export function environmentPolicy(config: FoureyesConfig, envName: string): stri
   return rules.join('\n\n');
 }
 
+/** What every deployer may do besides minting: revoke and look up what it leased (accessors, lease IDs). */
+const LEASE_BOOKKEEPING_RULES = [
+  `path "auth/token/revoke-accessor" {\n  capabilities = ["update"]\n}`,
+  `path "auth/token/lookup-accessor" {\n  capabilities = ["update"]\n}`,
+  `path "sys/leases/revoke" {\n  capabilities = ["update"]\n}`,
+  `path "sys/leases/lookup" {\n  capabilities = ["update"]\n}`,
+];
+
+/** The shared deployer (queue `<queue>-deploy`) of runs recorded before the per-environment deployers: every environment. */
 export function deployerPolicy(config: FoureyesConfig): string {
   const prefix = config.vault.prefix;
   const rules = config.environments.map(
     (env) => `path "auth/token/create/${tokenRoleName(prefix, env.name)}" {\n  capabilities = ["update"]\n}`,
   );
   rules.push(
-    `path "auth/token/revoke-accessor" {\n  capabilities = ["update"]\n}`,
-    `path "auth/token/lookup-accessor" {\n  capabilities = ["update"]\n}`,
-    `path "sys/leases/revoke" {\n  capabilities = ["update"]\n}`,
-    `path "sys/leases/lookup" {\n  capabilities = ["update"]\n}`,
+    ...LEASE_BOOKKEEPING_RULES,
     // Bookkeeping without secret values: outstanding lease IDs and completed deploys, for crash recovery.
     `path "${stateMount}/data/${statePath(prefix)}/*" {\n  capabilities = ["create", "read", "update", "delete"]\n}`,
     `path "${stateMount}/metadata/${statePath(prefix)}/*" {\n  capabilities = ["list", "read", "delete"]\n}`,
@@ -118,11 +133,73 @@ export function deployerPolicy(config: FoureyesConfig): string {
   return rules.join('\n\n');
 }
 
+/**
+ * One environment's deployer (queue `<queue>-deploy-<env>`): it may create tokens through that environment's token
+ * role alone, so neither it nor a deploy command that got hold of its AppRole can mint another environment's lease.
+ * Its lease bookkeeping is its environment's (`leases/<change>/<env>`); the completed-deploy markers are shared.
+ */
+export function environmentDeployerPolicy(config: FoureyesConfig, envName: string): string {
+  const prefix = config.vault.prefix;
+  const env = config.environments.find((e) => e.name === envName);
+  if (!env) throw new Error(`unknown environment ${envName}`);
+  const state = `${stateMount}/data/${statePath(prefix)}`;
+  return [
+    `path "auth/token/create/${tokenRoleName(prefix, env.name)}" {\n  capabilities = ["update"]\n}`,
+    ...LEASE_BOOKKEEPING_RULES,
+    `path "${state}/leases/+/${env.name}" {\n  capabilities = ["create", "read", "update", "delete"]\n}`,
+    `path "${state}/deployed/*" {\n  capabilities = ["create", "read", "update"]\n}`,
+  ].join('\n\n');
+}
+
+export interface BootstrapOptions {
+  /** Where to write the AppRole credentials (`deployer-approle-<env>.json`, and `deployer-approle.json` for the shared one). */
+  dataDir?: string;
+  /**
+   * Keep the shared deployer AppRole (default true): only runs recorded before the per-environment deployers use
+   * its queue. false removes it (once those runs have ended; docs/operations.md, upgrade order).
+   */
+  sharedDeployer?: boolean;
+  /** How long an environment deployer's secret ID may be used to log in (default 24h; the worker logs in with it). */
+  secretIdTtl?: string;
+  /** Where an environment deployer may log in from and use its token (CIDRs; none: anywhere). */
+  boundCidrs?: string[];
+}
+
+export interface DeployerBootstrap {
+  /** The shared deployer's AppRole, while it is kept. */
+  shared?: DeployerCredentials;
+  /** Each environment's deployer AppRole, by environment name. */
+  environments: Record<string, DeployerCredentials>;
+}
+
+async function appRoleCredentials(admin: VaultAdmin, role: string): Promise<DeployerCredentials> {
+  const roleId = (await admin.request<{ data: { role_id: string } }>('GET', `auth/approle/role/${role}/role-id`)).data
+    .role_id;
+  const secretId = (
+    await admin.request<{ data: { secret_id: string } }>('POST', `auth/approle/role/${role}/secret-id`, {})
+  ).data.secret_id;
+  return { address: admin.address, roleId, secretId };
+}
+
+function writeCredentials(dataDir: string | undefined, file: string, creds: DeployerCredentials): void {
+  if (dataDir) writeFileSync(join(dataDir, file), JSON.stringify(creds, null, 2), { mode: 0o600 });
+}
+
+/** The bootstrap with the shared deployer kept: its credentials, and each environment's under `environments`. */
 export async function bootstrapOpenBao(
   admin: VaultAdmin,
   config: FoureyesConfig,
-  options: { dataDir?: string } = {},
-): Promise<DeployerCredentials> {
+  options: Omit<BootstrapOptions, 'sharedDeployer'> = {},
+): Promise<DeployerCredentials & { environments: Record<string, DeployerCredentials> }> {
+  const result = await bootstrapDeployers(admin, config, { ...options, sharedDeployer: true });
+  return { ...(result.shared as DeployerCredentials), environments: result.environments };
+}
+
+export async function bootstrapDeployers(
+  admin: VaultAdmin,
+  config: FoureyesConfig,
+  options: BootstrapOptions = {},
+): Promise<DeployerBootstrap> {
   const prefix = config.vault.prefix;
   const auths = await admin.request<{ data?: Record<string, unknown> }>('GET', 'sys/auth');
   if (!('approle/' in (auths.data ?? {}))) await admin.request('POST', 'sys/auth/approle', { type: 'approle' });
@@ -156,8 +233,36 @@ export async function bootstrapOpenBao(
       token_type: 'service',
     });
   }
-  await admin.request('PUT', `sys/policies/acl/${deployerPolicyName(prefix)}`, { policy: deployerPolicy(config) });
+  const environments: Record<string, DeployerCredentials> = {};
+  for (const env of config.environments) {
+    const name = environmentDeployerName(prefix, env.name);
+    await admin.request('PUT', `sys/policies/acl/${name}`, { policy: environmentDeployerPolicy(config, env.name) });
+    await admin.request('POST', `auth/approle/role/${name}`, {
+      token_policies: [name],
+      token_ttl: '20m',
+      token_max_ttl: '1h',
+      secret_id_ttl: options.secretIdTtl ?? '24h',
+      token_no_default_policy: false,
+      ...(options.boundCidrs?.length
+        ? { secret_id_bound_cidrs: options.boundCidrs, token_bound_cidrs: options.boundCidrs }
+        : {}),
+    });
+    environments[env.name] = await appRoleCredentials(admin, name);
+    writeCredentials(
+      options.dataDir,
+      `deployer-approle-${env.name}.json`,
+      environments[env.name] as DeployerCredentials,
+    );
+  }
+
   const role = `${prefix}-deployer`;
+  if (options.sharedDeployer === false) {
+    // Nothing uses the shared queue any more: its AppRole and policy go, and so does any secret ID it had.
+    await admin.request('DELETE', `auth/approle/role/${role}`);
+    await admin.request('DELETE', `sys/policies/acl/${deployerPolicyName(prefix)}`);
+    return { environments };
+  }
+  await admin.request('PUT', `sys/policies/acl/${deployerPolicyName(prefix)}`, { policy: deployerPolicy(config) });
   await admin.request('POST', `auth/approle/role/${role}`, {
     token_policies: [deployerPolicyName(prefix)],
     token_ttl: '20m',
@@ -165,13 +270,7 @@ export async function bootstrapOpenBao(
     secret_id_ttl: '0',
     token_no_default_policy: false,
   });
-  const roleId = (await admin.request<{ data: { role_id: string } }>('GET', `auth/approle/role/${role}/role-id`)).data
-    .role_id;
-  const secretId = (
-    await admin.request<{ data: { secret_id: string } }>('POST', `auth/approle/role/${role}/secret-id`, {})
-  ).data.secret_id;
-  const creds: DeployerCredentials = { address: admin.address, roleId, secretId };
-  if (options.dataDir)
-    writeFileSync(join(options.dataDir, 'deployer-approle.json'), JSON.stringify(creds, null, 2), { mode: 0o600 });
-  return creds;
+  const shared = await appRoleCredentials(admin, role);
+  writeCredentials(options.dataDir, 'deployer-approle.json', shared);
+  return { shared, environments };
 }

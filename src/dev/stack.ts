@@ -10,8 +10,22 @@ import { loadConfig } from '../config/load.ts';
 import type { FoureyesConfig } from '../config/schema.ts';
 import { generateSigningKey, type SigningKey } from '../shared/approval-signature.ts';
 import { ensureWorkflowBundle } from '../workers/bundle.ts';
-import { DEPLOYER_AWS_ENV, TEAMS_BOT_ENV, ZONES, zoneTaskQueue, type Zone } from '../workers/zones.ts';
-import { bootstrapOpenBao, startOpenBao, VaultAdmin, type DeployerCredentials, type OpenBaoServer } from './openbao.ts';
+import {
+  DEPLOY_ENVIRONMENT_ENV,
+  DEPLOYER_AWS_ENV,
+  TEAMS_BOT_ENV,
+  ZONES,
+  zoneTaskQueue,
+  type Zone,
+} from '../workers/zones.ts';
+import {
+  bootstrapDeployers,
+  startOpenBao,
+  VaultAdmin,
+  type DeployerBootstrap,
+  type DeployerCredentials,
+  type OpenBaoServer,
+} from './openbao.ts';
 import { projectRoot } from './paths.ts';
 import {
   cleanUpOrphans,
@@ -58,12 +72,14 @@ export interface Stack {
   config: FoureyesConfig;
   temporal: TemporalServer;
   openbao: OpenBaoServer;
-  deployerCredentials: DeployerCredentials;
+  /** Each environment's deployer AppRole (and the shared one, with FOUREYES_SHARED_DEPLOYER=1). */
+  deployers: DeployerBootstrap;
   signingKey: SigningKey;
   gatewayUrl: string;
   /** Reads GET /api/changes/… and /api/environments… (FOUREYES_GATEWAY_TOKEN for the CLI). */
   operatorToken: string;
-  workers: Record<Zone, ManagedProcess>;
+  /** The orchestrator's and the checks zone's workers, and one deploy worker per environment (`deploy-<env>`). */
+  workers: Record<string, ManagedProcess>;
   gateway: ManagedProcess;
   processes: ManagedProcess[];
   stop(): Promise<void>;
@@ -223,9 +239,15 @@ export async function startStack(options: StackOptions): Promise<Stack> {
       pidFile: pidFile('openbao'),
     });
     processes.push(openbao.process);
-    log('foureyes: bootstrapping OpenBao: policies, token roles and the deployer AppRole …');
-    const deployerCredentials = await bootstrapOpenBao(new VaultAdmin(openbao.address, openbao.rootToken), config, {
+    log('foureyes: bootstrapping OpenBao: policies, token roles and one deployer AppRole per environment …');
+    // The shared deployer serves only runs recorded before the per-environment deployers (an upgraded data
+    // folder with changes mid-delivery): opt in with FOUREYES_SHARED_DEPLOYER=1 until they have ended.
+    const sharedDeployer = process.env.FOUREYES_SHARED_DEPLOYER === '1';
+    const deployers = await bootstrapDeployers(new VaultAdmin(openbao.address, openbao.rootToken), config, {
       dataDir: options.dataDir,
+      sharedDeployer,
+      // The dev stack's workers reach OpenBao on the loopback interface only.
+      boundCidrs: ['127.0.0.1/32'],
     });
 
     const signingKey = loadOrCreateSigningKey(options.dataDir);
@@ -256,7 +278,16 @@ export async function startStack(options: StackOptions): Promise<Stack> {
       ...(github ? { FOUREYES_REMOTE_OVERRIDES: JSON.stringify(github.remotes) } : {}),
     };
 
-    const zoneEnv: Record<Zone, Record<string, string>> = {
+    const deployEnv = (creds: DeployerCredentials, environment?: string) => ({
+      ...base,
+      ...fromProcessEnv([UNSAFE_NO_SANDBOX_ENV]),
+      ...fromProcessEnv(DEPLOYER_AWS_ENV),
+      VAULT_ADDR: openbao.address,
+      VAULT_ROLE_ID: creds.roleId,
+      VAULT_SECRET_ID: creds.secretId,
+      ...(environment ? { [DEPLOY_ENVIRONMENT_ENV]: environment } : {}),
+    });
+    const zoneEnv: Record<Exclude<Zone, 'deploy'>, Record<string, string>> = {
       orchestrator: {
         ...base,
         FOUREYES_APPROVAL_PUBLIC_KEYS: signingKey.publicKey,
@@ -265,31 +296,38 @@ export async function startStack(options: StackOptions): Promise<Stack> {
         ...githubZones.orchestrator,
       },
       checks: { ...base, ...fromProcessEnv([UNSAFE_NO_SANDBOX_ENV]) },
-      deploy: {
-        ...base,
-        ...fromProcessEnv([UNSAFE_NO_SANDBOX_ENV]),
-        ...fromProcessEnv(DEPLOYER_AWS_ENV),
-        VAULT_ADDR: openbao.address,
-        VAULT_ROLE_ID: deployerCredentials.roleId,
-        VAULT_SECRET_ID: deployerCredentials.secretId,
-      },
     };
+    // One deploy worker per environment, each with that environment's AppRole alone; the shared one if kept.
+    const launches: Array<{ name: string; zone: Zone; env: Record<string, string> }> = [
+      { name: 'orchestrator', zone: 'orchestrator', env: zoneEnv.orchestrator },
+      { name: 'checks', zone: 'checks', env: zoneEnv.checks },
+      ...config.environments.map((e) => ({
+        name: `deploy-${e.name}`,
+        zone: 'deploy' as const,
+        env: deployEnv(deployers.environments[e.name] as DeployerCredentials, e.name),
+      })),
+      ...(deployers.shared ? [{ name: 'deploy', zone: 'deploy' as const, env: deployEnv(deployers.shared) }] : []),
+    ];
     log('foureyes: starting the workers and the gateway …');
-    const workers = {} as Record<Zone, ManagedProcess>;
-    for (const zone of ['orchestrator', 'checks', 'deploy'] as const) {
+    const workers: Record<string, ManagedProcess> = {};
+    const pollers: Array<{ queue: string; type: number; proc: ManagedProcess }> = [];
+    for (const launch of launches) {
+      const { zone, name } = launch;
       const allowed = new Set([...Object.keys(base), ...ZONES[zone].allowedEnv]);
-      const env = Object.fromEntries(Object.entries(zoneEnv[zone]).filter(([k]) => allowed.has(k)));
+      const env = Object.fromEntries(Object.entries(launch.env).filter(([k]) => allowed.has(k)));
       const entry = nodeEntry(`src/workers/${zone === 'deploy' ? 'deployer' : zone}.ts`);
       const proc = startProcess(entry.command, entry.args, {
-        name: `worker:${zone}`,
+        name: `worker:${name}`,
         cwd: projectRoot(),
         env,
-        logFile: join(logs, `worker-${zone}.log`),
+        logFile: join(logs, `worker-${name}.log`),
         echo: options.echo,
-        pidFile: pidFile(`worker-${zone}`),
+        pidFile: pidFile(`worker-${name}`),
       });
       processes.push(proc);
-      workers[zone] = proc;
+      workers[name] = proc;
+      // Workflow task queue (1) for the orchestrator, activity task queue (2) for the others.
+      pollers.push({ queue: zoneTaskQueue(zone, env), type: zone === 'orchestrator' ? 1 : 2, proc });
     }
 
     const gatewayPort = options.gatewayPort ?? (await freePort());
@@ -323,7 +361,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
     if (github) connectWebhook(github, gatewayUrl);
 
     log('foureyes: waiting for the workers and the gateway …');
-    await waitForPollers(temporal, Object.values(workers));
+    await waitForPollers(temporal, pollers);
     await waitUntil('gateway', async () => (await fetch(`${gatewayUrl}/healthz`)).ok, {
       timeoutMs: 60_000,
       process: gateway,
@@ -332,7 +370,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
       config,
       temporal,
       openbao,
-      deployerCredentials,
+      deployers,
       signingKey,
       gatewayUrl,
       operatorToken: operator.token,
@@ -349,23 +387,19 @@ export async function startStack(options: StackOptions): Promise<Stack> {
   }
 }
 
-async function waitForPollers(temporal: TemporalServer, watched: ManagedProcess[]): Promise<void> {
+async function waitForPollers(
+  temporal: TemporalServer,
+  pollers: Array<{ queue: string; type: number; proc: ManagedProcess }>,
+): Promise<void> {
   const connection = await Connection.connect({ address: temporal.address });
   try {
-    const zones: Array<[Zone, number]> = [
-      ['orchestrator', 1],
-      ['checks', 2],
-      ['deploy', 2],
-    ];
-    for (const [zone, type] of zones) {
-      const name = zoneTaskQueue(zone);
-      const proc = watched.find((p) => p.name === `worker:${zone}`);
+    for (const { queue, type, proc } of pollers) {
       await waitUntil(
-        `worker on task queue ${name}`,
+        `worker on task queue ${queue}`,
         async () => {
           const result = await connection.workflowService.describeTaskQueue({
             namespace: temporal.namespace,
-            taskQueue: { name },
+            taskQueue: { name: queue },
             taskQueueType: type,
           });
           return (result.pollers?.length ?? 0) > 0;

@@ -27,6 +27,13 @@ export const LANE_MEMO_PATCH = 'lane-memo';
  */
 export const LANE_SHORT_HISTORY_PATCH = 'lane-short-history';
 
+/**
+ * Each environment's deploy, verify and revoke go to that environment's own deploy queue (`<queue>-deploy-<env>`),
+ * served by a worker holding only that environment's AppRole. Runs without the marker keep the shared
+ * `<queue>-deploy` queue, so its worker must run until they end (docs/operations.md, upgrade order).
+ */
+export const PER_ENVIRONMENT_DEPLOYER_PATCH = 'per-environment-deployer';
+
 interface MarkerEvent {
   markerRecordedEventAttributes?: {
     markerName?: string | null;

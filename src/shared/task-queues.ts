@@ -12,3 +12,13 @@ export const TASK_QUEUES = {
 export function zoneQueue(workflowQueue: string, zone: 'checks' | 'deploy'): string {
   return `${workflowQueue}-${zone}`;
 }
+
+/**
+ * The deploy zone of one environment: `foureyes-deploy-staging`, `foureyes-deploy-production`. Each is served by
+ * a deploy worker holding only that environment's AppRole, so a staging deploy can never obtain production's
+ * credentials (docs/operations.md, one deployer identity per environment). The shared `<queue>-deploy` serves
+ * only runs recorded before the `per-environment-deployer` patch.
+ */
+export function deployQueue(workflowQueue: string, environment: string): string {
+  return `${zoneQueue(workflowQueue, 'deploy')}-${environment}`;
+}

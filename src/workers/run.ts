@@ -8,7 +8,7 @@ import { workflowCacheSize } from './cache.ts';
 import { workerDeploymentFromEnv } from './deployment.ts';
 import { installRuntime } from './telemetry.ts';
 import { startTracing, type TracedComponent, type Tracing } from './tracing.ts';
-import { ZONES, zoneTaskQueue, type Zone } from './zones.ts';
+import { deployEnvironment, ZONES, zoneTaskQueue, type Zone } from './zones.ts';
 
 const TRACED_AS: Record<Zone, TracedComponent> = { orchestrator: 'orchestrator', checks: 'checks', deploy: 'deployer' };
 
@@ -43,7 +43,8 @@ export async function createZoneWorker(
         }
       : {}),
     interceptors: tracing.workerInterceptors,
-    identity: `${zone}@${process.pid}`,
+    // An environment's deployer names its environment (`deploy-staging@1234`): history shows who ran each step.
+    identity: `${zone === 'deploy' && deployEnvironment(env) ? `deploy-${deployEnvironment(env)}` : zone}@${process.pid}`,
     ...(workerDeploymentOptions ? { workerDeploymentOptions } : {}),
     shutdownGraceTime: '30s',
   });
@@ -66,6 +67,10 @@ export async function runZone(zone: Zone): Promise<void> {
     ? `; workflow cache ${workflowCacheSize()}${workflowCacheSize() === 0 ? ' (each task replays the history; FOUREYES_WORKFLOW_CACHE)' : ''}`
     : '';
   console.log(`${zone}: worker polling task queue ${zoneTaskQueue(zone)}${cache}`);
+  if (zone === 'deploy' && !deployEnvironment(process.env))
+    console.log(
+      'deploy: no FOUREYES_DEPLOY_ENVIRONMENT: this is the shared deployer, for runs recorded before the per-environment deployers; stop it once they have ended (docs/operations.md)',
+    );
   await worker.run();
   // Close our connection too: the Runtime (and its log forwarding) shuts down once none is left, so the
   // process exits by itself after SIGTERM.

@@ -11,7 +11,7 @@ import { createChangeHistoryActivities } from '../activities/change-history.ts';
 import { createLaneActivities } from '../activities/lanes.ts';
 import { guardCallers } from '../activities/caller-guard.ts';
 import { assertSandboxWorks, UNSAFE_NO_SANDBOX_ENV } from '../activities/sandbox.ts';
-import { TASK_QUEUES, zoneQueue } from '../shared/task-queues.ts';
+import { deployQueue, TASK_QUEUES, zoneQueue } from '../shared/task-queues.ts';
 
 export type Zone = 'orchestrator' | 'checks' | 'deploy';
 
@@ -73,6 +73,26 @@ export const DEPLOYER_AWS_ENV = [
   'AWS_SESSION_TOKEN',
 ];
 
+/**
+ * The one environment a deploy worker serves (`staging`): it polls `<queue>-deploy-<env>`, holds only that
+ * environment's AppRole and refuses inputs for any other. Unset: the shared `<queue>-deploy` queue, which only runs
+ * recorded before the per-environment deployers still use (docs/operations.md, upgrade order).
+ */
+export const DEPLOY_ENVIRONMENT_ENV = 'FOUREYES_DEPLOY_ENVIRONMENT';
+
+/** The environment a deploy worker serves, checked against the configuration (undefined: the shared queue). */
+export function deployEnvironment(env: NodeJS.ProcessEnv, config?: FoureyesConfig): string | undefined {
+  const name = env[DEPLOY_ENVIRONMENT_ENV]?.trim();
+  if (!name) return undefined;
+  if (!/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(name))
+    throw new Error(`${DEPLOY_ENVIRONMENT_ENV}: not an environment name: ${JSON.stringify(name)}`);
+  if (config && !config.environments.some((e) => e.name === name))
+    throw new Error(
+      `${DEPLOY_ENVIRONMENT_ENV}=${name}: no such environment in the configuration (${config.environments.map((e) => e.name).join(', ')})`,
+    );
+  return name;
+}
+
 /** The orchestrator's activities that act for a change (the rest read): each checks its caller (caller-guard.ts). */
 export const ORCHESTRATOR_ACTING_ACTIVITIES = ['mergePullRequest', 'syncGitHub', 'notifySlack', 'syncTeamsCard'];
 
@@ -130,15 +150,21 @@ export const ZONES: Record<Zone, ZoneDefinition> = {
       'VAULT_ROLE_ID',
       'VAULT_SECRET_ID',
       'FOUREYES_VAULT_APPROLE_FILE',
+      DEPLOY_ENVIRONMENT_ENV,
       UNSAFE_NO_SANDBOX_ENV,
       ...DEPLOYER_AWS_ENV,
     ],
     async createActivities(config, env) {
       assertSandboxWorks(env);
-      // Only a change's own workflow, on a queue foureyes polls, may ask for a deploy, a verify or a revoke.
+      const environment = deployEnvironment(env, config());
+      // Only a change's own workflow, on a queue foureyes polls, may ask for a deploy, a verify or a revoke; an
+      // environment's deployer only for its own environment.
       return {
         ...zoneInfoActivity('deploy'),
-        ...guardCallers(createDeployActivities(config, env), { zone: 'deploy' }),
+        ...guardCallers(createDeployActivities(config, env), {
+          zone: 'deploy',
+          ...(environment ? { environment } : {}),
+        }),
       };
     },
   },
@@ -146,10 +172,12 @@ export const ZONES: Record<Zone, ZoneDefinition> = {
 
 /**
  * FOUREYES_TASK_QUEUE renames the orchestrator's queue (default `foureyes`); the other zones follow it
- * (`<queue>-checks`, `<queue>-deploy`), as the workflow routes its activities the same way.
+ * (`<queue>-checks`, `<queue>-deploy-<env>` with FOUREYES_DEPLOY_ENVIRONMENT, else the shared `<queue>-deploy`),
+ * as the workflow routes its activities the same way.
  */
 export function zoneTaskQueue(zone: Zone, env: NodeJS.ProcessEnv = process.env): string {
-  const base = env.FOUREYES_TASK_QUEUE;
-  if (!base) return ZONES[zone].taskQueue;
-  return zone === 'orchestrator' ? base : zoneQueue(base, zone);
+  const base = env.FOUREYES_TASK_QUEUE || TASK_QUEUES.orchestrator;
+  if (zone === 'orchestrator') return base;
+  const environment = zone === 'deploy' ? deployEnvironment(env) : undefined;
+  return environment ? deployQueue(base, environment) : zoneQueue(base, zone);
 }

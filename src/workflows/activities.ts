@@ -1,9 +1,10 @@
 // Every activity the change workflow calls, with its options, in one place: the orchestrator's own (trusted
 // configuration, the change's history, GitHub, chat), the checks zone and each environment's deploy zone.
-import { ActivityCancellationType, proxyActivities, uuid4, workflowInfo } from '@temporalio/workflow';
+import { ActivityCancellationType, patched, proxyActivities, uuid4, workflowInfo } from '@temporalio/workflow';
 import type { ChecksActivities, DeployActivities, OrchestratorActivities } from '../activities/interfaces.ts';
 import { laneActivityPrefix } from '../shared/lane.ts';
-import { zoneQueue } from '../shared/task-queues.ts';
+import { PER_ENVIRONMENT_DEPLOYER_PATCH } from '../shared/patches.ts';
+import { deployQueue, zoneQueue } from '../shared/task-queues.ts';
 import type { EnvironmentPolicy } from '../shared/types.ts';
 
 /** Trusted configuration and the change's own history: a few quick retries; an unknown repository is final. */
@@ -45,13 +46,19 @@ export function checksZone(): ChecksActivities {
 /** A deploy step may take its configured timeout, plus the time to lease and revoke. */
 const DEPLOY_MARGIN_MS = 120_000;
 
-/** The deploy zone of one environment: deploy, verify and the revoke backstop. */
+/**
+ * The deploy zone of one environment: deploy, verify and the revoke backstop, on the environment's own queue
+ * (its worker holds only that environment's AppRole). Runs recorded before the patch keep the shared queue.
+ */
 export function deployZone(env: EnvironmentPolicy): {
   deployer: DeployActivities;
   verifier: DeployActivities;
   revoker: DeployActivities;
 } {
-  const taskQueue = zoneQueue(workflowInfo().taskQueue, 'deploy');
+  const workflowQueue = workflowInfo().taskQueue;
+  const taskQueue = patched(PER_ENVIRONMENT_DEPLOYER_PATCH)
+    ? deployQueue(workflowQueue, env.name)
+    : zoneQueue(workflowQueue, 'deploy');
   return {
     deployer: proxyActivities<DeployActivities>({
       taskQueue,

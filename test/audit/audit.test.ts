@@ -14,10 +14,10 @@ import { createDeployActivities } from '../../src/activities/deploy.ts';
 import { checkDocument, renderMarkdown, type AuditDocument } from '../../src/audit/document.ts';
 import { changesInPeriod, exportChange, exportPeriod } from '../../src/audit/export.ts';
 import { parseConfig } from '../../src/config/load.ts';
-import { bootstrapOpenBao, VaultAdmin } from '../../src/dev/openbao.ts';
+import { bootstrapOpenBao, VaultAdmin, type DeployerCredentials } from '../../src/dev/openbao.ts';
 import { projectRoot } from '../../src/dev/paths.ts';
 import { generateSigningKey, signClaim, signEvent } from '../../src/shared/approval-signature.ts';
-import { zoneQueue } from '../../src/shared/task-queues.ts';
+import { deployQueue, zoneQueue } from '../../src/shared/task-queues.ts';
 import type { ApprovalClaim, PullRequestEvent } from '../../src/shared/types.ts';
 import {
   approvalSignal,
@@ -126,16 +126,22 @@ beforeAll(async () => {
         },
       },
     }),
-    await testWorker({
-      taskQueue: zoneQueue(queue, 'deploy'),
-      identity: 'deploy@audit-test',
-      ...quiet,
-      activities: createDeployActivities(() => config, {
-        VAULT_ADDR: creds.address,
-        VAULT_ROLE_ID: creds.roleId,
-        VAULT_SECRET_ID: creds.secretId,
+    // Each environment's deployer on its own queue with its own AppRole, as `foureyes up` runs them.
+    ...(await Promise.all(
+      config.environments.map((e) => {
+        const own = creds.environments[e.name] as DeployerCredentials;
+        return testWorker({
+          taskQueue: deployQueue(queue, e.name),
+          identity: 'deploy@audit-test',
+          ...quiet,
+          activities: createDeployActivities(() => config, {
+            VAULT_ADDR: own.address,
+            VAULT_ROLE_ID: own.roleId,
+            VAULT_SECRET_ID: own.secretId,
+          }),
+        });
       }),
-    }),
+    )),
   ];
   running = workers.map((w) => w.run());
   client = await testClient();

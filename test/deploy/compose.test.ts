@@ -67,7 +67,8 @@ describe('docker-compose.yml', () => {
         'gateway',
         'orchestrator',
         'checks',
-        'deploy',
+        'deploy-staging',
+        'deploy-production',
       ]),
     );
     for (const [name, service] of Object.entries(compose.services)) {
@@ -77,12 +78,19 @@ describe('docker-compose.yml', () => {
   });
 
   it('runs every foureyes process from the one image through a real CLI command', () => {
-    expect(foureyesServices.map(([n]) => n).sort()).toEqual(['checks', 'deploy', 'gateway', 'orchestrator']);
+    expect(foureyesServices.map(([n]) => n).sort()).toEqual([
+      'checks',
+      'deploy',
+      'deploy-production',
+      'deploy-staging',
+      'gateway',
+      'orchestrator',
+    ]);
     for (const [name, service] of foureyesServices) {
       const [node, bin, command, zone] = service.command ?? [];
       expect([node, bin], name).toEqual(['node', 'bin/foureyes.js']);
       expect(commands[command ?? ''], name).toBeDefined();
-      if (command === 'worker') expect(zone).toBe(name);
+      if (command === 'worker') expect(name === zone || name.startsWith(`${zone}-`), name).toBe(true);
     }
   });
 
@@ -93,17 +101,31 @@ describe('docker-compose.yml', () => {
     expect(checks.filter((n) => bao.has(n))).toEqual([]);
     expect(compose.services.openbao?.ports ?? []).toEqual([]);
     for (const n of bao) expect(compose.networks[n]?.internal, `network ${n}`).toBe(true);
-    // Only the deploy worker shares a network with OpenBao.
+    // Only the deploy workers share a network with OpenBao.
     const neighbours = Object.entries(compose.services).filter(
       ([name, s]) => name !== 'openbao' && (s.networks ?? []).some((n) => bao.has(n)),
     );
-    expect(neighbours.map(([n]) => n)).toEqual(['deploy']);
+    expect(neighbours.map(([n]) => n).sort()).toEqual(['deploy', 'deploy-production', 'deploy-staging']);
+  });
+
+  it('runs one deploy worker per environment of the example configuration, each with that environment’s AppRole alone', () => {
+    const example = parse(read('foureyes.example.yaml')) as { environments: Array<{ name: string }> };
+    for (const { name: environment } of example.environments) {
+      const service = compose.services[`deploy-${environment}`];
+      expect(service, `deploy-${environment}`).toBeDefined();
+      expect(service?.environment?.FOUREYES_DEPLOY_ENVIRONMENT).toBe(environment);
+      expect(service?.secrets).toEqual([`deployer_approle_${environment}`]);
+      expect(service?.environment?.FOUREYES_VAULT_APPROLE_FILE).toBe(`/run/secrets/deployer_approle_${environment}`);
+    }
+    // The shared deployer (every environment's leases) runs only when asked for, during an upgrade.
+    expect((compose.services.deploy as { profiles?: string[] }).profiles).toEqual(['upgrade']);
   });
 
   it('gives each worker only its own credentials', () => {
     const env = (name: string) => Object.keys(compose.services[name]?.environment ?? {});
     expect(env('checks').filter((k) => /VAULT|GITHUB|SLACK|SIGNING|APPROVAL/.test(k))).toEqual([]);
-    expect(env('deploy').filter((k) => /GITHUB|SLACK|SIGNING|APPROVAL/.test(k))).toEqual([]);
+    for (const name of ['deploy', 'deploy-staging', 'deploy-production'])
+      expect(env(name).filter((k) => /GITHUB|SLACK|SIGNING|APPROVAL/.test(k))).toEqual([]);
     expect(env('orchestrator').filter((k) => /VAULT|SIGNING_KEY|WEBHOOK/.test(k))).toEqual([]);
     expect(env('gateway').filter((k) => /VAULT/.test(k))).toEqual([]);
     expect(compose.services.checks?.secrets ?? []).toEqual([]);

@@ -5,6 +5,7 @@
 // delivered; then what GitHub received is checked, request by request, and every log, the output and the
 // change's history are scanned for the token, the key, the webhook secret and every token GitHub issued.
 import { Client, Connection } from '@temporalio/client';
+import { defaultPayloadConverter } from '@temporalio/common';
 import { execFile } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -306,12 +307,29 @@ describe('foureyes up with real GitHub credentials', () => {
         const values = [...new Set([...secrets, WEBHOOK_SECRET, ...issued])];
         expect(issued.length).toBeGreaterThanOrEqual(scenario.mode === 'app' ? 4 : 4);
         const connection = await Connection.connect({ address: `127.0.0.1:${up.ports.temporal}` });
-        const history = historyText(
-          await new Client({ connection, namespace: 'foureyes' }).workflow
-            .getHandle('change:acme/shop#1')
-            .fetchHistory(),
-        );
+        const events = await new Client({ connection, namespace: 'foureyes' }).workflow
+          .getHandle('change:acme/shop#1')
+          .fetchHistory();
+        const history = historyText(events);
         await connection.close();
+
+        // One deployer identity per environment: every deploy step was scheduled on its environment's own queue
+        // and picked up by that environment's deploy worker process (`worker:deploy-<env>`), none on the shared one.
+        const steps = (events.events ?? []).flatMap((e) => {
+          const a = e.activityTaskScheduledEventAttributes;
+          if (!a || !['deploy', 'verify', 'revokeOutstanding'].includes(a.activityType?.name ?? '')) return [];
+          const input = defaultPayloadConverter.fromPayload(a.input?.payloads?.[0] ?? {}) as { environment: string };
+          return [{ environment: input.environment, queue: a.taskQueue?.name, id: e.eventId?.toString() }];
+        });
+        expect(new Set(steps.map((s) => s.environment))).toEqual(new Set(['staging', 'production']));
+        for (const step of steps) expect(step.queue).toBe(`foureyes-deploy-${step.environment}`);
+        const identities = (events.events ?? []).flatMap((e) => {
+          const started = e.activityTaskStartedEventAttributes;
+          const step = steps.find((s) => s.id === started?.scheduledEventId?.toString());
+          return started && step ? [[step.environment, started.identity?.split('@')[0]]] : [];
+        });
+        expect(identities.length).toBeGreaterThan(0);
+        for (const [environment, identity] of identities) expect(identity).toBe(`deploy-${environment}`);
         const texts: Record<string, string> = { output: up.output(), history, status: JSON.stringify(delivered) };
         for (const file of readdirSync(join(dir, 'data', 'logs')))
           texts[`logs/${file}`] = readFileSync(join(dir, 'data', 'logs', file), 'utf8');

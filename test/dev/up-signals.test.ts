@@ -46,7 +46,8 @@ const phases: Array<{ phase: string; line: string; children: RegExp }> = [
   {
     phase: 'while the workers start',
     line: 'waiting for the workers',
-    children: /stopping gateway, worker:deploy, worker:checks, worker:orchestrator, openbao, temporal/,
+    children:
+      /stopping gateway, worker:deploy-production, worker:deploy-staging, worker:checks, worker:orchestrator, openbao, temporal/,
   },
 ];
 
@@ -89,7 +90,7 @@ describe('foureyes up, interrupted', () => {
     expect(await up.stop()).toBe(0);
     console.log(`[timing] SIGINT after up: clean exit after ${Date.now() - sent} ms`);
     expect(up.output()).toMatch(
-      /stopping gateway, worker:deploy, worker:checks, worker:orchestrator, openbao, temporal/,
+      /stopping gateway, worker:deploy-production, worker:deploy-staging, worker:checks, worker:orchestrator, openbao, temporal/,
     );
     await expectNothingLeft(tree, Object.values(up.ports));
     // Pid files go with their processes.

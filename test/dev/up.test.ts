@@ -1,6 +1,6 @@
 // `foureyes up` exactly as `npm start` runs it (its own Temporal and OpenBao, on free ports), checked from
-// the outside: the gateway answers, the namespace and search attributes exist, the deployer's AppRole is
-// confined to one environment at a time, a restart keeps open workflows, and Ctrl-C leaves nothing behind.
+// the outside: the gateway answers, the namespace and search attributes exist, each environment's deployer
+// AppRole is confined to its environment, a restart keeps open workflows, and Ctrl-C leaves nothing behind.
 import { afterAll, describe, expect, it } from 'vitest';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -20,7 +20,7 @@ async function stopWithCtrlC(up: UpProcess): Promise<number[]> {
   const pids = upTree(up);
   expect(await up.stop()).toBe(0);
   expect(up.output()).toMatch(
-    /foureyes: stopped gateway, worker:deploy, worker:checks, worker:orchestrator, openbao, temporal\./,
+    /foureyes: stopped gateway, worker:deploy-production, worker:deploy-staging, worker:checks, worker:orchestrator, openbao, temporal\./,
   );
   return pids;
 }
@@ -51,39 +51,52 @@ describe('foureyes up', () => {
     const ns = await connection.workflowService.describeNamespace({ namespace: 'foureyes' });
     expect(Number(ns.config?.workflowExecutionRetentionTtl?.seconds)).toBe(30 * 86_400);
 
-    // The deployer's AppRole: it can log in, can mint a staging token, but neither it nor the staging token
-    // can read production's paths.
+    // Each environment's deployer has an AppRole of its own. Staging's can log in and mint a staging token, but
+    // neither it nor the staging token can read production's paths, and it cannot mint a production token at all.
     const bao = `http://127.0.0.1:${up.ports.bao}`;
-    const creds = JSON.parse(readFileSync(join(dataDir, 'deployer-approle.json'), 'utf8')) as {
-      roleId: string;
-      secretId: string;
+    const approle = (environment: string) =>
+      JSON.parse(readFileSync(join(dataDir, `deployer-approle-${environment}.json`), 'utf8')) as {
+        roleId: string;
+        secretId: string;
+      };
+    const loginAs = async (environment: string) => {
+      const creds = approle(environment);
+      const login = await fetch(`${bao}/v1/auth/approle/login`, {
+        method: 'POST',
+        body: JSON.stringify({ role_id: creds.roleId, secret_id: creds.secretId }),
+      });
+      expect(login.status).toBe(200);
+      return ((await login.json()) as { auth: { client_token: string; policies: string[] } }).auth;
     };
-    const login = await fetch(`${bao}/v1/auth/approle/login`, {
-      method: 'POST',
-      body: JSON.stringify({ role_id: creds.roleId, secret_id: creds.secretId }),
-    });
-    expect(login.status).toBe(200);
-    const deployerToken = ((await login.json()) as { auth: { client_token: string; policies: string[] } }).auth;
-    expect(deployerToken.policies).toContain('foureyes-deployer');
+    const deployerToken = await loginAs('staging');
+    expect(deployerToken.policies).toContain('foureyes-deployer-staging');
+    expect(deployerToken.policies).not.toContain('foureyes-deployer');
+    // No shared deployer in a fresh stack: nothing was recorded before the per-environment deployers.
+    expect(() => readFileSync(join(dataDir, 'deployer-approle.json'))).toThrow();
     const read = (token: string, path: string) => fetch(`${bao}/v1/${path}`, { headers: { 'X-Vault-Token': token } });
     expect((await read(deployerToken.client_token, 'secret/data/foureyes/production/db')).status).toBe(403);
-    const staging = await fetch(`${bao}/v1/auth/token/create/foureyes-staging`, {
-      method: 'POST',
-      headers: { 'X-Vault-Token': deployerToken.client_token },
-      body: JSON.stringify({ policies: ['foureyes-env-staging'], ttl: '60s' }),
-    });
+    const mint = (token: string, environment: string) =>
+      fetch(`${bao}/v1/auth/token/create/foureyes-${environment}`, {
+        method: 'POST',
+        headers: { 'X-Vault-Token': token },
+        body: JSON.stringify({ policies: [`foureyes-env-${environment}`], ttl: '60s' }),
+      });
+    const staging = await mint(deployerToken.client_token, 'staging');
     expect(staging.status).toBe(200);
     const stagingToken = ((await staging.json()) as { auth: { client_token: string } }).auth.client_token;
     expect((await read(stagingToken, 'secret/data/foureyes/production/db')).status).toBe(403);
     // 404 (nothing stored yet) rather than 403: the staging token may read its own environment's paths.
     expect((await read(stagingToken, 'secret/data/foureyes/staging/db')).status).toBe(404);
-    // The deployer cannot mint a token with production's policy through staging's role.
+    // The staging deployer cannot mint a production lease token, through production's role or through staging's.
+    expect((await mint(deployerToken.client_token, 'production')).status).toBe(403);
     const escalate = await fetch(`${bao}/v1/auth/token/create/foureyes-staging`, {
       method: 'POST',
       headers: { 'X-Vault-Token': deployerToken.client_token },
       body: JSON.stringify({ policies: ['foureyes-env-production'] }),
     });
     expect(escalate.status).toBe(400);
+    // Production's deployer mints production's.
+    expect((await mint((await loginAs('production')).client_token, 'production')).status).toBe(200);
 
     // An open workflow (any long-lived workflow will do) survives a restart on the same data folder.
     const client = new Client({ connection, namespace: 'foureyes' });

@@ -19,7 +19,7 @@ import { zoneQueue } from '../../src/shared/task-queues.ts';
 import type { DeployInput, DeployReport, PullRequestEvent, VerifyReport } from '../../src/shared/types.ts';
 import { ZONES } from '../../src/workers/zones.ts';
 import { guardCallers } from '../../src/activities/caller-guard.ts';
-import { testClient, testWorker, uniquePullNumberBase, uniqueQueue } from './temporal.ts';
+import { deployZoneQueues, testClient, testWorker, uniquePullNumberBase, uniqueQueue } from './temporal.ts';
 
 /**
  * The configuration the gateway tests share: sam-dev develops; alex-reviewer and jo-platform (team platform)
@@ -217,12 +217,18 @@ export async function startGatewayStack(options: GatewayStackOptions): Promise<G
       activities: await ZONES.checks.createActivities(() => config, {}),
     }),
   );
-  if (options.deployActivities)
+  const deployActivities = options.deployActivities;
+  if (deployActivities)
     workers.push(
-      await testWorker({
-        taskQueue: zoneQueue(taskQueue, 'deploy'),
-        activities: guardCallers(options.deployActivities, { zone: 'deploy' }),
-      }),
+      // Each environment's deployer on its own queue, and the shared queue's for runs recorded before them.
+      ...(await Promise.all(
+        deployZoneQueues(taskQueue, config.environments).map(({ taskQueue: queue, environment }) =>
+          testWorker({
+            taskQueue: queue,
+            activities: guardCallers(deployActivities, { zone: 'deploy', ...(environment ? { environment } : {}) }),
+          }),
+        ),
+      )),
     );
   running.push(...workers.map((w) => w.run()));
   return stack;

@@ -5,6 +5,7 @@ import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { inject } from 'vitest';
+import { deployQueue, zoneQueue } from '../../src/shared/task-queues.ts';
 
 export async function testClient(): Promise<Client> {
   const connection = await Connection.connect({ address: inject('temporalAddress') });
@@ -47,4 +48,18 @@ export async function testWorker(
  */
 export function uniquePullNumberBase(): number {
   return 1000 + Math.floor(Math.random() * 900_000) * 10;
+}
+
+/**
+ * The deploy zone's queues for a workflow queue: each environment's own (`<queue>-deploy-<env>`, where changes
+ * recorded with the per-environment deployers send their steps) and the shared `<queue>-deploy` of older runs.
+ */
+export function deployZoneQueues(
+  taskQueue: string,
+  environments: Array<{ name: string }>,
+): Array<{ taskQueue: string; environment?: string }> {
+  return [
+    { taskQueue: zoneQueue(taskQueue, 'deploy') },
+    ...environments.map((e) => ({ taskQueue: deployQueue(taskQueue, e.name), environment: e.name })),
+  ];
 }

@@ -5,7 +5,7 @@ import { ActivityFailure, ApplicationFailure, WorkflowFailedError } from '@tempo
 import { Worker } from '@temporalio/worker';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { zoneQueue } from '../../src/shared/task-queues.ts';
+import { deployQueue } from '../../src/shared/task-queues.ts';
 import { testWorkerConnection, uniqueQueue } from '../helpers/temporal.ts';
 import {
   approve,
@@ -54,7 +54,7 @@ async function rogueDeploy(
     taskQueue,
     args: [
       {
-        deployQueue: zoneQueue(stack.taskQueue, 'deploy'),
+        deployQueue: deployQueue(stack.taskQueue, 'production'),
         deploy: { change, environment: 'production', sha: head, idempotencyKey: `${change}@production@${head}` },
       },
     ],

@@ -32,7 +32,7 @@ import { freePort } from '../../src/dev/process.ts';
 import { writeFileSync } from 'node:fs';
 import { CONFIG, claim, encodeHistory, factsOf, newChange, opened, sha, signedEvent } from '../workflows/harness.ts';
 import { startFoureyes, untilHealthy } from '../helpers/foureyes-process.ts';
-import { testWorker, uniqueQueue } from '../helpers/temporal.ts';
+import { deployZoneQueues, testWorker, uniqueQueue } from '../helpers/temporal.ts';
 
 interface ReceivedSpan {
   service: string;
@@ -144,37 +144,41 @@ async function startWorkers(
         },
       },
     }),
-    await testWorker({
-      taskQueue: zoneQueue(taskQueue, 'deploy'),
-      interceptors: tracing.deployer.workerInterceptors,
-      activities: {
-        async deploy(input: DeployInput): Promise<DeployReport> {
-          return {
-            environment: input.environment,
-            sha: input.sha,
-            status: 'deployed',
-            exitCode: 0,
-            durationMs: 1,
-            outputTail: `deployed ${RESULT_MARKER}`,
-            leases: [],
-          };
-        },
-        async verify(input: DeployInput): Promise<VerifyReport> {
-          return {
-            environment: input.environment,
-            sha: input.sha,
-            passed: true,
-            exitCode: 0,
-            durationMs: 1,
-            outputTail: RESULT_MARKER,
-            leases: [],
-          };
-        },
-        async revokeOutstanding() {
-          return [];
-        },
-      },
-    }),
+    ...(await Promise.all(
+      deployZoneQueues(taskQueue, config.environments).map(({ taskQueue: deployQueue }) =>
+        testWorker({
+          taskQueue: deployQueue,
+          interceptors: tracing.deployer.workerInterceptors,
+          activities: {
+            async deploy(input: DeployInput): Promise<DeployReport> {
+              return {
+                environment: input.environment,
+                sha: input.sha,
+                status: 'deployed',
+                exitCode: 0,
+                durationMs: 1,
+                outputTail: `deployed ${RESULT_MARKER}`,
+                leases: [],
+              };
+            },
+            async verify(input: DeployInput): Promise<VerifyReport> {
+              return {
+                environment: input.environment,
+                sha: input.sha,
+                passed: true,
+                exitCode: 0,
+                durationMs: 1,
+                outputTail: RESULT_MARKER,
+                leases: [],
+              };
+            },
+            async revokeOutstanding() {
+              return [];
+            },
+          },
+        }),
+      ),
+    )),
   ];
   const running = workers.map((w) => w.run());
   return {

@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { guardCallers } from '../../src/activities/caller-guard.ts';
 import { parseConfig } from '../../src/config/load.ts';
 import { generateSigningKey, signClaim, signEvent, type SigningKey } from '../../src/shared/approval-signature.ts';
-import { zoneQueue } from '../../src/shared/task-queues.ts';
+import { deployQueue, zoneQueue } from '../../src/shared/task-queues.ts';
 import type {
   ApprovalClaim,
   ApprovalOutcome,
@@ -166,76 +166,85 @@ export async function startStack(options: { workflowCache?: number; repositories
       },
     },
   });
-  const deployer = await testWorker({
-    taskQueue: zoneQueue(taskQueue, 'deploy'),
-    ...quickHeartbeats,
-    // The deploy zone's own caller check, in front of recording doubles.
-    activities: guardCallers(
-      {
-        async deploy(input: DeployInput): Promise<DeployReport> {
-          const call: Calls['deploy'][number] = { ...input, at: Date.now() };
-          calls.deploy.push(call);
-          const slow = slowDeploys.get(input.change);
-          if (slow !== undefined) await new Promise((r) => setTimeout(r, slow));
-          call.endedAt = Date.now();
-          if (hangingDeploys.has(input.change)) {
-            const ctx = Context.current();
-            for (;;) {
-              ctx.heartbeat();
-              if (ctx.cancellationSignal.aborted) throw new CancelledFailure('deploy cancelled');
-              await new Promise((r) => setTimeout(r, 100));
-            }
-          }
-          const failing = failingDeploys.get(input.change);
-          if (failing) {
-            const report = {
-              environment: input.environment,
-              sha: input.sha,
-              exitCode: 3,
-              durationMs: 1200,
-              outputTail: 'applying migration 0042\nerror: migration 0042_orders failed\n',
-              leases: [],
-            };
-            if (failing === 'thrown')
-              throw ApplicationFailure.create({
-                message: `deploy command for ${input.environment} exited with code 3; last output:\n${report.outputTail}`,
-                type: 'DeployFailed',
-                nonRetryable: true,
-                details: [{ ...report, status: 'failed' }],
-              });
-            return { ...report, status: 'failed', failure: 'exited with code 3' };
-          }
-          return {
-            environment: input.environment,
-            sha: input.sha,
-            status: 'deployed',
-            exitCode: 0,
-            durationMs: 1,
-            outputTail: 'deployed',
-            leases: [],
-          };
-        },
-        async verify(input: DeployInput): Promise<VerifyReport> {
-          calls.verify.push(input);
-          return {
-            environment: input.environment,
-            sha: input.sha,
-            passed: true,
-            exitCode: 0,
-            durationMs: 1,
-            outputTail: 'ok',
-            leases: [],
-          };
-        },
-        async revokeOutstanding(input: { change: string; environment: string }) {
-          calls.revoke.push(input);
-          return [];
-        },
-      },
-      { zone: 'deploy' },
+  const deployDoubles = {
+    async deploy(input: DeployInput): Promise<DeployReport> {
+      const call: Calls['deploy'][number] = { ...input, at: Date.now() };
+      calls.deploy.push(call);
+      const slow = slowDeploys.get(input.change);
+      if (slow !== undefined) await new Promise((r) => setTimeout(r, slow));
+      call.endedAt = Date.now();
+      if (hangingDeploys.has(input.change)) {
+        const ctx = Context.current();
+        for (;;) {
+          ctx.heartbeat();
+          if (ctx.cancellationSignal.aborted) throw new CancelledFailure('deploy cancelled');
+          await new Promise((r) => setTimeout(r, 100));
+        }
+      }
+      const failing = failingDeploys.get(input.change);
+      if (failing) {
+        const report = {
+          environment: input.environment,
+          sha: input.sha,
+          exitCode: 3,
+          durationMs: 1200,
+          outputTail: 'applying migration 0042\nerror: migration 0042_orders failed\n',
+          leases: [],
+        };
+        if (failing === 'thrown')
+          throw ApplicationFailure.create({
+            message: `deploy command for ${input.environment} exited with code 3; last output:\n${report.outputTail}`,
+            type: 'DeployFailed',
+            nonRetryable: true,
+            details: [{ ...report, status: 'failed' }],
+          });
+        return { ...report, status: 'failed', failure: 'exited with code 3' };
+      }
+      return {
+        environment: input.environment,
+        sha: input.sha,
+        status: 'deployed',
+        exitCode: 0,
+        durationMs: 1,
+        outputTail: 'deployed',
+        leases: [],
+      };
+    },
+    async verify(input: DeployInput): Promise<VerifyReport> {
+      calls.verify.push(input);
+      return {
+        environment: input.environment,
+        sha: input.sha,
+        passed: true,
+        exitCode: 0,
+        durationMs: 1,
+        outputTail: 'ok',
+        leases: [],
+      };
+    },
+    async revokeOutstanding(input: { change: string; environment: string }) {
+      calls.revoke.push(input);
+      return [];
+    },
+  };
+  // One deploy worker per environment on its own queue (`<queue>-deploy-<env>`), each with the deploy zone's own
+  // caller check for its environment in front of the recording doubles; and the shared queue's, as during an
+  // upgrade (runs recorded before the per-environment deployers).
+  const deployers = await Promise.all([
+    testWorker({
+      taskQueue: zoneQueue(taskQueue, 'deploy'),
+      ...quickHeartbeats,
+      activities: guardCallers(deployDoubles, { zone: 'deploy' }),
+    }),
+    ...config.environments.map((e) =>
+      testWorker({
+        taskQueue: deployQueue(taskQueue, e.name),
+        ...quickHeartbeats,
+        activities: guardCallers(deployDoubles, { zone: 'deploy', environment: e.name }),
+      }),
     ),
-  });
-  const workers: Worker[] = [orchestrator, checks, deployer];
+  ]);
+  const workers: Worker[] = [orchestrator, checks, ...deployers];
   const running = workers.map((w) => w.run());
   const client = await testClient();
   return {

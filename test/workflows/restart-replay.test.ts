@@ -22,7 +22,7 @@ import type { DeployInput } from '../../src/shared/types.ts';
 import { workflowCacheSize } from '../../src/workers/cache.ts';
 import { untracedWorkflowSinks } from '../../src/workers/tracing.ts';
 import { approvalSignal, statusQuery } from '../../src/workflows/definitions.ts';
-import { testClient, testWorker, uniqueQueue, workflowBundle } from '../helpers/temporal.ts';
+import { deployZoneQueues, testClient, testWorker, uniqueQueue, workflowBundle } from '../helpers/temporal.ts';
 import { CONFIG, claim, newChange, openChange, opened, sha, waitForStatus } from './harness.ts';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -51,37 +51,41 @@ it('a change whose orchestrator was killed between tasks still replays after a s
       },
     },
   });
-  const deployer = await testWorker({
-    taskQueue: zoneQueue(taskQueue, 'deploy'),
-    activities: {
-      async deploy(input: DeployInput) {
-        return {
-          environment: input.environment,
-          sha: input.sha,
-          status: 'deployed' as const,
-          exitCode: 0,
-          durationMs: 1,
-          outputTail: 'deployed',
-          leases: [],
-        };
-      },
-      async verify(input: DeployInput) {
-        return {
-          environment: input.environment,
-          sha: input.sha,
-          passed: true,
-          exitCode: 0,
-          durationMs: 1,
-          outputTail: 'ok',
-          leases: [],
-        };
-      },
-      async revokeOutstanding() {
-        return [];
-      },
-    },
-  });
-  const running = [checks.run(), deployer.run()];
+  const deployers = await Promise.all(
+    deployZoneQueues(taskQueue, config.environments).map(({ taskQueue: deployQueue }) =>
+      testWorker({
+        taskQueue: deployQueue,
+        activities: {
+          async deploy(input: DeployInput) {
+            return {
+              environment: input.environment,
+              sha: input.sha,
+              status: 'deployed' as const,
+              exitCode: 0,
+              durationMs: 1,
+              outputTail: 'deployed',
+              leases: [],
+            };
+          },
+          async verify(input: DeployInput) {
+            return {
+              environment: input.environment,
+              sha: input.sha,
+              passed: true,
+              exitCode: 0,
+              durationMs: 1,
+              outputTail: 'ok',
+              leases: [],
+            };
+          },
+          async revokeOutstanding() {
+            return [];
+          },
+        },
+      }),
+    ),
+  );
+  const running = [checks.run(), ...deployers.map((d) => d.run())];
   const client = await testClient();
   // The first orchestrator runs in a process of its own: only a real kill -9 leaves its sticky queue without a
   // poller while the server still routes the change's tasks and queries there.
@@ -153,7 +157,7 @@ it('a change whose orchestrator was killed between tasks still replays after a s
     ).resolves.toBeUndefined();
   } finally {
     first.kill('SIGKILL');
-    for (const w of [checks, deployer]) w.shutdown();
+    for (const w of [checks, ...deployers]) w.shutdown();
     await Promise.all(running);
     await client.connection.close();
   }
