@@ -18,7 +18,7 @@ import type { CommitComparison } from '../shared/lane.ts';
 import type { Octokit } from '@octokit/rest';
 import type { FoureyesConfig } from '../config/schema.ts';
 import { parseChangeRef, workflowIdFor, type ChangeRef } from '../shared/change-ref.ts';
-import { failedStep, failureOf } from '../shared/step-report.ts';
+import { failedStep, failureOf, lastOutput } from '../shared/step-report.ts';
 import type {
   ApprovalRecord,
   ChangePolicy,
@@ -244,10 +244,9 @@ export function renderSummary(status: ChangeStatus, link: string): string {
       `**${md(f.env)}: ${f.step === 'deploy' ? 'deploy' : 'verification'} failed** — the command ${md(failureOf(f.report))} after ${(f.report.durationMs / 1000).toFixed(1)} s`,
       '',
     );
-    const tail = f.report.outputTail.trim().split('\n').slice(-20).join('\n');
-    // A fence longer than any run of backticks in the output, so the output cannot close it.
-    const fence = '`'.repeat(Math.max(3, ...[...tail.matchAll(/`+/g)].map((m) => m[0].length + 1)));
-    if (tail) lines.push('Last output (secrets redacted):', '', fence, tail, fence, '');
+    // The output is the change's own: escaped like every other untrusted text, on one line.
+    if (f.report.outputTail)
+      lines.push(`Last output (secrets redacted): ${md(lastOutput(f.report.outputTail, 8, 800), 900)}`, '');
   }
   if (status.initiators.length > 0)
     lines.push(`Initiators (may not approve): ${status.initiators.map((p) => md(p)).join(', ')}`, '');
