@@ -13,12 +13,13 @@ import { scale } from './scenarios/scale.ts';
 import { approval } from './scenarios/approval.ts';
 import { webhook } from './scenarios/webhook.ts';
 import { replay } from './scenarios/replay.ts';
+import { audit } from './scenarios/audit.ts';
 import { goals, say, type Scenario } from './scenarios/types.ts';
 
 // The replay scenario's workers would log every state change.
 Runtime.install({ logger: new DefaultLogger('WARN') });
 
-const scenarios: Scenario[] = [webhook, overhead, approval, scale, throughput, replay];
+const scenarios: Scenario[] = [webhook, overhead, approval, scale, throughput, replay, audit];
 
 const { values } = parseArgs({
   options: {
