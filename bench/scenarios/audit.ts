@@ -142,18 +142,19 @@ export const audit: Scenario = {
   title: '7. Audit export of a period (`foureyes audit --repo … --since … --format csv`), time and peak RSS',
   async run(options) {
     const n = options.n ?? (options.quick ? 50 : 1000);
-    const small = Math.max(1, Math.round(n / 5));
     // BENCH_AUDIT_DATA=<dir> keeps Temporal's database (and the period and key) there, so that the population
     // can be built over several runs of at most --seconds of creating each; the run that completes it measures.
     const dataDir = process.env.BENCH_AUDIT_DATA;
     const metaFile = dataDir ? join(dataDir, 'audit-meta.json') : undefined;
-    const meta: { since: string; until?: string; key: SigningKey } =
+    const meta: { since: string; until?: string; small?: number; key: SigningKey } =
       metaFile && existsSync(metaFile)
-        ? (JSON.parse(readFileSync(metaFile, 'utf8')) as { since: string; until?: string; key: SigningKey })
+        ? (JSON.parse(readFileSync(metaFile, 'utf8')) as typeof meta)
         : { since: new Date(Date.now() - 1000).toISOString(), key: generateSigningKey() };
     const save = () => {
       if (metaFile) writeFileSync(metaFile, JSON.stringify(meta));
     };
+    // The small population is the one the period's --until was taken for, once there is one.
+    const small = Math.min(n, meta.small ?? Math.max(1, Math.round(n / 5)));
     if (dataDir) mkdirSync(dataDir, { recursive: true });
     save();
     const deadline = performance.now() + (options.seconds ?? Number.POSITIVE_INFINITY) * 1000;
@@ -209,6 +210,7 @@ export const audit: Scenario = {
         // Every one of the first `small` changes started before this moment, and every later one after it.
         if (size === small && existing === small && !meta.until) {
           meta.until = new Date().toISOString();
+          meta.small = small;
           save();
         }
       }
