@@ -118,14 +118,19 @@ export async function stopAll(): Promise<void> {
   await Promise.all([...live].map((e) => e.stop()));
 }
 
-export async function startBenchEnv(name: string, options: { maxCachedWorkflows?: number } = {}): Promise<BenchEnv> {
-  const dir = mkdtempSync(join(tmpdir(), `foureyes-bench-${name}-`));
+export async function startBenchEnv(
+  name: string,
+  /** `dataDir`: a folder kept after stop() (Temporal's database, so a later run continues); `key`: the signing key to reuse. */
+  options: { maxCachedWorkflows?: number; dataDir?: string; key?: SigningKey } = {},
+): Promise<BenchEnv> {
+  const dir = options.dataDir ?? mkdtempSync(join(tmpdir(), `foureyes-bench-${name}-`));
+  mkdirSync(dir, { recursive: true });
   const bundle = await ensureWorkflowBundle(process.env);
   const bare = await bareBundle();
   const temporal = await startTemporalServer({ dataDir: dir, headless: true, logFile: join(dir, 'temporal.log') });
   const connection = await Connection.connect({ address: temporal.address });
   const client = new Client({ connection, namespace: temporal.namespace });
-  const key = generateSigningKey();
+  const key = options.key ?? generateSigningKey();
   const taskQueue = `bench-${name}`;
   const bareQueue = `bench-bare-${name}`;
   const configPath = join(dir, 'bench.yaml');
@@ -308,7 +313,7 @@ export async function startBenchEnv(name: string, options: { maxCachedWorkflows?
       await connection.close();
       await temporal.process.stop();
       live.delete(benchEnv);
-      if (!process.env.BENCH_KEEP) rmSync(dir, { recursive: true, force: true });
+      if (!process.env.BENCH_KEEP && !options.dataDir) rmSync(dir, { recursive: true, force: true });
     },
   };
   live.add(benchEnv);

@@ -14,12 +14,13 @@ import { approval } from './scenarios/approval.ts';
 import { webhook } from './scenarios/webhook.ts';
 import { replay } from './scenarios/replay.ts';
 import { sandbox } from './scenarios/sandbox.ts';
+import { audit } from './scenarios/audit.ts';
 import { goals, say, type Scenario } from './scenarios/types.ts';
 
 // The replay scenario's workers would log every state change.
 Runtime.install({ logger: new DefaultLogger('WARN') });
 
-const scenarios: Scenario[] = [webhook, overhead, approval, scale, throughput, replay, sandbox];
+const scenarios: Scenario[] = [webhook, overhead, approval, scale, throughput, replay, sandbox, audit];
 
 const { values } = parseArgs({
   options: {
