@@ -106,7 +106,7 @@ ${tokenLease}
 ${tokenLease}
   - name: crash
     deploy:
-      run: 'printf "%s\\n" "$VAULT_TOKEN" >> ${secretsDir}/values; echo started >> ${work}/crash.started; sleep 4.${mark}3; echo "$FOUREYES_IDEMPOTENCY_KEY" >> ${work}/crash.ledger'
+      run: 'printf "%s\\n" "$VAULT_TOKEN" >> ${secretsDir}/values; echo started >> ${work}/crash.started; sleep 12.${mark}3; echo "$FOUREYES_IDEMPOTENCY_KEY" >> ${work}/crash.ledger'
       timeout: 60s
       writable: [${JSON.stringify(work)}]
 ${tokenLease}
@@ -470,9 +470,11 @@ describe('deployer activities', () => {
     const started = join(work, 'crash.started');
     await waitFor(
       'the first attempt to start its command',
-      () => (existsSync(started) && processesWith(`sleep 4.${mark}3`).length > 0) || undefined,
+      () => (existsSync(started) && processesWith(`sleep 12.${mark}3`).length > 0) || undefined,
       60_000,
     );
+    // The command sleeps 12 s: long enough that it is still running when the kill comes on a loaded machine (at
+    // 4 s it sometimes had finished, and revoked its own lease, by then).
     const firstToken = lastToken();
 
     // A real crash: SIGKILL to the worker process alone (not its group).
@@ -481,7 +483,7 @@ describe('deployer activities', () => {
     // The command's sandbox dies with its worker, so it cannot race the retry.
     await waitFor(
       'the orphaned command to die',
-      () => processesWith(`sleep 4.${mark}3`).length === 0 || undefined,
+      () => processesWith(`sleep 12.${mark}3`).length === 0 || undefined,
       5000,
     );
     // Its lease is still alive until the next worker revokes it.
