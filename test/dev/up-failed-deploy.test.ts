@@ -125,7 +125,12 @@ repositories:
         if (!comment.includes('exited with code 3')) await new Promise((r) => setTimeout(r, 250));
       }
       expect(comment).toContain('**staging: deploy failed** — the command exited with code 3');
-      expect(comment).toContain('migration 0042_orders failed');
+      // Untrusted text is entity-escaped in the comment (GitHub renders it back): read it as a person sees it.
+      const rendered = comment.replace(/&#(\d+);/g, (_m, n: string) => String.fromCharCode(Number(n)));
+      expect(rendered).toContain(
+        'Last output (secrets redacted): migrating the database of staging with token [redacted]',
+      );
+      expect(rendered).toContain('error: migration 0042_orders failed');
 
       // The audit export, as an auditor runs it.
       const audit = await cli(
