@@ -40,13 +40,20 @@ export const openbaoDown: Drill = async ({ long, log, stack }) => {
         const why = s
           ? `${s.stage}: ${s.waitingFor}${(s.retrying ?? []).map((r) => `; retrying ${r.activity} (attempt ${r.attempt}): ${r.lastFailure}`).join('')}`
           : '';
-        if (o === opened[0] && s) lastWhy = why;
-        if (o === opened[0] && (s?.retrying ?? []).some((r) => /openbao/i.test(r.lastFailure))) explained++;
+        // The changes queue for one staging lane: whichever holds it is the one whose deploy waits for OpenBao.
+        const waitsForBao = (s?.retrying ?? []).some((r) => /openbao/i.test(r.lastFailure));
+        if (s && (waitsForBao || (o === opened[0] && explained === 0))) lastWhy = why;
+        if (waitsForBao) explained++;
         if (s && ['failed', 'delivered'].includes(s.stage))
           failures.push(`#${o.number} reached "${s.stage}" while OpenBao was unreachable`);
       }
-      const d = await stack.client.workflow.getHandle(workflowIdOf(opened[0]!.number)).describe();
-      const attempt = Math.max(0, ...(d.raw.pendingActivities ?? []).map((a) => a.attempt ?? 0));
+      const described = await Promise.all(
+        opened.map((o) => stack.client.workflow.getHandle(workflowIdOf(o.number)).describe()),
+      );
+      const attempt = Math.max(
+        0,
+        ...described.flatMap((d) => (d.raw.pendingActivities ?? []).map((a) => a.attempt ?? 0)),
+      );
       if (attempt > maxAttempt) {
         maxAttempt = attempt;
         attemptTimes.push(Date.now() - cutAt);
@@ -59,7 +66,7 @@ export const openbaoDown: Drill = async ({ long, log, stack }) => {
     if (ledgerWhileDown > 0) failures.push(`${ledgerWhileDown} deploy command(s) ran while OpenBao was unreachable`);
     if (explained === 0) failures.push(`status never said it waits for OpenBao (last: "${lastWhy}")`);
     log(
-      `OpenBao back; status while down: "${lastWhy}"; deploy attempts of #${opened[0]!.number} at ${attemptTimes.map((t) => `${(t / 1000).toFixed(0)}s`).join(', ')}`,
+      `OpenBao back; status while down: "${lastWhy}"; deploy attempts (the lane's holder) at ${attemptTimes.map((t) => `${(t / 1000).toFixed(0)}s`).join(', ')}`,
     );
     await stack.relay.open();
     const results = await Promise.all(
