@@ -1,14 +1,12 @@
 // The audit of a change as an auditor tries it, on the default path: the gateway forwards the webhook without
 // commits and the workflow looks them up. Everyone who initiated — the pull request's author, each commit's
 // author, committer and co-authors — must be in the export, with each commit of each head.
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { execFile } from 'node:child_process';
+import { verifyRederived } from '../helpers/verify-audit.ts';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { checkDocument, sealRecord } from '../../src/audit/document.ts';
-import { projectRoot } from '../../src/dev/paths.ts';
 import { exportChange } from '../../src/audit/export.ts';
 import { generateSigningKey } from '../../src/shared/approval-signature.ts';
 import {
@@ -29,7 +27,6 @@ import {
 let stack: Stack;
 const auditKey = generateSigningKey();
 const work = mkdtempSync(join(tmpdir(), 'foureyes-audit-initiators-'));
-const run = promisify(execFile);
 
 beforeAll(async () => {
   stack = await startStack();
@@ -38,24 +35,6 @@ afterAll(async () => {
   await stack?.stop();
   rmSync(work, { recursive: true, force: true });
 });
-
-/** `foureyes verify-audit --rederive` as a separate process against the test's Temporal. */
-async function verifyRederived(file: string): Promise<{ code: number; stdout: string }> {
-  const env = {
-    PATH: process.env.PATH ?? '',
-    HOME: work,
-    TEMPORAL_ADDRESS: inject('temporalAddress'),
-    TEMPORAL_NAMESPACE: inject('temporalNamespace'),
-  };
-  return run(
-    process.execPath,
-    [join(projectRoot(), 'bin/foureyes.js'), 'verify-audit', file, '--rederive', '--public-key', auditKey.publicKey],
-    { env },
-  ).then(
-    (r) => ({ code: 0, stdout: r.stdout }),
-    (error: { code: number; stdout: string }) => ({ code: error.code, stdout: error.stdout }),
-  );
-}
 
 describe('audit initiators on the commit-less default path', () => {
   it('names the author, a co-author in a trailer and a different committer, and lists every commit', async () => {
@@ -103,7 +82,7 @@ describe('audit initiators on the commit-less default path', () => {
     // The honest file re-derives; one whose initiators were edited (and re-sealed with the same key) does not.
     const honest = join(work, 'honest.json');
     writeFileSync(honest, JSON.stringify(doc));
-    const ok = await verifyRederived(honest);
+    const ok = await verifyRederived(honest, auditKey.publicKey, work);
     expect(ok.stdout).toContain('identical to the record re-derived from Temporal history');
     expect(ok.code).toBe(0);
     const { 'pat-peer': _hidden, ...edited } = doc.summary.initiators;
@@ -117,7 +96,7 @@ describe('audit initiators on the commit-less default path', () => {
     );
     const file = join(work, 'edited.json');
     writeFileSync(file, JSON.stringify(forged));
-    const bad = await verifyRederived(file);
+    const bad = await verifyRederived(file, auditKey.publicKey, work);
     // Chain and signature hold (the insider holds the signing key): only history shows the edit.
     expect(checkDocument(forged, [auditKey.publicKey]).ok).toBe(true);
     expect(bad.code).toBe(1);

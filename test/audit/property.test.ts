@@ -8,16 +8,14 @@
 // exactly the approvers it counted, says duties were segregated unless a counted approver is an initiator (and
 // no approval of someone who had initiated by then ever counts), and `foureyes verify-audit --rederive`, a child
 // process re-deriving the record from Temporal, agrees with the written file.
-import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import fc from 'fast-check';
-import { afterAll, beforeAll, expect, inject, it } from 'vitest';
+import { verifyRederived } from '../helpers/verify-audit.ts';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import { checkDocument } from '../../src/audit/document.ts';
 import { exportChange } from '../../src/audit/export.ts';
-import { projectRoot } from '../../src/dev/paths.ts';
 import { generateSigningKey, signClaim } from '../../src/shared/approval-signature.ts';
 import type { ChangeStatus, CommitInfo } from '../../src/shared/types.ts';
 import { approvalSignal, approvalUpdate } from '../../src/workflows/definitions.ts';
@@ -194,7 +192,6 @@ function participants(spec: CommitSpec): string[] {
 let stack: Stack;
 const auditKey = generateSigningKey();
 const work = mkdtempSync(join(tmpdir(), 'foureyes-audit-property-'));
-const run = promisify(execFile);
 
 beforeAll(async () => {
   stack = await startStack({
@@ -205,28 +202,6 @@ afterAll(async () => {
   await stack?.stop();
   rmSync(work, { recursive: true, force: true });
 });
-
-/** `foureyes verify-audit --rederive` as a separate process against the test's Temporal. */
-async function verifyRederived(file: string): Promise<{ code: number; stdout: string; stderr: string }> {
-  const env = {
-    PATH: process.env.PATH ?? '',
-    HOME: work,
-    TEMPORAL_ADDRESS: inject('temporalAddress'),
-    TEMPORAL_NAMESPACE: inject('temporalNamespace'),
-  };
-  return run(
-    process.execPath,
-    [join(projectRoot(), 'bin/foureyes.js'), 'verify-audit', file, '--rederive', '--public-key', auditKey.publicKey],
-    { env },
-  ).then(
-    (r) => ({ code: 0, stdout: r.stdout, stderr: r.stderr }),
-    (error: { code: number; stdout: string; stderr: string }) => ({
-      code: error.code,
-      stdout: error.stdout,
-      stderr: error.stderr,
-    }),
-  );
-}
 
 /** Until the workflow has taken in what it was sent: its status stops changing. */
 async function settle(handle: ChangeHandle): Promise<ChangeStatus> {
@@ -322,7 +297,7 @@ async function check(input: Scenario, verify: boolean): Promise<void> {
     if (verify) {
       const file = join(work, `${encodeURIComponent(change)}.json`);
       writeFileSync(file, JSON.stringify(doc));
-      const answer = await verifyRederived(file);
+      const answer = await verifyRederived(file, auditKey.publicKey, work);
       expect(answer.stdout + answer.stderr).toContain('identical to the record re-derived from Temporal history');
       expect(answer.code).toBe(0);
       verified++;
