@@ -155,12 +155,22 @@ function violations(oracle: Oracle, change: string): string[] {
       );
     if (!stack.calls.checks.includes(d.sha) || stack.failingShas.has(d.sha))
       out.push(`${d.sha.slice(0, 7)} deployed to ${d.environment} without passing checks`);
-    const initiators = new Set(oracle.initiators.filter((i) => i.at <= d.at).map((i) => i.who));
+    // The deploy was decided when the workflow last confirmed that head at GitHub before it: who had taken part
+    // and who had approved by then is what it could know (a push GitHub shows a moment later cannot count).
+    // (An approval may still arrive while the confirmation is under way and count in it.)
+    const decided = stack.calls.confirm
+      .filter((c) => c.change === d.change && c.sha === d.sha && c.head === d.sha && c.at <= d.at)
+      .at(-1);
+    if (decided === undefined) {
+      out.push(`${d.sha.slice(0, 7)} deployed to ${d.environment} without GitHub confirming it as the head first`);
+      continue;
+    }
+    const initiators = new Set(oracle.initiators.filter((i) => i.at <= decided.readAt).map((i) => i.who));
     const approvers = new Set(
       oracle.approvals
         .filter(
           (a) =>
-            a.at <= d.at &&
+            a.at <= decided.at &&
             a.sha === d.sha &&
             (a.env === undefined || a.env === d.environment) &&
             ELIGIBLE[d.environment]?.includes(a.person) &&
@@ -318,7 +328,14 @@ it(
           await handle.terminate('property run over').catch(() => undefined);
         }
       }),
-      { numRuns: Number(process.env.FOUREYES_PROPERTY_RUNS ?? 12), endOnFailure: true },
+      {
+        numRuns: Number(process.env.FOUREYES_PROPERTY_RUNS ?? 12),
+        endOnFailure: true,
+        // A failure prints its seed and path: FOUREYES_PROPERTY_SEED=<seed> FOUREYES_PROPERTY_PATH=<path> replays it.
+        ...(process.env.FOUREYES_PROPERTY_SEED
+          ? { seed: Number(process.env.FOUREYES_PROPERTY_SEED), path: process.env.FOUREYES_PROPERTY_PATH }
+          : {}),
+      },
     );
     expect(runs).toBeGreaterThanOrEqual(1);
     // The property is not met by a workflow that never deploys: on the same stack, an honest change delivers

@@ -78,6 +78,8 @@ export interface Calls {
   sync: number;
   /** Approval requests posted to chat: change@sha. */
   slack: string[];
+  /** Each confirmation just before a deploy: what GitHub showed as the head of `change` when read (ms). */
+  confirm: Array<{ change: string; sha: string; head: string; readAt: number; at: number }>;
 }
 
 export interface Stack {
@@ -110,7 +112,7 @@ export async function startStack(options: { workflowCache?: number; repositories
   const config = parseConfig(`${CONFIG}${extra}`, 'test.yaml');
   const key = generateSigningKey();
   const taskQueue = uniqueQueue('change');
-  const calls: Calls = { checks: [], deploy: [], verify: [], revoke: [], merge: [], sync: 0, slack: [] };
+  const calls: Calls = { checks: [], deploy: [], verify: [], revoke: [], merge: [], sync: 0, slack: [], confirm: [] };
   const failingShas = new Set<string>();
   const hangingDeploys = new Set<string>();
   const slowDeploys = new Map<string, number>();
@@ -125,6 +127,14 @@ export async function startStack(options: { workflowCache?: number; repositories
     ...(options.workflowCache !== undefined ? { maxCachedWorkflows: options.workflowCache } : {}),
     activities: {
       ...doubles,
+      async confirmDelivery(input: { change: string; sha: string; reviewIds: string[] }) {
+        // GitHub is read synchronously right after `readAt`: nothing of the test runs between the two.
+        const readAt = Date.now();
+        const confirmation = await doubles.confirmDelivery(input);
+        const { change, sha } = input;
+        calls.confirm.push({ change, sha, head: confirmation.pull.headSha, readAt, at: Date.now() });
+        return confirmation;
+      },
       async syncGitHub() {
         calls.sync++;
       },
