@@ -2,7 +2,8 @@
 // schedule an activity onto the deploy queue from a workflow they wrote, so the deploy zone checks its
 // caller against what the Temporal server records for it, not against what the caller says.
 import { ApplicationFailure, Context } from '@temporalio/activity';
-import { parseChangeRef, workflowIdFor } from '../shared/change-ref.ts';
+import { parseChangeRef, repoFullName, workflowIdFor } from '../shared/change-ref.ts';
+import { isRollbackNonce, rollbackWorkflowId } from '../shared/rollback.ts';
 
 export interface CallerRule {
   /** The workflow type the server recorded for the caller. */
@@ -20,6 +21,24 @@ export const CHANGE_WORKFLOW_CALLER: CallerRule = {
     if (typeof change !== 'string') return undefined;
     try {
       return workflowIdFor(parseChangeRef(change));
+    } catch {
+      return undefined;
+    }
+  },
+};
+
+/**
+ * A rollback's own workflow, deploying for its own request: `rollback:<owner>/<repo>@<env>:<nonce>` for an input
+ * naming that repository's change, that environment and `rollback: <nonce>`.
+ */
+export const ROLLBACK_WORKFLOW_CALLER: CallerRule = {
+  workflowType: 'rollbackWorkflow',
+  workflowIdFor(input) {
+    const given = input as { change?: unknown; environment?: unknown; rollback?: unknown } | undefined;
+    if (typeof given?.change !== 'string' || typeof given.environment !== 'string' || !isRollbackNonce(given.rollback))
+      return undefined;
+    try {
+      return rollbackWorkflowId(repoFullName(parseChangeRef(given.change)), given.environment, given.rollback);
     } catch {
       return undefined;
     }
@@ -106,7 +125,10 @@ export function guardCallers<T extends object>(
     environment?: string;
   },
 ): T {
-  const rules = options.rules ?? [CHANGE_WORKFLOW_CALLER];
+  // A deploy is asked for by a change for itself, or by a rollback for its own request.
+  const rules =
+    options.rules ??
+    (options.zone === 'deploy' ? [CHANGE_WORKFLOW_CALLER, ROLLBACK_WORKFLOW_CALLER] : [CHANGE_WORKFLOW_CALLER]);
   const guarded: Record<string, unknown> = {};
   for (const [name, fn] of Object.entries(activities)) {
     if (typeof fn !== 'function' || options.open?.includes(name) || (options.only && !options.only.includes(name))) {

@@ -5,6 +5,7 @@ import type { createChecksActivities } from './checks.ts';
 import type { createGitHubActivities } from './github.ts';
 import type { createLaneActivities } from './lanes.ts';
 import type { createPolicyActivities } from './policy.ts';
+import type { createRollbackActivities } from './rollbacks.ts';
 import type { createSlackActivities } from './slack.ts';
 import type { createTeamsActivities } from './teams.ts';
 import type { DeployInput, DeployReport, LeaseRecord, VerifyReport } from '../shared/types.ts';
@@ -15,7 +16,8 @@ export type OrchestratorActivities = ReturnType<typeof createPolicyActivities> &
   ReturnType<typeof createGitHubActivities> &
   ReturnType<typeof createSlackActivities> &
   ReturnType<typeof createTeamsActivities> &
-  ReturnType<typeof createLaneActivities>;
+  ReturnType<typeof createLaneActivities> &
+  ReturnType<typeof createRollbackActivities>;
 
 /** Checks (task queue `foureyes-checks`): runs the change's own tests; holds no secrets. */
 export type ChecksActivities = ReturnType<typeof createChecksActivities>;

@@ -182,8 +182,9 @@ export function createLaneActivities() {
         if (error instanceof WorkflowNotFoundError || isInvalidArgument(error)) return facts;
         throw error;
       }
+      // A rollback answers its status in the same shape where the lane reads it.
       if (
-        facts.workflowType === 'changeWorkflow' &&
+        (facts.workflowType === 'changeWorkflow' || facts.workflowType === 'rollbackWorkflow') &&
         !(input.changeOnlyIfEnded === true && facts.status === 'RUNNING')
       ) {
         const status = await handle.query<ChangeStatus>('status').catch(() => undefined);

@@ -11,6 +11,7 @@ import {
   type LaneRelease,
   type LaneTicket,
 } from '../shared/lane.ts';
+import { parseRollbackId, rollbackSigner, type RollbackClaim, type SignedRollback } from '../shared/rollback.ts';
 import type {
   ApprovalClaim,
   ApprovalRecord,
@@ -611,8 +612,12 @@ export function nextExpiry(policy: ChangePolicy, records: readonly ApprovalRecor
 // Environment lanes: who may take or give back an environment's lane, and what may deploy over what runs
 
 /** The workflow types that may hold a lane, and the ID each must have for the lane's repository. */
-const LANE_HOLDERS: Record<string, (repo: string, workflowId: string) => boolean> = {
+const LANE_HOLDERS: Record<string, (repo: string, workflowId: string, environment: string) => boolean> = {
   changeWorkflow: (repo, id) => new RegExp(`^change:${escapeRegExp(repo)}#[1-9][0-9]{0,8}$`).test(id),
+  rollbackWorkflow: (repo, id, environment) => {
+    const ref = parseRollbackId(id);
+    return ref !== undefined && ref.repo === repo && ref.environment === environment;
+  },
 };
 
 function escapeRegExp(text: string): string {
@@ -640,7 +645,7 @@ export function decideLaneCaller(
       verdict: 'refused',
       reason: `${who} runs ${facts.workflowType ?? 'nothing known'}, which does not deploy through lanes`,
     };
-  if (!holder(lane.repo, facts.workflowId))
+  if (!holder(lane.repo, facts.workflowId, lane.environment))
     return { verdict: 'refused', reason: `${who} is not a change of ${lane.repo}` };
   if (facts.taskQueue !== laneQueue)
     return {
@@ -778,4 +783,52 @@ export function decideRollback(input: {
       target,
     };
   }
+}
+
+/**
+ * Whether a rollback run may act on the request it was started with: signed by a trusted gateway key, for
+ * exactly the repository, environment and nonce its workflow ID names, recent, and the first run under that ID
+ * (a signed request copied from a history runs once). Who may ask and for which target: decideRollback.
+ */
+export function decideRollbackRequest(input: {
+  workflowId: string;
+  signed: SignedRollback | undefined;
+  trustedKeys: readonly string[];
+  now: number;
+  maxAgeMs: number;
+  earlierRuns: number;
+}): InputDecision & { claim?: RollbackClaim } {
+  const ref = parseRollbackId(input.workflowId);
+  if (!ref)
+    return { verdict: 'refused', reason: `${input.workflowId} is not a rollback ID (rollback:owner/repo@env:nonce)` };
+  const signed = input.signed;
+  if (!signed || !rollbackSigner(signed, input.trustedKeys))
+    return {
+      verdict: 'refused',
+      reason: 'the rollback request is not signed by a gateway key the policy trusts: ask through the gateway',
+    };
+  const claim = signed.claim;
+  if (claim.kind !== 'rollback' || claim.v !== 1)
+    return { verdict: 'refused', reason: 'the signed request is not a rollback request' };
+  if (claim.repo !== ref.repo || claim.environment !== ref.environment || claim.nonce !== ref.nonce)
+    return {
+      verdict: 'refused',
+      reason: `the request is for ${claim.repo}@${claim.environment} (${claim.nonce}), not what ${input.workflowId} names`,
+    };
+  if (typeof claim.person !== 'string' || claim.person === '' || claim.evidence?.tokenLogin !== claim.person)
+    return { verdict: 'refused', reason: 'the request names nobody the gateway authenticated' };
+  const at = Date.parse(claim.at);
+  if (!Number.isFinite(at)) return { verdict: 'refused', reason: 'the request has no valid time' };
+  if (input.now - at > input.maxAgeMs)
+    return {
+      verdict: 'refused',
+      reason: `the request is ${Math.round((input.now - at) / 1000)}s old (at most ${Math.round(input.maxAgeMs / 1000)}s): ask again`,
+    };
+  if (at - input.now > MAX_CLOCK_SKEW_MS) return { verdict: 'refused', reason: 'the request is dated in the future' };
+  if (input.earlierRuns > 0)
+    return {
+      verdict: 'refused',
+      reason: `${input.workflowId} already ran ${input.earlierRuns} time(s): a signed rollback request runs once`,
+    };
+  return { verdict: 'accepted', reason: `${claim.person} asked through the gateway`, claim };
 }

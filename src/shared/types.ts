@@ -193,6 +193,8 @@ export interface DeployInput {
   sha: string;
   /** change@environment@sha: a deploy command receives it as FOUREYES_IDEMPOTENCY_KEY. */
   idempotencyKey: string;
+  /** Set by a rollback run: its request's nonce (the deploy zone admits that rollback's own workflow). */
+  rollback?: string;
 }
 
 export interface DeployReport {

@@ -10,6 +10,7 @@ import { createGitHubActivities } from '../activities/github.ts';
 import { createChangeHistoryActivities } from '../activities/change-history.ts';
 import { createLaneActivities } from '../activities/lanes.ts';
 import { guardCallers } from '../activities/caller-guard.ts';
+import { createRollbackActivities } from '../activities/rollbacks.ts';
 import { assertSandboxWorks, UNSAFE_NO_SANDBOX_ENV } from '../activities/sandbox.ts';
 import { deployQueue, TASK_QUEUES, zoneQueue } from '../shared/task-queues.ts';
 
@@ -124,6 +125,7 @@ export const ZONES: Record<Zone, ZoneDefinition> = {
         ...createTeamsActivities(config, env, keys),
         ...createGitHubActivities(config, env, keys),
         ...createLaneActivities(),
+        ...createRollbackActivities(config, keys),
       };
       // What acts with foureyes' GitHub, Slack and Teams identities (merge, report, post) serves only a change's own workflow.
       return guardCallers(activities, { zone: 'orchestrator', only: ORCHESTRATOR_ACTING_ACTIVITIES });
@@ -157,8 +159,8 @@ export const ZONES: Record<Zone, ZoneDefinition> = {
     async createActivities(config, env) {
       assertSandboxWorks(env);
       const environment = deployEnvironment(env, config());
-      // Only a change's own workflow, on a queue foureyes polls, may ask for a deploy, a verify or a revoke; an
-      // environment's deployer only for its own environment.
+      // Only a change's own workflow, or a rollback's for its own request, on a queue foureyes polls, may ask for a
+      // deploy, a verify or a revoke; an environment's deployer only for its own environment.
       return {
         ...zoneInfoActivity('deploy'),
         ...guardCallers(createDeployActivities(config, env), {

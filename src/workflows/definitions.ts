@@ -8,6 +8,7 @@ import type {
   PullRequestEvent,
   SignedApproval,
 } from '../shared/types.ts';
+import type { RollbackStatus } from '../shared/rollback.ts';
 
 /** A pull request opened, reopened or received commits (sent with signalWithStart). */
 export const pullRequestSignal = defineSignal<[PullRequestEvent]>('pullRequest');
@@ -28,3 +29,6 @@ export interface ChangeWorkflowInput {
   /** Continue-as-new (at a quiet point) once the history has more events than this; default 10 000. Tests set it low. */
   historyEventLimit?: number;
 }
+
+/** Where a rollback stands: who asked, what goes back to what, and each step. */
+export const rollbackStatusQuery = defineQuery<RollbackStatus>('status');

@@ -2,3 +2,4 @@
 export { changeWorkflow } from './change.ts';
 export { teamsConversationsWorkflow } from './teams-conversations.ts';
 export { laneWorkflow } from './lane.ts';
+export { rollbackWorkflow } from './rollback.ts';

@@ -186,7 +186,7 @@ export async function laneWorkflow(input: LaneWorkflowInput): Promise<never> {
     change: facts.change?.change ?? prior?.change ?? c.workflowId,
     sha: facts.change?.headSha ?? prior?.sha ?? '',
     approvers: facts.change?.environment?.approvedBy ?? prior?.approvers ?? [],
-    kind: 'change',
+    kind: facts.workflowType === 'rollbackWorkflow' ? 'rollback' : (prior?.kind ?? 'change'),
     requestedAt: prior?.requestedAt ?? now(),
   });
   const endHolder = (facts: LaneCallerFacts) => {

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { createChangeHistoryActivities } from '../../src/activities/change-history.ts';
 import { createLaneActivities } from '../../src/activities/lanes.ts';
 import { policyFor, createPolicyActivities } from '../../src/activities/policy.ts';
+import { createRollbackActivities } from '../../src/activities/rollbacks.ts';
 import type { FoureyesConfig } from '../../src/config/schema.ts';
 import type { CommitComparison } from '../../src/shared/lane.ts';
 import type { PullRequestFacts } from '../../src/shared/types.ts';
@@ -66,6 +67,7 @@ export function orchestratorDoubles(config: FoureyesConfig, approvalPublicKey: s
     ...createPolicyActivities(() => config, keys),
     ...createChangeHistoryActivities(() => config, keys),
     ...createLaneActivities(),
+    ...createRollbackActivities(() => config, keys),
     async compareCommits(input: { base: string; head: string }): Promise<CommitComparison> {
       return github.compare(input.base, input.head);
     },

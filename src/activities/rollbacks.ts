@@ -1,0 +1,59 @@
+// Orchestrator activity: what a rollback run needs to decide, looked up by the orchestrator itself — the policy
+// from trusted configuration, how many runs its workflow ID already had (a signed request runs once), and the
+// environment's release history from its lane, believed only from a lane running foureyes' code.
+import { Context } from '@temporalio/activity';
+import { WorkflowNotFoundError } from '@temporalio/client';
+import type { FoureyesConfig } from '../config/schema.ts';
+import { laneIdFor, type LaneRelease, type LaneState } from '../shared/lane.ts';
+import type { ChangePolicy } from '../shared/types.ts';
+import { policyFor } from './policy.ts';
+
+export interface BeginRollbackInput {
+  workflowId: string;
+  runId: string;
+  repo: string;
+  environment: string;
+}
+
+export interface BeginRollbackResult {
+  policy: ChangePolicy;
+  /** Other runs under this workflow ID, as the server lists them. */
+  earlierRuns: number;
+  lane: string;
+  /** The environment's releases, oldest first (none: nothing was ever deployed through its lane). */
+  releases: LaneRelease[];
+  running?: LaneRelease;
+}
+
+export function createRollbackActivities(getConfig: () => FoureyesConfig, approvalKeys: string[]) {
+  return {
+    async beginRollback(input: BeginRollbackInput): Promise<BeginRollbackResult> {
+      const policy = policyFor(getConfig(), input.repo, approvalKeys);
+      const client = Context.current().client;
+      const taskQueue = (await client.workflow.getHandle(input.workflowId, input.runId).describe()).taskQueue;
+      let earlierRuns = 0;
+      for await (const e of client.workflow.list({ query: `WorkflowId = ${JSON.stringify(input.workflowId)}` }))
+        if (e.runId !== input.runId) earlierRuns++;
+      const lane = laneIdFor(input.repo, input.environment, taskQueue);
+      const handle = client.workflow.getHandle(lane);
+      let described;
+      try {
+        described = await handle.describe();
+      } catch (error) {
+        if (error instanceof WorkflowNotFoundError) return { policy, earlierRuns, lane, releases: [] };
+        throw error;
+      }
+      // Anyone with Temporal access can start a workflow under a lane's ID; only foureyes' own lane is believed.
+      if (described.type !== 'laneWorkflow' || described.taskQueue !== taskQueue || described.status.name !== 'RUNNING')
+        return { policy, earlierRuns, lane, releases: [] };
+      const state = await handle.query<LaneState>('state');
+      return {
+        policy,
+        earlierRuns,
+        lane,
+        releases: state.releases,
+        ...(state.running ? { running: state.running } : {}),
+      };
+    },
+  };
+}
