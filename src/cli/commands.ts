@@ -68,6 +68,11 @@ export const commands: Record<string, Command> = {
     'foureyes approve <owner/repo#number> [--reject] [--comment text] [--env name] [--gateway URL]',
     () => import('./approve.ts'),
   ),
+  rollback: lazy(
+    'ask for an environment to run an earlier release of it again (approved and delivered there before)',
+    'foureyes rollback <owner/repo> <environment> [--to <sha>] --reason <text> [--gateway URL] [--json] [--timeout 30m]',
+    () => import('./rollback.ts'),
+  ),
   audit: lazy(
     'export the audit record of a change (or of a repository over a period)',
     'foureyes audit <owner/repo#number> [--format md|json|csv] [--run <runId>] | --repo owner/repo --since <date> [--until <date>] [--format json|md|csv]',

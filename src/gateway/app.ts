@@ -9,6 +9,7 @@ import { handleGetChange } from './routes/changes.ts';
 import { handleGetAudit } from './routes/audit.ts';
 import { handleGetEnvironments } from './routes/environments.ts';
 import { handlePostApproval } from './routes/approvals.ts';
+import { handleGetRollback, handlePostRollback } from './routes/rollbacks.ts';
 import { handleSlackCommand, handleSlackInteraction } from './routes/slack.ts';
 import { handleTeamsMessage } from './routes/teams.ts';
 import { handleGitHubWebhook } from './routes/github-webhook.ts';
@@ -60,6 +61,8 @@ export const routes: Route[] = [
   route('GET', '/api/environments', handleGetEnvironments),
   route('GET', '/api/environments/{owner}/{repo}', handleGetEnvironments),
   route('GET', '/api/environments/{owner}/{repo}/{environment}', handleGetEnvironments),
+  route('POST', '/api/rollbacks', handlePostRollback),
+  route('GET', '/api/rollbacks/{id}', handleGetRollback),
   route('POST', '/webhooks/github', handleGitHubWebhook),
   route('POST', '/slack/commands', handleSlackCommand),
   route('POST', '/slack/interactions', handleSlackInteraction),
