@@ -1,6 +1,7 @@
 // Which evidence of a change's record answers which control, so an auditor does not have to interpret the
 // timeline. Derived only from the record's summary and entries (never from the clock or the server), so
 // `verify-audit --rederive` rebuilds exactly the same section from history.
+import { isDeployZoneQueue } from '../shared/task-queues.ts';
 import type { UnchainedEntry } from './seal.ts';
 import type { AuditSummary } from './record.ts';
 
@@ -39,7 +40,6 @@ interface Deploy {
 }
 
 const short = (sha: string) => sha.slice(0, 7);
-const isDeployQueue = (queue: string) => queue === 'foureyes-deploy' || queue.endsWith('-deploy');
 const ref = (entries: UnchainedEntry[], seqs: number[]) =>
   [...new Set(seqs)].sort((a, b) => a - b).map((seq) => ({ seq, kind: entries[seq]?.kind ?? '?' }));
 
@@ -81,6 +81,25 @@ export function deriveControls(summary: AuditSummary, entries: UnchainedEntry[])
     ];
   });
   const deployed = deploys.filter((d) => d.status !== 'failed');
+  // A release the environment's lane let through is in that environment's history: `foureyes rollback` can take
+  // the environment back from it (or back to it) there. One deployed without its lane (runs from before lanes) is not.
+  const laneSeqs = entries.flatMap((e, seq) =>
+    e.kind === 'lane-acquired' && data(e).granted === true ? [{ seq, environment: String(data(e).environment) }] : [],
+  );
+  const withoutLane = deployed.filter((d) => !laneSeqs.some((l) => l.seq < d.seq && l.environment === d.environment));
+  const backOutSeqs = [...laneSeqs.map((l) => l.seq), ...deployed.map((d) => d.seq)];
+  const backOut: [ControlStatus, string] =
+    deployed.length === 0
+      ? ['not covered', 'nothing of this change was deployed, so there is nothing to back out']
+      : withoutLane.length > 0
+        ? [
+            'not covered',
+            `${withoutLane.map((d) => `${d.environment} (${short(d.sha)})`).join(', ')} deployed without the environment's lane (a run from before lanes): that release is not in the environment's history, so \`foureyes rollback\` cannot go back to it`,
+          ]
+        : [
+            'met',
+            `every release of this change (${[...new Set(deployed.map((d) => d.environment))].join(', ')}) went through its environment's lane and is in that environment's release history: \`foureyes rollback <repo> <env> [--to <sha>]\` by an eligible approver takes the environment back to an earlier approved release through the same lane, deploy zone and revoke, recorded in the lane's history and the rollback's own workflow history`,
+          ];
   const policySeqs = seqsOf('policy');
   // The number of approvals the policy in force before a deploy asked of its environment (1 if unknown).
   const required = (d: Deploy): number => {
@@ -112,7 +131,7 @@ export function deriveControls(summary: AuditSummary, entries: UnchainedEntry[])
     (n, h) => n + ('leases' in h ? h.leases : ((data(h.e).leases ?? []) as unknown[])).length,
     0,
   );
-  const outsideZone = deploys.filter((d) => !isDeployQueue(d.taskQueue));
+  const outsideZone = deploys.filter((d) => !isDeployZoneQueue(d.taskQueue, d.environment));
   const approverInitiators = summary.approvers.filter((a) => initiators.has(a));
   const deployedText = deployed.map((d) => `${d.environment} at ${short(d.sha)}`).join(', ');
   const deployEvidence = ref(entries, [...deploys.map((d) => d.seq), ...seqsOf('verify'), ...seqsOf('revoke')]);
@@ -251,15 +270,9 @@ export function deriveControls(summary: AuditSummary, entries: UnchainedEntry[])
       ['approvers', 'refusedAttempts', 'initiators'],
     ),
     control('PCI DSS v4.0', '6.5.1 (testing)', 'Changes tested before deployment', ...testing, checkSeqs, ['headSha']),
-    control(
-      'PCI DSS v4.0',
-      '6.5.1 (back-out)',
-      'Back-out procedures',
-      'not covered',
-      'foureyes has no back-out or rollback feature yet: no back-out procedure is recorded or tested for this change',
-      [],
-      [],
-    ),
+    control('PCI DSS v4.0', '6.5.1 (back-out)', 'Back-out procedures', ...backOut, backOutSeqs, [
+      'environmentsDeployed',
+    ]),
     control(
       'PCI DSS v4.0',
       '6.5.2',

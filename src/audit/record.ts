@@ -38,6 +38,7 @@ import {
   type AuditViewMemo,
 } from '../shared/audit-memo.ts';
 import { CORE_V2_PATCH, patchOf } from '../shared/patches.ts';
+import { isDeployZoneQueue } from '../shared/task-queues.ts';
 
 /** An identity of a commit as the workflow read it, and the person it resolved to under the policy then in force. */
 export interface IdentityView {
@@ -98,13 +99,6 @@ interface PendingActivity {
   taskQueue: string;
   identity?: string;
 }
-
-/**
- * The deploy trust zone of an environment: its own `<queue>-deploy-<env>` (`foureyes-deploy-staging`), or the
- * shared `<queue>-deploy` of runs recorded before the per-environment deployers. Another environment's queue is not.
- */
-const isDeployQueue = (queue: string, environment: string) =>
-  queue.endsWith('-deploy') || queue.endsWith(`-deploy-${environment}`);
 
 const QUIET_ACTIVITIES = new Set(['syncGitHub', 'notifySlack', 'syncTeamsCard', 'zoneInfo_orchestrator']);
 
@@ -215,7 +209,7 @@ export function buildAuditRecord(change: string, runs: RunHistory[]): AuditRecor
       return;
     }
     if (executor) executors.add(executor);
-    if (!isDeployQueue(taskQueue, report.environment))
+    if (!isDeployZoneQueue(taskQueue, report.environment))
       findings.push(`${report.environment} was deployed from task queue ${taskQueue}, outside its deploy zone`);
     if (!failed) {
       deployed.push(report.environment);

@@ -22,3 +22,11 @@ export function zoneQueue(workflowQueue: string, zone: 'checks' | 'deploy'): str
 export function deployQueue(workflowQueue: string, environment: string): string {
   return `${zoneQueue(workflowQueue, 'deploy')}-${environment}`;
 }
+
+/**
+ * Whether an activity of `environment` ran in a deploy zone: its own `<queue>-deploy-<env>`, or the shared
+ * `<queue>-deploy` of runs recorded before the per-environment deployers. Another environment's queue is not.
+ */
+export function isDeployZoneQueue(queue: string, environment: string): boolean {
+  return queue.endsWith('-deploy') || queue.endsWith(`-deploy-${environment}`);
+}

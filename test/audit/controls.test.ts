@@ -42,7 +42,10 @@ describe('audit control mapping', () => {
       rec.entries.flatMap((e, i) => (e.kind === 'checks' ? [`${i}:checks`] : [])),
     );
     expect(find(rec.controls, '6.5.4')?.evidence.entries.filter((e) => e.kind === 'deploy')).toHaveLength(2);
-    expect(find(rec.controls, '6.5.1 (back-out)')?.reason).toMatch(/no back-out or rollback feature/);
+    // Saved before environment lanes: its releases are in no environment's history, so no rollback can reach them.
+    expect(find(rec.controls, '6.5.1 (back-out)')?.reason).toMatch(
+      /^staging \([0-9a-f]{7}\), production \([0-9a-f]{7}\) deployed without the environment's lane/,
+    );
     expect(find(rec.controls, '6.5.2')?.reason).toMatch(/^covered: .*; not covered: /);
     expect(find(rec.controls, 'CC8.1 (emergency changes)')?.reason).toMatch(/no emergency-change path/);
 
@@ -51,7 +54,29 @@ describe('audit control mapping', () => {
     expect(md).toContain('## Controls');
     expect(md).toContain('| framework | control | status | evidence | why |');
     expect(md).toMatch(/\| ISO\/IEC 27001:2022 \| A\.5\.3 Segregation of duties \| \*\*met\*\* \| #\d+ pull-request, /);
-    expect(md).toContain('| PCI DSS v4.0 | 6.5.1 (back-out) Back-out procedures | **not covered** | — |');
+    expect(md).toMatch(
+      /\| PCI DSS v4\.0 \| 6\.5\.1 \(back-out\) Back-out procedures \| \*\*not covered\*\* \| #\d+ deploy, /,
+    );
+  });
+
+  it("a change delivered through its environments' lanes meets PCI 6.5.1 back-out: foureyes rollback can reach it", () => {
+    const rec = savedRecord('v2-per-environment-deployer.json');
+    const backOut = find(rec.controls, '6.5.1 (back-out)');
+    expect(backOut?.status).toBe('met');
+    expect(backOut?.reason).toMatch(
+      /^every release of this change \(staging, production\) went through its environment's lane .*foureyes rollback/,
+    );
+    expect(backOut?.evidence.entries.map((e) => e.kind)).toEqual([
+      'lane-acquired',
+      'deploy',
+      'lane-acquired',
+      'deploy',
+    ]);
+    // Not delivered at all: nothing to back out.
+    expect(find(savedRecord('v2-closed-waiting.json').controls, '6.5.1 (back-out)')).toMatchObject({
+      status: 'not covered',
+      reason: 'nothing of this change was deployed, so there is nothing to back out',
+    });
   });
 
   it('a change without any counted approval does not meet A.5.3 or PCI 6.5.1 approval', () => {

@@ -18,7 +18,8 @@ const env = { GITHUB_WEBHOOK_SECRET: 'up-test-webhook-secret' };
 
 async function stopWithCtrlC(up: UpProcess): Promise<number[]> {
   const pids = upTree(up);
-  expect(await up.stop()).toBe(0);
+  const code = await up.stop();
+  expect(code, `foureyes up exited ${code} on Ctrl-C; its last output:\n${up.output().slice(-4000)}`).toBe(0);
   expect(up.output()).toMatch(
     /foureyes: stopped gateway, worker:deploy-production, worker:deploy-staging, worker:checks, worker:orchestrator, openbao, temporal\./,
   );
