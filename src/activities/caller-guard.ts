@@ -10,6 +10,11 @@ export interface CallerRule {
   workflowType: string;
   /** The workflow ID that caller must have for this activity input (undefined: the input names no such ID). */
   workflowIdFor(input: unknown): string | undefined;
+  /**
+   * The caller must be the only run under its workflow ID: a reset (or a second start) replays a decision
+   * recorded in an earlier run's history, which the run itself cannot tell from its own.
+   */
+  soleRun?: boolean;
 }
 
 /** A change's own workflow, acting for its own change: `change:<owner>/<repo>#<n>` for `input.change` (or `input.status.change`). */
@@ -33,6 +38,7 @@ export const CHANGE_WORKFLOW_CALLER: CallerRule = {
  */
 export const ROLLBACK_WORKFLOW_CALLER: CallerRule = {
   workflowType: 'rollbackWorkflow',
+  soleRun: true,
   workflowIdFor(input) {
     const given = input as { change?: unknown; environment?: unknown; rollback?: unknown } | undefined;
     if (typeof given?.change !== 'string' || typeof given.environment !== 'string' || !isRollbackNonce(given.rollback))
@@ -91,6 +97,18 @@ function environmentOf(input: unknown): string | undefined {
   return typeof environment === 'string' ? environment : undefined;
 }
 
+/** For a rule that asks for it: the reason when the caller's workflow ID has had another run. */
+async function refuseOtherRuns(caller: CallerFacts, rules: CallerRule[]): Promise<string | undefined> {
+  if (!rules.find((r) => r.workflowType === caller.workflowType)?.soleRun) return undefined;
+  const others: string[] = [];
+  const query = `WorkflowId = ${JSON.stringify(caller.workflowId)}`;
+  for await (const run of Context.current().client.workflow.list({ query }))
+    if (run.runId !== caller.runId) others.push(`${run.runId} (${run.status.name.toLowerCase()})`);
+  return others.length > 0
+    ? `${caller.workflowId} has had another run (${others.join(', ')}): a reset or second start replays an earlier run's decision, and a signed request acts once`
+    : undefined;
+}
+
 async function callerFacts(): Promise<CallerFacts> {
   const ctx = Context.current();
   const { workflowExecution, workflowType } = ctx.info;
@@ -139,11 +157,11 @@ export function guardCallers<T extends object>(
       const caller = await callerFacts();
       const asked = environmentOf(args[0]);
       const refusal =
-        options.environment !== undefined && asked !== options.environment
+        (options.environment !== undefined && asked !== options.environment
           ? `this deployer serves ${options.environment} alone; it was asked for ${asked ?? 'no environment'}`
           : refuseCaller(caller, args[0], rules, [
               workflowQueueOf(Context.current().info.taskQueue, options.zone, options.environment),
-            ]);
+            ])) ?? (await refuseOtherRuns(caller, rules));
       if (refusal) {
         Context.current().log.warn(`refused ${name}: ${refusal}`, {
           workflowId: caller.workflowId,

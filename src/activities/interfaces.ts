@@ -29,5 +29,5 @@ export interface DeployActivities {
   /** The environment's smoke command, with leased credentials if configured. */
   verify(input: DeployInput): Promise<VerifyReport>;
   /** Backstop: revoke every lease still outstanding for this change and environment. */
-  revokeOutstanding(input: { change: string; environment: string }): Promise<LeaseRecord[]>;
+  revokeOutstanding(input: { change: string; environment: string; rollback?: string }): Promise<LeaseRecord[]>;
 }

@@ -815,7 +815,13 @@ export function decideRollbackRequest(input: {
       verdict: 'refused',
       reason: `the request is for ${claim.repo}@${claim.environment} (${claim.nonce}), not what ${input.workflowId} names`,
     };
-  if (typeof claim.person !== 'string' || claim.person === '' || claim.evidence?.tokenLogin !== claim.person)
+  // GitHub spells a login as its owner chose (Jo-Platform); the policy names people in lower case.
+  if (
+    typeof claim.person !== 'string' ||
+    claim.person === '' ||
+    typeof claim.evidence?.tokenLogin !== 'string' ||
+    claim.evidence.tokenLogin.toLowerCase() !== claim.person.toLowerCase()
+  )
     return { verdict: 'refused', reason: 'the request names nobody the gateway authenticated' };
   const at = Date.parse(claim.at);
   if (!Number.isFinite(at)) return { verdict: 'refused', reason: 'the request has no valid time' };

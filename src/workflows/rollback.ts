@@ -33,7 +33,7 @@ export async function rollbackWorkflow(input: RollbackWorkflowInput): Promise<Ro
     const grant = await laneActivities('acquire', lane.repo, lane.environment).acquireLane(lane);
     if (!grant.granted) return run.fail(`the ${lane.environment} lane refused the rollback: ${grant.reason}`);
     run.note('lane-acquired', `${grant.lane} is the rollback's`);
-    await run.deploy(decided.env, decided.target);
+    if (await run.stillStands(decided.target)) await run.deploy(decided.env, decided.target);
   } finally {
     await CancellationScope.nonCancellable(async () => {
       await laneActivities('release', lane.repo, lane.environment)
@@ -43,6 +43,14 @@ export async function rollbackWorkflow(input: RollbackWorkflowInput): Promise<Ro
     });
   }
   return run.result();
+}
+
+interface Decided {
+  env: EnvironmentPolicy;
+  target: LaneRelease;
+  running?: LaneRelease;
+  person: string;
+  reason: string;
 }
 
 class RollbackRun {
@@ -82,10 +90,44 @@ class RollbackRun {
   }
 
   /** The request verified, the policy and the lane's releases read, and the target decided; or refused. */
-  async decide(): Promise<{ env: EnvironmentPolicy; target: LaneRelease } | undefined> {
+  async decide(): Promise<Decided | undefined> {
+    if (!this.status.repo)
+      return this.refuse(`${workflowInfo().workflowId} is not a rollback ID (rollback:owner/repo@env:nonce)`);
+    const decided = await this.evaluate(true);
+    if (typeof decided === 'string') return this.refuse(decided);
+    const { target, running, person, reason } = decided;
+    if (running) this.status.from = { sha: running.sha, change: running.change };
+    Object.assign(this.status, { change: target.change, headSha: target.sha, approvedBy: target.approvers });
+    this.status.environments = [{ name: this.status.environment, state: 'pending', approvedBy: target.approvers }];
+    this.note('accepted', `${person}: ${reason}`);
+    return decided;
+  }
+
+  /**
+   * At its turn in the lane (which may be long after it asked): the same decision again, under the policy and
+   * releases as they are now. What the asker saw running must still run, and the target must be the same.
+   */
+  async stillStands(target: LaneRelease): Promise<boolean> {
+    const now = await this.evaluate(false);
+    if (typeof now === 'string') {
+      this.refuse(`at its turn in the lane: ${now}`);
+      return false;
+    }
+    const { environment, from } = this.status;
+    if (now.running?.sha !== from?.sha || now.target.sha !== target.sha) {
+      this.refuse(
+        `${environment} changed while the rollback waited for its lane: it runs ${now.running ? `${shortSha(now.running.sha)} of ${now.running.change}` : 'nothing'} now, not ${from ? shortSha(from.sha) : 'nothing'}: ask again`,
+      );
+      return false;
+    }
+    this.note('confirmed', `${environment} still runs ${from ? shortSha(from.sha) : 'nothing'}; ${now.reason}`);
+    return true;
+  }
+
+  /** The rule, from what the orchestrator reads now; the request's age counts only when it first arrives. */
+  private async evaluate(checkAge: boolean): Promise<Decided | string> {
     const info = workflowInfo();
     const { repo, environment } = this.status;
-    if (!repo) return this.refuse(`${info.workflowId} is not a rollback ID (rollback:owner/repo@env:nonce)`);
     const begun = await orchestrator.beginRollback({
       workflowId: info.workflowId,
       runId: info.runId,
@@ -97,14 +139,13 @@ class RollbackRun {
       signed: this.input?.request,
       trustedKeys: begun.policy.approvalKeys,
       now: Date.now(),
-      maxAgeMs: begun.policy.claimMaxAgeMs,
+      maxAgeMs: checkAge ? begun.policy.claimMaxAgeMs : Number.POSITIVE_INFINITY,
       earlierRuns: begun.earlierRuns,
     });
-    if (request.verdict === 'refused' || !request.claim) return this.refuse(request.reason);
+    if (request.verdict === 'refused' || !request.claim) return request.reason;
     const env = begun.policy.environments.find((e) => e.name === environment);
-    if (!env) return this.refuse(`${repo} has no environment ${environment} in the policy`);
+    if (!env) return `${repo} has no environment ${environment} in the policy`;
     const eligible = env.eligible.length > 0 ? env.eligible : begun.policy.people.map((p) => p.github.toLowerCase());
-    if (begun.running) this.status.from = { sha: begun.running.sha, change: begun.running.change };
     const decision = decideRollback({
       person: request.claim.person,
       environment,
@@ -113,12 +154,14 @@ class RollbackRun {
       ...(begun.running ? { running: begun.running } : {}),
       ...(request.claim.to !== undefined ? { to: request.claim.to } : {}),
     });
-    if (decision.verdict === 'refused' || !decision.target) return this.refuse(decision.reason);
-    const target = decision.target;
-    Object.assign(this.status, { change: target.change, headSha: target.sha, approvedBy: target.approvers });
-    this.status.environments = [{ name: environment, state: 'pending', approvedBy: target.approvers }];
-    this.note('accepted', `${request.claim.person}: ${decision.reason}`);
-    return { env, target };
+    if (decision.verdict === 'refused' || !decision.target) return decision.reason;
+    return {
+      env,
+      target: decision.target,
+      ...(begun.running ? { running: begun.running } : {}),
+      person: request.claim.person,
+      reason: decision.reason,
+    };
   }
 
   /** lease -> deploy -> verify in the environment's deploy zone; the revoke runs whatever happens. */
@@ -153,7 +196,7 @@ class RollbackRun {
     } finally {
       await CancellationScope.nonCancellable(async () => {
         await revoker
-          .revokeOutstanding({ change: target.change, environment: env.name })
+          .revokeOutstanding({ change: target.change, environment: env.name, rollback: this.nonce })
           .then((revoked) => revoked.length > 0 && this.note('leases-revoked', `${revoked.length} lease(s) revoked`))
           .catch((error: unknown) =>
             this.note('revoke-failed', `${failureMessage(error)}; they expire with their TTL`),

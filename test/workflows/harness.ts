@@ -73,7 +73,7 @@ export interface Calls {
   /** Each deploy the deploy zone was asked to run, with when (ms) it was. */
   deploy: Array<DeployInput & { at: number; endedAt?: number }>;
   verify: DeployInput[];
-  revoke: Array<{ change: string; environment: string }>;
+  revoke: Array<{ change: string; environment: string; rollback?: string }>;
   merge: Array<{ change: string; sha: string }>;
   sync: number;
   /** Approval requests posted to chat: change@sha. */
@@ -232,7 +232,7 @@ export async function startStack(options: { workflowCache?: number; repositories
         leases: [],
       };
     },
-    async revokeOutstanding(input: { change: string; environment: string }) {
+    async revokeOutstanding(input: { change: string; environment: string; rollback?: string }) {
       calls.revoke.push(input);
       return [];
     },

@@ -96,6 +96,7 @@ describe('rollback', () => {
     await deliver(first, 'alex-reviewer');
     await deliver(second, 'kim-qa');
     const before = deploysOf(first).length;
+    const revokesBefore = stack.calls.revoke.length;
 
     const asked = request('jo-platform');
     const done = await rollback(asked);
@@ -111,8 +112,11 @@ describe('rollback', () => {
     const redeployed = deploysOf(first);
     expect(redeployed.length).toBe(before + 1);
     expect(redeployed.at(-1)).toMatchObject({ rollback: asked.nonce });
-    // The revoke backstop ran for the release's change in production.
-    expect(stack.calls.revoke.filter((r) => r.environment === 'production').length).toBeGreaterThan(0);
+    // The revoke backstop ran, in the deploy zone, for the release's change in production, after the rollback's deploy.
+    expect(done.status.timeline.map((t) => t.what)).not.toContain('revoke-failed');
+    expect(stack.calls.revoke.slice(revokesBefore)).toContainEqual(
+      expect.objectContaining({ change: redeployed.at(-1)?.change, environment: 'production', rollback: asked.nonce }),
+    );
 
     const state: LaneState = await stack.client.workflow.getHandle(lane()).query(laneStateQuery);
     expect(state.running).toMatchObject({
