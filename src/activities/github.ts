@@ -250,6 +250,13 @@ export function renderSummary(status: ChangeStatus, link: string): string {
   }
   if (status.initiators.length > 0)
     lines.push(`Initiators (may not approve): ${status.initiators.map((p) => md(p)).join(', ')}`, '');
+  // What else waits for or runs in these environments: the lanes, and the way back (rollback).
+  const repo = status.change.split('#')[0] ?? '';
+  if (status.environments.length > 0 && /^[A-Za-z0-9._/-]+$/.test(repo))
+    lines.push(
+      `What runs in each environment, what waits for it, and its releases: \`foureyes environments ${repo}\` (gateway: \`GET /api/environments/${repo}\`); back to an earlier release: \`foureyes rollback ${repo} <environment>\``,
+      '',
+    );
   const counted = status.approvals.filter((r) => r.counted && !r.voidedAt);
   const refused = status.approvals.filter((r) => !r.counted);
   const voided = status.approvals.filter((r) => r.counted && r.voidedAt);

@@ -121,6 +121,18 @@ repositories:
         `${first} acme/shop#1 lease=yes`,
       ]);
 
+      // The pull request's comment says where to look and how to go back.
+      type State = { comments: Array<{ issue: number; body: string }> };
+      let comment = '';
+      for (const deadline = Date.now() + 30_000; Date.now() < deadline && !comment.includes('foureyes environments');) {
+        comment = (await gh.control<State>('GET', '/state')).comments.find((c) => c.issue === 2)?.body ?? '';
+        if (!comment.includes('foureyes environments')) await new Promise((r) => setTimeout(r, 250));
+      }
+      expect(comment).toContain(
+        'What runs in each environment, what waits for it, and its releases: `foureyes environments acme/shop`',
+      );
+      expect(comment).toContain('back to an earlier release: `foureyes rollback acme/shop <environment>`');
+
       const environments = await cli(['environments', 'acme/shop', '--json']);
       expect(environments.code, environments.stderr).toBe(0);
       const views = JSON.parse(environments.stdout) as Array<{
