@@ -89,7 +89,7 @@ export function formatEnvironments(views: EnvironmentView[]): string {
     if (v.releases.length) lines.push('  releases (newest first):');
     for (const x of v.releases)
       lines.push(
-        `    ${x.endedAt}  ${x.sha.slice(0, 12)}  ${x.change}  ${x.outcome}${x.outcome === 'deployed' ? ` (approved by ${x.approvers.join(', ') || 'none'})` : `: ${x.reason}`}`,
+        `    ${x.endedAt}  ${x.sha.slice(0, 12)}  ${x.change}${x.kind === 'rollback' ? ' (rollback)' : ''}  ${x.outcome}${x.outcome === 'deployed' ? ` (approved by ${x.approvers.join(', ') || 'none'})` : `: ${x.reason}`}`,
       );
   }
   return lines.join('\n');

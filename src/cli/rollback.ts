@@ -132,7 +132,9 @@ export async function run(args: string[]): Promise<number> {
   }
   if (json) console.log(JSON.stringify(view, null, 2));
   else if (view.stage === 'done')
-    say(`foureyes: ${repo} @ ${environment} runs ${view.headSha.slice(0, 12)} (${view.change}) again: ${view.summary}`);
+    say(
+      `foureyes: done: ${repo} @ ${environment} runs ${view.headSha.slice(0, 12)} (${view.change}) again, approved by ${view.approvedBy.join(', ') || 'nobody recorded'}`,
+    );
   else say(`foureyes: rollback ${view.stage.toUpperCase()}: ${view.summary}`);
   return view.stage === 'done' ? 0 : 1;
 }

@@ -71,7 +71,14 @@ repositories:
     const reviewer = tokens['alex-reviewer'] as string;
     const cli = (args: string[], token = reviewer) =>
       run(process.execPath, [join(projectRoot(), 'bin/foureyes.js'), ...args], {
-        env: { PATH: process.env.PATH, HOME: work, GITHUB_TOKEN: token, FOUREYES_GATEWAY_URL: up.gatewayUrl },
+        // A person's own machine: no local stack's operator token (the CLI would prefer it), only their GitHub token.
+        env: {
+          PATH: process.env.PATH,
+          HOME: work,
+          GITHUB_TOKEN: token,
+          FOUREYES_GATEWAY_URL: up.gatewayUrl,
+          FOUREYES_DATA: join(work, 'no-local-stack'),
+        },
       }).then(
         (r) => ({ code: 0, stdout: r.stdout, stderr: r.stderr }),
         (e: { code: number; stdout: string; stderr: string }) => ({ code: e.code, stdout: e.stdout, stderr: e.stderr }),
@@ -132,6 +139,20 @@ repositories:
         'What runs in each environment, what waits for it, and its releases: `foureyes environments acme/shop`',
       );
       expect(comment).toContain('back to an earlier release: `foureyes rollback acme/shop <environment>`');
+
+      // As a person reads it: the running release and the newest in the history are marked as the rollback.
+      const text = await cli(['environments', 'acme/shop']);
+      expect(text.stdout, JSON.stringify(text)).toContain(
+        `running      ${first.slice(0, 12)}  acme/shop#1 (rollback)  approved by alex-reviewer`,
+      );
+      expect(text.stdout).toMatch(
+        new RegExp(
+          `releases \\(newest first\\):\\n +\\S+  ${first.slice(0, 12)}  acme/shop#1 \\(rollback\\)  deployed`,
+        ),
+      );
+      expect(back.stdout).toContain(
+        `foureyes: done: acme/shop @ staging runs ${first.slice(0, 12)} (acme/shop#1) again, approved by alex-reviewer`,
+      );
 
       const environments = await cli(['environments', 'acme/shop', '--json']);
       expect(environments.code, environments.stderr).toBe(0);
