@@ -90,7 +90,17 @@ async function until<T>(
   }
 }
 
-export function createLaneActivities() {
+/**
+ * A lane this process starts waits this long after reclaiming a holder (FOUREYES_LANE_RECLAIM_GRACE_MS; tests set
+ * it short). Unset, the lane's own default (40 s) holds.
+ */
+function reclaimGraceOf(env: NodeJS.ProcessEnv): { reclaimGraceMs?: number } {
+  const ms = Number(env.FOUREYES_LANE_RECLAIM_GRACE_MS);
+  return env.FOUREYES_LANE_RECLAIM_GRACE_MS && Number.isFinite(ms) ? { reclaimGraceMs: ms } : {};
+}
+
+export function createLaneActivities(env: NodeJS.ProcessEnv = process.env) {
+  const grace = reclaimGraceOf(env);
   return {
     /** Joins the lane (starting it if it is not running) and returns once this run holds it, or was declined. */
     async acquireLane(input: LaneCall): Promise<LaneGrant> {
@@ -102,7 +112,7 @@ export function createLaneActivities() {
         client.workflow.signalWithStart('laneWorkflow', {
           workflowId: lane,
           taskQueue: ctx.info.taskQueue,
-          args: [{ lane }],
+          args: [{ lane, ...grace }],
           signal: 'request',
           signalArgs: [self],
         });

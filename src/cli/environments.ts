@@ -82,6 +82,7 @@ export function formatEnvironments(views: EnvironmentView[]): string {
       lines.push(
         `  deploying    ${v.holder.sha.slice(0, 12)}  ${v.holder.change} since ${v.holder.grantedAt ?? v.holder.requestedAt}`,
       );
+    if (v.grace) lines.push(`  holding      no grant before ${v.grace.until}: ${v.grace.reason}`);
     for (const [i, t] of v.queue.entries())
       lines.push(
         `  ${i === 0 ? 'waiting' : ''.padEnd(7)}      ${t.sha.slice(0, 12)}  ${t.change} since ${t.requestedAt}`,

@@ -89,6 +89,8 @@ export interface LaneState {
   /** Tickets the lane turned down at their turn (a head older than the running release), by run ID. */
   declined: Record<string, string>;
   refusals: LaneRefusal[];
+  /** Set after a holder was reclaimed: no grant before `until`, while that holder's deploy may still run. */
+  grace?: { until: string; reason: string };
 }
 
 /** What a lane publishes in its memo (key `lane`) each time it changes: enough for a change to learn its answer. */
@@ -171,6 +173,8 @@ export interface EnvironmentView {
   running?: LaneRelease;
   /** The change deploying now. */
   holder?: LaneTicket;
+  /** Why the lane grants nothing before `until` (a reclaimed holder's deploy may still run). */
+  grace?: { until: string; reason: string };
   queue: LaneTicket[];
   /** The last releases, newest first. */
   releases: LaneRelease[];

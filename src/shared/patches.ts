@@ -28,6 +28,12 @@ export const LANE_MEMO_PATCH = 'lane-memo';
 export const LANE_SHORT_HISTORY_PATCH = 'lane-short-history';
 
 /**
+ * After reclaiming a holder that ended without giving the lane back, the lane waits a grace period before the next
+ * grant: the dead holder's deploy activity runs on until its worker's next heartbeat learns the workflow is gone.
+ */
+export const LANE_RECLAIM_GRACE_PATCH = 'lane-reclaim-grace';
+
+/**
  * Each environment's deploy, verify and revoke go to that environment's own deploy queue (`<queue>-deploy-<env>`),
  * served by a worker holding only that environment's AppRole. Runs without the marker keep the shared
  * `<queue>-deploy` queue, so its worker must run until they end (docs/operations.md, upgrade order).

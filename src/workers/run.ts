@@ -8,7 +8,7 @@ import { workflowCacheSize } from './cache.ts';
 import { workerDeploymentFromEnv } from './deployment.ts';
 import { installRuntime } from './telemetry.ts';
 import { startTracing, type TracedComponent, type Tracing } from './tracing.ts';
-import { deployEnvironment, ZONES, zoneTaskQueue, type Zone } from './zones.ts';
+import { DEPLOY_HEARTBEAT_THROTTLE, deployEnvironment, ZONES, zoneTaskQueue, type Zone } from './zones.ts';
 
 const TRACED_AS: Record<Zone, TracedComponent> = { orchestrator: 'orchestrator', checks: 'checks', deploy: 'deployer' };
 
@@ -43,6 +43,7 @@ export async function createZoneWorker(
         }
       : {}),
     interceptors: tracing.workerInterceptors,
+    ...(zone === 'deploy' ? DEPLOY_HEARTBEAT_THROTTLE : {}),
     // An environment's deployer names its environment (`deploy-staging@1234`): history shows who ran each step.
     identity: `${zone === 'deploy' && deployEnvironment(env) ? `deploy-${deployEnvironment(env)}` : zone}@${process.pid}`,
     ...(workerDeploymentOptions ? { workerDeploymentOptions } : {}),

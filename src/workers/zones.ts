@@ -16,6 +16,16 @@ import { deployQueue, TASK_QUEUES, zoneQueue } from '../shared/task-queues.ts';
 
 export type Zone = 'orchestrator' | 'checks' | 'deploy';
 
+/**
+ * The deploy zone's heartbeat throttle. A terminated change's deploy stops only when a heartbeat tells its worker
+ * the workflow is gone; with the SDK's default (0.8 × the 30 s heartbeat timeout = 24 s) it ran on next to the
+ * lane's next grant. The lane also waits after a reclaim (src/workflows/lane.ts, reclaim grace) for slower workers.
+ */
+export const DEPLOY_HEARTBEAT_THROTTLE = {
+  maxHeartbeatThrottleInterval: '2s',
+  defaultHeartbeatThrottleInterval: '2s',
+} as const;
+
 export interface ZoneDefinition {
   taskQueue: string;
   runsWorkflows: boolean;
@@ -124,7 +134,7 @@ export const ZONES: Record<Zone, ZoneDefinition> = {
         ...createSlackActivities(env),
         ...createTeamsActivities(config, env, keys),
         ...createGitHubActivities(config, env, keys),
-        ...createLaneActivities(),
+        ...createLaneActivities(env),
         ...createRollbackActivities(config, keys),
       };
       // What acts with foureyes' GitHub, Slack and Teams identities (merge, report, post) serves only a change's own workflow.

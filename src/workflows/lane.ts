@@ -19,7 +19,7 @@ import {
 } from '@temporalio/workflow';
 import type { OrchestratorActivities } from '../activities/interfaces.ts';
 import { decideCarriedRecord, decideLaneCaller, decideLaneGrant, laneOutcome } from '../policy/sod.ts';
-import { LANE_MEMO_PATCH, LANE_SHORT_HISTORY_PATCH } from '../shared/patches.ts';
+import { LANE_MEMO_PATCH, LANE_RECLAIM_GRACE_PATCH, LANE_SHORT_HISTORY_PATCH } from '../shared/patches.ts';
 import {
   laneMemoOf,
   parseLaneId,
@@ -49,10 +49,18 @@ export interface LaneWorkflowInput {
   checkEveryMs?: number;
   /** Continue-as-new once the history has more events than this; default 5 000. */
   historyEventLimit?: number;
+  /** How long the lane grants nothing after reclaiming a holder; default 40 s. */
+  reclaimGraceMs?: number;
 }
 
 const DEFAULT_CHECK_MS = 5_000;
 const MIN_CHECK_MS = 200;
+/**
+ * A reclaimed holder's deploy runs on until its worker's next heartbeat finds the workflow gone: within the
+ * deploy's 30 s heartbeat timeout (src/workflows/activities.ts) at worst, so the next grant waits that and more.
+ */
+const DEFAULT_RECLAIM_GRACE_MS = 40_000;
+const MIN_RECLAIM_GRACE_MS = 1_000;
 const DEFAULT_HISTORY_LIMIT = 5_000;
 const MIN_HISTORY_LIMIT = 40;
 const SHORT_HISTORY_LIMIT = 500;
@@ -156,6 +164,12 @@ export async function laneWorkflow(input: LaneWorkflowInput): Promise<never> {
       ? input.historyEventLimit
       : DEFAULT_HISTORY_LIMIT,
   );
+  const reclaimGrace = Math.max(
+    MIN_RECLAIM_GRACE_MS,
+    typeof input.reclaimGraceMs === 'number' && Number.isFinite(input.reclaimGraceMs)
+      ? input.reclaimGraceMs
+      : DEFAULT_RECLAIM_GRACE_MS,
+  );
   const inbox: Letter[] = [];
   const post = (what: Letter['what']) => (caller: LaneCaller) => {
     if (inbox.length >= MAX_INBOX || typeof caller?.workflowId !== 'string' || typeof caller.runId !== 'string') return;
@@ -209,6 +223,7 @@ export async function laneWorkflow(input: LaneWorkflowInput): Promise<never> {
     if (state.releases.length > MAX_RELEASES) state.releases.splice(0, state.releases.length - MAX_RELEASES);
     if (outcome === 'deployed') state.running = release;
     delete state.holder;
+    return outcome;
   };
 
   async function read(letter: Letter): Promise<void> {
@@ -278,6 +293,17 @@ export async function laneWorkflow(input: LaneWorkflowInput): Promise<never> {
       await read(letter);
       continue;
     }
+    // After a reclaim: letters are still read, but nothing is granted until the grace has passed.
+    const graceLeft = state.grace ? Date.parse(state.grace.until) - Date.now() : 0;
+    if (state.grace && !(graceLeft > 0)) {
+      delete state.grace;
+      continue;
+    }
+    if (state.grace) {
+      publish();
+      await condition(() => inbox.length > 0, graceLeft);
+      continue;
+    }
     if (!state.holder && state.queue.length > 0) {
       await grantNext();
       continue;
@@ -290,6 +316,7 @@ export async function laneWorkflow(input: LaneWorkflowInput): Promise<never> {
           carried: state,
           ...(input.checkEveryMs !== undefined ? { checkEveryMs: input.checkEveryMs } : {}),
           ...(input.historyEventLimit !== undefined ? { historyEventLimit: input.historyEventLimit } : {}),
+          ...(input.reclaimGraceMs !== undefined ? { reclaimGraceMs: input.reclaimGraceMs } : {}),
         });
       continue;
     }
@@ -303,6 +330,13 @@ export async function laneWorkflow(input: LaneWorkflowInput): Promise<never> {
     // A holder that ended without giving the lane back (terminated, failed, timed out) loses it.
     const holder = state.holder;
     const facts = await lookUp(holder, true);
-    if (same(state.holder, holder) && (!facts.found || facts.status !== 'RUNNING')) endHolder(facts);
+    if (same(state.holder, holder) && (!facts.found || facts.status !== 'RUNNING')) {
+      // Its deploy may still run (a terminated workflow's activity stops only at its next heartbeat).
+      if (endHolder(facts) === 'reclaimed' && patched(LANE_RECLAIM_GRACE_PATCH))
+        state.grace = {
+          until: new Date(Date.now() + reclaimGrace).toISOString(),
+          reason: `${holder.change} (run ${holder.runId}) ended without giving the lane back; its deploy may still be running`,
+        };
+    }
   }
 }

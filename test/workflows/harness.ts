@@ -12,6 +12,8 @@ import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { guardCallers } from '../../src/activities/caller-guard.ts';
+import { createLaneActivities } from '../../src/activities/lanes.ts';
+import { DEPLOY_HEARTBEAT_THROTTLE } from '../../src/workers/zones.ts';
 import { parseConfig } from '../../src/config/load.ts';
 import { generateSigningKey, signClaim, signEvent, type SigningKey } from '../../src/shared/approval-signature.ts';
 import { deployQueue, zoneQueue } from '../../src/shared/task-queues.ts';
@@ -106,8 +108,18 @@ export interface Stack {
 /**
  * `workflowCache: 0` runs the orchestrator as production does by default (each task and query replays).
  * `repositories` adds entries (YAML flow maps) to CONFIG's, for a test that must be alone in a repository.
+ * `productionHeartbeats`: the deploy workers throttle heartbeats as the deploy zone's worker does (otherwise every
+ * 200 ms, which makes a terminated change's deploy stop at once). `laneReclaimGraceMs`: how long a lane this stack
+ * starts waits after reclaiming a holder (default 2 s, ample for 200 ms heartbeats).
  */
-export async function startStack(options: { workflowCache?: number; repositories?: string[] } = {}): Promise<Stack> {
+export async function startStack(
+  options: {
+    workflowCache?: number;
+    repositories?: string[];
+    productionHeartbeats?: boolean;
+    laneReclaimGraceMs?: number;
+  } = {},
+): Promise<Stack> {
   const extra = (options.repositories ?? []).map((r) => `  - ${r}\n`).join('');
   const config = parseConfig(`${CONFIG}${extra}`, 'test.yaml');
   const key = generateSigningKey();
@@ -117,7 +129,9 @@ export async function startStack(options: { workflowCache?: number; repositories
   const hangingDeploys = new Set<string>();
   const slowDeploys = new Map<string, number>();
   const failingDeploys = new Map<string, 'result' | 'thrown'>();
-  const quickHeartbeats = { maxHeartbeatThrottleInterval: '200ms', defaultHeartbeatThrottleInterval: '200ms' } as const;
+  const quickHeartbeats = options.productionHeartbeats
+    ? DEPLOY_HEARTBEAT_THROTTLE
+    : ({ maxHeartbeatThrottleInterval: '200ms', defaultHeartbeatThrottleInterval: '200ms' } as const);
 
   const github = new GitHubModel(mkdtempSync(join(tmpdir(), 'foureyes-github-model-')));
   const doubles = orchestratorDoubles(config, key.publicKey, github);
@@ -127,6 +141,7 @@ export async function startStack(options: { workflowCache?: number; repositories
     ...(options.workflowCache !== undefined ? { maxCachedWorkflows: options.workflowCache } : {}),
     activities: {
       ...doubles,
+      ...createLaneActivities({ FOUREYES_LANE_RECLAIM_GRACE_MS: String(options.laneReclaimGraceMs ?? 2_000) }),
       async confirmDelivery(input: { change: string; sha: string; reviewIds: string[] }) {
         // GitHub is read synchronously right after `readAt`: nothing of the test runs between the two.
         const readAt = Date.now();
@@ -182,15 +197,19 @@ export async function startStack(options: { workflowCache?: number; repositories
       calls.deploy.push(call);
       const slow = slowDeploys.get(input.change);
       if (slow !== undefined) await new Promise((r) => setTimeout(r, slow));
-      call.endedAt = Date.now();
       if (hangingDeploys.has(input.change)) {
         const ctx = Context.current();
         for (;;) {
           ctx.heartbeat();
-          if (ctx.cancellationSignal.aborted) throw new CancelledFailure('deploy cancelled');
+          if (ctx.cancellationSignal.aborted) {
+            // When the deploy really stopped: its worker learnt of the cancellation (or the workflow's end).
+            call.endedAt = Date.now();
+            throw new CancelledFailure('deploy cancelled');
+          }
           await new Promise((r) => setTimeout(r, 100));
         }
       }
+      call.endedAt = Date.now();
       const failing = failingDeploys.get(input.change);
       if (failing) {
         const report = {

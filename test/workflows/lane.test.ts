@@ -144,6 +144,8 @@ describe('environment lanes', () => {
       });
       expect(await result(handleB)).toMatchObject({ outcome: 'delivered' });
       expect(stack.calls.deploy.filter((d) => d.change === a).map((d) => d.environment)).toEqual(['staging']);
+      const [da, db] = [a, b].map((c) => stack.calls.deploy.find((d) => d.change === c && d.environment === 'staging'));
+      expect(da?.endedAt, "A's deploy stopped before B's began").toBeLessThanOrEqual(db?.at ?? 0);
       expect(stack.calls.deploy.filter((d) => d.change === b).map((d) => d.environment)).toEqual([
         'staging',
         'production',
@@ -175,5 +177,64 @@ describe('environment lanes', () => {
     const now = await stack.client.workflow.getHandle(lane).describe();
     expect(now.runId).not.toBe(first.firstExecutionRunId);
     expect(now.historyLength).toBeLessThan(80);
+  });
+});
+
+// The deploy worker as production runs it: a terminated change's deploy learns that the workflow is gone only at
+// its next heartbeat to the server, throttled by the deploy zone's worker options.
+describe('a reclaimed lane with production heartbeats', () => {
+  let prod: Stack;
+  beforeAll(async () => {
+    prod = await startStack({ productionHeartbeats: true, laneReclaimGraceMs: 5_000 });
+  });
+  afterAll(async () => {
+    await prod?.stop();
+  });
+
+  it("grants the next change only after the terminated holder's deploy has stopped", { timeout: 90_000 }, async () => {
+    const [a, b] = [newChange(), newChange()];
+    const [ha, hb] = [sha(), sha()];
+    prod.hangingDeploys.add(a);
+    const lane = laneIdFor('acme/shop', 'staging', prod.taskQueue);
+    const stateOf = () => prod.client.workflow.getHandle(lane).query(laneStateQuery);
+    const until = async (what: string, ok: (s: LaneState) => boolean) => {
+      const deadline = Date.now() + 40_000;
+      for (;;) {
+        const s = await stateOf().catch(() => undefined);
+        if (s && ok(s)) return s;
+        if (Date.now() > deadline) throw new Error(`lane never showed ${what}: ${JSON.stringify(s)}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    };
+    const handleA = await openChange(prod, a, opened(ha));
+    const handleB = await openChange(prod, b, opened(hb));
+    await waitForStatus(handleB, awaiting);
+    await approve(prod, handleA, claim(a, ha, 'alex-reviewer'));
+    await until('A holding', (s) => s.holder?.change === a);
+    await approve(prod, handleB, claim(b, hb, 'alex-reviewer'));
+    await until('B waiting', (s) => s.queue.some((t) => t.change === b));
+    await waitForStatus(
+      handleA,
+      (s) => s.environments[0]?.state === 'deploying' && prod.calls.deploy.some((d) => d.change === a),
+    );
+    await handleA.terminate('an insider terminates the change mid-deploy');
+    const reclaimed = await until('A reclaimed', (s) => s.releases.some((r) => r.change === a));
+    expect(reclaimed.releases.find((r) => r.change === a)).toMatchObject({ outcome: 'reclaimed' });
+    const grace = reclaimed.grace ?? (await stateOf()).grace;
+    expect(await result(handleB)).toMatchObject({ outcome: 'delivered' });
+    const deployA = prod.calls.deploy.find((d) => d.change === a);
+    const deployB = prod.calls.deploy.find((d) => d.change === b && d.environment === 'staging');
+    // A's deploy stops once its worker's heartbeat learns that A is gone; wait for that to measure it.
+    const deadline = Date.now() + 40_000;
+    while (deployA?.endedAt === undefined && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    expect(deployA?.endedAt, "A's deploy saw its cancellation").toBeDefined();
+    expect(
+      deployB!.at - deployA!.endedAt!,
+      `B's deploy started ${deployB!.at - deployA!.endedAt!} ms after A's deploy stopped`,
+    ).toBeGreaterThanOrEqual(0);
+    // Why the lane waited, as `foureyes environments` shows it; and it waits no longer.
+    expect(grace?.reason).toContain(`${a} (run ${reclaimed.releases.find((r) => r.change === a)?.runId})`);
+    expect((await stateOf()).grace).toBeUndefined();
+    await saveLaneHistory(prod, lane, 'v2-lane-reclaim-grace');
   });
 });

@@ -41,6 +41,7 @@ export async function environmentsOf(
         lane,
         ...(state?.running ? { running: state.running } : {}),
         ...(state?.holder ? { holder: state.holder } : {}),
+        ...(state?.grace && Date.parse(state.grace.until) > Date.now() ? { grace: state.grace } : {}),
         queue: state?.queue ?? [],
         releases: (state?.releases ?? []).slice(-(options.last ?? DEFAULT_LAST)).reverse(),
       });
