@@ -86,7 +86,9 @@ describe('a worker of the insider’s own scheduling deploys', () => {
     const change = newChange();
     const cause = await rogueDeploy('releaseNow', `release-${change}`, change);
     expect(cause.type).toBe('UntrustedCaller');
-    expect(cause.message).toMatch(/scheduled only by changeWorkflow; this call came from a releaseNow/);
+    expect(cause.message).toMatch(
+      /scheduled only by changeWorkflow, rollbackWorkflow; this call came from a releaseNow/,
+    );
     expect(stack.calls.deploy.filter((d) => d.change === change)).toEqual([]);
   });
 
