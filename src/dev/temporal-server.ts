@@ -2,6 +2,7 @@
 // stress CI tunes it (WAL journal, normal sync), with the foureyes namespace and search attributes.
 import { Connection } from '@temporalio/client';
 import { msToTs } from '@temporalio/common';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { SEARCH_ATTRIBUTES } from '../shared/search-attributes.ts';
 import { ensureTool } from './tools.ts';
@@ -82,28 +83,8 @@ export async function startTemporalServer(options: TemporalServerOptions): Promi
     args.push('--ui-port', String(uiPort));
     uiUrl = `http://localhost:${uiPort}`;
   }
-  const proc = startProcess(bin, args, {
-    name: 'temporal',
-    logFile: options.logFile,
-    echo: options.echo,
-    pidFile: options.pidFile,
-  });
   const address = `127.0.0.1:${port}`;
-  await waitUntil(
-    `Temporal dev server on ${address}`,
-    async () => {
-      const connection = await Connection.connect({ address, connectTimeout: 1000 });
-      try {
-        const { namespaceInfo } = await connection.workflowService.describeNamespace({ namespace });
-        if (!namespaceInfo) return false;
-        const sa = await connection.operatorService.listSearchAttributes({ namespace });
-        return Object.keys(SEARCH_ATTRIBUTES).every((k) => k in (sa.customAttributes ?? {}));
-      } finally {
-        await connection.close();
-      }
-    },
-    { timeoutMs: 90_000, process: proc },
-  );
+  const proc = await startAndWait(bin, args, address, namespace, options);
   // The server that answered must be the one started here, not another one on the same port.
   const holder = portHolder(port);
   if (holder !== undefined && proc.child.pid !== undefined && !inGroupOf(holder, proc.child.pid)) {
@@ -114,6 +95,55 @@ export async function startTemporalServer(options: TemporalServerOptions): Promi
   }
   if (options.retentionDays !== undefined) await setRetention(address, namespace, options.retentionDays);
   return { address, namespace, uiUrl, dbFile, process: proc };
+}
+
+/**
+ * The dev server picks free ports of its own for its internal services at start; another process can take one
+ * between its check and its bind ("bind: address already in use", then a panic). That is the server's race,
+ * not the user's port: start it again, at most twice.
+ */
+async function startAndWait(
+  bin: string,
+  args: string[],
+  address: string,
+  namespace: string,
+  options: TemporalServerOptions,
+): Promise<ManagedProcess> {
+  for (let attempt = 1; ; attempt++) {
+    const logged = options.logFile && existsSync(options.logFile) ? statSync(options.logFile).size : 0;
+    const proc = startProcess(bin, args, {
+      name: 'temporal',
+      logFile: options.logFile,
+      echo: options.echo,
+      pidFile: options.pidFile,
+    });
+    try {
+      await waitUntil(
+        `Temporal dev server on ${address}`,
+        async () => {
+          const connection = await Connection.connect({ address, connectTimeout: 1000 });
+          try {
+            const { namespaceInfo } = await connection.workflowService.describeNamespace({ namespace });
+            if (!namespaceInfo) return false;
+            const sa = await connection.operatorService.listSearchAttributes({ namespace });
+            return Object.keys(SEARCH_ATTRIBUTES).every((k) => k in (sa.customAttributes ?? {}));
+          } finally {
+            await connection.close();
+          }
+        },
+        { timeoutMs: 90_000, process: proc },
+      );
+      return proc;
+    } catch (error) {
+      const tail =
+        proc.child.exitCode !== null && options.logFile
+          ? readFileSync(options.logFile).subarray(logged).toString()
+          : '';
+      // Taken from under it: an internal port, not the one asked for (that one fails the same way again).
+      const raced = tail.includes('bind: address already in use') && !tail.includes(`${address}: bind`);
+      if (!raced || attempt >= 3) throw error;
+    }
+  }
 }
 
 async function setRetention(address: string, namespace: string, days: number): Promise<void> {
