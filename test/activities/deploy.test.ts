@@ -470,7 +470,11 @@ describe('deployer activities', () => {
     const started = join(work, 'crash.started');
     await waitFor(
       'the first attempt to start its command',
-      () => (existsSync(started) && processesWith(`sleep 12.${mark}3`).length > 0) || undefined,
+      // `started` exists from the start (empty, writable for the sandbox's uid), and the shell's own command line
+      // names the sleep before it has written its token: wait for the line it writes after the token.
+      () =>
+        (readFileSync(started, 'utf8').includes('started') && processesWith(`sleep 12.${mark}3`).length > 0) ||
+        undefined,
       60_000,
     );
     // The command sleeps 12 s: long enough that it is still running when the kill comes on a loaded machine (at
