@@ -32,7 +32,9 @@ it(
   async () => {
     const lane = laneIdFor('acme/busy', 'staging', stack.taskQueue);
     const changes = Array.from({ length: 8 }, () => ({ change: newChange('acme/busy'), head: sha() }));
-    stack.slowDeploys.set(changes[0]!.change, 6_000);
+    // Long enough that the other seven are approved and queued while it holds the lane on a loaded machine (each
+    // approval is an update, and each update a full replay without a cache: at 6 s it was once over first).
+    stack.slowDeploys.set(changes[0]!.change, 20_000);
     const handles = [];
     for (const c of changes) handles.push(await openChange(stack, c.change, opened(c.head)));
     for (const h of handles) await waitForStatus(h, (s) => s.stage === 'awaiting-approval', 60_000);
