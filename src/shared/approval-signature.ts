@@ -41,17 +41,7 @@ export function signClaim(claim: ApprovalClaim, key: SigningKey): SignedApproval
 
 /** True when one of `trustedKeys` (hex) signed exactly this claim. Never throws on malformed input. */
 export function verifySignedApproval(signed: SignedApproval, trustedKeys: readonly string[]): boolean {
-  try {
-    if (typeof signed?.signature !== 'string' || !/^[0-9a-f]{128}$/i.test(signed.signature)) return false;
-    const message = utf8ToBytes(canonicalJson(signed.claim));
-    const signature = hexToBytes(signed.signature);
-    const candidates = signed.keyId && trustedKeys.includes(signed.keyId) ? [signed.keyId] : trustedKeys;
-    return candidates.some(
-      (key) => /^[0-9a-f]{64}$/i.test(key) && verifyWithoutBaseTable(signature, message, hexToBytes(key)),
-    );
-  } catch {
-    return false;
-  }
+  return approvalSigner(signed, trustedKeys) !== undefined;
 }
 
 // Pull request events the gateway forwards are signed the same way, under their own domain, so that neither an
@@ -78,30 +68,30 @@ export function signEvent<T extends GatewaySigned>(
 
 /** The trusted key that signed exactly this event, or undefined. Never throws on malformed input. */
 export function verifySignedEvent(event: GatewaySigned, trustedKeys: readonly string[]): string | undefined {
-  try {
-    if (typeof event?.signature !== 'string' || !/^[0-9a-f]{128}$/i.test(event.signature)) return undefined;
-    const message = eventBytes(event);
-    const signature = hexToBytes(event.signature);
-    const candidates =
-      typeof event.keyId === 'string' && trustedKeys.includes(event.keyId) ? [event.keyId] : trustedKeys;
-    return candidates.find(
-      (key) => /^[0-9a-f]{64}$/i.test(key) && verifyWithoutBaseTable(signature, message, hexToBytes(key)),
-    );
-  } catch {
-    return undefined;
-  }
+  return signerOf(() => eventBytes(event), event?.signature, event?.keyId, trustedKeys);
 }
 
 /** The trusted key that signed exactly this claim, or undefined (verifySignedApproval, naming the key). */
 export function approvalSigner(signed: SignedApproval, trustedKeys: readonly string[]): string | undefined {
+  return signerOf(() => utf8ToBytes(canonicalJson(signed.claim)), signed?.signature, signed?.keyId, trustedKeys);
+}
+
+/**
+ * The trusted key (hex) whose Ed25519 signature `signature` is over `message()`, or undefined. The key the
+ * signer names is tried first when it is trusted. Never throws on malformed input.
+ */
+export function signerOf(
+  message: () => Uint8Array,
+  signature: unknown,
+  keyId: unknown,
+  trustedKeys: readonly string[],
+): string | undefined {
   try {
-    if (typeof signed?.signature !== 'string' || !/^[0-9a-f]{128}$/i.test(signed.signature)) return undefined;
-    const message = utf8ToBytes(canonicalJson(signed.claim));
-    const signature = hexToBytes(signed.signature);
-    const candidates = signed.keyId && trustedKeys.includes(signed.keyId) ? [signed.keyId] : trustedKeys;
-    return candidates.find(
-      (key) => /^[0-9a-f]{64}$/i.test(key) && verifyWithoutBaseTable(signature, message, hexToBytes(key)),
-    );
+    if (typeof signature !== 'string' || !/^[0-9a-f]{128}$/i.test(signature)) return undefined;
+    const bytes = message();
+    const sig = hexToBytes(signature);
+    const candidates = typeof keyId === 'string' && trustedKeys.includes(keyId) ? [keyId] : trustedKeys;
+    return candidates.find((key) => /^[0-9a-f]{64}$/i.test(key) && verifyWithoutBaseTable(sig, bytes, hexToBytes(key)));
   } catch {
     return undefined;
   }

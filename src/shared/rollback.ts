@@ -4,7 +4,7 @@
 // Pure: imported by workflow code, activities, the gateway and the CLI.
 import * as ed from '@noble/ed25519';
 import { bytesToHex, hexToBytes, utf8ToBytes } from '@noble/hashes/utils.js';
-import { canonicalJson, verifyWithoutBaseTable, type SigningKey } from './approval-signature.ts';
+import { canonicalJson, signerOf, type SigningKey } from './approval-signature.ts';
 
 export interface RollbackClaim {
   v: 1;
@@ -67,18 +67,7 @@ export function signRollback(claim: RollbackClaim, key: SigningKey): SignedRollb
 
 /** The trusted key that signed exactly this request, or undefined. Never throws on malformed input. */
 export function rollbackSigner(signed: SignedRollback, trustedKeys: readonly string[]): string | undefined {
-  try {
-    if (typeof signed?.signature !== 'string' || !/^[0-9a-f]{128}$/i.test(signed.signature)) return undefined;
-    const message = rollbackBytes(signed.claim);
-    const signature = hexToBytes(signed.signature);
-    const candidates =
-      typeof signed.keyId === 'string' && trustedKeys.includes(signed.keyId) ? [signed.keyId] : trustedKeys;
-    return candidates.find(
-      (key) => /^[0-9a-f]{64}$/i.test(key) && verifyWithoutBaseTable(signature, message, hexToBytes(key)),
-    );
-  } catch {
-    return undefined;
-  }
+  return signerOf(() => rollbackBytes(signed.claim), signed?.signature, signed?.keyId, trustedKeys);
 }
 
 export type RollbackStage = 'checking' | 'waiting-for-lane' | 'deploying' | 'verifying' | 'done' | 'failed' | 'refused';
