@@ -7,6 +7,7 @@ import type { createLaneActivities } from './lanes.ts';
 import type { createPolicyActivities } from './policy.ts';
 import type { createRollbackActivities } from './rollbacks.ts';
 import type { createSlackActivities } from './slack.ts';
+import type { createEmergencyAnnounceActivities } from './emergency-announce.ts';
 import type { createTeamsActivities } from './teams.ts';
 import type { DeployInput, DeployReport, LeaseRecord, VerifyReport } from '../shared/types.ts';
 
@@ -17,7 +18,8 @@ export type OrchestratorActivities = ReturnType<typeof createPolicyActivities> &
   ReturnType<typeof createSlackActivities> &
   ReturnType<typeof createTeamsActivities> &
   ReturnType<typeof createLaneActivities> &
-  ReturnType<typeof createRollbackActivities>;
+  ReturnType<typeof createRollbackActivities> &
+  ReturnType<typeof createEmergencyAnnounceActivities>;
 
 /** Checks (task queue `foureyes-checks`): runs the change's own tests; holds no secrets. */
 export type ChecksActivities = ReturnType<typeof createChecksActivities>;

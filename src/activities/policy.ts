@@ -52,6 +52,15 @@ export function policyFor(config: FoureyesConfig, repo: string, approvalKeys: st
     namespace: config.temporal.namespace,
     defaultBranch: repoConfig.defaultBranch,
   };
+  const emergency = config.emergency;
+  // Only when someone may declare: a policy without break-glass keeps the digest it had before the field existed.
+  if (emergency.allowed.length > 0)
+    policy.emergency = {
+      allowed: resolvePrincipals(config, emergency.allowed),
+      windowMs: emergency.window,
+      reviewWithinMs: emergency.reviewWithin,
+      overrideFailingChecks: emergency.overrideFailingChecks,
+    };
   return { ...policy, digest: policyDigest(policy) };
 }
 

@@ -75,6 +75,14 @@ export function checkReferences(config: FoureyesConfig): string[] {
       if (problem) problems.push(`repositories[${i}].policyOwners[${j}]: ${problem}`);
     });
   });
+  config.emergency.allowed.forEach((who, j) => {
+    const problem = checkPrincipal(config, who, logins);
+    if (problem) problems.push(`emergency.allowed[${j}]: ${problem}`);
+  });
+  if (config.emergency.reviewWithin < config.emergency.window)
+    problems.push(
+      `emergency.reviewWithin: the review is due before the emergency's window ends (${config.emergency.reviewWithin / 1000}s < ${config.emergency.window / 1000}s); make reviewWithin at least the window`,
+    );
   return problems;
 }
 

@@ -192,6 +192,17 @@ export const configSchema = z.strictObject({
       maxProcesses: z.number().int().min(16).max(65_536).default(1024),
     })
     .default({ readOnly: [], maxProcesses: 1024 }),
+  // Break-glass: who may declare an emergency (logins or "team:NAME"; empty = disabled), how long the declared
+  // head's gates stay open, by when an eligible non-initiator who is not the declarer must approve that head.
+  emergency: z
+    .strictObject({
+      allowed: z.array(z.string().min(1)).default([]),
+      window: duration.default(2 * 3_600_000),
+      reviewWithin: duration.default(24 * 3_600_000),
+      // Deploy a head whose checks failed under an emergency (default no: the checks must pass).
+      overrideFailingChecks: z.boolean().default(false),
+    })
+    .default({ allowed: [], window: 2 * 3_600_000, reviewWithin: 24 * 3_600_000, overrideFailingChecks: false }),
   vault: z
     .strictObject({
       // Policies, token roles and bookkeeping paths foureyes creates live under this prefix.
@@ -209,3 +220,4 @@ export type CommandConfig = z.output<typeof commandSchema>;
 export type StepCommandConfig = z.output<typeof stepCommandSchema>;
 export type LeaseConfig = z.output<typeof leaseSchema>;
 export type ApprovalConfig = z.output<typeof approvalSchema>;
+export type EmergencyConfig = FoureyesConfig['emergency'];

@@ -12,6 +12,7 @@ import {
   type LaneTicket,
 } from '../shared/lane.ts';
 import { parseRollbackId, rollbackSigner, type RollbackClaim, type SignedRollback } from '../shared/rollback.ts';
+import { emergencySigner, type EmergencyRecord, type SignedEmergency } from '../shared/emergency.ts';
 import type {
   ApprovalClaim,
   ApprovalRecord,
@@ -549,10 +550,25 @@ export interface GateState {
   approvers: string[];
   /** What the gate waits for, in one line a person can act on (empty when open). */
   waitingFor: string;
+  /** The emergency (its id) the gate is open under, when approvals alone do not open it. */
+  emergency?: string;
 }
 
 /** Whether `env` may be delivered at the head: an approvable head, enough approvers, a policy owner for a policy change. */
 export function gateState(
+  policy: ChangePolicy,
+  env: EnvironmentPolicy,
+  facts: ChangeFacts,
+  records: readonly ApprovalRecord[],
+  now: number,
+  emergency?: EmergencyRecord,
+): GateState {
+  const gate = approvalGate(policy, env, facts, records, now);
+  if (gate.open || !emergency || emergencyGateRefusal(policy, env, facts, emergency, now) !== undefined) return gate;
+  return { open: true, approvers: gate.approvers, waitingFor: '', emergency: emergency.id };
+}
+
+function approvalGate(
   policy: ChangePolicy,
   env: EnvironmentPolicy,
   facts: ChangeFacts,
@@ -837,4 +853,171 @@ export function decideRollbackRequest(input: {
       reason: `${input.workflowId} already ran ${input.earlierRuns} time(s): a signed rollback request runs once`,
     };
   return { verdict: 'accepted', reason: `${claim.person} asked through the gateway`, claim };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Break-glass: an emergency opens a gate for one exact head, for a while, and owes a retroactive review
+
+/** Whether the gateway would have to refuse declaring at all (no emergency policy, a person not allowed). */
+export function emergencyDeclarerRefusal(policy: ChangePolicy, person: string): string | undefined {
+  const allowed = policy.emergency?.allowed ?? [];
+  if (allowed.length === 0)
+    return `break-glass is disabled for ${policy.repo}: nobody is listed under emergency.allowed in foureyes.yaml`;
+  if (!allowed.includes(person.toLowerCase()))
+    return `${person.toLowerCase()} may not declare an emergency (emergency.allowed: ${allowed.join(', ')})`;
+  return undefined;
+}
+
+/** Why `e` opens no gate any longer even unused, or undefined while it may still: its window ended, or its head was replaced. */
+export function emergencyLapse(e: EmergencyRecord, headSha: string, now: number): string | undefined {
+  if (e.closedHow) return `closed (${e.closedHow})`;
+  if (e.usedFor.length > 0) return undefined;
+  if (now >= Date.parse(e.windowEndsAt))
+    return `its window ended at ${e.windowEndsAt} before anything deployed under it`;
+  if (e.sha !== headSha) return `${shortSha(headSha)} replaced ${shortSha(e.sha)} before anything deployed under it`;
+  return undefined;
+}
+
+/** The emergency still open for the change (declared, not reviewed, not lapsed), if any. */
+export function openEmergency(
+  emergencies: readonly EmergencyRecord[] | undefined,
+  headSha: string,
+  now: number,
+): EmergencyRecord | undefined {
+  return emergencies?.find((e) => !e.closedHow && emergencyLapse(e, headSha, now) === undefined);
+}
+
+/**
+ * Why `e` does not open `env`'s gate at the head now, or undefined when it does. Decided again at every gate
+ * from the signed declaration and the policy in force: the key still trusted, the declarer still allowed.
+ */
+export function emergencyGateRefusal(
+  policy: ChangePolicy,
+  env: EnvironmentPolicy,
+  facts: ChangeFacts,
+  e: EmergencyRecord,
+  now: number,
+): string | undefined {
+  if (e.closedHow) return `the emergency is closed (${e.closedHow})`;
+  if (e.sha !== facts.headSha) return `the emergency is for ${shortSha(e.sha)}, the head is ${shortSha(facts.headSha)}`;
+  if (!e.environments.includes(env.name)) return `the emergency does not cover ${env.name}`;
+  if (now >= Date.parse(e.windowEndsAt)) return `the emergency's window ended at ${e.windowEndsAt}`;
+  if (!policy.approvalKeys.includes(e.keyId)) return 'the gateway key that signed the emergency is no longer trusted';
+  const declarer = emergencyDeclarerRefusal(policy, e.declaredBy);
+  if (declarer) return declarer;
+  if (facts.policyChange)
+    return 'the change touches policy paths: an emergency cannot change the policy (a policy owner approves it)';
+  return headRefusal(policy, facts, env);
+}
+
+export interface EmergencyDecisionInput {
+  signed: SignedEmergency | undefined;
+  policy: ChangePolicy;
+  facts: ChangeFacts;
+  emergencies: readonly EmergencyRecord[];
+  /** The checks of the head: passed, failed, or not run yet. */
+  checks: 'passed' | 'failed' | 'pending';
+  closed: boolean;
+  nonceSeen: (nonce: string) => boolean;
+  now: number;
+}
+
+export interface EmergencyDecision extends InputDecision {
+  keyId?: string;
+  /** The environments the emergency opens (taken only). */
+  environments?: string[];
+}
+
+/** A signed break-glass declaration: the signature, who declares, the exact head, and one emergency at a time. */
+export function decideEmergency(input: EmergencyDecisionInput): EmergencyDecision {
+  const { policy, facts, now } = input;
+  const refuse = (reason: string, keyId?: string): EmergencyDecision => ({
+    verdict: 'refused',
+    reason,
+    ...(keyId ? { keyId } : {}),
+  });
+  const signed = input.signed;
+  const keyId = signed ? emergencySigner(signed, policy.approvalKeys) : undefined;
+  if (!signed || !keyId)
+    return refuse('the emergency is not signed by a gateway key the policy trusts: declare it through the gateway');
+  const claim = signed.claim;
+  if (claim?.kind !== 'emergency' || claim.v !== 1 || typeof claim.sha !== 'string' || typeof claim.nonce !== 'string')
+    return refuse('the signed payload is not an emergency declaration', keyId);
+  if (claim.change !== facts.change) return refuse(`the emergency is for ${claim.change}, not ${facts.change}`, keyId);
+  if (
+    typeof claim.person !== 'string' ||
+    claim.person === '' ||
+    typeof claim.evidence?.tokenLogin !== 'string' ||
+    claim.evidence.tokenLogin.toLowerCase() !== claim.person.toLowerCase()
+  )
+    return refuse('the declaration names nobody the gateway authenticated', keyId);
+  if (input.nonceSeen(claim.nonce)) return refuse('this declaration was already received (replayed nonce)', keyId);
+  const at = Date.parse(claim.at);
+  if (!Number.isFinite(at)) return refuse('the declaration has no valid time', keyId);
+  if (now - at > policy.claimMaxAgeMs)
+    return refuse(
+      `the declaration is ${Math.round((now - at) / 1000)}s old (at most ${Math.round(policy.claimMaxAgeMs / 1000)}s): declare again`,
+      keyId,
+    );
+  if (at - now > MAX_CLOCK_SKEW_MS) return refuse('the declaration is dated in the future', keyId);
+  const declarer = emergencyDeclarerRefusal(policy, claim.person);
+  if (declarer) return refuse(declarer, keyId);
+  if (input.closed) return refuse('the pull request is closed: reopen it first', keyId);
+  const open = openEmergency(input.emergencies, facts.headSha, now);
+  if (open)
+    return refuse(
+      `an emergency is already open for ${facts.change}: declared by ${open.declaredBy} at ${open.declaredAt} for ${shortSha(open.sha)}; it closes when an eligible non-initiator reviews it`,
+      keyId,
+    );
+  if (claim.sha !== facts.headSha)
+    return refuse(
+      `the emergency names ${shortSha(claim.sha)} but the head is ${shortSha(facts.headSha)}: declare it for the head`,
+      keyId,
+    );
+  const blocked = headRefusal(policy, facts);
+  if (blocked) return refuse(`no emergency can deploy ${shortSha(claim.sha)}: ${blocked}`, keyId);
+  if (facts.policyChange)
+    return refuse(
+      'the change touches policy paths: an emergency cannot change the policy; a policy owner must approve it',
+      keyId,
+    );
+  const known = policy.environments.map((e) => e.name);
+  const unknown = (claim.environments ?? []).filter((n) => !known.includes(n));
+  if (unknown.length > 0)
+    return refuse(`unknown environment ${unknown.join(', ')} (environments: ${known.join(', ')})`, keyId);
+  if (input.checks === 'failed' && !policy.emergency?.overrideFailingChecks)
+    return refuse(
+      `the checks failed on ${shortSha(claim.sha)}: an emergency deploys only a head whose checks pass (emergency.overrideFailingChecks is off); push a fix`,
+      keyId,
+    );
+  const environments = claim.environments?.length ? known.filter((n) => claim.environments?.includes(n)) : known;
+  return {
+    verdict: 'accepted',
+    reason: `${claim.person.toLowerCase()} declares an emergency for ${shortSha(claim.sha)} (${environments.join(', ')})`,
+    keyId,
+    environments,
+  };
+}
+
+/**
+ * Whether `approval` is the retroactive review `e` owes: a counted approval of the emergency's head, for an
+ * environment deployed under it, by someone who is neither an initiator nor the declarer. Reason or undefined.
+ */
+export function emergencyReviewRefusal(
+  policy: ChangePolicy,
+  facts: ChangeFacts,
+  e: EmergencyRecord,
+  approval: ApprovalRecord,
+): string | undefined {
+  const person = approval.claim.person.toLowerCase();
+  if (!approval.counted || approval.claim.decision !== 'approve') return 'not a counted approval';
+  if (approval.claim.sha !== e.sha) return `it approves ${shortSha(approval.claim.sha)}, not ${shortSha(e.sha)}`;
+  if (!approval.keyId || !policy.approvalKeys.includes(approval.keyId))
+    return 'the gateway key that signed it is no longer trusted';
+  if (person === e.declaredBy.toLowerCase()) return `${person} declared the emergency and cannot review it`;
+  const roles = facts.initiators[person];
+  if (roles && roles.length > 0) return `${person} is an initiator (${roles.join(', ')})`;
+  const covered = e.usedFor.filter((n) => approval.environments.includes(n));
+  if (covered.length === 0) return `it does not cover ${e.usedFor.join(', ') || e.environments.join(', ')}`;
+  return undefined;
 }

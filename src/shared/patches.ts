@@ -65,3 +65,6 @@ export const AUDIT_VIEW_MEMO_PATCH = 'audit-view-memo';
 
 /** A signed close is refused unless it is newer than every close already taken (no replayed close). */
 export const CLOSE_ORDER_PATCH = 'close-order';
+
+/** Break-glass: a change takes signed emergency declarations, and its gates open under one for the declared head. */
+export const EMERGENCY_CHANGE_PATCH = 'emergency-change';

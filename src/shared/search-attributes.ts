@@ -9,6 +9,8 @@ export const InitiatorsAttr = defineSearchAttributeKey('FoureyesInitiators', Sea
 export const ApproversAttr = defineSearchAttributeKey('FoureyesApprovers', SearchAttributeType.KEYWORD_LIST);
 export const StageAttr = defineSearchAttributeKey('FoureyesStage', SearchAttributeType.KEYWORD);
 export const HeadShaAttr = defineSearchAttributeKey('FoureyesHeadSha', SearchAttributeType.KEYWORD);
+/** Set only on changes with a break-glass emergency: the latest one's state (open, review-due, overdue, reviewed, ...). */
+export const EmergencyAttr = defineSearchAttributeKey('FoureyesEmergency', SearchAttributeType.KEYWORD);
 
 /** Name -> type as the Temporal CLI's `--search-attribute` flag spells it. */
 export const SEARCH_ATTRIBUTES: Record<string, string> = {
@@ -19,4 +21,5 @@ export const SEARCH_ATTRIBUTES: Record<string, string> = {
   FoureyesApprovers: 'KeywordList',
   FoureyesStage: 'Keyword',
   FoureyesHeadSha: 'Keyword',
+  FoureyesEmergency: 'Keyword',
 };

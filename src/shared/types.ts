@@ -1,5 +1,6 @@
 // Data that crosses process boundaries: webhook -> gateway -> workflow -> activities -> audit.
 // Pure types only; nothing here may carry a secret value.
+import type { EmergencyPolicy, EmergencyView } from './emergency.ts';
 
 /** Someone as git or GitHub names them. A commit author may have only a name and an e-mail. */
 export interface Identity {
@@ -138,6 +139,8 @@ export interface ChangePolicy {
   namespace: string;
   /** The branch pull requests must target to be approved and delivered (repositories[].defaultBranch). */
   defaultBranch?: string;
+  /** Break-glass (config `emergency`); absent when nobody may declare an emergency. */
+  emergency?: EmergencyPolicy;
   /** sha256 of the policy as loaded (hex, first 16): recorded with every decision made under it. */
   digest?: string;
 }
@@ -280,6 +283,8 @@ export interface ChangeStatus {
   baseRef?: string;
   /** Commit identities that map to nobody in the configuration (core v2). */
   unknownIdentities?: UnknownIdentity[];
+  /** Every emergency declared for the change (break-glass), with where its retroactive review stands. */
+  emergencies?: EmergencyView[];
   /** Set by readers (gateway, CLI) when the run failed: its error, as the Temporal UI shows it. */
   failure?: { type: string; message: string };
   /**

@@ -5,6 +5,7 @@ import { createDeployActivities } from '../activities/deploy.ts';
 import { createChecksActivities } from '../activities/checks.ts';
 import { createPolicyActivities } from '../activities/policy.ts';
 import { createSlackActivities } from '../activities/slack.ts';
+import { createEmergencyAnnounceActivities } from '../activities/emergency-announce.ts';
 import { createTeamsActivities } from '../activities/teams.ts';
 import { createGitHubActivities } from '../activities/github.ts';
 import { createChangeHistoryActivities } from '../activities/change-history.ts';
@@ -105,7 +106,13 @@ export function deployEnvironment(env: NodeJS.ProcessEnv, config?: FoureyesConfi
 }
 
 /** The orchestrator's activities that act for a change (the rest read): each checks its caller (caller-guard.ts). */
-export const ORCHESTRATOR_ACTING_ACTIVITIES = ['mergePullRequest', 'syncGitHub', 'notifySlack', 'syncTeamsCard'];
+export const ORCHESTRATOR_ACTING_ACTIVITIES = [
+  'mergePullRequest',
+  'syncGitHub',
+  'notifySlack',
+  'syncTeamsCard',
+  'announceEmergency',
+];
 
 export const ZONES: Record<Zone, ZoneDefinition> = {
   orchestrator: {
@@ -132,6 +139,7 @@ export const ZONES: Record<Zone, ZoneDefinition> = {
         ...createPolicyActivities(config, keys),
         ...createChangeHistoryActivities(config, keys),
         ...createSlackActivities(env),
+        ...createEmergencyAnnounceActivities(env),
         ...createTeamsActivities(config, env, keys),
         ...createGitHubActivities(config, env, keys),
         ...createLaneActivities(env),

@@ -7,16 +7,27 @@ import {
   collectInitiators,
   decideApproval,
   decideCloseOrder,
+  decideEmergency,
   decideEvent,
+  emergencyLapse,
+  emergencyReviewRefusal,
   gateState,
+  openEmergency,
   headRefusal,
   policyFilesTouched,
   shortSha,
   unknownIdentities,
   type ChangeFacts,
   type Decision,
+  type GateState,
   type Initiators,
 } from '../policy/sod.ts';
+import {
+  emergencyView,
+  type EmergencyOutcome,
+  type EmergencyRecord,
+  type SignedEmergency,
+} from '../shared/emergency.ts';
 import type {
   ApprovalClaim,
   ApprovalRecord,
@@ -76,6 +87,8 @@ export interface ChangeRecord {
   teamsCard?: TeamsCardRecord;
   /** Digest of the policy the last decision was made under. */
   policyDigest?: string;
+  /** Break-glass declarations taken for the change, oldest first (src/shared/emergency.ts). */
+  emergencies?: EmergencyRecord[];
 }
 
 const MAX_DELIVERIES = 500;
@@ -591,6 +604,7 @@ export function statusOf(record: ChangeRecord, policy: ChangePolicy | undefined,
     runs: record.runs,
     ...(record.head ? { baseRef: record.head.baseRef } : {}),
     ...(unknown.length > 0 ? { unknownIdentities: unknown } : {}),
+    ...(record.emergencies?.length ? { emergencies: record.emergencies.map((e) => emergencyView(e, now)) } : {}),
   };
 }
 
@@ -620,8 +634,147 @@ export function gateWait(
   env: EnvironmentPolicy,
   now: number,
 ): string | undefined {
-  const gate = gateState(policy, env, factsOf(record), record.approvals, now);
+  const gate = gateOf(record, policy, env, now);
   return gate.open ? undefined : gate.waitingFor;
+}
+
+/** The gate of `env` at the head: approvals, or the emergency open for the head. */
+export function gateOf(record: ChangeRecord, policy: ChangePolicy, env: EnvironmentPolicy, now: number): GateState {
+  return gateState(
+    policy,
+    env,
+    factsOf(record),
+    record.approvals,
+    now,
+    openEmergency(record.emergencies, record.headSha, now),
+  );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Break-glass
+
+/** Decides a signed emergency declaration (src/policy/sod.ts) and records it when taken. */
+export function receiveEmergency(
+  record: ChangeRecord,
+  policy: ChangePolicy,
+  signed: SignedEmergency,
+  now: number,
+): EmergencyOutcome {
+  closeLapsedEmergencies(record, now);
+  const head = record.headSha;
+  const checks = record.checks?.sha === head ? (record.checks.passed ? 'passed' : 'failed') : 'pending';
+  const decision = decideEmergency({
+    signed,
+    policy,
+    facts: factsOf(record),
+    emergencies: record.emergencies ?? [],
+    checks,
+    closed: record.closed !== undefined,
+    nonceSeen: (n) => record.nonces.includes(n),
+    now,
+  });
+  const claim = signed?.claim;
+  const person = typeof claim?.person === 'string' ? claim.person.toLowerCase().slice(0, 100) : 'unknown';
+  if (decision.keyId && typeof claim?.nonce === 'string' && !record.nonces.includes(claim.nonce))
+    record.nonces.push(claim.nonce.slice(0, 100));
+  if (decision.verdict !== 'accepted' || !claim || !decision.keyId) {
+    note(record, now, 'emergency-refused', `${person}: ${decision.reason}`, { sha: head, actor: person });
+    return { taken: false, reason: decision.reason };
+  }
+  const emergencyPolicy = policy.emergency as NonNullable<ChangePolicy['emergency']>;
+  const emergency: EmergencyRecord = {
+    id: claim.nonce,
+    sha: claim.sha,
+    declaredBy: person,
+    channel: claim.channel === 'cli' ? 'cli' : 'api',
+    reason: String(claim.reason).slice(0, 2000),
+    declaredAt: iso(now),
+    windowEndsAt: iso(now + emergencyPolicy.windowMs),
+    reviewDueAt: iso(now + emergencyPolicy.reviewWithinMs),
+    environments: decision.environments ?? [],
+    keyId: decision.keyId,
+    signature: String(signed.signature).slice(0, 200),
+    ...(policy.digest ? { policyDigest: policy.digest } : {}),
+    usedFor: [],
+  };
+  (record.emergencies ??= []).push(emergency);
+  note(
+    record,
+    now,
+    'emergency-declared',
+    `${decision.reason} until ${emergency.windowEndsAt}, review due ${emergency.reviewDueAt}: ${emergency.reason}`,
+    { sha: head, actor: person },
+  );
+  return { taken: true, reason: decision.reason, emergency: emergencyView(emergency, now) };
+}
+
+/** An emergency's gate opened for `env`: a deploy under it owes the review. */
+export function useEmergency(record: ChangeRecord, id: string, env: string, now: number): void {
+  const e = record.emergencies?.find((x) => x.id === id);
+  if (!e || e.usedFor.includes(env)) return;
+  e.usedFor.push(env);
+  e.deployedAt ??= iso(now);
+  note(
+    record,
+    now,
+    'emergency-gate-open',
+    `${env}: open without approval under the emergency declared by ${e.declaredBy} (review due ${e.reviewDueAt})`,
+    { sha: e.sha, actor: e.declaredBy },
+  );
+}
+
+/** Closes emergencies whose review has come (an approval that qualifies, src/policy/sod.ts); true when one closed. */
+export function reviewEmergencies(record: ChangeRecord, policy: ChangePolicy, now: number): boolean {
+  let closed = false;
+  const facts = factsOf(record);
+  for (const e of record.emergencies ?? []) {
+    if (e.closedHow || e.usedFor.length === 0) continue;
+    const review = record.approvals.find(
+      (a) => Date.parse(a.recordedAt) >= Date.parse(e.declaredAt) && !emergencyReviewRefusal(policy, facts, e, a),
+    );
+    if (!review) continue;
+    e.reviewedBy = review.claim.person.toLowerCase();
+    e.reviewedAt = review.recordedAt;
+    e.closedAt = iso(now);
+    e.closedHow = 'reviewed';
+    const late = Date.parse(review.recordedAt) > Date.parse(e.reviewDueAt);
+    note(
+      record,
+      now,
+      'emergency-reviewed',
+      `${e.reviewedBy} reviewed the emergency declared by ${e.declaredBy}${late ? ` late (due ${e.reviewDueAt})` : ''}`,
+      { sha: e.sha, actor: e.reviewedBy },
+    );
+    closed = true;
+  }
+  return closed;
+}
+
+/** Closes unused emergencies whose window ended or whose head was replaced; true when one closed. */
+export function closeLapsedEmergencies(record: ChangeRecord, now: number): boolean {
+  let closed = false;
+  for (const e of record.emergencies ?? []) {
+    const lapse = e.closedHow ? undefined : emergencyLapse(e, record.headSha, now);
+    if (!lapse) continue;
+    e.closedAt = iso(now);
+    e.closedHow = 'lapsed';
+    note(record, now, 'emergency-lapsed', `the emergency declared by ${e.declaredBy} lapsed: ${lapse}`, { sha: e.sha });
+    closed = true;
+  }
+  return closed;
+}
+
+/** The review is overdue: recorded once, as the audit's finding. */
+export function markEmergencyOverdue(record: ChangeRecord, e: EmergencyRecord, now: number): void {
+  if (e.overdueAt || e.closedHow) return;
+  e.overdueAt = iso(now);
+  note(
+    record,
+    now,
+    'emergency-overdue',
+    `finding: the emergency declared by ${e.declaredBy} for ${shortSha(e.sha)} was not reviewed by ${e.reviewDueAt}`,
+    { sha: e.sha },
+  );
 }
 
 export { headRefusal };

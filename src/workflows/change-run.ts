@@ -21,7 +21,9 @@ import {
   type ApprovalDecisionMemo,
   type AuditViewMemo,
 } from '../shared/audit-memo.ts';
-import { AUDIT_VIEW_MEMO_PATCH } from '../shared/patches.ts';
+import { AUDIT_VIEW_MEMO_PATCH, EMERGENCY_CHANGE_PATCH } from '../shared/patches.ts';
+import { openEmergency } from '../policy/sod.ts';
+import type { EmergencyOutcome, SignedEmergency } from '../shared/emergency.ts';
 import { parseChangeRef, workflowIdFor, type ChangeRef } from '../shared/change-ref.ts';
 import type {
   ApprovalOutcome,
@@ -39,24 +41,30 @@ import {
   currentApprovers,
   gateApprovers,
   fromLegacy,
+  gateOf,
   gateWait,
   iso,
   lapseApprovals,
   newRecord,
   note,
   receiveApproval,
+  receiveEmergency,
+  reviewEmergencies,
   statusOf,
+  useEmergency,
   voidApprovals,
   type ChangeRecord,
 } from './change-record.ts';
 import {
   approvalSignal,
   approvalUpdate,
+  emergencyUpdate,
   pullRequestClosedSignal,
   pullRequestSignal,
   statusQuery,
   type ChangeWorkflowInput,
 } from './definitions.ts';
+import { EmergencyWatch } from './emergency.ts';
 import { Inbox } from './inbox.ts';
 import { startTeamsCard, type TeamsCardTracker } from './teams-card.ts';
 import { Visibility } from './visibility.ts';
@@ -84,6 +92,7 @@ export class ChangeRun {
   private readonly ref: ChangeRef | undefined;
   private readonly visibility: Visibility;
   private readonly inbox: Inbox;
+  private readonly emergencies: EmergencyWatch;
   private teamsCard: TeamsCardTracker | undefined;
 
   constructor(private readonly input: ChangeWorkflowInput) {
@@ -91,6 +100,12 @@ export class ChangeRun {
     this.record = newRecord(this.ref ? `${this.ref.owner}/${this.ref.repo}#${this.ref.number}` : '');
     this.visibility = new Visibility(() => this.status());
     this.inbox = new Inbox(this);
+    this.emergencies = new EmergencyWatch(this);
+  }
+
+  /** Bumped by every change of the record: waits wake on it. */
+  get revision(): number {
+    return this.version;
   }
 
   now(): number {
@@ -134,9 +149,11 @@ export class ChangeRun {
     setHandler(approvalSignal, async (signed) => void (await this.approve(signed)));
     // A refusal is an answer, not a validation error, so that every attempt is in the history.
     setHandler(approvalUpdate, (signed) => this.approve(signed));
+    setHandler(emergencyUpdate, (signed) => this.declareEmergency(signed));
     setHandler(statusQuery, () => this.status());
     this.inbox.start();
     this.visibility.start();
+    this.emergencies.start();
   }
 
   private async approve(signed: SignedApproval): Promise<ApprovalOutcome> {
@@ -155,6 +172,7 @@ export class ChangeRun {
     });
     if (this.record.rejection?.sha === this.record.headSha && this.record.stage === 'awaiting-approval')
       this.setStage('rejected', this.rejectionWait());
+    if (this.record.emergencies?.length) reviewEmergencies(this.record, policy, this.now());
     this.changed();
     return {
       counted,
@@ -163,6 +181,22 @@ export class ChangeRun {
       environments: decision.environments,
       stage: this.record.stage,
     };
+  }
+
+  /** Break-glass: decided (src/policy/sod.ts), recorded, answered; a refusal is an answer, in the history too. */
+  private async declareEmergency(signed: SignedEmergency): Promise<EmergencyOutcome> {
+    const policy = await this.ready();
+    // Marks the histories that hold an emergency: workers from before break-glass cannot replay them.
+    patched(EMERGENCY_CHANGE_PATCH);
+    const outcome = receiveEmergency(this.record, policy, signed, this.now());
+    this.changed();
+    return outcome;
+  }
+
+  /** Under an open emergency that may override failing checks, a head whose checks failed still goes to its gates. */
+  emergencyOverridesChecks(head: string): boolean {
+    const open = openEmergency(this.record.emergencies, this.record.headSha, this.now());
+    return open?.sha === head && this.policy?.emergency?.overrideFailingChecks === true;
   }
 
   /**
@@ -231,6 +265,10 @@ export class ChangeRun {
     return checksPassedOn(this.record, head);
   }
 
+  checksRanOn(head: string): boolean {
+    return this.record.checks?.sha === head;
+  }
+
   /** Waits until there is a head to work on, or the pull request closed. */
   async firstHead(): Promise<void> {
     await condition(() => this.record.headSha !== '' || this.closed);
@@ -263,6 +301,7 @@ export class ChangeRun {
         this.record.headSha !== head ||
         this.closed ||
         this.historyTooLong() ||
+        (outcome === 'checks-failed' && this.emergencyOverridesChecks(head)) ||
         (unreadable && this.record.head?.sha === head && !this.record.blocked),
     );
   }
@@ -347,19 +386,20 @@ export class ChangeRun {
       });
     }
     lapseApprovals(record, confirmation.policy, now);
-    const waiting = gateWait(record, confirmation.policy, env, now);
-    if (waiting === undefined) {
+    const gate = gateOf(record, confirmation.policy, env, now);
+    if (gate.open) {
+      if (gate.emergency) useEmergency(record, gate.emergency, env.name, now);
       note(
         record,
         now,
         'gate-open',
-        `${env.name}: approved under policy ${confirmation.policy.digest ?? '(no digest)'}; GitHub confirms ${shortSha(head)} into ${pull.baseRef}`,
+        `${env.name}: ${gate.emergency ? 'opened by the emergency' : 'approved'} under policy ${confirmation.policy.digest ?? '(no digest)'}; GitHub confirms ${shortSha(head)} into ${pull.baseRef}`,
         { sha: head },
       );
       if (patched(AUDIT_VIEW_MEMO_PATCH)) upsertMemo({ [AUDIT_VIEW_KEY]: this.auditView('gate', undefined, env) });
     }
     this.changed();
-    return waiting === undefined;
+    return gate.open;
   }
 
   /** What the workflow itself holds at a decision, for the audit to cross-check against what it derives. */
@@ -447,6 +487,8 @@ export class ChangeRun {
    * before this run could end, the run goes on instead (undefined).
    */
   async finish(): Promise<ChangeResult | undefined> {
+    // A deploy under an emergency owes its retroactive review: the change stays open for it.
+    await this.emergencies.reviewed();
     const delivered = this.record.stage === 'delivered';
     if (!delivered) this.setStage('abandoned', 'nothing: the pull request is closed');
     this.endRun(delivered ? 'delivered' : 'abandoned');

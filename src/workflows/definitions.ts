@@ -9,6 +9,7 @@ import type {
   SignedApproval,
 } from '../shared/types.ts';
 import type { RollbackStatus } from '../shared/rollback.ts';
+import type { EmergencyOutcome, SignedEmergency } from '../shared/emergency.ts';
 
 /** A pull request opened, reopened or received commits (sent with signalWithStart). */
 export const pullRequestSignal = defineSignal<[PullRequestEvent]>('pullRequest');
@@ -18,6 +19,8 @@ export const pullRequestClosedSignal = defineSignal<[PullRequestClosed]>('pullRe
 export const approvalSignal = defineSignal<[SignedApproval]>('approval');
 /** The same, answered at once with whether it counted and why (Slack, CLI, API). */
 export const approvalUpdate = defineUpdate<ApprovalOutcome, [SignedApproval]>('approve');
+/** A signed break-glass declaration, answered at once with whether it was taken and why (CLI, API). */
+export const emergencyUpdate = defineUpdate<EmergencyOutcome, [SignedEmergency]>('emergency');
 /** Everything an operator needs to know about the change. */
 export const statusQuery = defineQuery<ChangeStatus>('status');
 

@@ -8,6 +8,7 @@ import {
   isCancellation,
   log,
   setCurrentDetails,
+  upsertMemo,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
@@ -15,12 +16,14 @@ import { shortSha } from '../policy/sod.ts';
 import {
   ApproversAttr,
   AuthorAttr,
+  EmergencyAttr,
   HeadShaAttr,
   InitiatorsAttr,
   PullNumberAttr,
   RepoAttr,
   StageAttr,
 } from '../shared/search-attributes.ts';
+import { EMERGENCY_MEMO_KEY, emergencyState } from '../shared/emergency.ts';
 import type { ChangePolicy, ChangeStatus, EnvironmentPolicy } from '../shared/types.ts';
 import { reporting } from './activities.ts';
 import { currentApprovers, type ChangeRecord } from './change-record.ts';
@@ -28,6 +31,7 @@ import { currentApprovers, type ChangeRecord } from './change-record.ts';
 export class Visibility {
   private lastAttributes = '';
   private lastDetails = '';
+  private lastEmergencies = '';
   private wanted = '';
   private reported = '';
   private busy = false;
@@ -118,10 +122,22 @@ export class Visibility {
       key: ApproversAttr,
       value: policy && record.headSha ? currentApprovers(record, policy, now) : [],
     });
+    const latest = record.emergencies?.at(-1);
+    if (latest) attributes.push({ key: EmergencyAttr, value: emergencyState(latest, now) });
+    this.publishEmergencies(record);
     const key = JSON.stringify(attributes.map((a) => a.value));
     if (key === this.lastAttributes) return;
     this.lastAttributes = key;
     upsertSearchAttributes(attributes);
+  }
+
+  /** The emergencies as the workflow decided them, into the memo whenever one changed: the audit reads them there. */
+  private publishEmergencies(record: ChangeRecord): void {
+    if (!record.emergencies?.length) return;
+    const value = JSON.stringify(record.emergencies);
+    if (value === this.lastEmergencies) return;
+    this.lastEmergencies = value;
+    upsertMemo({ [EMERGENCY_MEMO_KEY]: record.emergencies });
   }
 }
 
