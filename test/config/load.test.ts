@@ -97,4 +97,20 @@ describe('trusted configuration', () => {
       /not found; copy foureyes.example.yaml to foureyes.yaml or set FOUREYES_CONFIG/,
     );
   });
+  it('validates break-glass: who may declare must be configured, the review due no earlier than the window ends', () => {
+    const config = parseConfig(example);
+    expect(config.emergency).toEqual({
+      allowed: [],
+      window: 2 * 3_600_000,
+      reviewWithin: 24 * 3_600_000,
+      overrideFailingChecks: false,
+    });
+    const message = problemsOf(
+      `${example}\nemergency: { allowed: [team:oncall, nobody-here], window: 3h, reviewWithin: 1h }\n`,
+    );
+    expect(message).toContain('emergency.allowed[0]: unknown team "oncall"');
+    expect(message).toContain('emergency.allowed[1]: unknown person "nobody-here"');
+    expect(message).toContain("emergency.reviewWithin: the review is due before the emergency's window ends");
+    expect(problemsOf(`${example}\nemergency: { allowed: [], window: soon }\n`)).toContain('emergency.window');
+  });
 });

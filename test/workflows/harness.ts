@@ -30,12 +30,19 @@ import type {
 } from '../../src/shared/types.ts';
 import {
   approvalUpdate,
+  emergencyUpdate,
   pullRequestClosedSignal,
   pullRequestSignal,
   statusQuery,
   type ChangeWorkflowInput,
 } from '../../src/workflows/definitions.ts';
 import type { changeWorkflow, ChangeResult } from '../../src/workflows/change.ts';
+import {
+  signEmergency,
+  type AnnounceEmergencyInput,
+  type EmergencyClaim,
+  type EmergencyOutcome,
+} from '../../src/shared/emergency.ts';
 import { GitHubModel, orchestratorDoubles } from './orchestrator-doubles.ts';
 import { testClient, testWorker, uniqueQueue } from '../helpers/temporal.ts';
 
@@ -82,6 +89,8 @@ export interface Calls {
   slack: string[];
   /** Each confirmation just before a deploy: what GitHub showed as the head of `change` when read (ms). */
   confirm: Array<{ change: string; sha: string; head: string; readAt: number; at: number }>;
+  /** Break-glass announcements (declared, overdue), as the orchestrator was asked to post them. */
+  announce: AnnounceEmergencyInput[];
 }
 
 export interface Stack {
@@ -118,13 +127,25 @@ export async function startStack(
     repositories?: string[];
     productionHeartbeats?: boolean;
     laneReclaimGraceMs?: number;
+    /** Top-level YAML appended to CONFIG, e.g. `emergency: { allowed: [lee-ops] }`. */
+    config?: string;
   } = {},
 ): Promise<Stack> {
   const extra = (options.repositories ?? []).map((r) => `  - ${r}\n`).join('');
-  const config = parseConfig(`${CONFIG}${extra}`, 'test.yaml');
+  const config = parseConfig(`${CONFIG}${extra}${options.config ? `${options.config}\n` : ''}`, 'test.yaml');
   const key = generateSigningKey();
   const taskQueue = uniqueQueue('change');
-  const calls: Calls = { checks: [], deploy: [], verify: [], revoke: [], merge: [], sync: 0, slack: [], confirm: [] };
+  const calls: Calls = {
+    checks: [],
+    deploy: [],
+    verify: [],
+    revoke: [],
+    merge: [],
+    sync: 0,
+    slack: [],
+    confirm: [],
+    announce: [],
+  };
   const failingShas = new Set<string>();
   const hangingDeploys = new Set<string>();
   const slowDeploys = new Map<string, number>();
@@ -160,6 +181,11 @@ export async function startStack(
       // Teams is not configured here: the card tracker asks once per head and stops.
       async syncTeamsCard() {
         return { configured: false };
+      },
+      async announceEmergency(input: AnnounceEmergencyInput) {
+        calls.announce.push(input);
+        const posted = { posted: true };
+        return { summary: `announced (${input.kind})`, slack: posted, teams: posted, github: posted };
       },
       async mergePullRequest(input: { change: string; sha: string }) {
         calls.merge.push(input);
@@ -438,6 +464,38 @@ export function claim(change: string, sha: string, person: string, extra: Partia
 
 export async function approve(stack: Stack, handle: ChangeHandle, c: ApprovalClaim): Promise<ApprovalOutcome> {
   return handle.executeUpdate(approvalUpdate, { args: [signClaim(c, stack.key)] });
+}
+
+/** A break-glass declaration as the gateway would sign it for `person`. */
+export function emergencyClaim(
+  change: string,
+  sha: string,
+  person: string,
+  extra: Partial<EmergencyClaim> = {},
+): EmergencyClaim {
+  return {
+    v: 1,
+    kind: 'emergency',
+    change,
+    sha,
+    person,
+    channel: 'cli',
+    evidence: { tokenLogin: person },
+    reason: 'checkout is down for every customer',
+    at: new Date().toISOString(),
+    nonce: randomUUID(),
+    ...extra,
+  };
+}
+
+/** Declares an emergency as the gateway does (or as an insider would, with a `key` of their own). */
+export async function declareEmergency(
+  stack: Stack,
+  handle: ChangeHandle,
+  c: EmergencyClaim,
+  key: SigningKey = stack.key,
+): Promise<EmergencyOutcome> {
+  return handle.executeUpdate(emergencyUpdate, { args: [signEmergency(c, key)] });
 }
 
 export async function status(handle: ChangeHandle): Promise<ChangeStatus> {
