@@ -208,6 +208,7 @@ export function createLaneActivities(env: NodeJS.ProcessEnv = process.env) {
                   environment: {
                     state: env.state,
                     approvedBy: env.approvedBy,
+                    ...(env.emergency ? { emergency: env.emergency } : {}),
                     ...(env.deploy?.sha ? { deployedSha: env.deploy.sha } : {}),
                   },
                 }

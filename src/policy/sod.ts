@@ -761,7 +761,8 @@ export function decideRollback(input: {
       verdict: 'refused',
       reason: `${person} may not roll back ${env}: only its eligible approvers may (${input.eligible.join(', ') || 'nobody'})`,
     };
-  const delivered = input.releases.filter((r) => r.outcome === 'deployed');
+  // A release that went out under an emergency was never approved before it ran: it is no back-out target.
+  const delivered = input.releases.filter((r) => r.outcome === 'deployed' && !r.emergency);
   const running = input.running;
   if (input.to === undefined) {
     const previous = [...delivered].reverse().find((r) => r.sha !== running?.sha);
@@ -783,6 +784,14 @@ export function decideRollback(input: {
   if (shas.size > 1)
     return { verdict: 'refused', reason: `${to} names ${shas.size} earlier releases of ${env}: give more of the SHA` };
   const target = matches.at(-1);
+  const unapproved = input.releases.find(
+    (r) => r.outcome === 'deployed' && r.emergency && r.sha.toLowerCase().startsWith(to),
+  );
+  if (!target && unapproved)
+    return {
+      verdict: 'refused',
+      reason: `${shortSha(unapproved.sha)} went to ${env} under the emergency ${unapproved.emergency} declared, without approval: a rollback goes only to an earlier approved release`,
+    };
   if (!target)
     return {
       verdict: 'refused',

@@ -44,6 +44,8 @@ export interface LaneTicket {
   approvers: string[];
   /** 'rollback' for a back-out to an earlier release. */
   kind: 'change' | 'rollback';
+  /** Deployed under the emergency this person declared, without approval. */
+  emergency?: string;
   requestedAt: string;
   grantedAt?: string;
 }
@@ -56,6 +58,8 @@ export interface LaneRelease {
   change: string;
   approvers: string[];
   kind: 'change' | 'rollback';
+  /** Deployed under the emergency this person declared, without approval: no rollback target. */
+  emergency?: string;
   workflowId: string;
   runId: string;
   grantedAt: string;
@@ -153,7 +157,8 @@ export interface LaneCallerFacts {
   change?: {
     change: string;
     headSha: string;
-    environment?: { state: string; approvedBy: string[]; deployedSha?: string };
+    /** `emergency`: who declared the emergency it deploys under, without approval. */
+    environment?: { state: string; approvedBy: string[]; deployedSha?: string; emergency?: string };
   };
 }
 

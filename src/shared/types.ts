@@ -256,6 +256,8 @@ export interface EnvironmentStatus {
   name: string;
   required: number;
   approvedBy: string[];
+  /** Who declared the emergency the head was (or is being) deployed here under, without approval. */
+  emergency?: string;
   state: 'pending' | 'approved' | 'deploying' | 'verifying' | 'deployed' | 'failed' | 'skipped';
   deploy?: DeployReport;
   verify?: VerifyReport;

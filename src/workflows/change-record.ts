@@ -581,7 +581,13 @@ export function environmentsView(
     const envPolicy = policy?.environments.find((e) => e.name === env.name);
     if (!policy || !envPolicy || !record.headSha) return env;
     const gate = gateState(policy, envPolicy, facts, record.approvals, now);
-    return { ...env, approvedBy: gate.approvers, state: env.state === 'pending' && gate.open ? 'approved' : env.state };
+    const emergency = record.emergencies?.find((e) => e.sha === record.headSha && e.usedFor.includes(env.name));
+    return {
+      ...env,
+      approvedBy: gate.approvers,
+      ...(emergency ? { emergency: emergency.declaredBy } : {}),
+      state: env.state === 'pending' && gate.open ? 'approved' : env.state,
+    };
   });
 }
 

@@ -201,6 +201,7 @@ export async function laneWorkflow(input: LaneWorkflowInput): Promise<never> {
     sha: facts.change?.headSha ?? prior?.sha ?? '',
     approvers: facts.change?.environment?.approvedBy ?? prior?.approvers ?? [],
     kind: facts.workflowType === 'rollbackWorkflow' ? 'rollback' : (prior?.kind ?? 'change'),
+    ...emergencyOf(facts.change?.environment?.emergency ?? prior?.emergency),
     requestedAt: prior?.requestedAt ?? now(),
   });
   const endHolder = (facts: LaneCallerFacts) => {
@@ -212,6 +213,7 @@ export async function laneWorkflow(input: LaneWorkflowInput): Promise<never> {
       change: holder.change,
       approvers: holder.approvers,
       kind: holder.kind,
+      ...emergencyOf(holder.emergency),
       workflowId: holder.workflowId,
       runId: holder.runId,
       grantedAt: holder.grantedAt ?? holder.requestedAt,
@@ -339,4 +341,9 @@ export async function laneWorkflow(input: LaneWorkflowInput): Promise<never> {
         };
     }
   }
+}
+
+/** Only a release deployed under an emergency carries the field: the lane's state of every other stays as it was. */
+function emergencyOf(declarer: string | undefined): { emergency?: string } {
+  return declarer ? { emergency: declarer } : {};
 }

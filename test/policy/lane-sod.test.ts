@@ -144,6 +144,16 @@ describe('decideRollback', () => {
     ['what runs now', { to: '3333333' }, '3333333 is what runs in production now: nothing to roll back'],
     ['not a SHA', { to: 'main' }, '--to: expected a commit SHA (7 to 64 hex digits), found "main"'],
     ['no earlier release', { releases: [r3] }, 'production has no earlier release to roll back to than 3333333'],
+    [
+      'a release deployed under an emergency',
+      { to: '4444444', releases: [r1, { ...release('4'.repeat(40), 'acme/shop#4'), emergency: 'lee-ops' }, r3] },
+      '4444444 went to production under the emergency lee-ops declared, without approval',
+    ],
+    [
+      'an emergency release as the default',
+      { releases: [{ ...release('4'.repeat(40), 'acme/shop#4'), emergency: 'lee-ops' }, r3] },
+      'production has no earlier release to roll back to than 3333333',
+    ],
   ])('refuses %s', (_what, extra, reason) => {
     const decision = decideRollback({ ...base, ...extra });
     expect(decision.verdict).toBe('refused');

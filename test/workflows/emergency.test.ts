@@ -5,6 +5,8 @@
 // with the reason and deploys nothing.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateSigningKey } from '../../src/shared/approval-signature.ts';
+import { laneIdFor, type LaneState } from '../../src/shared/lane.ts';
+import { laneStateQuery } from '../../src/workflows/lane.ts';
 import {
   approve,
   claim,
@@ -15,6 +17,7 @@ import {
   opened,
   result,
   saveHistory,
+  saveLaneHistory,
   sha,
   startStack,
   status,
@@ -86,7 +89,12 @@ describe('emergency', () => {
     expect(kinds.filter((k) => k === 'emergency-gate-open')).toHaveLength(2);
     expect(kinds).toContain('emergency-reviewed');
     expect(deploysOf(stack, head)).toEqual(['staging', 'production']);
+    // The lane keeps it as an emergency release: never a pre-approved rollback target.
+    const lane = stack.client.workflow.getHandle(laneIdFor('acme/shop', 'production', stack.taskQueue));
+    const state: LaneState = await lane.query(laneStateQuery);
+    expect(state.releases.find((r) => r.sha === head)).toMatchObject({ emergency: 'lee-ops', approvers: [] });
     await saveHistory(stack, handle, 'v2-emergency');
+    await saveLaneHistory(stack, lane.workflowId, 'v2-lane-emergency');
   });
 
   it('refuses a declaration by someone not allowed, a forged one, one for another head, a replay and a second one', async () => {
