@@ -286,6 +286,12 @@ export function createGitHubClients(
   );
 }
 
+/** One set of clients for a worker, created on first use (its activities share the App's installation tokens). */
+export function lazyGitHubClients(env: NodeJS.ProcessEnv, options: GitHubClientOptions = {}): () => GitHubClients {
+  let clients: GitHubClients | undefined;
+  return () => (clients ??= createGitHubClients(env, options));
+}
+
 /** The App's installation on a repository; 404 means the App is not installed there. */
 async function repoInstallation(
   appOctokit: Octokit,

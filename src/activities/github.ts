@@ -27,7 +27,8 @@ import type {
   EnvironmentStatus,
   PullRequestFacts,
 } from '../shared/types.ts';
-import { createGitHubClients, GitHubConfigError, RateLimitedError, type GitHubClients } from './github-client.ts';
+import { GitHubConfigError, lazyGitHubClients, RateLimitedError, type GitHubClients } from './github-client.ts';
+import { md } from '../shared/markdown.ts';
 import { policyFor } from './policy.ts';
 import { fetchPullRequest, fetchPullRequestChanges } from './pull-request-changes.ts';
 
@@ -53,18 +54,10 @@ export interface StageReport {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Escaping: titles, comments, logins, reasons are untrusted; they must not inject Markdown, HTML or @mentions.
+// Escaping: titles, comments, logins, reasons are untrusted; they must not inject Markdown, HTML or @mentions
+// (md, src/shared/markdown.ts).
 
-const SPECIAL = /[\\`*_{}[\]()#+\-.!|<>~@&:=^$%]/g;
-
-/** Untrusted text as inert inline Markdown: one line, every markup character as an HTML entity. */
-export function md(text: string, max = 300): string {
-  const oneLine = String(text ?? '')
-    .replace(/[\r\n\t\u2028\u2029]+/g, ' ')
-    .replace(/[\u0000-\u001f\u007f]/g, '');
-  const cut = oneLine.length > max ? `${oneLine.slice(0, max)}…` : oneLine;
-  return cut.replace(SPECIAL, (c) => `&#${c.charCodeAt(0)};`);
-}
+export { md };
 
 function sha7(sha: string): string {
   return /^[0-9a-f]{7,40}$/.test(sha) ? sha.slice(0, 7) : md(sha, 12);
@@ -303,9 +296,8 @@ export function createGitHubActivities(
   getConfig: () => FoureyesConfig,
   env: NodeJS.ProcessEnv,
   approvalKeys: string[] = [],
+  github: () => GitHubClients = lazyGitHubClients(env),
 ) {
-  let clients: GitHubClients | undefined;
-  const github = () => (clients ??= createGitHubClients(env));
   const wrap =
     <A, R>(fn: (input: A) => Promise<R>) =>
     async (input: A): Promise<R> => {

@@ -8,7 +8,12 @@ import { activityInfo, ApplicationFailure, Context } from '@temporalio/activity'
 import { ConnectorClient, HttpError } from '@microsoft/agents-hosting';
 import { Activity } from '@microsoft/agents-activity';
 import type { FoureyesConfig } from '../config/schema.ts';
-import { ADAPTIVE_CARD_CONTENT_TYPE, changeCard, type TeamsCardRecord } from '../shared/teams-card.ts';
+import {
+  ADAPTIVE_CARD_CONTENT_TYPE,
+  changeCard,
+  type AdaptiveCard,
+  type TeamsCardRecord,
+} from '../shared/teams-card.ts';
 import {
   currentConversation,
   type SignedTeamsConversation,
@@ -66,6 +71,35 @@ async function conversationReference(
     );
   }
   return reference;
+}
+
+/**
+ * Posts one new message with an Adaptive Card into the configured conversation (the one the gateway signed);
+ * the activity id Teams gave it. Errors as for the approval card: retryable, or non-retryable when the app is gone.
+ */
+export async function postTeamsCard(
+  settings: TeamsBotSettings,
+  tokens: BotConnectorTokens,
+  trustedKeys: string[],
+  content: AdaptiveCard,
+): Promise<string> {
+  const reference = await conversationReference(settings, trustedKeys);
+  const client = ConnectorClient.createClientWithToken(reference.serviceUrl, await tokens.token());
+  const message = Activity.fromObject({
+    type: 'message',
+    channelId: 'msteams',
+    conversation: { id: reference.conversationId },
+    from: { id: reference.botId },
+    attachments: [{ contentType: ADAPTIVE_CARD_CONTENT_TYPE, content }],
+  });
+  let posted;
+  try {
+    posted = await client.sendToConversation(reference.conversationId, message);
+  } catch (error) {
+    throw connectorFailure(error, 'post the message', tokens);
+  }
+  if (!posted?.id) throw new Error('Teams: the Bot Connector answered without an activity id; retrying');
+  return String(posted.id);
 }
 
 export function createTeamsActivities(config: () => FoureyesConfig, env: NodeJS.ProcessEnv, trustedKeys: string[]) {

@@ -8,6 +8,7 @@ import { createSlackActivities } from '../activities/slack.ts';
 import { createEmergencyAnnounceActivities } from '../activities/emergency-announce.ts';
 import { createTeamsActivities } from '../activities/teams.ts';
 import { createGitHubActivities } from '../activities/github.ts';
+import { lazyGitHubClients } from '../activities/github-client.ts';
 import { createChangeHistoryActivities } from '../activities/change-history.ts';
 import { createLaneActivities } from '../activities/lanes.ts';
 import { guardCallers } from '../activities/caller-guard.ts';
@@ -134,14 +135,16 @@ export const ZONES: Record<Zone, ZoneDefinition> = {
     ],
     async createActivities(config, env) {
       const keys = approvalKeys(env);
+      // One set of GitHub clients (and so one App installation token cache) for every GitHub activity.
+      const github = lazyGitHubClients(env);
       const activities = {
         ...zoneInfoActivity('orchestrator'),
         ...createPolicyActivities(config, keys),
         ...createChangeHistoryActivities(config, keys),
         ...createSlackActivities(env),
-        ...createEmergencyAnnounceActivities(env),
+        ...createEmergencyAnnounceActivities({ env, trustedKeys: keys, github }),
         ...createTeamsActivities(config, env, keys),
-        ...createGitHubActivities(config, env, keys),
+        ...createGitHubActivities(config, env, keys, github),
         ...createLaneActivities(env),
         ...createRollbackActivities(config, keys),
       };
