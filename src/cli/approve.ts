@@ -11,6 +11,7 @@ import { promisify } from 'node:util';
 import { formatChangeRef, type ChangeRef } from '../shared/change-ref.ts';
 import type { ApprovalOutcome, ChangeStatus } from '../shared/types.ts';
 import { changeRefArg, CliError, parseArgs } from './commands.ts';
+import { callGateway, gatewayUrl, tokenRefused } from './gateway-client.ts';
 
 const USAGE =
   'usage: foureyes approve <owner/repo#number> [--reject] [--comment text] [--env name] [--sha commit] [--gateway URL]';
@@ -60,29 +61,6 @@ function apiPath(ref: ChangeRef): string {
   return `/api/changes/${encodeURIComponent(ref.owner)}/${encodeURIComponent(ref.repo)}/${ref.number}`;
 }
 
-async function call(
-  gateway: string,
-  path: string,
-  init: RequestInit,
-): Promise<{ status: number; body: Record<string, unknown> }> {
-  let response: Response;
-  try {
-    response = await fetch(`${gateway}${path}`, { ...init, signal: AbortSignal.timeout(30_000) });
-  } catch (error) {
-    throw new CliError(
-      `cannot reach the foureyes gateway at ${gateway} (${(error as Error).cause ? String(((error as Error).cause as Error).message ?? '') : (error as Error).message}); is \`foureyes up\` running? Point at another gateway with --gateway URL or FOUREYES_GATEWAY_URL`,
-    );
-  }
-  const text = await response.text();
-  let body: Record<string, unknown> = {};
-  try {
-    body = text ? (JSON.parse(text) as Record<string, unknown>) : {};
-  } catch {
-    body = { error: text.slice(0, 200) };
-  }
-  return { status: response.status, body };
-}
-
 export async function run(args: string[]): Promise<number> {
   const { positionals, flags, options } = parseArgs(args, {
     flags: ['reject', 'help'],
@@ -94,10 +72,7 @@ export async function run(args: string[]): Promise<number> {
   }
   if (positionals.length !== 1) throw new CliError(USAGE, 2);
   const ref = changeRefArg(positionals[0] as string);
-  const gateway = (options.get('gateway') ?? process.env.FOUREYES_GATEWAY_URL ?? 'http://127.0.0.1:3000').replace(
-    /\/+$/,
-    '',
-  );
+  const gateway = gatewayUrl(options.get('gateway'));
   const token = await githubToken();
   const decision = flags.has('reject') ? 'reject' : 'approve';
   const change = formatChangeRef(ref);
@@ -105,7 +80,7 @@ export async function run(args: string[]): Promise<number> {
   // An approval counts for the commit you saw: without --sha, the head is read and shown first, and sent.
   let sha = options.get('sha');
   if (!sha) {
-    const current = await call(gateway, apiPath(ref), { headers });
+    const current = await callGateway(gateway, apiPath(ref), { headers });
     const refused = readRefusal(current.status, String(current.body.error ?? `HTTP ${current.status}`));
     if (refused) throw new CliError(refused);
     if (current.status === 404)
@@ -131,16 +106,13 @@ export async function run(args: string[]): Promise<number> {
     ...(options.has('env') ? { environment: options.get('env') } : {}),
   };
   const started = performance.now();
-  const answer = await call(gateway, `${apiPath(ref)}/approvals`, {
+  const answer = await callGateway(gateway, `${apiPath(ref)}/approvals`, {
     method: 'POST',
     headers: { ...headers, 'content-type': 'application/json', 'x-foureyes-client': 'cli' },
     body: JSON.stringify(body),
   });
   const error = typeof answer.body.error === 'string' ? answer.body.error : `HTTP ${answer.status}`;
-  if (answer.status === 401)
-    throw new CliError(
-      `the gateway did not accept your GitHub token: ${error}. Check it with \`gh auth status\` or set GITHUB_TOKEN to a valid token of your own`,
-    );
+  if (answer.status === 401) throw tokenRefused(error);
   if (answer.status === 404) throw new CliError(`${error}. Check the reference, or open the pull request first`);
   if (answer.status === 400) throw new CliError(`the gateway refused the request: ${error}`, 2);
   if (answer.status !== 200)
@@ -155,7 +127,7 @@ export async function run(args: string[]): Promise<number> {
   else console.log(`foureyes: your ${what} of ${change} was REFUSED: ${reasonText(outcome.reason)}`);
   console.log(`  (answered in ${answeredMs} ms; stage ${outcome.stage})`);
 
-  const status = await call(gateway, apiPath(ref), { headers }).catch(() => undefined);
+  const status = await callGateway(gateway, apiPath(ref), { headers }).catch(() => undefined);
   if (status?.status === 200) console.log(`\n${formatStatus(status.body as unknown as ChangeStatus)}`);
   else
     console.log(

@@ -73,6 +73,11 @@ export const commands: Record<string, Command> = {
     'foureyes rollback <owner/repo> <environment> [--to <sha>] --reason <text> [--gateway URL] [--json] [--timeout 30m]',
     () => import('./rollback.ts'),
   ),
+  emergency: lazy(
+    "break-glass: declare that a change's head must deploy before its approvals (reviewed retroactively)",
+    'foureyes emergency <owner/repo#number> --reason <text> [--sha <head>] [--env name]... [--gateway URL] [--json]',
+    () => import('./emergency.ts'),
+  ),
   audit: lazy(
     'export the audit record of a change (or of a repository over a period)',
     'foureyes audit <owner/repo#number> [--format md|json|csv] [--run <runId>] | --repo owner/repo --since <date> [--until <date>] [--format json|md|csv]',
@@ -112,14 +117,15 @@ export function usage(): string {
   ].join('\n');
 }
 
-/** Minimal flag parsing: --name value, --flag, and positionals. */
+/** Minimal flag parsing: --name value, --flag, and positionals; `lists` holds every value of a repeated option. */
 export function parseArgs(
   args: string[],
   spec: { flags?: string[]; options?: string[] },
-): { positionals: string[]; flags: Set<string>; options: Map<string, string> } {
+): { positionals: string[]; flags: Set<string>; options: Map<string, string>; lists: Map<string, string[]> } {
   const positionals: string[] = [];
   const flags = new Set<string>();
   const options = new Map<string, string>();
+  const lists = new Map<string, string[]>();
   for (let i = 0; i < args.length; i++) {
     const arg = args[i] as string;
     if (arg.startsWith('--')) {
@@ -129,8 +135,9 @@ export function parseArgs(
         const value = inline ?? args[++i];
         if (value === undefined) throw new CliError(`option --${key} needs a value`, 2);
         options.set(key, value);
+        lists.set(key, [...(lists.get(key) ?? []), value]);
       } else throw new CliError(`unknown option --${key}`, 2);
     } else positionals.push(arg);
   }
-  return { positionals, flags, options };
+  return { positionals, flags, options, lists };
 }

@@ -6,6 +6,7 @@ import type { EnvironmentView } from '../shared/lane.ts';
 import { validateRepoName, ChangeRefError } from '../shared/change-ref.ts';
 import { CliError, parseArgs } from './commands.ts';
 import { readRefusal, readToken } from './approve.ts';
+import { gatewayUrl, unreachable } from './gateway-client.ts';
 
 const USAGE = 'usage: foureyes environments [owner/repo] [--env name] [--last N] [--json] [--gateway URL]';
 
@@ -33,10 +34,7 @@ export async function run(args: string[]): Promise<number> {
   }
   if (options.has('env') && !repo)
     throw new CliError('--env needs a repository: foureyes environments owner/repo --env name', 2);
-  const gateway = (options.get('gateway') ?? process.env.FOUREYES_GATEWAY_URL ?? 'http://127.0.0.1:3000').replace(
-    /\/+$/,
-    '',
-  );
+  const gateway = gatewayUrl(options.get('gateway'));
   const path = [
     '/api/environments',
     ...(repo ? repo.split('/').map(encodeURIComponent) : []),
@@ -51,9 +49,7 @@ export async function run(args: string[]): Promise<number> {
       signal: AbortSignal.timeout(30_000),
     });
   } catch (error) {
-    throw new CliError(
-      `cannot reach the foureyes gateway at ${gateway} (${(error as Error).message}); is \`foureyes up\` running? Point at another gateway with --gateway URL or FOUREYES_GATEWAY_URL`,
-    );
+    throw unreachable(gateway, error);
   }
   const body = (await response.json().catch(() => ({}))) as { environments?: EnvironmentView[]; error?: string };
   const refused = readRefusal(response.status, body.error ?? 'no reason given');

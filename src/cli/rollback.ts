@@ -7,6 +7,7 @@ import { formatDuration, parseDuration } from '../shared/duration.ts';
 import type { RollbackStatus } from '../shared/rollback.ts';
 import { githubToken, readRefusal } from './approve.ts';
 import { CliError, parseArgs } from './commands.ts';
+import { callGateway, gatewayUrl, tokenRefused } from './gateway-client.ts';
 
 const USAGE =
   'usage: foureyes rollback <owner/repo> <environment> [--to <sha>] --reason <text> [--gateway URL] [--json] [--timeout 30m]';
@@ -14,28 +15,6 @@ const POLL_MS = 500;
 const DEFAULT_TIMEOUT_MS = 30 * 60_000;
 
 type View = RollbackStatus & { status?: string };
-
-async function call(
-  gateway: string,
-  path: string,
-  init: RequestInit,
-): Promise<{ status: number; body: Record<string, unknown> }> {
-  let response: Response;
-  try {
-    response = await fetch(`${gateway}${path}`, { ...init, signal: AbortSignal.timeout(30_000) });
-  } catch (error) {
-    const cause = (error as Error).cause as Error | undefined;
-    throw new CliError(
-      `cannot reach the foureyes gateway at ${gateway} (${cause?.message ?? (error as Error).message}); is \`foureyes up\` running? Point at another gateway with --gateway URL or FOUREYES_GATEWAY_URL`,
-    );
-  }
-  const text = await response.text();
-  try {
-    return { status: response.status, body: text ? (JSON.parse(text) as Record<string, unknown>) : {} };
-  } catch {
-    return { status: response.status, body: { error: text.slice(0, 200) } };
-  }
-}
 
 function checkRepo(repo: string): void {
   const [owner, name, extra] = repo.split('/');
@@ -76,10 +55,7 @@ export async function run(args: string[]): Promise<number> {
       `--timeout: expected a duration such as 90s or 30m, found ${JSON.stringify(options.get('timeout'))}`,
       2,
     );
-  const gateway = (options.get('gateway') ?? process.env.FOUREYES_GATEWAY_URL ?? 'http://127.0.0.1:3000').replace(
-    /\/+$/,
-    '',
-  );
+  const gateway = gatewayUrl(options.get('gateway'));
   const json = flags.has('json');
   const say = (line: string) => {
     // With --json, stdout carries the final status only; progress goes to stderr.
@@ -88,16 +64,13 @@ export async function run(args: string[]): Promise<number> {
   };
   const token = await githubToken();
   const headers = { authorization: `Bearer ${token}`, 'user-agent': 'foureyes-cli' };
-  const asked = await call(gateway, '/api/rollbacks', {
+  const asked = await callGateway(gateway, '/api/rollbacks', {
     method: 'POST',
     headers: { ...headers, 'content-type': 'application/json', 'x-foureyes-client': 'cli' },
     body: JSON.stringify({ repo, environment, ...(to ? { to } : {}), reason }),
   });
   const error = typeof asked.body.error === 'string' ? asked.body.error : `HTTP ${asked.status}`;
-  if (asked.status === 401)
-    throw new CliError(
-      `the gateway did not accept your GitHub token: ${error}. Check it with \`gh auth status\` or set GITHUB_TOKEN to a valid token of your own`,
-    );
+  if (asked.status === 401) throw tokenRefused(error);
   if (asked.status === 400 || asked.status === 404)
     throw new CliError(`the gateway refused the request: ${error}. Nothing was started`, 2);
   if (asked.status !== 202) throw new CliError(`the gateway could not start the rollback (${asked.status}): ${error}`);
@@ -110,7 +83,7 @@ export async function run(args: string[]): Promise<number> {
   let view: View | undefined;
   for (;;) {
     // Unreachable gateway or a 5xx while following: the rollback goes on regardless, so keep asking until the timeout.
-    const answer = await call(gateway, statusPath, { headers }).catch(() => undefined);
+    const answer = await callGateway(gateway, statusPath, { headers }).catch(() => undefined);
     if (answer) {
       const why = String(answer.body.error ?? `HTTP ${answer.status}`);
       const refused = readRefusal(answer.status, why);

@@ -9,6 +9,7 @@ import { handleGetChange } from './routes/changes.ts';
 import { handleGetAudit } from './routes/audit.ts';
 import { handleGetEnvironments } from './routes/environments.ts';
 import { handlePostApproval } from './routes/approvals.ts';
+import { handlePostEmergency } from './routes/emergencies.ts';
 import { handleGetRollback, handlePostRollback } from './routes/rollbacks.ts';
 import { handleSlackCommand, handleSlackInteraction } from './routes/slack.ts';
 import { handleTeamsMessage } from './routes/teams.ts';
@@ -58,6 +59,7 @@ export const routes: Route[] = [
   route('GET', '/api/changes/{owner}/{repo}/{number}', handleGetChange),
   route('GET', '/api/changes/{owner}/{repo}/{number}/audit', handleGetAudit),
   route('POST', '/api/changes/{owner}/{repo}/{number}/approvals', handlePostApproval),
+  route('POST', '/api/changes/{owner}/{repo}/{number}/emergency', handlePostEmergency),
   route('GET', '/api/environments', handleGetEnvironments),
   route('GET', '/api/environments/{owner}/{repo}', handleGetEnvironments),
   route('GET', '/api/environments/{owner}/{repo}/{environment}', handleGetEnvironments),

@@ -4,6 +4,7 @@
 // task queue. stop() ends what it started, terminating the changes the file tracked.
 import type { Client, WorkflowHandle } from '@temporalio/client';
 import type { Worker } from '@temporalio/worker';
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import type { Server } from 'node:http';
@@ -16,7 +17,14 @@ import { createGateway } from '../../src/gateway/app.ts';
 import { startGitHubStandin, type RunningStandin } from '../../src/github-standin/index.ts';
 import { generateSigningKey, signEvent, type SigningKey } from '../../src/shared/approval-signature.ts';
 import { zoneQueue } from '../../src/shared/task-queues.ts';
-import type { DeployInput, DeployReport, PullRequestEvent, VerifyReport } from '../../src/shared/types.ts';
+import type {
+  ChangeStatus,
+  DeployInput,
+  DeployReport,
+  PullRequestEvent,
+  VerifyReport,
+} from '../../src/shared/types.ts';
+import { pullRequestSignal, statusQuery } from '../../src/workflows/definitions.ts';
 import { ZONES } from '../../src/workers/zones.ts';
 import { guardCallers } from '../../src/activities/caller-guard.ts';
 import { deployZoneQueues, testClient, testWorker, uniquePullNumberBase, uniqueQueue } from './temporal.ts';
@@ -292,4 +300,63 @@ export function deployZoneDouble(deployed: DeployInput[] = []) {
       return [];
     },
   };
+}
+
+/** Polls the change's status query until it reaches `stage`. */
+export async function waitForStage(handle: WorkflowHandle, stage: string, timeoutMs = 30_000): Promise<ChangeStatus> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const status = await handle.query(statusQuery).catch(() => undefined);
+    if (status?.stage === stage) return status;
+    if (Date.now() > deadline)
+      throw new Error(`stage never became ${stage}; last: ${status?.stage} (${status?.waitingFor})`);
+    await new Promise((r) => setTimeout(r, 150));
+  }
+}
+
+/** sam-dev opens a pull request on the stand-in; the change starts as the webhook would start it, tracked by `stack`. */
+export async function openTrackedChange(
+  stack: GatewayStack,
+  title = 'Speed up checkout',
+): Promise<{ change: string; number: number; head: string; handle: WorkflowHandle }> {
+  const { pull } = await stack.github.standin.openPullRequest({
+    repo: 'acme/shop',
+    author: 'sam-dev',
+    title,
+    commits: [{ message: title, author: 'sam-dev' }],
+    deliver: false,
+  });
+  const change = `acme/shop#${pull.number}`;
+  const handle = await stack.client.workflow.signalWithStart('changeWorkflow', {
+    workflowId: `change:${change}`,
+    taskQueue: stack.taskQueue,
+    args: [{ change }],
+    signal: pullRequestSignal,
+    signalArgs: [stack.signed(change, pullRequestEvent(stack.github, pull.number, 'opened'))],
+  });
+  stack.track(handle);
+  await waitForStage(handle, 'awaiting-approval');
+  return { change, number: pull.number, head: pull.headSha, handle };
+}
+
+/** `node bin/foureyes.js <command> …args --gateway <url>` as someone holding `token` (GITHUB_TOKEN). */
+export function runFoureyesCli(
+  command: string,
+  args: string[],
+  token: string,
+  gatewayUrl: string,
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(
+      process.execPath,
+      ['bin/foureyes.js', command, ...args, '--gateway', gatewayUrl],
+      {
+        cwd: join(import.meta.dirname, '..', '..'),
+        env: { PATH: process.env.PATH, HOME: process.env.HOME, GITHUB_TOKEN: token },
+        timeout: 60_000,
+      },
+      (error, stdout, stderr) =>
+        resolve({ code: error ? Number((error as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+    );
+  });
 }

@@ -96,7 +96,11 @@ export async function recordApproval(ctx: GatewayContext, request: ApprovalReque
   }
 }
 
-function deliveryError(error: unknown, change: string): unknown {
+/**
+ * What a failed update (or query) of a change's workflow means for the caller: unknown change, closed change,
+ * or no answer in time. `nothing` says what a closed change has nothing left of (the emergency route shares it).
+ */
+export function deliveryError(error: unknown, change: string, nothing = 'nothing left to approve'): unknown {
   if (error instanceof ApprovalDeliveryError) return error;
   if (error instanceof WorkflowNotFoundError) {
     return new ApprovalDeliveryError(
@@ -106,7 +110,7 @@ function deliveryError(error: unknown, change: string): unknown {
   }
   const message = (error as Error)?.message ?? '';
   if (/already completed|already closed/i.test(message))
-    return new ApprovalDeliveryError('closed', `change ${change} is closed; nothing left to approve`);
+    return new ApprovalDeliveryError('closed', `change ${change} is closed; ${nothing}`);
   if (
     error instanceof WorkflowUpdateRPCTimeoutOrCancelledError ||
     /deadline|timed? ?out|UNAVAILABLE|DEADLINE_EXCEEDED/i.test(message)

@@ -19,6 +19,7 @@ import type { GatewayContext, RouteHandler } from '../app.ts';
 import { bearerToken, resolveGitHubLogin } from '../approvals/github-token.ts';
 import { loadSigningKey } from '../approvals/signing.ts';
 import { header, HttpError, readBody, sendJson } from '../http.ts';
+import { parseJsonBody } from '../json-body.ts';
 import { ReadAccess } from '../read-access.ts';
 
 const BODY_LIMIT = 16 * 1024;
@@ -49,33 +50,10 @@ const bodySchema = z.strictObject({
 type RollbackBody = z.output<typeof bodySchema>;
 
 function parseBody(raw: Buffer): RollbackBody {
-  let json: unknown = {};
-  if (raw.length > 0) {
-    try {
-      json = JSON.parse(raw.toString('utf8'));
-    } catch {
-      throw new HttpError(
-        400,
-        'request body is not valid JSON; send {"repo": "owner/repo", "environment": "<name>", "to"?: "<sha>", "reason": "<why>"}',
-      );
-    }
-  }
-  const parsed = bodySchema.safeParse(json);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    const field = issue?.path.length ? issue.path.join('.') : '(body)';
-    const what =
-      issue?.code === 'unrecognized_keys'
-        ? `unknown field(s) ${issue.keys.join(', ')}; who asks is taken from the token, not the body`
-        : issue?.message;
-    const missing =
-      issue?.path.length === 1 &&
-      json !== null &&
-      typeof json === 'object' &&
-      (json as Record<string, unknown>)[String(issue.path[0])] === undefined;
-    throw new HttpError(400, `${missing ? 'missing' : 'invalid'} field ${field}: ${what}`, { field });
-  }
-  return parsed.data;
+  return parseJsonBody(raw, bodySchema, {
+    send: '{"repo": "owner/repo", "environment": "<name>", "to"?: "<sha>", "reason": "<why>"}',
+    unknownFields: 'who asks is taken from the token, not the body',
+  });
 }
 
 /** The repository and environment must be configured: anything else could never be rolled back. */
