@@ -220,11 +220,16 @@ export function renderSummary(status: ChangeStatus, link: string): string {
   if (status.waitingFor && status.stage !== 'delivered') lines.push(`Waiting for: ${md(status.waitingFor, 500)}`, '');
   if (status.policyChange)
     lines.push('> ⚠️ This pull request changes policy or delivery files: a policy owner must approve it.', '');
+  for (const e of status.emergencies ?? [])
+    lines.push(
+      `> 🚨 **Emergency** declared by ${md(e.declaredBy)} for \`${sha7(e.sha)}\` (${e.environments.map((n) => md(n)).join(', ')}): ${md(e.reason, 300)} — ${md(e.summary, 300)}`,
+      '',
+    );
   if (status.environments.length > 0) {
     lines.push('| environment | approvals | approved by | state |', '| --- | --- | --- | --- |');
     for (const e of status.environments)
       lines.push(
-        `| ${md(e.name)} | ${e.approvedBy.length}/${e.required} | ${e.approvedBy.map((p) => md(p)).join(', ') || '—'} | ${md(e.state)} |`,
+        `| ${md(e.name)} | ${e.approvedBy.length}/${e.required} | ${e.approvedBy.map((p) => md(p)).join(', ') || (e.emergency ? `none: emergency declared by ${md(e.emergency)}` : '—')} | ${md(e.state)} |`,
       );
     lines.push('');
   }

@@ -64,6 +64,11 @@ export async function run(args: string[]): Promise<number> {
   return 0;
 }
 
+function releaseKind(r: { kind: string; emergency?: string }): string {
+  if (r.emergency) return ` (EMERGENCY, declared by ${r.emergency}, no approval before it ran)`;
+  return r.kind === 'rollback' ? ' (rollback)' : '';
+}
+
 export function formatEnvironments(views: EnvironmentView[]): string {
   const lines: string[] = [];
   for (const v of views) {
@@ -71,7 +76,7 @@ export function formatEnvironments(views: EnvironmentView[]): string {
     const r = v.running;
     lines.push(
       r
-        ? `  running      ${r.sha.slice(0, 12)}  ${r.change}${r.kind === 'rollback' ? ' (rollback)' : ''}  approved by ${r.approvers.join(', ') || '(none)'}  deployed ${r.endedAt}`
+        ? `  running      ${r.sha.slice(0, 12)}  ${r.change}${releaseKind(r)}  approved by ${r.approvers.join(', ') || '(none)'}  deployed ${r.endedAt}`
         : '  running      nothing deployed through foureyes yet',
     );
     if (v.holder)
@@ -86,7 +91,7 @@ export function formatEnvironments(views: EnvironmentView[]): string {
     if (v.releases.length) lines.push('  releases (newest first):');
     for (const x of v.releases)
       lines.push(
-        `    ${x.endedAt}  ${x.sha.slice(0, 12)}  ${x.change}${x.kind === 'rollback' ? ' (rollback)' : ''}  ${x.outcome}${x.outcome === 'deployed' ? ` (approved by ${x.approvers.join(', ') || 'none'})` : `: ${x.reason}`}`,
+        `    ${x.endedAt}  ${x.sha.slice(0, 12)}  ${x.change}${releaseKind(x)}  ${x.outcome}${x.outcome === 'deployed' ? ` (approved by ${x.approvers.join(', ') || 'none'})` : `: ${x.reason}`}`,
       );
   }
   return lines.join('\n');

@@ -36,9 +36,11 @@ export function formatStatus(s: ChangeStatus): string {
     lines.push(
       `  checks       ${s.checks.passed ? 'passed' : 'FAILED'} at ${s.checks.sha.slice(0, 12)} (${s.checks.results.map((r) => `${r.name}: ${r.passed ? 'ok' : r.timedOut ? 'timed out' : `exit ${r.exitCode}`}`).join(', ')})`,
     );
+  for (const e of s.emergencies ?? [])
+    lines.push(`  EMERGENCY    ${e.summary} — declared by ${e.declaredBy} at ${e.declaredAt}: ${e.reason}`);
   for (const env of s.environments) {
     lines.push(
-      `  ${env.name.padEnd(12)} ${env.state}; approvals ${env.approvedBy.length}/${env.required}${env.approvedBy.length ? ` (${env.approvedBy.join(', ')})` : ''}`,
+      `  ${env.name.padEnd(12)} ${env.state}; approvals ${env.approvedBy.length}/${env.required}${env.approvedBy.length ? ` (${env.approvedBy.join(', ')})` : ''}${env.emergency ? ` — under the emergency declared by ${env.emergency}` : ''}`,
     );
     const failed = failedStep(env);
     if (failed) lines.push(`  ${''.padEnd(12)} ${stepFailureText(failed.step, failed.report)}`);
