@@ -103,11 +103,6 @@ export class ChangeRun {
     this.emergencies = new EmergencyWatch(this);
   }
 
-  /** Bumped by every change of the record: waits wake on it. */
-  get revision(): number {
-    return this.version;
-  }
-
   now(): number {
     return Date.now();
   }
@@ -152,8 +147,7 @@ export class ChangeRun {
     setHandler(emergencyUpdate, (signed) => this.declareEmergency(signed));
     setHandler(statusQuery, () => this.status());
     this.inbox.start();
-    this.visibility.start();
-    this.emergencies.start();
+    this.visibility.start(this.emergencies);
   }
 
   private async approve(signed: SignedApproval): Promise<ApprovalOutcome> {

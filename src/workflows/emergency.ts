@@ -1,7 +1,8 @@
 // Break-glass after the declaration: announce it at once (Slack, Teams, the pull request), close it when its
 // window ends unused, and when the retroactive review is overdue record the finding and announce it again.
-// Timers run only while an emergency is open: a change without one adds no event.
-import { condition, isCancellation, log, workflowInfo } from '@temporalio/workflow';
+// A timer runs only while an emergency is open: a change without one adds no event.
+import { condition, isCancellation, workflowInfo } from '@temporalio/workflow';
+import { emergencyLapse } from '../policy/sod.ts';
 import { emergencyView, type EmergencyRecord } from '../shared/emergency.ts';
 import type { ChangePolicy } from '../shared/types.ts';
 import { reporting } from './activities.ts';
@@ -11,19 +12,12 @@ import { closeLapsedEmergencies, markEmergencyOverdue, note, type ChangeRecord }
 export interface EmergencyHost {
   readonly record: ChangeRecord;
   readonly policy: ChangePolicy | undefined;
-  readonly revision: number;
   now(): number;
   changed(): void;
 }
 
 export class EmergencyWatch {
   constructor(private readonly host: EmergencyHost) {}
-
-  start(): void {
-    this.loop().catch((error: unknown) => {
-      if (!isCancellation(error)) log.error('emergency watch stopped', { error: String(error) });
-    });
-  }
 
   /** Waits until no deploy under an emergency still owes its review. */
   async reviewed(): Promise<void> {
@@ -34,31 +28,53 @@ export class EmergencyWatch {
     return this.host.record.emergencies?.find((e) => !e.closedHow && e.usedFor.length > 0);
   }
 
-  private async loop(): Promise<void> {
-    for (;;) {
-      const { record } = this.host;
-      const now = this.host.now();
-      const unannounced = record.emergencies?.find((e) => !e.announcedAt);
-      const overdue = record.emergencies?.find(
-        (e) => !e.closedHow && e.usedFor.length > 0 && !e.overdueAt && now >= Date.parse(e.reviewDueAt),
-      );
-      if (unannounced) {
-        await this.announce(unannounced, 'declared');
-        unannounced.announcedAt = new Date(this.host.now()).toISOString();
-      } else if (overdue) {
-        markEmergencyOverdue(record, overdue, now);
-        this.host.changed();
-        await this.announce(overdue, 'overdue');
-        overdue.overdueAnnouncedAt = new Date(this.host.now()).toISOString();
-      } else if (!closeLapsedEmergencies(record, now)) {
-        const revision = this.host.revision;
-        const next = nextDeadline(record);
-        if (next === undefined) await condition(() => this.host.revision !== revision);
-        else await condition(() => this.host.revision !== revision, Math.max(1, next - now));
-        continue;
-      }
-      this.host.changed();
+  /**
+   * Whether something is to be done now. Run by the GitHub reporter's one loop (./visibility.ts) rather than a
+   * loop of its own: two loops woken by the same change would schedule their activities in an order that a
+   * replay need not repeat.
+   */
+  due(): boolean {
+    const { record } = this.host;
+    if (!record.emergencies?.length) return false;
+    const now = this.host.now();
+    return record.emergencies.some(
+      (e) =>
+        !e.announcedAt ||
+        (!e.closedHow && e.usedFor.length > 0 && !e.overdueAt && now >= Date.parse(e.reviewDueAt)) ||
+        (!e.closedHow && emergencyLapse(e, record.headSha, now) !== undefined),
+    );
+  }
+
+  /** The next moment an open emergency changes by itself: its window ends unused, or its review falls due. */
+  deadline(): number | undefined {
+    let next: number | undefined;
+    for (const e of this.host.record.emergencies ?? []) {
+      if (e.closedHow) continue;
+      const at =
+        e.usedFor.length === 0 ? Date.parse(e.windowEndsAt) : e.overdueAt ? undefined : Date.parse(e.reviewDueAt);
+      if (at !== undefined && (next === undefined || at < next)) next = at;
     }
+    return next;
+  }
+
+  /** Announces a new declaration, records and announces an overdue review, closes what lapsed: one at a time. */
+  async act(): Promise<void> {
+    const { record } = this.host;
+    const now = this.host.now();
+    const unannounced = record.emergencies?.find((e) => !e.announcedAt);
+    const overdue = record.emergencies?.find(
+      (e) => !e.closedHow && e.usedFor.length > 0 && !e.overdueAt && now >= Date.parse(e.reviewDueAt),
+    );
+    if (unannounced) {
+      await this.announce(unannounced, 'declared');
+      unannounced.announcedAt = new Date(this.host.now()).toISOString();
+    } else if (overdue) {
+      markEmergencyOverdue(record, overdue, now);
+      this.host.changed();
+      await this.announce(overdue, 'overdue');
+      overdue.overdueAnnouncedAt = new Date(this.host.now()).toISOString();
+    } else closeLapsedEmergencies(record, now);
+    this.host.changed();
   }
 
   /** Best effort: an outage of Slack, Teams or GitHub never holds up the change; what happened is in its timeline. */
@@ -86,16 +102,4 @@ export class EmergencyWatch {
       );
     }
   }
-}
-
-/** The next moment an open emergency changes by itself: its window ends unused, or its review falls due. */
-function nextDeadline(record: ChangeRecord): number | undefined {
-  let next: number | undefined;
-  for (const e of record.emergencies ?? []) {
-    if (e.closedHow) continue;
-    const at =
-      e.usedFor.length === 0 ? Date.parse(e.windowEndsAt) : e.overdueAt ? undefined : Date.parse(e.reviewDueAt);
-    if (at !== undefined && (next === undefined || at < next)) next = at;
-  }
-  return next;
 }

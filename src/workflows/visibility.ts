@@ -28,6 +28,14 @@ import type { ChangePolicy, ChangeStatus, EnvironmentPolicy } from '../shared/ty
 import { reporting } from './activities.ts';
 import { currentApprovers, type ChangeRecord } from './change-record.ts';
 
+/** Work the reporter's loop does besides reporting (./emergency.ts). */
+export interface ReporterDuty {
+  due(): boolean;
+  /** When `due` turns true by itself (ms), if it will. */
+  deadline(): number | undefined;
+  act(): Promise<void>;
+}
+
 export class Visibility {
   private lastAttributes = '';
   private lastDetails = '';
@@ -38,29 +46,44 @@ export class Visibility {
 
   constructor(private readonly snapshot: () => ChangeStatus) {}
 
-  /** Starts the GitHub reporter: one `syncGitHub` whenever what GitHub shows changed, the latest status each time. */
-  start(): void {
+  /**
+   * Starts the GitHub reporter: one `syncGitHub` whenever what GitHub shows changed, the latest status each time.
+   * `duty` (the emergency watch) runs in the same loop, before the report, when it is due or its deadline came.
+   */
+  start(duty?: ReporterDuty): void {
     const loop = async () => {
       for (;;) {
-        await condition(() => this.wanted !== this.reported);
-        const target = this.wanted;
-        this.busy = true;
-        try {
-          await reporting.syncGitHub({ status: this.snapshot() });
-        } catch (error) {
-          if (isCancellation(error)) throw error;
-          log.warn('GitHub report failed; the change goes on', {
-            error: error instanceof Error ? error.message : String(error),
-          });
-        } finally {
-          this.busy = false;
+        const wanted = () => this.wanted !== this.reported || duty?.due() === true;
+        const deadline = duty?.deadline();
+        if (deadline === undefined) await condition(wanted);
+        else await condition(wanted, Math.max(1, deadline - Date.now()));
+        if (duty?.due()) {
+          await duty.act();
+          continue;
         }
-        this.reported = target;
+        if (this.wanted === this.reported) continue;
+        await this.report();
       }
     };
     loop().catch((error: unknown) => {
       if (!isCancellation(error)) log.error('GitHub reporter stopped', { error: String(error) });
     });
+  }
+
+  private async report(): Promise<void> {
+    const target = this.wanted;
+    this.busy = true;
+    try {
+      await reporting.syncGitHub({ status: this.snapshot() });
+    } catch (error) {
+      if (isCancellation(error)) throw error;
+      log.warn('GitHub report failed; the change goes on', {
+        error: error instanceof Error ? error.message : String(error),
+      });
+    } finally {
+      this.busy = false;
+    }
+    this.reported = target;
   }
 
   /** The record changed: update the UI's view now and have GitHub's caught up. */
