@@ -17,6 +17,7 @@ import { DEPLOY_HEARTBEAT_THROTTLE } from '../../src/workers/zones.ts';
 import { parseConfig } from '../../src/config/load.ts';
 import { generateSigningKey, signClaim, signEvent, type SigningKey } from '../../src/shared/approval-signature.ts';
 import { deployQueue, zoneQueue } from '../../src/shared/task-queues.ts';
+import type { AnnounceEmergencyInput, AnnounceEmergencyResult } from '../../src/shared/emergency.ts';
 import type {
   ApprovalClaim,
   ApprovalOutcome,
@@ -80,6 +81,8 @@ export interface Calls {
   sync: number;
   /** Approval requests posted to chat: change@sha. */
   slack: string[];
+  /** Emergencies announced: kind change@sha. */
+  emergencies: string[];
   /** Each confirmation just before a deploy: what GitHub showed as the head of `change` when read (ms). */
   confirm: Array<{ change: string; sha: string; head: string; readAt: number; at: number }>;
 }
@@ -110,7 +113,8 @@ export interface Stack {
  * `repositories` adds entries (YAML flow maps) to CONFIG's, for a test that must be alone in a repository.
  * `productionHeartbeats`: the deploy workers throttle heartbeats as the deploy zone's worker does (otherwise every
  * 200 ms, which makes a terminated change's deploy stop at once). `laneReclaimGraceMs`: how long a lane this stack
- * starts waits after reclaiming a holder (default 2 s, ample for 200 ms heartbeats).
+ * starts waits after reclaiming a holder (default 2 s, ample for 200 ms heartbeats). `config` appends top-level
+ * YAML to CONFIG, e.g. `emergency: { allowed: [lee-ops], window: 1h, reviewWithin: 2h }`.
  */
 export async function startStack(
   options: {
@@ -118,13 +122,24 @@ export async function startStack(
     repositories?: string[];
     productionHeartbeats?: boolean;
     laneReclaimGraceMs?: number;
+    config?: string;
   } = {},
 ): Promise<Stack> {
   const extra = (options.repositories ?? []).map((r) => `  - ${r}\n`).join('');
-  const config = parseConfig(`${CONFIG}${extra}`, 'test.yaml');
+  const config = parseConfig(`${CONFIG}${extra}${options.config ? `${options.config.trim()}\n` : ''}`, 'test.yaml');
   const key = generateSigningKey();
   const taskQueue = uniqueQueue('change');
-  const calls: Calls = { checks: [], deploy: [], verify: [], revoke: [], merge: [], sync: 0, slack: [], confirm: [] };
+  const calls: Calls = {
+    checks: [],
+    deploy: [],
+    verify: [],
+    revoke: [],
+    merge: [],
+    sync: 0,
+    slack: [],
+    emergencies: [],
+    confirm: [],
+  };
   const failingShas = new Set<string>();
   const hangingDeploys = new Set<string>();
   const slowDeploys = new Map<string, number>();
@@ -156,6 +171,11 @@ export async function startStack(
       async notifySlack(input: { change: string; sha: string }) {
         calls.slack.push(`${input.change}@${input.sha}`);
         return { posted: true };
+      },
+      async announceEmergency(input: AnnounceEmergencyInput): Promise<AnnounceEmergencyResult> {
+        calls.emergencies.push(`${input.kind} ${input.change}@${input.emergency.sha}`);
+        const no = { posted: false, reason: 'not configured in the test' };
+        return { summary: `announced (${input.kind}) in the test`, slack: { posted: true }, teams: no, github: no };
       },
       // Teams is not configured here: the card tracker asks once per head and stops.
       async syncTeamsCard() {
