@@ -234,7 +234,7 @@ export function deriveControls(summary: AuditSummary, entries: UnchainedEntry[])
             ? ['not met', approvalStatus[1]]
             : [
                 'met',
-                `each environment was deployed by the pipeline in the deploy zone with its own approvals${underEmergency ? ' or under an emergency' : ''} (${deployedText || 'no successful deployment'}); ${underEmergency ? `${underEmergency}; ` : ''}${leaseCount ? `${leaseCount} short-lived lease(s), all revoked` : 'no credential was leased'}; no person held deploy credentials`,
+                `each environment was deployed by the pipeline in the deploy zone with its own approvals (${deployedText || 'no successful deployment'}); ${underEmergency ? `${underEmergency}; ` : ''}${leaseCount ? `${leaseCount} short-lived lease(s), all revoked` : 'no credential was leased'}; no person held deploy credentials`,
               ];
 
   const implemented: [ControlStatus, string] =
@@ -319,7 +319,7 @@ export function deriveControls(summary: AuditSummary, entries: UnchainedEntry[])
       'Emergency changes',
       ...breakGlass,
       [
-        ...policySeqs,
+        ...(summary.emergencies || summary.refusedEmergencies ? policySeqs : []),
         ...seqsOf('emergency-declaration'),
         ...emergencyDeploys.map((d) => d.seq),
         ...reviewSeqs(summary.emergencies, entries),

@@ -299,3 +299,14 @@ export function auditEmergencies(input: EmergencyInput): EmergencyResult {
     );
   return { emergencies, refused, findings: [...emergencies.flatMap((e) => e.findings), ...strays] };
 }
+
+/** The successful deploys that did not go out under a verified emergency. */
+export function ordinaryDeploys(entries: readonly UnchainedEntry[], emergencies: readonly EmergencyAudit[]): number {
+  const under = new Set(
+    emergencies.filter((e) => e.signature.verified).flatMap((e) => e.deployedTo.map((n) => `${n}@${e.sha}`)),
+  );
+  return entries.filter((e) => {
+    const d = dataOf(e);
+    return e.kind === 'deploy' && d.status !== 'failed' && !under.has(`${String(d.environment)}@${String(d.sha)}`);
+  }).length;
+}

@@ -33,6 +33,7 @@ import { deriveControls, type ControlEntry } from './controls.ts';
 import {
   auditEmergencies,
   declarationEntry,
+  ordinaryDeploys,
   type DeclarationSeen,
   type EmergencyAudit,
   type RefusedEmergency,
@@ -664,16 +665,11 @@ export function buildAuditRecord(change: string, runs: RunHistory[]): AuditRecor
   });
   findings.push(...breakGlass.findings);
   // A deploy under a verified emergency owes its review instead (a finding above when it is overdue or late).
-  const underEmergency = new Set(
-    breakGlass.emergencies.filter((e) => e.signature.verified).flatMap((e) => e.deployedTo.map((n) => `${n}@${e.sha}`)),
-  );
-  const ordinary = entries.filter(
-    (e) =>
-      e.kind === 'deploy' &&
-      (e.data as { status?: string }).status !== 'failed' &&
-      !underEmergency.has(`${(e.data as { environment?: string }).environment}@${(e.data as { sha?: string }).sha}`),
-  );
-  if (ordinary.length > 0 && approvers.size === 0 && (policy?.environments.some((e) => e.required > 0) ?? true))
+  if (
+    ordinaryDeploys(entries, breakGlass.emergencies) > 0 &&
+    approvers.size === 0 &&
+    (policy?.environments.some((e) => e.required > 0) ?? true)
+  )
     findings.push('deployed without any counted approval');
 
   // A delivered change's workflow stays open until its pull request closes; say what it achieved.

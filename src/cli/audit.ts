@@ -1,5 +1,5 @@
 // `foureyes audit <ref> [--format md|json|csv] [--run <runId>] [--out file]`
-// `foureyes audit --repo owner/repo --since <date> [--until <date>] [--format json|md|csv] [--out dir]`
+// `foureyes audit --repo owner/repo --since <date> [--until <date>] [--format json|md|csv] [--table changes|emergencies] [--out dir]`
 // (bulk, streaming: NDJSON, Markdown or one CSV row per change on stdout; progress on stderr). CSV has two tables:
 // the changes (audit.csv) and their emergencies (emergencies.csv); with --out both files, on stdout the one
 // `--table changes|emergencies` names (default changes).
@@ -28,7 +28,7 @@ export async function run(args: string[]): Promise<number> {
   if (options.has('repo')) return bulk(options, format, signingKey);
   if (positionals.length !== 1)
     throw new CliError(
-      'usage: foureyes audit <owner/repo#number> [--format md|json|csv] [--run <runId>] [--out file]\n       foureyes audit --repo owner/repo --since <date> [--until <date>] [--format json|md|csv] [--out dir]',
+      'usage: foureyes audit <owner/repo#number> [--format md|json|csv] [--run <runId>] [--out file]\n       foureyes audit --repo owner/repo --since <date> [--until <date>] [--format json|md|csv] [--table changes|emergencies] [--out dir]',
       2,
     );
   const ref = changeRefArg(positionals[0] as string);

@@ -291,6 +291,13 @@ describe('audit of emergency changes', () => {
     const lateRow = changeRows.find((r) => r[0] === changes.late);
     expect(lateRow?.[CSV_HEADER.indexOf('findings')]).toMatch(/was reviewed late: by alex-reviewer/);
     expect(lateRow?.[CSV_HEADER.indexOf('segregated')]).toBe('no');
+    if (process.env.FOUREYES_WRITE_AUDIT_SAMPLES) {
+      const dir = process.env.FOUREYES_WRITE_AUDIT_SAMPLES;
+      mkdirSync(dir, { recursive: true });
+      writeFileSync(join(dir, 'emergencies.csv'), readFileSync(join(out, 'emergencies.csv')));
+      writeFileSync(join(dir, 'emergency-reviewed.md'), (await foureyes('audit', changes.reviewed)).stdout);
+      writeFileSync(join(dir, 'emergency-late.md'), (await foureyes('audit', changes.late)).stdout);
+    }
     // On stdout, the table asked for.
     const table = await foureyes(
       'audit',
