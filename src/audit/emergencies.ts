@@ -71,6 +71,8 @@ export interface EmergencyInput {
   /** The last EMERGENCY_MEMO_KEY memo of the history, if any. */
   memo: unknown;
   initiators: Record<string, string[]>;
+  /** The gateway keys of the last policy read: for a declaration received before any policy was. */
+  finalKeys: readonly string[];
   /** The time of the history's last event: the audit's "now" (it never reads the clock). */
   lastEventAt: string;
 }
@@ -222,7 +224,7 @@ function takenEmergency(input: EmergencyInput, d: DeclarationSeen, outcome: Emer
   const claim = signed.claim;
   const answer = outcome?.emergency;
   const memo = memoRecords(input.memo).find((m) => m.id === claim.nonce);
-  const keyId = emergencySigner(signed, d.trustedKeys);
+  const keyId = emergencySigner(signed, d.trustedKeys.length ? d.trustedKeys : input.finalKeys);
   const declaredAt = answer?.declaredAt ?? d.entry.at;
   const windowEndsAt = answer?.windowEndsAt ?? memo?.windowEndsAt ?? '';
   const reviewDueAt =

@@ -659,6 +659,7 @@ export function buildAuditRecord(change: string, runs: RunHistory[]): AuditRecor
     outcomes: updateResults,
     memo: emergencyMemo,
     initiators,
+    finalKeys: policy?.approvalKeys ?? [],
     lastEventAt: runs
       .map((r) => (r.events.at(-1) ? eventTime(r.events.at(-1) as HistoryEvent) : ''))
       .reduce((x, y) => (y > x ? y : x), ''),

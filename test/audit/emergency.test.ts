@@ -44,7 +44,7 @@ beforeAll(async () => {
   [inTime, tight] = await Promise.all([
     startStack({ repositories, config: 'emergency: { allowed: [lee-ops], window: 1h, reviewWithin: 2h }' }),
     // The review falls due a few seconds after the declaration; the window ends before it does.
-    startStack({ repositories, config: 'emergency: { allowed: [lee-ops], window: 4s, reviewWithin: 6s }' }),
+    startStack({ repositories, config: 'emergency: { allowed: [lee-ops], window: 8s, reviewWithin: 10s }' }),
   ]);
 });
 afterAll(async () => {
@@ -203,7 +203,7 @@ describe('audit of emergency changes', () => {
   it('an emergency not reviewed by its due time: a finding in the change and in the period export', async () => {
     const { change, head, handle } = await emergencyChange(tight);
     changes.late = change;
-    const due = await waitForStatus(handle, (s) => s.emergencies?.[0]?.overdueAt !== undefined, 30_000);
+    const due = await waitForStatus(handle, (s) => s.emergencies?.[0]?.overdueAt !== undefined, 40_000);
     const dueAt = due.emergencies?.[0]?.reviewDueAt ?? '';
     const overdue = await exportChange(tight.client, change);
     expect(overdue.summary.emergencies?.[0]).toMatchObject({ state: 'overdue', reviewDueAt: dueAt, memo: 'matches' });
