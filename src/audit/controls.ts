@@ -82,25 +82,7 @@ export function deriveControls(summary: AuditSummary, entries: UnchainedEntry[])
     ];
   });
   const deployed = deploys.filter((d) => d.status !== 'failed');
-  // A release the environment's lane let through is in that environment's history: `foureyes rollback` can take
-  // the environment back from it (or back to it) there. One deployed without its lane (runs from before lanes) is not.
-  const laneSeqs = entries.flatMap((e, seq) =>
-    e.kind === 'lane-acquired' && data(e).granted === true ? [{ seq, environment: String(data(e).environment) }] : [],
-  );
-  const withoutLane = deployed.filter((d) => !laneSeqs.some((l) => l.seq < d.seq && l.environment === d.environment));
-  const backOutSeqs = [...laneSeqs.map((l) => l.seq), ...deployed.map((d) => d.seq)];
-  const backOut: [ControlStatus, string] =
-    deployed.length === 0
-      ? ['not covered', 'nothing of this change was deployed, so there is nothing to back out']
-      : withoutLane.length > 0
-        ? [
-            'not covered',
-            `${withoutLane.map((d) => `${d.environment} (${short(d.sha)})`).join(', ')} deployed without the environment's lane (a run from before lanes): that release is not in the environment's history, so \`foureyes rollback\` cannot go back to it`,
-          ]
-        : [
-            'met',
-            `every release of this change (${[...new Set(deployed.map((d) => d.environment))].join(', ')}) went through its environment's lane and is in that environment's release history: \`foureyes rollback <repo> <env> [--to <sha>]\` by an eligible approver takes the environment back to an earlier approved release through the same lane, deploy zone and revoke, recorded in the lane's history and the rollback's own workflow history`,
-          ];
+  const [backOutSeqs, ...backOut] = backOutControl(entries, deployed);
   const policySeqs = seqsOf('policy');
   // The number of approvals the policy in force before a deploy asked of its environment (1 if unknown).
   const required = (d: Deploy): number => {
@@ -404,4 +386,31 @@ export function emergencyControl(summary: AuditSummary): [ControlStatus, string]
         .join('; '),
     ];
   return ['met', `${emergencies.map(emergencyText).join('; ')}${refusedText}`];
+}
+
+/** PCI DSS 6.5.1 (back-out): the evidence and the status. */
+function backOutControl(entries: readonly UnchainedEntry[], deployed: Deploy[]): [number[], ControlStatus, string] {
+  const dataOf = (e: UnchainedEntry) => (e.data ?? {}) as Record<string, unknown>;
+  // A release the environment's lane let through is in that environment's history: `foureyes rollback` can take
+  // the environment back from it (or back to it) there. One deployed without its lane (runs from before lanes) is not.
+  const laneSeqs = entries.flatMap((e, seq) =>
+    e.kind === 'lane-acquired' && dataOf(e).granted === true
+      ? [{ seq, environment: String(dataOf(e).environment) }]
+      : [],
+  );
+  const withoutLane = deployed.filter((d) => !laneSeqs.some((l) => l.seq < d.seq && l.environment === d.environment));
+  const backOutSeqs = [...laneSeqs.map((l) => l.seq), ...deployed.map((d) => d.seq)];
+  const backOut: [ControlStatus, string] =
+    deployed.length === 0
+      ? ['not covered', 'nothing of this change was deployed, so there is nothing to back out']
+      : withoutLane.length > 0
+        ? [
+            'not covered',
+            `${withoutLane.map((d) => `${d.environment} (${short(d.sha)})`).join(', ')} deployed without the environment's lane (a run from before lanes): that release is not in the environment's history, so \`foureyes rollback\` cannot go back to it`,
+          ]
+        : [
+            'met',
+            `every release of this change (${[...new Set(deployed.map((d) => d.environment))].join(', ')}) went through its environment's lane and is in that environment's release history: \`foureyes rollback <repo> <env> [--to <sha>]\` by an eligible approver takes the environment back to an earlier approved release through the same lane, deploy zone and revoke, recorded in the lane's history and the rollback's own workflow history`,
+          ];
+  return [backOutSeqs, ...backOut];
 }
