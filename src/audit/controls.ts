@@ -4,6 +4,7 @@
 import { isDeployZoneQueue } from '../shared/task-queues.ts';
 import type { UnchainedEntry } from './seal.ts';
 import type { AuditSummary } from './record.ts';
+import type { EmergencyAudit } from './emergencies.ts';
 
 export type ControlStatus = 'met' | 'not met' | 'not covered';
 
@@ -81,25 +82,7 @@ export function deriveControls(summary: AuditSummary, entries: UnchainedEntry[])
     ];
   });
   const deployed = deploys.filter((d) => d.status !== 'failed');
-  // A release the environment's lane let through is in that environment's history: `foureyes rollback` can take
-  // the environment back from it (or back to it) there. One deployed without its lane (runs from before lanes) is not.
-  const laneSeqs = entries.flatMap((e, seq) =>
-    e.kind === 'lane-acquired' && data(e).granted === true ? [{ seq, environment: String(data(e).environment) }] : [],
-  );
-  const withoutLane = deployed.filter((d) => !laneSeqs.some((l) => l.seq < d.seq && l.environment === d.environment));
-  const backOutSeqs = [...laneSeqs.map((l) => l.seq), ...deployed.map((d) => d.seq)];
-  const backOut: [ControlStatus, string] =
-    deployed.length === 0
-      ? ['not covered', 'nothing of this change was deployed, so there is nothing to back out']
-      : withoutLane.length > 0
-        ? [
-            'not covered',
-            `${withoutLane.map((d) => `${d.environment} (${short(d.sha)})`).join(', ')} deployed without the environment's lane (a run from before lanes): that release is not in the environment's history, so \`foureyes rollback\` cannot go back to it`,
-          ]
-        : [
-            'met',
-            `every release of this change (${[...new Set(deployed.map((d) => d.environment))].join(', ')}) went through its environment's lane and is in that environment's release history: \`foureyes rollback <repo> <env> [--to <sha>]\` by an eligible approver takes the environment back to an earlier approved release through the same lane, deploy zone and revoke, recorded in the lane's history and the rollback's own workflow history`,
-          ];
+  const [backOutSeqs, ...backOut] = backOutControl(entries, deployed);
   const policySeqs = seqsOf('policy');
   // The number of approvals the policy in force before a deploy asked of its environment (1 if unknown).
   const required = (d: Deploy): number => {
@@ -113,7 +96,13 @@ export function deriveControls(summary: AuditSummary, entries: UnchainedEntry[])
       (a) =>
         a.seq < d.seq && a.sha === d.sha && (a.environments.length === 0 || a.environments.includes(d.environment)),
     );
-  const unapproved = deployed.filter((d) => approvalsFor(d).length < required(d));
+  // A deploy without its approvals under a verified emergency answers to SOC 2 CC8.1 (emergency changes) instead.
+  const emergencyOf = (d: Deploy) => emergencyFor(summary.emergencies, entries, d);
+  const withoutApprovals = deployed.filter((d) => approvalsFor(d).length < required(d));
+  const unapproved = withoutApprovals.filter((d) => !emergencyOf(d));
+  const emergencyDeploys = withoutApprovals.filter((d) => emergencyOf(d));
+  const underEmergency = emergencyDeploys.length ? emergencyPointer(emergencyDeploys, emergencyOf) : undefined;
+  const breakGlass = emergencyControl(summary);
   const untested = deployed.filter((d) => !checks.some((c) => c.seq < d.seq && c.sha === d.sha && c.passed));
   const revokedIds = new Set(
     entries.flatMap((e) =>
@@ -156,12 +145,14 @@ export function deriveControls(summary: AuditSummary, entries: UnchainedEntry[])
   // A.5.3: the duties were held apart and someone other than the initiators approved.
   const sod: [ControlStatus, string] = !summary.dutiesSegregated
     ? ['not met', summary.segregationFindings.join('; ')]
-    : summary.approvers.length === 0
-      ? ['not met', 'no counted approval: nobody but the initiators has vouched for the change']
-      : [
-          'met',
-          `initiated by ${[...initiators].join(', ') || 'nobody recorded'}; approved by ${summary.approvers.join(', ')}, none of whom initiated; ${deployed.length ? 'deployed only by the pipeline' : 'nothing deployed'}`,
-        ];
+    : underEmergency
+      ? ['not covered', underEmergency]
+      : summary.approvers.length === 0
+        ? ['not met', 'no counted approval: nobody but the initiators has vouched for the change']
+        : [
+            'met',
+            `initiated by ${[...initiators].join(', ') || 'nobody recorded'}; approved by ${summary.approvers.join(', ')}, none of whom initiated; ${deployed.length ? 'deployed only by the pipeline' : 'nothing deployed'}`,
+          ];
 
   const testing: [ControlStatus, string] =
     untested.length > 0
@@ -188,24 +179,28 @@ export function deriveControls(summary: AuditSummary, entries: UnchainedEntry[])
         ]
       : approverInitiators.length > 0
         ? ['not met', `approved by an initiator: ${approverInitiators.join(', ')}`]
-        : headApprovals.length === 0
-          ? ['not met', `no counted approval of the head ${short(head) || '(unknown)'}`]
-          : [
-              'met',
-              `the head ${short(head)} was approved by ${[...new Set(headApprovals.map((a) => a.person))].join(', ')} (counted by the workflow under the policy in force)${deployed.length ? '; every deployment carried the approvals its environment requires' : ''}`,
-            ];
+        : underEmergency
+          ? ['not covered', underEmergency]
+          : headApprovals.length === 0
+            ? ['not met', `no counted approval of the head ${short(head) || '(unknown)'}`]
+            : [
+                'met',
+                `the head ${short(head)} was approved by ${[...new Set(headApprovals.map((a) => a.person))].join(', ')} (counted by the workflow under the policy in force)${deployed.length ? '; every deployment carried the approvals its environment requires' : ''}`,
+              ];
 
   const changeMgmt: [ControlStatus, string] =
     policySeqs.length === 0
       ? ['not met', 'no policy was read: the change was not under a recorded procedure']
-      : approvalStatus[0] !== 'met'
+      : approvalStatus[0] === 'not met'
         ? ['not met', approvalStatus[1]]
         : testing[0] !== 'met'
           ? ['not met', testing[1]]
-          : [
-              'met',
-              `under policy ${String(data(entries[policySeqs[0] as number] as UnchainedEntry).digest ?? '').slice(0, 12) || '(no digest)'}: tested, approved${deployed.length ? `, deployed by the pipeline (${deployedText})` : ', nothing deployed'}; outcome ${summary.outcome}`,
-            ];
+          : underEmergency
+            ? [breakGlass[0] === 'met' ? 'met' : 'not met', `emergency change: ${breakGlass[1]}`]
+            : [
+                'met',
+                `under policy ${String(data(entries[policySeqs[0] as number] as UnchainedEntry).digest ?? '').slice(0, 12) || '(no digest)'}: tested, approved${deployed.length ? `, deployed by the pipeline (${deployedText})` : ', nothing deployed'}; outcome ${summary.outcome}`,
+              ];
 
   const separation: [ControlStatus, string] =
     deploys.length === 0
@@ -221,20 +216,22 @@ export function deriveControls(summary: AuditSummary, entries: UnchainedEntry[])
             ? ['not met', approvalStatus[1]]
             : [
                 'met',
-                `each environment was deployed by the pipeline in the deploy zone with its own approvals (${deployedText || 'no successful deployment'}); ${leaseCount ? `${leaseCount} short-lived lease(s), all revoked` : 'no credential was leased'}; no person held deploy credentials`,
+                `each environment was deployed by the pipeline in the deploy zone with its own approvals (${deployedText || 'no successful deployment'}); ${underEmergency ? `${underEmergency}; ` : ''}${leaseCount ? `${leaseCount} short-lived lease(s), all revoked` : 'no credential was leased'}; no person held deploy credentials`,
               ];
 
   const implemented: [ControlStatus, string] =
     changeMgmt[0] !== 'met'
       ? ['not met', changeMgmt[1]]
-      : sod[0] !== 'met'
+      : sod[0] === 'not met'
         ? ['not met', sod[1]]
         : deployed.length === 0
           ? ['not met', `not implemented: nothing was deployed (outcome ${summary.outcome})`]
-          : [
-              'met',
-              `authorised by policy, tested, approved by ${summary.approvers.join(', ')}, implemented by the pipeline: ${deployedText}`,
-            ];
+          : underEmergency
+            ? ['not covered', underEmergency]
+            : [
+                'met',
+                `authorised by policy, tested, approved by ${summary.approvers.join(', ')}, implemented by the pipeline: ${deployedText}`,
+              ];
 
   const approvalSeqs = [...seqsOf('approval-attempt')];
   const checkSeqs = checks.map((c) => c.seq);
@@ -302,10 +299,118 @@ export function deriveControls(summary: AuditSummary, entries: UnchainedEntry[])
       'SOC 2',
       'CC8.1 (emergency changes)',
       'Emergency changes',
-      'not covered',
-      'foureyes has no emergency-change path yet: this change took the standard path; no emergency procedure is recorded',
-      [],
-      [],
+      ...breakGlass,
+      [
+        ...(summary.emergencies || summary.refusedEmergencies ? policySeqs : []),
+        ...seqsOf('emergency-declaration'),
+        ...emergencyDeploys.map((d) => d.seq),
+        ...reviewSeqs(summary.emergencies, entries),
+      ],
+      summary.emergencies || summary.refusedEmergencies ? ['emergencies', 'refusedEmergencies'] : [],
     ),
   ];
+}
+
+const when = (iso: string | undefined) => Date.parse(iso ?? '');
+
+/** The verified emergency a deploy without its approvals went out under, if any. */
+function emergencyFor(
+  emergencies: readonly EmergencyAudit[] | undefined,
+  entries: readonly UnchainedEntry[],
+  d: Deploy,
+): EmergencyAudit | undefined {
+  const at = when(entries[d.seq]?.at);
+  return emergencies?.find(
+    (e) => e.signature.verified && e.sha === d.sha && e.deployedTo.includes(d.environment) && at >= when(e.declaredAt),
+  );
+}
+
+/** What the ordinary approval controls say of deploys under an emergency: where they went, and which control answers. */
+function emergencyPointer(deploys: Deploy[], emergencyOf: (d: Deploy) => EmergencyAudit | undefined): string {
+  const byDeclarer = [...new Set(deploys.map((d) => emergencyOf(d)?.declaredBy ?? '?'))].join(', ');
+  return `${deploys.map((d) => `${d.environment} at ${short(d.sha)}`).join(', ')} went out under the emergency declared by ${byDeclarer}, without prior approval: see SOC 2 CC8.1 (emergency changes)`;
+}
+
+/** 2h, 90m, 6s: how the configuration writes a duration. */
+function duration(ms: number | undefined): string {
+  if (ms === undefined) return 'the review period';
+  if (ms % 3_600_000 === 0) return `${ms / 3_600_000}h`;
+  if (ms % 60_000 === 0) return `${ms / 60_000}m`;
+  return `${Math.round(ms / 1000)}s`;
+}
+
+/** The timeline entries of the counted approvals that reviewed the emergencies. */
+function reviewSeqs(emergencies: readonly EmergencyAudit[] | undefined, entries: readonly UnchainedEntry[]): number[] {
+  return (emergencies ?? []).flatMap((e) =>
+    entries.flatMap((x, seq) =>
+      x.kind === 'approval-attempt' &&
+      x.at === e.reviewedAt &&
+      String((x.data as { person?: unknown } | undefined)?.person ?? '').toLowerCase() === e.reviewedBy
+        ? [seq]
+        : [],
+    ),
+  );
+}
+
+/** One emergency in a sentence, for the control's reason. */
+function emergencyText(e: EmergencyAudit): string {
+  const declared = `declared by ${e.declaredBy} (${e.channel}) at ${e.declaredAt} for ${short(e.sha)}`;
+  if (e.state === 'lapsed') return `the emergency ${declared} lapsed: nothing was deployed under it`;
+  if (e.state === 'open') return `the emergency ${declared} is open: nothing was deployed under it yet`;
+  return `the emergency ${declared}, deployed to ${e.deployedTo.join(', ')} at ${e.deployedAt ?? '?'} without prior approval, was reviewed by ${e.reviewedBy ?? '?'} at ${e.reviewedAt ?? '?'}, within ${duration(e.reviewWithinMs)} (due ${e.reviewDueAt}); ${e.reviewedBy ?? '?'} is neither an initiator nor the declarer`;
+}
+
+/**
+ * SOC 2 CC8.1 (emergency changes): met when every emergency deployed under was reviewed in time by an eligible
+ * person who is neither an initiator nor the declarer, and no emergency has a finding (signature, memo, review).
+ */
+export function emergencyControl(summary: AuditSummary): [ControlStatus, string] {
+  const emergencies = summary.emergencies ?? [];
+  const refused = summary.refusedEmergencies ?? [];
+  const refusedText = refused.length
+    ? `; ${refused.length} emergency declaration(s) refused: ${refused.map((r) => `${r.person} (${r.reason})`).join('; ')}`
+    : '';
+  if (emergencies.length === 0)
+    return ['not covered', `no emergency was declared for ${summary.change}: it took the standard path${refusedText}`];
+  const findings = emergencies.flatMap((e) => e.findings);
+  if (findings.length > 0) return ['not met', findings.join('; ')];
+  const pending = emergencies.filter((e) => e.state === 'review-due');
+  if (pending.length > 0)
+    return [
+      'not met',
+      pending
+        .map(
+          (e) =>
+            `the emergency change ${summary.change} declared by ${e.declaredBy} for ${short(e.sha)} was deployed (${e.deployedTo.join(', ')}) and its retroactive review, due ${e.reviewDueAt}, has not happened yet`,
+        )
+        .join('; '),
+    ];
+  return ['met', `${emergencies.map(emergencyText).join('; ')}${refusedText}`];
+}
+
+/** PCI DSS 6.5.1 (back-out): the evidence and the status. */
+function backOutControl(entries: readonly UnchainedEntry[], deployed: Deploy[]): [number[], ControlStatus, string] {
+  const dataOf = (e: UnchainedEntry) => (e.data ?? {}) as Record<string, unknown>;
+  // A release the environment's lane let through is in that environment's history: `foureyes rollback` can take
+  // the environment back from it (or back to it) there. One deployed without its lane (runs from before lanes) is not.
+  const laneSeqs = entries.flatMap((e, seq) =>
+    e.kind === 'lane-acquired' && dataOf(e).granted === true
+      ? [{ seq, environment: String(dataOf(e).environment) }]
+      : [],
+  );
+  const withoutLane = deployed.filter((d) => !laneSeqs.some((l) => l.seq < d.seq && l.environment === d.environment));
+  const backOutSeqs = [...laneSeqs.map((l) => l.seq), ...deployed.map((d) => d.seq)];
+  const backOut: [ControlStatus, string] =
+    deployed.length === 0
+      ? ['not covered', 'nothing of this change was deployed, so there is nothing to back out']
+      : withoutLane.length > 0
+        ? [
+            'not covered',
+            `${withoutLane.map((d) => `${d.environment} (${short(d.sha)})`).join(', ')} deployed without the environment's lane (a run from before lanes): that release is not in the environment's history, so \`foureyes rollback\` cannot go back to it`,
+          ]
+        : [
+            'met',
+            `every release of this change (${[...new Set(deployed.map((d) => d.environment))].join(', ')}) went through its environment's lane and is in that environment's release history: \`foureyes rollback <repo> <env> [--to <sha>]\` by an eligible approver takes the environment back to an earlier approved release through the same lane, deploy zone and revoke, recorded in the lane's history and the rollback's own workflow history`,
+          ];
+  return [backOutSeqs, ...backOut];
 }

@@ -86,3 +86,64 @@ export function csvRow(record: { summary: AuditSummary; entries: readonly Unchai
     s.runIds.join(CSV_JOIN),
   ];
 }
+
+/** The period's emergencies: one row per emergency (and per refused declaration), in its own table. */
+export const EMERGENCY_CSV_HEADER = [
+  'change',
+  'declared by',
+  'reason',
+  'channel',
+  'declared at',
+  'commit',
+  'environments',
+  'deployed to',
+  'deployed at',
+  'review due',
+  'reviewed by',
+  'reviewed at',
+  'state',
+  'signature',
+  'findings',
+] as const;
+
+export const emergencyHeaderLine = (): string => csvLine(EMERGENCY_CSV_HEADER);
+
+/** The rows of one change's emergencies, in EMERGENCY_CSV_HEADER's order (none when it had none). */
+export function emergencyRows(record: { summary: AuditSummary }): string[][] {
+  const s = record.summary;
+  const taken = (s.emergencies ?? []).map((e) => [
+    s.change,
+    e.declaredBy,
+    e.reason,
+    e.channel,
+    e.declaredAt,
+    e.sha,
+    e.environments.join(CSV_JOIN),
+    e.deployedTo.join(CSV_JOIN),
+    e.deployedAt ?? '',
+    e.reviewDueAt,
+    e.reviewedBy ?? '',
+    e.reviewedAt ?? '',
+    e.state,
+    e.signature.verified ? `verified (${e.signature.keyId?.slice(0, 16) ?? '?'})` : 'NOT verified',
+    e.findings.join(CSV_JOIN),
+  ]);
+  const refused = (s.refusedEmergencies ?? []).map((r) => [
+    s.change,
+    r.person,
+    '',
+    r.channel,
+    r.at,
+    r.sha,
+    '',
+    '',
+    '',
+    '',
+    '',
+    '',
+    'refused',
+    '',
+    r.reason,
+  ]);
+  return [...taken, ...refused];
+}

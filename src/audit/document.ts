@@ -162,6 +162,7 @@ export function renderMarkdown(doc: AuditDocument): string {
     `- Period: ${s.firstEventAt} to ${s.lastEventAt}`,
     '',
     ...controlsTable(doc),
+    ...emergenciesTable(doc.summary),
     '## Timeline',
     '',
     '| # | time (UTC) | event | what happened |',
@@ -175,6 +176,31 @@ export function renderMarkdown(doc: AuditDocument): string {
     '',
   ];
   return lines.join('\n');
+}
+
+/** Break-glass: each emergency with its review, and each refused declaration (absent when there were none). */
+export function emergenciesTable(s: AuditSummary): string[] {
+  const taken = s.emergencies ?? [];
+  const refused = s.refusedEmergencies ?? [];
+  if (taken.length === 0 && refused.length === 0) return [];
+  const cell = (v: unknown) => mdEscape(v) || '—';
+  return [
+    '## Emergencies',
+    '',
+    'Break-glass declarations: the gates of one exact commit opened without approval, owing a retroactive review.',
+    '',
+    '| declared by | reason | declared at | commit | deployed to | deployed at | review due | reviewed by | reviewed at | state | signature | findings |',
+    '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
+    ...taken.map(
+      (e) =>
+        `| ${cell(e.declaredBy)} (${cell(e.channel)}) | ${cell(e.reason)} | ${cell(e.declaredAt)} | \`${e.sha.slice(0, 7)}\` | ${cell(e.deployedTo.join(', '))} | ${cell(e.deployedAt)} | ${cell(e.reviewDueAt)} | ${cell(e.reviewedBy)} | ${cell(e.reviewedAt)} | **${cell(e.state)}** | ${e.signature.verified ? 'verified' : '**NOT verified**'}, memo ${cell(e.memo)} | ${cell(e.findings.join('; '))} |`,
+    ),
+    ...refused.map(
+      (r) =>
+        `| ${cell(r.person)} (${cell(r.channel)}) | — | ${cell(r.at)} | \`${cell(r.sha.slice(0, 7))}\` | — | — | — | — | — | **refused** | — | ${cell(r.reason)} |`,
+    ),
+    '',
+  ];
 }
 
 function controlsTable(doc: AuditDocument): string[] {

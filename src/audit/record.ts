@@ -30,6 +30,15 @@ import { decodePayloads, eventTime, type HistoryEvent, type RunHistory } from '.
 import type { UnchainedEntry } from './seal.ts';
 import { failureOf, reportOfFailure, stepFailureText } from '../shared/step-report.ts';
 import { deriveControls, type ControlEntry } from './controls.ts';
+import {
+  auditEmergencies,
+  declarationEntry,
+  ordinaryDeploys,
+  type DeclarationSeen,
+  type EmergencyAudit,
+  type RefusedEmergency,
+} from './emergencies.ts';
+import { EMERGENCY_MEMO_KEY, type SignedEmergency } from '../shared/emergency.ts';
 
 import {
   APPROVAL_MEMO_KEY,
@@ -84,6 +93,10 @@ export interface AuditSummary {
   runIds: string[];
   firstEventAt: string;
   lastEventAt: string;
+  /** Break-glass: each emergency the workflow took (src/audit/emergencies.ts); absent when none was declared. */
+  emergencies?: EmergencyAudit[];
+  /** Emergency declarations the workflow refused; absent when none was. */
+  refusedEmergencies?: RefusedEmergency[];
 }
 
 export interface AuditRecord {
@@ -175,6 +188,8 @@ export function buildAuditRecord(change: string, runs: RunHistory[]): AuditRecor
   const views: AuditViewMemo[] = [];
   const policyDigests = new Set<string>();
   const updateResults = new Map<string, ApprovalOutcome>();
+  const declarations: DeclarationSeen[] = [];
+  let emergencyMemo: unknown;
   const updateAttempt = new Map<string, number>();
 
   const push = (entry: UnchainedEntry) => entries.push(entry);
@@ -335,6 +350,18 @@ export function buildAuditRecord(change: string, runs: RunHistory[]): AuditRecor
       } else if (event.workflowExecutionUpdateAcceptedEventAttributes) {
         const a = event.workflowExecutionUpdateAcceptedEventAttributes;
         const [arg] = decodePayloads(a.acceptedRequest?.input?.args);
+        if (a.acceptedRequest?.input?.name === 'emergency') {
+          const entry = declarationEntry(at, arg as SignedEmergency, a.acceptedRequest?.meta?.identity ?? undefined);
+          push(entry);
+          declarations.push({
+            entry,
+            signed: arg as SignedEmergency,
+            updateId: a.protocolInstanceId ?? a.acceptedRequest?.meta?.updateId ?? '',
+            trustedKeys: policy?.approvalKeys ?? [],
+            ...(policy?.emergency ? { reviewWithinMs: policy.emergency.reviewWithinMs } : {}),
+          });
+          continue;
+        }
         const entry = approvalEntry(
           at,
           arg as SignedApproval,
@@ -356,6 +383,8 @@ export function buildAuditRecord(change: string, runs: RunHistory[]): AuditRecor
           const [decision] = decodePayloads({ payloads: [memo] });
           if (decision && typeof decision === 'object') decisions.push(decision as ApprovalDecisionMemo);
         }
+        const emergencies = fields[EMERGENCY_MEMO_KEY];
+        if (emergencies) emergencyMemo = decodePayloads({ payloads: [emergencies] })[0];
         const view = fields[AUDIT_VIEW_KEY];
         if (view) {
           const [seen] = decodePayloads({ payloads: [view] });
@@ -441,6 +470,7 @@ export function buildAuditRecord(change: string, runs: RunHistory[]): AuditRecor
                 checks: policy.checks,
                 approvalKeys: policy.approvalKeys,
                 digest: policy.digest,
+                ...(policy.emergency ? { emergency: policy.emergency } : {}),
                 read: pending.type,
               },
             });
@@ -622,7 +652,25 @@ export function buildAuditRecord(change: string, runs: RunHistory[]): AuditRecor
       findings.push(`${approver} both initiated (${(initiators[approver] ?? []).join(', ')}) and approved`);
   }
   findings.push(...crossCheck(views, initiators, approvers, policyDigests));
-  if (deployed.length > 0 && approvers.size === 0 && (policy?.environments.some((e) => e.required > 0) ?? true))
+  const breakGlass = auditEmergencies({
+    change,
+    entries,
+    declarations,
+    outcomes: updateResults,
+    memo: emergencyMemo,
+    initiators,
+    finalKeys: policy?.approvalKeys ?? [],
+    lastEventAt: runs
+      .map((r) => (r.events.at(-1) ? eventTime(r.events.at(-1) as HistoryEvent) : ''))
+      .reduce((x, y) => (y > x ? y : x), ''),
+  });
+  findings.push(...breakGlass.findings);
+  // A deploy under a verified emergency owes its review instead (a finding above when it is overdue or late).
+  if (
+    ordinaryDeploys(entries, breakGlass.emergencies) > 0 &&
+    approvers.size === 0 &&
+    (policy?.environments.some((e) => e.required > 0) ?? true)
+  )
     findings.push('deployed without any counted approval');
 
   // A delivered change's workflow stays open until its pull request closes; say what it achieved.
@@ -653,6 +701,8 @@ export function buildAuditRecord(change: string, runs: RunHistory[]): AuditRecor
     runIds: runs.map((r) => r.runId),
     firstEventAt: times[0] ?? '',
     lastEventAt: times.at(-1) ?? '',
+    ...(breakGlass.emergencies.length ? { emergencies: breakGlass.emergencies } : {}),
+    ...(breakGlass.refused.length ? { refusedEmergencies: breakGlass.refused } : {}),
   };
   return { summary, entries, controls: deriveControls(summary, entries) };
 }

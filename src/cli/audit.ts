@@ -1,27 +1,34 @@
 // `foureyes audit <ref> [--format md|json|csv] [--run <runId>] [--out file]`
-// `foureyes audit --repo owner/repo --since <date> [--until <date>] [--format json|md|csv] [--out dir]`
-// (bulk, streaming: NDJSON, Markdown or one CSV row per change on stdout; progress on stderr)
+// `foureyes audit --repo owner/repo --since <date> [--until <date>] [--format json|md|csv] [--table changes|emergencies] [--out dir]`
+// (bulk, streaming: NDJSON, Markdown or one CSV row per change on stdout; progress on stderr). CSV has two tables:
+// the changes (audit.csv) and their emergencies (emergencies.csv); with --out both files, on stdout the one
+// `--table changes|emergencies` names (default changes).
 import { createWriteStream, mkdirSync, writeFileSync } from 'node:fs';
 import { once } from 'node:events';
 import type { Writable } from 'node:stream';
 import { join } from 'node:path';
 import { WorkflowNotFoundError } from '@temporalio/client';
-import { csvHeaderLine, csvLine, csvRow } from '../audit/csv.ts';
+import { csvHeaderLine, csvLine, csvRow, emergencyHeaderLine, emergencyRows } from '../audit/csv.ts';
 import { renderMarkdown } from '../audit/document.ts';
 import { auditSigningKey, exportChange, exportPeriod, parseDate } from '../audit/export.ts';
 import { connectClient } from '../shared/temporal-connection.ts';
 import { changeRefArg, CliError, parseArgs } from './commands.ts';
 
 export async function run(args: string[]): Promise<number> {
-  const { positionals, options } = parseArgs(args, { options: ['format', 'run', 'repo', 'since', 'until', 'out'] });
+  const { positionals, options } = parseArgs(args, {
+    options: ['format', 'run', 'repo', 'since', 'until', 'out', 'table'],
+  });
   const format = options.get('format') ?? (options.has('repo') ? 'json' : 'md');
   if (format !== 'md' && format !== 'json' && format !== 'csv')
     throw new CliError(`--format: expected md, json or csv, found ${JSON.stringify(format)}`, 2);
+  const tableName = options.get('table') ?? 'changes';
+  if (tableName !== 'changes' && tableName !== 'emergencies')
+    throw new CliError(`--table: expected changes or emergencies, found ${JSON.stringify(tableName)}`, 2);
   const signingKey = auditSigningKey();
   if (options.has('repo')) return bulk(options, format, signingKey);
   if (positionals.length !== 1)
     throw new CliError(
-      'usage: foureyes audit <owner/repo#number> [--format md|json|csv] [--run <runId>] [--out file]\n       foureyes audit --repo owner/repo --since <date> [--until <date>] [--format json|md|csv] [--out dir]',
+      'usage: foureyes audit <owner/repo#number> [--format md|json|csv] [--run <runId>] [--out file]\n       foureyes audit --repo owner/repo --since <date> [--until <date>] [--format json|md|csv] [--table changes|emergencies] [--out dir]',
       2,
     );
   const ref = changeRefArg(positionals[0] as string);
@@ -37,7 +44,9 @@ export async function run(args: string[]): Promise<number> {
       format === 'json'
         ? `${JSON.stringify(doc, null, 2)}\n`
         : format === 'csv'
-          ? csvHeaderLine() + csvLine(csvRow(doc))
+          ? tableName === 'emergencies'
+            ? emergencyHeaderLine() + emergencyRows(doc).map(csvLine).join('')
+            : csvHeaderLine() + csvLine(csvRow(doc))
           : renderMarkdown(doc);
     const out = options.get('out');
     if (out) {
@@ -81,17 +90,32 @@ async function bulk(options: Map<string, string>, format: string, signingKey: st
   };
   const client = await connectClient();
   let count = 0;
-  // CSV is one table: a single file (audit.csv in --out) or stdout, header first, one row written per change.
+  // CSV: the changes (audit.csv in --out) and their emergencies (emergencies.csv), or on stdout the table asked
+  // for; header first, the rows written as each change is exported.
+  const emergenciesOnly = !out && options.get('table') === 'emergencies';
   const table: Writable | undefined =
-    format === 'csv' ? (out ? createWriteStream(join(out, 'audit.csv')) : process.stdout) : undefined;
+    format === 'csv' && !emergenciesOnly
+      ? out
+        ? createWriteStream(join(out, 'audit.csv'))
+        : process.stdout
+      : undefined;
+  const emergencyTable: Writable | undefined =
+    format === 'csv' && (out || emergenciesOnly)
+      ? out
+        ? createWriteStream(join(out, 'emergencies.csv'))
+        : process.stdout
+      : undefined;
   const write = async (stream: Writable, text: string) => {
     if (!stream.write(text)) await once(stream, 'drain');
   };
   try {
     if (table) await write(table, csvHeaderLine());
+    if (emergencyTable) await write(emergencyTable, emergencyHeaderLine());
     for await (const doc of exportPeriod(client, repo, since, until, { signingKey, onProgress: progress })) {
       count++;
+      if (emergencyTable) for (const row of emergencyRows(doc)) await write(emergencyTable, csvLine(row));
       if (table) await write(table, csvLine(csvRow(doc)));
+      else if (emergencyTable) continue;
       else if (out) {
         const name = doc.change.replace(/[/#]/g, '_');
         writeFileSync(
@@ -100,12 +124,13 @@ async function bulk(options: Map<string, string>, format: string, signingKey: st
         );
       } else process.stdout.write(format === 'md' ? `${renderMarkdown(doc)}\n---\n\n` : `${JSON.stringify(doc)}\n`);
     }
-    if (table && table !== process.stdout) {
-      table.end();
-      await once(table, 'finish');
-    }
+    for (const stream of [table, emergencyTable])
+      if (stream && stream !== process.stdout) {
+        stream.end();
+        await once(stream, 'finish');
+      }
     console.error(
-      `foureyes audit: exported ${count} change(s)${out ? ` to ${table ? join(out, 'audit.csv') : out}` : ''}`,
+      `foureyes audit: exported ${count} change(s)${out ? ` to ${table ? `${join(out, 'audit.csv')} and ${join(out, 'emergencies.csv')}` : out}` : ''}`,
     );
     return 0;
   } finally {

@@ -80,7 +80,7 @@ export const commands: Record<string, Command> = {
   ),
   audit: lazy(
     'export the audit record of a change (or of a repository over a period)',
-    'foureyes audit <owner/repo#number> [--format md|json|csv] [--run <runId>] | --repo owner/repo --since <date> [--until <date>] [--format json|md|csv]',
+    'foureyes audit <owner/repo#number> [--format md|json|csv] [--run <runId>] | --repo owner/repo --since <date> [--until <date>] [--format json|md|csv] [--table changes|emergencies]',
     () => import('./audit.ts'),
   ),
   'verify-audit': lazy(

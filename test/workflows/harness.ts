@@ -119,7 +119,8 @@ export interface Stack {
  * `repositories` adds entries (YAML flow maps) to CONFIG's, for a test that must be alone in a repository.
  * `productionHeartbeats`: the deploy workers throttle heartbeats as the deploy zone's worker does (otherwise every
  * 200 ms, which makes a terminated change's deploy stop at once). `laneReclaimGraceMs`: how long a lane this stack
- * starts waits after reclaiming a holder (default 2 s, ample for 200 ms heartbeats).
+ * starts waits after reclaiming a holder (default 2 s, ample for 200 ms heartbeats). `config` appends top-level
+ * YAML to CONFIG, e.g. `emergency: { allowed: [lee-ops], window: 1h, reviewWithin: 2h }`.
  */
 export async function startStack(
   options: {
@@ -132,7 +133,7 @@ export async function startStack(
   } = {},
 ): Promise<Stack> {
   const extra = (options.repositories ?? []).map((r) => `  - ${r}\n`).join('');
-  const config = parseConfig(`${CONFIG}${extra}${options.config ? `${options.config}\n` : ''}`, 'test.yaml');
+  const config = parseConfig(`${CONFIG}${extra}${options.config ? `${options.config.trim()}\n` : ''}`, 'test.yaml');
   const key = generateSigningKey();
   const taskQueue = uniqueQueue('change');
   const calls: Calls = {
