@@ -16,6 +16,9 @@ import type { ChangeStatus } from '../shared/types.ts';
 
 /** How often a waiting change reads the lane's memo (the server answers it; no worker replays anything). */
 const POLL_MS = 250;
+/** The first seconds of a wait, when a free lane's answer is due, it reads it more often. */
+const EARLY_POLL_MS = 25;
+const EARLY_MS = 2_000;
 /** A lane run from before its memo (LANE_MEMO_PATCH) is asked with a query, each of which replays it: rarely. */
 const QUERY_POLL_MS = 2_000;
 /** A running lane without a memo of its own after this long is taken for a run from before the memo. */
@@ -76,6 +79,7 @@ async function until<T>(
 ): Promise<T> {
   const ctx = Context.current();
   const beat = setInterval(() => ctx.heartbeat(), HEARTBEAT_MS);
+  const started = Date.now();
   try {
     for (;;) {
       ctx.heartbeat();
@@ -83,7 +87,8 @@ async function until<T>(
       const answer = await laneAnswer(client, lane, ctx.info.taskQueue);
       const result = answer.kind === 'pending' ? undefined : await done(answer);
       if (result !== undefined) return result;
-      await ctx.sleep(answer.kind === 'memo' && answer.fromQuery ? QUERY_POLL_MS : POLL_MS).catch(() => undefined);
+      const poll = Date.now() - started < EARLY_MS ? EARLY_POLL_MS : POLL_MS;
+      await ctx.sleep(answer.kind === 'memo' && answer.fromQuery ? QUERY_POLL_MS : poll).catch(() => undefined);
     }
   } finally {
     clearInterval(beat);

@@ -68,3 +68,6 @@ export const CLOSE_ORDER_PATCH = 'close-order';
 
 /** Break-glass: a change takes signed emergency declarations, and its gates open under one for the declared head. */
 export const EMERGENCY_CHANGE_PATCH = 'emergency-change';
+
+/** A lane grants a request read in the same workflow task on that request's look-up, without a second one. */
+export const LANE_FRESH_LOOKUP_PATCH = 'lane-fresh-lookup';

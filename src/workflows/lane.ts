@@ -19,7 +19,12 @@ import {
 } from '@temporalio/workflow';
 import type { OrchestratorActivities } from '../activities/interfaces.ts';
 import { decideCarriedRecord, decideLaneCaller, decideLaneGrant, laneOutcome } from '../policy/sod.ts';
-import { LANE_MEMO_PATCH, LANE_RECLAIM_GRACE_PATCH, LANE_SHORT_HISTORY_PATCH } from '../shared/patches.ts';
+import {
+  LANE_FRESH_LOOKUP_PATCH,
+  LANE_MEMO_PATCH,
+  LANE_RECLAIM_GRACE_PATCH,
+  LANE_SHORT_HISTORY_PATCH,
+} from '../shared/patches.ts';
 import {
   laneMemoOf,
   parseLaneId,
@@ -228,6 +233,7 @@ export async function laneWorkflow(input: LaneWorkflowInput): Promise<never> {
     return outcome;
   };
 
+  let lookedUp: { caller: LaneCaller; facts: LaneCallerFacts; at: number } | undefined;
   async function read(letter: Letter): Promise<void> {
     const { what, caller } = letter;
     const inQueue = state.queue.findIndex((t) => same(t, caller));
@@ -237,6 +243,7 @@ export async function laneWorkflow(input: LaneWorkflowInput): Promise<never> {
       const decision = decideLaneCaller(state.lane, laneQueue, 'acquire', facts);
       if (decision.verdict === 'refused') return refuse(what, caller, decision.reason);
       state.queue.push(ticketOf(caller, facts));
+      lookedUp = { caller, facts, at: Date.now() };
       return;
     }
     if (!same(state.holder, caller) && inQueue < 0)
@@ -251,7 +258,11 @@ export async function laneWorkflow(input: LaneWorkflowInput): Promise<never> {
   /** The first in the queue, checked again at its turn: still asking, and not older than what runs. */
   async function grantNext(): Promise<void> {
     const next = state.queue[0] as LaneTicket;
-    const facts = await lookUp(next);
+    // Its turn comes in the same workflow task as its request (workflow time has not moved): what the request's
+    // look-up found is what a second one would find.
+    const fresh = lookedUp && same(next, lookedUp.caller) && lookedUp.at === Date.now() ? lookedUp.facts : undefined;
+    lookedUp = undefined;
+    const facts = fresh && patched(LANE_FRESH_LOOKUP_PATCH) ? fresh : await lookUp(next);
     const caller = decideLaneCaller(state.lane, laneQueue, 'acquire', facts);
     state.queue.shift();
     if (caller.verdict === 'refused') return refuse('request', next, `at its turn: ${caller.reason}`);
