@@ -12,6 +12,7 @@ import {
   type LaneMemo,
   type LaneState,
 } from '../shared/lane.ts';
+import { AUDIT_VIEW_KEY, type AuditViewMemo } from '../shared/audit-memo.ts';
 import type { ChangeStatus } from '../shared/types.ts';
 
 /** How often a waiting change reads the lane's memo (the server answers it; no worker replays anything). */
@@ -104,6 +105,33 @@ function reclaimGraceOf(env: NodeJS.ProcessEnv): { reclaimGraceMs?: number } {
   return env.FOUREYES_LANE_RECLAIM_GRACE_MS && Number.isFinite(ms) ? { reclaimGraceMs: ms } : {};
 }
 
+/**
+ * A change asking for a lane has just opened that environment's gate and written what it held there to its memo
+ * (AUDIT_VIEW_KEY): the lane reads it from the server instead of a status query, which replays the whole change.
+ * Only for an acquire (a release needs the outcome, from the query), only when the memo is that gate's.
+ */
+function gateViewOf(
+  memo: Record<string, unknown> | undefined,
+  facts: LaneCallerFacts,
+  environment: string,
+): LaneCallerFacts['change'] | undefined {
+  const view = memo?.[AUDIT_VIEW_KEY] as AuditViewMemo | undefined;
+  const acquiring = facts.pending.some((a) => a.type === 'acquireLane');
+  if (facts.workflowType !== 'changeWorkflow' || facts.status !== 'RUNNING' || !acquiring) return undefined;
+  if (view?.at !== 'gate' || view.environment !== environment || typeof view.head !== 'string' || !view.head)
+    return undefined;
+  if (!Array.isArray(view.counted) || !facts.workflowId.startsWith('change:')) return undefined;
+  return {
+    change: facts.workflowId.slice('change:'.length),
+    headSha: view.head,
+    environment: {
+      state: 'approved',
+      approvedBy: view.counted.filter((p): p is string => typeof p === 'string'),
+      ...(typeof view.emergency === 'string' && view.emergency ? { emergency: view.emergency } : {}),
+    },
+  };
+}
+
 export function createLaneActivities(env: NodeJS.ProcessEnv = process.env) {
   const grace = reclaimGraceOf(env);
   return {
@@ -178,9 +206,11 @@ export function createLaneActivities(env: NodeJS.ProcessEnv = process.env) {
         pending: [],
       };
       let handle;
+      let memo: Record<string, unknown> | undefined;
       try {
         handle = client.workflow.getHandle(facts.workflowId, facts.runId);
         const described = await handle.describe();
+        memo = described.memo;
         Object.assign(facts, {
           found: true,
           workflowType: described.type,
@@ -197,6 +227,8 @@ export function createLaneActivities(env: NodeJS.ProcessEnv = process.env) {
         if (error instanceof WorkflowNotFoundError || isInvalidArgument(error)) return facts;
         throw error;
       }
+      const atGate = gateViewOf(memo, facts, input.environment);
+      if (atGate) return { ...facts, change: atGate };
       // A rollback answers its status in the same shape where the lane reads it.
       if (
         (facts.workflowType === 'changeWorkflow' || facts.workflowType === 'rollbackWorkflow') &&

@@ -23,5 +23,7 @@ export interface AuditViewMemo {
   initiators: Record<string, string[]>;
   /** Whose approvals counted toward the environment (gate) or toward any environment (approval) then. */
   counted: string[];
+  /** At a gate opened under an emergency: who declared it. */
+  emergency?: string;
   policyDigest?: string;
 }

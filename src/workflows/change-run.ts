@@ -390,14 +390,15 @@ export class ChangeRun {
         `${env.name}: ${gate.emergency ? 'opened by the emergency' : 'approved'} under policy ${confirmation.policy.digest ?? '(no digest)'}; GitHub confirms ${shortSha(head)} into ${pull.baseRef}`,
         { sha: head },
       );
-      if (patched(AUDIT_VIEW_MEMO_PATCH)) upsertMemo({ [AUDIT_VIEW_KEY]: this.auditView('gate', undefined, env) });
+      if (patched(AUDIT_VIEW_MEMO_PATCH))
+        upsertMemo({ [AUDIT_VIEW_KEY]: this.auditView('gate', undefined, env, gate.emergency) });
     }
     this.changed();
     return gate.open;
   }
 
   /** What the workflow itself holds at a decision, for the audit to cross-check against what it derives. */
-  private auditView(at: AuditViewMemo['at'], n?: number, env?: EnvironmentPolicy): AuditViewMemo {
+  private auditView(at: AuditViewMemo['at'], n?: number, env?: EnvironmentPolicy, emergency?: string): AuditViewMemo {
     const policy = this.policy;
     const now = this.now();
     const counted = !policy
@@ -412,6 +413,7 @@ export class ChangeRun {
       head: this.record.headSha,
       initiators: this.record.initiators,
       counted,
+      ...(emergency ? { emergency: this.record.emergencies?.find((e) => e.id === emergency)?.declaredBy ?? '' } : {}),
       ...(policy?.digest ? { policyDigest: policy.digest } : {}),
     };
   }
