@@ -382,7 +382,11 @@ export class ChangeRun {
     lapseApprovals(record, confirmation.policy, now);
     const gate = gateOf(record, confirmation.policy, env, now);
     if (gate.open) {
-      if (gate.emergency) useEmergency(record, gate.emergency, env.name, now);
+      if (gate.emergency) {
+        useEmergency(record, gate.emergency, env.name, now);
+        // An approval given since the declaration, while the gate still waited, may already be the review.
+        reviewEmergencies(record, confirmation.policy, now);
+      }
       note(
         record,
         now,
