@@ -19,6 +19,12 @@ import {
   type Predecessor,
 } from '../policy/sod.ts';
 import { approvalSigner } from '../shared/approval-signature.ts';
+import {
+  EMERGENCY_MEMO_KEY,
+  emergencySigner,
+  type EmergencyRecord,
+  type SignedEmergency,
+} from '../shared/emergency.ts';
 import { CORE_V2_PATCH, patchOf } from '../shared/patches.ts';
 import type { ChangePolicy, PullRequestEvent, PullRequestFacts, RunInfo, SignedApproval } from '../shared/types.ts';
 import { policyFor } from './policy.ts';
@@ -39,6 +45,11 @@ export interface PriorRecord {
   /** Who took part and which claims were used, from runs that ended without a record. */
   initiators: Initiators;
   nonces: string[];
+  /**
+   * The emergencies of runs that ended without a record, as each run last published them (its own memo
+   * upserts, never the memo a start was given): a review they owe is still owed.
+   */
+  emergencies?: EmergencyRecord[];
   /** Every earlier run of the change, oldest first. */
   runs: RunInfo[];
   /** What was read from where, for the timeline. */
@@ -165,6 +176,9 @@ async function priorRecord(
     for (const [who, roles] of Object.entries(scanned.initiators))
       for (const role of roles) addInitiator(prior.initiators, who, role);
     prior.nonces.push(...scanned.nonces);
+    // Newest run first: the state it left is the latest of an emergency it shares with an older run.
+    for (const e of scanned.emergencies)
+      if (!(prior.emergencies ??= []).some((x) => x.id === e.id)) prior.emergencies.push(e);
     prior.notes.push(`who took part in run ${run.runId} (${info.outcome}, no record): read from its history`);
   }
   return prior;
@@ -193,18 +207,23 @@ async function scanRun(
   policy: ChangePolicy,
   change: string,
   continuedFrom: (runId: string) => boolean,
-): Promise<{ trusted: boolean; initiators: Initiators; nonces: string[] }> {
+): Promise<{ trusted: boolean; initiators: Initiators; nonces: string[]; emergencies: EmergencyRecord[] }> {
   const history = await client.workflow.getHandle(workflowId, runId).fetchHistory();
   const events: Event[] = history.events ?? [];
   const initiators: Initiators = {};
   const nonces: string[] = [];
+  let emergencies: EmergencyRecord[] = [];
   const failure = events.find((e) => e.workflowExecutionFailedEventAttributes)?.workflowExecutionFailedEventAttributes
     ?.failure;
-  if (failure?.applicationFailureInfo?.type === 'UntrustedStart') return { trusted: false, initiators, nonces };
+  if (failure?.applicationFailureInfo?.type === 'UntrustedStart')
+    return { trusted: false, initiators, nonces, emergencies };
   const started = events[0]?.workflowExecutionStartedEventAttributes;
   if (started?.continuedExecutionRunId && continuedFrom(started.continuedExecutionRunId)) {
-    const carried = (decode(started.input)[0] as { carried?: { initiators?: unknown; nonces?: unknown } } | undefined)
-      ?.carried;
+    const carried = (
+      decode(started.input)[0] as
+        { carried?: { initiators?: unknown; nonces?: unknown; emergencies?: unknown } } | undefined
+    )?.carried;
+    emergencies = emergencyRecords(carried?.emergencies);
     if (carried?.initiators && typeof carried.initiators === 'object') {
       for (const [who, roles] of Object.entries(carried.initiators as Record<string, unknown>))
         for (const role of Array.isArray(roles) ? roles : []) addInitiator(initiators, who, String(role));
@@ -244,6 +263,19 @@ async function scanRun(
       )
         nonces.push(signed.claim.nonce);
     }
+    if (update?.input?.name === 'emergency') {
+      const signed = decode(update.input.args)[0] as SignedEmergency | undefined;
+      if (
+        signed &&
+        typeof signed === 'object' &&
+        emergencySigner(signed, policy.approvalKeys) &&
+        typeof signed.claim?.nonce === 'string'
+      )
+        nonces.push(signed.claim.nonce);
+    }
+    // The run's own upserts (workflow commands): what it last published of its emergencies.
+    const memo = e.workflowPropertiesModifiedEventAttributes?.upsertedMemo?.fields?.[EMERGENCY_MEMO_KEY];
+    if (memo) emergencies = emergencyRecords(decode({ payloads: [memo] })[0]);
     const sched = e.activityTaskScheduledEventAttributes;
     if (sched?.activityType?.name) scheduled.set(String(e.eventId), sched.activityType.name);
     const done = e.activityTaskCompletedEventAttributes;
@@ -253,5 +285,23 @@ async function scanRun(
         collectInitiators(policy.people, { author: found.author, commits: found.head.commits }, initiators);
     }
   }
-  return { trusted: true, initiators, nonces };
+  return { trusted: true, initiators, nonces, emergencies };
+}
+
+/** Emergency records as a run of the change kept them; anything not shaped like one is dropped. */
+function emergencyRecords(value: unknown): EmergencyRecord[] {
+  if (!Array.isArray(value)) return [];
+  return value.filter(
+    (e): e is EmergencyRecord =>
+      typeof e === 'object' &&
+      e !== null &&
+      typeof (e as EmergencyRecord).id === 'string' &&
+      typeof (e as EmergencyRecord).sha === 'string' &&
+      typeof (e as EmergencyRecord).declaredBy === 'string' &&
+      typeof (e as EmergencyRecord).declaredAt === 'string' &&
+      typeof (e as EmergencyRecord).windowEndsAt === 'string' &&
+      typeof (e as EmergencyRecord).reviewDueAt === 'string' &&
+      Array.isArray((e as EmergencyRecord).usedFor) &&
+      Array.isArray((e as EmergencyRecord).environments),
+  );
 }

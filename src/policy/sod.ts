@@ -359,6 +359,11 @@ export interface DecisionContext {
   now: number;
   /** True when this nonce was already used by an earlier claim of the change (any run). */
   nonceSeen: (nonce: string) => boolean;
+  /**
+   * True when `sha` went out under an emergency whose retroactive review is still owed. Its head may have been
+   * replaced since (a push after the deploy): an approval of that exact SHA is then still taken, as the review.
+   */
+  reviewOwed?: (sha: string) => boolean;
 }
 
 export interface Decision {
@@ -435,6 +440,8 @@ export function decideClaim(claim: ApprovalClaim, ctx: DecisionContext): Decisio
   if (at - ctx.now > MAX_CLOCK_SKEW_MS) return refused('the claim is dated in the future');
   if (claim.decision === 'dismiss')
     return { verdict: 'counted', reason: `${person} dismisses their earlier review`, environments: [] };
+  if (claim.decision === 'approve' && claim.sha && claim.sha !== facts.headSha && ctx.reviewOwed?.(claim.sha))
+    return decideLateReview(claim, ctx);
 
   if (!claim.sha) return refused('the approval names no commit: approve the exact commit you reviewed');
   // A push the gateway acknowledged voids the head at once, before its look-up: no approval counts meanwhile.
@@ -481,6 +488,31 @@ export function decideClaim(claim: ApprovalClaim, ctx: DecisionContext): Decisio
   return {
     verdict: 'counted',
     reason: `${person} approves ${shortSha(claim.sha)} for ${names.join(', ')}`,
+    environments: names,
+  };
+}
+
+/**
+ * An approval of a head that is no longer the head but went out under an emergency still owing its review:
+ * counted (for the environments its person is eligible for) only so that the review can close. Its SHA is not
+ * the head, so it opens no gate (approvalLapse).
+ */
+function decideLateReview(claim: ApprovalClaim, ctx: DecisionContext): Decision {
+  const { policy, facts } = ctx;
+  const person = claim.person.toLowerCase();
+  const roles = facts.initiators[person];
+  if (roles && roles.length > 0) return refused(`${person} is an initiator (${roles.join(', ')})`);
+  let envs = policy.environments;
+  if (claim.environment !== undefined) {
+    const env = policy.environments.find((e) => e.name === claim.environment);
+    if (!env) return refused(`unknown environment ${claim.environment}`);
+    envs = [env];
+  }
+  const names = envs.filter((e) => eligibleFor(policy, e).includes(person)).map((e) => e.name);
+  if (names.length === 0) return refused(`${person} is not eligible for ${envs.map((e) => e.name).join(', ')}`);
+  return {
+    verdict: 'counted',
+    reason: `${person} reviews ${shortSha(claim.sha)}, deployed under an emergency, for ${names.join(', ')} (the head is ${shortSha(facts.headSha)}: this opens no gate)`,
     environments: names,
   };
 }
@@ -1023,10 +1055,45 @@ export function emergencyReviewRefusal(
   if (approval.claim.sha !== e.sha) return `it approves ${shortSha(approval.claim.sha)}, not ${shortSha(e.sha)}`;
   if (!approval.keyId || !policy.approvalKeys.includes(approval.keyId))
     return 'the gateway key that signed it is no longer trusted';
+  // Withdrawn (dismissed, the GitHub review gone), lapsed or voided before it could review: no review.
+  if (approval.voidedAt) return `it no longer stands (${approval.voidReason ?? 'void'})`;
   if (person === e.declaredBy.toLowerCase()) return `${person} declared the emergency and cannot review it`;
   const roles = facts.initiators[person];
   if (roles && roles.length > 0) return `${person} is an initiator (${roles.join(', ')})`;
   const covered = e.usedFor.filter((n) => approval.environments.includes(n));
   if (covered.length === 0) return `it does not cover ${e.usedFor.join(', ') || e.environments.join(', ')}`;
   return undefined;
+}
+
+/**
+ * The retroactive review `e` has received so far: for every environment deployed under it, a standing
+ * qualifying approval (emergencyReviewRefusal) recorded after the declaration that covers that environment.
+ * One approval for another environment reviews nothing of what it does not cover.
+ */
+export function emergencyReview(
+  policy: ChangePolicy,
+  facts: ChangeFacts,
+  e: EmergencyRecord,
+  approvals: readonly ApprovalRecord[],
+): { complete: boolean; reviewers: string[]; reviewedAt?: string; missing: string[] } {
+  const declared = Date.parse(e.declaredAt);
+  const qualifying = approvals.filter(
+    (a) => Date.parse(a.recordedAt) >= declared && emergencyReviewRefusal(policy, facts, e, a) === undefined,
+  );
+  const reviewers: string[] = [];
+  const missing: string[] = [];
+  let reviewedAt: string | undefined;
+  for (const name of e.usedFor) {
+    const review = qualifying.find((a) => a.environments.includes(name));
+    if (!review) {
+      missing.push(name);
+      continue;
+    }
+    const person = review.claim.person.toLowerCase();
+    if (!reviewers.includes(person)) reviewers.push(person);
+    if (reviewedAt === undefined || Date.parse(review.recordedAt) > Date.parse(reviewedAt))
+      reviewedAt = review.recordedAt;
+  }
+  const complete = e.usedFor.length > 0 && missing.length === 0;
+  return { complete, reviewers, missing, ...(complete && reviewedAt ? { reviewedAt } : {}) };
 }

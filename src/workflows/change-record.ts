@@ -10,7 +10,7 @@ import {
   decideEmergency,
   decideEvent,
   emergencyLapse,
-  emergencyReviewRefusal,
+  emergencyReview,
   gateState,
   openEmergency,
   headRefusal,
@@ -510,6 +510,8 @@ export function receiveApproval(
     facts: factsOf(record),
     now,
     nonceSeen: (n) => record.nonces.includes(n),
+    reviewOwed: (sha) =>
+      record.emergencies?.some((e) => !e.closedHow && e.usedFor.length > 0 && e.sha === sha) ?? false,
   });
   const counted = decision.verdict === 'counted';
   if (decision.keyId && claim.nonce && !record.nonces.includes(claim.nonce)) {
@@ -735,15 +737,13 @@ export function reviewEmergencies(record: ChangeRecord, policy: ChangePolicy, no
   const facts = factsOf(record);
   for (const e of record.emergencies ?? []) {
     if (e.closedHow || e.usedFor.length === 0) continue;
-    const review = record.approvals.find(
-      (a) => Date.parse(a.recordedAt) >= Date.parse(e.declaredAt) && !emergencyReviewRefusal(policy, facts, e, a),
-    );
-    if (!review) continue;
-    e.reviewedBy = review.claim.person.toLowerCase();
-    e.reviewedAt = review.recordedAt;
+    const review = emergencyReview(policy, facts, e, record.approvals);
+    if (!review.complete || !review.reviewedAt) continue;
+    e.reviewedBy = review.reviewers.join(', ');
+    e.reviewedAt = review.reviewedAt;
     e.closedAt = iso(now);
     e.closedHow = 'reviewed';
-    const late = Date.parse(review.recordedAt) > Date.parse(e.reviewDueAt);
+    const late = Date.parse(review.reviewedAt) > Date.parse(e.reviewDueAt);
     note(
       record,
       now,

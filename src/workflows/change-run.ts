@@ -382,7 +382,11 @@ export class ChangeRun {
     lapseApprovals(record, confirmation.policy, now);
     const gate = gateOf(record, confirmation.policy, env, now);
     if (gate.open) {
-      if (gate.emergency) useEmergency(record, gate.emergency, env.name, now);
+      if (gate.emergency) {
+        useEmergency(record, gate.emergency, env.name, now);
+        // An approval given since the declaration, while the gate still waited, may already be the review.
+        reviewEmergencies(record, confirmation.policy, now);
+      }
       note(
         record,
         now,
@@ -542,6 +546,13 @@ function reopenedRecord(
   for (const [who, roles] of Object.entries(prior.initiators))
     for (const role of roles) if (!(record.initiators[who] ??= []).includes(role)) record.initiators[who]?.push(role);
   for (const n of prior.nonces) if (!record.nonces.includes(n)) record.nonces.push(n);
+  // Emergencies of runs that ended without a record (terminated): newer than the record's, and still owed.
+  for (const e of prior.emergencies ?? []) {
+    const list = (record.emergencies ??= []);
+    const at = list.findIndex((x) => x.id === e.id);
+    if (at >= 0) list[at] = e;
+    else list.push(e);
+  }
   const known = new Set(record.runs.map((r) => r.runId));
   record.runs = [...prior.runs.filter((r) => !known.has(r.runId)), ...record.runs].sort((a, b) =>
     a.startedAt.localeCompare(b.startedAt),
