@@ -156,11 +156,15 @@ export function reviewOf(
   entries: readonly UnchainedEntry[],
   e: Pick<EmergencyAudit, 'sha' | 'declaredAt' | 'declaredBy' | 'deployedTo'>,
   initiators: Record<string, string[]>,
-): { seq: number; person: string; at: string } | undefined {
-  const seq = entries.findIndex((x) => {
+): { person: string; at: string } | undefined {
+  const personOf = (x: UnchainedEntry) => String(dataOf(x).person ?? '').toLowerCase();
+  const envsOf = (x: UnchainedEntry) => {
     const d = dataOf(x);
-    const person = String(d.person ?? '').toLowerCase();
-    const envs = Array.isArray(d.environments) ? d.environments.map(String) : [];
+    return Array.isArray(d.environments) ? d.environments.map(String) : [];
+  };
+  const qualifying = entries.filter((x) => {
+    const d = dataOf(x);
+    const person = personOf(x);
     return (
       x.kind === 'approval-attempt' &&
       d.counted === true &&
@@ -168,12 +172,39 @@ export function reviewOf(
       d.sha === e.sha &&
       ms(x.at) >= ms(e.declaredAt) &&
       person !== e.declaredBy.toLowerCase() &&
-      !(initiators[person]?.length ?? 0) &&
-      (envs.length === 0 || e.deployedTo.some((n) => envs.includes(n)))
+      !(initiators[person]?.length ?? 0)
     );
   });
-  const found = entries[seq];
-  return found ? { seq, person: String(dataOf(found).person).toLowerCase(), at: found.at } : undefined;
+  const dismissals = entries.filter(
+    (x) => x.kind === 'approval-attempt' && dataOf(x).counted === true && dataOf(x).decision === 'dismiss',
+  );
+  // As the workflow decides it (sod.emergencyReview): every environment deployed under the emergency needs an
+  // approval of its own that stands, i.e. its reviewer had not dismissed it by the time the review was complete.
+  const pick = (excluded: Set<UnchainedEntry>) => {
+    const chosen: UnchainedEntry[] = [];
+    for (const env of e.deployedTo) {
+      const found = qualifying.find((x) => !excluded.has(x) && (envsOf(x).length === 0 || envsOf(x).includes(env)));
+      if (!found) return undefined;
+      chosen.push(found);
+    }
+    return chosen;
+  };
+  const excluded = new Set<UnchainedEntry>();
+  for (let attempt = 0; attempt <= qualifying.length; attempt++) {
+    const chosen = pick(excluded);
+    if (!chosen || chosen.length === 0) return undefined;
+    const at = chosen.map((x) => x.at).reduce((a, b) => (ms(b) > ms(a) ? b : a));
+    const dismissed = chosen.filter((x) =>
+      dismissals.some((d) => personOf(d) === personOf(x) && ms(d.at) >= ms(x.at) && ms(d.at) <= ms(at)),
+    );
+    if (dismissed.length === 0) {
+      const people: string[] = [];
+      for (const x of chosen) if (!people.includes(personOf(x))) people.push(personOf(x));
+      return { person: people.join(', '), at };
+    }
+    for (const x of dismissed) excluded.add(x);
+  }
+  return undefined;
 }
 
 /** Where the emergency stands by the events alone (no clock: the last event of the history is "now"). */
