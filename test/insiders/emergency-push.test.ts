@@ -7,10 +7,9 @@ import {
   claim,
   commit,
   declareEmergency,
+  deployedUnderEmergency,
   emergencyClaim,
-  newChange,
-  openChange,
-  opened,
+  EMERGENCY_CONFIG,
   push,
   pushed,
   sha,
@@ -22,7 +21,7 @@ import {
 
 let stack: Stack;
 beforeAll(async () => {
-  stack = await startStack({ config: 'emergency: { allowed: [lee-ops], window: 1h, reviewWithin: 2h }' });
+  stack = await startStack({ config: EMERGENCY_CONFIG });
 });
 afterAll(async () => {
   await stack?.stop();
@@ -30,22 +29,8 @@ afterAll(async () => {
 
 describe('a push after a deploy under an emergency', () => {
   it('does not make the retroactive review impossible', async () => {
-    const change = newChange();
-    const first = sha();
-    const c1 = commit(first, { login: 'sam-dev', email: 'sam@example.com' });
-    const handle = await openChange(stack, change, opened(first, 'sam-dev', [c1]));
-    await waitForStatus(handle, (s) => s.stage === 'awaiting-approval' && s.headSha === first, 30_000);
-    const declared = await declareEmergency(
-      stack,
-      handle,
-      emergencyClaim(change, first, 'lee-ops', { environments: ['staging'] }),
-    );
-    expect(declared.taken).toBe(true);
-    await waitForStatus(
-      handle,
-      (s) => s.stage === 'awaiting-approval' && (s.emergencies?.[0]?.usedFor ?? []).includes('staging'),
-      30_000,
-    );
+    const { change, first, c1, handle, outcome } = await deployedUnderEmergency(stack);
+    expect(outcome.taken).toBe(true);
     expect(stack.calls.deploy.filter((d) => d.sha === first).map((d) => d.environment)).toEqual(['staging']);
 
     // sam pushes on top of what went out under the emergency.

@@ -7,12 +7,9 @@ import { signEmergency } from '../../src/shared/emergency.ts';
 import { emergencyUpdate, pullRequestSignal } from '../../src/workflows/definitions.ts';
 import {
   commit,
-  declareEmergency,
-  emergencyClaim,
+  deployedUnderEmergency,
+  EMERGENCY_CONFIG,
   factsOf,
-  newChange,
-  openChange,
-  opened,
   pushed,
   sha,
   signedEvent,
@@ -24,7 +21,7 @@ import {
 
 let stack: Stack;
 beforeAll(async () => {
-  stack = await startStack({ config: 'emergency: { allowed: [lee-ops], window: 1h, reviewWithin: 2h }' });
+  stack = await startStack({ config: EMERGENCY_CONFIG });
 });
 afterAll(async () => {
   await stack?.stop();
@@ -32,18 +29,8 @@ afterAll(async () => {
 
 describe('terminating a change that owes an emergency review', () => {
   it('the next run still owes it, and the declaration cannot be replayed there', async () => {
-    const change = newChange();
-    const first = sha();
-    const c1 = commit(first, { login: 'sam-dev', email: 'sam@example.com' });
-    const handle = await openChange(stack, change, opened(first, 'sam-dev', [c1]));
-    await waitForStatus(handle, (s) => s.stage === 'awaiting-approval' && s.headSha === first, 30_000);
-    const declaration = emergencyClaim(change, first, 'lee-ops', { environments: ['staging'] });
-    expect((await declareEmergency(stack, handle, declaration)).taken).toBe(true);
-    await waitForStatus(
-      handle,
-      (s) => s.stage === 'awaiting-approval' && s.emergencies?.[0]?.state === 'review-due',
-      30_000,
-    );
+    const { change, first, c1, handle, declaration, outcome } = await deployedUnderEmergency(stack);
+    expect(outcome.taken).toBe(true);
 
     await handle.terminate('insider');
 

@@ -489,6 +489,29 @@ export function emergencyClaim(
   };
 }
 
+/** Break-glass as the emergency tests configure it: lee-ops may declare; an hour's window, two to review. */
+export const EMERGENCY_CONFIG = 'emergency: { allowed: [lee-ops], window: 1h, reviewWithin: 2h }';
+
+/**
+ * A change of acme/shop opened by sam-dev with one commit of theirs, waiting for approval; then lee-ops declares an
+ * emergency for staging and the head goes out under it, owing its review.
+ */
+export async function deployedUnderEmergency(stack: Stack) {
+  const change = newChange();
+  const first = sha();
+  const c1 = commit(first, { login: 'sam-dev', email: 'sam@example.com' });
+  const handle = await openChange(stack, change, opened(first, 'sam-dev', [c1]));
+  await waitForStatus(handle, (s) => s.stage === 'awaiting-approval' && s.headSha === first, 30_000);
+  const declaration = emergencyClaim(change, first, 'lee-ops', { environments: ['staging'] });
+  const outcome = await declareEmergency(stack, handle, declaration);
+  await waitForStatus(
+    handle,
+    (s) => s.stage === 'awaiting-approval' && s.emergencies?.[0]?.state === 'review-due',
+    30_000,
+  );
+  return { change, first, c1, handle, declaration, outcome };
+}
+
 /** Declares an emergency as the gateway does (or as an insider would, with a `key` of their own). */
 export async function declareEmergency(
   stack: Stack,
