@@ -44,13 +44,95 @@ const short = (sha: string) => sha.slice(0, 7);
 const ref = (entries: UnchainedEntry[], seqs: number[]) =>
   [...new Set(seqs)].sort((a, b) => a - b).map((seq) => ({ seq, kind: entries[seq]?.kind ?? '?' }));
 
-export function deriveControls(summary: AuditSummary, entries: UnchainedEntry[]): ControlEntry[] {
-  const data = (e: UnchainedEntry) => (e.data ?? {}) as Record<string, unknown>;
-  const seqsOf = (kind: string) => entries.flatMap((e, seq) => (e.kind === kind ? [seq] : []));
-  const head = summary.headSha;
-  const initiators = new Set(Object.keys(summary.initiators));
+type Verdict = [ControlStatus, string];
 
-  const approvals: Approval[] = entries.flatMap((e, seq) => {
+interface Check {
+  seq: number;
+  sha: string;
+  passed: boolean;
+  e: UnchainedEntry;
+}
+
+/** What the controls are judged on, read once from the record's summary and entries. */
+interface Evidence {
+  summary: AuditSummary;
+  entries: UnchainedEntry[];
+  head: string;
+  initiators: Set<string>;
+  approvals: Approval[];
+  checks: Check[];
+  deploys: Deploy[];
+  /** The deploys that did not fail. */
+  deployed: Deploy[];
+  policySeqs: number[];
+  /** Deployed without the approvals the policy requires, and not under a verified emergency. */
+  unapproved: Deploy[];
+  /** Deployed without those approvals under a verified emergency. */
+  emergencyDeploys: Deploy[];
+  /** What the ordinary approval controls say of the emergency deploys, when there are any. */
+  underEmergency: string | undefined;
+  deployedText: string;
+  required: (d: Deploy) => number;
+  approvalsFor: (d: Deploy) => Approval[];
+}
+
+const data = (e: UnchainedEntry) => (e.data ?? {}) as Record<string, unknown>;
+const seqsOf = (entries: readonly UnchainedEntry[], kind: string) =>
+  entries.flatMap((e, seq) => (e.kind === kind ? [seq] : []));
+
+export function deriveControls(summary: AuditSummary, entries: UnchainedEntry[]): ControlEntry[] {
+  const ev = readEvidence(summary, entries);
+  const breakGlass = emergencyControl(summary);
+  const sod = segregationVerdict(ev);
+  const testing = testingVerdict(ev);
+  const approval = approvalVerdict(ev);
+  const changeMgmt = changeManagementVerdict(ev, approval, testing, breakGlass);
+  return [
+    ...isoControls(ev, sod, changeMgmt),
+    ...pciControls(ev, approval, testing),
+    ...soc2Controls(ev, implementedVerdict(ev, changeMgmt, sod), breakGlass),
+  ];
+}
+
+function readEvidence(summary: AuditSummary, entries: UnchainedEntry[]): Evidence {
+  const approvals = countedApprovals(entries);
+  const deploys = deploysOf(entries);
+  const deployed = deploys.filter((d) => d.status !== 'failed');
+  const policySeqs = seqsOf(entries, 'policy');
+  const required = requiredApprovals(entries, policySeqs);
+  const approvalsFor = (d: Deploy) =>
+    approvals.filter(
+      (a) =>
+        a.seq < d.seq && a.sha === d.sha && (a.environments.length === 0 || a.environments.includes(d.environment)),
+    );
+  // A deploy without its approvals under a verified emergency answers to SOC 2 CC8.1 (emergency changes) instead.
+  const emergencyOf = (d: Deploy) => emergencyFor(summary.emergencies, entries, d);
+  const withoutApprovals = deployed.filter((d) => approvalsFor(d).length < required(d));
+  const emergencyDeploys = withoutApprovals.filter((d) => emergencyOf(d));
+  return {
+    summary,
+    entries,
+    head: summary.headSha,
+    initiators: new Set(Object.keys(summary.initiators)),
+    approvals,
+    checks: entries.flatMap((e, seq) =>
+      e.kind === 'checks' ? [{ seq, sha: String(data(e).sha ?? ''), passed: data(e).passed === true, e }] : [],
+    ),
+    deploys,
+    deployed,
+    policySeqs,
+    unapproved: withoutApprovals.filter((d) => !emergencyOf(d)),
+    emergencyDeploys,
+    underEmergency: emergencyDeploys.length ? emergencyPointer(emergencyDeploys, emergencyOf) : undefined,
+    deployedText: deployed.map((d) => `${d.environment} at ${short(d.sha)}`).join(', '),
+    required,
+    approvalsFor,
+  };
+}
+
+/** The approvals the workflow counted (rejections and refused attempts are not approvals). */
+function countedApprovals(entries: readonly UnchainedEntry[]): Approval[] {
+  return entries.flatMap((e, seq) => {
     const d = data(e);
     if (e.kind !== 'approval-attempt' || d.counted !== true || (d.decision ?? 'approve') !== 'approve') return [];
     return [
@@ -62,12 +144,10 @@ export function deriveControls(summary: AuditSummary, entries: UnchainedEntry[])
       },
     ];
   });
-  const headApprovals = approvals.filter((a) => a.sha === head);
-  const checks = entries.flatMap((e, seq) =>
-    e.kind === 'checks' ? [{ seq, sha: String(data(e).sha ?? ''), passed: data(e).passed === true, e }] : [],
-  );
-  const headChecks = checks.filter((c) => c.sha === head).at(-1);
-  const deploys: Deploy[] = entries.flatMap((e, seq) => {
+}
+
+function deploysOf(entries: readonly UnchainedEntry[]): Deploy[] {
+  return entries.flatMap((e, seq) => {
     if (e.kind !== 'deploy') return [];
     const d = data(e);
     return [
@@ -81,29 +161,23 @@ export function deriveControls(summary: AuditSummary, entries: UnchainedEntry[])
       },
     ];
   });
-  const deployed = deploys.filter((d) => d.status !== 'failed');
-  const [backOutSeqs, ...backOut] = backOutControl(entries, deployed);
-  const policySeqs = seqsOf('policy');
-  // The number of approvals the policy in force before a deploy asked of its environment (1 if unknown).
-  const required = (d: Deploy): number => {
+}
+
+/** The number of approvals the policy in force before a deploy asked of its environment (1 if unknown). */
+function requiredApprovals(entries: readonly UnchainedEntry[], policySeqs: number[]): (d: Deploy) => number {
+  return (d) => {
     const policy = policySeqs.filter((s) => s < d.seq).at(-1);
     const envs = (policy !== undefined ? data(entries[policy] as UnchainedEntry).environments : undefined) as
       Array<{ name: string; required: number }> | undefined;
     return envs?.find((e) => e.name === d.environment)?.required ?? 1;
   };
-  const approvalsFor = (d: Deploy) =>
-    approvals.filter(
-      (a) =>
-        a.seq < d.seq && a.sha === d.sha && (a.environments.length === 0 || a.environments.includes(d.environment)),
-    );
-  // A deploy without its approvals under a verified emergency answers to SOC 2 CC8.1 (emergency changes) instead.
-  const emergencyOf = (d: Deploy) => emergencyFor(summary.emergencies, entries, d);
-  const withoutApprovals = deployed.filter((d) => approvalsFor(d).length < required(d));
-  const unapproved = withoutApprovals.filter((d) => !emergencyOf(d));
-  const emergencyDeploys = withoutApprovals.filter((d) => emergencyOf(d));
-  const underEmergency = emergencyDeploys.length ? emergencyPointer(emergencyDeploys, emergencyOf) : undefined;
-  const breakGlass = emergencyControl(summary);
-  const untested = deployed.filter((d) => !checks.some((c) => c.seq < d.seq && c.sha === d.sha && c.passed));
+}
+
+/** The leases of deploys and verifies that were neither revoked with their step nor later, and how many there were. */
+function leaseState(
+  entries: readonly UnchainedEntry[],
+  deploys: Deploy[],
+): { unrevoked: string[]; leaseCount: number } {
   const revokedIds = new Set(
     entries.flatMap((e) =>
       e.kind === 'revoke' && Array.isArray(data(e).leases)
@@ -120,30 +194,13 @@ export function deriveControls(summary: AuditSummary, entries: UnchainedEntry[])
     (n, h) => n + ('leases' in h ? h.leases : ((data(h.e).leases ?? []) as unknown[])).length,
     0,
   );
-  const outsideZone = deploys.filter((d) => !isDeployZoneQueue(d.taskQueue, d.environment));
-  const approverInitiators = summary.approvers.filter((a) => initiators.has(a));
-  const deployedText = deployed.map((d) => `${d.environment} at ${short(d.sha)}`).join(', ');
-  const deployEvidence = ref(entries, [...deploys.map((d) => d.seq), ...seqsOf('verify'), ...seqsOf('revoke')]);
+  return { unrevoked, leaseCount };
+}
 
-  const control = (
-    framework: ControlEntry['framework'],
-    id: string,
-    title: string,
-    status: ControlStatus,
-    reason: string,
-    seqs: number[],
-    fields: string[],
-  ): ControlEntry => ({
-    framework,
-    id,
-    title,
-    status,
-    evidence: { entries: ref(entries, seqs), summary: fields },
-    reason,
-  });
-
-  // A.5.3: the duties were held apart and someone other than the initiators approved.
-  const sod: [ControlStatus, string] = !summary.dutiesSegregated
+/** A.5.3: the duties were held apart and someone other than the initiators approved. */
+function segregationVerdict(ev: Evidence): Verdict {
+  const { summary, underEmergency } = ev;
+  return !summary.dutiesSegregated
     ? ['not met', summary.segregationFindings.join('; ')]
     : underEmergency
       ? ['not covered', underEmergency]
@@ -151,126 +208,184 @@ export function deriveControls(summary: AuditSummary, entries: UnchainedEntry[])
         ? ['not met', 'no counted approval: nobody but the initiators has vouched for the change']
         : [
             'met',
-            `initiated by ${[...initiators].join(', ') || 'nobody recorded'}; approved by ${summary.approvers.join(', ')}, none of whom initiated; ${deployed.length ? 'deployed only by the pipeline' : 'nothing deployed'}`,
+            `initiated by ${[...ev.initiators].join(', ') || 'nobody recorded'}; approved by ${summary.approvers.join(', ')}, none of whom initiated; ${ev.deployed.length ? 'deployed only by the pipeline' : 'nothing deployed'}`,
           ];
+}
 
-  const testing: [ControlStatus, string] =
-    untested.length > 0
+/** PCI DSS 6.5.1 (testing): every deployed commit passed its checks first, and so did the head. */
+function testingVerdict(ev: Evidence): Verdict {
+  const { head, checks, deployed } = ev;
+  const headChecks = checks.filter((c) => c.sha === head).at(-1);
+  const untested = deployed.filter((d) => !checks.some((c) => c.seq < d.seq && c.sha === d.sha && c.passed));
+  return untested.length > 0
+    ? [
+        'not met',
+        `deployed without passing checks of the deployed commit: ${untested.map((d) => `${d.environment} at ${short(d.sha)}`).join(', ')}`,
+      ]
+    : !headChecks
+      ? ['not met', `no checks ran on the head ${short(head) || '(unknown)'}`]
+      : !headChecks.passed
+        ? ['not met', `checks FAILED on the head ${short(head)}`]
+        : (data(headChecks.e).results as unknown[] | undefined)?.length === 0
+          ? ['not met', `no checks are configured: nothing tested the head ${short(head)}`]
+          : [
+              'met',
+              `checks passed on the head ${short(head)}${deployed.length ? ' and on every deployed commit before it was deployed' : ''}`,
+            ];
+}
+
+/** PCI DSS 6.5.1 (approval): each deploy carried its approvals, none by an initiator, and the head is approved. */
+function approvalVerdict(ev: Evidence): Verdict {
+  const { head, unapproved, approvalsFor, required, underEmergency } = ev;
+  const headApprovals = ev.approvals.filter((a) => a.sha === head);
+  const approverInitiators = ev.summary.approvers.filter((a) => ev.initiators.has(a));
+  return unapproved.length > 0
+    ? [
+        'not met',
+        `deployed without the approvals the policy requires: ${unapproved.map((d) => `${d.environment} at ${short(d.sha)} (${approvalsFor(d).length} of ${required(d)})`).join(', ')}`,
+      ]
+    : approverInitiators.length > 0
+      ? ['not met', `approved by an initiator: ${approverInitiators.join(', ')}`]
+      : underEmergency
+        ? ['not covered', underEmergency]
+        : headApprovals.length === 0
+          ? ['not met', `no counted approval of the head ${short(head) || '(unknown)'}`]
+          : [
+              'met',
+              `the head ${short(head)} was approved by ${[...new Set(headApprovals.map((a) => a.person))].join(', ')} (counted by the workflow under the policy in force)${ev.deployed.length ? '; every deployment carried the approvals its environment requires' : ''}`,
+            ];
+}
+
+/** A.8.32: under a recorded policy, tested and approved (or an emergency change that met its own control). */
+function changeManagementVerdict(ev: Evidence, approval: Verdict, testing: Verdict, breakGlass: Verdict): Verdict {
+  const { entries, policySeqs, deployed } = ev;
+  return policySeqs.length === 0
+    ? ['not met', 'no policy was read: the change was not under a recorded procedure']
+    : approval[0] === 'not met'
+      ? ['not met', approval[1]]
+      : testing[0] !== 'met'
+        ? ['not met', testing[1]]
+        : ev.underEmergency
+          ? [breakGlass[0] === 'met' ? 'met' : 'not met', `emergency change: ${breakGlass[1]}`]
+          : [
+              'met',
+              `under policy ${String(data(entries[policySeqs[0] as number] as UnchainedEntry).digest ?? '').slice(0, 12) || '(no digest)'}: tested, approved${deployed.length ? `, deployed by the pipeline (${ev.deployedText})` : ', nothing deployed'}; outcome ${ev.summary.outcome}`,
+            ];
+}
+
+/** PCI DSS 6.5.4: deployed only by the pipeline in each environment's deploy zone, with short-lived credentials. */
+function separationVerdict(ev: Evidence, approval: Verdict): Verdict {
+  const { deploys, underEmergency } = ev;
+  const outsideZone = deploys.filter((d) => !isDeployZoneQueue(d.taskQueue, d.environment));
+  const { unrevoked, leaseCount } = leaseState(ev.entries, deploys);
+  return deploys.length === 0
+    ? ['not covered', 'nothing was deployed: no environment role was exercised by this change']
+    : outsideZone.length > 0
       ? [
           'not met',
-          `deployed without passing checks of the deployed commit: ${untested.map((d) => `${d.environment} at ${short(d.sha)}`).join(', ')}`,
+          `deployed outside the deploy zone: ${outsideZone.map((d) => `${d.environment} from ${d.taskQueue}`).join(', ')}`,
         ]
-      : !headChecks
-        ? ['not met', `no checks ran on the head ${short(head) || '(unknown)'}`]
-        : !headChecks.passed
-          ? ['not met', `checks FAILED on the head ${short(head)}`]
-          : (data(headChecks.e).results as unknown[] | undefined)?.length === 0
-            ? ['not met', `no checks are configured: nothing tested the head ${short(head)}`]
-            : [
-                'met',
-                `checks passed on the head ${short(head)}${deployed.length ? ' and on every deployed commit before it was deployed' : ''}`,
-              ];
+      : unrevoked.length > 0
+        ? ['not met', `short-lived credentials not revoked: ${unrevoked.join(', ')}`]
+        : ev.unapproved.length > 0
+          ? ['not met', approval[1]]
+          : [
+              'met',
+              `each environment was deployed by the pipeline in the deploy zone with its own approvals (${ev.deployedText || 'no successful deployment'}); ${underEmergency ? `${underEmergency}; ` : ''}${leaseCount ? `${leaseCount} short-lived lease(s), all revoked` : 'no credential was leased'}; no person held deploy credentials`,
+            ];
+}
 
-  const approvalStatus: [ControlStatus, string] =
-    unapproved.length > 0
-      ? [
-          'not met',
-          `deployed without the approvals the policy requires: ${unapproved.map((d) => `${d.environment} at ${short(d.sha)} (${approvalsFor(d).length} of ${required(d)})`).join(', ')}`,
-        ]
-      : approverInitiators.length > 0
-        ? ['not met', `approved by an initiator: ${approverInitiators.join(', ')}`]
-        : underEmergency
-          ? ['not covered', underEmergency]
-          : headApprovals.length === 0
-            ? ['not met', `no counted approval of the head ${short(head) || '(unknown)'}`]
-            : [
-                'met',
-                `the head ${short(head)} was approved by ${[...new Set(headApprovals.map((a) => a.person))].join(', ')} (counted by the workflow under the policy in force)${deployed.length ? '; every deployment carried the approvals its environment requires' : ''}`,
-              ];
+/** SOC 2 CC8.1: authorised, tested, approved, segregated and actually implemented. */
+function implementedVerdict(ev: Evidence, changeMgmt: Verdict, sod: Verdict): Verdict {
+  return changeMgmt[0] !== 'met'
+    ? ['not met', changeMgmt[1]]
+    : sod[0] === 'not met'
+      ? ['not met', sod[1]]
+      : ev.deployed.length === 0
+        ? ['not met', `not implemented: nothing was deployed (outcome ${ev.summary.outcome})`]
+        : ev.underEmergency
+          ? ['not covered', ev.underEmergency]
+          : [
+              'met',
+              `authorised by policy, tested, approved by ${ev.summary.approvers.join(', ')}, implemented by the pipeline: ${ev.deployedText}`,
+            ];
+}
 
-  const changeMgmt: [ControlStatus, string] =
-    policySeqs.length === 0
-      ? ['not met', 'no policy was read: the change was not under a recorded procedure']
-      : approvalStatus[0] === 'not met'
-        ? ['not met', approvalStatus[1]]
-        : testing[0] !== 'met'
-          ? ['not met', testing[1]]
-          : underEmergency
-            ? [breakGlass[0] === 'met' ? 'met' : 'not met', `emergency change: ${breakGlass[1]}`]
-            : [
-                'met',
-                `under policy ${String(data(entries[policySeqs[0] as number] as UnchainedEntry).digest ?? '').slice(0, 12) || '(no digest)'}: tested, approved${deployed.length ? `, deployed by the pipeline (${deployedText})` : ', nothing deployed'}; outcome ${summary.outcome}`,
-              ];
+function control(
+  entries: UnchainedEntry[],
+  framework: ControlEntry['framework'],
+  id: string,
+  title: string,
+  status: ControlStatus,
+  reason: string,
+  seqs: number[],
+  fields: string[],
+): ControlEntry {
+  return { framework, id, title, status, evidence: { entries: ref(entries, seqs), summary: fields }, reason };
+}
 
-  const separation: [ControlStatus, string] =
-    deploys.length === 0
-      ? ['not covered', 'nothing was deployed: no environment role was exercised by this change']
-      : outsideZone.length > 0
-        ? [
-            'not met',
-            `deployed outside the deploy zone: ${outsideZone.map((d) => `${d.environment} from ${d.taskQueue}`).join(', ')}`,
-          ]
-        : unrevoked.length > 0
-          ? ['not met', `short-lived credentials not revoked: ${unrevoked.join(', ')}`]
-          : unapproved.length > 0
-            ? ['not met', approvalStatus[1]]
-            : [
-                'met',
-                `each environment was deployed by the pipeline in the deploy zone with its own approvals (${deployedText || 'no successful deployment'}); ${underEmergency ? `${underEmergency}; ` : ''}${leaseCount ? `${leaseCount} short-lived lease(s), all revoked` : 'no credential was leased'}; no person held deploy credentials`,
-              ];
-
-  const implemented: [ControlStatus, string] =
-    changeMgmt[0] !== 'met'
-      ? ['not met', changeMgmt[1]]
-      : sod[0] === 'not met'
-        ? ['not met', sod[1]]
-        : deployed.length === 0
-          ? ['not met', `not implemented: nothing was deployed (outcome ${summary.outcome})`]
-          : underEmergency
-            ? ['not covered', underEmergency]
-            : [
-                'met',
-                `authorised by policy, tested, approved by ${summary.approvers.join(', ')}, implemented by the pipeline: ${deployedText}`,
-              ];
-
-  const approvalSeqs = [...seqsOf('approval-attempt')];
-  const checkSeqs = checks.map((c) => c.seq);
+function isoControls(ev: Evidence, sod: Verdict, changeMgmt: Verdict): ControlEntry[] {
+  const { entries, policySeqs, deploys } = ev;
   return [
     control(
+      entries,
       'ISO/IEC 27001:2022',
       'A.5.3',
       'Segregation of duties',
       ...sod,
-      [...seqsOf('pull-request'), ...seqsOf('pull-request-read'), ...approvalSeqs, ...deploys.map((d) => d.seq)],
+      [
+        ...seqsOf(entries, 'pull-request'),
+        ...seqsOf(entries, 'pull-request-read'),
+        ...seqsOf(entries, 'approval-attempt'),
+        ...deploys.map((d) => d.seq),
+      ],
       ['initiators', 'approvers', 'executors', 'dutiesSegregated', 'segregationFindings'],
     ),
     control(
+      entries,
       'ISO/IEC 27001:2022',
       'A.8.32',
       'Change management',
       ...changeMgmt,
       [
         ...policySeqs,
-        ...checkSeqs,
-        ...approvals.map((a) => a.seq),
+        ...ev.checks.map((c) => c.seq),
+        ...ev.approvals.map((a) => a.seq),
         ...deploys.map((d) => d.seq),
-        ...seqsOf('completed'),
+        ...seqsOf(entries, 'completed'),
       ],
       ['outcome', 'headSha', 'approvers', 'environmentsDeployed'],
     ),
+  ];
+}
+
+function pciControls(ev: Evidence, approval: Verdict, testing: Verdict): ControlEntry[] {
+  const { entries, policySeqs } = ev;
+  const [backOutSeqs, ...backOut] = backOutControl(entries, ev.deployed);
+  const deployEvidence = ref(entries, [
+    ...ev.deploys.map((d) => d.seq),
+    ...seqsOf(entries, 'verify'),
+    ...seqsOf(entries, 'revoke'),
+  ]);
+  const checkSeqs = ev.checks.map((c) => c.seq);
+  return [
     control(
+      entries,
       'PCI DSS v4.0',
       '6.5.1 (approval)',
       'Changes approved by authorised parties',
-      ...approvalStatus,
-      [...policySeqs, ...approvalSeqs],
+      ...approval,
+      [...policySeqs, ...seqsOf(entries, 'approval-attempt')],
       ['approvers', 'refusedAttempts', 'initiators'],
     ),
-    control('PCI DSS v4.0', '6.5.1 (testing)', 'Changes tested before deployment', ...testing, checkSeqs, ['headSha']),
-    control('PCI DSS v4.0', '6.5.1 (back-out)', 'Back-out procedures', ...backOut, backOutSeqs, [
+    control(entries, 'PCI DSS v4.0', '6.5.1 (testing)', 'Changes tested before deployment', ...testing, checkSeqs, [
+      'headSha',
+    ]),
+    control(entries, 'PCI DSS v4.0', '6.5.1 (back-out)', 'Back-out procedures', ...backOut, backOutSeqs, [
       'environmentsDeployed',
     ]),
     control(
+      entries,
       'PCI DSS v4.0',
       '6.5.2',
       'Requirements confirmed and documentation updated after a significant change',
@@ -280,33 +395,48 @@ export function deriveControls(summary: AuditSummary, entries: UnchainedEntry[])
       ['runIds', 'firstEventAt', 'lastEventAt'],
     ),
     control(
+      entries,
       'PCI DSS v4.0',
       '6.5.4',
       'Separation of pre-production and production roles',
-      ...separation,
+      ...separationVerdict(ev, approval),
       [...policySeqs, ...deployEvidence.map((e) => e.seq)],
       ['executors', 'environmentsDeployed'],
     ),
+  ];
+}
+
+function soc2Controls(ev: Evidence, implemented: Verdict, breakGlass: Verdict): ControlEntry[] {
+  const { entries, policySeqs, summary } = ev;
+  const declared = summary.emergencies || summary.refusedEmergencies;
+  return [
     control(
+      entries,
       'SOC 2',
       'CC8.1',
       'Changes authorised, tested, approved and implemented',
       ...implemented,
-      [...policySeqs, ...checkSeqs, ...approvals.map((a) => a.seq), ...deploys.map((d) => d.seq)],
+      [
+        ...policySeqs,
+        ...ev.checks.map((c) => c.seq),
+        ...ev.approvals.map((a) => a.seq),
+        ...ev.deploys.map((d) => d.seq),
+      ],
       ['approvers', 'environmentsDeployed', 'dutiesSegregated', 'outcome'],
     ),
     control(
+      entries,
       'SOC 2',
       'CC8.1 (emergency changes)',
       'Emergency changes',
       ...breakGlass,
       [
-        ...(summary.emergencies || summary.refusedEmergencies ? policySeqs : []),
-        ...seqsOf('emergency-declaration'),
-        ...emergencyDeploys.map((d) => d.seq),
+        ...(declared ? policySeqs : []),
+        ...seqsOf(entries, 'emergency-declaration'),
+        ...ev.emergencyDeploys.map((d) => d.seq),
         ...reviewSeqs(summary.emergencies, entries),
       ],
-      summary.emergencies || summary.refusedEmergencies ? ['emergencies', 'refusedEmergencies'] : [],
+      declared ? ['emergencies', 'refusedEmergencies'] : [],
     ),
   ];
 }
