@@ -8,7 +8,7 @@
 import { Context } from '@temporalio/activity';
 import { defaultPayloadConverter, type Payload } from '@temporalio/common';
 import type { Client } from '@temporalio/client';
-import type { temporal } from '@temporalio/proto';
+import { temporal } from '@temporalio/proto';
 import type { FoureyesConfig } from '../config/schema.ts';
 import {
   addInitiator,
@@ -64,6 +64,25 @@ export interface BeginResult {
   prior?: PriorRecord;
 }
 
+/** A run that is a reset of another run of the change (workflowInfo().runId is not originalExecutionRunId). */
+export interface ResetInput {
+  change: string;
+  repo: string;
+  workflowId: string;
+  runId: string;
+}
+
+/** What the runs a reset run was reset from leave it: the history after the reset point is not in its own. */
+export interface ResetRecovery {
+  /** Their emergencies as each last published them (its own memo upserts, never a start's memo), newest run first. */
+  emergencies: EmergencyRecord[];
+  /** The nonces of the signed claims they received (approvals, declarations). */
+  nonces: string[];
+  /** The runs read, newest first. */
+  runIds: string[];
+  notes: string[];
+}
+
 const MAX_RUNS = 20;
 const CHANGE_WORKFLOW = 'changeWorkflow';
 
@@ -92,6 +111,43 @@ export function createChangeHistoryActivities(getConfig: () => FoureyesConfig, a
         };
       const prior = await priorRecord(client, { ...input, taskQueue }, policy);
       return { policy, taskQueue, ...(prior ? { prior } : {}) };
+    },
+
+    /**
+     * A reset run's own history names the run it was reset from (the server's WorkflowTaskFailed event of cause
+     * ResetWorkflow, which no client writes): that run, and any run it was reset from in turn, is read like a
+     * run that ended without a record. Only runs of foureyes' own workflow type on the run's own task queue count.
+     */
+    async recoverReset(input: ResetInput): Promise<ResetRecovery> {
+      const policy = policyFor(getConfig(), input.repo, approvalKeys);
+      const client = Context.current().client;
+      const own = await client.workflow.getHandle(input.workflowId, input.runId).describe();
+      const recovery: ResetRecovery = { emergencies: [], nonces: [], runIds: [], notes: [] };
+      const seen = new Set([input.runId]);
+      const queue = resetBases((await client.workflow.getHandle(input.workflowId, input.runId).fetchHistory()).events);
+      while (queue.length > 0 && seen.size <= MAX_RUNS) {
+        const base = queue.shift() as string;
+        if (seen.has(base)) continue;
+        seen.add(base);
+        const described = await client.workflow
+          .getHandle(input.workflowId, base)
+          .describe()
+          .catch(() => undefined);
+        if (!described || described.type !== CHANGE_WORKFLOW || described.taskQueue !== own.taskQueue) {
+          recovery.notes.push(`run ${base} (reset from) is not one of the change's own runs: nothing taken from it`);
+          continue;
+        }
+        // What a start carried into the run is in this run's history too (a reset keeps the start): not read again.
+        const scanned = await scanRun(client, input.workflowId, base, policy, input.change, () => false);
+        if (!scanned.trusted) continue;
+        recovery.runIds.push(base);
+        for (const n of scanned.nonces) if (!recovery.nonces.includes(n)) recovery.nonces.push(n);
+        for (const e of scanned.emergencies)
+          if (!recovery.emergencies.some((x) => x.id === e.id)) recovery.emergencies.push(e);
+        recovery.notes.push(`run ${base} (${STATUS[described.status.name] ?? described.status.name.toLowerCase()})`);
+        queue.push(...scanned.resetFrom);
+      }
+      return recovery;
     },
   };
 }
@@ -207,16 +263,23 @@ async function scanRun(
   policy: ChangePolicy,
   change: string,
   continuedFrom: (runId: string) => boolean,
-): Promise<{ trusted: boolean; initiators: Initiators; nonces: string[]; emergencies: EmergencyRecord[] }> {
+): Promise<{
+  trusted: boolean;
+  initiators: Initiators;
+  nonces: string[];
+  emergencies: EmergencyRecord[];
+  resetFrom: string[];
+}> {
   const history = await client.workflow.getHandle(workflowId, runId).fetchHistory();
   const events: Event[] = history.events ?? [];
+  const resetFrom = resetBases(events);
   const initiators: Initiators = {};
   const nonces: string[] = [];
   let emergencies: EmergencyRecord[] = [];
   const failure = events.find((e) => e.workflowExecutionFailedEventAttributes)?.workflowExecutionFailedEventAttributes
     ?.failure;
   if (failure?.applicationFailureInfo?.type === 'UntrustedStart')
-    return { trusted: false, initiators, nonces, emergencies };
+    return { trusted: false, initiators, nonces, emergencies, resetFrom };
   const started = events[0]?.workflowExecutionStartedEventAttributes;
   if (started?.continuedExecutionRunId && continuedFrom(started.continuedExecutionRunId)) {
     const carried = (
@@ -285,7 +348,22 @@ async function scanRun(
         collectInitiators(policy.people, { author: found.author, commits: found.head.commits }, initiators);
     }
   }
-  return { trusted: true, initiators, nonces, emergencies };
+  return { trusted: true, initiators, nonces, emergencies, resetFrom };
+}
+
+/** The runs a history says it was reset from (the server writes these events, newest last). */
+function resetBases(events: Event[] | null | undefined): string[] {
+  const bases: string[] = [];
+  for (const e of events ?? []) {
+    const failed = e.workflowTaskFailedEventAttributes;
+    if (
+      failed?.cause === temporal.api.enums.v1.WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_RESET_WORKFLOW &&
+      failed.baseRunId &&
+      !bases.includes(failed.baseRunId)
+    )
+      bases.push(failed.baseRunId);
+  }
+  return bases.reverse();
 }
 
 /** Emergency records as a run of the change kept them; anything not shaped like one is dropped. */

@@ -909,6 +909,43 @@ export function emergencyDeclarerRefusal(policy: ChangePolicy, person: string): 
   return undefined;
 }
 
+/**
+ * An emergency as the run holds it, with what another run of the change published of it (a run this one was
+ * reset from): a deploy either made under it stands (every environment it opened stays owed), and a review
+ * either recorded stays recorded. Nothing is taken back: a reset cannot make a review owed no longer.
+ */
+export function mergeEmergency(held: EmergencyRecord | undefined, other: EmergencyRecord): EmergencyRecord {
+  if (!held) return { ...other, usedFor: [...other.usedFor] };
+  const usedFor = [...held.usedFor, ...other.usedFor.filter((env) => !held.usedFor.includes(env))];
+  const earliest = (a?: string, b?: string) => (a && b ? (Date.parse(a) <= Date.parse(b) ? a : b) : (a ?? b));
+  const merged: EmergencyRecord = { ...held, usedFor };
+  const deployedAt = earliest(held.deployedAt, other.deployedAt);
+  if (deployedAt) merged.deployedAt = deployedAt;
+  const announcedAt = earliest(held.announcedAt, other.announcedAt);
+  if (announcedAt) merged.announcedAt = announcedAt;
+  const overdueAt = earliest(held.overdueAt, other.overdueAt);
+  if (overdueAt) merged.overdueAt = overdueAt;
+  const overdueAnnouncedAt = earliest(held.overdueAnnouncedAt, other.overdueAnnouncedAt);
+  if (overdueAnnouncedAt) merged.overdueAnnouncedAt = overdueAnnouncedAt;
+  const reviewed = held.closedHow === 'reviewed' ? held : other.closedHow === 'reviewed' ? other : undefined;
+  delete merged.closedHow;
+  delete merged.closedAt;
+  delete merged.reviewedBy;
+  delete merged.reviewedAt;
+  if (reviewed) {
+    merged.closedHow = 'reviewed';
+    if (reviewed.closedAt) merged.closedAt = reviewed.closedAt;
+    if (reviewed.reviewedBy) merged.reviewedBy = reviewed.reviewedBy;
+    if (reviewed.reviewedAt) merged.reviewedAt = reviewed.reviewedAt;
+  } else if (usedFor.length === 0 && (held.closedHow === 'lapsed' || other.closedHow === 'lapsed')) {
+    // Lapsed is only ever unused: once a deploy was made under it, it is owed instead.
+    merged.closedHow = 'lapsed';
+    const closedAt = held.closedHow === 'lapsed' ? held.closedAt : other.closedAt;
+    if (closedAt) merged.closedAt = closedAt;
+  }
+  return merged;
+}
+
 /** Why `e` opens no gate any longer even unused, or undefined while it may still: its window ended, or its head was replaced. */
 export function emergencyLapse(e: EmergencyRecord, headSha: string, now: number): string | undefined {
   if (e.closedHow) return `closed (${e.closedHow})`;

@@ -71,3 +71,10 @@ export const EMERGENCY_CHANGE_PATCH = 'emergency-change';
 
 /** A lane grants a request read in the same workflow task on that request's look-up, without a second one. */
 export const LANE_FRESH_LOOKUP_PATCH = 'lane-fresh-lookup';
+
+/**
+ * A run that is a reset of another run (workflowInfo().runId is not the originalExecutionRunId its start keeps)
+ * takes, in its first workflow task past the reset point, the emergencies and nonces that the run it was reset
+ * from published after that point: a deploy under an emergency made there still owes its review.
+ */
+export const RESET_RECOVERY_PATCH = 'reset-recovery';

@@ -14,14 +14,14 @@ import {
   upsertMemo,
   workflowInfo,
 } from '@temporalio/workflow';
-import { decideCarriedRecord, decideRunIdentity, nextExpiry, shortSha } from '../policy/sod.ts';
+import { decideCarriedRecord, decideRunIdentity, mergeEmergency, nextExpiry, shortSha } from '../policy/sod.ts';
 import {
   APPROVAL_MEMO_KEY,
   AUDIT_VIEW_KEY,
   type ApprovalDecisionMemo,
   type AuditViewMemo,
 } from '../shared/audit-memo.ts';
-import { AUDIT_VIEW_MEMO_PATCH, EMERGENCY_CHANGE_PATCH } from '../shared/patches.ts';
+import { AUDIT_VIEW_MEMO_PATCH, EMERGENCY_CHANGE_PATCH, RESET_RECOVERY_PATCH } from '../shared/patches.ts';
 import { openEmergency } from '../policy/sod.ts';
 import type { EmergencyOutcome, SignedEmergency } from '../shared/emergency.ts';
 import { parseChangeRef, workflowIdFor, type ChangeRef } from '../shared/change-ref.ts';
@@ -234,6 +234,60 @@ export class ChangeRun {
     this.policy = begun.policy;
     this.record.policyDigest = begun.policy.digest;
     alignEnvironments(this.record, begun.policy);
+    this.changed();
+    void this.recoverReset();
+  }
+
+  /**
+   * A reset run (its run ID is not the one its start recorded) copied the history of the run it was reset from
+   * only up to the reset point: what that run took after it — an emergency declared, a deploy under it — is
+   * not in this record. In the first workflow task past the reset point the run reads it from that run's
+   * history (src/activities/change-history.ts) and keeps it. Replaying the copied history, patched() is false
+   * (no marker there); the first task that is not a replay records the marker, so a replay finds it again.
+   */
+  private async recoverReset(): Promise<void> {
+    const info = workflowInfo();
+    if (!this.ref || info.runId === info.originalExecutionRunId) return;
+    await condition(() => patched(RESET_RECOVERY_PATCH));
+    const policy = await this.ready();
+    let found: Awaited<ReturnType<typeof orchestrator.recoverReset>>;
+    try {
+      found = await orchestrator.recoverReset({
+        change: this.record.change,
+        repo: `${this.ref.owner}/${this.ref.repo}`,
+        workflowId: info.workflowId,
+        runId: info.runId,
+      });
+    } catch (error) {
+      if (isCancellation(error)) throw error;
+      note(
+        this.record,
+        this.now(),
+        'reset-unrecovered',
+        `run ${info.runId} is a reset, but the run it was reset from could not be read: ${error instanceof Error ? error.message : String(error)}`,
+      );
+      this.changed();
+      return;
+    }
+    const record = this.record;
+    for (const n of found.nonces) if (!record.nonces.includes(n)) record.nonces.push(n);
+    const ids: string[] = [];
+    for (const e of found.emergencies) {
+      const list = (record.emergencies ??= []);
+      const at = list.findIndex((x) => x.id === e.id);
+      const merged = mergeEmergency(at >= 0 ? list[at] : undefined, e);
+      if (at >= 0) list[at] = merged;
+      else list.push(merged);
+      ids.push(`${e.declaredBy}'s for ${shortSha(e.sha)}`);
+    }
+    // An approval this run holds may already be the review of a deploy it did not know of.
+    if (record.emergencies?.length) reviewEmergencies(record, policy, this.now());
+    note(
+      record,
+      this.now(),
+      'reset-recovered',
+      `run ${info.runId} is a reset: ${found.runIds.length ? `read run(s) ${found.runIds.join(', ')}` : 'no run it was reset from could be read'}; ${ids.length ? `emergencies kept: ${ids.join('; ')}` : 'no emergency'}${found.notes.length ? ` (${found.notes.join('; ')})` : ''}`,
+    );
     this.changed();
   }
 
