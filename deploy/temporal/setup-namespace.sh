@@ -8,7 +8,8 @@ until temporal operator cluster health --address "$address" >/dev/null 2>&1; do 
 temporal operator namespace describe --address "$address" --namespace "$ns" >/dev/null 2>&1 \
   || temporal operator namespace create --address "$address" --namespace "$ns" --retention "${FOUREYES_RETENTION:-720h}"
 for attr in FoureyesRepo=Keyword FoureyesPR=Int FoureyesAuthor=Keyword FoureyesInitiators=KeywordList \
-            FoureyesApprovers=KeywordList FoureyesStage=Keyword FoureyesHeadSha=Keyword; do
+            FoureyesApprovers=KeywordList FoureyesStage=Keyword FoureyesHeadSha=Keyword \
+            FoureyesEmergency=Keyword; do
   temporal operator search-attribute create --address "$address" --namespace "$ns" \
     --name "${attr%%=*}" --type "${attr#*=}" >/dev/null 2>&1 || true
 done
