@@ -8,7 +8,8 @@
 import { Context } from '@temporalio/activity';
 import { defaultPayloadConverter, type Payload } from '@temporalio/common';
 import type { Client } from '@temporalio/client';
-import { temporal } from '@temporalio/proto';
+import type { temporal } from '@temporalio/proto';
+import proto from '@temporalio/proto';
 import type { FoureyesConfig } from '../config/schema.ts';
 import {
   addInitiator,
@@ -357,7 +358,7 @@ function resetBases(events: Event[] | null | undefined): string[] {
   for (const e of events ?? []) {
     const failed = e.workflowTaskFailedEventAttributes;
     if (
-      failed?.cause === temporal.api.enums.v1.WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_RESET_WORKFLOW &&
+      failed?.cause === proto.temporal.api.enums.v1.WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_RESET_WORKFLOW &&
       failed.baseRunId &&
       !bases.includes(failed.baseRunId)
     )
