@@ -5,7 +5,8 @@
 import { describe, expect, it } from 'vitest';
 import { generateSigningKey, signClaim } from '../../src/shared/approval-signature.ts';
 import { signEmergency, type EmergencyClaim } from '../../src/shared/emergency.ts';
-import type { ApprovalClaim, ChangePolicy, EnvironmentPolicy, HeadFacts } from '../../src/shared/types.ts';
+import type { ApprovalClaim, ChangePolicy, HeadFacts } from '../../src/shared/types.ts';
+import { emergencyPolicy, environmentPolicy } from '../policy/emergency-fixtures.ts';
 import {
   alignEnvironments,
   gateOf,
@@ -23,31 +24,16 @@ const HEAD = '9f8e7d6c5b4a39281706f5e4d3c2b1a098765432';
 const NEXT = '1234567890abcdef1234567890abcdef12345678';
 const NOW = Date.parse('2026-03-01T12:00:00Z');
 const CHANGE = 'acme/shop#1';
-const env = (name: string, eligible: string[], required = 1): EnvironmentPolicy => ({
-  name,
-  required,
-  eligible,
-  expiryMs: 3_600_000,
-  confirm: false,
-  deployTimeoutMs: 60_000,
-  leaseTtlMs: 60_000,
-});
 // alex may approve staging only; production needs two of jo, kim, lee.
-const policy: ChangePolicy = {
-  repo: 'acme/shop',
-  environments: [env('staging', ['alex', 'jo', 'kim', 'lee']), env('production', ['jo', 'kim', 'lee'], 2)],
-  people: ['sam', 'alex', 'jo', 'kim', 'lee'].map((github) => ({ github, emails: [] })),
-  policyOwners: ['jo'],
-  policyPaths: ['deploy/**'],
-  checks: [],
-  merge: false,
-  approvalKeys: [key.publicKey],
-  claimMaxAgeMs: 15 * 60_000,
-  temporalUiUrl: '',
-  namespace: 'foureyes',
-  defaultBranch: 'main',
-  emergency: { allowed: ['lee'], windowMs: 3_600_000, reviewWithinMs: 7_200_000, overrideFailingChecks: false },
-};
+const policy: ChangePolicy = emergencyPolicy({
+  key: key.publicKey,
+  environments: [
+    environmentPolicy('staging', ['alex', 'jo', 'kim', 'lee']),
+    environmentPolicy('production', ['jo', 'kim', 'lee'], 2),
+  ],
+  people: ['sam', 'alex', 'jo', 'kim', 'lee'],
+  allowed: ['lee'],
+});
 const headFacts = (sha: string): HeadFacts => ({
   sha,
   baseRef: 'main',

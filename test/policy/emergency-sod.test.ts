@@ -11,34 +11,17 @@ import {
 import { generateSigningKey } from '../../src/shared/approval-signature.ts';
 import { signEmergency, type EmergencyClaim, type EmergencyRecord } from '../../src/shared/emergency.ts';
 import type { ApprovalRecord, ChangePolicy, EnvironmentPolicy } from '../../src/shared/types.ts';
+import { emergencyPolicy, environmentPolicy } from './emergency-fixtures.ts';
 
 const key = generateSigningKey();
 const HEAD = '9f8e7d6c5b4a39281706f5e4d3c2b1a098765432';
 const NOW = Date.parse('2026-03-01T12:00:00Z');
-const env = (name: string): EnvironmentPolicy => ({
-  name,
-  required: 1,
-  eligible: ['alex', 'jo', 'lee'],
-  expiryMs: 3_600_000,
-  confirm: false,
-  deployTimeoutMs: 60_000,
-  leaseTtlMs: 60_000,
+const policy: ChangePolicy = emergencyPolicy({
+  key: key.publicKey,
+  environments: ['staging', 'production'].map((name) => environmentPolicy(name, ['alex', 'jo', 'lee'])),
+  people: ['sam', 'alex', 'jo', 'lee'],
+  allowed: ['lee', 'sam'],
 });
-const policy: ChangePolicy = {
-  repo: 'acme/shop',
-  environments: [env('staging'), env('production')],
-  people: ['sam', 'alex', 'jo', 'lee'].map((github) => ({ github, emails: [] })),
-  policyOwners: ['jo'],
-  policyPaths: ['deploy/**'],
-  checks: [],
-  merge: false,
-  approvalKeys: [key.publicKey],
-  claimMaxAgeMs: 15 * 60_000,
-  temporalUiUrl: '',
-  namespace: 'foureyes',
-  defaultBranch: 'main',
-  emergency: { allowed: ['lee', 'sam'], windowMs: 3_600_000, reviewWithinMs: 7_200_000, overrideFailingChecks: false },
-};
 const facts = (extra: Partial<ChangeFacts> = {}): ChangeFacts => ({
   change: 'acme/shop#1',
   headSha: HEAD,
