@@ -215,6 +215,278 @@ export interface DeployActivityOptions {
   vault?: () => DeployerVault;
 }
 
+type Step = 'deploy' | 'verify';
+
+async function recoverOrphans(leases: LeaseManager, input: DeployInput, step: Step): Promise<LeaseRecord[]> {
+  const ctx = Context.current();
+  const previous = ctx.info.heartbeatDetails as Partial<DeployHeartbeat> | undefined;
+  const fromHeartbeat = Array.isArray(previous?.leases) ? previous.leases : [];
+  ctx.heartbeat({ step, phase: 'recovering', leases: fromHeartbeat } satisfies DeployHeartbeat);
+  const revoked = await leases.revokeOutstanding(input.change, input.environment, fromHeartbeat);
+  if (revoked.length > 0) {
+    ctx.log.warn(`revoked ${revoked.length} lease(s) left over by an earlier attempt`, {
+      change: input.change,
+      environment: input.environment,
+      leaseIds: revoked.map((r) => r.leaseId),
+      failed: revoked.filter((r) => r.revokeError).length,
+    });
+  }
+  return revoked;
+}
+
+/** Why a command that ran did not succeed, in words for the report. */
+function failureText(result: CommandResult, command: StepCommandConfig): string {
+  if (result.timedOut) return `timed out after ${Math.round(command.timeout / 1000)}s and was killed`;
+  return result.exitCode === null
+    ? `was killed by ${result.signal ?? 'a signal'}`
+    : `exited with code ${result.exitCode}`;
+}
+
+/**
+ * One attempt of a deploy or verify step: the leases it holds, its working copy and its heartbeat, which
+ * carries the lease identifiers so that a retried attempt can revoke them.
+ */
+class StepAttempt {
+  readonly what: string;
+  private readonly logAttrs: { change: string; environment: string; sha: string; step: Step };
+  private records: LeaseRecord[] = [];
+  private recovered: LeaseRecord[] = [];
+  private lease: IssuedLease | undefined;
+  private workdir: string | undefined;
+  private phase: DeployHeartbeat['phase'] = 'recovering';
+  private revoked = false;
+  private readonly heartbeats: ReturnType<typeof setInterval>;
+
+  constructor(
+    private readonly ctx: Context,
+    private readonly started: number,
+    private readonly step: Step,
+    private readonly input: DeployInput,
+    private readonly config: FoureyesConfig,
+    private readonly leases: LeaseManager,
+    private readonly vault: () => DeployerVault,
+  ) {
+    this.what = `${step} of ${input.change} to ${input.environment}`;
+    this.logAttrs = { change: input.change, environment: input.environment, sha: input.sha, step };
+    const interval = Math.max(200, Math.min(5000, (ctx.info.heartbeatTimeoutMs ?? 15_000) / 3));
+    this.heartbeats = setInterval(() => this.beat(), interval);
+  }
+
+  private beat(): void {
+    this.ctx.heartbeat({ step: this.step, phase: this.phase, leases: this.records } satisfies DeployHeartbeat);
+  }
+
+  private report(result: Partial<CommandResult>) {
+    return {
+      environment: this.input.environment,
+      sha: this.input.sha,
+      exitCode: result.exitCode ?? null,
+      durationMs: Date.now() - this.started,
+      outputTail: result.outputTail ?? '',
+      leases: [...this.recovered, ...this.records].map(sanitizeRecord),
+    };
+  }
+
+  /** Revokes what an earlier attempt left; for a deploy, the report of an earlier attempt that deployed. */
+  async recover(): Promise<DeployReport | undefined> {
+    this.recovered = await recoverOrphans(this.leases, this.input, this.step);
+    if (this.step !== 'deploy') return undefined;
+    const marker = await this.vault()
+      .read<{ data?: { at?: string } }>(deployedMarkerPath(this.config, this.input.idempotencyKey))
+      .then(
+        (r) => r.data?.data,
+        (error: unknown) => {
+          if (error instanceof VaultRequestError && error.status === 404) return undefined;
+          throw error;
+        },
+      );
+    if (!marker) return undefined;
+    this.ctx.log.info(
+      `${this.input.change} was already deployed to ${this.input.environment} at ${this.input.sha}; not deploying again`,
+      { ...this.logAttrs, deployedAt: marker.at },
+    );
+    return {
+      ...this.report({ exitCode: 0, outputTail: `already deployed at ${marker.at ?? 'an earlier attempt'}` }),
+      status: 'already-deployed',
+    } satisfies DeployReport;
+  }
+
+  notConfigured(): VerifyReport {
+    return { ...this.report({ exitCode: null, outputTail: 'no verify command configured' }), passed: true };
+  }
+
+  /** The working copy of the SHA and, when `withLease`, the environment's lease. */
+  async prepare(remote: string, command: StepCommandConfig, withLease: boolean): Promise<void> {
+    this.phase = 'fetching';
+    this.beat();
+    this.workdir = await checkoutSha(remote, this.input.sha, this.ctx.cancellationSignal);
+    if (!withLease) return;
+    this.phase = 'leasing';
+    this.lease = await this.leases.issue(
+      { change: this.input.change, environment: this.input.environment, stepTimeoutMs: command.timeout },
+      (issued) => {
+        this.records = issued;
+        this.beat();
+      },
+    );
+    this.records = this.lease.records;
+  }
+
+  private async runConfigured(command: StepCommandConfig): Promise<CommandResult> {
+    const { ctx, input, step, logAttrs } = this;
+    this.phase = 'running';
+    this.beat();
+    ctx.log.info(`${step} of ${input.change} to ${input.environment} at ${input.sha}: running the configured command`, {
+      ...logAttrs,
+      leaseIds: this.records.map((r) => r.leaseId),
+    });
+    let outputBytes = 0;
+    return runCommand({
+      run: command.run,
+      cwd: this.workdir as string,
+      env: commandEnv(input, step, this.lease),
+      timeoutMs: command.timeout,
+      network: command.network ?? true,
+      writable: command.writable,
+      sandbox: this.config.sandbox,
+      secrets: this.lease?.secrets ?? [],
+      signal: ctx.cancellationSignal,
+      onLine: (line) => {
+        outputBytes += line.length + 1;
+        if (outputBytes <= command.outputLimit) ctx.log.info(`[${step} ${input.environment}] ${line}`, logAttrs);
+      },
+    });
+  }
+
+  async execute(command: StepCommandConfig): Promise<DeployReport | VerifyReport> {
+    const result = await this.runConfigured(command);
+    if (result.cancelled) {
+      this.ctx.log.warn(`${this.what} cancelled: command killed`, this.logAttrs);
+      throw new CancelledFailure(`${this.what} cancelled; the command's process group was killed`);
+    }
+    // Revoke before reporting, so that the report (and history) carries the revocation times.
+    await this.revokeNow();
+    const body = this.report(result);
+    if (result.exitCode !== 0 || result.timedOut) {
+      // A command that ran and failed is an outcome of the change, not a fault of the pipeline: it is returned,
+      // so its exit code, output tail and leases reach status, the pull request and the audit. Only what kept
+      // the command from running (OpenBao, the remote, the worker) throws.
+      const failure = failureText(result, command);
+      this.ctx.log.warn(`${this.step} command for ${this.input.environment} ${failure}`, {
+        ...this.logAttrs,
+        durationMs: body.durationMs,
+      });
+      const failed = { ...body, failure, ...(result.timedOut ? { timedOut: true } : {}) };
+      return this.step === 'deploy'
+        ? ({ ...failed, status: 'failed' } satisfies DeployReport)
+        : ({ ...failed, passed: false } satisfies VerifyReport);
+    }
+    if (this.step === 'verify') return { ...body, passed: true } satisfies VerifyReport;
+    await this.writeMarker();
+    this.ctx.log.info(`${this.input.change} deployed to ${this.input.environment} at ${this.input.sha}`, {
+      ...this.logAttrs,
+      durationMs: body.durationMs,
+    });
+    return { ...body, status: 'deployed' } satisfies DeployReport;
+  }
+
+  private async revokeNow(): Promise<void> {
+    this.lease = undefined;
+    if (this.revoked || this.records.length === 0) return;
+    this.revoked = true;
+    this.phase = 'revoking';
+    const done = await this.leases.revokeAll(this.input.change, this.input.environment, this.records);
+    this.records = done;
+    const failed = done.filter((r) => r.revokeError);
+    if (failed.length > 0)
+      this.ctx.log.error(
+        `${failed.length} lease(s) could not be revoked now; their TTL ends them, revokeOutstanding retries`,
+        { ...this.logAttrs, leaseIds: failed.map((r) => r.leaseId) },
+      );
+  }
+
+  private async writeMarker(): Promise<void> {
+    const di = this.input;
+    const data = {
+      change: di.change,
+      environment: di.environment,
+      sha: di.sha,
+      idempotencyKey: di.idempotencyKey,
+      at: new Date().toISOString(),
+    };
+    for (let attempt = 1; attempt <= 3; attempt++) {
+      try {
+        await this.vault().write(deployedMarkerPath(this.config, di.idempotencyKey), { data });
+        return;
+      } catch (error) {
+        if (attempt === 3) {
+          // The deploy happened; report it. A retry of this activity would re-run the command, which
+          // receives FOUREYES_IDEMPOTENCY_KEY to recognise the repeat.
+          this.ctx.log.error(
+            `deployed, but the idempotency marker could not be written: ${(error as Error).message}`,
+            this.logAttrs,
+          );
+          return;
+        }
+        await new Promise((resolve) => setTimeout(resolve, 500 * attempt));
+      }
+    }
+  }
+
+  /** Revoke on every path: success, failure, timeout, cancellation. Synchronous, so that the credentials
+   * are dead before the workflow moves on. */
+  async finish(): Promise<void> {
+    await this.revokeNow();
+    clearInterval(this.heartbeats);
+    if (this.workdir) await rm(this.workdir, { recursive: true, force: true });
+  }
+}
+
+async function runStep(
+  step: 'deploy',
+  input: DeployInput,
+  getConfig: () => FoureyesConfig,
+  vault: () => DeployerVault,
+): Promise<DeployReport>;
+async function runStep(
+  step: 'verify',
+  input: DeployInput,
+  getConfig: () => FoureyesConfig,
+  vault: () => DeployerVault,
+): Promise<VerifyReport>;
+async function runStep(
+  step: Step,
+  input: DeployInput,
+  getConfig: () => FoureyesConfig,
+  vault: () => DeployerVault,
+): Promise<DeployReport | VerifyReport> {
+  const ctx = Context.current();
+  const started = Date.now();
+  const config = getConfig();
+  const { env, repo } = resolveTarget(config, input);
+  if (!COMMIT_SHA.test(input.sha))
+    throw ApplicationFailure.nonRetryable(
+      `expected a full commit SHA, got ${JSON.stringify(input.sha.slice(0, 50))}`,
+      'InvalidInput',
+    );
+  const command: StepCommandConfig | undefined = step === 'deploy' ? env.deploy : env.verify;
+  const leases = new LeaseManager(vault(), config);
+  const attempt = new StepAttempt(ctx, started, step, input, config, leases, vault);
+  try {
+    try {
+      const done = await attempt.recover();
+      if (done) return done;
+      if (!command) return attempt.notConfigured();
+      await attempt.prepare(repo.remote, command, step === 'deploy' || env.verifyWithLease);
+    } catch (error) {
+      throw asFailure(error, `${attempt.what} is waiting`);
+    }
+    return await attempt.execute(command);
+  } finally {
+    await attempt.finish();
+  }
+}
+
 export function createDeployActivities(
   getConfig: () => FoureyesConfig,
   env: NodeJS.ProcessEnv = process.env,
@@ -233,225 +505,12 @@ export function createDeployActivities(
     return client;
   };
 
-  async function recoverOrphans(
-    leases: LeaseManager,
-    input: DeployInput,
-    step: 'deploy' | 'verify',
-  ): Promise<LeaseRecord[]> {
-    const ctx = Context.current();
-    const previous = ctx.info.heartbeatDetails as Partial<DeployHeartbeat> | undefined;
-    const fromHeartbeat = Array.isArray(previous?.leases) ? previous.leases : [];
-    ctx.heartbeat({ step, phase: 'recovering', leases: fromHeartbeat } satisfies DeployHeartbeat);
-    const revoked = await leases.revokeOutstanding(input.change, input.environment, fromHeartbeat);
-    if (revoked.length > 0) {
-      ctx.log.warn(`revoked ${revoked.length} lease(s) left over by an earlier attempt`, {
-        change: input.change,
-        environment: input.environment,
-        leaseIds: revoked.map((r) => r.leaseId),
-        failed: revoked.filter((r) => r.revokeError).length,
-      });
-    }
-    return revoked;
-  }
-
-  async function runStep(step: 'deploy', input: DeployInput): Promise<DeployReport>;
-  async function runStep(step: 'verify', input: DeployInput): Promise<VerifyReport>;
-  async function runStep(step: 'deploy' | 'verify', input: DeployInput): Promise<DeployReport | VerifyReport> {
-    const ctx = Context.current();
-    const started = Date.now();
-    const config = getConfig();
-    const { env, repo } = resolveTarget(config, input);
-    if (!COMMIT_SHA.test(input.sha))
-      throw ApplicationFailure.nonRetryable(
-        `expected a full commit SHA, got ${JSON.stringify(input.sha.slice(0, 50))}`,
-        'InvalidInput',
-      );
-    const command: StepCommandConfig | undefined = step === 'deploy' ? env.deploy : env.verify;
-    const leases = new LeaseManager(vault(), config);
-    const what = `${step} of ${input.change} to ${input.environment}`;
-    const logAttrs = { change: input.change, environment: input.environment, sha: input.sha, step };
-
-    let records: LeaseRecord[] = [];
-    let lease: IssuedLease | undefined;
-    let workdir: string | undefined;
-    let phase: DeployHeartbeat['phase'] = 'recovering';
-    const beat = () => ctx.heartbeat({ step, phase, leases: records } satisfies DeployHeartbeat);
-    const interval = Math.max(200, Math.min(5000, (ctx.info.heartbeatTimeoutMs ?? 15_000) / 3));
-    const heartbeats = setInterval(beat, interval);
-
-    const report = (result: Partial<CommandResult>, extra: LeaseRecord[]) => ({
-      environment: input.environment,
-      sha: input.sha,
-      exitCode: result.exitCode ?? null,
-      durationMs: Date.now() - started,
-      outputTail: result.outputTail ?? '',
-      leases: [...extra, ...records].map(sanitizeRecord),
-    });
-
-    let revoked = false;
-    const revokeNow = async () => {
-      lease = undefined;
-      if (revoked || records.length === 0) return;
-      revoked = true;
-      phase = 'revoking';
-      const done = await leases.revokeAll(input.change, input.environment, records);
-      records = done;
-      const failed = done.filter((r) => r.revokeError);
-      if (failed.length > 0)
-        ctx.log.error(
-          `${failed.length} lease(s) could not be revoked now; their TTL ends them, revokeOutstanding retries`,
-          { ...logAttrs, leaseIds: failed.map((r) => r.leaseId) },
-        );
-    };
-
-    let recovered: LeaseRecord[] = [];
-    try {
-      try {
-        recovered = await recoverOrphans(leases, input, step);
-        if (step === 'deploy') {
-          const marker = await vault()
-            .read<{ data?: { at?: string } }>(deployedMarkerPath(config, input.idempotencyKey))
-            .then(
-              (r) => r.data?.data,
-              (error: unknown) => {
-                if (error instanceof VaultRequestError && error.status === 404) return undefined;
-                throw error;
-              },
-            );
-          if (marker) {
-            ctx.log.info(
-              `${input.change} was already deployed to ${input.environment} at ${input.sha}; not deploying again`,
-              { ...logAttrs, deployedAt: marker.at },
-            );
-            return {
-              ...report(
-                { exitCode: 0, outputTail: `already deployed at ${marker.at ?? 'an earlier attempt'}` },
-                recovered,
-              ),
-              status: 'already-deployed',
-            } satisfies DeployReport;
-          }
-        }
-        if (!command) {
-          return {
-            ...report({ exitCode: null, outputTail: 'no verify command configured' }, recovered),
-            passed: true,
-          } satisfies VerifyReport;
-        }
-        phase = 'fetching';
-        beat();
-        workdir = await checkoutSha(repo.remote, input.sha, ctx.cancellationSignal);
-        if (step === 'deploy' || env.verifyWithLease) {
-          phase = 'leasing';
-          lease = await leases.issue(
-            { change: input.change, environment: input.environment, stepTimeoutMs: command.timeout },
-            (issued) => {
-              records = issued;
-              beat();
-            },
-          );
-          records = lease.records;
-        }
-      } catch (error) {
-        throw asFailure(error, `${what} is waiting`);
-      }
-
-      phase = 'running';
-      beat();
-      ctx.log.info(
-        `${step} of ${input.change} to ${input.environment} at ${input.sha}: running the configured command`,
-        { ...logAttrs, leaseIds: records.map((r) => r.leaseId) },
-      );
-      let outputBytes = 0;
-      const result = await runCommand({
-        run: command.run,
-        cwd: workdir,
-        env: commandEnv(input, step, lease),
-        timeoutMs: command.timeout,
-        network: command.network ?? true,
-        writable: command.writable,
-        sandbox: config.sandbox,
-        secrets: lease?.secrets ?? [],
-        signal: ctx.cancellationSignal,
-        onLine: (line) => {
-          outputBytes += line.length + 1;
-          if (outputBytes <= command.outputLimit) ctx.log.info(`[${step} ${input.environment}] ${line}`, logAttrs);
-        },
-      });
-      if (result.cancelled) {
-        ctx.log.warn(`${what} cancelled: command killed`, logAttrs);
-        throw new CancelledFailure(`${what} cancelled; the command's process group was killed`);
-      }
-      // Revoke before reporting, so that the report (and history) carries the revocation times.
-      await revokeNow();
-      const body = report(result, recovered);
-      if (result.exitCode !== 0 || result.timedOut) {
-        // A command that ran and failed is an outcome of the change, not a fault of the pipeline: it is returned,
-        // so its exit code, output tail and leases reach status, the pull request and the audit. Only what kept
-        // the command from running (OpenBao, the remote, the worker) throws.
-        const failure = result.timedOut
-          ? `timed out after ${Math.round(command.timeout / 1000)}s and was killed`
-          : result.exitCode === null
-            ? `was killed by ${result.signal ?? 'a signal'}`
-            : `exited with code ${result.exitCode}`;
-        ctx.log.warn(`${step} command for ${input.environment} ${failure}`, {
-          ...logAttrs,
-          durationMs: body.durationMs,
-        });
-        const failed = { ...body, failure, ...(result.timedOut ? { timedOut: true } : {}) };
-        return step === 'deploy'
-          ? ({ ...failed, status: 'failed' } satisfies DeployReport)
-          : ({ ...failed, passed: false } satisfies VerifyReport);
-      }
-      if (step === 'verify') return { ...body, passed: true } satisfies VerifyReport;
-      await writeMarker(input, config);
-      ctx.log.info(`${input.change} deployed to ${input.environment} at ${input.sha}`, {
-        ...logAttrs,
-        durationMs: body.durationMs,
-      });
-      return { ...body, status: 'deployed' } satisfies DeployReport;
-    } finally {
-      // Revoke on every path: success, failure, timeout, cancellation. Synchronous, so that the
-      // credentials are dead before the workflow moves on.
-      await revokeNow();
-      clearInterval(heartbeats);
-      if (workdir) await rm(workdir, { recursive: true, force: true });
-    }
-
-    async function writeMarker(di: DeployInput, cfg: FoureyesConfig): Promise<void> {
-      const data = {
-        change: di.change,
-        environment: di.environment,
-        sha: di.sha,
-        idempotencyKey: di.idempotencyKey,
-        at: new Date().toISOString(),
-      };
-      for (let attempt = 1; attempt <= 3; attempt++) {
-        try {
-          await vault().write(deployedMarkerPath(cfg, di.idempotencyKey), { data });
-          return;
-        } catch (error) {
-          if (attempt === 3) {
-            // The deploy happened; report it. A retry of this activity would re-run the command, which
-            // receives FOUREYES_IDEMPOTENCY_KEY to recognise the repeat.
-            ctx.log.error(
-              `deployed, but the idempotency marker could not be written: ${(error as Error).message}`,
-              logAttrs,
-            );
-            return;
-          }
-          await new Promise((resolve) => setTimeout(resolve, 500 * attempt));
-        }
-      }
-    }
-  }
-
   return {
     async deploy(input) {
-      return runStep('deploy', input);
+      return runStep('deploy', input, getConfig, vault);
     },
     async verify(input) {
-      return runStep('verify', input);
+      return runStep('verify', input, getConfig, vault);
     },
     async revokeOutstanding(input) {
       const config = getConfig();

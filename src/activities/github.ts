@@ -297,189 +297,208 @@ function toFailure(error: unknown): unknown {
   return error;
 }
 
-export function createGitHubActivities(
-  getConfig: () => FoureyesConfig,
-  env: NodeJS.ProcessEnv,
-  approvalKeys: string[] = [],
-  github: () => GitHubClients = lazyGitHubClients(env),
-) {
-  const wrap =
-    <A, R>(fn: (input: A) => Promise<R>) =>
-    async (input: A): Promise<R> => {
-      try {
-        return await fn(input);
-      } catch (error) {
-        throw toFailure(error);
-      }
-    };
+type Activity<A, R> = (input: A) => Promise<R>;
 
-  async function syncCheckRuns(
-    octokit: Octokit,
-    ref: ChangeRef,
-    sha: string,
-    reports: StageReport[],
-    link: string,
-  ): Promise<void> {
-    const existing = await octokit.paginate(octokit.rest.checks.listForRef, {
-      owner: ref.owner,
-      repo: ref.repo,
-      ref: sha,
-      per_page: 100,
-      filter: 'latest' as const,
-    });
-    const self = (await github().selfLogin(ref.owner, ref.repo)).replace(/\[bot\]$/, '');
-    for (const report of reports) {
-      const mine = existing
-        .filter((r) => r.name === report.name && (!r.app || r.app.slug === self))
-        .sort((a, b) => b.id - a.id)[0];
-      const output = { title: report.title, summary: report.summary };
-      if (mine) {
-        const same =
-          mine.status === report.status &&
-          (mine.conclusion ?? undefined) === report.conclusion &&
-          mine.output?.title === output.title &&
-          mine.output?.summary === output.summary;
-        if (same) continue;
-        await octokit.rest.checks.update({
-          owner: ref.owner,
-          repo: ref.repo,
-          check_run_id: mine.id,
-          status: report.status,
-          ...(report.conclusion ? { conclusion: report.conclusion } : {}),
-          output,
-          details_url: link,
-        });
-      } else {
-        await octokit.rest.checks.create({
-          owner: ref.owner,
-          repo: ref.repo,
-          name: report.name,
-          head_sha: sha,
-          status: report.status,
-          ...(report.conclusion ? { conclusion: report.conclusion } : {}),
-          output,
-          details_url: link,
-          external_id: workflowIdFor(ref),
-        });
-      }
+/** Every activity throws what Temporal should see: a rate limit as a delayed retry, a 4xx as non-retryable. */
+function wrap<A, R>(fn: Activity<A, R>): Activity<A, R> {
+  return async (input: A): Promise<R> => {
+    try {
+      return await fn(input);
+    } catch (error) {
+      throw toFailure(error);
     }
-  }
+  };
+}
 
-  async function syncStatuses(
-    octokit: Octokit,
-    ref: ChangeRef,
-    sha: string,
-    reports: StageReport[],
-    link: string,
-  ): Promise<void> {
-    const combined = await octokit.rest.repos.getCombinedStatusForRef({
-      owner: ref.owner,
-      repo: ref.repo,
-      ref: sha,
-      per_page: 100,
-    });
-    for (const report of reports) {
-      const state =
-        report.status !== 'completed'
-          ? 'pending'
-          : report.conclusion === 'success' || report.conclusion === 'skipped'
-            ? 'success'
-            : report.conclusion === 'failure'
-              ? 'failure'
-              : 'error';
-      const description = report.title.slice(0, 140);
-      const current = combined.data.statuses.find((s) => s.context === report.name);
-      if (current && current.state === state && current.description === description) continue;
-      await octokit.rest.repos.createCommitStatus({
+// --- reporting: check runs or commit statuses, deployments, the summary comment -------------
+
+async function syncCheckRuns(
+  github: () => GitHubClients,
+  octokit: Octokit,
+  ref: ChangeRef,
+  sha: string,
+  reports: StageReport[],
+  link: string,
+): Promise<void> {
+  const existing = await octokit.paginate(octokit.rest.checks.listForRef, {
+    owner: ref.owner,
+    repo: ref.repo,
+    ref: sha,
+    per_page: 100,
+    filter: 'latest' as const,
+  });
+  const self = (await github().selfLogin(ref.owner, ref.repo)).replace(/\[bot\]$/, '');
+  for (const report of reports) {
+    const mine = existing
+      .filter((r) => r.name === report.name && (!r.app || r.app.slug === self))
+      .sort((a, b) => b.id - a.id)[0];
+    const output = { title: report.title, summary: report.summary };
+    if (mine) {
+      const same =
+        mine.status === report.status &&
+        (mine.conclusion ?? undefined) === report.conclusion &&
+        mine.output?.title === output.title &&
+        mine.output?.summary === output.summary;
+      if (same) continue;
+      await octokit.rest.checks.update({
         owner: ref.owner,
         repo: ref.repo,
-        sha,
-        state,
-        context: report.name,
-        description,
-        target_url: link,
+        check_run_id: mine.id,
+        status: report.status,
+        ...(report.conclusion ? { conclusion: report.conclusion } : {}),
+        output,
+        details_url: link,
+      });
+    } else {
+      await octokit.rest.checks.create({
+        owner: ref.owner,
+        repo: ref.repo,
+        name: report.name,
+        head_sha: sha,
+        status: report.status,
+        ...(report.conclusion ? { conclusion: report.conclusion } : {}),
+        output,
+        details_url: link,
+        external_id: workflowIdFor(ref),
       });
     }
   }
+}
 
-  async function syncDeployments(octokit: Octokit, ref: ChangeRef, status: ChangeStatus, link: string): Promise<void> {
-    const sha = status.headSha;
-    const last = status.environments.at(-1)?.name;
-    for (const env of status.environments) {
-      const desired =
-        env.state === 'deploying'
-          ? { state: 'in_progress' as const, description: `deploying ${sha.slice(0, 7)}` }
-          : env.state === 'verifying'
-            ? { state: 'in_progress' as const, description: `verifying ${sha.slice(0, 7)}` }
-            : env.state === 'deployed'
-              ? { state: 'success' as const, description: `deployed ${sha.slice(0, 7)}` }
-              : env.state === 'failed'
-                ? { state: 'failure' as const, description: `${sha.slice(0, 7)} failed` }
-                : undefined;
-      if (!desired) continue;
-      const list = await octokit.rest.repos.listDeployments({
-        owner: ref.owner,
-        repo: ref.repo,
-        sha,
-        environment: env.name,
-        per_page: 100,
-      });
-      let deployment = list.data.find((d) => (d.payload as { change?: string } | null)?.change === status.change);
-      if (!deployment) {
-        const created = await octokit.rest.repos.createDeployment({
-          owner: ref.owner,
-          repo: ref.repo,
-          ref: sha,
-          environment: env.name,
-          task: 'deploy',
-          auto_merge: false,
-          required_contexts: [],
-          payload: { change: status.change, idempotencyKey: `${status.change}@${env.name}@${sha}` },
-          description: `foureyes: ${status.change} to ${env.name}`,
-          production_environment: env.name === last,
-          transient_environment: false,
-        });
-        if (!('id' in created.data))
-          throw new Error(`GitHub did not create the deployment: ${created.data.message ?? 'no reason given'}`);
-        deployment = created.data as (typeof list.data)[number];
-      }
-      const statuses = await octokit.rest.repos.listDeploymentStatuses({
-        owner: ref.owner,
-        repo: ref.repo,
-        deployment_id: deployment.id,
-        per_page: 1,
-      });
-      const latest = statuses.data[0];
-      if (latest && latest.state === desired.state && latest.description === desired.description) continue;
-      await octokit.rest.repos.createDeploymentStatus({
-        owner: ref.owner,
-        repo: ref.repo,
-        deployment_id: deployment.id,
-        state: desired.state,
-        description: desired.description,
-        log_url: link,
-        auto_inactive: true,
-      });
-    }
-  }
+function commitState(report: StageReport): 'pending' | 'success' | 'failure' | 'error' {
+  if (report.status !== 'completed') return 'pending';
+  if (report.conclusion === 'success' || report.conclusion === 'skipped') return 'success';
+  return report.conclusion === 'failure' ? 'failure' : 'error';
+}
 
-  async function syncComment(octokit: Octokit, ref: ChangeRef, body: string): Promise<void> {
-    const self = (await github().selfLogin(ref.owner, ref.repo)).toLowerCase();
-    const comments = await octokit.paginate(octokit.rest.issues.listComments, {
+async function syncStatuses(
+  octokit: Octokit,
+  ref: ChangeRef,
+  sha: string,
+  reports: StageReport[],
+  link: string,
+): Promise<void> {
+  const combined = await octokit.rest.repos.getCombinedStatusForRef({
+    owner: ref.owner,
+    repo: ref.repo,
+    ref: sha,
+    per_page: 100,
+  });
+  for (const report of reports) {
+    const state = commitState(report);
+    const description = report.title.slice(0, 140);
+    const current = combined.data.statuses.find((s) => s.context === report.name);
+    if (current && current.state === state && current.description === description) continue;
+    await octokit.rest.repos.createCommitStatus({
       owner: ref.owner,
       repo: ref.repo,
-      issue_number: ref.number,
-      per_page: 100,
+      sha,
+      state,
+      context: report.name,
+      description,
+      target_url: link,
     });
-    // Our own comment only: anyone can paste the marker into a comment of theirs.
-    const ours = comments.find((c) => c.body?.startsWith(SUMMARY_MARKER) && c.user?.login.toLowerCase() === self);
-    if (ours) {
-      if (ours.body === body) return;
-      await octokit.rest.issues.updateComment({ owner: ref.owner, repo: ref.repo, comment_id: ours.id, body });
-    } else
-      await octokit.rest.issues.createComment({ owner: ref.owner, repo: ref.repo, issue_number: ref.number, body });
   }
+}
 
+interface DesiredDeploymentStatus {
+  state: 'in_progress' | 'success' | 'failure';
+  description: string;
+}
+
+function desiredDeploymentStatus(env: EnvironmentStatus, sha: string): DesiredDeploymentStatus | undefined {
+  const short = sha.slice(0, 7);
+  switch (env.state) {
+    case 'deploying':
+      return { state: 'in_progress', description: `deploying ${short}` };
+    case 'verifying':
+      return { state: 'in_progress', description: `verifying ${short}` };
+    case 'deployed':
+      return { state: 'success', description: `deployed ${short}` };
+    case 'failed':
+      return { state: 'failure', description: `${short} failed` };
+    default:
+      return undefined;
+  }
+}
+
+/** The change's GitHub deployment of `sha` to `env`, created when there is none yet. */
+async function deploymentFor(
+  octokit: Octokit,
+  ref: ChangeRef,
+  status: ChangeStatus,
+  env: EnvironmentStatus,
+): Promise<{ id: number }> {
+  const sha = status.headSha;
+  const list = await octokit.rest.repos.listDeployments({
+    owner: ref.owner,
+    repo: ref.repo,
+    sha,
+    environment: env.name,
+    per_page: 100,
+  });
+  const found = list.data.find((d) => (d.payload as { change?: string } | null)?.change === status.change);
+  if (found) return found;
+  const created = await octokit.rest.repos.createDeployment({
+    owner: ref.owner,
+    repo: ref.repo,
+    ref: sha,
+    environment: env.name,
+    task: 'deploy',
+    auto_merge: false,
+    required_contexts: [],
+    payload: { change: status.change, idempotencyKey: `${status.change}@${env.name}@${sha}` },
+    description: `foureyes: ${status.change} to ${env.name}`,
+    production_environment: env.name === status.environments.at(-1)?.name,
+    transient_environment: false,
+  });
+  if (!('id' in created.data))
+    throw new Error(`GitHub did not create the deployment: ${created.data.message ?? 'no reason given'}`);
+  return created.data;
+}
+
+async function syncDeployments(octokit: Octokit, ref: ChangeRef, status: ChangeStatus, link: string): Promise<void> {
+  for (const env of status.environments) {
+    const desired = desiredDeploymentStatus(env, status.headSha);
+    if (!desired) continue;
+    const deployment = await deploymentFor(octokit, ref, status, env);
+    const statuses = await octokit.rest.repos.listDeploymentStatuses({
+      owner: ref.owner,
+      repo: ref.repo,
+      deployment_id: deployment.id,
+      per_page: 1,
+    });
+    const latest = statuses.data[0];
+    if (latest && latest.state === desired.state && latest.description === desired.description) continue;
+    await octokit.rest.repos.createDeploymentStatus({
+      owner: ref.owner,
+      repo: ref.repo,
+      deployment_id: deployment.id,
+      state: desired.state,
+      description: desired.description,
+      log_url: link,
+      auto_inactive: true,
+    });
+  }
+}
+
+async function syncComment(github: () => GitHubClients, octokit: Octokit, ref: ChangeRef, body: string): Promise<void> {
+  const self = (await github().selfLogin(ref.owner, ref.repo)).toLowerCase();
+  const comments = await octokit.paginate(octokit.rest.issues.listComments, {
+    owner: ref.owner,
+    repo: ref.repo,
+    issue_number: ref.number,
+    per_page: 100,
+  });
+  // Our own comment only: anyone can paste the marker into a comment of theirs.
+  const ours = comments.find((c) => c.body?.startsWith(SUMMARY_MARKER) && c.user?.login.toLowerCase() === self);
+  if (ours) {
+    if (ours.body === body) return;
+    await octokit.rest.issues.updateComment({ owner: ref.owner, repo: ref.repo, comment_id: ours.id, body });
+  } else await octokit.rest.issues.createComment({ owner: ref.owner, repo: ref.repo, issue_number: ref.number, body });
+}
+
+function reportingActivities(getConfig: () => FoureyesConfig, github: () => GitHubClients) {
   return {
     syncGitHub: wrap(async ({ status }: { status: ChangeStatus }): Promise<void> => {
       if (!status.headSha) return;
@@ -489,55 +508,120 @@ export function createGitHubActivities(
       const gh = github();
       const octokit = await gh.forRepo(ref.owner, ref.repo);
       const reports = stageReports(status);
-      if (gh.mode === 'app') await syncCheckRuns(octokit, ref, status.headSha, reports, link);
+      if (gh.mode === 'app') await syncCheckRuns(github, octokit, ref, status.headSha, reports, link);
       else await syncStatuses(octokit, ref, status.headSha, reports, link);
       await syncDeployments(octokit, ref, status, link);
-      await syncComment(octokit, ref, renderSummary(status, link));
+      await syncComment(github, octokit, ref, renderSummary(status, link));
+    }),
+  };
+}
+
+// --- reviews: do the approving GitHub reviews still stand? -----------------------------------
+
+interface ReviewVerdict {
+  ok: boolean;
+  reason: string;
+}
+
+interface ReviewOnGitHub {
+  id: number;
+  state: string;
+  user?: { login: string } | null;
+  commit_id?: string | null;
+}
+
+function listReviews(octokit: Octokit, ref: ChangeRef): Promise<ReviewOnGitHub[]> {
+  return octokit.paginate(octokit.rest.pulls.listReviews, {
+    owner: ref.owner,
+    repo: ref.repo,
+    pull_number: ref.number,
+    per_page: 100,
+  });
+}
+
+/** Whether every review of `reviewIds` is on the pull request and still approves `sha`. */
+function reviewsStand(reviews: ReviewOnGitHub[], reviewIds: string[], sha: string): ReviewVerdict {
+  for (const id of reviewIds) {
+    const review = reviews.find((r) => String(r.id) === id);
+    if (!review) return { ok: false, reason: `review ${id} is not on the pull request` };
+    if (review.state !== 'APPROVED')
+      return {
+        ok: false,
+        reason: `review ${id} by ${review.user?.login ?? 'unknown'} is ${review.state}, not APPROVED`,
+      };
+    if (review.commit_id !== sha)
+      return {
+        ok: false,
+        reason: `review ${id} approves ${String(review.commit_id).slice(0, 7)}, not ${sha.slice(0, 7)}`,
+      };
+  }
+  return { ok: true, reason: `${reviewIds.length} review(s) still approve ${sha.slice(0, 7)}` };
+}
+
+interface ReviewsInput {
+  change: string;
+  sha: string;
+  reviewIds: string[];
+}
+
+function reviewActivities(getConfig: () => FoureyesConfig, approvalKeys: string[], github: () => GitHubClients) {
+  return {
+    confirmReviews: wrap(async ({ change, sha, reviewIds }: ReviewsInput): Promise<ReviewVerdict> => {
+      const ref = parseChangeRef(change);
+      const octokit = await github().forRepo(ref.owner, ref.repo);
+      const pr = await octokit.rest.pulls.get({ owner: ref.owner, repo: ref.repo, pull_number: ref.number });
+      if (pr.data.head.sha !== sha)
+        return {
+          ok: false,
+          reason: `the pull request's head is now ${pr.data.head.sha.slice(0, 7)}, not ${sha.slice(0, 7)}`,
+        };
+      if (pr.data.state !== 'open') return { ok: false, reason: `the pull request is ${pr.data.state}` };
+      return reviewsStand(await listReviews(octokit, ref), reviewIds, sha);
     }),
 
-    confirmReviews: wrap(
-      async ({
-        change,
-        sha,
-        reviewIds,
-      }: {
-        change: string;
-        sha: string;
-        reviewIds: string[];
-      }): Promise<{ ok: boolean; reason: string }> => {
-        const ref = parseChangeRef(change);
-        const octokit = await github().forRepo(ref.owner, ref.repo);
-        const pr = await octokit.rest.pulls.get({ owner: ref.owner, repo: ref.repo, pull_number: ref.number });
-        if (pr.data.head.sha !== sha)
-          return {
-            ok: false,
-            reason: `the pull request's head is now ${pr.data.head.sha.slice(0, 7)}, not ${sha.slice(0, 7)}`,
-          };
-        if (pr.data.state !== 'open') return { ok: false, reason: `the pull request is ${pr.data.state}` };
-        const reviews = await octokit.paginate(octokit.rest.pulls.listReviews, {
-          owner: ref.owner,
-          repo: ref.repo,
-          pull_number: ref.number,
-          per_page: 100,
-        });
-        for (const id of reviewIds) {
-          const review = reviews.find((r) => String(r.id) === id);
-          if (!review) return { ok: false, reason: `review ${id} is not on the pull request` };
-          if (review.state !== 'APPROVED')
-            return {
-              ok: false,
-              reason: `review ${id} by ${review.user?.login ?? 'unknown'} is ${review.state}, not APPROVED`,
-            };
-          if (review.commit_id !== sha)
-            return {
-              ok: false,
-              reason: `review ${id} approves ${String(review.commit_id).slice(0, 7)}, not ${sha.slice(0, 7)}`,
-            };
-        }
-        return { ok: true, reason: `${reviewIds.length} review(s) still approve ${sha.slice(0, 7)}` };
-      },
-    ),
+    confirmDelivery: wrap(async ({ change, sha, reviewIds }: ReviewsInput): Promise<DeliveryConfirmation> => {
+      const ref = parseChangeRef(change);
+      const policy = policyFor(getConfig(), `${ref.owner}/${ref.repo}`, approvalKeys);
+      const octokit = await github().forRepo(ref.owner, ref.repo);
+      const pr = await octokit.rest.pulls.get({ owner: ref.owner, repo: ref.repo, pull_number: ref.number });
+      const pull = {
+        state: pr.data.state === 'open' ? ('open' as const) : ('closed' as const),
+        headSha: pr.data.head.sha,
+        baseRef: pr.data.base.ref,
+      };
+      if (reviewIds.length === 0)
+        return { policy, pull, reviews: { ok: true, reason: 'no approval came through a GitHub review' } };
+      return { policy, pull, reviews: reviewsStand(await listReviews(octokit, ref), reviewIds, sha) };
+    }),
+  };
+}
 
+// --- pull request: look-ups, compare, merge ---------------------------------------------------
+
+async function merge(octokit: Octokit, ref: ChangeRef, sha: string): Promise<{ merged: boolean; reason: string }> {
+  try {
+    const merged = await octokit.rest.pulls.merge({
+      owner: ref.owner,
+      repo: ref.repo,
+      pull_number: ref.number,
+      sha,
+      merge_method: 'merge',
+    });
+    return { merged: merged.data.merged, reason: `merged ${sha.slice(0, 7)} as ${merged.data.sha.slice(0, 7)}` };
+  } catch (error) {
+    const status = (error as { status?: number }).status;
+    if (status === 409) return { merged: false, reason: `not merged: the head moved away from ${sha.slice(0, 7)}` };
+    if (status === 405 || status === 422)
+      return {
+        merged: false,
+        reason: `not merged: GitHub says the pull request is not mergeable (${(error as Error).message.split('\n')[0]})`,
+      };
+    throw error;
+  }
+}
+
+function pullRequestActivities(getConfig: () => FoureyesConfig, github: () => GitHubClients) {
+  return {
     /** GitHub's compare of `base...head` (the lane asks whether a head is older than what runs). */
     compareCommits: wrap(
       async ({ repo, base, head }: { repo: string; base: string; head: string }): Promise<CommitComparison> => {
@@ -558,64 +642,6 @@ export function createGitHubActivities(
       const octokit = await github().forRepo(ref.owner, ref.repo);
       return fetchPullRequest(octokit, ref.owner, ref.repo, ref.number);
     }),
-
-    confirmDelivery: wrap(
-      async ({
-        change,
-        sha,
-        reviewIds,
-      }: {
-        change: string;
-        sha: string;
-        reviewIds: string[];
-      }): Promise<DeliveryConfirmation> => {
-        const ref = parseChangeRef(change);
-        const policy = policyFor(getConfig(), `${ref.owner}/${ref.repo}`, approvalKeys);
-        const octokit = await github().forRepo(ref.owner, ref.repo);
-        const pr = await octokit.rest.pulls.get({ owner: ref.owner, repo: ref.repo, pull_number: ref.number });
-        const pull = {
-          state: pr.data.state === 'open' ? ('open' as const) : ('closed' as const),
-          headSha: pr.data.head.sha,
-          baseRef: pr.data.base.ref,
-        };
-        if (reviewIds.length === 0)
-          return { policy, pull, reviews: { ok: true, reason: 'no approval came through a GitHub review' } };
-        const reviews = await octokit.paginate(octokit.rest.pulls.listReviews, {
-          owner: ref.owner,
-          repo: ref.repo,
-          pull_number: ref.number,
-          per_page: 100,
-        });
-        for (const id of reviewIds) {
-          const review = reviews.find((r) => String(r.id) === id);
-          if (!review)
-            return { policy, pull, reviews: { ok: false, reason: `review ${id} is not on the pull request` } };
-          if (review.state !== 'APPROVED')
-            return {
-              policy,
-              pull,
-              reviews: {
-                ok: false,
-                reason: `review ${id} by ${review.user?.login ?? 'unknown'} is ${review.state}, not APPROVED`,
-              },
-            };
-          if (review.commit_id !== sha)
-            return {
-              policy,
-              pull,
-              reviews: {
-                ok: false,
-                reason: `review ${id} approves ${String(review.commit_id).slice(0, 7)}, not ${sha.slice(0, 7)}`,
-              },
-            };
-        }
-        return {
-          policy,
-          pull,
-          reviews: { ok: true, reason: `${reviewIds.length} review(s) still approve ${sha.slice(0, 7)}` },
-        };
-      },
-    ),
 
     lookUpPullRequestChanges: wrap(
       async ({
@@ -645,27 +671,21 @@ export function createGitHubActivities(
             merged: pr.data.merge_commit_sha !== null && pr.data.head.sha === sha,
             reason: `already merged (head ${pr.data.head.sha.slice(0, 7)})`,
           };
-        try {
-          const merged = await octokit.rest.pulls.merge({
-            owner: ref.owner,
-            repo: ref.repo,
-            pull_number: ref.number,
-            sha,
-            merge_method: 'merge',
-          });
-          return { merged: merged.data.merged, reason: `merged ${sha.slice(0, 7)} as ${merged.data.sha.slice(0, 7)}` };
-        } catch (error) {
-          const status = (error as { status?: number }).status;
-          if (status === 409)
-            return { merged: false, reason: `not merged: the head moved away from ${sha.slice(0, 7)}` };
-          if (status === 405 || status === 422)
-            return {
-              merged: false,
-              reason: `not merged: GitHub says the pull request is not mergeable (${(error as Error).message.split('\n')[0]})`,
-            };
-          throw error;
-        }
+        return merge(octokit, ref, sha);
       },
     ),
+  };
+}
+
+export function createGitHubActivities(
+  getConfig: () => FoureyesConfig,
+  env: NodeJS.ProcessEnv,
+  approvalKeys: string[] = [],
+  github: () => GitHubClients = lazyGitHubClients(env),
+) {
+  return {
+    ...reportingActivities(getConfig, github),
+    ...reviewActivities(getConfig, approvalKeys, github),
+    ...pullRequestActivities(getConfig, github),
   };
 }

@@ -7,7 +7,7 @@
 import { spawn } from 'node:child_process';
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { userInfo } from 'node:os';
 import { join } from 'node:path';
@@ -217,19 +217,30 @@ function envLines(app: Conversion, apiUrl: string): string {
   ].join('\n');
 }
 
-export async function run(args: string[]): Promise<number> {
+interface SetupOptions {
+  print: boolean;
+  noOpen: boolean;
+  force: boolean;
+  webUrl: string;
+  apiUrl: string;
+  org: string | undefined;
+  name: string | undefined;
+  webhookUrl: string | undefined;
+  port: number;
+  timeoutMs: number;
+}
+
+/** The command line's options, checked; `undefined` for --help (after printing the usage). */
+function setupOptions(args: string[]): SetupOptions | undefined {
   const { positionals, flags, options } = parseArgs(args, {
     flags: ['print', 'no-open', 'force', 'help'],
     options: ['github-url', 'org', 'name', 'webhook-url', 'port', 'timeout'],
   });
   if (flags.has('help')) {
     console.log(USAGE);
-    return 0;
+    return undefined;
   }
   if (positionals.length !== 1 || positionals[0] !== 'github') throw new CliError(USAGE, 2);
-  const print = flags.has('print');
-  // With --print, stdout carries the variables only; everything for the person goes to stderr.
-  const say = print ? (line: string) => console.error(line) : (line: string) => console.log(line);
   const { webUrl, apiUrl } = githubUrls(
     options.get('github-url') ??
       (process.env.GITHUB_API_URL ? parseApiUrl(process.env.GITHUB_API_URL).webUrl : 'https://github.com'),
@@ -247,135 +258,143 @@ export async function run(args: string[]): Promise<number> {
   if (!Number.isInteger(port) || port < 0 || port > 65535)
     throw new CliError(`--port ${options.get('port')}: expected a port number`, 2);
   const timeoutMs = Number(options.get('timeout') ?? 900) * 1000;
+  return {
+    print: flags.has('print'),
+    noOpen: flags.has('no-open'),
+    force: flags.has('force'),
+    webUrl,
+    apiUrl,
+    org,
+    name: options.get('name'),
+    webhookUrl,
+    port,
+    timeoutMs,
+  };
+}
 
-  const data = dataDir();
-  const stored = readStoredApp(data);
-  if (stored && !print && !flags.has('force')) {
-    throw new CliError(
-      `an App is already stored in ${stored.files.dir} (${stored.app.slug}, App ID ${stored.app.appId}) and \`foureyes up\` uses it; to create another, move that folder away or pass --force`,
+/** The local page that posts the manifest to GitHub, and the callback GitHub sends the person back to. */
+class CallbackServer {
+  readonly server: Server;
+  readonly created: Promise<Conversion>;
+  manifestJson = '';
+  private finish: (app: Conversion) => void = () => undefined;
+  private fail: (error: Error) => void = () => undefined;
+  private busy = false;
+
+  constructor(
+    private readonly opts: SetupOptions,
+    private readonly state: string,
+  ) {
+    this.created = new Promise<Conversion>((resolve, reject) => {
+      this.finish = resolve;
+      this.fail = reject;
+    });
+    this.server = createServer((req: IncomingMessage, res: ServerResponse) => {
+      const url = new URL(req.url ?? '/', 'http://127.0.0.1');
+      if (req.method === 'GET' && url.pathname === '/') return this.start(res);
+      if (req.method === 'GET' && url.pathname === '/callback') return this.callback(url, res);
+      send(res, 404, page('foureyes: not found', '<h1>Not found</h1>'));
+    });
+  }
+
+  private start(res: ServerResponse): void {
+    const { webUrl, org } = this.opts;
+    const target = `${webUrl}${org ? `/organizations/${encodeURIComponent(org)}` : ''}/settings/apps/new?state=${this.state}`;
+    send(
+      res,
+      200,
+      page(
+        'foureyes: create the GitHub App',
+        `<h1>Create foureyes' GitHub App</h1><p>This sends the App's manifest to <code>${html(webUrl)}</code>${org ? ` for the organization <code>${html(org)}</code>` : ''}. GitHub shows its name and permissions; confirm with <b>Create GitHub App</b> and GitHub sends you back here.</p><form action="${html(target)}" method="post"><input type="hidden" name="manifest" value="${html(this.manifestJson)}"><button type="submit">Create the App on ${html(new URL(webUrl).host)}</button></form>`,
+      ),
     );
   }
-  const config = optionalConfig();
-  const repositories = config?.repositories.map((r) => r.name) ?? [];
-  const owner = org ?? repositories[0]?.split('/')[0] ?? userInfo().username;
-  const name = (options.get('name') ?? `foureyes-${owner}`).slice(0, 34);
-  const state = randomBytes(16).toString('hex');
 
-  let finish: (app: Conversion) => void = () => undefined;
-  let fail: (error: Error) => void = () => undefined;
-  const created = new Promise<Conversion>((resolve, reject) => {
-    finish = resolve;
-    fail = reject;
-  });
-  let manifestJson = '';
-  let busy = false;
-  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
-    const url = new URL(req.url ?? '/', 'http://127.0.0.1');
-    if (req.method === 'GET' && url.pathname === '/') {
-      const target = `${webUrl}${org ? `/organizations/${encodeURIComponent(org)}` : ''}/settings/apps/new?state=${state}`;
+  private callback(url: URL, res: ServerResponse): void {
+    const code = url.searchParams.get('code');
+    if (!sameState(url.searchParams.get('state'), this.state))
       return send(
         res,
-        200,
+        400,
         page(
-          'foureyes: create the GitHub App',
-          `<h1>Create foureyes' GitHub App</h1><p>This sends the App's manifest to <code>${html(webUrl)}</code>${org ? ` for the organization <code>${html(org)}</code>` : ''}. GitHub shows its name and permissions; confirm with <b>Create GitHub App</b> and GitHub sends you back here.</p><form action="${html(target)}" method="post"><input type="hidden" name="manifest" value="${html(manifestJson)}"><button type="submit">Create the App on ${html(new URL(webUrl).host)}</button></form>`,
+          'foureyes: wrong state',
+          '<h1>This answer is not for this run</h1><p>The <code>state</code> does not match: start again from the address <code>foureyes setup github</code> printed.</p>',
         ),
       );
-    }
-    if (req.method === 'GET' && url.pathname === '/callback') {
-      const code = url.searchParams.get('code');
-      if (!sameState(url.searchParams.get('state'), state))
-        return send(
+    if (!code || this.busy)
+      return send(
+        res,
+        400,
+        page(
+          'foureyes: no code',
+          '<h1>No code from GitHub</h1><p>Start again from the address <code>foureyes setup github</code> printed.</p>',
+        ),
+      );
+    this.busy = true;
+    void convert(this.opts.apiUrl, code).then(
+      (app) => {
+        send(
           res,
-          400,
+          200,
           page(
-            'foureyes: wrong state',
-            '<h1>This answer is not for this run</h1><p>The <code>state</code> does not match: start again from the address <code>foureyes setup github</code> printed.</p>',
+            'foureyes: App created',
+            `<h1>Created ${html(app.slug)}</h1><p>Next, install it on your repositories: <a href="${html(app.html_url)}/installations/new">${html(app.html_url)}/installations/new</a>. The terminal shows the remaining steps; you can close this tab.</p>`,
           ),
         );
-      if (!code || busy)
-        return send(
-          res,
-          400,
-          page(
-            'foureyes: no code',
-            '<h1>No code from GitHub</h1><p>Start again from the address <code>foureyes setup github</code> printed.</p>',
-          ),
-        );
-      busy = true;
-      void convert(apiUrl, code).then(
-        (app) => {
-          send(
-            res,
-            200,
-            page(
-              'foureyes: App created',
-              `<h1>Created ${html(app.slug)}</h1><p>Next, install it on your repositories: <a href="${html(app.html_url)}/installations/new">${html(app.html_url)}/installations/new</a>. The terminal shows the remaining steps; you can close this tab.</p>`,
+        this.finish(app);
+      },
+      (error: Error) => {
+        send(res, 502, page('foureyes: not created', `<h1>The App was not stored</h1><p>${html(error.message)}</p>`));
+        this.fail(error);
+      },
+    );
+  }
+
+  /** Listens on 127.0.0.1; the local address. */
+  async listen(port: number): Promise<string> {
+    await new Promise<void>((resolve, reject) => {
+      this.server.once('error', (error: NodeJS.ErrnoException) =>
+        reject(new CliError(`--port ${port}: cannot listen on 127.0.0.1 (${error.code ?? error.message})`)),
+      );
+      this.server.listen(port, '127.0.0.1', resolve);
+    });
+    return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+  }
+
+  /** The App GitHub created, or a CliError after `timeoutMs`; the server is closed either way. */
+  async app(timeoutMs: number): Promise<Conversion> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () =>
+          reject(
+            new CliError(
+              `no answer from GitHub within ${Math.round(timeoutMs / 60_000)} minutes; nothing was created here: run \`foureyes setup github\` again`,
             ),
-          );
-          finish(app);
-        },
-        (error: Error) => {
-          send(res, 502, page('foureyes: not created', `<h1>The App was not stored</h1><p>${html(error.message)}</p>`));
-          fail(error);
-        },
-      );
-      return;
-    }
-    send(res, 404, page('foureyes: not found', '<h1>Not found</h1>'));
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', (error: NodeJS.ErrnoException) =>
-      reject(new CliError(`--port ${port}: cannot listen on 127.0.0.1 (${error.code ?? error.message})`)),
-    );
-    server.listen(port, '127.0.0.1', resolve);
-  });
-  const local = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  const manifest = appManifest({
-    name,
-    redirectUrl: `${local}/callback`,
-    ...(webhookUrl ? { webhookUrl } : {}),
-    homepage: webhookUrl ? new URL(webhookUrl).origin : webUrl,
-    merge: config?.repositories.some((r) => r.merge) ?? false,
-  });
-  manifestJson = JSON.stringify(manifest);
-
-  say(
-    `foureyes: creating the GitHub App "${name}" on ${webUrl}${org ? ` for ${org}` : ''} with ${APP_PERMISSIONS.map((p) => `${p.name}: ${manifest.default_permissions[p.name]}`).join(', ')}; events ${APP_EVENTS.map((e) => e.name).join(', ')}`,
-  );
-  say(
-    `Open ${local}/ in your browser and confirm on GitHub (waiting up to ${Math.round(timeoutMs / 60_000)} minutes; Ctrl-C to give up).`,
-  );
-  if (!flags.has('no-open')) openBrowser(`${local}/`);
-
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () =>
-        reject(
-          new CliError(
-            `no answer from GitHub within ${Math.round(timeoutMs / 60_000)} minutes; nothing was created here: run \`foureyes setup github\` again`,
           ),
-        ),
-      timeoutMs,
-    );
-  });
-  let app: Conversion;
-  try {
-    app = await Promise.race([created, timeout]);
-  } finally {
-    clearTimeout(timer);
-    server.closeAllConnections();
-    server.close();
+        timeoutMs,
+      );
+    });
+    try {
+      return await Promise.race([this.created, timeout]);
+    } finally {
+      clearTimeout(timer);
+      this.server.closeAllConnections();
+      this.server.close();
+    }
   }
+}
 
-  if (print) {
-    console.log(envLines(app, apiUrl));
-    say(
-      `foureyes: created ${app.slug} (App ID ${app.id}); its variables are above, on stdout only: put them in your secret manager. Install it: ${app.html_url}/installations/new`,
-    );
-    return 0;
-  }
+/** Stores the App in the data folder and tells the person what comes next. */
+function storeApp(
+  app: Conversion,
+  opts: SetupOptions,
+  data: string,
+  owner: string,
+  repositories: string[],
+  say: (line: string) => void,
+): void {
+  const { webUrl, apiUrl, webhookUrl } = opts;
   const info: StoredApp = {
     appId: app.id,
     slug: app.slug,
@@ -404,5 +423,53 @@ export async function run(args: string[]): Promise<number> {
         : `  3. webhooks: the App's webhook is inactive (no public address given). To try it from this machine, forward a repository's webhooks:\n     gh webhook forward --repo=${repositories[0] ?? 'OWNER/REPO'} --events=pull_request,pull_request_review --url=http://127.0.0.1:3000/webhooks/github --secret="$(cat ${files.webhookSecret})"`,
     ].join('\n'),
   );
+}
+
+export async function run(args: string[]): Promise<number> {
+  const opts = setupOptions(args);
+  if (!opts) return 0;
+  const { print, webUrl, apiUrl, org, webhookUrl } = opts;
+  // With --print, stdout carries the variables only; everything for the person goes to stderr.
+  const say = print ? (line: string) => console.error(line) : (line: string) => console.log(line);
+
+  const data = dataDir();
+  const stored = readStoredApp(data);
+  if (stored && !print && !opts.force) {
+    throw new CliError(
+      `an App is already stored in ${stored.files.dir} (${stored.app.slug}, App ID ${stored.app.appId}) and \`foureyes up\` uses it; to create another, move that folder away or pass --force`,
+    );
+  }
+  const config = optionalConfig();
+  const repositories = config?.repositories.map((r) => r.name) ?? [];
+  const owner = org ?? repositories[0]?.split('/')[0] ?? userInfo().username;
+  const name = (opts.name ?? `foureyes-${owner}`).slice(0, 34);
+  const callback = new CallbackServer(opts, randomBytes(16).toString('hex'));
+  const local = await callback.listen(opts.port);
+  const manifest = appManifest({
+    name,
+    redirectUrl: `${local}/callback`,
+    ...(webhookUrl ? { webhookUrl } : {}),
+    homepage: webhookUrl ? new URL(webhookUrl).origin : webUrl,
+    merge: config?.repositories.some((r) => r.merge) ?? false,
+  });
+  callback.manifestJson = JSON.stringify(manifest);
+
+  say(
+    `foureyes: creating the GitHub App "${name}" on ${webUrl}${org ? ` for ${org}` : ''} with ${APP_PERMISSIONS.map((p) => `${p.name}: ${manifest.default_permissions[p.name]}`).join(', ')}; events ${APP_EVENTS.map((e) => e.name).join(', ')}`,
+  );
+  say(
+    `Open ${local}/ in your browser and confirm on GitHub (waiting up to ${Math.round(opts.timeoutMs / 60_000)} minutes; Ctrl-C to give up).`,
+  );
+  if (!opts.noOpen) openBrowser(`${local}/`);
+
+  const app = await callback.app(opts.timeoutMs);
+  if (print) {
+    console.log(envLines(app, apiUrl));
+    say(
+      `foureyes: created ${app.slug} (App ID ${app.id}); its variables are above, on stdout only: put them in your secret manager. Install it: ${app.html_url}/installations/new`,
+    );
+    return 0;
+  }
+  storeApp(app, opts, data, owner, repositories, say);
   return 0;
 }

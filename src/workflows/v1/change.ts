@@ -48,6 +48,7 @@ import type {
   DeployInput,
   EnvironmentPolicy,
   EnvironmentStatus,
+  PullRequestClosed,
   PullRequestEvent,
   SignedApproval,
 } from '../../shared/types.ts';
@@ -71,7 +72,7 @@ import {
   statusQuery,
   type ChangeWorkflowInput,
 } from '../definitions.ts';
-import { startReporter } from './reporter.ts';
+import { startReporter, type Reporter } from './reporter.ts';
 import { startTeamsCard, type TeamsCardTracker } from '../teams-card.ts';
 
 export interface ChangeResult {
@@ -110,40 +111,64 @@ const lookups = proxyActivities<OrchestratorActivities>({
   },
 });
 
-export async function changeWorkflowV1(input: ChangeWorkflowInput): Promise<ChangeResult> {
-  const state: ChangeState = (input.carried as ChangeState | undefined) ?? newChangeState(input.change);
-  const repo = input.change.split('#')[0] as string;
+const now = () => Date.now();
+
+/**
+ * One run of the change workflow: its record, the policy once loaded, and the handlers and steps that act
+ * on them. The methods run in exactly the order the single function ran them, so saved histories replay.
+ */
+class ChangeRunV1 {
+  readonly state: ChangeState;
+  readonly repo: string;
   // Assigned once the activity answers; handlers registered earlier wait for it.
-  // eslint-disable-next-line prefer-const
-  let policy: ChangePolicy | undefined;
-  let version = 0;
-  let lastPublished = '';
-  const now = () => Date.now();
-  // Before the handlers: a signal buffered at start is dispatched as soon as its handler is set.
-  const reporter = startReporter(() => statusOf(state, policy, now()));
-  let teamsCard: TeamsCardTracker | undefined;
-  const changed = () => {
-    version++;
-    reporter.changed();
-    publish();
-  };
+  policy: ChangePolicy | undefined;
+  readonly reporter: Reporter;
+  private version = 0;
+  private lastPublished = '';
+  private teamsCard: TeamsCardTracker | undefined;
+  // Events with their commits waiting for the policy; the queue is not drained meanwhile.
+  private directWaiting = 0;
+
+  constructor(private readonly input: ChangeWorkflowInput) {
+    this.state = (input.carried as ChangeState | undefined) ?? newChangeState(input.change);
+    this.repo = input.change.split('#')[0] as string;
+    // Before the handlers: a signal buffered at start is dispatched as soon as its handler is set.
+    this.reporter = startReporter(() => statusOf(this.state, this.policy, now()));
+  }
+
+  changed(): void {
+    this.version++;
+    this.reporter.changed();
+    this.publish();
+  }
 
   // Handlers first, so nothing sent before the policy is loaded is lost: they wait for it.
+  setHandlers(): void {
+    setHandler(pullRequestSignal, (event) => this.onPullRequest(event));
+    this.drainPullRequests().catch((error: unknown) => {
+      if (!isCancellation(error)) throw error;
+    });
+    setHandler(pullRequestClosedSignal, async (closed) => this.onClosed(closed));
+    setHandler(approvalSignal, async (signed) => void (await this.approve(signed)));
+    // A refusal is an answer, not a validation error, so that every attempt is in the history.
+    setHandler(approvalUpdate, (signed) => this.approve(signed));
+    setHandler(statusQuery, () => statusOf(this.state, this.policy, now()));
+  }
+
   // An event that carries its commits (older gateways, saved histories) is applied as it always was, unless
   // events are waiting in the queue: then it waits behind them. An event without commits joins the queue.
-  let directWaiting = 0;
-  setHandler(pullRequestSignal, async (event) => {
-    if (event.commits === undefined || (state.pendingEvents?.length ?? 0) > 0) return enqueuePullRequest(event);
-    directWaiting++;
-    await condition(() => policy !== undefined);
-    directWaiting--;
-    const effect = receivePullRequest(state, policy as ChangePolicy, event, now());
-    if (effect !== 'duplicate') changed();
-  });
-  drainPullRequests().catch((error: unknown) => {
-    if (!isCancellation(error)) throw error;
-  });
-  setHandler(pullRequestClosedSignal, async (closed) => {
+  async onPullRequest(event: PullRequestEvent): Promise<void> {
+    if (event.commits === undefined || (this.state.pendingEvents?.length ?? 0) > 0)
+      return this.enqueuePullRequest(event);
+    this.directWaiting++;
+    await condition(() => this.policy !== undefined);
+    this.directWaiting--;
+    const effect = receivePullRequest(this.state, this.policy as ChangePolicy, event, now());
+    if (effect !== 'duplicate') this.changed();
+  }
+
+  onClosed(closed: PullRequestClosed): void {
+    const state = this.state;
     if (state.closed || state.deliveries.includes(closed.deliveryId)) return;
     state.deliveries.push(closed.deliveryId);
     state.closed = { at: closed.at, merged: closed.merged, ...(closed.closedBy ? { closedBy: closed.closedBy } : {}) };
@@ -154,11 +179,13 @@ export async function changeWorkflowV1(input: ChangeWorkflowInput): Promise<Chan
       `the pull request was ${closed.merged ? 'merged' : 'closed'}${closed.closedBy ? ` by ${closed.closedBy}` : ''}`,
       closed.closedBy ? { actor: closed.closedBy } : {},
     );
-    changed();
-  });
-  const approve = async (signed: SignedApproval): Promise<ApprovalOutcome> => {
-    await condition(() => policy !== undefined);
-    const decision = receiveApproval(state, policy as ChangePolicy, signed, now());
+    this.changed();
+  }
+
+  async approve(signed: SignedApproval): Promise<ApprovalOutcome> {
+    const state = this.state;
+    await condition(() => this.policy !== undefined);
+    const decision = receiveApproval(state, this.policy as ChangePolicy, signed, now());
     const memo: ApprovalDecisionMemo = {
       n: state.approvals.length - 1,
       counted: decision.counted,
@@ -168,78 +195,80 @@ export async function changeWorkflowV1(input: ChangeWorkflowInput): Promise<Chan
     // patched(): runs recorded before the memo existed still replay (see docs/operations.md).
     if (patched('approval-decision-memo')) upsertMemo({ [APPROVAL_MEMO_KEY]: memo });
     if (state.rejection?.sha === state.headSha && state.stage === 'awaiting-approval')
-      setStage('rejected', rejectionWait());
-    changed();
+      this.setStage('rejected', this.rejectionWait());
+    this.changed();
     return { ...decision, stage: state.stage };
-  };
-  setHandler(approvalSignal, async (signed) => void (await approve(signed)));
-  // A refusal is an answer, not a validation error, so that every attempt is in the history.
-  setHandler(approvalUpdate, approve);
-  setHandler(statusQuery, () => statusOf(state, policy, now()));
-
-  policy = await orchestrator.loadPolicy({ repo });
-  alignEnvironments(state, policy);
-  if (!state.runIds.includes(workflowInfo().runId)) state.runIds.push(workflowInfo().runId);
-  changed();
-
-  await condition(() => state.headSha !== '' || state.closed !== undefined);
-  while (!state.closed) {
-    const head = state.headSha;
-    let outcome: HeadOutcome | 'superseded' | 'closed';
-    const scope = new CancellationScope();
-    const attempt = scope.run(() => deliverHead(head));
-    let done: HeadOutcome | undefined;
-    attempt.then(
-      (o) => void (done = o),
-      () => undefined,
-    );
-    await condition(() => done !== undefined || state.headSha !== head || state.closed !== undefined);
-    if (done === undefined) {
-      // New commits or a closed pull request cancel whatever runs; the revokes in `deliver` still happen.
-      scope.cancel();
-      await attempt.catch((error: unknown) => {
-        if (!isCancellation(error)) throw error;
-      });
-      outcome = state.closed ? 'closed' : 'superseded';
-    } else outcome = done;
-
-    if (outcome === 'continue-as-new') return await continueAsNewQuietly();
-    if (outcome === 'delivered' && policy.merge && (await merge(head))) break;
-    if (outcome === 'closed' || outcome === 'superseded') continue;
-    // Wait for new commits (or the end of the pull request) before trying again; a head whose commits were
-    // unknown is tried again once an event for it brought them.
-    const unknown = state.commitsUnknown === head;
-    await condition(
-      () =>
-        state.headSha !== head ||
-        state.closed !== undefined ||
-        historyTooLong() ||
-        (unknown && state.commitsUnknown !== head),
-    );
-    if (historyTooLong() && state.headSha === head && !state.closed) return await continueAsNewQuietly();
   }
 
-  const delivered = state.stage === 'delivered';
-  if (!delivered) setStage('abandoned', 'nothing: the pull request is closed');
-  await reporter.flush();
-  await teamsCard?.flush();
-  await condition(allHandlersFinished);
-  return { outcome: delivered ? 'delivered' : 'abandoned', change: state.change, headSha: state.headSha };
+  /** Loads the policy, then tries each head until one is delivered (and merged) or the pull request closes. */
+  async main(): Promise<ChangeResult> {
+    const state = this.state;
+    const policy = await orchestrator.loadPolicy({ repo: this.repo });
+    this.policy = policy;
+    alignEnvironments(state, policy);
+    if (!state.runIds.includes(workflowInfo().runId)) state.runIds.push(workflowInfo().runId);
+    this.changed();
+
+    await condition(() => state.headSha !== '' || state.closed !== undefined);
+    while (!state.closed) {
+      const head = state.headSha;
+      // Inline, not a method of its own: an extra await here would reorder this run's commands.
+      let outcome: HeadOutcome | 'superseded' | 'closed';
+      const scope = new CancellationScope();
+      const attempt = scope.run(() => this.deliverHead(head));
+      let done: HeadOutcome | undefined;
+      attempt.then(
+        (o) => void (done = o),
+        () => undefined,
+      );
+      await condition(() => done !== undefined || state.headSha !== head || state.closed !== undefined);
+      if (done === undefined) {
+        // New commits or a closed pull request cancel whatever runs; the revokes in `deliver` still happen.
+        scope.cancel();
+        await attempt.catch((error: unknown) => {
+          if (!isCancellation(error)) throw error;
+        });
+        outcome = state.closed ? 'closed' : 'superseded';
+      } else outcome = done;
+
+      if (outcome === 'continue-as-new') return await this.continueAsNewQuietly();
+      if (outcome === 'delivered' && policy.merge && (await this.merge(head))) break;
+      if (outcome === 'closed' || outcome === 'superseded') continue;
+      // Wait for new commits (or the end of the pull request) before trying again; a head whose commits were
+      // unknown is tried again once an event for it brought them.
+      const unknown = state.commitsUnknown === head;
+      await condition(
+        () =>
+          state.headSha !== head ||
+          state.closed !== undefined ||
+          this.historyTooLong() ||
+          (unknown && state.commitsUnknown !== head),
+      );
+      if (this.historyTooLong() && state.headSha === head && !state.closed) return await this.continueAsNewQuietly();
+    }
+
+    const delivered = state.stage === 'delivered';
+    if (!delivered) this.setStage('abandoned', 'nothing: the pull request is closed');
+    await this.reporter.flush();
+    await this.teamsCard?.flush();
+    await condition(allHandlersFinished);
+    return { outcome: delivered ? 'delivered' : 'abandoned', change: state.change, headSha: state.headSha };
+  }
 
   // -------------------------------------------------------------------------------------------
   // Pull request events without commits: one queue, drained by one loop, strictly in arrival order.
 
-  function enqueuePullRequest(event: PullRequestEvent): void {
-    const pending = (state.pendingEvents ??= []);
+  enqueuePullRequest(event: PullRequestEvent): void {
+    const pending = (this.state.pendingEvents ??= []);
     // A redelivery costs nothing: no look-up, no record.
-    if (state.deliveries.includes(event.deliveryId) || pending.some((e) => e.deliveryId === event.deliveryId)) {
-      if (pending.length === 0) delete state.pendingEvents;
+    if (this.state.deliveries.includes(event.deliveryId) || pending.some((e) => e.deliveryId === event.deliveryId)) {
+      if (pending.length === 0) delete this.state.pendingEvents;
       return;
     }
     pending.push(event);
     // Whoever pushed took part, whatever the look-up finds: an initiator at once.
     if (event.pusher)
-      addInitiator(state.initiators, event.pusher.toLowerCase(), `pusher of ${shortSha(event.headSha)}`);
+      addInitiator(this.state.initiators, event.pusher.toLowerCase(), `pusher of ${shortSha(event.headSha)}`);
   }
 
   /**
@@ -247,43 +276,49 @@ export async function changeWorkflowV1(input: ChangeWorkflowInput): Promise<Chan
    * Until then the event is not applied: its head is not current, so nobody (least of all a commit author
    * not yet known as an initiator) can approve it. Carried across continue-as-new in `state.pendingEvents`.
    */
-  async function drainPullRequests(): Promise<void> {
+  async drainPullRequests(): Promise<void> {
     for (;;) {
-      await condition(() => policy !== undefined && directWaiting === 0 && (state.pendingEvents?.length ?? 0) > 0);
-      const pending = state.pendingEvents as PullRequestEvent[];
+      await condition(
+        () => this.policy !== undefined && this.directWaiting === 0 && (this.state.pendingEvents?.length ?? 0) > 0,
+      );
+      const pending = this.state.pendingEvents as PullRequestEvent[];
       const event = pending[0] as PullRequestEvent;
-      if (!state.deliveries.includes(event.deliveryId) && !state.closed) await applyLookedUp(event);
+      if (!this.state.deliveries.includes(event.deliveryId) && !this.state.closed) await this.applyLookedUp(event);
       pending.shift();
-      if (pending.length === 0) delete state.pendingEvents;
+      if (pending.length === 0) delete this.state.pendingEvents;
     }
   }
 
-  async function applyLookedUp(event: PullRequestEvent): Promise<void> {
-    const p = policy as ChangePolicy;
+  async applyLookedUp(event: PullRequestEvent): Promise<void> {
+    const p = this.policy as ChangePolicy;
     if (event.commits !== undefined) {
-      if (receivePullRequest(state, p, event, now()) !== 'duplicate') changed();
+      if (receivePullRequest(this.state, p, event, now()) !== 'duplicate') this.changed();
       return;
     }
-    if (state.headSha === '') state.waitingFor = `the commits of ${shortSha(event.headSha)} from GitHub`;
+    if (this.state.headSha === '') this.state.waitingFor = `the commits of ${shortSha(event.headSha)} from GitHub`;
     try {
       const found = await lookups.lookUpPullRequestChanges({
-        change: state.change,
+        change: this.state.change,
         kind: event.kind,
         headSha: event.headSha,
         ...(event.beforeSha ? { beforeSha: event.beforeSha } : {}),
       });
       if (
-        receivePullRequest(state, p, { ...event, commits: found.commits, changedFiles: found.changedFiles }, now()) !==
-        'duplicate'
+        receivePullRequest(
+          this.state,
+          p,
+          { ...event, commits: found.commits, changedFiles: found.changedFiles },
+          now(),
+        ) !== 'duplicate'
       )
-        changed();
+        this.changed();
     } catch (error) {
       if (isCancellation(error)) throw error;
       // Fail safe: the people the webhook names still count, the head moves (the push did happen), but with
       // its commits unknown nobody can approve it and nothing delivers it until a later event brings them.
-      const effect = receivePullRequest(state, p, { ...event, commits: [] }, now(), { commitsUnknown: true });
+      const effect = receivePullRequest(this.state, p, { ...event, commits: [] }, now(), { commitsUnknown: true });
       note(
-        state,
+        this.state,
         now(),
         'commits-unknown',
         `the commits of ${shortSha(event.headSha)} could not be read from GitHub (${failureMessage(error)}); it cannot be approved until they are: push again or close and reopen the pull request`,
@@ -292,54 +327,54 @@ export async function changeWorkflowV1(input: ChangeWorkflowInput): Promise<Chan
         },
       );
       log.warn('pull request look-up failed', {
-        change: state.change,
+        change: this.state.change,
         headSha: event.headSha,
         effect,
         error: failureMessage(error),
       });
-      changed();
+      this.changed();
     }
   }
 
   /** Checks, then per environment: approval gate, then delivery. */
-  async function deliverHead(head: string): Promise<HeadOutcome> {
-    const p = policy as ChangePolicy;
-    if (state.commitsUnknown === head) {
-      setStage(
+  async deliverHead(head: string): Promise<HeadOutcome> {
+    const p = this.policy as ChangePolicy;
+    if (this.state.commitsUnknown === head) {
+      this.setStage(
         'failed',
         `the commits of ${shortSha(head)} from GitHub (the look-up failed; push again or close and reopen the pull request)`,
       );
       return 'failed';
     }
-    if (!(state.checks?.sha === head && state.checks.passed)) {
-      setStage('checking', `checks on ${shortSha(head)}`);
-      const passed = await runChecks(head);
+    if (!(this.state.checks?.sha === head && this.state.checks.passed)) {
+      this.setStage('checking', `checks on ${shortSha(head)}`);
+      const passed = await this.runChecks(head);
       if (!passed) {
-        setStage('checks-failed', `new commits: the checks failed on ${shortSha(head)}`);
+        this.setStage('checks-failed', `new commits: the checks failed on ${shortSha(head)}`);
         return 'checks-failed';
       }
     }
     for (const [index, env] of p.environments.entries()) {
-      const envStatus = environmentStatus(env.name);
+      const envStatus = this.environmentStatus(env.name);
       if (envStatus.state === 'deployed' && envStatus.deploy?.sha === head) continue;
-      const gate = await approvalGate(env, head);
+      const gate = await this.approvalGate(env, head);
       if (gate !== 'open') return gate;
       const last = index === p.environments.length - 1;
-      if (last && !(await githubReviewsStillStand(head))) {
+      if (last && !(await this.githubReviewsStillStand(head))) {
         // The approvals through GitHub were voided: wait at this gate again.
-        const again = await approvalGate(env, head);
+        const again = await this.approvalGate(env, head);
         if (again !== 'open') return again;
       }
-      if (!(await deliver(env, head))) return 'failed';
+      if (!(await this.deliver(env, head))) return 'failed';
     }
-    setStage(
+    this.setStage(
       'delivered',
       p.merge ? `merge of ${shortSha(head)}` : `nothing: ${shortSha(head)} is delivered to every environment`,
     );
     return 'delivered';
   }
 
-  async function runChecks(head: string): Promise<boolean> {
+  async runChecks(head: string): Promise<boolean> {
     const checks = proxyActivities<ChecksActivities>({
       taskQueue: zoneQueue(workflowInfo().taskQueue, 'checks'),
       startToCloseTimeout: '2 hours',
@@ -347,51 +382,57 @@ export async function changeWorkflowV1(input: ChangeWorkflowInput): Promise<Chan
       retry: { maximumAttempts: 3, nonRetryableErrorTypes: ['UnknownRepository'] },
     });
     try {
-      state.checks = await checks.runChecks({ change: state.change, sha: head });
+      this.state.checks = await checks.runChecks({ change: this.state.change, sha: head });
     } catch (error) {
       if (isCancellation(error)) throw error;
-      state.checks = { sha: head, passed: false, results: [], durationMs: 0 };
-      note(state, now(), 'checks-error', `the checks could not run: ${failureMessage(error)}`, { sha: head });
+      this.state.checks = { sha: head, passed: false, results: [], durationMs: 0 };
+      note(this.state, now(), 'checks-error', `the checks could not run: ${failureMessage(error)}`, { sha: head });
       return false;
     }
-    const failed = state.checks.results
+    const failed = this.state.checks.results
       .filter((r) => !r.passed)
       .map((r) => (r.timedOut ? `${r.name} (timed out)` : r.name));
     note(
-      state,
+      this.state,
       now(),
-      state.checks.passed ? 'checks-passed' : 'checks-failed',
-      state.checks.passed
+      this.state.checks.passed ? 'checks-passed' : 'checks-failed',
+      this.state.checks.passed
         ? `checks passed on ${shortSha(head)}`
         : `checks failed on ${shortSha(head)}: ${failed.join(', ')}`,
       { sha: head },
     );
-    changed();
-    return state.checks.passed;
+    this.changed();
+    return this.state.checks.passed;
   }
 
   /** Waits until the policy is satisfied for `env` at `head`; approvals expire while it waits. */
-  async function approvalGate(env: EnvironmentPolicy, head: string): Promise<'open' | 'rejected' | 'continue-as-new'> {
-    const p = policy as ChangePolicy;
+  async approvalGate(env: EnvironmentPolicy, head: string): Promise<'open' | 'rejected' | 'continue-as-new'> {
+    const p = this.policy as ChangePolicy;
     for (;;) {
-      const nextExpiry = expireApprovals(state, p, now());
-      if (state.rejection?.sha === head) {
-        setStage('rejected', rejectionWait());
+      const nextExpiry = expireApprovals(this.state, p, now());
+      if (this.state.rejection?.sha === head) {
+        this.setStage('rejected', this.rejectionWait());
         return 'rejected';
       }
-      const gate = gateState(p, env, state.approvals, head, now(), state.policyChange);
+      const gate = gateState(p, env, this.state.approvals, head, now(), this.state.policyChange);
       if (gate.open) {
-        note(state, now(), 'gate-open', `${env.name}: approved by ${gate.approvers.join(', ') || 'no one required'}`, {
-          sha: head,
-        });
-        changed();
+        note(
+          this.state,
+          now(),
+          'gate-open',
+          `${env.name}: approved by ${gate.approvers.join(', ') || 'no one required'}`,
+          {
+            sha: head,
+          },
+        );
+        this.changed();
         return 'open';
       }
-      setStage('awaiting-approval', gate.waitingFor);
-      askApproversInChat(head);
-      if (historyTooLong()) return 'continue-as-new';
-      const before = version;
-      const woken = () => version !== before || historyTooLong();
+      this.setStage('awaiting-approval', gate.waitingFor);
+      this.askApproversInChat(head);
+      if (this.historyTooLong()) return 'continue-as-new';
+      const before = this.version;
+      const woken = () => this.version !== before || this.historyTooLong();
       if (nextExpiry === undefined) await condition(woken);
       else await condition(woken, Math.max(1, nextExpiry - now()));
     }
@@ -401,13 +442,13 @@ export async function changeWorkflowV1(input: ChangeWorkflowInput): Promise<Chan
    * Once per head, post the approval request to chat (Slack buttons). In the background and best-effort:
    * a chat outage must never hold up or fail the change.
    */
-  function askApproversInChat(head: string): void {
+  askApproversInChat(head: string): void {
     if (patched('teams-approval-card'))
-      (teamsCard ??= startTeamsCard(state, () => statusOf(state, policy, now()))).ask(head);
-    if (state.slackNotified === head || !patched('slack-approval-request')) return;
-    state.slackNotified = head;
-    const p = policy as ChangePolicy;
-    const pending = state.environments
+      (this.teamsCard ??= startTeamsCard(this.state, () => statusOf(this.state, this.policy, now()))).ask(head);
+    if (this.state.slackNotified === head || !patched('slack-approval-request')) return;
+    this.state.slackNotified = head;
+    const p = this.policy as ChangePolicy;
+    const pending = this.state.environments
       .filter((e) => e.state === 'pending')
       .map((e) => p.environments.find((pe) => pe.name === e.name))
       .filter((e): e is EnvironmentPolicy => e !== undefined && e.required > 0);
@@ -415,10 +456,10 @@ export async function changeWorkflowV1(input: ChangeWorkflowInput): Promise<Chan
     const url = `${p.temporalUiUrl.replace(/\/$/, '')}/namespaces/${encodeURIComponent(info.namespace)}/workflows/${encodeURIComponent(info.workflowId)}/${info.runId}`;
     chat
       .notifySlack({
-        change: state.change,
-        title: state.title,
+        change: this.state.change,
+        title: this.state.title,
         sha: head,
-        author: state.author,
+        author: this.state.author,
         environments: pending.map((e) => ({ name: e.name, required: e.required, confirm: e.confirm })),
         url,
       })
@@ -431,36 +472,36 @@ export async function changeWorkflowV1(input: ChangeWorkflowInput): Promise<Chan
   }
 
   /** Approvals through GitHub are confirmed against GitHub before the last environment. */
-  async function githubReviewsStillStand(head: string): Promise<boolean> {
-    const p = policy as ChangePolicy;
-    const viaGithub = state.approvals.filter(
+  async githubReviewsStillStand(head: string): Promise<boolean> {
+    const p = this.policy as ChangePolicy;
+    const viaGithub = this.state.approvals.filter(
       (r) =>
         r.claim.channel === 'github' &&
         p.environments.some((e) => gateState(p, e, [r], head, now(), false).approvers.length > 0),
     );
     if (viaGithub.length === 0) return true;
     const reviewIds = viaGithub.map((r) => r.claim.evidence.reviewId).filter((id): id is string => Boolean(id));
-    const confirmed = await orchestrator.confirmReviews({ change: state.change, sha: head, reviewIds });
+    const confirmed = await orchestrator.confirmReviews({ change: this.state.change, sha: head, reviewIds });
     if (confirmed.ok) return true;
     voidApprovals(
-      state,
+      this.state,
       now(),
       (r) => viaGithub.includes(r),
       `void: GitHub no longer confirms the review (${confirmed.reason})`,
     );
     note(
-      state,
+      this.state,
       now(),
       'reviews-not-confirmed',
       `GitHub no longer confirms the approving reviews: ${confirmed.reason}`,
       { sha: head },
     );
-    changed();
+    this.changed();
     return false;
   }
 
   /** lease -> deploy -> verify -> revoke, in the deploy zone; revoke runs even when cancelled. */
-  async function deliver(env: EnvironmentPolicy, head: string): Promise<boolean> {
+  async deliver(env: EnvironmentPolicy, head: string): Promise<boolean> {
     const deployer = proxyActivities<DeployActivities>({
       taskQueue: zoneQueue(workflowInfo().taskQueue, 'deploy'),
       startToCloseTimeout: env.deployTimeoutMs + DEPLOY_MARGIN_MS,
@@ -484,152 +525,166 @@ export async function changeWorkflowV1(input: ChangeWorkflowInput): Promise<Chan
       startToCloseTimeout: '2 minutes',
       retry: { maximumAttempts: 10 },
     });
-    const envStatus = environmentStatus(env.name);
+    const envStatus = this.environmentStatus(env.name);
     const job: DeployInput = {
-      change: state.change,
+      change: this.state.change,
       environment: env.name,
       sha: head,
-      idempotencyKey: `${state.change}@${env.name}@${head}`,
+      idempotencyKey: `${this.state.change}@${env.name}@${head}`,
     };
     try {
       envStatus.state = 'deploying';
-      setStage('deploying', `deploy of ${shortSha(head)} to ${env.name}`);
+      this.setStage('deploying', `deploy of ${shortSha(head)} to ${env.name}`);
       const deployed = await deployer.deploy(job);
       envStatus.deploy = deployed;
       if (deployed.status === 'failed')
-        return failDelivery(
+        return this.failDelivery(
           envStatus,
           `deploy of ${shortSha(head)} to ${env.name} failed (exit ${deployed.exitCode ?? 'none'})`,
         );
-      note(state, now(), 'deployed', `${shortSha(head)} ${deployed.status} to ${env.name}`, { sha: head });
+      note(this.state, now(), 'deployed', `${shortSha(head)} ${deployed.status} to ${env.name}`, { sha: head });
       if (env.verifyTimeoutMs !== undefined) {
         envStatus.state = 'verifying';
-        setStage('verifying', `verification of ${shortSha(head)} in ${env.name}`);
+        this.setStage('verifying', `verification of ${shortSha(head)} in ${env.name}`);
         const verified = await verifier.verify(job);
         envStatus.verify = verified;
         if (!verified.passed)
-          return failDelivery(
+          return this.failDelivery(
             envStatus,
             `verification of ${shortSha(head)} in ${env.name} failed (exit ${verified.exitCode ?? 'none'})`,
           );
-        note(state, now(), 'verified', `${shortSha(head)} verified in ${env.name}`, { sha: head });
+        note(this.state, now(), 'verified', `${shortSha(head)} verified in ${env.name}`, { sha: head });
       }
       envStatus.state = 'deployed';
-      changed();
+      this.changed();
       return true;
     } catch (error) {
       if (isCancellation(error)) {
         envStatus.state = 'pending';
-        note(state, now(), 'delivery-cancelled', `delivery of ${shortSha(head)} to ${env.name} cancelled`, {
+        note(this.state, now(), 'delivery-cancelled', `delivery of ${shortSha(head)} to ${env.name} cancelled`, {
           sha: head,
         });
         throw error;
       }
-      return failDelivery(envStatus, `delivery of ${shortSha(head)} to ${env.name} failed: ${failureMessage(error)}`);
+      return this.failDelivery(
+        envStatus,
+        `delivery of ${shortSha(head)} to ${env.name} failed: ${failureMessage(error)}`,
+      );
     } finally {
       await CancellationScope.nonCancellable(async () => {
         try {
-          const revoked = await revoker.revokeOutstanding({ change: state.change, environment: env.name });
+          const revoked = await revoker.revokeOutstanding({ change: this.state.change, environment: env.name });
           if (revoked.length > 0)
-            note(state, now(), 'leases-revoked', `${revoked.length} lease(s) for ${env.name} revoked`, { sha: head });
+            note(this.state, now(), 'leases-revoked', `${revoked.length} lease(s) for ${env.name} revoked`, {
+              sha: head,
+            });
         } catch (error) {
           note(
-            state,
+            this.state,
             now(),
             'revoke-failed',
             `revoking the leases for ${env.name} failed: ${failureMessage(error)}; they expire with their TTL`,
             { sha: head },
           );
           log.error('revokeOutstanding failed', {
-            change: state.change,
+            change: this.state.change,
             environment: env.name,
             error: failureMessage(error),
           });
         }
-        changed();
+        this.changed();
       });
     }
   }
 
-  async function merge(head: string): Promise<boolean> {
+  async merge(head: string): Promise<boolean> {
     try {
-      const merged = await orchestrator.mergePullRequest({ change: state.change, sha: head });
-      note(state, now(), merged.merged ? 'merged' : 'merge-skipped', merged.reason, { sha: head });
-      changed();
+      const merged = await orchestrator.mergePullRequest({ change: this.state.change, sha: head });
+      note(this.state, now(), merged.merged ? 'merged' : 'merge-skipped', merged.reason, { sha: head });
+      this.changed();
       return merged.merged;
     } catch (error) {
-      note(state, now(), 'merge-failed', `merging ${shortSha(head)} failed: ${failureMessage(error)}`, { sha: head });
-      changed();
+      note(this.state, now(), 'merge-failed', `merging ${shortSha(head)} failed: ${failureMessage(error)}`, {
+        sha: head,
+      });
+      this.changed();
       return false;
     }
   }
 
-  function failDelivery(envStatus: EnvironmentStatus, summary: string): false {
+  failDelivery(envStatus: EnvironmentStatus, summary: string): false {
     envStatus.state = 'failed';
-    note(state, now(), 'delivery-failed', summary, { sha: state.headSha });
-    setStage('failed', `new commits: ${summary}`);
+    note(this.state, now(), 'delivery-failed', summary, { sha: this.state.headSha });
+    this.setStage('failed', `new commits: ${summary}`);
     return false;
   }
 
-  function environmentStatus(name: string): EnvironmentStatus {
-    const found = state.environments.find((e) => e.name === name);
+  environmentStatus(name: string): EnvironmentStatus {
+    const found = this.state.environments.find((e) => e.name === name);
     if (!found) throw ApplicationFailure.nonRetryable(`environment ${name} is missing from the change record`);
     return found;
   }
 
-  function rejectionWait(): string {
-    return `new commits: ${state.rejection?.person ?? 'a reviewer'} requested changes to ${shortSha(state.headSha)}`;
+  rejectionWait(): string {
+    return `new commits: ${this.state.rejection?.person ?? 'a reviewer'} requested changes to ${shortSha(this.state.headSha)}`;
   }
 
-  function setStage(stage: ChangeStage, waitingFor: string): void {
-    if (state.stage === stage && state.waitingFor === waitingFor) return;
-    if (state.stage !== stage) note(state, now(), 'stage', `${state.stage} -> ${stage}`, { sha: state.headSha });
-    state.stage = stage;
-    state.waitingFor = waitingFor;
-    changed();
+  setStage(stage: ChangeStage, waitingFor: string): void {
+    if (this.state.stage === stage && this.state.waitingFor === waitingFor) return;
+    if (this.state.stage !== stage)
+      note(this.state, now(), 'stage', `${this.state.stage} -> ${stage}`, { sha: this.state.headSha });
+    this.state.stage = stage;
+    this.state.waitingFor = waitingFor;
+    this.changed();
   }
 
-  function historyTooLong(): boolean {
+  historyTooLong(): boolean {
     const info = workflowInfo();
-    return info.continueAsNewSuggested || info.historyLength > (input.historyEventLimit ?? DEFAULT_HISTORY_LIMIT);
+    return info.continueAsNewSuggested || info.historyLength > (this.input.historyEventLimit ?? DEFAULT_HISTORY_LIMIT);
   }
 
   /** The operator's view in the Temporal UI: search attributes and one line of current details. */
-  function publish(): void {
+  publish(): void {
     setCurrentDetails(
-      `**${state.stage}** ${state.change} @ ${shortSha(state.headSha) || '—'}: waiting for ${state.waitingFor}`,
+      `**${this.state.stage}** ${this.state.change} @ ${shortSha(this.state.headSha) || '—'}: waiting for ${this.state.waitingFor}`,
     );
-    const [, number] = state.change.split('#');
+    const [, number] = this.state.change.split('#');
     const attrs: SearchAttributeUpdatePair[] = [
-      { key: RepoAttr, value: repo },
+      { key: RepoAttr, value: this.repo },
       { key: PullNumberAttr, value: Number(number) },
-      { key: StageAttr, value: state.stage },
+      { key: StageAttr, value: this.state.stage },
     ];
-    if (state.author) attrs.push({ key: AuthorAttr, value: state.author });
-    if (state.headSha) attrs.push({ key: HeadShaAttr, value: state.headSha });
-    const initiators = Object.keys(state.initiators).sort();
+    if (this.state.author) attrs.push({ key: AuthorAttr, value: this.state.author });
+    if (this.state.headSha) attrs.push({ key: HeadShaAttr, value: this.state.headSha });
+    const initiators = Object.keys(this.state.initiators).sort();
     if (initiators.length > 0) attrs.push({ key: InitiatorsAttr, value: initiators });
-    const approvers = policy && state.headSha ? currentApprovers(state, policy, now()) : [];
+    const approvers = this.policy && this.state.headSha ? currentApprovers(this.state, this.policy, now()) : [];
     attrs.push({ key: ApproversAttr, value: approvers });
     const key = JSON.stringify(attrs.map((a) => a.value));
-    if (key === lastPublished) return;
-    lastPublished = key;
+    if (key === this.lastPublished) return;
+    this.lastPublished = key;
     upsertSearchAttributes(attrs);
   }
 
   /** Carries the whole record (approvals, timeline, run IDs) into a fresh run at a quiet point. */
-  async function continueAsNewQuietly(): Promise<never> {
+  async continueAsNewQuietly(): Promise<never> {
     await condition(allHandlersFinished);
-    await reporter.flush();
-    await teamsCard?.flush();
+    await this.reporter.flush();
+    await this.teamsCard?.flush();
     note(
-      state,
+      this.state,
       now(),
       'continued-as-new',
       `history of run ${workflowInfo().runId} reached ${workflowInfo().historyLength} events; the record continues in a new run`,
     );
-    return await continueAsNew<typeof changeWorkflowV1>({ ...input, carried: state });
+    return await continueAsNew<typeof changeWorkflowV1>({ ...this.input, carried: this.state });
   }
+}
+
+export async function changeWorkflowV1(input: ChangeWorkflowInput): Promise<ChangeResult> {
+  const run = new ChangeRunV1(input);
+  run.setHandlers();
+  return run.main();
 }
 
 function failureMessage(error: unknown): string {
