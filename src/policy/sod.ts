@@ -11,7 +11,13 @@ import {
   type LaneRelease,
   type LaneTicket,
 } from '../shared/lane.ts';
-import { parseRollbackId, rollbackSigner, type RollbackClaim, type SignedRollback } from '../shared/rollback.ts';
+import {
+  parseRollbackId,
+  rollbackSigner,
+  type RollbackClaim,
+  type RollbackEvidence,
+  type SignedRollback,
+} from '../shared/rollback.ts';
 import { emergencySigner, type EmergencyRecord, type SignedEmergency } from '../shared/emergency.ts';
 import type {
   ApprovalClaim,
@@ -771,12 +777,35 @@ export function laneOutcome(
 export interface RollbackDecision extends InputDecision {
   /** The release rolled back to, when accepted. */
   target?: LaneRelease;
+  /** The change release that delivered the target's SHA with its approvals (the target itself, or what it redeployed). */
+  evidence?: LaneRelease;
+}
+
+function lastIndex<T>(items: readonly T[], test: (item: T) => boolean): number {
+  for (let i = items.length - 1; i >= 0; i--) if (test(items[i] as T)) return i;
+  return -1;
+}
+
+/**
+ * The releases as a stack: each deploy is pushed, and a rollback to X pops everything above the earlier X
+ * (undone releases are no "previous release" any more). The top is what runs.
+ */
+export function releaseStack(releases: readonly LaneRelease[]): LaneRelease[] {
+  const stack: LaneRelease[] = [];
+  for (const r of releases) {
+    if (r.outcome !== 'deployed') continue;
+    const earlier = r.kind === 'rollback' ? lastIndex(stack, (s) => s.sha === r.sha) : -1;
+    if (earlier >= 0) stack.splice(earlier + 1);
+    else stack.push(r);
+  }
+  return stack;
 }
 
 /**
  * A rollback deploys an earlier release of the same environment again. It is pre-approved only when that exact
  * SHA was approved and delivered to this environment before (that release's approval is the evidence); it is
- * asked for by someone eligible to approve that environment. Default target: the release before the running one.
+ * asked for by someone eligible to approve that environment. Default target: the release before the running one
+ * on the release stack, so successive rollbacks keep going back; `to`: any earlier approved release.
  */
 export function decideRollback(input: {
   person: string;
@@ -785,6 +814,8 @@ export function decideRollback(input: {
   releases: readonly LaneRelease[];
   running?: LaneRelease;
   to?: string;
+  /** Runs started before ROLLBACK_REVERIFY_PATCH took the latest delivered release other than the running one. */
+  latestOther?: boolean;
 }): RollbackDecision {
   const person = input.person.toLowerCase();
   const env = input.environment;
@@ -796,14 +827,18 @@ export function decideRollback(input: {
   // A release that went out under an emergency was never approved before it ran: it is no back-out target.
   const delivered = input.releases.filter((r) => r.outcome === 'deployed' && !r.emergency);
   const running = input.running;
+  const evidenceOf = (sha: string) => delivered[lastIndex(delivered, (r) => r.kind === 'change' && r.sha === sha)];
   if (input.to === undefined) {
-    const previous = [...delivered].reverse().find((r) => r.sha !== running?.sha);
+    const stack = input.latestOther ? delivered.filter((r) => r.sha !== running?.sha) : releaseStack(input.releases);
+    const top = running ? lastIndex(stack, (r) => r.sha === running.sha) : -1;
+    const below = stack.slice(0, top >= 0 ? top : stack.length);
+    const previous = below[lastIndex(below, (r) => !r.emergency && r.sha !== running?.sha)];
     if (!previous)
       return {
         verdict: 'refused',
-        reason: `${env} has no earlier release to roll back to${running ? ` than ${shortSha(running.sha)}` : ''}`,
+        reason: `${env} has no earlier release to roll back to${running ? ` before ${shortSha(running.sha)}` : ''}`,
       };
-    return accepted(previous);
+    return accepted(previous, running ? `the release before ${shortSha(running.sha)}` : 'the latest release');
   }
   const to = input.to.toLowerCase();
   if (!/^[0-9a-f]{7,64}$/.test(to))
@@ -831,15 +866,83 @@ export function decideRollback(input: {
     };
   if (running && target.sha === running.sha)
     return { verdict: 'refused', reason: `${shortSha(target.sha)} is what runs in ${env} now: nothing to roll back` };
-  return accepted(target);
+  return accepted(target, `--to ${to}`);
 
-  function accepted(target: LaneRelease): RollbackDecision {
+  function accepted(target: LaneRelease, which: string): RollbackDecision {
+    const evidence = evidenceOf(target.sha);
     return {
       verdict: 'accepted',
-      reason: `rollback of ${env} to ${shortSha(target.sha)} of ${target.change}: pre-approved by that release (approved by ${target.approvers.join(', ') || 'nobody recorded'}, delivered ${target.endedAt})`,
+      reason: `rollback of ${env} to ${shortSha(target.sha)} of ${target.change}: ${which}, pre-approved by that release (approved by ${target.approvers.join(', ') || 'nobody recorded'}, delivered ${target.endedAt})`,
       target,
+      ...(evidence ? { evidence } : {}),
     };
   }
+}
+
+/**
+ * Whether the approvals a rollback target was delivered with still stand under the policy now: at least the
+ * environment's required number by distinct people eligible for it now, none an initiator of that change, each
+ * signed by a gateway key trusted now, and each one the lane recorded for that release. Evidence that cannot be
+ * read any more is no evidence: the SHA goes out again as a change, approved again.
+ */
+export function decideRollbackEvidence(input: {
+  env: EnvironmentPolicy;
+  eligible: readonly string[];
+  trustedKeys: readonly string[];
+  release: LaneRelease | undefined;
+  evidence: RollbackEvidence | undefined;
+}): InputDecision {
+  const { env, release, evidence } = input;
+  const again = 'deploy it as a change, to have it approved under the policy now';
+  if (!release)
+    return {
+      verdict: 'refused',
+      reason: `no change release of that SHA is left in the ${env.name} lane's history to show its approvals: ${again}`,
+    };
+  const sha = shortSha(release.sha);
+  if (!evidence?.found)
+    return {
+      verdict: 'refused',
+      reason: `the approvals of ${sha} (${release.change}) cannot be read any more: ${evidence?.reason ?? 'no answer'}: ${again}`,
+    };
+  const recorded = new Set(release.approvers.map((p) => p.toLowerCase()));
+  const initiators = new Set(evidence.initiators.map((p) => p.toLowerCase()));
+  const granted = Date.parse(release.grantedAt);
+  const standing = new Set<string>();
+  const lapses = new Map<string, string>();
+  for (const r of evidence.approvals) {
+    const person = r.claim.person.toLowerCase();
+    if (r.claim.sha !== release.sha || r.claim.decision !== 'approve' || !r.counted) continue;
+    if (!r.environments.includes(env.name) || !recorded.has(person)) continue;
+    // Voided after the deploy was granted (a later push, expiry): it stood when the release went out.
+    if (r.voidedAt && !(Date.parse(r.voidedAt) >= granted)) continue;
+    const lapse =
+      !r.keyId || !input.trustedKeys.includes(r.keyId)
+        ? `${person}'s approval was signed by a gateway key the policy no longer trusts`
+        : !input.eligible.includes(person)
+          ? `${person} is no longer eligible to approve ${env.name}`
+          : initiators.has(person)
+            ? `${person} is an initiator of ${release.change}`
+            : undefined;
+    if (lapse === undefined) standing.add(person);
+    else if (!standing.has(person)) lapses.set(person, lapse);
+  }
+  for (const p of standing) lapses.delete(p);
+  if (standing.size >= env.required)
+    return {
+      verdict: 'accepted',
+      reason: `its approval still stands under the policy now (${[...standing].sort().join(', ') || 'none required'})`,
+    };
+  const why =
+    lapses.size > 0
+      ? [...lapses.values()].join('; ')
+      : standing.size > 0
+        ? `only ${[...standing].sort().join(', ')} approved it`
+        : 'no approval of it was found in its change';
+  return {
+    verdict: 'refused',
+    reason: `the approval of ${sha} for ${env.name} no longer stands (${standing.size} of ${env.required} required): ${why}: ${again}`,
+  };
 }
 
 /**

@@ -44,6 +44,11 @@ export function formatStatus(s: ChangeStatus): string {
     );
     const failed = failedStep(env);
     if (failed) lines.push(`  ${''.padEnd(12)} ${stepFailureText(failed.step, failed.report)}`);
+    const back = env.rolledBack;
+    if (back)
+      lines.push(
+        `  ${''.padEnd(12)} deployed ${env.deploy?.sha.slice(0, 7) ?? ''}, since rolled back to ${back.sha.slice(0, 7)} (${back.change}) by ${back.by ?? 'someone'} (${back.rollback}) at ${back.at}`,
+      );
   }
   const attempts = s.approvals.slice(-10);
   if (attempts.length) {

@@ -78,3 +78,10 @@ export const LANE_FRESH_LOOKUP_PATCH = 'lane-fresh-lookup';
  * from published after that point: a deploy under an emergency made there still owes its review.
  */
 export const RESET_RECOVERY_PATCH = 'reset-recovery';
+
+/**
+ * A rollback reads its target's approvals from the change that delivered it and takes them only if they still
+ * stand under the policy now (eligible approvers, trusted keys); its default target is the release before the
+ * running one on the release stack, so that a second rollback goes further back.
+ */
+export const ROLLBACK_REVERIFY_PATCH = 'rollback-reverify';

@@ -5,6 +5,7 @@
 import * as ed from '@noble/ed25519';
 import { bytesToHex, hexToBytes, utf8ToBytes } from '@noble/hashes/utils.js';
 import { canonicalJson, signerOf, type SigningKey } from './approval-signature.ts';
+import type { ApprovalRecord } from './types.ts';
 
 export interface RollbackClaim {
   v: 1;
@@ -101,4 +102,15 @@ export interface RollbackStatus {
     deploy?: { sha: string; status: string; exitCode: number | null; outputTail: string };
   }>;
   timeline: Array<{ at: string; what: string; detail: string }>;
+}
+
+/** What the change that delivered a rollback's target recorded of its approvals, as its own run answers. */
+export interface RollbackEvidence {
+  found: boolean;
+  /** Why nothing could be read (found false). */
+  reason?: string;
+  /** Whom that change held to be initiators (author, committers, pushers, ...). */
+  initiators: string[];
+  /** Its approval records of the target's SHA. */
+  approvals: ApprovalRecord[];
 }

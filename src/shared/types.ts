@@ -261,6 +261,11 @@ export interface EnvironmentStatus {
   state: 'pending' | 'approved' | 'deploying' | 'verifying' | 'deployed' | 'failed' | 'skipped';
   deploy?: DeployReport;
   verify?: VerifyReport;
+  /**
+   * Set by readers (gateway, CLI) from the environment's lane: the change's release there was since replaced by
+   * a rollback to an earlier one (the change itself is never told: that would be an input nobody signed).
+   */
+  rolledBack?: { sha: string; change: string; rollback: string; at: string; by?: string };
 }
 
 /** Answer of the `status` query: what an operator needs to know about one change. */

@@ -2,13 +2,22 @@
 //
 //   1. the request must be the gateway's, signed for exactly this workflow ID, recent, and run once;
 //   2. who asked must be eligible to approve the environment, and the target must be a release that was
-//      approved and delivered there before — that release's approval is the evidence (src/policy/sod.ts decides);
+//      approved and delivered there before — that release's approval is the evidence, read again from the change
+//      that delivered it and taken only if it still stands under the policy now (src/policy/sod.ts decides);
 //   3. then only the pipeline deploys it, as for a change: the environment's lane, lease -> deploy -> verify in
 //      the environment's deploy zone, the leases revoked and the lane given back whatever happens.
 // Everything the run did is in its history and in the lane's release history (kind `rollback`).
-import { ApplicationFailure, CancellationScope, setHandler, workflowInfo } from '@temporalio/workflow';
-import { decideRollback, decideRollbackRequest, shortSha } from '../policy/sod.ts';
+import { ApplicationFailure, CancellationScope, patched, setHandler, workflowInfo } from '@temporalio/workflow';
+import {
+  decideRollback,
+  decideRollbackEvidence,
+  decideRollbackRequest,
+  eligibleFor,
+  shortSha,
+  type InputDecision,
+} from '../policy/sod.ts';
 import type { LaneRelease } from '../shared/lane.ts';
+import { ROLLBACK_REVERIFY_PATCH } from '../shared/patches.ts';
 import { parseRollbackId, type RollbackStatus, type RollbackWorkflowInput } from '../shared/rollback.ts';
 import type { DeployInput, EnvironmentPolicy } from '../shared/types.ts';
 import { deployZone, laneActivities, orchestrator } from './activities.ts';
@@ -145,7 +154,12 @@ class RollbackRun {
     if (request.verdict === 'refused' || !request.claim) return request.reason;
     const env = begun.policy.environments.find((e) => e.name === environment);
     if (!env) return `${repo} has no environment ${environment} in the policy`;
-    const eligible = env.eligible.length > 0 ? env.eligible : begun.policy.people.map((p) => p.github.toLowerCase());
+    const reverify = patched(ROLLBACK_REVERIFY_PATCH);
+    const eligible = reverify
+      ? eligibleFor(begun.policy, env)
+      : env.eligible.length > 0
+        ? env.eligible
+        : begun.policy.people.map((p) => p.github.toLowerCase());
     const decision = decideRollback({
       person: request.claim.person,
       environment,
@@ -153,15 +167,40 @@ class RollbackRun {
       releases: begun.releases,
       ...(begun.running ? { running: begun.running } : {}),
       ...(request.claim.to !== undefined ? { to: request.claim.to } : {}),
+      latestOther: !reverify,
     });
     if (decision.verdict === 'refused' || !decision.target) return decision.reason;
+    let reason = decision.reason;
+    if (reverify) {
+      const standing = await this.reverify(env, eligible, begun.policy.approvalKeys, decision.evidence);
+      if (standing.verdict === 'refused') return standing.reason;
+      reason = `${reason}; ${standing.reason}`;
+    }
     return {
       env,
       target: decision.target,
       ...(begun.running ? { running: begun.running } : {}),
       person: request.claim.person,
-      reason: decision.reason,
+      reason,
     };
+  }
+
+  /** The target's approvals, read again from the change that delivered it, against the policy now. */
+  private async reverify(
+    env: EnvironmentPolicy,
+    eligible: string[],
+    trustedKeys: string[],
+    release: LaneRelease | undefined,
+  ): Promise<InputDecision> {
+    const info = workflowInfo();
+    const evidence = release
+      ? await orchestrator.lookUpRollbackEvidence({
+          workflowId: info.workflowId,
+          runId: info.runId,
+          release: { workflowId: release.workflowId, runId: release.runId, sha: release.sha },
+        })
+      : undefined;
+    return decideRollbackEvidence({ env, eligible, trustedKeys, release, evidence });
   }
 
   /** lease -> deploy -> verify in the environment's deploy zone; the revoke runs whatever happens. */

@@ -1,8 +1,8 @@
 // Rollback as a team uses it: `foureyes up` against the GitHub stand-in as an outside service, two pull requests
 // reviewed on GitHub and delivered to staging by the real deployer (OpenBao lease, sandboxed command), then
 // `foureyes rollback` by a reviewer: staging runs the first release again, deployed by the pipeline with a
-// lease of its own, and `foureyes environments` shows it as a rollback. A target that was never delivered
-// there is refused with the reason and deploys nothing.
+// lease of its own, `foureyes environments` shows it as a rollback, and the rolled-back change's status says
+// so. A target that was never delivered there is refused with the reason and deploys nothing.
 import { execFile } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -165,6 +165,25 @@ repositories:
         kind: 'rollback',
         approvers: ['alex-reviewer'],
       });
+
+      // #2 no longer runs in staging: its status says so, from the lane (the change itself was never told).
+      const rolledBack = (await statusOf(up, 2, reviewer))?.environments.find((e) => e.name === 'staging');
+      expect(rolledBack).toMatchObject({
+        state: 'deployed',
+        rolledBack: { sha: first, change: 'acme/shop#1', by: 'alex-reviewer' },
+      });
+      const id = rolledBack?.rolledBack?.rollback as string;
+      expect(id).toMatch(/^rollback:acme\/shop@staging:/);
+      expect((await statusOf(up, 1, reviewer))?.environments.find((e) => e.name === 'staging')?.rolledBack).toBe(
+        undefined,
+      );
+      // `foureyes status` on the operator's machine (Temporal directly) shows the same.
+      const status = await run(process.execPath, [join(projectRoot(), 'bin/foureyes.js'), 'status', 'acme/shop#2'], {
+        env: { PATH: process.env.PATH, HOME: work, TEMPORAL_ADDRESS: `127.0.0.1:${up.ports.temporal}` },
+      });
+      expect(status.stdout).toContain(
+        `deployed ${second.slice(0, 7)}, since rolled back to ${first.slice(0, 7)} (acme/shop#1) by alex-reviewer (${id})`,
+      );
     } finally {
       expect(await up.stop()).toBe(0);
       await gh.stop();

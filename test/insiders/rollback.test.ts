@@ -173,10 +173,11 @@ describe('rollback against an insider', () => {
     expect(atTurn.refused).toMatch(
       /at its turn in the lane: .* already ran 1 time\(s\): a signed rollback request runs once/,
     );
-    // ...and after the look-up at the lane turn too (everything up to the deploy replays): the deploy zone refuses.
+    // ...and after the look-ups at the lane turn too (everything up to the deploy replays): the deploy zone refuses.
+    // Activities before the deploy: beginRollback, lookUpRollbackEvidence, acquireLane, and the first two again.
     await resetAfterActivity(
       stack.client.workflow.getHandle(rollbackWorkflowId(REPO, 'production', asked[1]?.nonce as string)),
-      3,
+      5,
     );
     const atDeploy = await outcome(
       stack.client.workflow.getHandle(rollbackWorkflowId(REPO, 'production', asked[1]?.nonce as string)),

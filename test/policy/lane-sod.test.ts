@@ -1,7 +1,8 @@
 // The lane and rollback rules of src/policy/sod.ts: who a lane believes, what may deploy over what runs, and
 // which rollbacks are pre-approved.
 import { describe, expect, it } from 'vitest';
-import { decideLaneCaller, decideLaneGrant, decideRollback } from '../../src/policy/sod.ts';
+import { decideLaneCaller, decideLaneGrant, decideRollback, decideRollbackEvidence } from '../../src/policy/sod.ts';
+import type { ApprovalRecord, EnvironmentPolicy } from '../../src/shared/types.ts';
 import type { LaneCallerFacts, LaneRelease, LaneTicket } from '../../src/shared/lane.ts';
 
 const LANE = 'lane:acme/shop@production';
@@ -127,8 +128,36 @@ describe('decideRollback', () => {
     const decision = decideRollback(base);
     expect(decision.target?.sha).toBe(r1.sha);
     expect(decision.reason).toBe(
-      'rollback of production to 1111111 of acme/shop#1: pre-approved by that release (approved by alex-reviewer, delivered 2026-01-01T00:01:00Z)',
+      'rollback of production to 1111111 of acme/shop#1: the release before 3333333, pre-approved by that release (approved by alex-reviewer, delivered 2026-01-01T00:01:00Z)',
     );
+  });
+  it('after a rollback, the default keeps going back: a rollback to X pops every release above the earlier X', () => {
+    const [a, b, c] = [release('a'.repeat(40), 'acme/shop#10'), release('b'.repeat(40), 'acme/shop#11'), r3];
+    const back = (to: LaneRelease): LaneRelease => ({ ...to, kind: 'rollback', workflowId: 'rollback:x', runId: 'rb' });
+    // [A, B, A(rollback)]: A runs, and nothing was released before A.
+    const once = decideRollback({ ...base, releases: [a, b, back(a)], running: back(a) });
+    expect(once.verdict).toBe('refused');
+    expect(once.reason).toBe('production has no earlier release to roll back to before aaaaaaa');
+    // [A, B, C, B(rollback)]: B runs; the release before B is A, never C again.
+    const twice = decideRollback({ ...base, releases: [a, b, c, back(b)], running: back(b) });
+    expect(twice.target?.sha).toBe(a.sha);
+    expect(twice.reason).toMatch(/^rollback of production to aaaaaaa of acme\/shop#10: the release before bbbbbbb, /);
+    // An explicit --to still takes any earlier approved release, the one rolled back from included.
+    expect(decideRollback({ ...base, releases: [a, b, back(a)], running: back(a), to: 'bbbbbbb' }).target?.sha).toBe(
+      b.sha,
+    );
+    // [A, B, C, A(--to), C(--to)]: C runs again, above A; the release before it is A.
+    const forth = decideRollback({ ...base, releases: [a, b, c, back(a), back(c)], running: back(c) });
+    expect(forth.target?.sha).toBe(a.sha);
+  });
+  it('names the evidence: the change that was approved and delivered with that SHA, even behind a rollback', () => {
+    const a = release('a'.repeat(40), 'acme/shop#10');
+    const b = release('b'.repeat(40), 'acme/shop#11');
+    const c = release('c'.repeat(40), 'acme/shop#12');
+    const back = (to: LaneRelease): LaneRelease => ({ ...to, kind: 'rollback', workflowId: 'rollback:x', runId: 'rb' });
+    const decision = decideRollback({ ...base, releases: [a, b, c, back(b), back(c), b], running: b, to: 'ccccccc' });
+    expect(decision.target).toMatchObject({ sha: c.sha, kind: 'rollback' });
+    expect(decision.evidence).toMatchObject({ sha: c.sha, kind: 'change', workflowId: 'change:acme/shop#12' });
   });
   it('takes --to an earlier delivered release by a prefix of its SHA', () => {
     expect(decideRollback({ ...base, to: '1111111' }).target?.sha).toBe(r1.sha);
@@ -143,7 +172,7 @@ describe('decideRollback', () => {
     ['a release that failed', { to: '2222222' }, 'was never approved and delivered to production'],
     ['what runs now', { to: '3333333' }, '3333333 is what runs in production now: nothing to roll back'],
     ['not a SHA', { to: 'main' }, '--to: expected a commit SHA (7 to 64 hex digits), found "main"'],
-    ['no earlier release', { releases: [r3] }, 'production has no earlier release to roll back to than 3333333'],
+    ['no earlier release', { releases: [r3] }, 'production has no earlier release to roll back to before 3333333'],
     [
       'a release deployed under an emergency',
       { to: '4444444', releases: [r1, { ...release('4'.repeat(40), 'acme/shop#4'), emergency: 'lee-ops' }, r3] },
@@ -152,11 +181,109 @@ describe('decideRollback', () => {
     [
       'an emergency release as the default',
       { releases: [{ ...release('4'.repeat(40), 'acme/shop#4'), emergency: 'lee-ops' }, r3] },
-      'production has no earlier release to roll back to than 3333333',
+      'production has no earlier release to roll back to before 3333333',
     ],
   ])('refuses %s', (_what, extra, reason) => {
     const decision = decideRollback({ ...base, ...extra });
     expect(decision.verdict).toBe('refused');
     expect(decision.reason).toContain(reason);
+  });
+});
+
+describe('decideRollbackEvidence', () => {
+  const target = { ...release('1'.repeat(40), 'acme/shop#1'), approvers: ['alex-reviewer'] };
+  const env = { name: 'production', required: 1, eligible: ['jo-platform', 'alex-reviewer'] } as EnvironmentPolicy;
+  const approval = (extra: Partial<ApprovalRecord> = {}, person = 'alex-reviewer'): ApprovalRecord => ({
+    claim: {
+      v: 1,
+      change: 'acme/shop#1',
+      sha: target.sha,
+      person,
+      channel: 'cli',
+      decision: 'approve',
+      evidence: {},
+      at: '2025-12-31T23:59:00Z',
+      nonce: 'n',
+    },
+    keyId: 'key-1',
+    recordedAt: '2025-12-31T23:59:00Z',
+    counted: true,
+    reason: '',
+    environments: ['production'],
+    ...extra,
+  });
+  const base = {
+    env,
+    eligible: env.eligible,
+    trustedKeys: ['key-1'],
+    release: target,
+    evidence: { found: true, initiators: ['sam-dev'], approvals: [approval()] },
+  };
+  it('accepts approvals that still stand: eligible now, signed by a key trusted now, voided only after the deploy', () => {
+    expect(decideRollbackEvidence(base)).toEqual({
+      verdict: 'accepted',
+      reason: 'its approval still stands under the policy now (alex-reviewer)',
+    });
+    const pushedLater = { ...base.evidence, approvals: [approval({ voidedAt: '2026-01-02T00:00:00Z' })] };
+    expect(decideRollbackEvidence({ ...base, evidence: pushedLater }).verdict).toBe('accepted');
+  });
+  it.each([
+    [
+      'an approver removed from the config',
+      { eligible: ['jo-platform'] },
+      'alex-reviewer is no longer eligible to approve production',
+    ],
+    [
+      'a key rotated out',
+      { trustedKeys: ['key-2'] },
+      "alex-reviewer's approval was signed by a gateway key the policy no longer trusts",
+    ],
+    [
+      'an approver who is an initiator',
+      { evidence: { found: true, initiators: ['alex-reviewer'], approvals: [approval()] } },
+      'alex-reviewer is an initiator of acme/shop#1',
+    ],
+    [
+      'an approval voided before the deploy',
+      { evidence: { found: true, initiators: [], approvals: [approval({ voidedAt: '2025-12-31T23:59:30Z' })] } },
+      'no approval of it was found in its change',
+    ],
+    [
+      'an approval the lane did not record for the release',
+      { evidence: { found: true, initiators: [], approvals: [approval({}, 'jo-platform')] } },
+      'no approval of it was found in its change',
+    ],
+    [
+      'evidence that is gone',
+      {
+        evidence: {
+          found: false,
+          reason: 'change:acme/shop#1 is no longer in Temporal',
+          initiators: [],
+          approvals: [],
+        },
+      },
+      'the approvals of 1111111 (acme/shop#1) cannot be read any more: change:acme/shop#1 is no longer in Temporal: deploy it as a change',
+    ],
+    [
+      'no change release',
+      { release: undefined },
+      "no change release of that SHA is left in the production lane's history",
+    ],
+  ])('refuses %s', (_what, extra, reason) => {
+    const decision = decideRollbackEvidence({ ...base, ...extra });
+    expect(decision.verdict).toBe('refused');
+    expect(decision.reason).toContain(reason);
+  });
+  it('counts distinct people up to the required number', () => {
+    const two = { ...env, required: 2 };
+    const decision = decideRollbackEvidence({
+      ...base,
+      env: two,
+      evidence: { ...base.evidence, approvals: [approval(), approval()] },
+    });
+    expect(decision.reason).toBe(
+      'the approval of 1111111 for production no longer stands (1 of 2 required): only alex-reviewer approved it: deploy it as a change, to have it approved under the policy now',
+    );
   });
 });

@@ -15,6 +15,7 @@ import { guardCallers } from '../../src/activities/caller-guard.ts';
 import { createLaneActivities } from '../../src/activities/lanes.ts';
 import { DEPLOY_HEARTBEAT_THROTTLE } from '../../src/workers/zones.ts';
 import { parseConfig } from '../../src/config/load.ts';
+import type { FoureyesConfig } from '../../src/config/schema.ts';
 import { generateSigningKey, signClaim, signEvent, type SigningKey } from '../../src/shared/approval-signature.ts';
 import { deployQueue, zoneQueue } from '../../src/shared/task-queues.ts';
 import type {
@@ -96,7 +97,12 @@ export interface Calls {
 export interface Stack {
   client: Client;
   taskQueue: string;
+  /** The gateway's signing key (a test may replace it, to rotate keys). */
   key: SigningKey;
+  /** The configuration the orchestrator reads at each look-up (a test may change it). */
+  config: FoureyesConfig;
+  /** The gateway keys the policy trusts, as the orchestrator reads them (a test may change the list). */
+  trustedKeys: string[];
   /** What the orchestrator's look-ups read as GitHub's pull requests. */
   github: GitHubModel;
   calls: Calls;
@@ -156,7 +162,8 @@ export async function startStack(
     : ({ maxHeartbeatThrottleInterval: '200ms', defaultHeartbeatThrottleInterval: '200ms' } as const);
 
   const github = new GitHubModel(mkdtempSync(join(tmpdir(), 'foureyes-github-model-')));
-  const doubles = orchestratorDoubles(config, key.publicKey, github);
+  const trustedKeys = [key.publicKey];
+  const doubles = orchestratorDoubles(config, trustedKeys, github);
   const orchestrator = await testWorker({
     taskQueue,
     workflows: true,
@@ -307,6 +314,8 @@ export async function startStack(
     client,
     taskQueue,
     key,
+    config,
+    trustedKeys,
     github,
     calls,
     failingShas,

@@ -61,8 +61,9 @@ export class GitHubModel {
   }
 }
 
-export function orchestratorDoubles(config: FoureyesConfig, approvalPublicKey: string, github: GitHubModel) {
-  const keys = [approvalPublicKey];
+/** `approvalKeys`: one key, or the list itself, which a test may change (a key rotated out). */
+export function orchestratorDoubles(config: FoureyesConfig, approvalKeys: string | string[], github: GitHubModel) {
+  const keys = Array.isArray(approvalKeys) ? approvalKeys : [approvalKeys];
   return {
     ...createPolicyActivities(() => config, keys),
     ...createChangeHistoryActivities(() => config, keys),

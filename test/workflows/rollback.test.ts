@@ -130,8 +130,14 @@ describe('rollback', () => {
       `change:${second.slice(0, 7)}`,
       `rollback:${first.slice(0, 7)}`,
     ]);
-    await saveLaneHistory(stack, done.handle.workflowId, 'v2-rollback');
+    await saveLaneHistory(stack, done.handle.workflowId, 'v2-rollback-reverify');
     await saveLaneHistory(stack, lane(), 'v2-lane-rollback');
+
+    // A second rollback keeps going back: the release rolled back from is no "previous release" any more.
+    const deploys = stack.calls.deploy.length;
+    const again = await rollback(request('jo-platform'));
+    expect(again.refused).toBe(`production has no earlier release to roll back to before ${first.slice(0, 7)}`);
+    expect(stack.calls.deploy.length).toBe(deploys);
   });
 
   it('refuses a target that was never approved and delivered there, and an asker who may not approve it', async () => {
@@ -168,5 +174,59 @@ describe('rollback', () => {
     expect(stack.calls.deploy.length).toBe(deploys + 1);
     const status: RollbackStatus = again.status;
     expect(status.timeline.map((t) => t.what)).toEqual(['refused']);
+  });
+});
+
+// The target's approvals are read again from the change that delivered it and must stand under the policy now.
+describe('rollback under the policy now', () => {
+  it('refuses a target whose approver is no longer eligible for the environment, and deploys nothing', async () => {
+    const target = sha();
+    await deliver(target, 'kim-qa');
+    await deliver(sha(), 'alex-reviewer');
+    const platform = stack.config.teams.platform as string[];
+    // kim-qa leaves team platform, production's eligible approvers.
+    stack.config.teams.platform = platform.filter((p) => p !== 'kim-qa');
+    try {
+      const deploys = stack.calls.deploy.length;
+      const refused = await rollback(request('jo-platform'));
+      expect(refused.refused).toBe(
+        `the approval of ${target.slice(0, 7)} for production no longer stands (0 of 1 required): kim-qa is no longer eligible to approve production: deploy it as a change, to have it approved under the policy now`,
+      );
+      expect(refused.status.stage).toBe('refused');
+      expect(stack.calls.deploy.length).toBe(deploys);
+    } finally {
+      stack.config.teams.platform = platform;
+    }
+  });
+
+  it('refuses a target approved under a gateway key the policy no longer trusts, and deploys nothing', async () => {
+    const target = sha();
+    await deliver(target, 'alex-reviewer');
+    // The gateway's key is rotated out (say, after a compromise): only the new one is trusted from now on.
+    const old = stack.key;
+    stack.key = generateSigningKey();
+    stack.trustedKeys.splice(0, stack.trustedKeys.length, stack.key.publicKey);
+    try {
+      await deliver(sha(), 'alex-reviewer');
+      const deploys = stack.calls.deploy.length;
+      const refused = await rollback(request('jo-platform'));
+      expect(refused.refused).toBe(
+        `the approval of ${target.slice(0, 7)} for production no longer stands (0 of 1 required): alex-reviewer's approval was signed by a gateway key the policy no longer trusts: deploy it as a change, to have it approved under the policy now`,
+      );
+      expect(stack.calls.deploy.length).toBe(deploys);
+
+      // A target approved under the new key still rolls back.
+      const current = sha();
+      await deliver(current, 'kim-qa');
+      await deliver(sha(), 'alex-reviewer');
+      const done = await rollback(request('jo-platform'));
+      expect(done.result).toMatchObject({ outcome: 'done', sha: current });
+      expect(done.status.timeline.find((t) => t.what === 'accepted')?.detail).toContain(
+        'its approval still stands under the policy now (kim-qa)',
+      );
+    } finally {
+      stack.key = old;
+      stack.trustedKeys.splice(0, stack.trustedKeys.length, old.publicKey);
+    }
   });
 });
