@@ -40,7 +40,7 @@ import {
 import { startTemporalServer, type TemporalServer } from './temporal-server.ts';
 import { ensureTool } from './tools.ts';
 import { UNSAFE_NO_SANDBOX_ENV } from '../activities/sandbox.ts';
-import { connectWebhook, startOfflineGitHub, type OfflineGitHub } from '../github-standin/offline.ts';
+import { connectWebhook, startOfflineGitHub, type OfflineGitHub } from './github-standin/offline.ts';
 import { connectGitHub, githubZoneEnv } from './github-env.ts';
 
 export interface StackOptions {
