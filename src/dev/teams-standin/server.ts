@@ -15,7 +15,7 @@
 //   `PUT v3/conversations/{id}/activities/{activityId}`, only with a token it issued, only in conversations
 //   the app was installed in (`install`, which also sends the gateway the conversationUpdate Teams sends).
 import { createHash, randomBytes, randomUUID, X509Certificate } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import {
   decodeProtectedHeader,
@@ -145,272 +145,325 @@ async function newKey(endorsements = ['msteams']): Promise<SigningKeyPair> {
   };
 }
 
+/** What the stand-in's parts share: the identities, the keys, and what was issued, installed and posted. */
+interface Teams {
+  options: TeamsStandinOptions;
+  appId: string;
+  tenantId: string;
+  /** The stand-in's own URL, known once it listens. */
+  base: string;
+  serviceUrl: string;
+  published: SigningKeyPair;
+  forger: SigningKeyPair;
+  jwksFetches: number;
+  /** Bot Connector tokens issued by the Entra ID endpoint, with when each expires (ms). */
+  issued: Map<string, number>;
+  installedIn: Set<string>;
+  posted: Map<string, PostedMessage>;
+  tokenRequests: number;
+  refusedConnectorCalls: number;
+  connectorOutage: number | undefined;
+  certificate: X509Certificate | undefined;
+  certificateThumbprint: string | undefined;
+}
+
 export async function startTeamsStandin(options: TeamsStandinOptions): Promise<TeamsStandin> {
-  let published = await newKey();
-  const forger = await newKey();
-  const appId = options.appId ?? randomUUID();
-  const tenantId = options.tenantId ?? randomUUID();
-  let jwksFetches = 0;
-
-  const server: Server = createServer((req, res) => {
-    const path = new URL(req.url ?? '/', 'http://standin').pathname;
-    const json = (status: number, body: unknown) => {
-      const text = JSON.stringify(body);
-      res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
-      res.end(text);
-    };
-    if (req.method === 'GET' && path === '/v1/.well-known/openidconfiguration') {
-      return json(200, {
-        issuer: STANDIN_ISSUER,
-        authorization_endpoint: `${base}/v1/authorize`,
-        jwks_uri: `${base}/v1/.well-known/keys`,
-        id_token_signing_alg_values_supported: ['RS256'],
-        token_endpoint_auth_methods_supported: ['private_key_jwt'],
-      });
-    }
-    if (req.method === 'GET' && path === '/v1/.well-known/keys') {
-      jwksFetches += 1;
-      return json(200, { keys: [published.jwk] });
-    }
-    if (req.method === 'POST' && /^\/[^/]+\/oauth2\/v2\.0\/token$/.test(path))
-      return void answerToken(req, path).then(
-        ([status, body]) => json(status, body),
-        () => json(500, { error: 'server_error' }),
-      );
-    const connector = /^\/teams\/v3\/conversations\/([^/]+)\/activities(?:\/([^/]+))?$/.exec(path);
-    if (connector && (req.method === 'POST' || req.method === 'PUT')) {
-      return void answerConnector(
-        req,
-        decodeURIComponent(connector[1] as string),
-        connector[2] === undefined ? undefined : decodeURIComponent(connector[2]),
-      ).then(
-        ([status, body]) => json(status, body),
-        () => json(500, { error: { code: 'ServiceError', message: 'stand-in failure' } }),
-      );
-    }
-    return json(404, { error: { code: 'NotFound', message: `the Teams stand-in does not serve ${path}` } });
-  });
-
-  // --- Entra ID: client credentials for the bot -------------------------------------------------------
-  const issued = new Map<string, number>();
-  const installedIn = new Set<string>();
-  const posted = new Map<string, PostedMessage>();
-  let tokenRequests = 0;
-  let refusedConnectorCalls = 0;
-  let connectorOutage: number | undefined;
   const certificate = options.botCertificatePem ? new X509Certificate(options.botCertificatePem) : undefined;
-  const certificateThumbprint = certificate
-    ? createHash('sha256').update(certificate.raw).digest('base64url')
-    : undefined;
-
-  async function answerToken(req: IncomingMessage, path: string): Promise<[number, unknown]> {
-    const form = new URLSearchParams((await readBody(req)).toString('utf8'));
-    const tokenUrl = `${base}${path}`;
-    const refuse = (error: string, description: string): [number, unknown] => [
-      error === 'invalid_client' ? 401 : 400,
-      { error, error_description: description },
-    ];
-    if (path.split('/')[1] !== tenantId) return refuse('invalid_request', 'AADSTS90002: tenant not found');
-    if (form.get('grant_type') !== 'client_credentials')
-      return refuse('unsupported_grant_type', 'only client_credentials');
-    if (form.get('client_id') !== appId)
-      return refuse('unauthorized_client', 'AADSTS700016: application not found in the directory');
-    if (form.get('scope') !== 'https://api.botframework.com/.default')
-      return refuse('invalid_scope', 'AADSTS70011: the scope is not valid');
-    const secret = form.get('client_secret');
-    const assertion = form.get('client_assertion');
-    if (secret !== null) {
-      if (!options.appPassword || secret !== options.appPassword)
-        return refuse('invalid_client', 'AADSTS7000215: invalid client secret provided');
-    } else if (
-      assertion !== null &&
-      form.get('client_assertion_type') === 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer'
-    ) {
-      if (!certificate) return refuse('invalid_client', 'AADSTS700027: no certificate is registered for the app');
-      try {
-        if (decodeProtectedHeader(assertion)['x5t#S256'] !== certificateThumbprint)
-          return refuse('invalid_client', 'AADSTS700027: the assertion names a certificate that is not registered');
-        const key = await importX509(options.botCertificatePem as string, String(decodeProtectedHeader(assertion).alg));
-        await jwtVerify(assertion, key, {
-          audience: tokenUrl,
-          issuer: appId,
-          subject: appId,
-          requiredClaims: ['exp', 'jti'],
-        });
-      } catch {
-        return refuse('invalid_client', 'AADSTS700027: the client assertion failed signature validation');
-      }
-    } else return refuse('invalid_client', 'AADSTS7000216: client_assertion or client_secret is required');
-    tokenRequests += 1;
-    const lifetime = options.tokenLifetimeSeconds ?? 3600;
-    const token = randomBytes(24).toString('base64url');
-    issued.set(token, Date.now() + lifetime * 1000);
-    return [200, { token_type: 'Bearer', expires_in: lifetime, ext_expires_in: lifetime, access_token: token }];
-  }
-
-  // --- the Bot Connector API ------------------------------------------------------------------------
-  async function answerConnector(
-    req: IncomingMessage,
-    conversationId: string,
-    activityId: string | undefined,
-  ): Promise<[number, unknown]> {
-    const body = await readBody(req);
-    const token = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '')?.[1];
-    const expiresAt = token ? issued.get(token) : undefined;
-    if (!expiresAt || expiresAt <= Date.now()) {
-      refusedConnectorCalls += 1;
-      return [401, { message: 'Authorization has been denied for this request.' }];
-    }
-    if (connectorOutage !== undefined)
-      return [connectorOutage, { error: { code: 'ServiceError', message: 'the stand-in plays an outage' } }];
-    if (!installedIn.has(conversationId))
-      return [
-        403,
-        { error: { code: 'BotNotInConversationRoster', message: 'The bot is not part of the conversation roster.' } },
-      ];
-    let activity: { type?: string; attachments?: Array<{ contentType?: string; content?: PostedMessage['card'] }> };
-    try {
-      activity = JSON.parse(body.toString('utf8')) as typeof activity;
-    } catch {
-      return [400, { error: { code: 'BadArgument', message: 'the activity is not JSON' } }];
-    }
-    const card = activity.attachments?.find(
-      (a) => a.contentType === 'application/vnd.microsoft.card.adaptive',
-    )?.content;
-    if (activity.type !== 'message' || !card)
-      return [400, { error: { code: 'BadArgument', message: 'expected a message with an Adaptive Card' } }];
-    if (activityId === undefined) {
-      const id = `1:${randomUUID()}`;
-      posted.set(id, { id, conversationId, card, versions: 1 });
-      return [201, { id }];
-    }
-    const message = posted.get(activityId);
-    if (!message || message.conversationId !== conversationId)
-      return [404, { error: { code: 'ActivityNotFoundInConversation', message: 'unknown activity' } }];
-    message.card = card;
-    message.versions += 1;
-    return [200, { id: activityId }];
-  }
+  const teams: Teams = {
+    options,
+    appId: options.appId ?? randomUUID(),
+    tenantId: options.tenantId ?? randomUUID(),
+    base: '',
+    serviceUrl: '',
+    published: await newKey(),
+    forger: await newKey(),
+    jwksFetches: 0,
+    issued: new Map(),
+    installedIn: new Set(),
+    posted: new Map(),
+    tokenRequests: 0,
+    refusedConnectorCalls: 0,
+    connectorOutage: undefined,
+    certificate,
+    certificateThumbprint: certificate ? createHash('sha256').update(certificate.raw).digest('base64url') : undefined,
+  };
+  const server: Server = createServer((req, res) => route(teams, req, res));
   await new Promise<void>((resolve) => server.listen(options.port ?? 0, '127.0.0.1', resolve));
-  const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  const serviceUrl = `${base}/teams/`;
+  teams.base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  teams.serviceUrl = `${teams.base}/teams/`;
+  return handle(teams, server);
+}
 
-  async function token(how: InvokeOptions, activityServiceUrl: string): Promise<string> {
-    const key = how.forgedKey ? forger : published;
-    const kid = how.forgedKey === 'published-kid' ? published.kid : key.kid;
-    const now = Math.floor(Date.now() / 1000);
-    return new SignJWT({ serviceurl: how.tokenServiceUrl ?? activityServiceUrl })
-      .setProtectedHeader({ alg: 'RS256', kid, typ: 'JWT' })
-      .setIssuer(how.issuer ?? STANDIN_ISSUER)
-      .setAudience(how.audience ?? appId)
-      .setIssuedAt(now - 60)
-      .setNotBefore(now + (how.notBefore ?? -60))
-      .setExpirationTime(now + (how.expiresIn ?? 3600))
-      .sign(key.privateKey);
-  }
-
-  async function signedRequest(
-    user: TeamsUser,
-    fields: Record<string, unknown>,
-    how: InvokeOptions = {},
-  ): Promise<{ headers: Record<string, string>; rawBody: Buffer }> {
-    const tenant = how.tenantId ?? tenantId;
-    const activity = {
-      type: 'message',
-      id: randomUUID(),
-      timestamp: new Date().toISOString(),
-      channelId: 'msteams',
-      serviceUrl,
-      from: { id: `29:${user.aadObjectId}`, aadObjectId: user.aadObjectId, name: user.name ?? 'Teams user' },
-      recipient: { id: `28:${appId}`, name: 'foureyes' },
-      conversation: { id: `19:${randomUUID()}@thread.tacv2`, conversationType: 'channel', tenantId: tenant },
-      channelData: { tenant: { id: tenant } },
-      ...fields,
-    };
-    const headers: Record<string, string> = {
-      'content-type': 'application/json; charset=utf-8',
-      'user-agent': 'Microsoft-SkypeBotApi (Microsoft-BotFramework 3.0)',
-    };
-    if (!how.noToken) headers.authorization = `Bearer ${await token(how, serviceUrl)}`;
-    return { headers, rawBody: Buffer.from(JSON.stringify(activity)) };
-  }
-
-  async function send(user: TeamsUser, fields: Record<string, unknown>, how: InvokeOptions = {}): Promise<TeamsReply> {
-    const { headers, rawBody } = await signedRequest(user, fields, how);
-    const started = performance.now();
-    const response = await fetch(`${options.gatewayUrl}/teams/messages`, {
-      method: 'POST',
-      headers,
-      body: rawBody,
-      signal: AbortSignal.timeout(20_000),
+// --- the HTTP side: OpenID metadata, JWKS, Entra ID's token endpoint, the Bot Connector API ------------
+function route(teams: Teams, req: IncomingMessage, res: ServerResponse): void {
+  const base = teams.base;
+  const path = new URL(req.url ?? '/', 'http://standin').pathname;
+  const json = (status: number, body: unknown) => {
+    const text = JSON.stringify(body);
+    res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+    res.end(text);
+  };
+  if (req.method === 'GET' && path === '/v1/.well-known/openidconfiguration') {
+    return json(200, {
+      issuer: STANDIN_ISSUER,
+      authorization_endpoint: `${base}/v1/authorize`,
+      jwks_uri: `${base}/v1/.well-known/keys`,
+      id_token_signing_alg_values_supported: ['RS256'],
+      token_endpoint_auth_methods_supported: ['private_key_jwt'],
     });
-    const text = await response.text();
-    const elapsedMs = Math.round(performance.now() - started);
-    let body: Record<string, unknown> | undefined;
-    try {
-      body = text ? (JSON.parse(text) as Record<string, unknown>) : undefined;
-    } catch {
-      body = undefined;
-    }
-    const card =
-      body?.type === 'application/vnd.microsoft.card.adaptive' ? (body.value as TeamsReply['card']) : undefined;
-    return { status: response.status, body, ...(card ? { card } : {}), elapsedMs };
   }
+  if (req.method === 'GET' && path === '/v1/.well-known/keys') {
+    teams.jwksFetches += 1;
+    return json(200, { keys: [teams.published.jwk] });
+  }
+  if (req.method === 'POST' && /^\/[^/]+\/oauth2\/v2\.0\/token$/.test(path))
+    return void answerToken(teams, req, path).then(
+      ([status, body]) => json(status, body),
+      () => json(500, { error: 'server_error' }),
+    );
+  const connector = /^\/teams\/v3\/conversations\/([^/]+)\/activities(?:\/([^/]+))?$/.exec(path);
+  if (connector && (req.method === 'POST' || req.method === 'PUT')) {
+    return void answerConnector(
+      teams,
+      req,
+      decodeURIComponent(connector[1] as string),
+      connector[2] === undefined ? undefined : decodeURIComponent(connector[2]),
+    ).then(
+      ([status, body]) => json(status, body),
+      () => json(500, { error: { code: 'ServiceError', message: 'stand-in failure' } }),
+    );
+  }
+  return json(404, { error: { code: 'NotFound', message: `the Teams stand-in does not serve ${path}` } });
+}
 
+// --- Entra ID: client credentials for the bot -------------------------------------------------------
+async function answerToken(teams: Teams, req: IncomingMessage, path: string): Promise<[number, unknown]> {
+  const { appId, tenantId, options } = teams;
+  const form = new URLSearchParams((await readBody(req)).toString('utf8'));
+  const refuse = (error: string, description: string): [number, unknown] => [
+    error === 'invalid_client' ? 401 : 400,
+    { error, error_description: description },
+  ];
+  if (path.split('/')[1] !== tenantId) return refuse('invalid_request', 'AADSTS90002: tenant not found');
+  if (form.get('grant_type') !== 'client_credentials')
+    return refuse('unsupported_grant_type', 'only client_credentials');
+  if (form.get('client_id') !== appId)
+    return refuse('unauthorized_client', 'AADSTS700016: application not found in the directory');
+  if (form.get('scope') !== 'https://api.botframework.com/.default')
+    return refuse('invalid_scope', 'AADSTS70011: the scope is not valid');
+  const refused = await clientRefusal(teams, form, `${teams.base}${path}`);
+  if (refused) return refuse('invalid_client', refused);
+  teams.tokenRequests += 1;
+  const lifetime = options.tokenLifetimeSeconds ?? 3600;
+  const token = randomBytes(24).toString('base64url');
+  teams.issued.set(token, Date.now() + lifetime * 1000);
+  return [200, { token_type: 'Bearer', expires_in: lifetime, ext_expires_in: lifetime, access_token: token }];
+}
+
+/** Why Entra ID refuses the bot's client authentication (app password or certificate assertion), if it does. */
+async function clientRefusal(teams: Teams, form: URLSearchParams, tokenUrl: string): Promise<string | undefined> {
+  const { appId, options, certificate } = teams;
+  const secret = form.get('client_secret');
+  const assertion = form.get('client_assertion');
+  if (secret !== null) {
+    if (!options.appPassword || secret !== options.appPassword) return 'AADSTS7000215: invalid client secret provided';
+  } else if (
+    assertion !== null &&
+    form.get('client_assertion_type') === 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer'
+  ) {
+    if (!certificate) return 'AADSTS700027: no certificate is registered for the app';
+    try {
+      if (decodeProtectedHeader(assertion)['x5t#S256'] !== teams.certificateThumbprint)
+        return 'AADSTS700027: the assertion names a certificate that is not registered';
+      const key = await importX509(options.botCertificatePem as string, String(decodeProtectedHeader(assertion).alg));
+      await jwtVerify(assertion, key, {
+        audience: tokenUrl,
+        issuer: appId,
+        subject: appId,
+        requiredClaims: ['exp', 'jti'],
+      });
+    } catch {
+      return 'AADSTS700027: the client assertion failed signature validation';
+    }
+  } else return 'AADSTS7000216: client_assertion or client_secret is required';
+  return undefined;
+}
+
+// --- the Bot Connector API ------------------------------------------------------------------------
+async function answerConnector(
+  teams: Teams,
+  req: IncomingMessage,
+  conversationId: string,
+  activityId: string | undefined,
+): Promise<[number, unknown]> {
+  const body = await readBody(req);
+  const token = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '')?.[1];
+  const expiresAt = token ? teams.issued.get(token) : undefined;
+  if (!expiresAt || expiresAt <= Date.now()) {
+    teams.refusedConnectorCalls += 1;
+    return [401, { message: 'Authorization has been denied for this request.' }];
+  }
+  if (teams.connectorOutage !== undefined)
+    return [teams.connectorOutage, { error: { code: 'ServiceError', message: 'the stand-in plays an outage' } }];
+  if (!teams.installedIn.has(conversationId))
+    return [
+      403,
+      { error: { code: 'BotNotInConversationRoster', message: 'The bot is not part of the conversation roster.' } },
+    ];
+  let activity: { type?: string; attachments?: Array<{ contentType?: string; content?: PostedMessage['card'] }> };
+  try {
+    activity = JSON.parse(body.toString('utf8')) as typeof activity;
+  } catch {
+    return [400, { error: { code: 'BadArgument', message: 'the activity is not JSON' } }];
+  }
+  const card = activity.attachments?.find((a) => a.contentType === 'application/vnd.microsoft.card.adaptive')?.content;
+  if (activity.type !== 'message' || !card)
+    return [400, { error: { code: 'BadArgument', message: 'expected a message with an Adaptive Card' } }];
+  if (activityId === undefined) {
+    const id = `1:${randomUUID()}`;
+    teams.posted.set(id, { id, conversationId, card, versions: 1 });
+    return [201, { id }];
+  }
+  const message = teams.posted.get(activityId);
+  if (!message || message.conversationId !== conversationId)
+    return [404, { error: { code: 'ActivityNotFoundInConversation', message: 'unknown activity' } }];
+  message.card = card;
+  message.versions += 1;
+  return [200, { id: activityId }];
+}
+
+// --- the Bot Framework's side toward the gateway: signed activities ----------------------------------
+async function channelToken(teams: Teams, how: InvokeOptions, activityServiceUrl: string): Promise<string> {
+  const { published, forger } = teams;
+  const key = how.forgedKey ? forger : published;
+  const kid = how.forgedKey === 'published-kid' ? published.kid : key.kid;
+  const now = Math.floor(Date.now() / 1000);
+  return new SignJWT({ serviceurl: how.tokenServiceUrl ?? activityServiceUrl })
+    .setProtectedHeader({ alg: 'RS256', kid, typ: 'JWT' })
+    .setIssuer(how.issuer ?? STANDIN_ISSUER)
+    .setAudience(how.audience ?? teams.appId)
+    .setIssuedAt(now - 60)
+    .setNotBefore(now + (how.notBefore ?? -60))
+    .setExpirationTime(now + (how.expiresIn ?? 3600))
+    .sign(key.privateKey);
+}
+
+async function signedRequest(
+  teams: Teams,
+  user: TeamsUser,
+  fields: Record<string, unknown>,
+  how: InvokeOptions = {},
+): Promise<{ headers: Record<string, string>; rawBody: Buffer }> {
+  const { appId, serviceUrl } = teams;
+  const tenant = how.tenantId ?? teams.tenantId;
+  const activity = {
+    type: 'message',
+    id: randomUUID(),
+    timestamp: new Date().toISOString(),
+    channelId: 'msteams',
+    serviceUrl,
+    from: { id: `29:${user.aadObjectId}`, aadObjectId: user.aadObjectId, name: user.name ?? 'Teams user' },
+    recipient: { id: `28:${appId}`, name: 'foureyes' },
+    conversation: { id: `19:${randomUUID()}@thread.tacv2`, conversationType: 'channel', tenantId: tenant },
+    channelData: { tenant: { id: tenant } },
+    ...fields,
+  };
+  const headers: Record<string, string> = {
+    'content-type': 'application/json; charset=utf-8',
+    'user-agent': 'Microsoft-SkypeBotApi (Microsoft-BotFramework 3.0)',
+  };
+  if (!how.noToken) headers.authorization = `Bearer ${await channelToken(teams, how, serviceUrl)}`;
+  return { headers, rawBody: Buffer.from(JSON.stringify(activity)) };
+}
+
+async function send(
+  teams: Teams,
+  user: TeamsUser,
+  fields: Record<string, unknown>,
+  how: InvokeOptions = {},
+): Promise<TeamsReply> {
+  const { headers, rawBody } = await signedRequest(teams, user, fields, how);
+  const started = performance.now();
+  const response = await fetch(`${teams.options.gatewayUrl}/teams/messages`, {
+    method: 'POST',
+    headers,
+    body: rawBody,
+    signal: AbortSignal.timeout(20_000),
+  });
+  const text = await response.text();
+  const elapsedMs = Math.round(performance.now() - started);
+  let body: Record<string, unknown> | undefined;
+  try {
+    body = text ? (JSON.parse(text) as Record<string, unknown>) : undefined;
+  } catch {
+    body = undefined;
+  }
+  const card =
+    body?.type === 'application/vnd.microsoft.card.adaptive' ? (body.value as TeamsReply['card']) : undefined;
+  return { status: response.status, body, ...(card ? { card } : {}), elapsedMs };
+}
+
+/** The conversationUpdate Teams sends when the app is added to a conversation. */
+function installActivity(teams: Teams, conversationId: string, conversationType: string, tenantId: string) {
+  const bot = { id: `28:${teams.appId}`, name: 'foureyes' };
+  return {
+    type: 'conversationUpdate',
+    recipient: bot,
+    membersAdded: [bot],
+    conversation: { id: conversationId, conversationType, tenantId },
+    channelData: {
+      eventType: 'teamMemberAdded',
+      team: { id: conversationId, name: 'Shop team' },
+      tenant: { id: tenantId },
+    },
+  };
+}
+
+/** The handle tests hold: what the stand-in saw, and the acts of Teams users and admins. */
+function handle(teams: Teams, server: Server): TeamsStandin {
+  const { base } = teams;
   return {
     url: base,
     loginUrl: base,
     get tokenRequests() {
-      return tokenRequests;
+      return teams.tokenRequests;
     },
     get refusedConnectorCalls() {
-      return refusedConnectorCalls;
+      return teams.refusedConnectorCalls;
     },
     get connectorOutage() {
-      return connectorOutage;
+      return teams.connectorOutage;
     },
     set connectorOutage(status: number | undefined) {
-      connectorOutage = status;
+      teams.connectorOutage = status;
     },
     async install(conversation = {}, invokeOptions) {
       const conversationId = conversation.id ?? `19:${randomUUID().replace(/-/g, '')}@thread.tacv2`;
-      installedIn.add(conversationId);
-      const bot = { id: `28:${appId}`, name: 'foureyes' };
-      const reply = await send(
-        { aadObjectId: randomUUID(), name: 'Teams admin' },
-        {
-          type: 'conversationUpdate',
-          recipient: bot,
-          membersAdded: [bot],
-          conversation: {
-            id: conversationId,
-            conversationType: conversation.conversationType ?? 'channel',
-            tenantId: invokeOptions?.tenantId ?? tenantId,
-          },
-          channelData: {
-            eventType: 'teamMemberAdded',
-            team: { id: conversationId, name: 'Shop team' },
-            tenant: { id: invokeOptions?.tenantId ?? tenantId },
-          },
-        },
-        invokeOptions,
+      teams.installedIn.add(conversationId);
+      const activity = installActivity(
+        teams,
+        conversationId,
+        conversation.conversationType ?? 'channel',
+        invokeOptions?.tenantId ?? teams.tenantId,
       );
+      const reply = await send(teams, { aadObjectId: randomUUID(), name: 'Teams admin' }, activity, invokeOptions);
       return { conversationId, reply };
     },
-    messages: (conversationId) => [...posted.values()].filter((m) => m.conversationId === conversationId),
+    messages: (conversationId) => [...teams.posted.values()].filter((m) => m.conversationId === conversationId),
     expireTokens() {
-      for (const token of issued.keys()) issued.set(token, 0);
+      for (const token of teams.issued.keys()) teams.issued.set(token, 0);
     },
-    issuedTokens: () => [...issued.keys()],
+    issuedTokens: () => [...teams.issued.keys()],
     openIdMetadataUrl: `${base}/v1/.well-known/openidconfiguration`,
-    appId,
-    tenantId,
-    serviceUrl,
+    appId: teams.appId,
+    tenantId: teams.tenantId,
+    serviceUrl: teams.serviceUrl,
     get jwksFetches() {
-      return jwksFetches;
+      return teams.jwksFetches;
     },
     execute: (user, data, invokeOptions) =>
       send(
+        teams,
         user,
         {
           type: 'invoke',
@@ -421,6 +474,7 @@ export async function startTeamsStandin(options: TeamsStandinOptions): Promise<T
       ),
     search: (user, text, invokeOptions) =>
       send(
+        teams,
         user,
         {
           type: 'invoke',
@@ -433,10 +487,10 @@ export async function startTeamsStandin(options: TeamsStandinOptions): Promise<T
         },
         invokeOptions,
       ),
-    send,
-    signedRequest,
+    send: (user, fields, how) => send(teams, user, fields, how),
+    signedRequest: (user, fields, how) => signedRequest(teams, user, fields, how),
     async rotateKey(endorsements) {
-      published = await newKey(endorsements);
+      teams.published = await newKey(endorsements);
     },
     close: () =>
       new Promise<void>((resolve) => {
