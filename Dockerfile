@@ -20,7 +20,9 @@ COPY --from=deps /app/node_modules ./node_modules
 COPY package.json ./
 COPY bin ./bin
 COPY src ./src
-RUN FOUREYES_WORKFLOW_BUNDLE=/app/workflow-bundle.js node bin/foureyes.js bundle
+# src/dev (the local stack, development commands, stand-ins) stays out (.dockerignore); stop if it came in.
+RUN test ! -e src/dev \
+ && FOUREYES_WORKFLOW_BUNDLE=/app/workflow-bundle.js node bin/foureyes.js bundle
 
 # --- runtime ------------------------------------------------------------------------------------------
 FROM node:${NODE_VERSION} AS runtime

@@ -7,7 +7,7 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { parseConfig } from '../src/config/load.ts';
 import { createGateway } from '../src/gateway/app.ts';
-import { startGitHubStandin, type RunningStandin } from '../src/github-standin/index.ts';
+import { startGitHubStandin, type RunningStandin } from '../src/dev/github-standin/index.ts';
 import { BENCH_CONFIG, type BenchEnv } from './env.ts';
 import type { GatewayProcessSettings } from './gateway-process.ts';
 import { nowMs } from './stats.ts';

@@ -21,7 +21,7 @@ import { projectRoot } from '../src/dev/paths.ts';
 import { freePort, startProcess, waitUntil, type ManagedProcess } from '../src/dev/process.ts';
 import { loadOrCreateOperatorToken, loadOrCreateSigningKey, nodeEntry } from '../src/dev/stack.ts';
 import { startTemporalServer, type TemporalServer } from '../src/dev/temporal-server.ts';
-import { startGitHubStandin, type RunningStandin } from '../src/github-standin/server.ts';
+import { startGitHubStandin, type RunningStandin } from '../src/dev/github-standin/server.ts';
 import { ensureWorkflowBundle } from '../src/workers/bundle.ts';
 import { DEPLOY_ENVIRONMENT_ENV, ZONES, zoneTaskQueue, type Zone } from '../src/workers/zones.ts';
 import type { ChangeStatus } from '../src/shared/types.ts';

@@ -7,7 +7,7 @@
 import { fork } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
-import { GitHubStandin } from '../../src/github-standin/index.ts';
+import { GitHubStandin } from '../../src/dev/github-standin/index.ts';
 import type { PullRequestEvent } from '../../src/shared/types.ts';
 import { openedEvent, sha, startBenchEnv, within } from '../env.ts';
 import { startBenchGateway } from '../gateway.ts';

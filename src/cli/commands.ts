@@ -1,4 +1,6 @@
 // The command table of the CLI. Commands are loaded lazily so `foureyes status` does not pay for `up`.
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { ChangeRefError, parseChangeRef, type ChangeRef } from '../shared/change-ref.ts';
 
 export class CliError extends Error {
@@ -37,21 +39,42 @@ const lazy = (
   run: async (args) => (await load()).run(args),
 });
 
+// Development commands live in src/dev, which the production image leaves out (.dockerignore). They are
+// reached only through import() here, so every other command loads without that folder.
+const devFolder = fileURLToPath(new URL('../dev/', import.meta.url));
+
+const dev = (
+  name: string,
+  summary: string,
+  usageText: string,
+  load: () => Promise<{ run(args: string[]): Promise<number | void> }>,
+): Command =>
+  lazy(summary, usageText, async () => {
+    if (!existsSync(devFolder))
+      throw new CliError(
+        `${name} is a development command; it is not in the production image — run it from a checkout`,
+      );
+    return load();
+  });
+
 export const commands: Record<string, Command> = {
-  up: lazy(
+  up: dev(
+    'up',
     'start the local stack: Temporal, OpenBao, the three workers and the gateway',
     'foureyes up',
-    () => import('./up.ts'),
+    () => import('../dev/cli/up.ts'),
   ),
-  setup: lazy(
+  setup: dev(
+    'setup',
     "github: create foureyes' GitHub App in one step (App manifest flow); `up` then uses it",
     'foureyes setup github [--github-url URL] [--org NAME] [--webhook-url URL] [--print]',
-    () => import('./setup-github.ts'),
+    () => import('../dev/cli/setup-github.ts'),
   ),
-  tools: lazy(
+  tools: dev(
+    'tools',
     'install the pinned temporal and bao binaries if they are missing',
     'foureyes tools',
-    () => import('./tools.ts'),
+    () => import('../dev/cli/tools.ts'),
   ),
   status: lazy(
     'show a change: stage, head SHA, initiators, approvals, deployments',
@@ -99,10 +122,11 @@ export const commands: Record<string, Command> = {
     'foureyes worker orchestrator|checks|deploy',
     () => import('./worker.ts'),
   ),
-  sandbox: lazy(
+  sandbox: dev(
+    'sandbox',
     'act as people in the offline GitHub stand-in: open a pull request, push, review, show',
     'foureyes sandbox <open|push|review|dismiss|close|show|token> [options]',
-    () => import('./sandbox.ts'),
+    () => import('../dev/cli/sandbox.ts'),
   ),
 };
 

@@ -1,6 +1,5 @@
 // foureyes: the command line. Each command is a module; this file only dispatches.
 import { ConfigError } from '../config/load.ts';
-import { PrerequisiteError } from '../dev/tools.ts';
 import { CliError, commands, usage } from './commands.ts';
 
 const [name, ...args] = process.argv.slice(2);
@@ -17,9 +16,9 @@ try {
 } catch (error) {
   if (
     error instanceof ConfigError ||
-    error instanceof PrerequisiteError ||
     error instanceof CliError ||
-    (error as Error)?.name === 'GitHubConfigError'
+    // By name: PrerequisiteError comes from src/dev, which the production image leaves out.
+    ['PrerequisiteError', 'GitHubConfigError'].includes((error as Error)?.name)
   ) {
     console.error(`foureyes ${name}: ${(error as Error).message}`);
     process.exitCode = error instanceof CliError ? error.exitCode : 1;

@@ -40,7 +40,7 @@ import {
 import { startTemporalServer, type TemporalServer } from './temporal-server.ts';
 import { ensureTool } from './tools.ts';
 import { UNSAFE_NO_SANDBOX_ENV } from '../activities/sandbox.ts';
-import { connectWebhook, startOfflineGitHub, type OfflineGitHub } from '../github-standin/offline.ts';
+import { connectWebhook, startOfflineGitHub, type OfflineGitHub } from './github-standin/offline.ts';
 import { connectGitHub, githubZoneEnv } from './github-env.ts';
 
 export interface StackOptions {
@@ -191,6 +191,19 @@ async function preflight(options: StackOptions, log: (line: string) => void): Pr
   }
 }
 
+/** What a start has brought up so far (stopped in reverse if a later step fails), and where it writes. */
+interface Startup {
+  options: StackOptions;
+  config: FoureyesConfig;
+  log: (line: string) => void;
+  logs: string;
+  pidFile: (name: string) => string;
+  processes: ManagedProcess[];
+  github?: OfflineGitHub;
+}
+
+type Poller = { queue: string; type: number; proc: ManagedProcess };
+
 export async function startStack(options: StackOptions): Promise<Stack> {
   const log = options.log ?? ((line: string) => console.log(line));
   mkdirSync(options.dataDir, { recursive: true });
@@ -210,155 +223,43 @@ export async function startStack(options: StackOptions): Promise<Stack> {
         });
   ensureTool('temporal', log);
   ensureTool('bao', log);
-  const processes: ManagedProcess[] = [];
-  let github: OfflineGitHub | undefined;
+  const up: Startup = { options, config, log, logs, pidFile, processes: [] };
   const stopAll = async () => {
-    for (const p of [...processes].reverse()) await p.stop();
-    await github?.stop();
+    for (const p of [...up.processes].reverse()) await p.stop();
+    await up.github?.stop();
   };
   try {
-    log('foureyes: starting Temporal dev server …');
-    const temporal = await startTemporalServer({
-      dataDir: options.dataDir,
-      namespace: config.temporal.namespace,
-      port: options.temporalPort,
-      uiPort: options.uiPort,
-      headless: options.headless,
-      logFile: join(logs, 'temporal.log'),
-      echo: options.echo,
-      retentionDays: options.retentionDays,
-      pidFile: pidFile('temporal'),
-    });
-    processes.push(temporal.process);
-
-    log('foureyes: starting OpenBao dev server …');
-    const openbao = await startOpenBao({
-      port: options.baoPort,
-      logFile: join(logs, 'openbao.log'),
-      echo: options.echo,
-      pidFile: pidFile('openbao'),
-    });
-    processes.push(openbao.process);
-    log('foureyes: bootstrapping OpenBao: policies, token roles and one deployer AppRole per environment …');
-    // The shared deployer serves only runs recorded before the per-environment deployers (an upgraded data
-    // folder with changes mid-delivery): opt in with FOUREYES_SHARED_DEPLOYER=1 until they have ended.
-    const sharedDeployer = process.env.FOUREYES_SHARED_DEPLOYER === '1';
-    const deployers = await bootstrapDeployers(new VaultAdmin(openbao.address, openbao.rootToken), config, {
-      dataDir: options.dataDir,
-      sharedDeployer,
-      // The dev stack's workers reach OpenBao on the loopback interface only.
-      boundCidrs: ['127.0.0.1/32'],
-    });
-
+    const { temporal, openbao, deployers } = await startServers(up);
     const signingKey = loadOrCreateSigningKey(options.dataDir);
     // Audit exports are signed with a key of their own, so the approval key never leaves the gateway's duty.
     const auditKey = loadOrCreateSigningKey(options.dataDir, 'audit-signing');
     const operator = loadOrCreateOperatorToken(options.dataDir);
     const bundle = await ensureWorkflowBundle({ ...process.env, FOUREYES_DATA: options.dataDir }, log);
-    let githubEnv = options.githubEnv ?? realGitHub?.vars;
-    let githubSummary = realGitHub?.summary ?? `the GitHub at ${githubEnv?.GITHUB_API_URL ?? 'https://api.github.com'}`;
-    if (options.offlineGitHub ?? !githubEnv) {
-      log(
-        'foureyes: no GitHub credentials: starting the GitHub stand-in (offline mode; act in it with `foureyes sandbox`) …',
-      );
-      github = await startOfflineGitHub({
-        dataDir: join(options.dataDir, 'github'),
-        config,
-        projectRoot: projectRoot(),
-        port: options.githubPort,
-      });
-      githubEnv = { ...github.env, ...(options.githubEnv ?? {}) };
-      githubSummary = `offline: the GitHub stand-in at ${github.url} (act as people with \`foureyes sandbox\`)`;
-    }
+    const { githubEnv, githubSummary } = await chooseGitHub(up, realGitHub);
     const githubZones = githubZoneEnv(githubEnv);
     const base = {
       ...baseEnv({ temporal }, options),
       FOUREYES_WORKFLOW_BUNDLE: bundle,
       // Checks and deploys fetch from the stand-in's local git repositories (see applyRemoteOverrides).
-      ...(github ? { FOUREYES_REMOTE_OVERRIDES: JSON.stringify(github.remotes) } : {}),
+      ...(up.github ? { FOUREYES_REMOTE_OVERRIDES: JSON.stringify(up.github.remotes) } : {}),
     };
-
-    const deployEnv = (creds: DeployerCredentials, environment?: string) => ({
-      ...base,
-      ...fromProcessEnv([UNSAFE_NO_SANDBOX_ENV]),
-      ...fromProcessEnv(DEPLOYER_AWS_ENV),
-      VAULT_ADDR: openbao.address,
-      VAULT_ROLE_ID: creds.roleId,
-      VAULT_SECRET_ID: creds.secretId,
-      ...(environment ? { [DEPLOY_ENVIRONMENT_ENV]: environment } : {}),
-    });
-    const zoneEnv: Record<Exclude<Zone, 'deploy'>, Record<string, string>> = {
-      orchestrator: {
-        ...base,
-        FOUREYES_APPROVAL_PUBLIC_KEYS: signingKey.publicKey,
-        ...slackEnv(),
-        ...fromProcessEnv(TEAMS_BOT_ENV),
-        ...githubZones.orchestrator,
-      },
-      checks: { ...base, ...fromProcessEnv([UNSAFE_NO_SANDBOX_ENV]) },
+    const orchestratorEnv = {
+      FOUREYES_APPROVAL_PUBLIC_KEYS: signingKey.publicKey,
+      ...slackEnv(),
+      ...fromProcessEnv(TEAMS_BOT_ENV),
+      ...githubZones.orchestrator,
     };
-    // One deploy worker per environment, each with that environment's AppRole alone; the shared one if kept.
-    const launches: Array<{ name: string; zone: Zone; env: Record<string, string> }> = [
-      { name: 'orchestrator', zone: 'orchestrator', env: zoneEnv.orchestrator },
-      { name: 'checks', zone: 'checks', env: zoneEnv.checks },
-      ...config.environments.map((e) => ({
-        name: `deploy-${e.name}`,
-        zone: 'deploy' as const,
-        env: deployEnv(deployers.environments[e.name] as DeployerCredentials, e.name),
-      })),
-      ...(deployers.shared ? [{ name: 'deploy', zone: 'deploy' as const, env: deployEnv(deployers.shared) }] : []),
-    ];
     log('foureyes: starting the workers and the gateway …');
-    const workers: Record<string, ManagedProcess> = {};
-    const pollers: Array<{ queue: string; type: number; proc: ManagedProcess }> = [];
-    for (const launch of launches) {
-      const { zone, name } = launch;
-      const allowed = new Set([...Object.keys(base), ...ZONES[zone].allowedEnv]);
-      const env = Object.fromEntries(Object.entries(launch.env).filter(([k]) => allowed.has(k)));
-      const entry = nodeEntry(`src/workers/${zone === 'deploy' ? 'deployer' : zone}.ts`);
-      const proc = startProcess(entry.command, entry.args, {
-        name: `worker:${name}`,
-        cwd: projectRoot(),
-        env,
-        logFile: join(logs, `worker-${name}.log`),
-        echo: options.echo,
-        pidFile: pidFile(`worker-${name}`),
-      });
-      processes.push(proc);
-      workers[name] = proc;
-      // Workflow task queue (1) for the orchestrator, activity task queue (2) for the others.
-      pollers.push({ queue: zoneTaskQueue(zone, env), type: zone === 'orchestrator' ? 1 : 2, proc });
-    }
-
-    const gatewayPort = options.gatewayPort ?? (await freePort());
-    const gatewayEnv = {
+    const { workers, pollers } = startWorkers(up, base, workerLaunches(up, base, orchestratorEnv, openbao, deployers));
+    const { gateway, gatewayUrl } = await startGateway(up, {
       ...base,
-      PORT: String(gatewayPort),
       FOUREYES_APPROVAL_SIGNING_KEY: signingKey.privateKey,
       FOUREYES_AUDIT_SIGNING_KEY: auditKey.privateKey,
       // The file, not the value: the token stays out of the gateway's environment and `ps e`.
       FOUREYES_OPERATOR_TOKENS_FILE: operator.file,
       ...githubZones.gateway,
-      ...(process.env.SLACK_SIGNING_SECRET ? { SLACK_SIGNING_SECRET: process.env.SLACK_SIGNING_SECRET } : {}),
-      // Microsoft Teams: the bot registration, its tenant, and (for a stand-in) where the Bot Framework keys are.
-      ...Object.fromEntries(
-        ['TEAMS_APP_ID', 'TEAMS_TENANT_ID', 'TEAMS_OPENID_METADATA_URL'].flatMap((k) =>
-          process.env[k] ? [[k, process.env[k] as string]] : [],
-        ),
-      ),
-    };
-    const gatewayEntry = nodeEntry('src/gateway/main.ts');
-    const gateway = startProcess(gatewayEntry.command, gatewayEntry.args, {
-      name: 'gateway',
-      cwd: projectRoot(),
-      env: gatewayEnv,
-      logFile: join(logs, 'gateway.log'),
-      echo: options.echo,
-      pidFile: pidFile('gateway'),
     });
-    processes.push(gateway);
-    const gatewayUrl = `http://127.0.0.1:${gatewayPort}`;
-    if (github) connectWebhook(github, gatewayUrl);
+    if (up.github) connectWebhook(up.github, gatewayUrl);
 
     log('foureyes: waiting for the workers and the gateway …');
     await waitForPollers(temporal, pollers);
@@ -376,10 +277,10 @@ export async function startStack(options: StackOptions): Promise<Stack> {
       operatorToken: operator.token,
       workers,
       gateway,
-      processes,
+      processes: up.processes,
       stop: stopAll,
       githubSummary,
-      ...(github ? { github } : {}),
+      ...(up.github ? { github: up.github } : {}),
     };
   } catch (error) {
     await stopAll();
@@ -387,10 +288,165 @@ export async function startStack(options: StackOptions): Promise<Stack> {
   }
 }
 
-async function waitForPollers(
-  temporal: TemporalServer,
-  pollers: Array<{ queue: string; type: number; proc: ManagedProcess }>,
-): Promise<void> {
+/** Temporal and OpenBao dev servers, OpenBao bootstrapped with one deployer AppRole per environment. */
+async function startServers(
+  up: Startup,
+): Promise<{ temporal: TemporalServer; openbao: OpenBaoServer; deployers: DeployerBootstrap }> {
+  const { options, config, log, logs, pidFile } = up;
+  log('foureyes: starting Temporal dev server …');
+  const temporal = await startTemporalServer({
+    dataDir: options.dataDir,
+    namespace: config.temporal.namespace,
+    port: options.temporalPort,
+    uiPort: options.uiPort,
+    headless: options.headless,
+    logFile: join(logs, 'temporal.log'),
+    echo: options.echo,
+    retentionDays: options.retentionDays,
+    pidFile: pidFile('temporal'),
+  });
+  up.processes.push(temporal.process);
+
+  log('foureyes: starting OpenBao dev server …');
+  const openbao = await startOpenBao({
+    port: options.baoPort,
+    logFile: join(logs, 'openbao.log'),
+    echo: options.echo,
+    pidFile: pidFile('openbao'),
+  });
+  up.processes.push(openbao.process);
+  log('foureyes: bootstrapping OpenBao: policies, token roles and one deployer AppRole per environment …');
+  // The shared deployer serves only runs recorded before the per-environment deployers (an upgraded data
+  // folder with changes mid-delivery): opt in with FOUREYES_SHARED_DEPLOYER=1 until they have ended.
+  const sharedDeployer = process.env.FOUREYES_SHARED_DEPLOYER === '1';
+  const deployers = await bootstrapDeployers(new VaultAdmin(openbao.address, openbao.rootToken), config, {
+    dataDir: options.dataDir,
+    sharedDeployer,
+    // The dev stack's workers reach OpenBao on the loopback interface only.
+    boundCidrs: ['127.0.0.1/32'],
+  });
+  return { temporal, openbao, deployers };
+}
+
+/** The GitHub the zones talk to: the given or real one, or (offline mode) the stand-in, started here. */
+async function chooseGitHub(
+  up: Startup,
+  realGitHub: { vars: Record<string, string>; summary: string } | undefined,
+): Promise<{ githubEnv: Record<string, string>; githubSummary: string }> {
+  const { options, log } = up;
+  let githubEnv = options.githubEnv ?? realGitHub?.vars;
+  let githubSummary = realGitHub?.summary ?? `the GitHub at ${githubEnv?.GITHUB_API_URL ?? 'https://api.github.com'}`;
+  if (options.offlineGitHub ?? !githubEnv) {
+    log(
+      'foureyes: no GitHub credentials: starting the GitHub stand-in (offline mode; act in it with `foureyes sandbox`) …',
+    );
+    const github = await startOfflineGitHub({
+      dataDir: join(options.dataDir, 'github'),
+      config: up.config,
+      projectRoot: projectRoot(),
+      port: options.githubPort,
+    });
+    up.github = github;
+    githubEnv = { ...github.env, ...(options.githubEnv ?? {}) };
+    githubSummary = `offline: the GitHub stand-in at ${github.url} (act as people with \`foureyes sandbox\`)`;
+  }
+  return { githubEnv, githubSummary };
+}
+
+/** One worker per zone; one deploy worker per environment, each with that environment's AppRole alone. */
+function workerLaunches(
+  up: Startup,
+  base: Record<string, string>,
+  orchestratorEnv: Record<string, string>,
+  openbao: OpenBaoServer,
+  deployers: DeployerBootstrap,
+): Array<{ name: string; zone: Zone; env: Record<string, string> }> {
+  const deployEnv = (creds: DeployerCredentials, environment?: string) => ({
+    ...base,
+    ...fromProcessEnv([UNSAFE_NO_SANDBOX_ENV]),
+    ...fromProcessEnv(DEPLOYER_AWS_ENV),
+    VAULT_ADDR: openbao.address,
+    VAULT_ROLE_ID: creds.roleId,
+    VAULT_SECRET_ID: creds.secretId,
+    ...(environment ? { [DEPLOY_ENVIRONMENT_ENV]: environment } : {}),
+  });
+  const zoneEnv: Record<Exclude<Zone, 'deploy'>, Record<string, string>> = {
+    orchestrator: { ...base, ...orchestratorEnv },
+    checks: { ...base, ...fromProcessEnv([UNSAFE_NO_SANDBOX_ENV]) },
+  };
+  // The shared deployer too, if kept.
+  return [
+    { name: 'orchestrator', zone: 'orchestrator', env: zoneEnv.orchestrator },
+    { name: 'checks', zone: 'checks', env: zoneEnv.checks },
+    ...up.config.environments.map((e) => ({
+      name: `deploy-${e.name}`,
+      zone: 'deploy' as const,
+      env: deployEnv(deployers.environments[e.name] as DeployerCredentials, e.name),
+    })),
+    ...(deployers.shared ? [{ name: 'deploy', zone: 'deploy' as const, env: deployEnv(deployers.shared) }] : []),
+  ];
+}
+
+/** Starts each worker with only the variables its zone allows; returns the task queues to wait on. */
+function startWorkers(
+  up: Startup,
+  base: Record<string, string>,
+  launches: Array<{ name: string; zone: Zone; env: Record<string, string> }>,
+): { workers: Record<string, ManagedProcess>; pollers: Poller[] } {
+  const workers: Record<string, ManagedProcess> = {};
+  const pollers: Poller[] = [];
+  for (const launch of launches) {
+    const { zone, name } = launch;
+    const allowed = new Set([...Object.keys(base), ...ZONES[zone].allowedEnv]);
+    const env = Object.fromEntries(Object.entries(launch.env).filter(([k]) => allowed.has(k)));
+    const entry = nodeEntry(`src/workers/${zone === 'deploy' ? 'deployer' : zone}.ts`);
+    const proc = startProcess(entry.command, entry.args, {
+      name: `worker:${name}`,
+      cwd: projectRoot(),
+      env,
+      logFile: join(up.logs, `worker-${name}.log`),
+      echo: up.options.echo,
+      pidFile: up.pidFile(`worker-${name}`),
+    });
+    up.processes.push(proc);
+    workers[name] = proc;
+    // Workflow task queue (1) for the orchestrator, activity task queue (2) for the others.
+    pollers.push({ queue: zoneTaskQueue(zone, env), type: zone === 'orchestrator' ? 1 : 2, proc });
+  }
+  return { workers, pollers };
+}
+
+/** The gateway on its port, with its keys and whatever Slack and Teams settings the operator gave. */
+async function startGateway(
+  up: Startup,
+  env: Record<string, string>,
+): Promise<{ gateway: ManagedProcess; gatewayUrl: string }> {
+  const gatewayPort = up.options.gatewayPort ?? (await freePort());
+  const gatewayEnv = {
+    ...env,
+    PORT: String(gatewayPort),
+    ...(process.env.SLACK_SIGNING_SECRET ? { SLACK_SIGNING_SECRET: process.env.SLACK_SIGNING_SECRET } : {}),
+    // Microsoft Teams: the bot registration, its tenant, and (for a stand-in) where the Bot Framework keys are.
+    ...Object.fromEntries(
+      ['TEAMS_APP_ID', 'TEAMS_TENANT_ID', 'TEAMS_OPENID_METADATA_URL'].flatMap((k) =>
+        process.env[k] ? [[k, process.env[k] as string]] : [],
+      ),
+    ),
+  };
+  const gatewayEntry = nodeEntry('src/gateway/main.ts');
+  const gateway = startProcess(gatewayEntry.command, gatewayEntry.args, {
+    name: 'gateway',
+    cwd: projectRoot(),
+    env: gatewayEnv,
+    logFile: join(up.logs, 'gateway.log'),
+    echo: up.options.echo,
+    pidFile: up.pidFile('gateway'),
+  });
+  up.processes.push(gateway);
+  return { gateway, gatewayUrl: `http://127.0.0.1:${gatewayPort}` };
+}
+
+async function waitForPollers(temporal: TemporalServer, pollers: Poller[]): Promise<void> {
   const connection = await Connection.connect({ address: temporal.address });
   try {
     for (const { queue, type, proc } of pollers) {

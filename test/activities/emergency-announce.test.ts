@@ -16,7 +16,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createEmergencyAnnounceActivities } from '../../src/activities/emergency-announce.ts';
 import { parseConfig } from '../../src/config/load.ts';
 import { createGateway } from '../../src/gateway/app.ts';
-import type { StandinComment } from '../../src/github-standin/model.ts';
+import type { StandinComment } from '../../src/dev/github-standin/model.ts';
 import { generateSigningKey, type SigningKey } from '../../src/shared/approval-signature.ts';
 import {
   emergencyView,
@@ -24,8 +24,8 @@ import {
   type AnnounceEmergencyResult,
   type EmergencyRecord,
 } from '../../src/shared/emergency.ts';
-import { startSlackStandin, type SlackStandin } from '../../src/slack-standin/server.ts';
-import { startTeamsStandin, type PostedMessage, type TeamsStandin } from '../../src/teams-standin/server.ts';
+import { startSlackStandin, type SlackStandin } from '../../src/dev/slack-standin/server.ts';
+import { startTeamsStandin, type PostedMessage, type TeamsStandin } from '../../src/dev/teams-standin/server.ts';
 import { teamsConversationsWorkflowId } from '../../src/workflows/teams-conversations.ts';
 import { startStandinProcess, type StandinProcess } from '../helpers/github-standin-process.ts';
 import { testClient, testWorker, uniqueQueue } from '../helpers/temporal.ts';

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createGitHubActivities } from '../../src/activities/github.ts';
 import { createGitHubClients, GitHubConfigError } from '../../src/activities/github-client.ts';
 import { parseConfig } from '../../src/config/load.ts';
-import { startGitHubStandin, type RunningStandin } from '../../src/github-standin/index.ts';
+import { startGitHubStandin, type RunningStandin } from '../../src/dev/github-standin/index.ts';
 
 let gh: RunningStandin;
 let dir: string;

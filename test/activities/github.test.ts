@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config/load.ts';
 import { createGitHubActivities } from '../../src/activities/github.ts';
-import { startGitHubStandin, type RunningStandin } from '../../src/github-standin/index.ts';
+import { startGitHubStandin, type RunningStandin } from '../../src/dev/github-standin/index.ts';
 import type { ChangeStatus } from '../../src/shared/types.ts';
 
 const CONFIG = `

@@ -16,7 +16,7 @@ import { BotConnectorTokens, teamsBotSettings } from '../../src/activities/teams
 import { generateSigningKey } from '../../src/shared/approval-signature.ts';
 import { signTeamsConversation } from '../../src/shared/teams-conversation.ts';
 import type { ChangeStatus } from '../../src/shared/types.ts';
-import { startTeamsStandin, type PostedMessage, type TeamsStandin } from '../../src/teams-standin/server.ts';
+import { startTeamsStandin, type PostedMessage, type TeamsStandin } from '../../src/dev/teams-standin/server.ts';
 import { pullRequestSignal, statusQuery } from '../../src/workflows/definitions.ts';
 import { teamsConversationSignal, teamsConversationsWorkflowId } from '../../src/workflows/teams-conversations.ts';
 import { changeStatus } from '../../src/client/read-change.ts';

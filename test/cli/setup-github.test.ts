@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readPrivateKey } from '../../src/activities/github-client.ts';
-import { APP_EVENTS, APP_PERMISSIONS } from '../../src/cli/setup-github.ts';
+import { APP_EVENTS, APP_PERMISSIONS } from '../../src/dev/cli/setup-github.ts';
 import { projectRoot } from '../../src/dev/paths.ts';
 import { startUp } from '../helpers/foureyes-up.ts';
 import { startStandinProcess, type StandinProcess } from '../helpers/github-standin-process.ts';

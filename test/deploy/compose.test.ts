@@ -187,6 +187,9 @@ describe('Dockerfile', () => {
     const ignore = read('.dockerignore');
     expect(ignore).toMatch(/^\.foureyes$/m);
     expect(ignore).toMatch(/\.pem/);
+    // Development code (the local stack, its commands, the stand-ins) is not shipped; the build checks it.
+    expect(ignore).toMatch(/^src\/dev$/m);
+    expect(dockerfile).toMatch(/RUN test ! -e src\/dev/);
   });
 });
 

@@ -7,10 +7,10 @@ import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { RunningStandin } from '../../src/github-standin/index.ts';
+import type { RunningStandin } from '../../src/dev/github-standin/index.ts';
 import { generateSigningKey } from '../../src/shared/approval-signature.ts';
 import type { ApprovalOutcome, ChangeStatus, PullRequestEvent, SignedApproval } from '../../src/shared/types.ts';
-import { startSlackStandin, type SlackStandin } from '../../src/slack-standin/server.ts';
+import { startSlackStandin, type SlackStandin } from '../../src/dev/slack-standin/server.ts';
 import { approvalSignal, approvalUpdate, pullRequestSignal, statusQuery } from '../../src/workflows/definitions.ts';
 import { pullRequestEvent, startGatewayStack, threePeopleConfig, type GatewayStack } from '../helpers/gateway-stack.ts';
 

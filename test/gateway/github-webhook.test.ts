@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { GitHubStandin, type RunningStandin } from '../../src/github-standin/index.ts';
+import { GitHubStandin, type RunningStandin } from '../../src/dev/github-standin/index.ts';
 import type { ChangeStatus, DeployInput } from '../../src/shared/types.ts';
 import { deployZoneDouble, startGatewayStack, threePeopleConfig, type GatewayStack } from '../helpers/gateway-stack.ts';
 

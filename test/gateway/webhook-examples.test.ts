@@ -10,7 +10,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { GitHubStandin } from '../../src/github-standin/index.ts';
+import { GitHubStandin } from '../../src/dev/github-standin/index.ts';
 import type { ChangeStatus } from '../../src/shared/types.ts';
 import { startGatewayStack, threePeopleConfig, type GatewayStack } from '../helpers/gateway-stack.ts';
 

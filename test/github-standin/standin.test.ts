@@ -10,7 +10,7 @@ import { Octokit } from '@octokit/rest';
 import { createAppAuth } from '@octokit/auth-app';
 import { Webhooks } from '@octokit/webhooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startGitHubStandin, type RunningStandin } from '../../src/github-standin/index.ts';
+import { startGitHubStandin, type RunningStandin } from '../../src/dev/github-standin/index.ts';
 
 const SECRET = 'standin-test-secret';
 interface Received {

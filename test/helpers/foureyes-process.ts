@@ -17,22 +17,26 @@ export interface FoureyesProcess {
 const started: ChildProcess[] = [];
 let cleanupRegistered = false;
 
-/** Starts the CLI; whatever is still running when the test file ends is killed. */
-export function startFoureyes(args: string[], extraEnv: Record<string, string>): FoureyesProcess {
+/** Starts the CLI (of the checkout at `root`); whatever is still running when the test file ends is killed. */
+export function startFoureyes(
+  args: string[],
+  extraEnv: Record<string, string>,
+  root: string = projectRoot(),
+): FoureyesProcess {
   if (!cleanupRegistered) {
     cleanupRegistered = true;
     afterAll(() => {
       for (const child of started) if (child.exitCode === null && child.signalCode === null) killTree(child.pid);
     });
   }
-  const child = spawn(process.execPath, [join(projectRoot(), 'bin/foureyes.js'), ...args], {
-    cwd: projectRoot(),
+  const child = spawn(process.execPath, [join(root, 'bin/foureyes.js'), ...args], {
+    cwd: root,
     env: {
       PATH: process.env.PATH,
       HOME: process.env.HOME,
       TEMPORAL_ADDRESS: inject('temporalAddress'),
       TEMPORAL_NAMESPACE: inject('temporalNamespace'),
-      FOUREYES_CONFIG: join(projectRoot(), 'foureyes.example.yaml'),
+      FOUREYES_CONFIG: join(root, 'foureyes.example.yaml'),
       ...extraEnv,
     },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { parseConfig } from '../../src/config/load.ts';
 import type { FoureyesConfig } from '../../src/config/schema.ts';
 import { createGateway } from '../../src/gateway/app.ts';
-import { startGitHubStandin, type RunningStandin } from '../../src/github-standin/index.ts';
+import { startGitHubStandin, type RunningStandin } from '../../src/dev/github-standin/index.ts';
 import { generateSigningKey, signEvent, type SigningKey } from '../../src/shared/approval-signature.ts';
 import { zoneQueue } from '../../src/shared/task-queues.ts';
 import type {

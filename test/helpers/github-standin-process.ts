@@ -1,11 +1,11 @@
-// The GitHub stand-in as the outside service it stands for: its own process (src/github-standin/main.ts),
+// The GitHub stand-in as the outside service it stands for: its own process (src/dev/github-standin/main.ts),
 // set up and read back over HTTP only, through its control API. Killed when the test file ends.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { afterAll } from 'vitest';
 import { projectRoot } from '../../src/dev/paths.ts';
 import { killTree } from './processes.ts';
-import type { StandinRequest } from '../../src/github-standin/server.ts';
+import type { StandinRequest } from '../../src/dev/github-standin/server.ts';
 
 export interface StandinProcess {
   child: ChildProcess;
@@ -31,7 +31,7 @@ afterAll(() => {
 export async function startStandinProcess(dataDir: string): Promise<StandinProcess> {
   const child = spawn(
     process.execPath,
-    ['--import', 'tsx', join(projectRoot(), 'src/github-standin/main.ts'), '--port', '0', '--data', dataDir],
+    ['--import', 'tsx', join(projectRoot(), 'src/dev/github-standin/main.ts'), '--port', '0', '--data', dataDir],
     {
       cwd: projectRoot(),
       env: { PATH: process.env.PATH, HOME: process.env.HOME },

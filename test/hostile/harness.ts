@@ -14,9 +14,9 @@ import { expect } from 'vitest';
 import { parseConfig } from '../../src/config/load.ts';
 import type { FoureyesConfig } from '../../src/config/schema.ts';
 import { createGateway } from '../../src/gateway/app.ts';
-import { GitHubStandin, startGitHubStandin, type RunningStandin } from '../../src/github-standin/index.ts';
+import { GitHubStandin, startGitHubStandin, type RunningStandin } from '../../src/dev/github-standin/index.ts';
 import { generateSigningKey } from '../../src/shared/approval-signature.ts';
-import { signedSlackHeaders } from '../../src/slack-standin/sign.ts';
+import { signedSlackHeaders } from '../../src/dev/slack-standin/sign.ts';
 import { testClient, uniquePullNumberBase, uniqueQueue } from '../helpers/temporal.ts';
 
 export interface HostileGateway {

@@ -3,7 +3,7 @@
 // answers to the person) that explains the problem, contains no live mention or link, and starts nothing.
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { signedSlackHeaders } from '../../src/slack-standin/sign.ts';
+import { signedSlackHeaders } from '../../src/dev/slack-standin/sign.ts';
 import {
   expectHealthy,
   expectNothingStarted,

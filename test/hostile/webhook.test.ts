@@ -5,7 +5,7 @@ import fc from 'fast-check';
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WEBHOOK_BODY_LIMIT } from '../../src/gateway/routes/github-webhook.ts';
-import { GitHubStandin } from '../../src/github-standin/index.ts';
+import { GitHubStandin } from '../../src/dev/github-standin/index.ts';
 import {
   expectHealthy,
   expectNothingStarted,

@@ -5,7 +5,7 @@
 // no gateway key, or a GitHub user who can push, close, reopen and retarget pull requests.
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { StandinPull } from '../../src/github-standin/model.ts';
+import type { StandinPull } from '../../src/dev/github-standin/model.ts';
 import type { ChangeStatus, DeployInput, DeployReport, VerifyReport } from '../../src/shared/types.ts';
 import { startGatewayStack, threePeopleConfig, type GatewayStack } from '../helpers/gateway-stack.ts';
 

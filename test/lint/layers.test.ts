@@ -38,6 +38,28 @@ describe('layer lint', () => {
       "import { dataDir } from '../dev/paths.ts';\nvoid dataDir;\n",
       /workers run in production zones/,
     ],
+    // src/dev is not in the production image: the stand-ins under it included, and the CLI too (statically).
+    [
+      'src/activities/probe.ts',
+      "import { signedSlackHeaders } from '../dev/slack-standin/sign.ts';\nvoid signedSlackHeaders;\n",
+      /activities run in production zones/,
+    ],
+    [
+      'src/workers/probe.ts',
+      "import { startTeamsStandin } from '../dev/teams-standin/server.ts';\nvoid startTeamsStandin;\n",
+      /workers run in production zones/,
+    ],
+    [
+      'src/gateway/routes/probe.ts',
+      "import { GitHubStandin } from '../../dev/github-standin/index.ts';\nvoid GitHubStandin;\n",
+      /gateway and the CLI never import each other/,
+    ],
+    [
+      'src/cli/probe.ts',
+      "import { startStack } from '../dev/stack.ts';\nvoid startStack;\n",
+      /src\/dev is not in the production image/,
+    ],
+    ['src/cli/gateway.ts', "export { dataDir } from '../dev/paths.ts';\n", /src\/dev is not in the production image/],
     [
       'src/workflows/probe.ts',
       "import { createGitHubActivities } from '../activities/github.ts';\nvoid createGitHubActivities;\n",
@@ -69,6 +91,9 @@ describe('layer lint', () => {
     ],
     ['src/cli/probe.ts', "import { changeStatus } from '../client/read-change.ts';\nvoid changeStatus;\n"],
     ['src/activities/probe.ts', "import { policyName } from '../shared/openbao-layout.ts';\nvoid policyName;\n"],
+    // A development command is loaded with import(), which the production CLI guards (src/dev may be absent).
+    ['src/cli/probe.ts', "export const load = () => import('../dev/cli/up.ts');\n"],
+    ['src/dev/cli/probe.ts', "import { CliError } from '../../cli/commands.ts';\nvoid CliError;\n"],
     [
       'src/workflows/probe.ts',
       "import type { OrchestratorActivities } from '../activities/interfaces.ts';\nexport type A = OrchestratorActivities;\n",

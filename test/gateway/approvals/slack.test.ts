@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { parseSlashCommand, verifySlackSignature } from '../../../src/gateway/approvals/slack.ts';
 import { loadSigningKey, SigningKeyError } from '../../../src/gateway/approvals/signing.ts';
 import { generateSigningKey } from '../../../src/shared/approval-signature.ts';
-import { signedSlackHeaders } from '../../../src/slack-standin/sign.ts';
+import { signedSlackHeaders } from '../../../src/dev/slack-standin/sign.ts';
 
 const secret = 'test-signing-secret';
 const body = 'command=%2Ffoureyes&text=status+acme%2Fshop%2312&user_id=U0ALEXRV1';

@@ -7,9 +7,9 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseConfig } from '../../../src/config/load.ts';
 import { verifyTeamsRequest } from '../../../src/gateway/approvals/teams.ts';
-import type { RunningStandin } from '../../../src/github-standin/index.ts';
+import type { RunningStandin } from '../../../src/dev/github-standin/index.ts';
 import type { ChangeStatus, PullRequestEvent } from '../../../src/shared/types.ts';
-import { startTeamsStandin, type TeamsReply, type TeamsStandin } from '../../../src/teams-standin/server.ts';
+import { startTeamsStandin, type TeamsReply, type TeamsStandin } from '../../../src/dev/teams-standin/server.ts';
 import { pullRequestSignal, statusQuery } from '../../../src/workflows/definitions.ts';
 import { startGatewayStack, threePeopleConfig, type GatewayStack } from '../../helpers/gateway-stack.ts';
 

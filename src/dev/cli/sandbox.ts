@@ -4,9 +4,9 @@
 // <data>/github/standin.json.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { dataDir } from '../dev/paths.ts';
+import { dataDir } from '../paths.ts';
 import { standinInfoFile } from '../github-standin/offline.ts';
-import { CliError, parseArgs } from './commands.ts';
+import { CliError, parseArgs } from '../../cli/commands.ts';
 
 const USAGE = `usage: foureyes sandbox <action> [options]
 

@@ -26,6 +26,18 @@ interface Ctx {
 }
 
 type Handler = (ctx: Ctx) => Promise<unknown> | unknown;
+type Table = Array<[string, RegExp, Handler]>;
+type Route = (method: string, path: string, handler: Handler) => void;
+
+/** Adds routes to a table; a `:name` in a path is one segment, handed to the handler in `ctx.params`. */
+function router(table: Table, prefix = ''): Route {
+  return (method, path, handler) => {
+    table.push([method, new RegExp(`^${prefix}${path.replace(/:\w+/g, '([^/]+)')}$`), handler]);
+  };
+}
+
+/** A repository's REST path; its owner and name are ctx.params[0] and [1]. */
+const repoRoute = '/repos/:owner/:repo';
 
 interface Auth {
   login: string;
@@ -71,9 +83,9 @@ function base64url(text: string): Buffer {
 export class StandinServer {
   server: Server;
   url = '';
-  private readonly rest: Array<[string, RegExp, Handler]> = [];
-  private readonly web: Array<[string, RegExp, Handler]> = [];
-  private readonly control: Array<[string, RegExp, Handler]> = [];
+  private readonly rest: Table = [];
+  private readonly web: Table = [];
+  private readonly control: Table = [];
   /** The REST and web requests answered (not the control API), oldest first, at most 10 000: what a test may assert was read when. */
   readonly requests: StandinRequest[] = [];
 
@@ -263,13 +275,17 @@ export class StandinServer {
   // ---------- REST ----------
 
   private defineRest(): void {
-    const R = (method: string, path: string, handler: Handler) => {
-      const pattern = new RegExp(`^${path.replace(/:\w+/g, '([^/]+)')}$`);
-      this.rest.push([method, pattern, handler]);
-    };
-    const repoPath = '/repos/:owner/:repo';
-    const s = this.standin;
+    const R = router(this.rest);
+    this.restAccounts(R);
+    this.restPulls(R);
+    this.restComments(R);
+    this.restChecks(R);
+    this.restDeployments(R);
+  }
 
+  /** The user, the GitHub App (JWT) and its installations, the manifest conversion. */
+  private restAccounts(R: Route): void {
+    const s = this.standin;
     R('GET', '/user', (ctx) => {
       const auth = this.auth(ctx);
       if (auth.kind !== 'user') fail(403, 'Resource not accessible by integration');
@@ -288,7 +304,7 @@ export class StandinServer {
       if (auth.kind !== 'app') fail(401, 'A JSON web token could not be decoded');
       return s.state.apps.find((a) => a.id === auth.appId) ?? fail(401, 'A JSON web token could not be decoded');
     };
-    R('GET', `${repoPath}/installation`, (ctx) => {
+    R('GET', `${repoRoute}/installation`, (ctx) => {
       const app = jwtApp(ctx);
       const repo = s.findRepo(`${ctx.params[0]}/${ctx.params[1]}`);
       if (!repo || !s.appCovers(app, `${repo.owner}/${repo.name}`)) fail(404, 'Not Found');
@@ -353,8 +369,12 @@ export class StandinServer {
         pem: privateKey,
       };
     });
+  }
 
-    R('GET', repoPath, (ctx) => {
+  /** The repository, its pull requests (commits, files, reviews, merge) and its commits. */
+  private restPulls(R: Route): void {
+    const s = this.standin;
+    R('GET', repoRoute, (ctx) => {
       const auth = this.auth(ctx);
       const repo = this.repoOf(ctx);
       // GitHub adds what the authenticated user may do (requireUserCanSee already answered 404 to a stranger).
@@ -363,7 +383,7 @@ export class StandinServer {
     });
 
     // pull requests
-    R('GET', `${repoPath}/pulls`, (ctx) => {
+    R('GET', `${repoRoute}/pulls`, (ctx) => {
       this.auth(ctx);
       const repo = this.repoOf(ctx);
       const state = ctx.url.searchParams.get('state') ?? 'open';
@@ -375,11 +395,11 @@ export class StandinServer {
         pulls.map((p) => s.pullJson(p)),
       );
     });
-    R('GET', `${repoPath}/pulls/:number`, (ctx) => {
+    R('GET', `${repoRoute}/pulls/:number`, (ctx) => {
       this.auth(ctx);
       return s.pullJson(s.requirePull(`${ctx.params[0]}/${ctx.params[1]}`, Number(ctx.params[2])));
     });
-    R('GET', `${repoPath}/pulls/:number/commits`, (ctx) => {
+    R('GET', `${repoRoute}/pulls/:number/commits`, (ctx) => {
       this.auth(ctx);
       const pull = s.requirePull(`${ctx.params[0]}/${ctx.params[1]}`, Number(ctx.params[2]));
       const repo = this.repoOf(ctx);
@@ -392,7 +412,7 @@ export class StandinServer {
           .map((c) => s.commitJson(repo, c)),
       );
     });
-    R('GET', `${repoPath}/pulls/:number/files`, (ctx) => {
+    R('GET', `${repoRoute}/pulls/:number/files`, (ctx) => {
       this.auth(ctx);
       const pull = s.requirePull(`${ctx.params[0]}/${ctx.params[1]}`, Number(ctx.params[2]));
       return paginate(
@@ -410,7 +430,7 @@ export class StandinServer {
           })),
       );
     });
-    R('GET', `${repoPath}/pulls/:number/reviews`, (ctx) => {
+    R('GET', `${repoRoute}/pulls/:number/reviews`, (ctx) => {
       this.auth(ctx);
       const pull = s.requirePull(`${ctx.params[0]}/${ctx.params[1]}`, Number(ctx.params[2]));
       return paginate(
@@ -420,7 +440,7 @@ export class StandinServer {
           .map((r) => s.reviewJson(r, 'rest')),
       );
     });
-    R('PUT', `${repoPath}/pulls/:number/merge`, async (ctx) => {
+    R('PUT', `${repoRoute}/pulls/:number/merge`, async (ctx) => {
       const auth = this.auth(ctx);
       return s.mergePullRequest({
         repo: `${ctx.params[0]}/${ctx.params[1]}`,
@@ -431,21 +451,24 @@ export class StandinServer {
       });
     });
     // GitHub's compare: base...head, with how far head is ahead of and behind the base.
-    R('GET', `${repoPath}/compare/:basehead`, (ctx) => {
+    R('GET', `${repoRoute}/compare/:basehead`, (ctx) => {
       this.auth(ctx);
       const repo = this.repoOf(ctx);
       const [base, head] = decodeURIComponent(ctx.params[2] ?? '').split('...') as [string, string | undefined];
       if (!head) fail(404, 'Not Found');
       return s.compare(repo, base, head);
     });
-    R('GET', `${repoPath}/commits/:ref`, (ctx) => {
+    R('GET', `${repoRoute}/commits/:ref`, (ctx) => {
       this.auth(ctx);
       const repo = this.repoOf(ctx);
       return s.commitJson(repo, s.commit(repo, ctx.params[2] ?? ''));
     });
+  }
 
-    // issue comments
-    R('GET', `${repoPath}/issues/:number/comments`, (ctx) => {
+  /** Issue comments: foureyes' summary comment on a pull request. */
+  private restComments(R: Route): void {
+    const s = this.standin;
+    R('GET', `${repoRoute}/issues/:number/comments`, (ctx) => {
       this.auth(ctx);
       const repo = this.repoOf(ctx);
       const number = Number(ctx.params[2]);
@@ -457,7 +480,7 @@ export class StandinServer {
           .map((c) => this.commentJson(c.id)),
       );
     });
-    R('POST', `${repoPath}/issues/:number/comments`, (ctx) => {
+    R('POST', `${repoRoute}/issues/:number/comments`, (ctx) => {
       const auth = this.auth(ctx);
       const repo = this.repoOf(ctx);
       const number = Number(ctx.params[2]);
@@ -479,7 +502,7 @@ export class StandinServer {
       s.save();
       return this.commentJson(comment.id);
     });
-    R('PATCH', `${repoPath}/issues/comments/:id`, (ctx) => {
+    R('PATCH', `${repoRoute}/issues/comments/:id`, (ctx) => {
       const auth = this.auth(ctx);
       const comment = s.state.comments.find((c) => c.id === Number(ctx.params[2])) ?? fail(404, 'Not Found');
       if (comment.user !== auth.login) fail(403, 'Resource not accessible by integration');
@@ -489,9 +512,12 @@ export class StandinServer {
       s.save();
       return this.commentJson(comment.id);
     });
+  }
 
-    // check runs (GitHub Apps only, as on GitHub)
-    R('POST', `${repoPath}/check-runs`, (ctx) => {
+  /** Check runs (GitHub Apps only, as on GitHub) and commit statuses. */
+  private restChecks(R: Route): void {
+    const s = this.standin;
+    R('POST', `${repoRoute}/check-runs`, (ctx) => {
       const auth = this.auth(ctx);
       if (auth.kind !== 'installation') fail(403, 'You must authenticate via a GitHub App.');
       const repo = this.repoOf(ctx);
@@ -514,7 +540,7 @@ export class StandinServer {
       s.save();
       return this.checkRunJson(run);
     });
-    R('PATCH', `${repoPath}/check-runs/:id`, (ctx) => {
+    R('PATCH', `${repoRoute}/check-runs/:id`, (ctx) => {
       const auth = this.auth(ctx);
       if (auth.kind !== 'installation') fail(403, 'You must authenticate via a GitHub App.');
       const run = s.state.checkRuns.find((r) => r.id === Number(ctx.params[2])) ?? fail(404, 'Not Found');
@@ -523,7 +549,7 @@ export class StandinServer {
       s.save();
       return this.checkRunJson(run);
     });
-    R('GET', `${repoPath}/commits/:ref/check-runs`, (ctx) => {
+    R('GET', `${repoRoute}/commits/:ref/check-runs`, (ctx) => {
       this.auth(ctx);
       const repo = this.repoOf(ctx);
       const name = ctx.url.searchParams.get('check_name');
@@ -535,7 +561,7 @@ export class StandinServer {
     });
 
     // commit statuses
-    R('POST', `${repoPath}/statuses/:sha`, (ctx) => {
+    R('POST', `${repoRoute}/statuses/:sha`, (ctx) => {
       const auth = this.auth(ctx);
       const repo = this.repoOf(ctx);
       const sha = ctx.params[2] ?? '';
@@ -558,7 +584,7 @@ export class StandinServer {
       s.save();
       return this.statusJson(status.id);
     });
-    R('GET', `${repoPath}/commits/:ref/statuses`, (ctx) => {
+    R('GET', `${repoRoute}/commits/:ref/statuses`, (ctx) => {
       this.auth(ctx);
       const repo = this.repoOf(ctx);
       const list = s.state.statuses
@@ -569,7 +595,7 @@ export class StandinServer {
         list.map((x) => this.statusJson(x.id)),
       );
     });
-    R('GET', `${repoPath}/commits/:ref/status`, (ctx) => {
+    R('GET', `${repoRoute}/commits/:ref/status`, (ctx) => {
       this.auth(ctx);
       const repo = this.repoOf(ctx);
       const latest = new Map<string, number>();
@@ -584,9 +610,12 @@ export class StandinServer {
           : 'pending';
       return { state, sha: ctx.params[2], total_count: statuses.length, statuses };
     });
+  }
 
-    // deployments
-    R('POST', `${repoPath}/deployments`, (ctx) => {
+  /** Deployments and their statuses. */
+  private restDeployments(R: Route): void {
+    const s = this.standin;
+    R('POST', `${repoRoute}/deployments`, (ctx) => {
       const auth = this.auth(ctx);
       const repo = this.repoOf(ctx);
       const ref = str(ctx.body, 'ref');
@@ -611,7 +640,7 @@ export class StandinServer {
       s.save();
       return this.deploymentJson(deployment.id);
     });
-    R('GET', `${repoPath}/deployments`, (ctx) => {
+    R('GET', `${repoRoute}/deployments`, (ctx) => {
       this.auth(ctx);
       const repo = this.repoOf(ctx);
       const q = ctx.url.searchParams;
@@ -630,7 +659,7 @@ export class StandinServer {
         list.map((d) => this.deploymentJson(d.id)),
       );
     });
-    R('POST', `${repoPath}/deployments/:id/statuses`, (ctx) => {
+    R('POST', `${repoRoute}/deployments/:id/statuses`, (ctx) => {
       const auth = this.auth(ctx);
       const deployment = s.state.deployments.find((d) => d.id === Number(ctx.params[2])) ?? fail(404, 'Not Found');
       const state = str(ctx.body, 'state');
@@ -651,7 +680,7 @@ export class StandinServer {
       s.save();
       return this.deploymentStatusJson(status.id);
     });
-    R('GET', `${repoPath}/deployments/:id/statuses`, (ctx) => {
+    R('GET', `${repoRoute}/deployments/:id/statuses`, (ctx) => {
       this.auth(ctx);
       const id = Number(ctx.params[2]);
       if (!s.state.deployments.some((d) => d.id === id)) fail(404, 'Not Found');
@@ -698,10 +727,7 @@ export class StandinServer {
   // ---------- web pages (the browser's side of the App-manifest flow) ----------
 
   private defineWeb(): void {
-    const W = (method: string, path: string, handler: Handler) => {
-      const pattern = new RegExp(`^${path.replace(/:\w+/g, '([^/]+)')}$`);
-      this.web.push([method, pattern, handler]);
-    };
+    const W = router(this.web);
     // The form a manifest is posted to. GitHub shows "Create GitHub App for <account>"; the stand-in acts
     // as if the person clicked it and redirects to the manifest's redirect_url with the code and the state.
     const confirm = (ctx: Ctx, owner: string) => {
@@ -822,18 +848,15 @@ export class StandinServer {
   // ---------- control API (act as people; no authentication: bind it to 127.0.0.1) ----------
 
   private defineControl(): void {
-    const C = (method: string, path: string, handler: Handler) => {
-      const pattern = new RegExp(`^/_standin${path.replace(/:\w+/g, '([^/]+)')}$`);
-      this.control.push([method, pattern, handler]);
-    };
-    const s = this.standin;
-    const fullName = (ctx: Ctx) => `${ctx.params[0]}/${ctx.params[1]}`;
-    const deliveryOpts = (body: Json) => ({ deliver: body.deliver === false ? false : undefined });
-    const delivered = (r: { delivery: { id: string }; status?: number }) => ({
-      deliveryId: r.delivery.id,
-      status: r.status ?? null,
-    });
+    const C = router(this.control, '/_standin');
+    this.controlSetup(C);
+    this.controlPeople(C);
+    this.controlFaults(C);
+  }
 
+  /** What a test arranges: the webhook, users, Apps, repositories; what it reads back. */
+  private controlSetup(C: Route): void {
+    const s = this.standin;
     C('GET', '/state', () => ({
       ...s.state,
       tokens: undefined,
@@ -887,6 +910,18 @@ export class StandinServer {
       });
       return { ...s.repoJson(repo), remote: repo.gitDir };
     });
+  }
+
+  /** People act: a collaborator's role; a pull request opened, pushed to, reviewed, closed (webhook unless `deliver: false`). */
+  private controlPeople(C: Route): void {
+    const s = this.standin;
+    const fullName = (ctx: Ctx) => `${ctx.params[0]}/${ctx.params[1]}`;
+    const deliveryOpts = (body: Json) => ({ deliver: body.deliver === false ? false : undefined });
+    const delivered = (r: { delivery: { id: string }; status?: number }) => ({
+      deliveryId: r.delivery.id,
+      status: r.status ?? null,
+    });
+
     // A collaborator with a role (read, triage, write, maintain, admin), or removed with {"permission": null}.
     C('PUT', '/repos/:owner/:repo/collaborators/:login', (ctx) => {
       const role = ctx.body.permission;
@@ -962,6 +997,11 @@ export class StandinServer {
         }),
       ),
     );
+  }
+
+  /** Webhook deliveries sent again, and faults injected into the REST API. */
+  private controlFaults(C: Route): void {
+    const s = this.standin;
     C('POST', '/deliveries/:id/send', async (ctx) => ({
       deliveryId: ctx.params[0],
       status: (await s.sendDelivery(ctx.params[0] ?? '')) ?? null,

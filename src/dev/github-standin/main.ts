@@ -1,6 +1,6 @@
 // The GitHub stand-in as an outside service of its own:
 //
-//   node --import tsx src/github-standin/main.ts [--port 0] [--host 127.0.0.1] [--data DIR] [--persist]
+//   node --import tsx src/dev/github-standin/main.ts [--port 0] [--host 127.0.0.1] [--data DIR] [--persist]
 //
 // It prints one line, `github-standin: listening on <url> (REST API <url>/api/v3)`, then serves until
 // SIGTERM or SIGINT. Whoever started it sets it up through its control API (/_standin/…: users,

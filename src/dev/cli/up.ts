@@ -3,8 +3,8 @@
 // (then SIGKILL) and says what it stopped; a second Ctrl-C kills them at once. Children die with this
 // process even on SIGKILL (each has a watchdog, see src/dev/process.ts).
 import { join } from 'node:path';
-import { dataDir } from '../dev/paths.ts';
-import { operatorTokenPath } from '../config/paths.ts';
+import { dataDir } from '../paths.ts';
+import { operatorTokenPath } from '../../config/paths.ts';
 import {
   InterruptedError,
   killAllNow,
@@ -13,9 +13,9 @@ import {
   recordSelf,
   refuseNewProcesses,
   stopProcesses,
-} from '../dev/process.ts';
-import { defaultConfigFile, pidDir, startStack, type Stack } from '../dev/stack.ts';
-import { CliError, parseArgs } from './commands.ts';
+} from '../process.ts';
+import { defaultConfigFile, pidDir, startStack, type Stack } from '../stack.ts';
+import { CliError, parseArgs } from '../../cli/commands.ts';
 
 const STOP_WITHIN_MS = 15_000;
 

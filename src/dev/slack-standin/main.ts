@@ -1,4 +1,4 @@
-// Runs the Slack stand-in on its own for the sandbox: `node --import tsx src/slack-standin/main.ts`.
+// Runs the Slack stand-in on its own for the sandbox: `node --import tsx src/dev/slack-standin/main.ts`.
 // SLACK_SIGNING_SECRET must match the gateway's; FOUREYES_GATEWAY_URL is where it sends commands.
 // Type `approve owner/repo#12` (anything after `/foureyes`) with `as U0ALEXRV1 ` in front to pick the user.
 import { createInterface } from 'node:readline';

@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { FoureyesConfig } from '../config/schema.ts';
+import type { FoureyesConfig } from '../../config/schema.ts';
 import { startGitHubStandin, type RunningStandin } from './server.ts';
 
 export const OFFLINE_BOT = 'foureyes-bot';

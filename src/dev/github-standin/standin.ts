@@ -1,5 +1,5 @@
 // The GitHub stand-in: people act (open a pull request, push, review) through this programmatic API or the
-// HTTP control API (src/github-standin/server.ts); the stand-in keeps GitHub's state, serves it through
+// HTTP control API (src/dev/github-standin/server.ts); the stand-in keeps GitHub's state, serves it through
 // GitHub's REST API and sends webhooks signed exactly as GitHub signs them.
 import { createHmac, generateKeyPairSync, randomBytes, randomUUID } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync, existsSync, renameSync } from 'node:fs';

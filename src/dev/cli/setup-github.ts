@@ -11,12 +11,12 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { userInfo } from 'node:os';
 import { join } from 'node:path';
-import { loadConfig } from '../config/load.ts';
-import type { FoureyesConfig } from '../config/schema.ts';
-import { readStoredApp, writeStoredApp, type StoredApp } from '../dev/github-app-store.ts';
-import { parseApiUrl } from '../dev/github-env.ts';
-import { dataDir } from '../dev/paths.ts';
-import { CliError, parseArgs } from './commands.ts';
+import { loadConfig } from '../../config/load.ts';
+import type { FoureyesConfig } from '../../config/schema.ts';
+import { readStoredApp, writeStoredApp, type StoredApp } from '../github-app-store.ts';
+import { parseApiUrl } from '../github-env.ts';
+import { dataDir } from '../paths.ts';
+import { CliError, parseArgs } from '../../cli/commands.ts';
 
 const USAGE = `usage: foureyes setup github [--github-url URL] [--org NAME] [--name NAME] [--webhook-url URL] [--port N] [--print] [--no-open] [--force]
 

@@ -1,13 +1,5 @@
-import { assertSandboxWorks, SandboxUnavailableError } from '../activities/sandbox.ts';
-import {
-  AWS_PLUGIN,
-  ensureAwsPlugin,
-  ensureMoto,
-  ensurePostgres,
-  ensureTool,
-  MOTO,
-  toolVersion,
-} from '../dev/tools.ts';
+import { assertSandboxWorks, SandboxUnavailableError } from '../../activities/sandbox.ts';
+import { AWS_PLUGIN, ensureAwsPlugin, ensureMoto, ensurePostgres, ensureTool, MOTO, toolVersion } from '../tools.ts';
 
 export async function run(): Promise<number> {
   for (const name of ['temporal', 'bao'] as const) {
