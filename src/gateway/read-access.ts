@@ -6,7 +6,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
-import { bearerToken, githubApiUrl } from './approvals/github-token.ts';
+import { askGitHubAsPerson, bearerToken, githubApiUrl } from './approvals/github-token.ts';
 import { HttpError } from './http.ts';
 
 export const OPERATOR_TOKENS_ENV = 'FOUREYES_OPERATOR_TOKENS';
@@ -124,20 +124,11 @@ export class ReadAccess {
 /** GitHub's own answer: a repository the token cannot read does not exist for it (404). */
 async function askGitHub(token: string, repo: string, api: string): Promise<boolean> {
   const [owner, name] = repo.split('/') as [string, string];
-  let response: Response;
-  try {
-    response = await fetch(`${api}/repos/${encodeURIComponent(owner)}/${encodeURIComponent(name)}`, {
-      headers: {
-        authorization: `Bearer ${token}`,
-        accept: 'application/vnd.github+json',
-        'x-github-api-version': '2022-11-28',
-        'user-agent': 'foureyes-gateway',
-      },
-      signal: AbortSignal.timeout(5000),
-    });
-  } catch (error) {
-    throw new HttpError(502, `cannot reach the GitHub API at ${api} to check the token: ${(error as Error).name}`);
-  }
+  const response = await askGitHubAsPerson(
+    api,
+    `/repos/${encodeURIComponent(owner)}/${encodeURIComponent(name)}`,
+    token,
+  );
   if (response.status === 401)
     throw new HttpError(
       401,

@@ -10,14 +10,13 @@ export function githubApiUrl(env: NodeJS.ProcessEnv): string {
   return (env.GITHUB_API_URL || 'https://api.github.com').replace(/\/+$/, '');
 }
 
-/** Resolves a token to its GitHub login. 401 when GitHub does not accept it; the token never appears in errors. */
-export async function resolveGitHubLogin(
-  token: string,
-  env: NodeJS.ProcessEnv,
-): Promise<{ login: string; id: string }> {
-  let response: Response;
+/**
+ * GET `path` of the GitHub API with a person's own token: 502 with the reason when GitHub cannot be reached (the
+ * token never appears in it); the caller reads the answer.
+ */
+export async function askGitHubAsPerson(api: string, path: string, token: string): Promise<Response> {
   try {
-    response = await fetch(`${githubApiUrl(env)}/user`, {
+    return await fetch(`${api}${path}`, {
       headers: {
         authorization: `Bearer ${token}`,
         accept: 'application/vnd.github+json',
@@ -27,11 +26,16 @@ export async function resolveGitHubLogin(
       signal: AbortSignal.timeout(5000),
     });
   } catch (error) {
-    throw new HttpError(
-      502,
-      `cannot reach the GitHub API at ${githubApiUrl(env)} to check the token: ${(error as Error).name}`,
-    );
+    throw new HttpError(502, `cannot reach the GitHub API at ${api} to check the token: ${(error as Error).name}`);
   }
+}
+
+/** Resolves a token to its GitHub login. 401 when GitHub does not accept it; the token never appears in errors. */
+export async function resolveGitHubLogin(
+  token: string,
+  env: NodeJS.ProcessEnv,
+): Promise<{ login: string; id: string }> {
+  const response = await askGitHubAsPerson(githubApiUrl(env), '/user', token);
   if (response.status === 401 || response.status === 403) {
     throw new HttpError(
       401,
