@@ -210,6 +210,8 @@ export function createLaneActivities(env: NodeJS.ProcessEnv = process.env) {
       try {
         handle = client.workflow.getHandle(facts.workflowId, facts.runId);
         const described = await handle.describe();
+        // An empty run ID names no run: the server would describe the latest one, a run that never asked.
+        if (described.runId !== facts.runId) return facts;
         memo = described.memo;
         Object.assign(facts, {
           found: true,

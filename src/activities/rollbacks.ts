@@ -84,6 +84,8 @@ export function createRollbackActivities(getConfig: () => FoureyesConfig, approv
           return none(`run ${runId} of ${workflowId} is no longer in Temporal`);
         throw error;
       }
+      // Only the run the lane recorded delivering it: an empty run ID would read the change's latest run instead.
+      if (described.runId !== runId) return none(`the release names no run of ${workflowId} (run ${runId || 'empty'})`);
       if (described.type !== 'changeWorkflow' || described.taskQueue !== taskQueue)
         return none(`run ${runId} of ${workflowId} is not a foureyes change on ${taskQueue}`);
       let status: ChangeStatus;

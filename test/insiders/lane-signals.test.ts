@@ -180,3 +180,22 @@ it(
     await close(stack, handleB);
   },
 );
+
+it(
+  "a request naming a waiting change without a run ID (the server's latest run) is refused: no ticket for a run nobody named",
+  { timeout: 60_000 },
+  async () => {
+    const { lane, b, hb, handleA, handleB } = await aDeployingBWaitingForApproval();
+    await approve(stack, handleB, claim(b, hb, 'alex-reviewer'));
+    await until(lane, 'B waiting', (s) => s.queue.some((t) => t.change === b));
+    // Sent first, such a ticket would hold the lane while B, whose run ID it is not, waits for it forever; one
+    // recorded as a release would have a rollback read its approvals from whatever run of B is latest then.
+    await stack.client.workflow
+      .getHandle(lane)
+      .signal(laneRequestSignal, { workflowId: handleB.workflowId, runId: '' });
+    const after = await until(lane, 'the request read', (s) => s.refusals.some((r) => r.runId === ''));
+    expect(after.refusals.find((r) => r.runId === '')?.reason).toMatch(/does not exist/);
+    expect(after.queue.map((t) => [t.change, t.runId])).toEqual([[b, (await handleB.describe()).runId]]);
+    for (const h of [handleA, handleB]) await close(stack, h);
+  },
+);
