@@ -54,9 +54,15 @@ export function createRollbackActivities(getConfig: () => FoureyesConfig, approv
         throw error;
       }
       // Anyone with Temporal access can start a workflow under a lane's ID; only foureyes' own lane is believed.
-      if (described.type !== 'laneWorkflow' || described.taskQueue !== taskQueue || described.status.name !== 'RUNNING')
+      if (described.type !== 'laneWorkflow' || described.taskQueue !== taskQueue)
         return { policy, earlierRuns, lane, releases: [] };
-      const state = await handle.query<LaneState>('state');
+      // A lane terminated by someone with Temporal access still answers from its history, and the run that the
+      // rollback's own request starts takes over the same releases; each target's approvals are looked up again anyway.
+      const state = await handle.query<LaneState>('state').catch((error: unknown) => {
+        if (described.status.name === 'RUNNING') throw error;
+        return undefined;
+      });
+      if (!state || state.v !== 1 || state.lane !== lane) return { policy, earlierRuns, lane, releases: [] };
       return {
         policy,
         earlierRuns,

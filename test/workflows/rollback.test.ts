@@ -230,3 +230,23 @@ describe('rollback under the policy now', () => {
     }
   });
 });
+
+// Someone with Temporal access terminates the lane: its releases are still the evidence, read from that run's history.
+describe('rollback after the lane was terminated', () => {
+  it('finds the previous release in the terminated lane and goes back through the lane that takes over', async () => {
+    const target = sha();
+    await deliver(target, 'kim-qa');
+    const current = sha();
+    await deliver(current, 'alex-reviewer');
+    await stack.client.workflow
+      .getHandle(lane())
+      .terminate('insider: a lane with no releases has nothing to go back to');
+    const deploys = deploysOf(target).length;
+    const done = await rollback(request('jo-platform'));
+    expect(done.refused).toBeUndefined();
+    expect(done.result).toMatchObject({ outcome: 'done', sha: target });
+    expect(deploysOf(target).length).toBe(deploys + 1);
+    const state: LaneState = await stack.client.workflow.getHandle(lane()).query(laneStateQuery);
+    expect(state.running).toMatchObject({ sha: target, kind: 'rollback' });
+  });
+});
