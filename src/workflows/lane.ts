@@ -24,6 +24,7 @@ import {
   LANE_MEMO_PATCH,
   LANE_RECLAIM_GRACE_PATCH,
   LANE_SHORT_HISTORY_PATCH,
+  LANE_SHORTER_HISTORY_PATCH,
 } from '../shared/patches.ts';
 import {
   laneMemoOf,
@@ -70,6 +71,8 @@ const MIN_RECLAIM_GRACE_MS = 1_000;
 const DEFAULT_HISTORY_LIMIT = 5_000;
 const MIN_HISTORY_LIMIT = 40;
 const SHORT_HISTORY_LIMIT = 500;
+/** Each task of the lane replays its history (no cache): at 150 events a grant's three tasks replay ~75 each. */
+const SHORTER_HISTORY_LIMIT = 150;
 /** Releases kept: enough for years of deploys of one environment, small enough for one payload. */
 const MAX_RELEASES = 1_000;
 const MAX_REFUSALS = 50;
@@ -346,7 +349,7 @@ export async function laneWorkflow(input: LaneWorkflowInput): Promise<never> {
   const tooLong = () =>
     workflowInfo().continueAsNewSuggested ||
     workflowInfo().historyLength >
-      (input.historyEventLimit === undefined && patched(LANE_SHORT_HISTORY_PATCH) ? SHORT_HISTORY_LIMIT : limit);
+      (input.historyEventLimit === undefined && patched(LANE_SHORT_HISTORY_PATCH) ? defaultLimit() : limit);
   for (;;) {
     const state = run.state;
     const letter = inbox.shift();
@@ -383,6 +386,11 @@ export async function laneWorkflow(input: LaneWorkflowInput): Promise<never> {
     if (await condition(woken, checkEvery)) continue;
     await run.checkHolder(reclaimGrace);
   }
+}
+
+/** The history a lane started without a limit of its own keeps before it continues as new. */
+function defaultLimit(): number {
+  return patched(LANE_SHORTER_HISTORY_PATCH) ? SHORTER_HISTORY_LIMIT : SHORT_HISTORY_LIMIT;
 }
 
 /** The next run's input: the whole state, and the settings this run was started with. */
