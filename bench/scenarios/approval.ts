@@ -2,7 +2,8 @@
 // Bearer token checked against the GitHub stand-in, signed claim, Temporal update) to the start of the first
 // deploy activity in the deploy worker process. One change at a time, each waiting for approval.
 // Baseline: the bare workflow's signal sent straight to Temporal, to the start of its first activity after it.
-import type { temporal } from '@temporalio/proto';
+import type { Client } from '@temporalio/client';
+import proto, { type temporal } from '@temporalio/proto';
 import { startBenchEnv, sha, within } from '../env.ts';
 import { startBenchGateway } from '../gateway.ts';
 import { fmt, median, nowMs, ratio, ratioSpread, summarize, table, type Summary } from '../stats.ts';
@@ -23,6 +24,41 @@ function laneShare(history: temporal.api.history.v1.IHistory): number {
   const deploy = scheduled('deploy');
   if (!acquire || !deploy) throw new Error('no acquireLane or deploy in the change history');
   return time(deploy) - time(acquire);
+}
+
+const eventTime = (e: temporal.api.history.v1.IHistoryEvent) =>
+  Number(e.eventTime?.seconds ?? 0) * 1000 + (e.eventTime?.nanos ?? 0) / 1e6;
+
+/**
+ * FOUREYES_BENCH_LANE_TRACE=1: where the lane's part of one change goes — the change's and its lane's events
+ * from acquireLane scheduled to the deploy scheduled, in server time (ms after acquireLane scheduled).
+ */
+async function traceLane(client: Client, change: string): Promise<void> {
+  const events = async (workflowId: string, runId?: string) =>
+    (await client.workflow.getHandle(workflowId, runId).fetchHistory()).events ?? [];
+  const mine = await events(`change:${change}`);
+  const label = (e: temporal.api.history.v1.IHistoryEvent) =>
+    `${(proto.temporal.api.enums.v1.EventType[e.eventType ?? 0] ?? '').replace('EVENT_TYPE_', '')} ${
+      e.activityTaskScheduledEventAttributes?.activityType?.name ??
+      e.workflowExecutionSignaledEventAttributes?.signalName ??
+      ''
+    }`;
+  const acquire = mine.find((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'acquireLane');
+  const deploy = mine.find((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'deploy');
+  if (!acquire || !deploy) return;
+  const from = eventTime(acquire);
+  const to = eventTime(deploy);
+  const rows: Array<[number, string]> = [];
+  for (const e of mine)
+    if (eventTime(e) >= from && eventTime(e) <= to) rows.push([eventTime(e) - from, `change ${label(e)}`]);
+  for await (const w of client.workflow.list({ query: 'WorkflowType = "laneWorkflow"' })) {
+    const lane = await events(w.workflowId, w.runId);
+    for (const e of lane)
+      if (eventTime(e) >= from && eventTime(e) <= to)
+        rows.push([eventTime(e) - from, `lane#${lane.length} ${Number(e.eventId)} ${label(e)}`]);
+  }
+  rows.sort((a, b) => a[0] - b[0]);
+  say(`lane trace of ${change}:\n${rows.map(([t, what]) => `${t.toFixed(1).padStart(8)} ms  ${what}`).join('\n')}`);
 }
 
 export const approval: Scenario = {
@@ -77,6 +113,7 @@ export const approval: Scenario = {
         const handle = env.client.workflow.getHandle(`change:${change}`);
         await within(`${change} done`, 120_000, handle.result());
         const arrived = gateway.arrivals.get(`POST ${path}`) ?? sent;
+        if (process.env.FOUREYES_BENCH_LANE_TRACE === '1' && number % 5 === 0) await traceLane(env.client, change);
         return {
           toDeploy: (deployStarts.get(change) as number) - arrived,
           response: answered - sent,

@@ -3,7 +3,7 @@
 // which is how the lane tells the change's own request from an insider's signal. The lane's side
 // (lookUpLaneCaller) asks the Temporal server who a signal claims to come from.
 import { ApplicationFailure, CancelledFailure, Context } from '@temporalio/activity';
-import { WorkflowNotFoundError, type Client } from '@temporalio/client';
+import { WorkflowNotFoundError, type Client, type WorkflowHandle } from '@temporalio/client';
 import {
   laneIdFor,
   laneMemoOf,
@@ -132,6 +132,79 @@ function gateViewOf(
   };
 }
 
+interface LaneCallerQuestion {
+  workflowId: string;
+  runId: string;
+  environment: string;
+  /** Ask the change for its status only when its run has ended (the lane's check that its holder still runs). */
+  changeOnlyIfEnded?: boolean;
+}
+
+async function lookUpCaller(client: Client, input: LaneCallerQuestion): Promise<LaneCallerFacts> {
+  const facts: LaneCallerFacts = {
+    workflowId: String(input.workflowId),
+    runId: String(input.runId),
+    found: false,
+    pending: [],
+  };
+  let handle;
+  let memo: Record<string, unknown> | undefined;
+  try {
+    handle = client.workflow.getHandle(facts.workflowId, facts.runId);
+    const described = await handle.describe();
+    // An empty run ID names no run: the server would describe the latest one, a run that never asked.
+    if (described.runId !== facts.runId) return facts;
+    memo = described.memo;
+    Object.assign(facts, {
+      found: true,
+      workflowType: described.type,
+      taskQueue: described.taskQueue,
+      status: described.status.name,
+      pending: (described.raw.pendingActivities ?? []).map((a) => ({
+        type: a.activityType?.name ?? '',
+        id: a.activityId ?? '',
+      })),
+    });
+  } catch (error) {
+    // Only the server saying there is no such run means the holder is gone; anything else (a timeout, the
+    // server busy) is retried — taking a running holder's lane for a slow answer lets two deploys overlap.
+    if (error instanceof WorkflowNotFoundError || isInvalidArgument(error)) return facts;
+    throw error;
+  }
+  const atGate = gateViewOf(memo, facts, input.environment);
+  if (atGate) return { ...facts, change: atGate };
+  // A rollback answers its status in the same shape where the lane reads it.
+  if (
+    (facts.workflowType === 'changeWorkflow' || facts.workflowType === 'rollbackWorkflow') &&
+    !(input.changeOnlyIfEnded === true && facts.status === 'RUNNING')
+  ) {
+    const change = await changeFacts(handle, input.environment);
+    if (change) facts.change = change;
+  }
+  return facts;
+}
+
+/** The change as its own status query answers, for this environment. */
+async function changeFacts(handle: WorkflowHandle, environment: string): Promise<LaneCallerFacts['change']> {
+  const status = await handle.query<ChangeStatus>('status').catch(() => undefined);
+  if (!status) return undefined;
+  const env = status.environments.find((e) => e.name === environment);
+  return {
+    change: status.change,
+    headSha: status.headSha,
+    ...(env
+      ? {
+          environment: {
+            state: env.state,
+            approvedBy: env.approvedBy,
+            ...(env.emergency ? { emergency: env.emergency } : {}),
+            ...(env.deploy?.sha ? { deployedSha: env.deploy.sha } : {}),
+          },
+        }
+      : {}),
+  };
+}
+
 export function createLaneActivities(env: NodeJS.ProcessEnv = process.env) {
   const grace = reclaimGraceOf(env);
   return {
@@ -191,70 +264,8 @@ export function createLaneActivities(env: NodeJS.ProcessEnv = process.env) {
     },
 
     /** Who a lane signal claims to come from, as the Temporal server and that workflow itself answer. */
-    async lookUpLaneCaller(input: {
-      workflowId: string;
-      runId: string;
-      environment: string;
-      /** Ask the change for its status only when its run has ended (the lane's check that its holder still runs). */
-      changeOnlyIfEnded?: boolean;
-    }): Promise<LaneCallerFacts> {
-      const client = Context.current().client;
-      const facts: LaneCallerFacts = {
-        workflowId: String(input.workflowId),
-        runId: String(input.runId),
-        found: false,
-        pending: [],
-      };
-      let handle;
-      let memo: Record<string, unknown> | undefined;
-      try {
-        handle = client.workflow.getHandle(facts.workflowId, facts.runId);
-        const described = await handle.describe();
-        // An empty run ID names no run: the server would describe the latest one, a run that never asked.
-        if (described.runId !== facts.runId) return facts;
-        memo = described.memo;
-        Object.assign(facts, {
-          found: true,
-          workflowType: described.type,
-          taskQueue: described.taskQueue,
-          status: described.status.name,
-          pending: (described.raw.pendingActivities ?? []).map((a) => ({
-            type: a.activityType?.name ?? '',
-            id: a.activityId ?? '',
-          })),
-        });
-      } catch (error) {
-        // Only the server saying there is no such run means the holder is gone; anything else (a timeout, the
-        // server busy) is retried — taking a running holder's lane for a slow answer lets two deploys overlap.
-        if (error instanceof WorkflowNotFoundError || isInvalidArgument(error)) return facts;
-        throw error;
-      }
-      const atGate = gateViewOf(memo, facts, input.environment);
-      if (atGate) return { ...facts, change: atGate };
-      // A rollback answers its status in the same shape where the lane reads it.
-      if (
-        (facts.workflowType === 'changeWorkflow' || facts.workflowType === 'rollbackWorkflow') &&
-        !(input.changeOnlyIfEnded === true && facts.status === 'RUNNING')
-      ) {
-        const status = await handle.query<ChangeStatus>('status').catch(() => undefined);
-        const env = status?.environments.find((e) => e.name === input.environment);
-        if (status)
-          facts.change = {
-            change: status.change,
-            headSha: status.headSha,
-            ...(env
-              ? {
-                  environment: {
-                    state: env.state,
-                    approvedBy: env.approvedBy,
-                    ...(env.emergency ? { emergency: env.emergency } : {}),
-                    ...(env.deploy?.sha ? { deployedSha: env.deploy.sha } : {}),
-                  },
-                }
-              : {}),
-          };
-      }
-      return facts;
+    async lookUpLaneCaller(input: LaneCallerQuestion): Promise<LaneCallerFacts> {
+      return lookUpCaller(Context.current().client, input);
     },
 
     /**

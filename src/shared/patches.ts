@@ -28,6 +28,12 @@ export const LANE_MEMO_PATCH = 'lane-memo';
 export const LANE_SHORT_HISTORY_PATCH = 'lane-short-history';
 
 /**
+ * A lane continues as new after 150 events instead of 500 (the whole state goes with it): each of the three tasks
+ * a grant takes replays the history, and at ~30 events a change that was most of the lane's part of a deploy.
+ */
+export const LANE_SHORTER_HISTORY_PATCH = 'lane-shorter-history';
+
+/**
  * After reclaiming a holder that ended without giving the lane back, the lane waits a grace period before the next
  * grant: the dead holder's deploy activity runs on until its worker's next heartbeat learns the workflow is gone.
  */

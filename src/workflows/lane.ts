@@ -24,11 +24,13 @@ import {
   LANE_MEMO_PATCH,
   LANE_RECLAIM_GRACE_PATCH,
   LANE_SHORT_HISTORY_PATCH,
+  LANE_SHORTER_HISTORY_PATCH,
 } from '../shared/patches.ts';
 import {
   laneMemoOf,
   parseLaneId,
   type CommitComparison,
+  type LaneRef,
   type LaneCallerFacts,
   type LaneRelease,
   type LaneState,
@@ -69,6 +71,8 @@ const MIN_RECLAIM_GRACE_MS = 1_000;
 const DEFAULT_HISTORY_LIMIT = 5_000;
 const MIN_HISTORY_LIMIT = 40;
 const SHORT_HISTORY_LIMIT = 500;
+/** Each task of the lane replays its history (no cache): at 150 events a grant's three tasks replay ~75 each. */
+const SHORTER_HISTORY_LIMIT = 150;
 /** Releases kept: enough for years of deploys of one environment, small enough for one payload. */
 const MAX_RELEASES = 1_000;
 const MAX_REFUSALS = 50;
@@ -88,7 +92,28 @@ interface Letter {
   caller: LaneCaller;
 }
 
-export async function laneWorkflow(input: LaneWorkflowInput): Promise<never> {
+interface LaneSettings {
+  checkEvery: number;
+  limit: number;
+  reclaimGrace: number;
+}
+
+const now = () => new Date(Date.now()).toISOString();
+const same = (t: LaneTicket | undefined, c: LaneCaller) =>
+  t !== undefined && t.workflowId === c.workflowId && t.runId === c.runId;
+const atLeast = (min: number, value: unknown, fallback: number) =>
+  Math.max(min, typeof value === 'number' && Number.isFinite(value) ? value : fallback);
+
+function settingsOf(input: LaneWorkflowInput): LaneSettings {
+  return {
+    checkEvery: atLeast(MIN_CHECK_MS, input.checkEveryMs, DEFAULT_CHECK_MS),
+    limit: atLeast(MIN_HISTORY_LIMIT, input.historyEventLimit, DEFAULT_HISTORY_LIMIT),
+    reclaimGrace: atLeast(MIN_RECLAIM_GRACE_MS, input.reclaimGraceMs, DEFAULT_RECLAIM_GRACE_MS),
+  };
+}
+
+/** The lane's ID and task queue, as the server has them; anything else is not a lane started for itself. */
+async function verifiedStart(input: LaneWorkflowInput): Promise<{ ref: LaneRef; laneQueue: string }> {
   const info = workflowInfo();
   const ref = parseLaneId(info.workflowId);
   if (!ref || input?.lane !== info.workflowId)
@@ -104,7 +129,15 @@ export async function laneWorkflow(input: LaneWorkflowInput): Promise<never> {
       `${info.workflowId} belongs on task queue ${ref.taskQueue}, not ${laneQueue}`,
       'UntrustedStart',
     );
-  let state: LaneState = {
+  return { ref, laneQueue };
+}
+
+/** What this run starts from: its own previous run's state, what an earlier run knew, or an empty lane. */
+async function initialState(input: LaneWorkflowInput, ref: LaneRef, laneQueue: string): Promise<LaneState> {
+  const info = workflowInfo();
+  const continuedFrom = info.continuedFromExecutionRunId;
+  if (input.carried !== undefined || continuedFrom) return carriedState(input, laneQueue);
+  const empty: LaneState = {
     v: 1,
     lane: info.workflowId,
     repo: ref.repo,
@@ -114,103 +147,80 @@ export async function laneWorkflow(input: LaneWorkflowInput): Promise<never> {
     declined: {},
     refusals: [],
   };
+  // Without this, terminating the lane mid-deploy and sending a request would start an empty lane that
+  // grants at once, next to the deploy still running.
+  const prior = await lookUps.priorLaneState({ workflowId: info.workflowId, runId: info.runId, taskQueue: laneQueue });
+  if (!prior) return empty;
+  const reason = `the lane's run ${prior.runId} ${prior.status}; this run took over its holder, queue and releases`;
+  return {
+    ...prior.state,
+    refusals: [
+      ...prior.state.refusals,
+      { at: now(), what: 'request' as const, workflowId: info.workflowId, runId: prior.runId, reason },
+    ].slice(-MAX_REFUSALS),
+  };
+}
+
+async function carriedState(input: LaneWorkflowInput, laneQueue: string): Promise<LaneState> {
+  const info = workflowInfo();
   const continuedFrom = info.continuedFromExecutionRunId;
-  if (input.carried !== undefined || continuedFrom) {
-    const predecessor = continuedFrom
-      ? await lookUps.describeLaneRun({ workflowId: info.workflowId, runId: continuedFrom })
-      : undefined;
-    const origin = decideCarriedRecord({
-      workflowId: info.workflowId,
-      ...(continuedFrom ? { continuedFromRunId: continuedFrom } : {}),
-      taskQueue: laneQueue,
-      workflowType: 'laneWorkflow',
-      ...(predecessor && continuedFrom ? { predecessor: { runId: continuedFrom, ...predecessor } } : {}),
-    });
-    if (origin.verdict === 'refused') throw ApplicationFailure.nonRetryable(origin.reason, 'UntrustedStart');
-    const carried = input.carried as LaneState | undefined;
-    if (!carried || carried.v !== 1 || carried.lane !== info.workflowId)
-      throw ApplicationFailure.nonRetryable(
-        `run ${continuedFrom} continued as new without the lane's state`,
-        'UntrustedStart',
-      );
-    state = carried;
-  } else {
-    // Without this, terminating the lane mid-deploy and sending a request would start an empty lane that
-    // grants at once, next to the deploy still running.
-    const prior = await lookUps.priorLaneState({
-      workflowId: info.workflowId,
-      runId: info.runId,
-      taskQueue: laneQueue,
-    });
-    if (prior)
-      state = {
-        ...prior.state,
-        refusals: [
-          ...prior.state.refusals,
-          {
-            at: new Date(Date.now()).toISOString(),
-            what: 'request' as const,
-            workflowId: info.workflowId,
-            runId: prior.runId,
-            reason: `the lane's run ${prior.runId} ${prior.status}; this run took over its holder, queue and releases`,
-          },
-        ].slice(-MAX_REFUSALS),
-      };
-  }
-  const checkEvery = Math.max(
-    MIN_CHECK_MS,
-    typeof input.checkEveryMs === 'number' && Number.isFinite(input.checkEveryMs)
-      ? input.checkEveryMs
-      : DEFAULT_CHECK_MS,
-  );
-  const limit = Math.max(
-    MIN_HISTORY_LIMIT,
-    typeof input.historyEventLimit === 'number' && Number.isFinite(input.historyEventLimit)
-      ? input.historyEventLimit
-      : DEFAULT_HISTORY_LIMIT,
-  );
-  const reclaimGrace = Math.max(
-    MIN_RECLAIM_GRACE_MS,
-    typeof input.reclaimGraceMs === 'number' && Number.isFinite(input.reclaimGraceMs)
-      ? input.reclaimGraceMs
-      : DEFAULT_RECLAIM_GRACE_MS,
-  );
-  const inbox: Letter[] = [];
-  const post = (what: Letter['what']) => (caller: LaneCaller) => {
+  const predecessor = continuedFrom
+    ? await lookUps.describeLaneRun({ workflowId: info.workflowId, runId: continuedFrom })
+    : undefined;
+  const origin = decideCarriedRecord({
+    workflowId: info.workflowId,
+    ...(continuedFrom ? { continuedFromRunId: continuedFrom } : {}),
+    taskQueue: laneQueue,
+    workflowType: 'laneWorkflow',
+    ...(predecessor && continuedFrom ? { predecessor: { runId: continuedFrom, ...predecessor } } : {}),
+  });
+  if (origin.verdict === 'refused') throw ApplicationFailure.nonRetryable(origin.reason, 'UntrustedStart');
+  const carried = input.carried as LaneState | undefined;
+  if (!carried || carried.v !== 1 || carried.lane !== info.workflowId)
+    throw ApplicationFailure.nonRetryable(
+      `run ${continuedFrom} continued as new without the lane's state`,
+      'UntrustedStart',
+    );
+  return carried;
+}
+
+/** One run of a lane: its state, its inbox of signals, and what it does with them. */
+class LaneRun {
+  readonly inbox: Letter[] = [];
+  private lookedUp: { caller: LaneCaller; facts: LaneCallerFacts; at: number } | undefined;
+  private published = '';
+
+  constructor(
+    public state: LaneState,
+    private readonly environment: string,
+    private readonly laneQueue: string,
+  ) {}
+
+  post = (what: Letter['what']) => (caller: LaneCaller) => {
+    const inbox = this.inbox;
     if (inbox.length >= MAX_INBOX || typeof caller?.workflowId !== 'string' || typeof caller.runId !== 'string') return;
     inbox.push({ what, caller: { workflowId: caller.workflowId.slice(0, 300), runId: caller.runId.slice(0, 100) } });
   };
-  setHandler(laneRequestSignal, post('request'));
-  setHandler(laneReleaseSignal, post('release'));
-  setHandler(laneStateQuery, () => state);
 
-  const now = () => new Date(Date.now()).toISOString();
-  const same = (t: LaneTicket | undefined, c: LaneCaller) =>
-    t !== undefined && t.workflowId === c.workflowId && t.runId === c.runId;
-  // `onlyIfEnded`: a running holder's change is not asked for its status (each query replays it).
-  const lookUp = (c: LaneCaller, onlyIfEnded = false): Promise<LaneCallerFacts> =>
-    lookUps.lookUpLaneCaller({
+  /** `onlyIfEnded`: a running holder's change is not asked for its status (each query replays it). */
+  lookUp(c: LaneCaller, onlyIfEnded = false): Promise<LaneCallerFacts> {
+    return lookUps.lookUpLaneCaller({
       workflowId: c.workflowId,
       runId: c.runId,
-      environment: ref.environment,
+      environment: this.environment,
       ...(onlyIfEnded ? { changeOnlyIfEnded: true } : {}),
     });
-  const refuse = (what: Letter['what'], c: LaneCaller, reason: string) => {
-    state.refusals.push({ at: now(), what, workflowId: c.workflowId, runId: c.runId, reason });
-    if (state.refusals.length > MAX_REFUSALS) state.refusals.splice(0, state.refusals.length - MAX_REFUSALS);
-  };
-  const ticketOf = (c: LaneCaller, facts: LaneCallerFacts, prior?: LaneTicket): LaneTicket => ({
-    workflowId: c.workflowId,
-    runId: c.runId,
-    change: facts.change?.change ?? prior?.change ?? c.workflowId,
-    sha: facts.change?.headSha ?? prior?.sha ?? '',
-    approvers: facts.change?.environment?.approvedBy ?? prior?.approvers ?? [],
-    kind: facts.workflowType === 'rollbackWorkflow' ? 'rollback' : (prior?.kind ?? 'change'),
-    ...emergencyOf(facts.change?.environment?.emergency ?? prior?.emergency),
-    requestedAt: prior?.requestedAt ?? now(),
-  });
-  const endHolder = (facts: LaneCallerFacts) => {
-    const holder = state.holder;
+  }
+
+  refuse(what: Letter['what'], c: LaneCaller, reason: string): void {
+    const refusals = this.state.refusals;
+    refusals.push({ at: now(), what, workflowId: c.workflowId, runId: c.runId, reason });
+    if (refusals.length > MAX_REFUSALS) refusals.splice(0, refusals.length - MAX_REFUSALS);
+  }
+
+  /** Ends the holder's turn as its facts tell, into the releases. */
+  endHolder(facts: LaneCallerFacts): LaneRelease['outcome'] | undefined {
+    const holder = this.state.holder;
     if (!holder) return;
     const { outcome, reason } = laneOutcome(holder, facts);
     const release: LaneRelease = {
@@ -226,46 +236,52 @@ export async function laneWorkflow(input: LaneWorkflowInput): Promise<never> {
       outcome,
       reason,
     };
-    state.releases.push(release);
-    if (state.releases.length > MAX_RELEASES) state.releases.splice(0, state.releases.length - MAX_RELEASES);
-    if (outcome === 'deployed') state.running = release;
-    delete state.holder;
+    const releases = this.state.releases;
+    releases.push(release);
+    if (releases.length > MAX_RELEASES) releases.splice(0, releases.length - MAX_RELEASES);
+    if (outcome === 'deployed') this.state.running = release;
+    delete this.state.holder;
     return outcome;
-  };
+  }
 
-  let lookedUp: { caller: LaneCaller; facts: LaneCallerFacts; at: number } | undefined;
-  async function read(letter: Letter): Promise<void> {
-    const { what, caller } = letter;
+  async read({ what, caller }: Letter): Promise<void> {
+    const state = this.state;
     const inQueue = state.queue.findIndex((t) => same(t, caller));
     if (what === 'request') {
       if (same(state.holder, caller) || inQueue >= 0) return;
-      const facts = await lookUp(caller);
-      const decision = decideLaneCaller(state.lane, laneQueue, 'acquire', facts);
-      if (decision.verdict === 'refused') return refuse(what, caller, decision.reason);
+      const facts = await this.lookUp(caller);
+      const decision = decideLaneCaller(state.lane, this.laneQueue, 'acquire', facts);
+      if (decision.verdict === 'refused') return this.refuse(what, caller, decision.reason);
       state.queue.push(ticketOf(caller, facts));
-      lookedUp = { caller, facts, at: Date.now() };
+      this.lookedUp = { caller, facts, at: Date.now() };
       return;
     }
     if (!same(state.holder, caller) && inQueue < 0)
-      return refuse(what, caller, `${caller.workflowId} (run ${caller.runId}) neither holds nor waits for the lane`);
-    const facts = await lookUp(caller);
-    const decision = decideLaneCaller(state.lane, laneQueue, 'release', facts);
-    if (decision.verdict === 'refused') return refuse(what, caller, decision.reason);
-    if (same(state.holder, caller)) endHolder(facts);
+      return this.refuse(
+        what,
+        caller,
+        `${caller.workflowId} (run ${caller.runId}) neither holds nor waits for the lane`,
+      );
+    const facts = await this.lookUp(caller);
+    const decision = decideLaneCaller(state.lane, this.laneQueue, 'release', facts);
+    if (decision.verdict === 'refused') return this.refuse(what, caller, decision.reason);
+    if (same(state.holder, caller)) this.endHolder(facts);
     else state.queue = state.queue.filter((t) => !same(t, caller));
   }
 
   /** The first in the queue, checked again at its turn: still asking, and not older than what runs. */
-  async function grantNext(): Promise<void> {
+  async grantNext(): Promise<void> {
+    const state = this.state;
     const next = state.queue[0] as LaneTicket;
     // Its turn comes in the same workflow task as its request (workflow time has not moved): what the request's
     // look-up found is what a second one would find.
+    const lookedUp = this.lookedUp;
     const fresh = lookedUp && same(next, lookedUp.caller) && lookedUp.at === Date.now() ? lookedUp.facts : undefined;
-    lookedUp = undefined;
-    const facts = fresh && patched(LANE_FRESH_LOOKUP_PATCH) ? fresh : await lookUp(next);
-    const caller = decideLaneCaller(state.lane, laneQueue, 'acquire', facts);
+    this.lookedUp = undefined;
+    const facts = fresh && patched(LANE_FRESH_LOOKUP_PATCH) ? fresh : await this.lookUp(next);
+    const caller = decideLaneCaller(state.lane, this.laneQueue, 'acquire', facts);
     state.queue.shift();
-    if (caller.verdict === 'refused') return refuse('request', next, `at its turn: ${caller.reason}`);
+    if (caller.verdict === 'refused') return this.refuse('request', next, `at its turn: ${caller.reason}`);
     const ticket = ticketOf(next, facts, next);
     const running = state.running;
     let comparison: CommitComparison | undefined;
@@ -285,25 +301,60 @@ export async function laneWorkflow(input: LaneWorkflowInput): Promise<never> {
     state.holder = { ...ticket, grantedAt: now() };
   }
 
-  let published = '';
   /** The answer waiting changes read (src/activities/lanes.ts), written only when it changed. */
-  const publish = () => {
+  publish(): void {
     if (!patched(LANE_MEMO_PATCH)) return;
-    const memo = laneMemoOf(state, workflowInfo().runId);
+    const memo = laneMemoOf(this.state, workflowInfo().runId);
     const text = JSON.stringify(memo);
-    if (text === published) return;
-    published = text;
+    if (text === this.published) return;
+    this.published = text;
     upsertMemo({ lane: memo });
-  };
+  }
 
+  /** A holder that ended without giving the lane back (terminated, failed, timed out) loses it. */
+  async checkHolder(reclaimGrace: number): Promise<void> {
+    const holder = this.state.holder as LaneTicket;
+    const facts = await this.lookUp(holder, true);
+    if (!same(this.state.holder, holder) || (facts.found && facts.status === 'RUNNING')) return;
+    // Its deploy may still run (a terminated workflow's activity stops only at its next heartbeat).
+    if (this.endHolder(facts) === 'reclaimed' && patched(LANE_RECLAIM_GRACE_PATCH))
+      this.state.grace = {
+        until: new Date(Date.now() + reclaimGrace).toISOString(),
+        reason: `${holder.change} (run ${holder.runId}) ended without giving the lane back; its deploy may still be running`,
+      };
+  }
+}
+
+function ticketOf(c: LaneCaller, facts: LaneCallerFacts, prior?: LaneTicket): LaneTicket {
+  return {
+    workflowId: c.workflowId,
+    runId: c.runId,
+    change: facts.change?.change ?? prior?.change ?? c.workflowId,
+    sha: facts.change?.headSha ?? prior?.sha ?? '',
+    approvers: facts.change?.environment?.approvedBy ?? prior?.approvers ?? [],
+    kind: facts.workflowType === 'rollbackWorkflow' ? 'rollback' : (prior?.kind ?? 'change'),
+    ...emergencyOf(facts.change?.environment?.emergency ?? prior?.emergency),
+    requestedAt: prior?.requestedAt ?? now(),
+  };
+}
+
+export async function laneWorkflow(input: LaneWorkflowInput): Promise<never> {
+  const { ref, laneQueue } = await verifiedStart(input);
+  const run = new LaneRun(await initialState(input, ref, laneQueue), ref.environment, laneQueue);
+  const { checkEvery, limit, reclaimGrace } = settingsOf(input);
+  setHandler(laneRequestSignal, run.post('request'));
+  setHandler(laneReleaseSignal, run.post('release'));
+  setHandler(laneStateQuery, () => run.state);
+  const { inbox } = run;
   const tooLong = () =>
     workflowInfo().continueAsNewSuggested ||
     workflowInfo().historyLength >
-      (input.historyEventLimit === undefined && patched(LANE_SHORT_HISTORY_PATCH) ? SHORT_HISTORY_LIMIT : limit);
+      (input.historyEventLimit === undefined && patched(LANE_SHORT_HISTORY_PATCH) ? defaultLimit() : limit);
   for (;;) {
+    const state = run.state;
     const letter = inbox.shift();
     if (letter) {
-      await read(letter);
+      await run.read(letter);
       continue;
     }
     // After a reclaim: letters are still read, but nothing is granted until the grace has passed.
@@ -313,45 +364,44 @@ export async function laneWorkflow(input: LaneWorkflowInput): Promise<never> {
       continue;
     }
     if (state.grace) {
-      publish();
+      run.publish();
       await condition(() => inbox.length > 0, graceLeft);
       continue;
     }
     if (!state.holder && state.queue.length > 0) {
-      await grantNext();
+      await run.grantNext();
       continue;
     }
     if (tooLong()) {
       await condition(allHandlersFinished);
-      if (inbox.length === 0)
-        return await continueAsNew<typeof laneWorkflow>({
-          lane: state.lane,
-          carried: state,
-          ...(input.checkEveryMs !== undefined ? { checkEveryMs: input.checkEveryMs } : {}),
-          ...(input.historyEventLimit !== undefined ? { historyEventLimit: input.historyEventLimit } : {}),
-          ...(input.reclaimGraceMs !== undefined ? { reclaimGraceMs: input.reclaimGraceMs } : {}),
-        });
+      if (inbox.length === 0) return await continueAsNew<typeof laneWorkflow>(nextInput(input, state));
       continue;
     }
-    const woken = () => inbox.length > 0 || (!state.holder && state.queue.length > 0);
-    publish();
+    const woken = () => inbox.length > 0 || (!run.state.holder && run.state.queue.length > 0);
+    run.publish();
     if (!state.holder) {
       await condition(woken);
       continue;
     }
     if (await condition(woken, checkEvery)) continue;
-    // A holder that ended without giving the lane back (terminated, failed, timed out) loses it.
-    const holder = state.holder;
-    const facts = await lookUp(holder, true);
-    if (same(state.holder, holder) && (!facts.found || facts.status !== 'RUNNING')) {
-      // Its deploy may still run (a terminated workflow's activity stops only at its next heartbeat).
-      if (endHolder(facts) === 'reclaimed' && patched(LANE_RECLAIM_GRACE_PATCH))
-        state.grace = {
-          until: new Date(Date.now() + reclaimGrace).toISOString(),
-          reason: `${holder.change} (run ${holder.runId}) ended without giving the lane back; its deploy may still be running`,
-        };
-    }
+    await run.checkHolder(reclaimGrace);
   }
+}
+
+/** The history a lane started without a limit of its own keeps before it continues as new. */
+function defaultLimit(): number {
+  return patched(LANE_SHORTER_HISTORY_PATCH) ? SHORTER_HISTORY_LIMIT : SHORT_HISTORY_LIMIT;
+}
+
+/** The next run's input: the whole state, and the settings this run was started with. */
+function nextInput(input: LaneWorkflowInput, state: LaneState): LaneWorkflowInput {
+  return {
+    lane: state.lane,
+    carried: state,
+    ...(input.checkEveryMs !== undefined ? { checkEveryMs: input.checkEveryMs } : {}),
+    ...(input.historyEventLimit !== undefined ? { historyEventLimit: input.historyEventLimit } : {}),
+    ...(input.reclaimGraceMs !== undefined ? { reclaimGraceMs: input.reclaimGraceMs } : {}),
+  };
 }
 
 /** Only a release deployed under an emergency carries the field: the lane's state of every other stays as it was. */

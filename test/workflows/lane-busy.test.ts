@@ -2,7 +2,7 @@
 // it, so waiting changes read its memo, which the Temporal server answers. Eight changes queue for one lane and
 // all deploy, one at a time.
 import { afterAll, beforeAll, expect, it } from 'vitest';
-import { laneIdFor, type LaneMemo } from '../../src/shared/lane.ts';
+import { laneIdFor, type LaneMemo, type LaneState } from '../../src/shared/lane.ts';
 import {
   approve,
   claim,
@@ -72,6 +72,13 @@ it(
     for (let i = 1; i < deploys.length; i++) expect(deploys[i - 1]!.endedAt).toBeLessThanOrEqual(deploys[i]!.at);
     for (const h of handles) await close(stack, h);
     for (const h of handles) expect(await result(h)).toMatchObject({ outcome: 'delivered' });
+    // Eight changes are more than one run of the lane holds (each task replays the history): it continued as new,
+    // and the run now serving still knows every release.
+    const described = await stack.client.workflow.getHandle(lane).describe();
+    expect(described.raw.workflowExecutionInfo?.firstRunId).not.toBe(described.runId);
+    const state = await stack.client.workflow.getHandle(lane).query<LaneState>('state');
+    expect(state.releases.map((r) => r.change).sort()).toEqual(changes.map((c) => c.change).sort());
     await saveLaneHistory(stack, lane, 'v2-lane-short-history');
+    await saveLaneHistory(stack, lane, 'v2-lane-shorter-history');
   },
 );
