@@ -64,22 +64,30 @@ describe('environment lanes', () => {
       await waitForStatus(handleA, awaiting);
       await waitForStatus(handleB, awaiting);
       await approve(stack, handleA, claim(a, ha, 'alex-reviewer'));
+      // B is approved while A holds the staging lane (its deploy takes 400 ms): B's request must wait its turn.
+      await waitForStatus(handleA, (s) => s.timeline.some((t) => t.kind === 'lane-acquired'));
       await approve(stack, handleB, claim(b, hb, 'jo-platform'));
       expect(await result(handleA)).toMatchObject({ outcome: 'delivered' });
       expect(await result(handleB)).toMatchObject({ outcome: 'delivered' });
 
+      const approvers = { [a]: ['alex-reviewer'], [b]: ['jo-platform'] };
+      const shas = { [a]: ha, [b]: hb };
       for (const env of ['staging', 'production']) {
-        const [da, db] = [a, b].map((c) => stack.calls.deploy.find((d) => d.change === c && d.environment === env));
-        expect(da && db, `both deployed to ${env}`).toBeTruthy();
-        // Measured from the deploy worker's own timestamps: A's window ends before B's begins.
-        expect(da?.endedAt).toBeLessThanOrEqual(db?.at ?? 0);
+        const deploys = stack.calls.deploy.filter((d) => (d.change === a || d.change === b) && d.environment === env);
+        const windows = JSON.stringify(deploys.map((d) => [d.change, d.at, d.endedAt]));
+        expect(deploys, `one deploy each to ${env}: ${windows}`).toHaveLength(2);
+        const [first, second] = [...deploys].sort((x, y) => x.at - y.at) as [(typeof deploys)[0], (typeof deploys)[0]];
+        // In staging they met at the lane in approval order. Production they reach each on its own way from
+        // staging, so under load B may get there first; either way one waits for the other.
+        if (env === 'staging') expect(first.change, windows).toBe(a);
+        // Measured from the deploy worker's own timestamps: the first window ends before the second begins.
+        expect(first.endedAt, `deploy windows in ${env} overlap: ${windows}`).toBeLessThanOrEqual(second.at);
         const lane = await laneState(laneIdFor('acme/shop', env, stack.taskQueue));
         const mine = lane.releases.filter((r) => r.change === a || r.change === b);
-        expect(mine.map((r) => [r.change, r.sha, r.approvers, r.outcome])).toEqual([
-          [a, ha, ['alex-reviewer'], 'deployed'],
-          [b, hb, ['jo-platform'], 'deployed'],
-        ]);
-        expect(lane.running).toMatchObject({ change: b, sha: hb });
+        expect(mine.map((r) => [r.change, r.sha, r.approvers, r.outcome])).toEqual(
+          [first, second].map((d) => [d.change, shas[d.change], approvers[d.change], 'deployed']),
+        );
+        expect(lane.running).toMatchObject({ change: second.change, sha: shas[second.change] });
         expect(lane.holder).toBeUndefined();
       }
       const timeline = (await status(handleA)).timeline.map((t) => t.kind);
