@@ -2,6 +2,7 @@
 // the outside: the gateway answers, the namespace and search attributes exist, each environment's deployer
 // AppRole is confined to its environment, a restart keeps open workflows, and Ctrl-C leaves nothing behind.
 import { afterAll, describe, expect, it } from 'vitest';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -37,6 +38,14 @@ describe('foureyes up', () => {
     expect(text).toContain(`Temporal UI      http://localhost:${up.ports.ui}`);
     expect(text).toContain(`OpenBao          http://127.0.0.1:${up.ports.bao}`);
     expect(text).toContain(`data folder      ${dataDir}`);
+    // On a port of its own, it says how `foureyes status` finds this Temporal; with that line, status reaches it.
+    const hint = /export TEMPORAL_ADDRESS=(\S+) TEMPORAL_NAMESPACE=(\S+)/.exec(text);
+    expect(hint?.slice(1)).toEqual([`127.0.0.1:${up.ports.temporal}`, 'foureyes']);
+    const status = spawnSync(process.execPath, [join(projectRoot(), 'bin', 'foureyes.js'), 'status', 'acme/shop#999'], {
+      encoding: 'utf8',
+      env: { ...process.env, TEMPORAL_ADDRESS: hint?.[1], TEMPORAL_NAMESPACE: hint?.[2] },
+    });
+    expect(status.stderr).toContain('no change acme/shop#999 in namespace foureyes');
     // The dev server prints its root token; it must not reach the console or the logs.
     expect(text).not.toMatch(/Root Token: root-/);
     expect(readFileSync(join(dataDir, 'logs', 'openbao.log'), 'utf8')).not.toMatch(/Root Token: root-/);

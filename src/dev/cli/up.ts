@@ -119,6 +119,7 @@ export async function run(args: string[]): Promise<number> {
     `  operator token   ${operatorTokenPath(data)}   (reads /api/changes/… and /api/environments…; the CLI here uses it, elsewhere set FOUREYES_GATEWAY_TOKEN)`,
     `  Temporal         ${stack.temporal.address}   namespace ${stack.temporal.namespace}`,
     `  Temporal UI      ${stack.temporal.uiUrl ?? '(headless)'}`,
+    ...temporalHint(stack.temporal),
     `  OpenBao          ${stack.openbao.address}   (dev server; deployer logs in with AppRole ${stack.config.vault.prefix}-deployer)`,
     `  data folder      ${data}   (Temporal database, keys, logs; kept across restarts; histories kept ${retention} days)`,
     `  logs             ${join(data, 'logs')}   (servers and workers; \`foureyes up --verbose\` streams them here)`,
@@ -142,4 +143,15 @@ export async function run(args: string[]): Promise<number> {
 
 function firstLine(message: string): string {
   return message.split('\n')[0] ?? message;
+}
+
+/**
+ * `foureyes status` and `audit` read Temporal directly, at 127.0.0.1:7233 and namespace foureyes unless told
+ * otherwise: on any other port or namespace, the line to paste in the shell where they run.
+ */
+function temporalHint(temporal: { address: string; namespace: string }): string[] {
+  if (temporal.address === '127.0.0.1:7233' && temporal.namespace === 'foureyes') return [];
+  return [
+    `  status, audit    export TEMPORAL_ADDRESS=${temporal.address} TEMPORAL_NAMESPACE=${temporal.namespace}   (in the shell where you run foureyes status or audit: they read Temporal directly)`,
+  ];
 }
