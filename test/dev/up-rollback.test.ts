@@ -3,52 +3,27 @@
 // `foureyes rollback` by a reviewer: staging runs the first release again, deployed by the pipeline with a
 // lease of its own, `foureyes environments` shows it as a rollback, and the rolled-back change's status says
 // so. A target that was never delivered there is refused with the reason and deploys nothing.
-import { execFile } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
-import { projectRoot } from '../../src/dev/paths.ts';
 import type { ChangeStatus } from '../../src/shared/types.ts';
-import { startUp, type UpProcess } from '../helpers/foureyes-up.ts';
-import { startStandinProcess } from '../helpers/github-standin-process.ts';
+import { sharedFolder, startTeamStack } from '../helpers/team-stack.ts';
 
 const work = mkdtempSync(join(tmpdir(), 'foureyes-rollback-'));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
-const SECRET = `whsec-${Math.random().toString(36).slice(2)}-rollback`;
-const run = promisify(execFile);
-
-async function statusOf(up: UpProcess, n: number, token: string): Promise<ChangeStatus | undefined> {
-  const res = await fetch(`${up.gatewayUrl}/api/changes/acme/shop/${n}`, {
-    headers: { authorization: `Bearer ${token}` },
-  }).catch(() => undefined);
-  return res?.ok ? ((await res.json()) as ChangeStatus) : undefined;
-}
 
 describe('foureyes rollback', () => {
   it('takes staging back to the previous release through the pipeline, and refuses a target never delivered there', async () => {
-    const deployed = join(work, 'deployed');
-    chmodSync(work, 0o755);
-    mkdirSync(deployed);
-    chmodSync(deployed, 0o777);
     // Each command runs as a sandbox uid of its own: the log they all append to is writable by any.
-    writeFileSync(join(deployed, 'log'), '');
-    chmodSync(join(deployed, 'log'), 0o666);
-    const gh = await startStandinProcess(join(work, 'github'));
-    const tokens: Record<string, string> = {};
-    for (const login of ['sam-dev', 'alex-reviewer', 'foureyes-bot'])
-      tokens[login] = (await gh.control<{ token: string }>('POST', '/users', { login })).token;
+    const deployed = sharedFolder(work, 'deployed');
     // Each deploy appends what it deployed and whether it held a leased token.
     const deploy = `#!/bin/sh\necho "$FOUREYES_SHA $FOUREYES_CHANGE lease=\${VAULT_TOKEN:+yes}" >> ${deployed}/log\n`;
-    const repo = await gh.control<{ remote: string }>('POST', '/repos', {
-      fullName: 'acme/shop',
+    const team = await startTeamStack({
+      work,
+      people: ['sam-dev', 'alex-reviewer'],
       files: { 'README.md': '# shop\n', 'deploy.sh': deploy },
-    });
-    const configFile = join(work, 'foureyes.yaml');
-    writeFileSync(
-      configFile,
-      `
+      config: (remote) => `
 people:
   - { github: sam-dev, emails: [sam@example.com] }
   - { github: alex-reviewer, emails: [alex@example.com] }
@@ -59,41 +34,16 @@ environments:
     approval: { required: 1, expiry: 1h }
 repositories:
   - name: acme/shop
-    remote: ${JSON.stringify(repo.remote)}
+    remote: ${JSON.stringify(remote)}
     checks: [{ name: unit, run: "true", timeout: 1m }]
 `,
-    );
-    const up = await startUp({
-      dataDir: join(work, 'data'),
-      configFile,
-      env: { GITHUB_TOKEN: tokens['foureyes-bot'] as string, GITHUB_API_URL: gh.apiUrl, GITHUB_WEBHOOK_SECRET: SECRET },
     });
+    const { gh, tokens } = team;
     const reviewer = tokens['alex-reviewer'] as string;
-    const cli = (args: string[], token = reviewer) =>
-      run(process.execPath, [join(projectRoot(), 'bin/foureyes.js'), ...args], {
-        // A person's own machine: no local stack's operator token (the CLI would prefer it), only their GitHub token.
-        env: {
-          PATH: process.env.PATH,
-          HOME: work,
-          GITHUB_TOKEN: token,
-          FOUREYES_GATEWAY_URL: up.gatewayUrl,
-          FOUREYES_DATA: join(work, 'no-local-stack'),
-        },
-      }).then(
-        (r) => ({ code: 0, stdout: r.stdout, stderr: r.stderr }),
-        (e: { code: number; stdout: string; stderr: string }) => ({ code: e.code, stdout: e.stdout, stderr: e.stderr }),
-      );
-    const until = async (n: number, what: string, done: (s: ChangeStatus) => boolean): Promise<ChangeStatus> => {
-      let last: ChangeStatus | undefined;
-      for (const deadline = Date.now() + 180_000; Date.now() < deadline;) {
-        last = (await statusOf(up, n, reviewer)) ?? last;
-        if (last && done(last)) return last;
-        await new Promise((r) => setTimeout(r, 500));
-      }
-      throw new Error(`#${n} never ${what}: ${JSON.stringify(last)}\n${up.output().slice(-3000)}`);
-    };
+    const cli = (args: string[]) => team.cli(args, reviewer);
+    const statusOf = team.statusOf;
+    const until = (n: number, what: string, done: (s: ChangeStatus) => boolean) => team.until(n, what, done, reviewer);
     try {
-      await gh.control('POST', '/webhook', { url: `${up.gatewayUrl}/webhooks/github`, secret: SECRET });
       const heads: string[] = [];
       for (const n of [1, 2]) {
         await gh.control('POST', '/repos/acme/shop/pulls', {
@@ -129,12 +79,7 @@ repositories:
       ]);
 
       // The pull request's comment says where to look and how to go back.
-      type State = { comments: Array<{ issue: number; body: string }> };
-      let comment = '';
-      for (const deadline = Date.now() + 30_000; Date.now() < deadline && !comment.includes('foureyes environments');) {
-        comment = (await gh.control<State>('GET', '/state')).comments.find((c) => c.issue === 2)?.body ?? '';
-        if (!comment.includes('foureyes environments')) await new Promise((r) => setTimeout(r, 250));
-      }
+      const comment = await team.commentContaining(2, 'foureyes environments');
       expect(comment).toContain(
         'What runs in each environment, what waits for it, and its releases: `foureyes environments acme/shop`',
       );
@@ -167,26 +112,21 @@ repositories:
       });
 
       // #2 no longer runs in staging: its status says so, from the lane (the change itself was never told).
-      const rolledBack = (await statusOf(up, 2, reviewer))?.environments.find((e) => e.name === 'staging');
+      const rolledBack = (await statusOf(2, reviewer))?.environments.find((e) => e.name === 'staging');
       expect(rolledBack).toMatchObject({
         state: 'deployed',
         rolledBack: { sha: first, change: 'acme/shop#1', by: 'alex-reviewer' },
       });
       const id = rolledBack?.rolledBack?.rollback as string;
       expect(id).toMatch(/^rollback:acme\/shop@staging:/);
-      expect((await statusOf(up, 1, reviewer))?.environments.find((e) => e.name === 'staging')?.rolledBack).toBe(
-        undefined,
-      );
+      expect((await statusOf(1, reviewer))?.environments.find((e) => e.name === 'staging')?.rolledBack).toBe(undefined);
       // `foureyes status` on the operator's machine (Temporal directly) shows the same.
-      const status = await run(process.execPath, [join(projectRoot(), 'bin/foureyes.js'), 'status', 'acme/shop#2'], {
-        env: { PATH: process.env.PATH, HOME: work, TEMPORAL_ADDRESS: `127.0.0.1:${up.ports.temporal}` },
-      });
+      const status = await team.operatorCli(['status', 'acme/shop#2'], reviewer);
       expect(status.stdout).toContain(
         `deployed ${second.slice(0, 7)}, since rolled back to ${first.slice(0, 7)} (acme/shop#1) by alex-reviewer (${id})`,
       );
     } finally {
-      expect(await up.stop()).toBe(0);
-      await gh.stop();
+      expect(await team.stop()).toBe(0);
     }
   }, 480_000);
 });
