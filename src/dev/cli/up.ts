@@ -16,6 +16,7 @@ import {
 } from '../process.ts';
 import { defaultConfigFile, pidDir, startStack, type Stack } from '../stack.ts';
 import { CliError, parseArgs } from '../../cli/commands.ts';
+import { temporalSettings } from '../../shared/temporal-connection.ts';
 
 const STOP_WITHIN_MS = 15_000;
 
@@ -146,11 +147,12 @@ function firstLine(message: string): string {
 }
 
 /**
- * `foureyes status` and `audit` read Temporal directly, at 127.0.0.1:7233 and namespace foureyes unless told
- * otherwise: on any other port or namespace, the line to paste in the shell where they run.
+ * `foureyes status` and `audit` read Temporal directly, where this shell's settings point them: when that is not
+ * this stack's Temporal, the line to paste in the shell where they run.
  */
 function temporalHint(temporal: { address: string; namespace: string }): string[] {
-  if (temporal.address === '127.0.0.1:7233' && temporal.namespace === 'foureyes') return [];
+  const { connectionOptions, namespace } = temporalSettings(process.env);
+  if (connectionOptions.address === temporal.address && namespace === temporal.namespace) return [];
   return [
     `  status, audit    export TEMPORAL_ADDRESS=${temporal.address} TEMPORAL_NAMESPACE=${temporal.namespace}   (in the shell where you run foureyes status or audit: they read Temporal directly)`,
   ];
