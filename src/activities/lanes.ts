@@ -7,6 +7,7 @@ import { WorkflowNotFoundError, type Client, type WorkflowHandle } from '@tempor
 import {
   laneIdFor,
   laneMemoOf,
+  type CommitComparison,
   type LaneCallerFacts,
   type LaneGrant,
   type LaneMemo,
@@ -138,9 +139,44 @@ interface LaneCallerQuestion {
   environment: string;
   /** Ask the change for its status only when its run has ended (the lane's check that its holder still runs). */
   changeOnlyIfEnded?: boolean;
+  /**
+   * The release running in the environment: a change's head found here is compared with it in the same call, so
+   * the lane can decide the grant without a compare of its own (one workflow task fewer).
+   */
+  compareWith?: { repo: string; sha: string };
 }
 
-async function lookUpCaller(client: Client, input: LaneCallerQuestion): Promise<LaneCallerFacts> {
+/** GitHub's compare of `base...head` (src/activities/github.ts), as the orchestrator zone has it. */
+export type CompareCommits = (input: { repo: string; base: string; head: string }) => Promise<CommitComparison>;
+
+async function lookUpCaller(
+  client: Client,
+  input: LaneCallerQuestion,
+  compareCommits?: CompareCommits,
+): Promise<LaneCallerFacts> {
+  const facts = await callerFacts(client, input);
+  return compareCommits ? withComparison(facts, input.compareWith, compareCommits) : facts;
+}
+
+/**
+ * The found change's head compared with what runs (base = the head, head = what runs, as the lane's grant reads
+ * it). Left out when there is nothing to compare or GitHub does not answer: the lane then compares on its own.
+ */
+async function withComparison(
+  facts: LaneCallerFacts,
+  against: LaneCallerQuestion['compareWith'],
+  compareCommits: CompareCommits,
+): Promise<LaneCallerFacts> {
+  const base = facts.change?.headSha;
+  const repo = against?.repo;
+  const head = against?.sha;
+  if (facts.workflowType !== 'changeWorkflow' || typeof repo !== 'string' || typeof head !== 'string') return facts;
+  if (!base || !head || base === head) return facts;
+  const result = await compareCommits({ repo, base, head }).catch(() => undefined);
+  return result ? { ...facts, comparison: { base, head, result } } : facts;
+}
+
+async function callerFacts(client: Client, input: LaneCallerQuestion): Promise<LaneCallerFacts> {
   const facts: LaneCallerFacts = {
     workflowId: String(input.workflowId),
     runId: String(input.runId),
@@ -205,7 +241,10 @@ async function changeFacts(handle: WorkflowHandle, environment: string): Promise
   };
 }
 
-export function createLaneActivities(env: NodeJS.ProcessEnv = process.env) {
+export function createLaneActivities(
+  env: NodeJS.ProcessEnv = process.env,
+  options: { compareCommits?: CompareCommits } = {},
+) {
   const grace = reclaimGraceOf(env);
   return {
     /** Joins the lane (starting it if it is not running) and returns once this run holds it, or was declined. */
@@ -265,7 +304,7 @@ export function createLaneActivities(env: NodeJS.ProcessEnv = process.env) {
 
     /** Who a lane signal claims to come from, as the Temporal server and that workflow itself answer. */
     async lookUpLaneCaller(input: LaneCallerQuestion): Promise<LaneCallerFacts> {
-      return lookUpCaller(Context.current().client, input);
+      return lookUpCaller(Context.current().client, input, options.compareCommits);
     },
 
     /**

@@ -160,6 +160,8 @@ export interface LaneCallerFacts {
     /** `emergency`: who declared the emergency it deploys under, without approval. */
     environment?: { state: string; approvedBy: string[]; deployedSha?: string; emergency?: string };
   };
+  /** GitHub's compare of that head (`base`) with the release the lane said runs (`head`), when it asked. */
+  comparison?: { base: string; head: string; result: CommitComparison };
 }
 
 /** GitHub's compare of two commits: `base...head`. */

@@ -78,6 +78,9 @@ export const EMERGENCY_CHANGE_PATCH = 'emergency-change';
 /** A lane grants a request read in the same workflow task on that request's look-up, without a second one. */
 export const LANE_FRESH_LOOKUP_PATCH = 'lane-fresh-lookup';
 
+/** A lane takes the compare with what runs from the caller's look-up (it asks for it), without a compare task. */
+export const LANE_FOLDED_COMPARE_PATCH = 'lane-folded-compare';
+
 /**
  * A run that is a reset of another run (workflowInfo().runId is not the originalExecutionRunId its start keeps)
  * takes, in its first workflow task past the reset point, the emergencies and nonces that the run it was reset

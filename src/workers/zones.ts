@@ -137,6 +137,7 @@ export const ZONES: Record<Zone, ZoneDefinition> = {
       const keys = approvalKeys(env);
       // One set of GitHub clients (and so one App installation token cache) for every GitHub activity.
       const github = lazyGitHubClients(env);
+      const gitHub = createGitHubActivities(config, env, keys, github);
       const activities = {
         ...zoneInfoActivity('orchestrator'),
         ...createPolicyActivities(config, keys),
@@ -144,8 +145,8 @@ export const ZONES: Record<Zone, ZoneDefinition> = {
         ...createSlackActivities(env),
         ...createEmergencyAnnounceActivities({ env, trustedKeys: keys, github }),
         ...createTeamsActivities(config, env, keys),
-        ...createGitHubActivities(config, env, keys, github),
-        ...createLaneActivities(env),
+        ...gitHub,
+        ...createLaneActivities(env, { compareCommits: gitHub.compareCommits }),
         ...createRollbackActivities(config, keys),
       };
       // What acts with foureyes' GitHub, Slack and Teams identities (merge, report, post) serves only a change's own workflow.

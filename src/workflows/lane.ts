@@ -20,6 +20,7 @@ import {
 import type { OrchestratorActivities } from '../activities/interfaces.ts';
 import { decideCarriedRecord, decideLaneCaller, decideLaneGrant, laneOutcome } from '../policy/sod.ts';
 import {
+  LANE_FOLDED_COMPARE_PATCH,
   LANE_FRESH_LOOKUP_PATCH,
   LANE_MEMO_PATCH,
   LANE_RECLAIM_GRACE_PATCH,
@@ -202,13 +203,18 @@ class LaneRun {
     inbox.push({ what, caller: { workflowId: caller.workflowId.slice(0, 300), runId: caller.runId.slice(0, 100) } });
   };
 
-  /** `onlyIfEnded`: a running holder's change is not asked for its status (each query replays it). */
-  lookUp(c: LaneCaller, onlyIfEnded = false): Promise<LaneCallerFacts> {
+  /**
+   * A request's look-up also compares the caller's head with what runs, which its grant needs. The holder's check
+   * does not ask a running change for its status (each query replays it).
+   */
+  lookUp(c: LaneCaller, purpose: 'request' | 'release' | 'holder-check'): Promise<LaneCallerFacts> {
+    const running = this.state.running;
     return lookUps.lookUpLaneCaller({
       workflowId: c.workflowId,
       runId: c.runId,
       environment: this.environment,
-      ...(onlyIfEnded ? { changeOnlyIfEnded: true } : {}),
+      ...(purpose === 'holder-check' ? { changeOnlyIfEnded: true } : {}),
+      ...(running && purpose === 'request' ? { compareWith: { repo: this.state.repo, sha: running.sha } } : {}),
     });
   }
 
@@ -249,7 +255,7 @@ class LaneRun {
     const inQueue = state.queue.findIndex((t) => same(t, caller));
     if (what === 'request') {
       if (same(state.holder, caller) || inQueue >= 0) return;
-      const facts = await this.lookUp(caller);
+      const facts = await this.lookUp(caller, 'request');
       const decision = decideLaneCaller(state.lane, this.laneQueue, 'acquire', facts);
       if (decision.verdict === 'refused') return this.refuse(what, caller, decision.reason);
       state.queue.push(ticketOf(caller, facts));
@@ -262,7 +268,7 @@ class LaneRun {
         caller,
         `${caller.workflowId} (run ${caller.runId}) neither holds nor waits for the lane`,
       );
-    const facts = await this.lookUp(caller);
+    const facts = await this.lookUp(caller, 'release');
     const decision = decideLaneCaller(state.lane, this.laneQueue, 'release', facts);
     if (decision.verdict === 'refused') return this.refuse(what, caller, decision.reason);
     if (same(state.holder, caller)) this.endHolder(facts);
@@ -278,7 +284,7 @@ class LaneRun {
     const lookedUp = this.lookedUp;
     const fresh = lookedUp && same(next, lookedUp.caller) && lookedUp.at === Date.now() ? lookedUp.facts : undefined;
     this.lookedUp = undefined;
-    const facts = fresh && patched(LANE_FRESH_LOOKUP_PATCH) ? fresh : await this.lookUp(next);
+    const facts = fresh && patched(LANE_FRESH_LOOKUP_PATCH) ? fresh : await this.lookUp(next, 'request');
     const caller = decideLaneCaller(state.lane, this.laneQueue, 'acquire', facts);
     state.queue.shift();
     if (caller.verdict === 'refused') return this.refuse('request', next, `at its turn: ${caller.reason}`);
@@ -287,9 +293,13 @@ class LaneRun {
     let comparison: CommitComparison | undefined;
     if (running && running.sha !== ticket.sha && ticket.kind === 'change') {
       // base = the candidate, head = what runs: `ahead` means what runs already contains the candidate.
-      comparison = await compare
-        .compareCommits({ repo: state.repo, base: ticket.sha, head: running.sha })
-        .catch(() => undefined);
+      const folded = facts.comparison;
+      comparison =
+        folded && folded.base === ticket.sha && folded.head === running.sha && patched(LANE_FOLDED_COMPARE_PATCH)
+          ? folded.result
+          : await compare
+              .compareCommits({ repo: state.repo, base: ticket.sha, head: running.sha })
+              .catch(() => undefined);
     }
     const grant = decideLaneGrant(ticket, running, comparison);
     if (grant.verdict === 'refused') {
@@ -314,7 +324,7 @@ class LaneRun {
   /** A holder that ended without giving the lane back (terminated, failed, timed out) loses it. */
   async checkHolder(reclaimGrace: number): Promise<void> {
     const holder = this.state.holder as LaneTicket;
-    const facts = await this.lookUp(holder, true);
+    const facts = await this.lookUp(holder, 'holder-check');
     if (!same(this.state.holder, holder) || (facts.found && facts.status === 'RUNNING')) return;
     // Its deploy may still run (a terminated workflow's activity stops only at its next heartbeat).
     if (this.endHolder(facts) === 'reclaimed' && patched(LANE_RECLAIM_GRACE_PATCH))

@@ -6,6 +6,7 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Client, Connection } from '@temporalio/client';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { ChangeStatus } from '../../src/shared/types.ts';
 import { sharedFolder, startTeamStack } from '../helpers/team-stack.ts';
@@ -61,6 +62,8 @@ repositories:
       const [first, second] = heads as [string, string];
       const log = () => readFileSync(join(deployed, 'log'), 'utf8').trim().split('\n');
       expect(log()).toEqual([`${first} acme/shop#1 lease=yes`, `${second} acme/shop#2 lease=yes`]);
+      // #2 followed #1's SHA: the lane's look-up asked GitHub's compare, so the lane scheduled no compare task.
+      expect(await laneActivities(team.up.ports.temporal)).not.toContain('compareCommits');
 
       // A SHA that never ran in staging: refused, with the reason, and nothing deploys.
       const refused = await cli(['rollback', 'acme/shop', 'staging', '--to', 'abcdef0123', '--reason', 'test']);
@@ -130,3 +133,23 @@ repositories:
     }
   }, 480_000);
 });
+
+/** The activities every staging lane of this stack scheduled, by type. */
+async function laneActivities(port: number): Promise<string[]> {
+  const connection = await Connection.connect({ address: `127.0.0.1:${port}` });
+  try {
+    const client = new Client({ connection, namespace: 'foureyes' });
+    const names: string[] = [];
+    for await (const run of client.workflow.list({ query: `WorkflowType = 'laneWorkflow'` })) {
+      if (!run.workflowId.includes('@staging')) continue;
+      const history = await client.workflow.getHandle(run.workflowId, run.runId).fetchHistory();
+      for (const e of history.events ?? [])
+        if (e.activityTaskScheduledEventAttributes)
+          names.push(e.activityTaskScheduledEventAttributes.activityType?.name ?? '');
+    }
+    expect(names, 'the staging lane ran its look-ups').toContain('lookUpLaneCaller');
+    return names;
+  } finally {
+    await connection.close();
+  }
+}

@@ -170,7 +170,10 @@ export async function startStack(
     ...(options.workflowCache !== undefined ? { maxCachedWorkflows: options.workflowCache } : {}),
     activities: {
       ...doubles,
-      ...createLaneActivities({ FOUREYES_LANE_RECLAIM_GRACE_MS: String(options.laneReclaimGraceMs ?? 2_000) }),
+      ...createLaneActivities(
+        { FOUREYES_LANE_RECLAIM_GRACE_MS: String(options.laneReclaimGraceMs ?? 2_000) },
+        { compareCommits: doubles.compareCommits },
+      ),
       async confirmDelivery(input: { change: string; sha: string; reviewIds: string[] }) {
         // GitHub is read synchronously right after `readAt`: nothing of the test runs between the two.
         const readAt = Date.now();
@@ -562,7 +565,6 @@ export async function result(handle: ChangeHandle): Promise<ChangeResult> {
   return (await handle.result()) as ChangeResult;
 }
 
-/** With FOUREYES_WRITE_HISTORIES=1, keeps this run's history (every run of it) for the replay test. */
 /** Saves the latest run of a lane (FOUREYES_WRITE_HISTORIES=1) for replay.test.ts. */
 export async function saveLaneHistory(stack: Stack, lane: string, name: string): Promise<void> {
   if (process.env.FOUREYES_WRITE_HISTORIES !== '1') return;
@@ -574,6 +576,7 @@ export async function saveLaneHistory(stack: Stack, lane: string, name: string):
   );
 }
 
+/** With FOUREYES_WRITE_HISTORIES=1, keeps this run's history (every run of it) for the replay test. */
 export async function saveHistory(stack: Stack, handle: ChangeHandle, name: string): Promise<void> {
   if (process.env.FOUREYES_WRITE_HISTORIES !== '1') return;
   const dir = join(import.meta.dirname, 'histories');

@@ -51,6 +51,18 @@ async function untilLane(
   }
 }
 
+/** The activities every run of a lane scheduled, by type (the lane's own look-ups and compares). */
+async function laneActivities(lane: string): Promise<string[]> {
+  const names: string[] = [];
+  for await (const run of stack.client.workflow.list({ query: `WorkflowId = ${JSON.stringify(lane)}` })) {
+    const history = await stack.client.workflow.getHandle(lane, run.runId).fetchHistory();
+    for (const e of history.events ?? [])
+      if (e.activityTaskScheduledEventAttributes)
+        names.push(e.activityTaskScheduledEventAttributes.activityType?.name ?? '');
+  }
+  return names;
+}
+
 describe('environment lanes', () => {
   it(
     'two approved changes racing deploy one after the other, in approval order, and the lane records both',
@@ -89,6 +101,10 @@ describe('environment lanes', () => {
         );
         expect(lane.running).toMatchObject({ change: second.change, sha: shas[second.change] });
         expect(lane.holder).toBeUndefined();
+        // The second followed another SHA: its look-up compared the two, so the lane needed no compare task.
+        const scheduled = await laneActivities(laneIdFor('acme/shop', env, stack.taskQueue));
+        expect(scheduled, `the ${env} lane's activities`).toContain('lookUpLaneCaller');
+        expect(scheduled, `the ${env} lane's activities`).not.toContain('compareCommits');
       }
       const timeline = (await status(handleA)).timeline.map((t) => t.kind);
       expect(timeline.filter((k) => k === 'lane-acquired')).toHaveLength(2);
@@ -120,7 +136,11 @@ describe('environment lanes', () => {
       const lane = await laneState(laneIdFor('acme/shop', 'staging', stack.taskQueue));
       expect(lane.running?.sha).toBe(hn);
       expect(Object.values(lane.declined)).toContainEqual(expect.stringContaining(`${ho.slice(0, 7)} is older`));
+      // Declined on the compare its own look-up made, in the task that read that look-up.
+      const staging = laneIdFor('acme/shop', 'staging', stack.taskQueue);
+      expect(await laneActivities(staging)).not.toContain('compareCommits');
       await saveHistory(stack, handleOld, 'v2-lane-older-declined');
+      await saveLaneHistory(stack, staging, 'v2-lane-folded-compare');
       await close(stack, handleOld);
     },
   );

@@ -67,7 +67,7 @@ export function orchestratorDoubles(config: FoureyesConfig, approvalKeys: string
   return {
     ...createPolicyActivities(() => config, keys),
     ...createChangeHistoryActivities(() => config, keys),
-    ...createLaneActivities(),
+    ...createLaneActivities(process.env, { compareCommits: async (i) => github.compare(i.base, i.head) }),
     ...createRollbackActivities(() => config, keys),
     async compareCommits(input: { base: string; head: string }): Promise<CommitComparison> {
       return github.compare(input.base, input.head);
