@@ -10,6 +10,7 @@ import { Client, Connection } from '@temporalio/client';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { ChangeStatus } from '../../src/shared/types.ts';
 import { sharedFolder, startTeamStack } from '../helpers/team-stack.ts';
+import { scheduledActivities } from '../helpers/temporal.ts';
 
 const work = mkdtempSync(join(tmpdir(), 'foureyes-rollback-'));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
@@ -139,14 +140,10 @@ async function laneActivities(port: number): Promise<string[]> {
   const connection = await Connection.connect({ address: `127.0.0.1:${port}` });
   try {
     const client = new Client({ connection, namespace: 'foureyes' });
-    const names: string[] = [];
-    for await (const run of client.workflow.list({ query: `WorkflowType = 'laneWorkflow'` })) {
-      if (!run.workflowId.includes('@staging')) continue;
-      const history = await client.workflow.getHandle(run.workflowId, run.runId).fetchHistory();
-      for (const e of history.events ?? [])
-        if (e.activityTaskScheduledEventAttributes)
-          names.push(e.activityTaskScheduledEventAttributes.activityType?.name ?? '');
-    }
+    const names = await scheduledActivities(
+      client,
+      `WorkflowType = 'laneWorkflow' AND WorkflowId STARTS_WITH 'lane:acme/shop@staging'`,
+    );
     expect(names, 'the staging lane ran its look-ups').toContain('lookUpLaneCaller');
     return names;
   } finally {

@@ -63,3 +63,15 @@ export function deployZoneQueues(
     ...environments.map((e) => ({ taskQueue: deployQueue(taskQueue, e.name), environment: e.name })),
   ];
 }
+
+/** The activity types every run matching `query` scheduled, in history order (a lane's look-ups and compares). */
+export async function scheduledActivities(client: Client, query: string): Promise<string[]> {
+  const names: string[] = [];
+  for await (const run of client.workflow.list({ query })) {
+    const history = await client.workflow.getHandle(run.workflowId, run.runId).fetchHistory();
+    for (const e of history.events ?? [])
+      if (e.activityTaskScheduledEventAttributes)
+        names.push(e.activityTaskScheduledEventAttributes.activityType?.name ?? '');
+  }
+  return names;
+}

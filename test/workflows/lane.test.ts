@@ -20,6 +20,7 @@ import {
   waitForStatus,
   type Stack,
 } from './harness.ts';
+import { scheduledActivities } from '../helpers/temporal.ts';
 
 let stack: Stack;
 beforeAll(async () => {
@@ -52,16 +53,7 @@ async function untilLane(
 }
 
 /** The activities every run of a lane scheduled, by type (the lane's own look-ups and compares). */
-async function laneActivities(lane: string): Promise<string[]> {
-  const names: string[] = [];
-  for await (const run of stack.client.workflow.list({ query: `WorkflowId = ${JSON.stringify(lane)}` })) {
-    const history = await stack.client.workflow.getHandle(lane, run.runId).fetchHistory();
-    for (const e of history.events ?? [])
-      if (e.activityTaskScheduledEventAttributes)
-        names.push(e.activityTaskScheduledEventAttributes.activityType?.name ?? '');
-  }
-  return names;
-}
+const laneActivities = (lane: string) => scheduledActivities(stack.client, `WorkflowId = ${JSON.stringify(lane)}`);
 
 describe('environment lanes', () => {
   it(
