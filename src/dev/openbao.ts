@@ -17,7 +17,7 @@ import {
   tokenRoleName,
 } from '../shared/openbao-layout.ts';
 import { ensureTool } from './tools.ts';
-import { freePort, startProcess, waitUntil, type ManagedProcess } from './process.ts';
+import { freePort, portInUse, startProcess, waitUntil, type ManagedProcess } from './process.ts';
 
 export interface OpenBaoServer {
   address: string;
@@ -25,11 +25,32 @@ export interface OpenBaoServer {
   process: ManagedProcess;
 }
 
-export async function startOpenBao(
-  options: { logFile?: string; echo?: boolean | 'problems'; port?: number; pidFile?: string } = {},
-): Promise<OpenBaoServer> {
+export interface OpenBaoOptions {
+  logFile?: string;
+  echo?: boolean | 'problems';
+  /** A fixed port (`foureyes up`): taken by something else, the start fails naming it. */
+  port?: number;
+  /** Where a port of its own comes from when none is fixed; a port taken meanwhile is replaced by another. */
+  pickPort?: () => Promise<number>;
+  pidFile?: string;
+}
+
+export async function startOpenBao(options: OpenBaoOptions = {}): Promise<OpenBaoServer> {
+  for (let attempt = 1; ; attempt++) {
+    const port = options.port ?? (await (options.pickPort ?? freePort)());
+    try {
+      return await startOpenBaoOn(port, options);
+    } catch (error) {
+      // Between the pick and the bind another process can take a picked port: that is ours to retry.
+      if (!(error instanceof PortTakenError) || options.port !== undefined || attempt >= 3) throw error;
+    }
+  }
+}
+
+class PortTakenError extends Error {}
+
+async function startOpenBaoOn(port: number, options: OpenBaoOptions): Promise<OpenBaoServer> {
   const bin = ensureTool('bao');
-  const port = options.port ?? (await freePort());
   const rootToken = `root-${randomBytes(12).toString('hex')}`;
   const proc = startProcess(
     bin,
@@ -47,17 +68,29 @@ export async function startOpenBao(
   );
   const address = `http://127.0.0.1:${port}`;
   // Ready means: this server knows the root token made here. Another OpenBao on the port (an orphan of an
-  // earlier start) answers 403, and is never bootstrapped as if it were ours.
-  await waitUntil(
-    `OpenBao dev server on ${address}`,
-    async () =>
-      (await fetch(`${address}/v1/auth/token/lookup-self`, { headers: { 'X-Vault-Token': rootToken } })).status === 200,
-    {
+  // earlier start) answers 403; anything else on it (a Temporal UI answers 200 with a page on every path)
+  // does not answer with the root token's policies. Neither is ever bootstrapped as if it were ours.
+  try {
+    await waitUntil(`OpenBao dev server on ${address}`, () => knowsRootToken(address, rootToken), {
       timeoutMs: 30_000,
       process: proc,
-    },
-  );
+    });
+  } catch (error) {
+    await proc.stop();
+    if (await portInUse(port))
+      throw new PortTakenError(
+        `port ${port} (OpenBao) is in use by another process; stop it, or set FOUREYES_BAO_PORT to a free port`,
+      );
+    throw error;
+  }
   return { address, rootToken, process: proc };
+}
+
+async function knowsRootToken(address: string, rootToken: string): Promise<boolean> {
+  const response = await fetch(`${address}/v1/auth/token/lookup-self`, { headers: { 'X-Vault-Token': rootToken } });
+  if (response.status !== 200) return false;
+  const body = (await response.json()) as { data?: { policies?: unknown } };
+  return Array.isArray(body.data?.policies) && body.data.policies.includes('root');
 }
 
 /** Minimal Vault HTTP client for the administrator's bootstrap (root token). */

@@ -179,10 +179,15 @@ function killGroup(pid: number, signal: NodeJS.Signals): void {
 export async function freePort(): Promise<number> {
   for (let attempt = 0; attempt < 20; attempt++) {
     const port = 20_000 + Math.floor(Math.random() * 12_000);
-    if (await canListen(port)) return port;
+    // A port handed out earlier may not be bound yet; twice in one start, two servers would share it.
+    if (handedOut.has(port) || !(await canListen(port))) continue;
+    handedOut.add(port);
+    return port;
   }
   return listenOn(0);
 }
+
+const handedOut = new Set<number>();
 
 async function canListen(port: number): Promise<boolean> {
   return listenOn(port).then(

@@ -182,6 +182,17 @@ async function preflight(options: StackOptions, log: (line: string) => void): Pr
     ['bao', options.baoPort],
     ['gateway', options.gatewayPort],
   ];
+  const named = new Map<number, keyof typeof PORT_VARIABLES>();
+  for (const [what, port] of fixed) {
+    if (port === undefined) continue;
+    const other = named.get(port);
+    // Two servers asked to share a port: the second fails to bind, and the first answers for both.
+    if (other)
+      throw new StartupError(
+        `${PORT_VARIABLES[other]} and ${PORT_VARIABLES[what]} both name port ${port} (${PORT_NAMES[other]} and ${PORT_NAMES[what]}); give each its own port`,
+      );
+    named.set(port, what);
+  }
   for (const [what, port] of fixed) {
     if (port === undefined || !(await portInUse(port))) continue;
     const holder = describeHolder(port);

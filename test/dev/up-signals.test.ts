@@ -157,4 +157,15 @@ describe('foureyes up, interrupted', () => {
       foreign.close();
     }
   }, 120_000);
+
+  it('two servers given one port (the Temporal UI and OpenBao): start-up refuses in one line naming both variables, and starts nothing', async () => {
+    const free = await freeUpPorts();
+    const ports = { ...free, bao: free.ui };
+    const up = await startUp({ dataDir: freshDir(), configFile, env, ports, waitFor: 'exit', timeoutMs: 60_000 });
+    expect(up.child.exitCode).toBe(1);
+    expect(up.output()).toContain(
+      `foureyes up: FOUREYES_UI_PORT and FOUREYES_BAO_PORT both name port ${free.ui} (Temporal UI and OpenBao); give each its own port`,
+    );
+    expect(up.output()).not.toContain('starting Temporal');
+  }, 120_000);
 });

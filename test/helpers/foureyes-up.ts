@@ -47,7 +47,23 @@ export async function freeUpPorts(): Promise<UpPorts> {
  * Starts `foureyes up`; resolves once it printed "foureyes is up." (`waitFor: 'exit'`: once it exited;
  * `waitFor: 'started'`: at once, for a test that follows its progress itself).
  */
-export async function startUp(options: {
+export async function startUp(options: UpOptions): Promise<UpProcess> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startUpOnce(options);
+    } catch (error) {
+      // Ports picked here are free when picked; another test's server can bind one before `up` does. Only
+      // then, and only with ports this helper picked, start again on others.
+      const raced = /foureyes up: port \d+ \([^)]*\) is in use/.test((error as Error).message);
+      if (!raced || options.ports !== undefined || attempt >= 3) throw error;
+      console.warn(`startUp: ${firstLine((error as Error).message)}; starting again on other ports`);
+    }
+  }
+}
+
+const firstLine = (text: string) => text.split('\n').find((line) => line.includes('is in use')) ?? text;
+
+interface UpOptions {
   dataDir: string;
   configFile: string;
   env: Record<string, string>;
@@ -55,7 +71,9 @@ export async function startUp(options: {
   timeoutMs?: number;
   ports?: UpPorts;
   args?: string[];
-}): Promise<UpProcess> {
+}
+
+async function startUpOnce(options: UpOptions): Promise<UpProcess> {
   mkdirSync(options.dataDir, { recursive: true });
   const ports = options.ports ?? (await freeUpPorts());
   const child = spawn(process.execPath, [join(projectRoot(), 'bin/foureyes.js'), 'up', ...(options.args ?? [])], {
