@@ -274,10 +274,7 @@ export async function startStack(options: StackOptions): Promise<Stack> {
 
     log('foureyes: waiting for the workers and the gateway …');
     await waitForPollers(temporal, pollers);
-    await waitUntil('gateway', async () => (await fetch(`${gatewayUrl}/healthz`)).ok, {
-      timeoutMs: 60_000,
-      process: gateway,
-    });
+    await waitForGateway(gatewayUrl, gateway, temporal.namespace);
     return {
       config,
       temporal,
@@ -455,6 +452,30 @@ async function startGateway(
   });
   up.processes.push(gateway);
   return { gateway, gatewayUrl: `http://127.0.0.1:${gatewayPort}` };
+}
+
+/**
+ * Ready means: the gateway started here answers, connected to this stack's namespace. Another server that took
+ * the port after the preflight (a Temporal UI answers 200 on every path) is named, not taken for the gateway.
+ */
+async function waitForGateway(gatewayUrl: string, gateway: ManagedProcess, namespace: string): Promise<void> {
+  try {
+    await waitUntil(
+      'gateway',
+      async () => {
+        const response = await fetch(`${gatewayUrl}/healthz`);
+        return response.ok && ((await response.json()) as { namespace?: unknown }).namespace === namespace;
+      },
+      { timeoutMs: 60_000, process: gateway },
+    );
+  } catch (error) {
+    const port = Number(new URL(gatewayUrl).port);
+    if (!(await portInUse(port))) throw error;
+    const holder = describeHolder(port);
+    throw new StartupError(
+      `port ${port} (gateway) is in use${holder ? ` by ${holder}` : ''}; stop that process, or set PORT to a free port`,
+    );
+  }
 }
 
 async function waitForPollers(temporal: TemporalServer, pollers: Poller[]): Promise<void> {

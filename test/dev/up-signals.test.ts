@@ -4,6 +4,7 @@
 // the ports are free, and the next start works.
 import { afterAll, describe, expect, it } from 'vitest';
 import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { createServer as createHttpServer } from 'node:http';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -157,6 +158,27 @@ describe('foureyes up, interrupted', () => {
       foreign.close();
     }
   }, 120_000);
+
+  it('a server that takes the gateway port after the preflight and answers every path (a Temporal UI): start-up names the port instead of reporting a gateway that is not there', async () => {
+    const ports = await freeUpPorts();
+    const page = createHttpServer((_req, res) => {
+      res.writeHead(200, { 'Content-Type': 'text/html' });
+      res.end('<!doctype html><title>Temporal</title>');
+    });
+    const up = await startUp({ dataDir: freshDir(), configFile, env, ports, waitFor: 'started' });
+    try {
+      await up.waitFor('bootstrapping OpenBao', 60_000);
+      await new Promise<void>((resolve) => page.listen(ports.gateway, '127.0.0.1', resolve));
+      while (up.child.exitCode === null && !up.output().includes('foureyes is up.'))
+        await new Promise((r) => setTimeout(r, 100));
+      expect(up.output()).not.toContain('foureyes is up.');
+      expect(await up.exited).toBe(1);
+      expect(up.output()).toContain(`foureyes up: port ${ports.gateway} (gateway) is in use by pid ${process.pid} (`);
+    } finally {
+      await up.stop();
+      page.close();
+    }
+  }, 180_000);
 
   it('two servers given one port (the Temporal UI and OpenBao): start-up refuses in one line naming both variables, and starts nothing', async () => {
     const free = await freeUpPorts();
