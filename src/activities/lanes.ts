@@ -133,7 +133,7 @@ function gateViewOf(
   };
 }
 
-interface LaneCallerQuestion {
+export interface LaneCallerQuestion {
   workflowId: string;
   runId: string;
   environment: string;
@@ -158,21 +158,30 @@ async function lookUpCaller(
   return compareCommits ? withComparison(facts, input.compareWith, compareCommits) : facts;
 }
 
+/** How long the look-up waits for GitHub's compare: well inside its own timeout, so a slow GitHub never fails it. */
+export const FOLDED_COMPARE_DEADLINE_MS = 10_000;
+
 /**
  * The found change's head compared with what runs (base = the head, head = what runs, as the lane's grant reads
- * it). Left out when there is nothing to compare or GitHub does not answer: the lane then compares on its own.
+ * it). Only for a change of the lane's repository that waits for the lane (a request naming any other run costs
+ * no GitHub call). Left out when GitHub does not answer in time: the lane then compares on its own.
  */
-async function withComparison(
+export async function withComparison(
   facts: LaneCallerFacts,
   against: LaneCallerQuestion['compareWith'],
   compareCommits: CompareCommits,
+  deadlineMs = FOLDED_COMPARE_DEADLINE_MS,
 ): Promise<LaneCallerFacts> {
   const base = facts.change?.headSha;
   const repo = against?.repo;
   const head = against?.sha;
   if (facts.workflowType !== 'changeWorkflow' || typeof repo !== 'string' || typeof head !== 'string') return facts;
   if (!base || !head || base === head) return facts;
-  const result = await compareCommits({ repo, base, head }).catch(() => undefined);
+  if (!facts.change?.change.toLowerCase().startsWith(`${repo.toLowerCase()}#`)) return facts;
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), deadlineMs)));
+  const result = await Promise.race([compareCommits({ repo, base, head }).catch(() => undefined), late]);
+  clearTimeout(timer);
   return result ? { ...facts, comparison: { base, head, result } } : facts;
 }
 
