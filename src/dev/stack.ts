@@ -194,12 +194,16 @@ async function preflight(options: StackOptions, log: (line: string) => void): Pr
     named.set(port, what);
   }
   for (const [what, port] of fixed) {
-    if (port === undefined || !(await portInUse(port))) continue;
-    const holder = describeHolder(port);
-    throw new StartupError(
-      `port ${port} (${PORT_NAMES[what]}) is in use${holder ? ` by ${holder}` : ''}; stop that process, or set ${PORT_VARIABLES[what]} to a free port`,
-    );
+    if (port !== undefined && (await portInUse(port))) throw portTaken(what, port);
   }
+}
+
+/** A port something else holds: who holds it, and the variable that moves it. */
+function portTaken(what: keyof typeof PORT_VARIABLES, port: number): StartupError {
+  const holder = describeHolder(port);
+  return new StartupError(
+    `port ${port} (${PORT_NAMES[what]}) is in use${holder ? ` by ${holder}` : ''}; stop that process, or set ${PORT_VARIABLES[what]} to a free port`,
+  );
 }
 
 /** What a start has brought up so far (stopped in reverse if a later step fails), and where it writes. */
@@ -470,11 +474,7 @@ async function waitForGateway(gatewayUrl: string, gateway: ManagedProcess, names
     );
   } catch (error) {
     const port = Number(new URL(gatewayUrl).port);
-    if (!(await portInUse(port))) throw error;
-    const holder = describeHolder(port);
-    throw new StartupError(
-      `port ${port} (gateway) is in use${holder ? ` by ${holder}` : ''}; stop that process, or set PORT to a free port`,
-    );
+    throw (await portInUse(port)) ? portTaken('gateway', port) : error;
   }
 }
 
