@@ -138,6 +138,37 @@ describe('environment lanes', () => {
   );
 
   it(
+    'GitHub failing the look-up’s compare: the lane compares on its own, and the newer change deploys',
+    { timeout: 60_000 },
+    async () => {
+      const [first, next] = [newChange(), newChange()];
+      const [hf, hn] = [sha(), sha()];
+      const handleFirst = await openChange(stack, first, opened(hf));
+      await waitForStatus(handleFirst, awaiting);
+      await approve(stack, handleFirst, claim(first, hf, 'alex-reviewer'));
+      expect(await result(handleFirst)).toMatchObject({ outcome: 'delivered' });
+      const staging = laneIdFor('acme/shop', 'staging', stack.taskQueue);
+      const comparesBefore = (await laneActivities(staging)).filter((a) => a === 'compareCommits').length;
+
+      const handleNext = await openChange(stack, next, opened(hn));
+      await waitForStatus(handleNext, awaiting);
+      // The next compare GitHub is asked for, the one folded into the staging lane's look-up, answers 502.
+      stack.github.failCompares(1);
+      await approve(stack, handleNext, claim(next, hn, 'alex-reviewer'));
+      const ended = await waitForStatus(handleNext, (s) => s.stage === 'delivered' || s.stage === 'failed');
+      expect(ended.stage, ended.waitingFor).toBe('delivered');
+      expect(stack.calls.deploy.filter((d) => d.change === next).map((d) => d.environment)).toEqual([
+        'staging',
+        'production',
+      ]);
+      const lane = await laneState(staging);
+      expect(lane.running).toMatchObject({ change: next, sha: hn });
+      const compares = (await laneActivities(staging)).filter((a) => a === 'compareCommits').length;
+      expect(compares - comparesBefore, 'compares the staging lane made itself').toBe(1);
+    },
+  );
+
+  it(
     'a holder terminated mid-deploy loses the lane; the next change deploys, nothing deploys twice',
     { timeout: 60_000 },
     async () => {

@@ -26,6 +26,41 @@ export class GitHubModel {
 
   set(change: string, facts: PullRequestFacts): void {
     writeFileSync(this.file(change), JSON.stringify(facts));
+    const repo = change.split('#')[0] as string;
+    const known = this.commitsOf(repo);
+    if (!known.includes(facts.head.sha))
+      writeFileSync(this.commitsFile(repo), JSON.stringify([...known, facts.head.sha]));
+  }
+
+  private commitsFile(repo: string): string {
+    return join(this.dir, `commits-${encodeURIComponent(repo.toLowerCase())}.json`);
+  }
+
+  /** The heads any pull request of `repo` has shown: the commits GitHub's compare of that repository finds. */
+  private commitsOf(repo: string): string[] {
+    try {
+      return JSON.parse(readFileSync(this.commitsFile(repo), 'utf8')) as string[];
+    } catch {
+      return [];
+    }
+  }
+
+  /** The next `n` compares answer 502, as GitHub does now and then. */
+  failCompares(n: number): void {
+    writeFileSync(join(this.dir, 'compare-failures.json'), JSON.stringify(n));
+  }
+
+  private takeCompareFailure(): boolean {
+    const file = join(this.dir, 'compare-failures.json');
+    let left = 0;
+    try {
+      left = JSON.parse(readFileSync(file, 'utf8')) as number;
+    } catch {
+      return false;
+    }
+    if (left <= 0) return false;
+    writeFileSync(file, JSON.stringify(left - 1));
+    return true;
   }
 
   /** `child` is a descendant of `parent` (and so of every ancestor of `parent`), as GitHub's compare sees it. */
@@ -41,8 +76,20 @@ export class GitHubModel {
     }
   }
 
-  /** GitHub's compare of base...head over the ancestry the test wrote. */
-  compare(base: string, head: string): CommitComparison {
+  /** GitHub's compare of base...head in `repo`, over the ancestry the test wrote. */
+  compare(repo: string, base: string, head: string): CommitComparison {
+    if (this.takeCompareFailure())
+      throw ApplicationFailure.retryable(
+        `GitHub API GET /repos/${repo}/compare answered 502: Bad Gateway`,
+        'GitHubHttp502',
+      );
+    const known = this.commitsOf(repo);
+    for (const sha of [base, head])
+      if (!known.includes(sha))
+        throw ApplicationFailure.nonRetryable(
+          `GitHub API GET /repos/${repo}/compare/${base}...${head} answered 404: No commit found for SHA: ${sha}`,
+          'GitHubHttp404',
+        );
     if (base === head) return { status: 'identical', aheadBy: 0, behindBy: 0 };
     if (this.ancestors(head).includes(base)) return { status: 'ahead', aheadBy: 1, behindBy: 0 };
     if (this.ancestors(base).includes(head)) return { status: 'behind', aheadBy: 0, behindBy: 1 };
@@ -67,10 +114,10 @@ export function orchestratorDoubles(config: FoureyesConfig, approvalKeys: string
   return {
     ...createPolicyActivities(() => config, keys),
     ...createChangeHistoryActivities(() => config, keys),
-    ...createLaneActivities(process.env, { compareCommits: async (i) => github.compare(i.base, i.head) }),
+    ...createLaneActivities(process.env, { compareCommits: async (i) => github.compare(i.repo, i.base, i.head) }),
     ...createRollbackActivities(() => config, keys),
-    async compareCommits(input: { base: string; head: string }): Promise<CommitComparison> {
-      return github.compare(input.base, input.head);
+    async compareCommits(input: { repo: string; base: string; head: string }): Promise<CommitComparison> {
+      return github.compare(input.repo, input.base, input.head);
     },
     async syncGitHub() {},
     async confirmReviews() {
