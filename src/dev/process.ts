@@ -87,6 +87,9 @@ export function startProcess(command: string, args: string[], options: StartOpti
   if (pidFile && child.pid !== undefined) writePidFile(pidFile, child.pid, name);
   let log: WriteStream | undefined;
   if (logFile) log = createWriteStream(logFile, { flags: 'a' });
+  // Its output can still be read after its 'exit' (a pipe not yet drained, a helper that holds it): the log ends
+  // when the output does.
+  child.once('close', () => log?.end());
   const forward = (stream: NodeJS.ReadableStream | null, target: NodeJS.WriteStream) => {
     if (!stream) return;
     let partial = '';
@@ -96,7 +99,7 @@ export function startProcess(command: string, args: string[], options: StartOpti
       partial = lines.pop() ?? '';
       for (const raw of lines) {
         const line = redact(raw);
-        log?.write(`${line}\n`);
+        if (log && !log.writableEnded) log.write(`${line}\n`);
         if (echo === true || (echo === 'problems' && PROBLEM.test(line)))
           target.write(`${name.padEnd(12)} | ${line}\n`);
       }
@@ -105,11 +108,11 @@ export function startProcess(command: string, args: string[], options: StartOpti
   forward(child.stdout, process.stdout);
   forward(child.stderr, process.stderr);
   const exited = new Promise<number | null>((resolve) => {
-    child.once('exit', (code, signal) => {
+    child.once('exit', (code, signal) => resolve(code ?? (signal ? 128 : null)));
+    child.once('error', () => {
       log?.end();
-      resolve(code ?? (signal ? 128 : null));
+      resolve(null);
     });
-    child.once('error', () => resolve(null));
   });
   let stopping: Promise<void> | undefined;
   const managed: ManagedProcess = {
